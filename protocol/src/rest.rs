@@ -1,0 +1,186 @@
+//! The JSON bodies of MONTI's REST API, shared by the server and the clients.
+//!
+//! The stream carries dense ids and compact states; REST carries the same facts in a form a
+//! person or a script can read: state names as strings, times as milliseconds since the epoch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::floor::{Floor, GroupStats};
+use crate::model::{Grouping, StateKind};
+
+/// A site in REST answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteJson {
+    /// The dense id the stream uses.
+    pub id: u16,
+    /// Display name.
+    pub name: String,
+    /// How many active agents work there.
+    pub n_agents: u32,
+}
+
+/// A team in REST answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamJson {
+    /// The dense id the stream uses.
+    pub id: u16,
+    /// Display name.
+    pub name: String,
+    /// How many active agents it has.
+    pub n_agents: u32,
+}
+
+/// A reason code in REST answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonJson {
+    /// The dense id the stream uses.
+    pub id: u16,
+    /// Stable code such as `lunch`.
+    pub code: String,
+    /// Display label.
+    pub label: String,
+}
+
+/// An agent with its current state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentJson {
+    /// The dense id the stream uses.
+    pub id: u32,
+    /// Display name.
+    pub name: String,
+    /// Team id.
+    pub team: u16,
+    /// Site id.
+    pub site: u16,
+    /// State name, see `StateKind::name`.
+    pub state: String,
+    /// Not-ready reason code, if any.
+    pub reason: Option<String>,
+    /// When the state began, milliseconds since the Unix epoch.
+    pub since_ms: u64,
+}
+
+/// One page of agents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPage {
+    /// How many agents match the filter in all.
+    pub total: usize,
+    /// The offset of the first agent in `agents`.
+    pub offset: usize,
+    /// At most `limit` agents.
+    pub agents: Vec<AgentJson>,
+}
+
+/// One group's counts, keyed by state name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupJson {
+    /// Team id, for team and team x site groups.
+    pub team: Option<u16>,
+    /// Site id, for site and team x site groups.
+    pub site: Option<u16>,
+    /// Display name such as `Billing 2 @ Berlin`.
+    pub name: String,
+    /// Agents in the group.
+    pub n_agents: u32,
+    /// Agents per state name (every state present, zero included).
+    pub counts: BTreeMap<String, u32>,
+    /// Per state name, the longest time an agent has been in it, in milliseconds.
+    pub longest_ms: BTreeMap<String, u64>,
+}
+
+/// The whole floor summarised: what `GET /api/v1/floor/summary` and `monti-cli watch --once
+/// --json` print.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorSummaryJson {
+    /// Sequence number the summary shows.
+    pub seq: u64,
+    /// Server time of that sequence number, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// Agents in view.
+    pub n_agents: usize,
+    /// The grouping: `team`, `site` or `team_site`.
+    pub grouping: String,
+    /// Agents per state name over the whole view.
+    pub totals: BTreeMap<String, u32>,
+    /// The groups.
+    pub groups: Vec<GroupJson>,
+}
+
+/// Every error the REST API returns has this body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorJson {
+    /// A stable machine-readable code such as `bad_request`.
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl FloorSummaryJson {
+    /// Summarises a floor (the server's, or a client's view) under `grouping`.
+    pub fn from_floor(floor: &Floor, grouping: Grouping) -> FloorSummaryJson {
+        let groups: Vec<GroupJson> = floor
+            .summaries(grouping)
+            .iter()
+            .map(|stats| GroupJson::from_stats(floor, stats))
+            .collect();
+        let mut totals: BTreeMap<String, u32> = StateKind::ALL
+            .iter()
+            .map(|kind| (kind.name().to_owned(), 0))
+            .collect();
+        for group in &groups {
+            for (state, count) in &group.counts {
+                *totals.entry(state.clone()).or_default() += count;
+            }
+        }
+        FloorSummaryJson {
+            seq: floor.seq(),
+            time_ms: floor.time_ms(),
+            n_agents: floor.n_agents(),
+            grouping: grouping.name().to_owned(),
+            totals,
+            groups,
+        }
+    }
+}
+
+impl GroupJson {
+    /// The JSON form of one group's stats, named from the floor's teams and sites.
+    pub fn from_stats(floor: &Floor, stats: &GroupStats) -> GroupJson {
+        let team = stats
+            .key
+            .team
+            .map(|id| floor.team(id).map_or("?", |team| &team.name));
+        let site = stats
+            .key
+            .site
+            .map(|id| floor.site(id).map_or("?", |site| &site.name));
+        let name = match (team, site) {
+            (Some(team), Some(site)) => format!("{team} @ {site}"),
+            (Some(name), None) | (None, Some(name)) => name.to_owned(),
+            (None, None) => "All".to_owned(),
+        };
+        let longest_ms = StateKind::ALL
+            .iter()
+            .filter_map(|kind| {
+                let since = stats.oldest_since_ms[kind.index()]?;
+                Some((
+                    kind.name().to_owned(),
+                    floor.time_ms().saturating_sub(since),
+                ))
+            })
+            .collect();
+        GroupJson {
+            team: stats.key.team.map(|id| id.0),
+            site: stats.key.site.map(|id| id.0),
+            name,
+            n_agents: stats.total(),
+            counts: StateKind::ALL
+                .iter()
+                .map(|kind| (kind.name().to_owned(), stats.counts[kind.index()]))
+                .collect(),
+            longest_ms,
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Ticks: how changes between two sequence numbers are collected, committed to the server's
+//! floor, and cut into one delta per subscription.
+//!
+//! The server collects changes in [`Pending`] (coalescing several changes of one agent into the
+//! last), and once per tick commits them with [`Pending::commit`], which applies them to the
+//! floor, advances the sequence number and returns a [`Tick`]. A tick holds everything needed to
+//! cut the delta of any subscription ([`Tick::delta_for`]) without touching the floor again, so
+//! connection tasks cut their deltas in parallel while the floor moves on.
+//!
+//! Pure: no IO, no clock, no async.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::floor::{Floor, GroupStats};
+use crate::message::{Delta, Detail, RosterChange, StatusChange, Subscription};
+use crate::model::{
+    AgentId, AgentInfo, AgentStatus, GroupKey, Grouping, ReasonCode, Site, SiteId, StateKind, Team,
+    TeamId,
+};
+
+/// A change to the roster, as the server learns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RosterUpdate {
+    /// Add an agent or change its name, team or site.
+    Agent(AgentInfo),
+    /// Remove (deactivate) an agent.
+    RemoveAgent(AgentId),
+    /// Add or rename a team.
+    Team(Team),
+    /// Add or rename a site.
+    Site(Site),
+    /// Add or relabel a reason code.
+    Reason(ReasonCode),
+}
+
+/// Changes collected since the last tick.
+#[derive(Debug, Default)]
+pub struct Pending {
+    status: Vec<(AgentId, AgentStatus, u64)>,
+    /// Where each agent's change sits in `status`, so a second change replaces the first.
+    index_of: HashMap<AgentId, usize>,
+    roster: Vec<RosterUpdate>,
+}
+
+impl Pending {
+    /// Records an agent's new state; a later call for the same agent in the same tick wins.
+    pub fn set_status(&mut self, agent: AgentId, status: AgentStatus, since_ms: u64) {
+        match self.index_of.get(&agent) {
+            Some(&idx) => self.status[idx] = (agent, status, since_ms),
+            None => {
+                self.index_of.insert(agent, self.status.len());
+                self.status.push((agent, status, since_ms));
+            }
+        }
+    }
+
+    /// The state an agent will have after the next commit, if it changed in this tick.
+    pub fn status_of(&self, agent: AgentId) -> Option<(AgentStatus, u64)> {
+        let &idx = self.index_of.get(&agent)?;
+        let (_, status, since_ms) = self.status[idx];
+        Some((status, since_ms))
+    }
+
+    /// Records a roster change.
+    pub fn roster(&mut self, update: RosterUpdate) {
+        self.roster.push(update);
+    }
+
+    /// Whether nothing changed since the last tick.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty() && self.roster.is_empty()
+    }
+
+    /// How many agent state changes are waiting.
+    pub fn n_changes(&self) -> usize {
+        self.status.len()
+    }
+
+    /// Applies everything collected to `floor` as sequence number `floor.seq() + 1` at
+    /// `time_ms`, and returns the tick. Changes for agents that are not on the floor are dropped
+    /// (the caller validates agents before recording their changes).
+    pub fn commit(&mut self, floor: &mut Floor, time_ms: u64) -> Tick {
+        let seq = floor.seq() + 1;
+        let time_ms = time_ms.max(floor.time_ms());
+        let time_step_ms = time_ms - floor.time_ms();
+        let mut dirty = Dirty::default();
+        let mut roster_events = Vec::with_capacity(self.roster.len());
+        let mut changes = Vec::with_capacity(self.status.len() + self.roster.len());
+        for update in self.roster.drain(..) {
+            let event = match update {
+                RosterUpdate::Agent(info) => {
+                    let old = floor.upsert_agent(info.clone()).ok().flatten();
+                    if let Some(old) = &old {
+                        dirty.cell(old.team, old.site);
+                    }
+                    dirty.cell(info.team, info.site);
+                    // The agent may have entered a viewer's scope: send its state along.
+                    if let Some(live) = floor.agent(info.id).and_then(|record| record.live) {
+                        changes.push(TickChange {
+                            agent: info.id,
+                            team: info.team,
+                            site: info.site,
+                            old_kind: Some(live.status.kind()),
+                            status: live.status,
+                            since_ms: live.since_ms,
+                        });
+                    }
+                    RosterEvent::Agent {
+                        old,
+                        new: Some(info),
+                    }
+                }
+                RosterUpdate::RemoveAgent(id) => {
+                    let old = floor.remove_agent(id).map(|record| record.info);
+                    if let Some(old) = &old {
+                        dirty.cell(old.team, old.site);
+                    }
+                    RosterEvent::Agent { old, new: None }
+                }
+                RosterUpdate::Team(team) => {
+                    floor.upsert_team(team.clone());
+                    RosterEvent::Team(team)
+                }
+                RosterUpdate::Site(site) => {
+                    floor.upsert_site(site.clone());
+                    RosterEvent::Site(site)
+                }
+                RosterUpdate::Reason(reason) => {
+                    floor.upsert_reason(reason.clone());
+                    RosterEvent::Reason(reason)
+                }
+            };
+            roster_events.push(event);
+        }
+        if !roster_events.is_empty() {
+            floor.set_roster_version(seq);
+        }
+        for (agent, status, since_ms) in self.status.drain(..) {
+            let Some(info) = floor.agent(agent).map(|record| record.info.clone()) else {
+                continue;
+            };
+            let Ok(old) = floor.set_status(agent, status, since_ms) else {
+                continue;
+            };
+            dirty.cell(info.team, info.site);
+            if !roster_events.is_empty() {
+                changes.retain(|change: &TickChange| change.agent != agent);
+            }
+            changes.push(TickChange {
+                agent,
+                team: info.team,
+                site: info.site,
+                old_kind: old.map(|live| live.status.kind()),
+                status,
+                since_ms,
+            });
+        }
+        self.index_of.clear();
+        floor.advance(seq, time_ms);
+        let cells = dirty.cell_stats(floor);
+        Tick {
+            seq,
+            time_ms,
+            time_step_ms,
+            changes,
+            roster: roster_events,
+            dirty_teams: dirty.teams,
+            dirty_sites: dirty.sites,
+            dirty_cells: dirty.cells,
+            cells,
+        }
+    }
+}
+
+/// The teams, sites and cells whose summaries a tick changed.
+#[derive(Default)]
+struct Dirty {
+    teams: BTreeSet<TeamId>,
+    sites: BTreeSet<SiteId>,
+    cells: BTreeSet<(TeamId, SiteId)>,
+}
+
+impl Dirty {
+    fn cell(&mut self, team: TeamId, site: SiteId) {
+        self.teams.insert(team);
+        self.sites.insert(site);
+        self.cells.insert((team, site));
+    }
+
+    /// The stats of every cell a dirty group adds up: all cells of dirty teams and dirty sites.
+    fn cell_stats(&self, floor: &Floor) -> BTreeMap<(TeamId, SiteId), GroupStats> {
+        let mut cells = BTreeMap::new();
+        let mut add = |team: TeamId, site: SiteId| {
+            let key = GroupKey {
+                team: Some(team),
+                site: Some(site),
+            };
+            if let Some(stats) = floor.group_stats(key, None) {
+                cells.insert((team, site), stats);
+            }
+        };
+        for stats in floor.summaries(Grouping::TeamSite) {
+            let (Some(team), Some(site)) = (stats.key.team, stats.key.site) else {
+                continue;
+            };
+            if self.teams.contains(&team) || self.sites.contains(&site) {
+                add(team, site);
+            }
+        }
+        cells
+    }
+}
+
+/// What happened to the roster in a tick, with the old entry so scopes can be checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RosterEvent {
+    /// An agent was added (`old` is `None`), changed, or removed (`new` is `None`).
+    Agent {
+        /// The entry before the tick.
+        old: Option<AgentInfo>,
+        /// The entry after the tick.
+        new: Option<AgentInfo>,
+    },
+    /// A team was added or renamed.
+    Team(Team),
+    /// A site was added or renamed.
+    Site(Site),
+    /// A reason code was added or relabelled.
+    Reason(ReasonCode),
+}
+
+/// One agent's change in a tick, with what a subscription needs to decide whether it sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TickChange {
+    /// Which agent.
+    pub agent: AgentId,
+    /// Its team after the tick.
+    pub team: TeamId,
+    /// Its site after the tick.
+    pub site: SiteId,
+    /// Its state kind before the tick (`None` if it had none).
+    pub old_kind: Option<StateKind>,
+    /// Its state after the tick.
+    pub status: AgentStatus,
+    /// When that state began.
+    pub since_ms: u64,
+}
+
+/// Everything one sequence number changed on the server's floor.
+#[derive(Clone, Debug)]
+pub struct Tick {
+    /// The new sequence number.
+    pub seq: u64,
+    /// Server time of the tick, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// Milliseconds since the previous tick.
+    pub time_step_ms: u64,
+    /// Agent changes, at most one per agent.
+    pub changes: Vec<TickChange>,
+    /// Roster changes.
+    pub roster: Vec<RosterEvent>,
+    /// Teams whose summary changed.
+    pub dirty_teams: BTreeSet<TeamId>,
+    /// Sites whose summary changed.
+    pub dirty_sites: BTreeSet<SiteId>,
+    /// Cells (team x site) whose summary changed.
+    pub dirty_cells: BTreeSet<(TeamId, SiteId)>,
+    /// After the tick: the stats of every cell of the dirty teams and sites.
+    pub cells: BTreeMap<(TeamId, SiteId), GroupStats>,
+}
+
+impl Tick {
+    /// The delta one subscription receives for this tick: only what is inside its scope and
+    /// state filter (or, for a summary subscription, the summaries of its changed groups).
+    pub fn delta_for(&self, sub: &Subscription) -> Delta {
+        let mut delta = Delta {
+            seq: self.seq,
+            time_step_ms: self.time_step_ms,
+            changes: Vec::new(),
+            roster: Vec::new(),
+            groups: Vec::new(),
+        };
+        for event in &self.roster {
+            match event {
+                RosterEvent::Agent { old, new } => {
+                    let was_in = old.as_ref().is_some_and(|a| sub.covers(a.team, a.site));
+                    let is_in = new.as_ref().is_some_and(|a| sub.covers(a.team, a.site));
+                    if sub.detail == Detail::Summary {
+                        continue;
+                    }
+                    match (new, is_in, was_in, old) {
+                        (Some(new), true, _, _) => {
+                            delta.roster.push(RosterChange::AgentUpserted(new.clone()));
+                        }
+                        (_, false, true, Some(old)) => {
+                            delta.roster.push(RosterChange::AgentRemoved(old.id));
+                        }
+                        _ => {}
+                    }
+                }
+                RosterEvent::Team(team) => {
+                    if sub.teams.is_empty() || sub.teams.contains(&team.id) {
+                        delta.roster.push(RosterChange::TeamUpserted(team.clone()));
+                    }
+                }
+                RosterEvent::Site(site) => {
+                    if sub.sites.is_empty() || sub.sites.contains(&site.id) {
+                        delta.roster.push(RosterChange::SiteUpserted(site.clone()));
+                    }
+                }
+                RosterEvent::Reason(reason) => {
+                    delta
+                        .roster
+                        .push(RosterChange::ReasonUpserted(reason.clone()));
+                }
+            }
+        }
+        match sub.detail {
+            Detail::Agents => {
+                for change in &self.changes {
+                    let seen_before = change
+                        .old_kind
+                        .is_some_and(|kind| sub.states.contains(kind));
+                    let seen_now = sub.states.contains(change.status.kind());
+                    if sub.covers(change.team, change.site) && (seen_before || seen_now) {
+                        delta.changes.push(StatusChange {
+                            agent: change.agent,
+                            status: change.status,
+                            since_ms_ago: self.time_ms.saturating_sub(change.since_ms),
+                        });
+                    }
+                }
+            }
+            Detail::Summary => delta.groups = self.group_summaries(sub),
+        }
+        delta
+    }
+
+    /// New summaries of the subscription's groups that this tick changed, computed from the
+    /// tick's cell stats; all-zero summaries tell the client a group is gone.
+    fn group_summaries(&self, sub: &Subscription) -> Vec<crate::message::GroupSummary> {
+        let keys: Vec<GroupKey> = match sub.grouping {
+            Grouping::Team => (self.dirty_teams.iter())
+                .map(|&team| Grouping::Team.key(team, SiteId(0)))
+                .collect(),
+            Grouping::Site => (self.dirty_sites.iter())
+                .map(|&site| Grouping::Site.key(TeamId(0), site))
+                .collect(),
+            Grouping::TeamSite => (self.dirty_cells.iter())
+                .map(|&(team, site)| Grouping::TeamSite.key(team, site))
+                .collect(),
+        };
+        let in_group = |key: GroupKey, (team, site): (TeamId, SiteId)| {
+            key.team.is_none_or(|t| t == team)
+                && key.site.is_none_or(|s| s == site)
+                && sub.covers(team, site)
+        };
+        keys.into_iter()
+            // Only groups the viewer has, or had before this tick: never name another scope's.
+            .filter(|&key| {
+                (self.dirty_cells.iter().chain(self.cells.keys())).any(|&cell| in_group(key, cell))
+            })
+            .map(|key| {
+                let mut stats = GroupStats::empty(key);
+                for (_, cell) in self.cells.iter().filter(|&(&cell, _)| in_group(key, cell)) {
+                    stats.merge(cell);
+                }
+                stats.masked(sub.states).to_summary(self.time_ms)
+            })
+            .collect()
+    }
+}

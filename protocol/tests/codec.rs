@@ -1,0 +1,356 @@
+//! Every message survives encode/decode, and no input makes decoding panic or over-allocate.
+
+use monti_protocol::PROTOCOL_VERSION;
+use monti_protocol::codec::{
+    DecodeError, MAX_CLIENT_FRAME, decode_client, decode_server, encode_client, encode_server,
+};
+use monti_protocol::message::*;
+use monti_protocol::model::*;
+use proptest::prelude::*;
+
+fn status() -> impl Strategy<Value = AgentStatus> {
+    prop_oneof![
+        Just(AgentStatus::Offline),
+        Just(AgentStatus::Available),
+        Just(AgentStatus::Ringing),
+        Just(AgentStatus::OnCall),
+        Just(AgentStatus::OnHold),
+        Just(AgentStatus::WrapUp),
+        proptest::option::of(any::<u16>().prop_map(ReasonId)).prop_map(AgentStatus::NotReady),
+    ]
+}
+
+fn agent_id() -> impl Strategy<Value = AgentId> {
+    (0u32..=monti_protocol::codec::MAX_AGENT_ID).prop_map(AgentId)
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z äöü]{0,40}"
+}
+
+fn info() -> impl Strategy<Value = AgentInfo> {
+    (agent_id(), name(), any::<u16>(), any::<u16>()).prop_map(|(id, name, team, site)| AgentInfo {
+        id,
+        name,
+        team: TeamId(team),
+        site: SiteId(site),
+    })
+}
+
+fn grouping() -> impl Strategy<Value = Grouping> {
+    prop_oneof![
+        Just(Grouping::Team),
+        Just(Grouping::Site),
+        Just(Grouping::TeamSite)
+    ]
+}
+
+fn summary() -> impl Strategy<Value = GroupSummary> {
+    (
+        proptest::option::of(any::<u16>()),
+        proptest::option::of(any::<u16>()),
+        any::<[u32; 7]>(),
+        any::<[Option<u64>; 7]>(),
+    )
+        .prop_map(|(team, site, counts, longest_ms_ago)| GroupSummary {
+            key: GroupKey {
+                team: team.map(TeamId),
+                site: site.map(SiteId),
+            },
+            counts,
+            longest_ms_ago,
+        })
+}
+
+fn roster_change() -> impl Strategy<Value = RosterChange> {
+    prop_oneof![
+        info().prop_map(RosterChange::AgentUpserted),
+        agent_id().prop_map(RosterChange::AgentRemoved),
+        (any::<u16>(), name()).prop_map(|(id, name)| RosterChange::TeamUpserted(Team {
+            id: TeamId(id),
+            name
+        })),
+        (any::<u16>(), name()).prop_map(|(id, name)| RosterChange::SiteUpserted(Site {
+            id: SiteId(id),
+            name
+        })),
+        (any::<u16>(), name(), name()).prop_map(|(id, code, label)| {
+            RosterChange::ReasonUpserted(ReasonCode {
+                id: ReasonId(id),
+                code,
+                label,
+            })
+        }),
+    ]
+}
+
+fn server_msg() -> impl Strategy<Value = ServerMsg> {
+    let change = (agent_id(), status(), any::<u64>()).prop_map(|(agent, status, since_ms_ago)| {
+        StatusChange {
+            agent,
+            status,
+            since_ms_ago,
+        }
+    });
+    let delta = (
+        any::<u64>(),
+        any::<u64>(),
+        proptest::collection::vec(change, 0..50),
+        proptest::collection::vec(roster_change(), 0..5),
+        proptest::collection::vec(summary(), 0..5),
+    )
+        .prop_map(|(seq, time_step_ms, changes, roster, groups)| {
+            ServerMsg::Delta(Delta {
+                seq,
+                time_step_ms,
+                changes,
+                roster,
+                groups,
+            })
+        });
+    let live =
+        (agent_id(), status(), any::<u64>()).prop_map(|(id, status, since_ms_ago)| AgentLive {
+            id,
+            status,
+            since_ms_ago,
+        });
+    let header = (
+        any::<u64>(),
+        any::<bool>(),
+        grouping(),
+        any::<u8>(),
+        proptest::collection::vec((any::<u16>(), name()), 0..4),
+    )
+        .prop_map(
+            |(roster_version, full_roster, grouping, states, names)| SnapshotHeader {
+                roster_version,
+                full_roster,
+                detail: if full_roster {
+                    Detail::Agents
+                } else {
+                    Detail::Summary
+                },
+                grouping,
+                states: StateSet(states),
+                sites: names
+                    .iter()
+                    .map(|(id, name)| Site {
+                        id: SiteId(*id),
+                        name: name.clone(),
+                    })
+                    .collect(),
+                teams: names
+                    .iter()
+                    .map(|(id, name)| Team {
+                        id: TeamId(*id),
+                        name: name.clone(),
+                    })
+                    .collect(),
+                reasons: names
+                    .iter()
+                    .map(|(id, name)| ReasonCode {
+                        id: ReasonId(*id),
+                        code: name.clone(),
+                        label: name.clone(),
+                    })
+                    .collect(),
+            },
+        );
+    let chunk = (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<bool>(),
+        proptest::option::of(header),
+        proptest::collection::vec(info(), 0..20),
+        proptest::collection::vec(live, 0..20),
+        proptest::collection::vec(summary(), 0..5),
+    )
+        .prop_map(
+            |(seq, time_ms, index, last, header, roster, agents, groups)| {
+                ServerMsg::Snapshot(SnapshotChunk {
+                    seq,
+                    time_ms,
+                    index,
+                    last,
+                    header,
+                    roster,
+                    agents,
+                    groups,
+                })
+            },
+        );
+    prop_oneof![
+        (any::<u16>(), any::<u64>(), name(), any::<u32>()).prop_map(
+            |(protocol_version, server_time_ms, server_name, keepalive_ms)| {
+                ServerMsg::Hello(ServerHello {
+                    protocol_version,
+                    server_time_ms,
+                    server_name,
+                    keepalive_ms,
+                })
+            }
+        ),
+        chunk,
+        delta,
+        (any::<u64>(), any::<u64>()).prop_map(|(seq, server_time_ms)| {
+            ServerMsg::Keepalive(Keepalive {
+                seq,
+                server_time_ms,
+            })
+        }),
+        name().prop_map(|message| ServerMsg::Error(ErrorMsg {
+            code: ErrorCode::TooSlow,
+            message
+        })),
+    ]
+}
+
+fn client_msg() -> impl Strategy<Value = ClientMsg> {
+    let sub = (
+        grouping(),
+        any::<bool>(),
+        proptest::collection::vec(any::<u16>().prop_map(TeamId), 0..10),
+        proptest::collection::vec(any::<u16>().prop_map(SiteId), 0..10),
+        any::<u8>(),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(|(grouping, summary, teams, sites, states, known_roster)| {
+            ClientMsg::Subscribe(Subscription {
+                grouping,
+                detail: if summary {
+                    Detail::Summary
+                } else {
+                    Detail::Agents
+                },
+                teams,
+                sites,
+                states: StateSet(states),
+                known_roster,
+            })
+        });
+    prop_oneof![
+        (any::<u16>(), name()).prop_map(|(protocol_version, client_name)| {
+            ClientMsg::Hello(ClientHello {
+                protocol_version,
+                client_name,
+            })
+        }),
+        sub,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_server_message_round_trips(msg in server_msg()) {
+        let frame = encode_server(&msg).expect("encodes");
+        prop_assert_eq!(decode_server(&frame), Ok(msg));
+    }
+
+    #[test]
+    fn every_client_message_round_trips(msg in client_msg()) {
+        let frame = encode_client(&msg).expect("encodes");
+        prop_assert_eq!(decode_client(&frame), Ok(msg));
+    }
+
+    #[test]
+    fn a_truncated_frame_is_an_error_not_a_panic(msg in server_msg(), cut in any::<prop::sample::Index>()) {
+        let frame = encode_server(&msg).expect("encodes");
+        let len = cut.index(frame.len().max(1));
+        prop_assert!(decode_server(&frame[..len]).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_server(&bytes);
+        let _ = decode_client(&bytes);
+    }
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut frame = encode_client(&ClientMsg::Hello(ClientHello {
+        protocol_version: PROTOCOL_VERSION,
+        client_name: "test".into(),
+    }))
+    .expect("encodes");
+    frame.push(0);
+    assert_eq!(decode_client(&frame), Err(DecodeError::TrailingBytes(1)));
+}
+
+#[test]
+fn an_unknown_message_tag_is_reported_as_such() {
+    let err = decode_client(&[0x7f, 1, 2, 3]).expect_err("tag 127 is not a message");
+    assert_eq!(err, DecodeError::UnknownTag);
+    assert_eq!(err.code(), ErrorCode::UnknownMessage);
+}
+
+#[test]
+fn an_oversized_frame_is_refused_before_decoding() {
+    let frame = vec![0u8; MAX_CLIENT_FRAME + 1];
+    assert!(matches!(
+        decode_client(&frame),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_huge_collection_length_does_not_allocate() {
+    // A Subscribe whose team list claims u32::MAX entries: postcard reads the varint, serde
+    // caps its pre-allocation, and the frame runs out long before.
+    let frame = [1u8, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert!(decode_client(&frame).is_err());
+}
+
+#[test]
+fn an_overlong_name_is_refused() {
+    let frame = encode_client(&ClientMsg::Hello(ClientHello {
+        protocol_version: PROTOCOL_VERSION,
+        client_name: "x".repeat(1000),
+    }))
+    .expect("encodes");
+    assert!(matches!(
+        decode_client(&frame),
+        Err(DecodeError::LimitExceeded(_))
+    ));
+}
+
+#[test]
+fn a_state_change_costs_at_most_eight_bytes_in_a_delta() {
+    // Encode a delta with 1 and with 101 changes of agents with realistic ids and timings; the
+    // difference divided by 100 is the marginal cost of one change.
+    let delta = |n: u32| Delta {
+        seq: 40_000,
+        time_step_ms: 100,
+        changes: (0..n)
+            .map(|i| StatusChange {
+                agent: AgentId(1_000 + i * 7),
+                status: if i % 5 == 0 {
+                    AgentStatus::NotReady(Some(ReasonId(3)))
+                } else {
+                    AgentStatus::OnCall
+                },
+                since_ms_ago: u64::from(i % 100),
+            })
+            .collect(),
+        roster: vec![],
+        groups: vec![],
+    };
+    let one = encode_server(&ServerMsg::Delta(delta(1)))
+        .expect("encodes")
+        .len();
+    let many = encode_server(&ServerMsg::Delta(delta(101)))
+        .expect("encodes")
+        .len();
+    let per_change = (many - one) as f64 / 100.0;
+    assert!(per_change <= 8.0, "{per_change} bytes per change");
+    // A not-ready change with a reason for agent 99,999 is the worst realistic case.
+    let worst = StatusChange {
+        agent: AgentId(99_999),
+        status: AgentStatus::NotReady(Some(ReasonId(200))),
+        since_ms_ago: 16_000,
+    };
+    assert!(postcard::to_allocvec(&worst).expect("encodes").len() <= 9);
+}

@@ -1,0 +1,292 @@
+//! A snapshot folded with its deltas equals a fresh snapshot at the same sequence number, for
+//! random floors, random changes and random subscriptions; and the incremental aggregates equal
+//! a brute-force count.
+
+use std::collections::BTreeMap;
+
+use monti_protocol::codec::{decode_server, encode_server};
+use monti_protocol::floor::Floor;
+use monti_protocol::message::{Detail, ServerMsg, Subscription};
+use monti_protocol::model::*;
+use monti_protocol::tick::{Pending, RosterUpdate};
+use proptest::prelude::*;
+
+const N_TEAMS: u16 = 4;
+const N_SITES: u16 = 3;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Status {
+        agent: u32,
+        status: AgentStatus,
+        back_ms: u64,
+    },
+    Move {
+        agent: u32,
+        team: u16,
+        site: u16,
+    },
+    Add {
+        agent: u32,
+        team: u16,
+        site: u16,
+    },
+    Remove {
+        agent: u32,
+    },
+}
+
+fn status() -> impl Strategy<Value = AgentStatus> {
+    prop_oneof![
+        Just(AgentStatus::Offline),
+        Just(AgentStatus::Available),
+        Just(AgentStatus::Ringing),
+        Just(AgentStatus::OnCall),
+        Just(AgentStatus::OnHold),
+        Just(AgentStatus::WrapUp),
+        proptest::option::of((0u16..3).prop_map(ReasonId)).prop_map(AgentStatus::NotReady),
+    ]
+}
+
+fn op(n_agents: u32) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..n_agents, status(), 0u64..300).prop_map(|(agent, status, back_ms)| Op::Status { agent, status, back_ms }),
+        1 => (0..n_agents, 0..N_TEAMS, 0..N_SITES).prop_map(|(agent, team, site)| Op::Move { agent, team, site }),
+        1 => (0..n_agents + 5, 0..N_TEAMS, 0..N_SITES).prop_map(|(agent, team, site)| Op::Add { agent, team, site }),
+        1 => (0..n_agents).prop_map(|agent| Op::Remove { agent }),
+    ]
+}
+
+fn subscription() -> impl Strategy<Value = Subscription> {
+    (
+        prop_oneof![
+            Just(Grouping::Team),
+            Just(Grouping::Site),
+            Just(Grouping::TeamSite)
+        ],
+        any::<bool>(),
+        proptest::collection::btree_set(0..N_TEAMS, 0..3),
+        proptest::collection::btree_set(0..N_SITES, 0..2),
+        prop_oneof![Just(StateSet::ALL), (1u8..127).prop_map(StateSet)],
+    )
+        .prop_map(|(grouping, summary, teams, sites, states)| Subscription {
+            grouping,
+            detail: if summary {
+                Detail::Summary
+            } else {
+                Detail::Agents
+            },
+            teams: teams.into_iter().map(TeamId).collect(),
+            sites: sites.into_iter().map(SiteId).collect(),
+            states,
+            known_roster: None,
+        })
+}
+
+fn info(agent: u32, team: u16, site: u16) -> AgentInfo {
+    AgentInfo {
+        id: AgentId(agent),
+        name: format!("Agent {agent}"),
+        team: TeamId(team),
+        site: SiteId(site),
+    }
+}
+
+/// A server floor with `n_agents` agents spread over the teams and sites, committed as seq 1.
+fn server_floor(n_agents: u32, start_ms: u64) -> Floor {
+    let mut floor = Floor::new();
+    let mut pending = Pending::default();
+    for team in 0..N_TEAMS {
+        pending.roster(RosterUpdate::Team(Team {
+            id: TeamId(team),
+            name: format!("Team {team}"),
+        }));
+    }
+    for site in 0..N_SITES {
+        pending.roster(RosterUpdate::Site(Site {
+            id: SiteId(site),
+            name: format!("Site {site}"),
+        }));
+    }
+    for reason in 0..3 {
+        pending.roster(RosterUpdate::Reason(ReasonCode {
+            id: ReasonId(reason),
+            code: format!("r{reason}"),
+            label: format!("Reason {reason}"),
+        }));
+    }
+    for agent in 0..n_agents {
+        pending.roster(RosterUpdate::Agent(info(
+            agent,
+            (agent % 4) as u16 % N_TEAMS,
+            (agent % 3) as u16 % N_SITES,
+        )));
+        pending.set_status(
+            AgentId(agent),
+            AgentStatus::Available,
+            start_ms - u64::from(agent) * 10,
+        );
+    }
+    pending.commit(&mut floor, start_ms);
+    floor
+}
+
+fn fold_snapshot(floor: &Floor, sub: &Subscription, chunk_agents: usize) -> Floor {
+    let mut client = Floor::awaiting_snapshot();
+    for chunk in floor.snapshot(sub, chunk_agents) {
+        let msg = roundtrip(&ServerMsg::Snapshot(chunk));
+        client.apply(&msg).expect("snapshot folds");
+    }
+    assert!(client.is_ready());
+    client
+}
+
+fn roundtrip(msg: &ServerMsg) -> ServerMsg {
+    decode_server(&encode_server(msg).expect("encodes")).expect("decodes")
+}
+
+/// Counts per team, brute force, for comparison with the incremental aggregates.
+fn brute_force(
+    floor: &Floor,
+    grouping: Grouping,
+) -> BTreeMap<GroupKey, ([u32; 7], [Option<u64>; 7])> {
+    let mut groups: BTreeMap<GroupKey, ([u32; 7], [Option<u64>; 7])> = BTreeMap::new();
+    for record in floor.agents() {
+        let Some(live) = record.live else { continue };
+        let entry = groups
+            .entry(grouping.key(record.info.team, record.info.site))
+            .or_default();
+        let kind = live.status.kind().index();
+        entry.0[kind] += 1;
+        entry.1[kind] = Some(entry.1[kind].map_or(live.since_ms, |since| since.min(live.since_ms)));
+    }
+    groups
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_snapshot_folded_with_its_deltas_equals_a_fresh_snapshot(
+        n_agents in 0u32..40,
+        ticks in proptest::collection::vec(proptest::collection::vec(op(40), 0..12), 1..12),
+        sub in subscription(),
+        chunk_agents in 1usize..16,
+    ) {
+        let start_ms = 1_700_000_000_000;
+        let mut server = server_floor(n_agents, start_ms);
+        let mut client = fold_snapshot(&server, &sub, chunk_agents);
+        let mut pending = Pending::default();
+        let mut now = start_ms;
+        for ops in ticks {
+            now += 100;
+            for op in ops {
+                match op {
+                    Op::Status { agent, status, back_ms } => {
+                        if server.agent(AgentId(agent)).is_some() {
+                            pending.set_status(AgentId(agent), status, now - back_ms);
+                        }
+                    }
+                    Op::Move { agent, team, site } | Op::Add { agent, team, site } => {
+                        pending.roster(RosterUpdate::Agent(info(agent, team, site)));
+                    }
+                    Op::Remove { agent } => pending.roster(RosterUpdate::RemoveAgent(AgentId(agent))),
+                }
+            }
+            let tick = pending.commit(&mut server, now);
+            let delta = roundtrip(&ServerMsg::Delta(tick.delta_for(&sub)));
+            client.apply(&delta).expect("delta folds");
+            let fresh = fold_snapshot(&server, &sub, chunk_agents);
+            prop_assert_eq!(&client, &fresh);
+            for grouping in Grouping::ALL {
+                prop_assert_eq!(client.summaries(grouping), fresh.summaries(grouping));
+            }
+        }
+        // The incremental aggregates of the server's floor equal a brute-force count.
+        for grouping in Grouping::ALL {
+            let incremental: BTreeMap<_, _> = server
+                .summaries(grouping)
+                .into_iter()
+                .map(|stats| (stats.key, (stats.counts, stats.oldest_since_ms)))
+                .collect();
+            prop_assert_eq!(incremental, brute_force(&server, grouping));
+        }
+    }
+
+    #[test]
+    fn a_known_roster_is_not_sent_again_and_folds_the_same(n_agents in 1u32..40, sub in subscription()) {
+        let server = server_floor(n_agents, 1_700_000_000_000);
+        let first = fold_snapshot(&server, &sub, 8);
+        let again = Subscription { known_roster: Some(first.roster_version()), ..sub.clone() };
+        let chunks = server.snapshot(&again, 8);
+        prop_assert!(chunks.iter().all(|chunk| chunk.roster.is_empty()));
+        let mut client = first.clone();
+        for chunk in chunks {
+            client.apply(&ServerMsg::Snapshot(chunk)).expect("folds");
+        }
+        prop_assert_eq!(client, first);
+    }
+}
+
+#[test]
+fn a_gap_in_sequence_numbers_is_reported() {
+    let server = server_floor(3, 1_700_000_000_000);
+    let mut client = fold_snapshot(&server, &Subscription::default(), 8);
+    let delta = monti_protocol::message::Delta {
+        seq: client.seq() + 2,
+        time_step_ms: 100,
+        changes: vec![],
+        roster: vec![],
+        groups: vec![],
+    };
+    assert_eq!(
+        client.apply_delta(&delta),
+        Err(monti_protocol::floor::FoldError::Gap {
+            expected: client.seq() + 1,
+            got: client.seq() + 2
+        })
+    );
+}
+
+#[test]
+fn a_scoped_snapshot_names_nothing_outside_its_scope() {
+    let server = server_floor(30, 1_700_000_000_000);
+    let sub = Subscription {
+        teams: vec![TeamId(1)],
+        ..Subscription::default()
+    };
+    for chunk in server.snapshot(&sub, 8) {
+        assert!(chunk.roster.iter().all(|agent| agent.team == TeamId(1)));
+        if let Some(header) = &chunk.header {
+            assert_eq!(
+                header.teams.iter().map(|team| team.id).collect::<Vec<_>>(),
+                vec![TeamId(1)]
+            );
+        }
+        for live in &chunk.agents {
+            assert_eq!(
+                server.agent(live.id).map(|record| record.info.team),
+                Some(TeamId(1))
+            );
+        }
+    }
+}
+
+#[test]
+fn a_live_snapshot_of_two_thousand_agents_fits_in_32_kb() {
+    let server = server_floor(2_000, 1_700_000_000_000);
+    let known = Subscription {
+        known_roster: Some(server.roster_version()),
+        ..Subscription::default()
+    };
+    let live_bytes: usize = server
+        .snapshot(&known, 4096)
+        .into_iter()
+        .map(|chunk| {
+            encode_server(&ServerMsg::Snapshot(chunk))
+                .expect("encodes")
+                .len()
+        })
+        .sum();
+    assert!(live_bytes <= 32 * 1024, "{live_bytes} bytes");
+}
