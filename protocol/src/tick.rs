@@ -86,6 +86,7 @@ impl Pending {
         let mut dirty = Dirty::default();
         let mut roster_events = Vec::with_capacity(self.roster.len());
         let mut changes = Vec::with_capacity(self.status.len() + self.roster.len());
+        let mut moved = BTreeSet::new();
         for update in self.roster.drain(..) {
             let event = match update {
                 RosterUpdate::Agent(info) => {
@@ -94,17 +95,7 @@ impl Pending {
                         dirty.cell(old.team, old.site);
                     }
                     dirty.cell(info.team, info.site);
-                    // The agent may have entered a viewer's scope: send its state along.
-                    if let Some(live) = floor.agent(info.id).and_then(|record| record.live) {
-                        changes.push(TickChange {
-                            agent: info.id,
-                            team: info.team,
-                            site: info.site,
-                            old_kind: Some(live.status.kind()),
-                            status: live.status,
-                            since_ms: live.since_ms,
-                        });
-                    }
+                    moved.insert(info.id);
                     RosterEvent::Agent {
                         old,
                         new: Some(info),
@@ -134,6 +125,22 @@ impl Pending {
         }
         if !roster_events.is_empty() {
             floor.set_roster_version(seq);
+        }
+        // An agent whose roster entry changed may have entered a viewer's scope: send its state
+        // along, with the team and site it ends the tick in.
+        for id in moved {
+            if let Some(record) = floor.agent(id) {
+                if let Some(live) = record.live {
+                    changes.push(TickChange {
+                        agent: id,
+                        team: record.info.team,
+                        site: record.info.site,
+                        old_kind: Some(live.status.kind()),
+                        status: live.status,
+                        since_ms: live.since_ms,
+                    });
+                }
+            }
         }
         for (agent, status, since_ms) in self.status.drain(..) {
             let Some(info) = floor.agent(agent).map(|record| record.info.clone()) else {
