@@ -1,1 +1,15 @@
-//! x
+//! The one MONTI client: what the CLI, the desktop app and the tests use to talk to a server.
+//!
+//! - [`connection`]: one WebSocket connection: URL, handshake, subscribe, receive with limits.
+//! - [`follow`]: following a view for as long as it takes: reconnect with backoff and jitter,
+//!   resync on any gap, fold into a [`monti_protocol::floor::Floor`].
+//! - [`load`]: the load generator behind `monti-cli load`.
+//!
+//! Not here: rendering (the CLI's `main.rs`, the desktop crate) and anything of the server.
+
+pub mod connection;
+pub mod follow;
+pub mod load;
+
+pub use connection::{ClientError, Connection};
+pub use follow::{Event, Follower, Link};

@@ -1,1 +1,352 @@
-fn main() {}
+//! `monti-cli`: watch a MONTI floor in the terminal, or put load on a server and measure it.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use monti_client::connection::now_ms;
+use monti_client::follow::{Event, Follower, Link};
+use monti_client::load::{self, LoadOptions, LoadReport};
+use monti_protocol::floor::Floor;
+use monti_protocol::message::{Detail, Subscription};
+use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
+use monti_protocol::rest::{FloorSummaryJson, GroupJson};
+
+/// MONTI command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "monti-cli", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Follow the floor live as a table of groups (Ctrl-C to stop).
+    Watch(WatchArgs),
+    /// Open many viewer connections and measure latency, traffic and server usage.
+    Load(LoadArgs),
+}
+
+/// What to subscribe to.
+#[derive(Debug, Args)]
+struct ViewArgs {
+    /// Server address.
+    #[arg(long, env = "MONTI_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Group by team, site or team_site.
+    #[arg(long, default_value = "team", value_parser = parse_grouping)]
+    group_by: Grouping,
+    /// Only this team id (repeatable).
+    #[arg(long = "team")]
+    teams: Vec<u16>,
+    /// Only this site id (repeatable).
+    #[arg(long = "site")]
+    sites: Vec<u16>,
+    /// Only agents in this state (repeatable): offline, available, ringing, on_call, on_hold,
+    /// wrap_up, not_ready.
+    #[arg(long = "state", value_parser = parse_state)]
+    states: Vec<StateKind>,
+    /// Ask for group summaries only instead of every agent.
+    #[arg(long)]
+    summary: bool,
+}
+
+impl ViewArgs {
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            grouping: self.group_by,
+            detail: if self.summary {
+                Detail::Summary
+            } else {
+                Detail::Agents
+            },
+            teams: self.teams.iter().copied().map(TeamId).collect(),
+            sites: self.sites.iter().copied().map(SiteId).collect(),
+            states: if self.states.is_empty() {
+                StateSet::ALL
+            } else {
+                StateSet::of(self.states.iter().copied())
+            },
+            known_roster: None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    view: ViewArgs,
+    /// Print once, as soon as the snapshot is in, and exit.
+    #[arg(long)]
+    once: bool,
+    /// Print JSON (with --once: one document summarising the snapshot).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    view: ViewArgs,
+    /// Number of viewer connections.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// How long to measure, for example 60s or 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_grouping(text: &str) -> Result<Grouping, String> {
+    Grouping::from_name(text).ok_or_else(|| format!("{text:?} is not one of team, site, team_site"))
+}
+
+fn parse_state(text: &str) -> Result<StateKind, String> {
+    StateKind::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = StateKind::ALL.iter().map(|kind| kind.name()).collect();
+        format!("{text:?} is not one of {}", names.join(", "))
+    })
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 60s or 2m"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MONTI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Watch(args) => watch(args).await,
+        Command::Load(args) => run_load(args).await,
+    }
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    let grouping = args.view.group_by;
+    let mut follower = Follower::new(
+        &args.view.server,
+        "monti-cli watch",
+        args.view.subscription(),
+    );
+    if args.once {
+        // Give up after a few failed attempts rather than retrying forever.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let event = tokio::time::timeout_at(deadline.into(), follower.next())
+                .await
+                .context("no snapshot from the server within 30 s")??;
+            match event {
+                Event::Snapshot { .. } => break,
+                Event::Lost { reason, .. } => eprintln!("monti-cli: {reason}; retrying"),
+                _ => {}
+            }
+        }
+        let summary = FloorSummaryJson::from_floor(follower.floor(), grouping);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", render(follower.floor(), &summary, &Link::Live, 0));
+        }
+        return Ok(());
+    }
+    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    loop {
+        let event = follower.next().await?;
+        if let Event::Lost { reason, retry_in } = &event {
+            eprintln!("monti-cli: {reason}; reconnecting in {retry_in:.1?}");
+        }
+        if last_draw.elapsed() >= Duration::from_millis(500)
+            || matches!(event, Event::Snapshot { .. })
+        {
+            last_draw = Instant::now();
+            let summary = FloorSummaryJson::from_floor(follower.floor(), grouping);
+            if args.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                let age = now_ms().saturating_sub(follower.last_update_ms());
+                let mut out = std::io::stdout().lock();
+                // Clear the screen and draw from the top left.
+                write!(
+                    out,
+                    "\x1b[2J\x1b[H{}",
+                    render(follower.floor(), &summary, follower.link(), age)
+                )?;
+                out.flush()?;
+            }
+        }
+    }
+}
+
+const COLUMNS: [(StateKind, &str); 7] = [
+    (StateKind::Available, "avail"),
+    (StateKind::Ringing, "ring"),
+    (StateKind::OnCall, "call"),
+    (StateKind::OnHold, "hold"),
+    (StateKind::WrapUp, "wrap"),
+    (StateKind::NotReady, "notrdy"),
+    (StateKind::Offline, "off"),
+];
+
+/// The table `watch` draws: one row per group, one column per state, and the longest break.
+fn render(floor: &Floor, summary: &FloorSummaryJson, link: &Link, age_ms: u64) -> String {
+    let link = match link {
+        Link::Live if age_ms > 3_000 => format!("STALE ({} s old)", age_ms / 1000),
+        Link::Live => "live".to_owned(),
+        Link::Syncing => "syncing".to_owned(),
+        Link::Connecting => "reconnecting".to_owned(),
+    };
+    let mut out = format!(
+        "MONTI  {} agents  seq {}  {}\n\n{:<28}{:>7}",
+        summary.n_agents,
+        floor.seq(),
+        link,
+        "group",
+        "agents"
+    );
+    for (_, label) in COLUMNS {
+        out.push_str(&format!("{label:>8}"));
+    }
+    out.push_str("  longest not ready\n");
+    let row = |name: &str,
+               total: u32,
+               counts: &std::collections::BTreeMap<String, u32>,
+               longest: Option<u64>| {
+        let mut line = format!("{:<28}{:>7}", truncate(name, 27), total);
+        for (kind, _) in COLUMNS {
+            line.push_str(&format!(
+                "{:>8}",
+                counts.get(kind.name()).copied().unwrap_or(0)
+            ));
+        }
+        if let Some(ms) = longest {
+            line.push_str(&format!("  {}:{:02}", ms / 60_000, ms / 1000 % 60));
+        }
+        line.push('\n');
+        line
+    };
+    for group in &summary.groups {
+        let GroupJson {
+            name,
+            n_agents,
+            counts,
+            longest_ms,
+            ..
+        } = group;
+        out.push_str(&row(
+            name,
+            *n_agents,
+            counts,
+            longest_ms.get(StateKind::NotReady.name()).copied(),
+        ));
+    }
+    let total: u32 = summary.totals.values().sum();
+    out.push_str(&row("TOTAL", total, &summary.totals, None));
+    out
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        text.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
+async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    let report = load::run(LoadOptions {
+        server: args.view.server.clone(),
+        clients: args.clients,
+        duration: args.duration,
+        subscription: args.view.subscription(),
+    })
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if report.clients_live == 0 {
+        bail!("no viewer received a snapshot: {:?}", report.failures);
+    }
+    Ok(())
+}
+
+fn print_report(report: &LoadReport) {
+    let mib = |bytes: Option<u64>| {
+        bytes.map_or("?".to_owned(), |bytes| {
+            format!("{:.1} MiB", bytes as f64 / 1048576.0)
+        })
+    };
+    println!(
+        "viewers                  {} of {} live",
+        report.clients_live, report.clients
+    );
+    println!("window                   {:.1} s", report.duration_s);
+    println!(
+        "latency p50 / p99 / max  {:.0} / {:.0} / {:.0} ms ({} samples)",
+        report.latency_ms.p50,
+        report.latency_ms.p99,
+        report.latency_ms.max,
+        report.latency_ms.samples
+    );
+    println!(
+        "changes per second       {:.1} per viewer",
+        report.changes_per_second
+    );
+    println!(
+        "bytes per viewer second  {:.0}",
+        report.bytes_per_client_per_second
+    );
+    println!(
+        "bytes per agent change   {:.2}",
+        report.bytes_per_agent_change
+    );
+    println!(
+        "snapshot                 {} bytes in {} chunks",
+        report.snapshot_bytes, report.snapshot_chunks
+    );
+    println!("resyncs                  {}", report.resyncs);
+    println!(
+        "server CPU / memory      {} / {} (start {})",
+        report
+            .server
+            .cpu_percent
+            .map_or("?".to_owned(), |cpu| format!("{cpu:.1} %")),
+        mib(report.server.rss_end_bytes),
+        mib(report.server.rss_start_bytes)
+    );
+    for failure in &report.failures {
+        println!("failure                  {failure}");
+    }
+}

@@ -548,15 +548,15 @@ impl Floor {
         let Link { prev, next } = std::mem::replace(&mut record.link, UNLINKED);
         let key = (record.info.team, record.info.site);
         let kind = live.status.kind().index();
-        if prev != NIL {
-            if let Some(prev_record) = self.agents[prev as usize].as_mut() {
-                prev_record.link.next = next;
-            }
+        if prev != NIL
+            && let Some(prev_record) = self.agents[prev as usize].as_mut()
+        {
+            prev_record.link.next = next;
         }
-        if next != NIL {
-            if let Some(next_record) = self.agents[next as usize].as_mut() {
-                next_record.link.prev = prev;
-            }
+        if next != NIL
+            && let Some(next_record) = self.agents[next as usize].as_mut()
+        {
+            next_record.link.prev = prev;
         }
         if let Some(cell) = self.cells.get_mut(&key) {
             if cell.head[kind] == id.0 {
@@ -583,8 +583,8 @@ impl Floor {
         };
         let key = (record.info.team, record.info.site);
         let kind = live.status.kind().index();
-        if !self.cells.contains_key(&key) {
-            self.cells.insert(key, Cell::new());
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.cells.entry(key) {
+            entry.insert(Cell::new());
             self.team_sites.entry(key.0).or_default().insert(key.1);
             self.site_teams.entry(key.1).or_default().insert(key.0);
         }
@@ -789,10 +789,10 @@ impl Floor {
             );
         }
         self.next_chunk += 1;
-        if chunk.last {
-            if let Some(next) = self.incoming.take() {
-                *self = *next;
-            }
+        if chunk.last
+            && let Some(next) = self.incoming.take()
+        {
+            *self = *next;
         }
         Ok(())
     }

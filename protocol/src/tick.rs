@@ -129,17 +129,17 @@ impl Pending {
         // An agent whose roster entry changed may have entered a viewer's scope: send its state
         // along, with the team and site it ends the tick in.
         for id in moved {
-            if let Some(record) = floor.agent(id) {
-                if let Some(live) = record.live {
-                    changes.push(TickChange {
-                        agent: id,
-                        team: record.info.team,
-                        site: record.info.site,
-                        old_kind: Some(live.status.kind()),
-                        status: live.status,
-                        since_ms: live.since_ms,
-                    });
-                }
+            if let Some(record) = floor.agent(id)
+                && let Some(live) = record.live
+            {
+                changes.push(TickChange {
+                    agent: id,
+                    team: record.info.team,
+                    site: record.info.site,
+                    old_kind: Some(live.status.kind()),
+                    status: live.status,
+                    since_ms: live.since_ms,
+                });
             }
         }
         for (agent, status, since_ms) in self.status.drain(..) {

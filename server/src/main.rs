@@ -1,1 +1,60 @@
-fn main() {}
+//! `monti-server`: parses configuration, sets up logging and runs [`monti_server::run`] until
+//! Ctrl-C or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use monti_server::config::Cli;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.load()?;
+    if cli.print_config {
+        print!(
+            "{}",
+            toml::to_string_pretty(&config).context("cannot print the configuration")?
+        );
+        return Ok(());
+    }
+    let filter = EnvFilter::try_new(&config.log.filter)
+        .with_context(|| format!("invalid log filter {:?}", config.log.filter))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    monti_server::run(listener, config, shutdown).await
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}

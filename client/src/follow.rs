@@ -1,0 +1,291 @@
+//! Following a view of the floor for as long as it takes: connect, subscribe, fold, and on any
+//! failure reconnect with exponential backoff and jitter, then resync with a fresh snapshot.
+//!
+//! [`Follower::next`] drives everything and returns after each step, so a caller (the CLI, a
+//! test, the desktop's network thread) decides what to do with the floor in between. A sequence
+//! gap or any other fold error is never skipped over: the follower subscribes again and waits for
+//! a fresh snapshot.
+
+use std::time::Duration;
+
+use monti_protocol::floor::Floor;
+use monti_protocol::message::{Detail, ServerMsg, Subscription};
+use monti_protocol::model::{SiteId, TeamId};
+
+use crate::connection::{ClientError, Connection, now_ms};
+
+/// Reconnect timing: the delay doubles from `initial` up to `max`, and each wait is drawn
+/// uniformly between half the delay and the delay, so a crowd of clients does not reconnect in
+/// lockstep after a server restart.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before reconnect attempt `attempt` (1 for the first retry).
+    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        let ceiling = exp.min(self.max);
+        ceiling.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// What one call to [`Follower::next`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Connected and subscribed; a snapshot is on its way.
+    Connected {
+        /// The server's name and version.
+        server_name: String,
+    },
+    /// A complete snapshot was folded in.
+    Snapshot {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A delta was folded in.
+    Delta {
+        /// Its sequence number.
+        seq: u64,
+        /// How many agent changes it carried.
+        n_changes: usize,
+    },
+    /// A chunk of a snapshot arrived, or a keepalive; nothing visible changed.
+    Progress,
+    /// The connection was lost or a resync is needed; the follower waits, then reconnects.
+    Lost {
+        /// Why.
+        reason: String,
+        /// How long it waits before reconnecting.
+        retry_in: Duration,
+    },
+}
+
+/// The state of the link, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Not connected yet, or reconnecting.
+    Connecting,
+    /// Connected, waiting for the snapshot.
+    Syncing,
+    /// Connected and up to date.
+    Live,
+}
+
+/// Follows one subscription, reconnecting forever (unless the server says retrying cannot help).
+pub struct Follower {
+    server: String,
+    client_name: String,
+    subscription: Subscription,
+    backoff: Backoff,
+    connection: Option<Connection>,
+    floor: Floor,
+    link: Link,
+    attempt: u32,
+    pending_wait: Option<Duration>,
+    /// When the last message from the server arrived (local clock, ms since the epoch).
+    last_update_ms: u64,
+    jitter: u64,
+    /// The teams and sites of the subscription the floor's last snapshot answered.
+    floor_scope: Option<Scope>,
+    /// The teams and sites of the subscription last sent.
+    sent_scope: Option<Scope>,
+}
+
+impl Follower {
+    /// A follower of `subscription` on `server` (`http://host:port`).
+    pub fn new(server: &str, client_name: &str, subscription: Subscription) -> Follower {
+        Follower {
+            server: server.to_owned(),
+            client_name: client_name.to_owned(),
+            subscription,
+            backoff: Backoff::default(),
+            connection: None,
+            floor: Floor::awaiting_snapshot(),
+            link: Link::Connecting,
+            attempt: 0,
+            pending_wait: None,
+            last_update_ms: 0,
+            jitter: now_ms() ^ u64::from(std::process::id()).rotate_left(32),
+            floor_scope: None,
+            sent_scope: None,
+        }
+    }
+
+    /// Uses other reconnect timing.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Follower {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The floor as folded so far. Before the first snapshot it is empty and not ready.
+    pub fn floor(&self) -> &Floor {
+        &self.floor
+    }
+
+    /// The state of the link.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// The server clock minus the local clock, as measured at the last handshake.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.connection
+            .as_ref()
+            .map_or(0, Connection::clock_offset_ms)
+    }
+
+    /// When the last message arrived, local ms since the epoch (0 before any).
+    pub fn last_update_ms(&self) -> u64 {
+        self.last_update_ms
+    }
+
+    /// Follows another subscription from now on (a fresh snapshot follows).
+    pub async fn resubscribe(&mut self, subscription: Subscription) {
+        self.subscription = subscription;
+        if let Some(connection) = &mut self.connection {
+            let sub = subscription_for(&self.subscription, &self.floor, self.floor_scope.as_ref());
+            if connection.subscribe(&sub).await.is_err() {
+                self.connection = None;
+            } else {
+                self.sent_scope = Some((sub.teams.clone(), sub.sites.clone()));
+                self.link = Link::Syncing;
+            }
+        }
+    }
+
+    /// Does the next step: waits out a backoff, connects, or receives and folds one message.
+    /// Returns an error only when retrying cannot help.
+    pub async fn next(&mut self) -> Result<Event, ClientError> {
+        if let Some(wait) = self.pending_wait.take() {
+            tokio::time::sleep(wait).await;
+        }
+        let step = match self.connection.as_mut() {
+            None => self.connect().await,
+            Some(connection) => match connection.recv().await {
+                Ok(msg) => self.fold(msg).await,
+                Err(err) => Err(err),
+            },
+        };
+        match step {
+            Ok(event) => Ok(event),
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => Ok(self.lose(err.to_string())),
+        }
+    }
+
+    async fn connect(&mut self) -> Result<Event, ClientError> {
+        self.link = Link::Connecting;
+        let mut connection = Connection::connect(&self.server, &self.client_name).await?;
+        let sub = subscription_for(&self.subscription, &self.floor, self.floor_scope.as_ref());
+        connection.subscribe(&sub).await?;
+        self.sent_scope = Some((sub.teams.clone(), sub.sites.clone()));
+        let server_name = connection.hello().server_name.clone();
+        self.connection = Some(connection);
+        self.link = Link::Syncing;
+        Ok(Event::Connected { server_name })
+    }
+
+    async fn fold(&mut self, msg: ServerMsg) -> Result<Event, ClientError> {
+        self.last_update_ms = now_ms();
+        if let Err(err) = self.floor.apply(&msg) {
+            // Never skip: ask for a fresh snapshot on the same connection.
+            tracing::debug!(%err, "fold failed; resubscribing");
+            let sub = subscription_for(&self.subscription, &self.floor, self.floor_scope.as_ref());
+            if let Some(connection) = &mut self.connection {
+                connection.subscribe(&sub).await?;
+            }
+            self.sent_scope = Some((sub.teams.clone(), sub.sites.clone()));
+            self.link = Link::Syncing;
+            return Ok(Event::Progress);
+        }
+        Ok(match msg {
+            ServerMsg::Snapshot(chunk) if chunk.last => {
+                self.floor_scope = self.sent_scope.clone();
+                self.link = Link::Live;
+                self.attempt = 0;
+                Event::Snapshot { seq: chunk.seq }
+            }
+            ServerMsg::Delta(delta) => Event::Delta {
+                seq: delta.seq,
+                n_changes: delta.changes.len(),
+            },
+            _ => Event::Progress,
+        })
+    }
+
+    fn lose(&mut self, reason: String) -> Event {
+        if let Some(connection) = self.connection.take() {
+            // Dropping is enough; a polite close could block on a dead peer.
+            drop(connection);
+        }
+        self.link = Link::Connecting;
+        self.attempt += 1;
+        self.jitter = self
+            .jitter
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let jitter = (self.jitter >> 11) as f64 / (1u64 << 53) as f64;
+        let retry_in = self.backoff.delay(self.attempt, jitter);
+        self.pending_wait = Some(retry_in);
+        Event::Lost { reason, retry_in }
+    }
+
+    /// Runs until a complete snapshot has been folded in (or a fatal error).
+    pub async fn until_live(&mut self) -> Result<(), ClientError> {
+        while !matches!(self.next().await?, Event::Snapshot { .. }) {}
+        Ok(())
+    }
+}
+
+/// The teams and sites a floor's roster was fetched for.
+type Scope = (Vec<TeamId>, Vec<SiteId>);
+
+/// The subscription to send: the roster is asked for only when the floor holds none for the
+/// same teams and sites.
+fn subscription_for(
+    sub: &Subscription,
+    floor: &Floor,
+    floor_scope: Option<&Scope>,
+) -> Subscription {
+    let same_scope = floor.is_ready()
+        && floor.detail() == Detail::Agents
+        && sub.detail == Detail::Agents
+        && floor_scope.is_some_and(|(teams, sites)| *teams == sub.teams && *sites == sub.sites);
+    Subscription {
+        known_roster: same_scope.then(|| floor.roster_version()),
+        ..sub.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_jitters_within_half() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        assert_eq!(backoff.delay(1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff.delay(2, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff.delay(3, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff.delay(30, 1.0), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,302 @@
+//! The load generator behind `monti-cli load`: many real viewers, measured.
+//!
+//! Each viewer is a real WebSocket connection that subscribes, folds nothing, and measures: for
+//! every agent change it receives, the latency from the moment the state began on the server
+//! (which for simulated and live events is when the server learned of it) to receipt, corrected
+//! by the clock offset seen at the handshake; and the bytes it receives (WebSocket payloads,
+//! before framing). The server's CPU and memory come from its `/metrics`.
+
+use std::time::{Duration, Instant};
+
+use monti_protocol::codec::decode_server;
+use monti_protocol::message::{ServerMsg, Subscription};
+use serde::Serialize;
+
+use crate::connection::{ClientError, Connection, now_ms};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// `http://host:port`
+    pub server: String,
+    /// Number of viewers.
+    pub clients: usize,
+    /// How long to measure after the viewers are live.
+    pub duration: Duration,
+    /// What each viewer subscribes to.
+    pub subscription: Subscription,
+}
+
+/// The measured figures; printed as a table or as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadReport {
+    /// Viewers asked for.
+    pub clients: usize,
+    /// Viewers that received a full snapshot.
+    pub clients_live: usize,
+    /// Viewers that failed or were disconnected, with the first reasons.
+    pub failures: Vec<String>,
+    /// Measurement window, seconds.
+    pub duration_s: f64,
+    /// Agent changes received by all viewers.
+    pub changes_received: u64,
+    /// Agent changes per second one viewer received (the floor's visible change rate).
+    pub changes_per_second: f64,
+    /// Change-to-receipt latency, milliseconds.
+    pub latency_ms: Percentiles,
+    /// Stream bytes per viewer per second after the snapshot (deltas and keepalives).
+    pub bytes_per_client_per_second: f64,
+    /// Delta frame bytes divided by the agent changes they carried, frame overhead included.
+    pub bytes_per_agent_change: f64,
+    /// Bytes of the first viewer's snapshot, and its chunk count.
+    pub snapshot_bytes: u64,
+    /// Chunks of that snapshot.
+    pub snapshot_chunks: u32,
+    /// Snapshots received after the first (resyncs) by all viewers.
+    pub resyncs: u64,
+    /// The server's figures from `/metrics`.
+    pub server: ServerUsage,
+}
+
+/// Latency percentiles.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Number of samples.
+    pub samples: usize,
+}
+
+/// The server's CPU and memory over the run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerUsage {
+    /// CPU used during the window as a percentage of one core.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory at the start, bytes.
+    pub rss_start_bytes: Option<u64>,
+    /// Resident memory at the end, bytes.
+    pub rss_end_bytes: Option<u64>,
+}
+
+#[derive(Default)]
+struct ViewerStats {
+    live: bool,
+    failure: Option<String>,
+    latencies_ms: Vec<u32>,
+    changes: u64,
+    bytes_after_snapshot: u64,
+    delta_bytes: u64,
+    snapshot_bytes: u64,
+    snapshot_chunks: u32,
+    resyncs: u64,
+}
+
+/// Runs the load and returns the report.
+pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let metrics_url = format!("{}/metrics", options.server.trim_end_matches('/'));
+    // Viewers connect in waves of 50 so a thousand do not all knock at once. The window starts
+    // once every viewer has had time to connect and take its snapshot.
+    let warmup = Duration::from_secs(2) + Duration::from_millis(20 * options.clients as u64 / 50);
+    let window_start = tokio::time::Instant::now() + warmup;
+    let deadline = window_start + options.duration;
+    let mut tasks = Vec::with_capacity(options.clients);
+    for idx in 0..options.clients {
+        let server = options.server.clone();
+        let sub = options.subscription.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = ViewerStats::default();
+            if let Err(err) = measure(&server, &sub, window_start, deadline, &mut stats).await {
+                stats.failure = Some(format!("viewer {idx}: {err}"));
+            }
+            stats
+        }));
+        if idx % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep_until(window_start).await;
+    let start_usage = scrape(&http, &metrics_url).await;
+    let window_started = Instant::now();
+    tokio::time::sleep_until(deadline).await;
+    let end_usage = scrape(&http, &metrics_url).await;
+    let window = window_started.elapsed();
+
+    let mut report = LoadReport {
+        clients: options.clients,
+        clients_live: 0,
+        failures: Vec::new(),
+        duration_s: window.as_secs_f64(),
+        changes_received: 0,
+        changes_per_second: 0.0,
+        latency_ms: Percentiles::default(),
+        bytes_per_client_per_second: 0.0,
+        bytes_per_agent_change: 0.0,
+        snapshot_bytes: 0,
+        snapshot_chunks: 0,
+        resyncs: 0,
+        server: ServerUsage::default(),
+    };
+    let mut latencies = Vec::new();
+    let mut total_bytes = 0u64;
+    let mut total_delta_bytes = 0u64;
+    for task in tasks {
+        let stats = match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(err)) => ViewerStats {
+                failure: Some(format!("viewer task failed: {err}")),
+                ..ViewerStats::default()
+            },
+            Err(_) => ViewerStats {
+                failure: Some("viewer did not stop at the deadline".into()),
+                ..ViewerStats::default()
+            },
+        };
+        if stats.live {
+            report.clients_live += 1;
+        }
+        if let Some(failure) = stats.failure
+            && report.failures.len() < 10
+        {
+            report.failures.push(failure);
+        }
+        if report.snapshot_bytes == 0 {
+            report.snapshot_bytes = stats.snapshot_bytes;
+            report.snapshot_chunks = stats.snapshot_chunks;
+        }
+        report.changes_received += stats.changes;
+        report.resyncs += stats.resyncs;
+        total_bytes += stats.bytes_after_snapshot;
+        total_delta_bytes += stats.delta_bytes;
+        latencies.extend(stats.latencies_ms);
+    }
+    let viewer_seconds = report.clients_live as f64 * window.as_secs_f64();
+    if viewer_seconds > 0.0 {
+        report.changes_per_second = report.changes_received as f64 / viewer_seconds;
+        report.bytes_per_client_per_second = total_bytes as f64 / viewer_seconds;
+    }
+    if report.changes_received > 0 {
+        report.bytes_per_agent_change = total_delta_bytes as f64 / report.changes_received as f64;
+    }
+    report.latency_ms = percentiles(&mut latencies);
+    report.server = ServerUsage {
+        cpu_percent: match (start_usage.cpu_seconds, end_usage.cpu_seconds) {
+            (Some(start), Some(end)) => Some((end - start) / window.as_secs_f64() * 100.0),
+            _ => None,
+        },
+        rss_start_bytes: start_usage.rss_bytes,
+        rss_end_bytes: end_usage.rss_bytes,
+    };
+    Ok(report)
+}
+
+/// One viewer: connect, subscribe, take the snapshot, then count what arrives inside the window.
+async fn measure(
+    server: &str,
+    sub: &Subscription,
+    window_start: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    stats: &mut ViewerStats,
+) -> Result<(), ClientError> {
+    let mut connection = Connection::connect(server, "monti-cli load").await?;
+    let offset_ms = connection.clock_offset_ms();
+    connection.subscribe(sub).await?;
+    // Server time of the last sequence number, advanced by each delta's step.
+    let mut time_ms = 0u64;
+    let mut first_snapshot = true;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, connection.recv_frame()).await {
+            Ok(frame) => frame?,
+            Err(_) => break,
+        };
+        let received_ms = now_ms() as i64 + offset_ms;
+        let in_window = tokio::time::Instant::now() >= window_start;
+        match decode_server(&frame)? {
+            ServerMsg::Snapshot(chunk) => {
+                time_ms = chunk.time_ms;
+                if first_snapshot {
+                    stats.snapshot_bytes += frame.len() as u64;
+                    stats.snapshot_chunks += 1;
+                } else if in_window {
+                    stats.bytes_after_snapshot += frame.len() as u64;
+                }
+                if chunk.last {
+                    if !first_snapshot {
+                        stats.resyncs += 1;
+                    }
+                    first_snapshot = false;
+                    stats.live = true;
+                }
+            }
+            ServerMsg::Delta(delta) => {
+                time_ms += delta.time_step_ms;
+                if in_window {
+                    stats.bytes_after_snapshot += frame.len() as u64;
+                    stats.delta_bytes += frame.len() as u64;
+                    stats.changes += delta.changes.len() as u64;
+                    for change in &delta.changes {
+                        let since = time_ms.saturating_sub(change.since_ms_ago) as i64;
+                        stats.latencies_ms.push((received_ms - since).max(0) as u32);
+                    }
+                }
+            }
+            ServerMsg::Keepalive(_) if in_window => {
+                stats.bytes_after_snapshot += frame.len() as u64
+            }
+            ServerMsg::Error(error) => {
+                return Err(ClientError::Refused {
+                    code: error.code,
+                    message: error.message,
+                });
+            }
+            _ => {}
+        }
+    }
+    connection.close().await;
+    Ok(())
+}
+
+struct Usage {
+    cpu_seconds: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+async fn scrape(http: &reqwest::Client, url: &str) -> Usage {
+    let text = match http.get(url).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Usage {
+        cpu_seconds: value("monti_process_cpu_seconds"),
+        rss_bytes: value("monti_process_resident_memory_bytes").map(|rss| rss as u64),
+    }
+}
+
+fn percentiles(samples: &mut [u32]) -> Percentiles {
+    if samples.is_empty() {
+        return Percentiles::default();
+    }
+    samples.sort_unstable();
+    let at = |q: f64| f64::from(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+    Percentiles {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: at(1.0),
+        samples: samples.len(),
+    }
+}

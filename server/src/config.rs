@@ -1,0 +1,439 @@
+//! Server configuration: defaults that need nothing, a TOML file, environment variables and flags.
+//!
+//! Precedence, lowest first: built-in defaults, the file given by `--config` (or
+//! `MONTI_CONFIG`), environment variables, flags. Every setting has an environment variable named
+//! after its place in the file: `[database] url` is `MONTI_DATABASE_URL`. This module only
+//! parses and checks; it starts nothing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told. The file has the same sections.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening, the stream and its limits.
+    pub server: ServerConfig,
+    /// Where history and master data live.
+    pub database: DatabaseConfig,
+    /// The simulated floor.
+    pub simulator: SimulatorConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Most WebSocket viewers at once; further ones get 503.
+    pub max_connections: usize,
+    /// How often changes are coalesced and sent, in milliseconds.
+    pub tick_ms: u64,
+    /// Keepalive interval on quiet connections, in seconds; a peer silent for three intervals
+    /// is dropped.
+    pub keepalive_secs: u64,
+    /// How many ticks a viewer may fall behind before it is resynced with a fresh snapshot.
+    pub queue_ticks: usize,
+    /// How many resyncs within a minute a viewer may need before it is disconnected as too slow.
+    pub max_resyncs_per_minute: usize,
+    /// How long one send to a viewer may block before the viewer is disconnected, in seconds.
+    pub send_timeout_secs: u64,
+    /// Agents per snapshot chunk.
+    pub snapshot_chunk_agents: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 2_000,
+            tick_ms: 100,
+            keepalive_secs: 10,
+            queue_ticks: 50,
+            max_resyncs_per_minute: 3,
+            send_timeout_secs: 10,
+            snapshot_chunk_agents: 4_096,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// [`ServerConfig::tick_ms`] as a duration.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+
+    /// [`ServerConfig::keepalive_secs`] as a duration.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs)
+    }
+}
+
+/// `[database]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How often state history is written, in milliseconds.
+    pub history_batch_ms: u64,
+    /// How many history rows may wait for the database; beyond that rows are dropped and
+    /// counted, so a stalled database never slows the live floor.
+    pub history_queue: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/monti.db".to_owned(),
+            max_connections: 5,
+            history_batch_ms: 1_000,
+            history_queue: 200_000,
+        }
+    }
+}
+
+/// `[simulator]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatorConfig {
+    /// Whether the simulated floor runs.
+    pub enabled: bool,
+    /// How many agents it simulates.
+    pub agents: u32,
+    /// Seed: the same seed gives the same roster and the same day.
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Simulated time of day at start, `HH:MM`.
+    pub start_time: String,
+    /// Stop producing events after this many simulated minutes (0: never). Tests use it to let
+    /// the floor come to rest.
+    pub duration_minutes: u64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            enabled: true,
+            agents: 2_000,
+            seed: 1,
+            speed: 1.0,
+            start_time: "11:00".to_owned(),
+            duration_minutes: 0,
+        }
+    }
+}
+
+impl SimulatorConfig {
+    /// [`SimulatorConfig::start_time`] in seconds after midnight.
+    pub fn start_second_of_day(&self) -> anyhow::Result<u64> {
+        let (hours, minutes) = self
+            .start_time
+            .split_once(':')
+            .context("simulator.start_time must look like HH:MM")?;
+        let hours: u64 = hours.parse().context("simulator.start_time hours")?;
+        let minutes: u64 = minutes.parse().context("simulator.start_time minutes")?;
+        if hours > 23 || minutes > 59 {
+            bail!(
+                "simulator.start_time {} is not a time of day",
+                self.start_time
+            );
+        }
+        Ok(hours * 3600 + minutes * 60)
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log as JSON lines instead of text.
+    pub json: bool,
+    /// A `tracing` filter such as `info` or `monti_server=debug`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// MONTI server: streams a call-center floor live to desktop apps and wallboards.
+///
+/// Every option can also be set in the configuration file (section and key as in the option's
+/// name) or as an environment variable (shown with each option).
+#[derive(Debug, Default, Parser)]
+#[command(name = "monti-server", version)]
+pub struct Cli {
+    /// TOML configuration file; settings in it are overridden by environment variables and flags.
+    #[arg(long, env = "MONTI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MONTI_SERVER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Most WebSocket viewers at once [default: 2000].
+    #[arg(long, env = "MONTI_SERVER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Milliseconds between coalesced updates [default: 100].
+    #[arg(long, env = "MONTI_SERVER_TICK_MS")]
+    pub tick_ms: Option<u64>,
+    /// Seconds between keepalives on a quiet connection [default: 10].
+    #[arg(long, env = "MONTI_SERVER_KEEPALIVE_SECS")]
+    pub keepalive_secs: Option<u64>,
+    /// Ticks a viewer may fall behind before it is resynced [default: 50].
+    #[arg(long, env = "MONTI_SERVER_QUEUE_TICKS")]
+    pub queue_ticks: Option<usize>,
+    /// Resyncs per minute after which a viewer is dropped as too slow [default: 3].
+    #[arg(long, env = "MONTI_SERVER_MAX_RESYNCS_PER_MINUTE")]
+    pub max_resyncs_per_minute: Option<usize>,
+    /// Seconds one send may block before the viewer is dropped [default: 10].
+    #[arg(long, env = "MONTI_SERVER_SEND_TIMEOUT_SECS")]
+    pub send_timeout_secs: Option<u64>,
+    /// Agents per snapshot chunk [default: 4096].
+    #[arg(long, env = "MONTI_SERVER_SNAPSHOT_CHUNK_AGENTS")]
+    pub snapshot_chunk_agents: Option<usize>,
+
+    /// Database URL: sqlite://FILE or postgres://... [default: sqlite://data/monti.db].
+    #[arg(long, env = "MONTI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Database pool size [default: 5].
+    #[arg(long, env = "MONTI_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// Milliseconds between history writes [default: 1000].
+    #[arg(long, env = "MONTI_DATABASE_HISTORY_BATCH_MS")]
+    pub database_history_batch_ms: Option<u64>,
+    /// History rows that may wait for the database before rows are dropped [default: 200000].
+    #[arg(long, env = "MONTI_DATABASE_HISTORY_QUEUE")]
+    pub database_history_queue: Option<usize>,
+
+    /// Run the simulated floor [default: true].
+    #[arg(long, env = "MONTI_SIMULATOR_ENABLED")]
+    pub simulator_enabled: Option<bool>,
+    /// Number of simulated agents [default: 2000].
+    #[arg(long, env = "MONTI_SIMULATOR_AGENTS")]
+    pub simulator_agents: Option<u32>,
+    /// Seed of the simulated roster and day [default: 1].
+    #[arg(long, env = "MONTI_SIMULATOR_SEED")]
+    pub simulator_seed: Option<u64>,
+    /// Simulated seconds per real second [default: 1].
+    #[arg(long, env = "MONTI_SIMULATOR_SPEED")]
+    pub simulator_speed: Option<f64>,
+    /// Simulated time of day at start, HH:MM [default: 11:00].
+    #[arg(long, env = "MONTI_SIMULATOR_START_TIME")]
+    pub simulator_start_time: Option<String>,
+    /// Stop after this many simulated minutes, 0 for never [default: 0].
+    #[arg(long, env = "MONTI_SIMULATOR_DURATION_MINUTES")]
+    pub simulator_duration_minutes: Option<u64>,
+
+    /// Log JSON lines [default: false].
+    #[arg(long, env = "MONTI_LOG_JSON")]
+    pub log_json: Option<bool>,
+    /// Log filter, for example info or monti_server=debug [default: info].
+    #[arg(long, env = "MONTI_LOG_FILTER")]
+    pub log_filter: Option<String>,
+}
+
+impl Cli {
+    /// The configuration: defaults, then the file, then environment variables and flags.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        self.overlay(&mut config);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn overlay(&self, config: &mut Config) {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(value) = value {
+                *target = value.clone();
+            }
+        }
+        let server = &mut config.server;
+        set(&mut server.listen, &self.listen);
+        set(&mut server.max_connections, &self.max_connections);
+        set(&mut server.tick_ms, &self.tick_ms);
+        set(&mut server.keepalive_secs, &self.keepalive_secs);
+        set(&mut server.queue_ticks, &self.queue_ticks);
+        set(
+            &mut server.max_resyncs_per_minute,
+            &self.max_resyncs_per_minute,
+        );
+        set(&mut server.send_timeout_secs, &self.send_timeout_secs);
+        set(
+            &mut server.snapshot_chunk_agents,
+            &self.snapshot_chunk_agents,
+        );
+        let database = &mut config.database;
+        set(&mut database.url, &self.database_url);
+        set(
+            &mut database.max_connections,
+            &self.database_max_connections,
+        );
+        set(
+            &mut database.history_batch_ms,
+            &self.database_history_batch_ms,
+        );
+        set(&mut database.history_queue, &self.database_history_queue);
+        let simulator = &mut config.simulator;
+        set(&mut simulator.enabled, &self.simulator_enabled);
+        set(&mut simulator.agents, &self.simulator_agents);
+        set(&mut simulator.seed, &self.simulator_seed);
+        set(&mut simulator.speed, &self.simulator_speed);
+        set(&mut simulator.start_time, &self.simulator_start_time);
+        set(
+            &mut simulator.duration_minutes,
+            &self.simulator_duration_minutes,
+        );
+        set(&mut config.log.json, &self.log_json);
+        set(&mut config.log.filter, &self.log_filter);
+    }
+}
+
+impl Config {
+    /// Refuses settings the server cannot run with, with a message saying which and why.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let server = &self.server;
+        if server.tick_ms == 0 || server.tick_ms > 10_000 {
+            bail!(
+                "server.tick_ms must be between 1 and 10000, not {}",
+                server.tick_ms
+            );
+        }
+        if server.keepalive_secs == 0 {
+            bail!("server.keepalive_secs must be at least 1");
+        }
+        if server.queue_ticks == 0 {
+            bail!("server.queue_ticks must be at least 1");
+        }
+        if server.max_connections == 0 {
+            bail!("server.max_connections must be at least 1");
+        }
+        if server.snapshot_chunk_agents == 0
+            || server.snapshot_chunk_agents > monti_protocol::codec::MAX_CHUNK_AGENTS
+        {
+            bail!(
+                "server.snapshot_chunk_agents must be between 1 and {}",
+                monti_protocol::codec::MAX_CHUNK_AGENTS
+            );
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            bail!("database.url must start with sqlite: or postgres://");
+        }
+        let simulator = &self.simulator;
+        if !(simulator.speed.is_finite() && simulator.speed > 0.0 && simulator.speed <= 100_000.0) {
+            bail!(
+                "simulator.speed must be above 0 and at most 100000, not {}",
+                simulator.speed
+            );
+        }
+        if simulator.agents > monti_protocol::codec::MAX_AGENT_ID {
+            bail!(
+                "simulator.agents must be at most {}",
+                monti_protocol::codec::MAX_AGENT_ID
+            );
+        }
+        simulator.start_second_of_day()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_nothing_and_pass_their_own_check() {
+        let config = Cli::default().load().expect("defaults load");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.database.url.starts_with("sqlite:"));
+        assert!(config.simulator.enabled);
+        assert_eq!(config.simulator.agents, 2_000);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("monti-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("monti.toml");
+        std::fs::write(
+            &path,
+            "[simulator]\nagents = 50\nspeed = 4.0\n[server]\ntick_ms = 250\n",
+        )
+        .expect("write");
+        let cli = Cli {
+            config: Some(path),
+            simulator_agents: Some(70),
+            ..Cli::default()
+        };
+        let config = cli.load().expect("loads");
+        assert_eq!(config.simulator.agents, 70);
+        assert_eq!(config.simulator.speed, 4.0);
+        assert_eq!(config.server.tick_ms, 250);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_that_names_it() {
+        let err = toml::from_str::<Config>("[server]\nlisten_port = 1\n").expect_err("refused");
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_a_reason() {
+        let mut config = Config::default();
+        config.server.tick_ms = 0;
+        assert!(
+            config
+                .check()
+                .expect_err("refused")
+                .to_string()
+                .contains("tick_ms")
+        );
+        let mut config = Config::default();
+        config.simulator.start_time = "25:00".into();
+        assert!(config.check().is_err());
+    }
+
+    #[test]
+    fn every_setting_has_an_environment_variable() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version" | "print_config") {
+                continue;
+            }
+            assert!(
+                arg.get_env().is_some(),
+                "--{id} has no environment variable"
+            );
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! REST endpoints: master data, agents with filters and paging, the floor summary, health,
+//! readiness and metrics; and the one [`Error`] type every handler returns.
+//!
+//! Handlers read the live floor (one short lock each) rather than the database: it holds the
+//! same master data and the current states. Bad input gets a 4xx with an [`ErrorJson`] body.
+
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use monti_protocol::floor::Floor;
+use monti_protocol::model::{Grouping, StateKind};
+use monti_protocol::rest::{
+    AgentJson, AgentPage, ErrorJson, FloorSummaryJson, ReasonJson, SiteJson, TeamJson,
+};
+use serde::Deserialize;
+
+use crate::AppState;
+
+/// What a handler can fail with; mapped to a status and a JSON body once, here.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; the text says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such route or resource.
+    #[error("not found")]
+    NotFound,
+    /// The server cannot serve this now (full, starting, degraded).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure inside the server; logged, never shown.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The JSON error body.
+    pub fn body(error: &str, message: &str) -> Json<ErrorJson> {
+        Json(ErrorJson {
+            error: error.to_owned(),
+            message: message.to_owned(),
+        })
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        (status, Error::body(code, &self.to_string())).into_response()
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Error {
+        Error::BadRequest(rejection.body_text())
+    }
+}
+
+/// The REST API under `/api/v1`.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sites", get(sites))
+        .route("/api/v1/teams", get(teams))
+        .route("/api/v1/reasons", get(reasons))
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/floor/summary", get(floor_summary))
+}
+
+/// Health, readiness and metrics, for load balancers and Prometheus.
+pub fn ops_router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn sites(State(state): State<AppState>) -> Json<Vec<SiteJson>> {
+    Json(state.live.read(|floor| {
+        floor
+            .sites()
+            .map(|site| SiteJson {
+                id: site.id.0,
+                name: site.name.clone(),
+                n_agents: count_agents(floor, |record| record.info.site == site.id),
+            })
+            .collect()
+    }))
+}
+
+async fn teams(State(state): State<AppState>) -> Json<Vec<TeamJson>> {
+    Json(state.live.read(|floor| {
+        floor
+            .teams()
+            .map(|team| TeamJson {
+                id: team.id.0,
+                name: team.name.clone(),
+                n_agents: count_agents(floor, |record| record.info.team == team.id),
+            })
+            .collect()
+    }))
+}
+
+fn count_agents(floor: &Floor, keep: impl Fn(&monti_protocol::floor::AgentRecord) -> bool) -> u32 {
+    floor.agents().filter(|record| keep(record)).count() as u32
+}
+
+async fn reasons(State(state): State<AppState>) -> Json<Vec<ReasonJson>> {
+    Json(state.live.read(|floor| {
+        floor
+            .reasons()
+            .map(|reason| ReasonJson {
+                id: reason.id.0,
+                code: reason.code.clone(),
+                label: reason.label.clone(),
+            })
+            .collect()
+    }))
+}
+
+/// Filters and paging of `GET /api/v1/agents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentQuery {
+    team: Option<u16>,
+    site: Option<u16>,
+    state: Option<String>,
+    /// Case-insensitive substring of the name.
+    q: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+const MAX_PAGE: usize = 1_000;
+
+async fn agents(
+    State(state): State<AppState>,
+    query: Result<Query<AgentQuery>, QueryRejection>,
+) -> Result<Json<AgentPage>, Error> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(Error::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let kind = match &query.state {
+        Some(name) => Some(StateKind::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = StateKind::ALL.iter().map(|kind| kind.name()).collect();
+            Error::BadRequest(format!(
+                "unknown state {name:?}; use one of {}",
+                names.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    state.live.read(|floor| {
+        if let Some(team) = query
+            .team
+            .filter(|&team| floor.team(monti_protocol::model::TeamId(team)).is_none())
+        {
+            return Err(Error::BadRequest(format!(
+                "there is no team with id {team}"
+            )));
+        }
+        if let Some(site) = query
+            .site
+            .filter(|&site| floor.site(monti_protocol::model::SiteId(site)).is_none())
+        {
+            return Err(Error::BadRequest(format!(
+                "there is no site with id {site}"
+            )));
+        }
+        let matching = floor.agents().filter(|record| {
+            query.team.is_none_or(|team| record.info.team.0 == team)
+                && query.site.is_none_or(|site| record.info.site.0 == site)
+                && kind
+                    .is_none_or(|kind| record.live.is_some_and(|live| live.status.kind() == kind))
+                && needle
+                    .as_ref()
+                    .is_none_or(|needle| record.info.name.to_lowercase().contains(needle))
+        });
+        let mut total = 0;
+        let mut page = Vec::with_capacity(limit);
+        for record in matching {
+            if total >= query.offset && page.len() < limit {
+                page.push(agent_json(floor, record));
+            }
+            total += 1;
+        }
+        Ok(Json(AgentPage {
+            total,
+            offset: query.offset,
+            agents: page,
+        }))
+    })
+}
+
+fn agent_json(floor: &Floor, record: &monti_protocol::floor::AgentRecord) -> AgentJson {
+    let (state, reason, since_ms) = match record.live {
+        Some(live) => (
+            live.status.kind().name(),
+            live.status
+                .reason()
+                .and_then(|reason| floor.reason(reason))
+                .map(|reason| reason.code.clone()),
+            live.since_ms,
+        ),
+        None => (StateKind::Offline.name(), None, 0),
+    };
+    AgentJson {
+        id: record.info.id.0,
+        name: record.info.name.clone(),
+        team: record.info.team.0,
+        site: record.info.site.0,
+        state: state.to_owned(),
+        reason,
+        since_ms,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryQuery {
+    group_by: Option<String>,
+}
+
+async fn floor_summary(
+    State(state): State<AppState>,
+    query: Result<Query<SummaryQuery>, QueryRejection>,
+) -> Result<Json<FloorSummaryJson>, Error> {
+    let Query(query) = query?;
+    let grouping = match query.group_by.as_deref() {
+        None => Grouping::Team,
+        Some(name) => Grouping::from_name(name).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "unknown group_by {name:?}; use team, site or team_site"
+            ))
+        })?,
+    };
+    Ok(Json(state.live.read(|floor| {
+        FloorSummaryJson::from_floor(floor, grouping)
+    })))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the database answers within two seconds (the floor is loaded before the server
+/// listens at all).
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, Error> {
+    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
+        Ok(Ok(())) => Ok("ready\n"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = format!("{err:#}"), "database check failed");
+            Err(Error::Unavailable("the database does not answer".into()))
+        }
+        Err(_) => Err(Error::Unavailable(
+            "the database does not answer in time".into(),
+        )),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Unknown routes get the same JSON error shape as everything else.
+pub async fn fallback() -> Error {
+    Error::NotFound
+}

@@ -1,0 +1,410 @@
+//! The WebSocket stream at `/api/v1/stream`: handshake, subscribe, snapshot, deltas.
+//!
+//! One task per viewer selects over four things: the socket (subscriptions, pongs, close), the
+//! tick broadcast (its bounded outbound queue), a keepalive timer, and shutdown. A viewer that
+//! falls behind the broadcast is resynced with a fresh snapshot; one that needs too many resyncs,
+//! or whose socket stays blocked, is disconnected with a reason. Every refusal closes only the
+//! offending connection, with a close code from [`ErrorCode::close_code`], and is counted.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use monti_protocol::PROTOCOL_VERSION;
+use monti_protocol::codec::decode_client;
+use monti_protocol::message::{
+    ClientMsg, ErrorCode, ErrorMsg, Keepalive, ServerHello, ServerMsg, Subscription,
+};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::AppState;
+use crate::http::Error;
+use crate::live::{Subscribed, TickFrame, encode};
+use crate::sim::now_ms;
+
+/// How long a client has to say hello and to subscribe after connecting.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest message the WebSocket layer reads at all; frames between [`MAX_CLIENT_FRAME`] and
+/// this are read and refused with a clear reason, larger ones end the connection at once.
+const MAX_WS_MESSAGE: usize = 1024 * 1024;
+const _: () = assert!(monti_protocol::codec::MAX_CLIENT_FRAME < MAX_WS_MESSAGE);
+
+/// Query of the upgrade request: a client may state its protocol version up front, so that a
+/// mismatch is refused before the upgrade (426) instead of after it.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    protocol: Option<u16>,
+}
+
+/// `GET /api/v1/stream`: upgrades to a WebSocket if the version fits and there is room.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return Error::BadRequest(rejection.body_text()).into_response(),
+    };
+    if let Some(version) = query
+        .protocol
+        .filter(|&version| version != PROTOCOL_VERSION)
+    {
+        state.metrics.refuse(ErrorCode::VersionMismatch);
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            Error::body("version_mismatch", &version_mismatch(version)),
+        )
+            .into_response();
+    }
+    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
+        state.metrics.refuse(ErrorCode::TooManyConnections);
+        return Error::Unavailable("the server has no room for another viewer".into())
+            .into_response();
+    };
+    let tasks = state.tasks.clone();
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                let _permit = permit;
+                serve(socket, state).await;
+            })
+        })
+}
+
+fn version_mismatch(client: u16) -> String {
+    format!(
+        "this server speaks MONTI protocol {PROTOCOL_VERSION} and the client speaks {client}; \
+         install the client that matches the server"
+    )
+}
+
+/// Why a connection is being closed by the server.
+struct Closing {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Closing {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Closing {
+        Closing {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Serves one viewer until it leaves or is closed.
+async fn serve(mut socket: WebSocket, state: AppState) {
+    state.metrics.connected_clients.inc();
+    let mut connection = Connection {
+        state: state.clone(),
+        last_sent: Instant::now(),
+        last_heard: Instant::now(),
+        resyncs: VecDeque::new(),
+    };
+    let outcome = connection.session(&mut socket).await;
+    if let Err(closing) = outcome {
+        if !matches!(closing.code, ErrorCode::ShuttingDown) {
+            tracing::debug!(code = ?closing.code, message = %closing.message, "closing viewer");
+        }
+        state.metrics.refuse(closing.code);
+        let error = ServerMsg::Error(ErrorMsg {
+            code: closing.code,
+            message: closing.message.clone(),
+        });
+        let close = Message::Close(Some(CloseFrame {
+            code: closing.code.close_code(),
+            reason: truncate_reason(&closing.message).into(),
+        }));
+        let goodbye = async {
+            socket.send(Message::Binary(encode(&error).into())).await?;
+            socket.send(close).await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), goodbye).await;
+    }
+    state.metrics.connected_clients.dec();
+}
+
+/// A close reason must fit in 123 bytes.
+fn truncate_reason(message: &str) -> String {
+    let mut end = message.len().min(123);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
+}
+
+struct Connection {
+    state: AppState,
+    last_sent: Instant,
+    last_heard: Instant,
+    /// When recent resyncs happened, to tell a briefly slow viewer from a hopeless one.
+    resyncs: VecDeque<Instant>,
+}
+
+/// The subscription a viewer currently follows.
+struct View {
+    /// The subscription with `known_roster` cleared: the key of shared encoded deltas.
+    key: Subscription,
+    seq: u64,
+    ticks: tokio::sync::broadcast::Receiver<std::sync::Arc<TickFrame>>,
+}
+
+enum Inbound {
+    Message(ClientMsg),
+    Closed,
+}
+
+impl Connection {
+    async fn session(&mut self, socket: &mut WebSocket) -> Result<(), Closing> {
+        let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.receive(socket)).await {
+            Ok(inbound) => inbound?,
+            Err(_) => {
+                return Err(Closing::new(
+                    ErrorCode::UnexpectedMessage,
+                    "no hello within 10 s",
+                ));
+            }
+        };
+        match hello {
+            Inbound::Closed => return Ok(()),
+            Inbound::Message(ClientMsg::Hello(hello))
+                if hello.protocol_version == PROTOCOL_VERSION =>
+            {
+                tracing::debug!(client = %hello.client_name, "viewer said hello");
+            }
+            Inbound::Message(ClientMsg::Hello(hello)) => {
+                return Err(Closing::new(
+                    ErrorCode::VersionMismatch,
+                    version_mismatch(hello.protocol_version),
+                ));
+            }
+            Inbound::Message(_) => {
+                return Err(Closing::new(
+                    ErrorCode::UnexpectedMessage,
+                    "the first message must be Hello",
+                ));
+            }
+        }
+        let config = &self.state.config.server;
+        let hello = ServerMsg::Hello(ServerHello {
+            protocol_version: PROTOCOL_VERSION,
+            server_time_ms: now_ms(),
+            server_name: format!("monti-server {}", env!("CARGO_PKG_VERSION")),
+            keepalive_ms: (config.keepalive_secs * 1000) as u32,
+        });
+        self.send(socket, encode(&hello).into()).await?;
+        let sub = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.receive(socket)).await {
+            Ok(Ok(Inbound::Message(ClientMsg::Subscribe(sub)))) => sub,
+            Ok(Ok(Inbound::Message(_))) => {
+                return Err(Closing::new(
+                    ErrorCode::UnexpectedMessage,
+                    "expected Subscribe after Hello",
+                ));
+            }
+            Ok(Ok(Inbound::Closed)) => return Ok(()),
+            Ok(Err(closing)) => return Err(closing),
+            Err(_) => {
+                return Err(Closing::new(
+                    ErrorCode::UnexpectedMessage,
+                    "no subscription within 10 s",
+                ));
+            }
+        };
+        let mut view = self.subscribe(socket, &sub).await?;
+        self.follow(socket, &mut view).await
+    }
+
+    /// The main loop: deltas out, subscriptions in, keepalives, shutdown.
+    async fn follow(&mut self, socket: &mut WebSocket, view: &mut View) -> Result<(), Closing> {
+        let keepalive_every = self.state.config.server.keepalive();
+        let mut keepalive = tokio::time::interval(keepalive_every);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    return Err(Closing::new(ErrorCode::ShuttingDown, "the server is shutting down"));
+                }
+                inbound = self.receive(socket) => match inbound? {
+                    Inbound::Closed => return Ok(()),
+                    Inbound::Message(ClientMsg::Subscribe(sub)) => *view = self.subscribe(socket, &sub).await?,
+                    Inbound::Message(ClientMsg::Hello(_)) => {
+                        return Err(Closing::new(ErrorCode::UnexpectedMessage, "Hello may only be sent once"));
+                    }
+                },
+                tick = view.ticks.recv() => match tick {
+                    Ok(frame) => self.forward(socket, view, &frame).await?,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "viewer fell behind; resyncing");
+                        self.resync(socket, view).await?;
+                    }
+                    Err(RecvError::Closed) => {
+                        return Err(Closing::new(ErrorCode::ShuttingDown, "the server is shutting down"));
+                    }
+                },
+                _ = keepalive.tick() => {
+                    if self.last_heard.elapsed() > keepalive_every * 3 {
+                        tracing::debug!("viewer silent for three keepalive intervals; dropping");
+                        return Ok(());
+                    }
+                    if self.last_sent.elapsed() >= keepalive_every {
+                        let msg = ServerMsg::Keepalive(Keepalive { seq: view.seq, server_time_ms: now_ms() });
+                        self.send(socket, encode(&msg).into()).await?;
+                    }
+                    self.send_raw(socket, Message::Ping(Bytes::new())).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends the delta of one tick, or resyncs if the tick does not follow the view.
+    async fn forward(
+        &mut self,
+        socket: &mut WebSocket,
+        view: &mut View,
+        frame: &TickFrame,
+    ) -> Result<(), Closing> {
+        let seq = frame.tick.seq;
+        if seq <= view.seq {
+            return Ok(()); // Already in the snapshot.
+        }
+        if seq != view.seq + 1 {
+            return self.resync(socket, view).await;
+        }
+        let bytes = frame.delta_frame(&view.key);
+        self.send(socket, bytes).await?;
+        view.seq = seq;
+        self.state
+            .metrics
+            .change_to_send_seconds
+            .observe(frame.oldest_change.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Replaces the view with a fresh snapshot of the same subscription, unless the viewer has
+    /// needed too many of those lately.
+    async fn resync(&mut self, socket: &mut WebSocket, view: &mut View) -> Result<(), Closing> {
+        let now = Instant::now();
+        while self
+            .resyncs
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > Duration::from_secs(60))
+        {
+            self.resyncs.pop_front();
+        }
+        if self.resyncs.len() >= self.state.config.server.max_resyncs_per_minute {
+            self.state.metrics.slow_clients_dropped.inc();
+            return Err(Closing::new(
+                ErrorCode::TooSlow,
+                "the connection cannot keep up with the floor; reconnect on a faster link",
+            ));
+        }
+        self.resyncs.push_back(now);
+        self.state.metrics.resyncs.inc();
+        let key = view.key.clone();
+        *view = self.subscribe(socket, &key).await?;
+        Ok(())
+    }
+
+    /// Validates a subscription, sends its snapshot and returns the view that follows it.
+    async fn subscribe(
+        &mut self,
+        socket: &mut WebSocket,
+        sub: &Subscription,
+    ) -> Result<View, Closing> {
+        let chunk_agents = self.state.config.server.snapshot_chunk_agents;
+        let Subscribed { chunks, seq, ticks } = self
+            .state
+            .live
+            .subscribe(sub, chunk_agents)
+            .map_err(|(code, message)| Closing::new(code, message))?;
+        for chunk in chunks.iter() {
+            self.send(socket, chunk.clone()).await?;
+        }
+        Ok(View {
+            key: Subscription {
+                known_roster: None,
+                ..sub.clone()
+            },
+            seq,
+            ticks,
+        })
+    }
+
+    /// Reads the next client message; pings, pongs and oversized or undecodable frames are
+    /// handled here.
+    async fn receive(&mut self, socket: &mut WebSocket) -> Result<Inbound, Closing> {
+        loop {
+            let Some(message) = socket.recv().await else {
+                return Ok(Inbound::Closed);
+            };
+            self.last_heard = Instant::now();
+            match message {
+                Ok(Message::Binary(frame)) => {
+                    return decode_client(&frame)
+                        .map(Inbound::Message)
+                        .map_err(|err| Closing::new(err.code(), err.to_string()));
+                }
+                Ok(Message::Text(_)) => {
+                    return Err(Closing::new(
+                        ErrorCode::UnsupportedFrame,
+                        "text frames are not part of the MONTI protocol; send binary frames",
+                    ));
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) => return Ok(Inbound::Closed),
+                Err(err) => {
+                    // Oversized beyond what the WebSocket layer reads, or a broken connection.
+                    tracing::debug!(%err, "viewer connection failed");
+                    self.state.metrics.refuse(ErrorCode::BadFrame);
+                    return Ok(Inbound::Closed);
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, socket: &mut WebSocket, frame: Bytes) -> Result<(), Closing> {
+        let len = frame.len() as u64;
+        self.send_raw(socket, Message::Binary(frame)).await?;
+        self.state.metrics.bytes_sent.inc_by(len);
+        self.state.metrics.frames_sent.inc();
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    async fn send_raw(&mut self, socket: &mut WebSocket, message: Message) -> Result<(), Closing> {
+        let timeout = Duration::from_secs(self.state.config.server.send_timeout_secs);
+        match tokio::time::timeout(timeout, socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closing::new(ErrorCode::Internal, "the connection failed")),
+            Err(_) => {
+                self.state.metrics.slow_clients_dropped.inc();
+                Err(Closing::new(
+                    ErrorCode::TooSlow,
+                    "sending to the viewer timed out",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        let reason = truncate_reason(&"ü".repeat(100));
+        assert!(reason.len() <= 123);
+        assert!(reason.chars().all(|c| c == 'ü'));
+    }
+}
