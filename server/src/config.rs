@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub send_timeout_secs: u64,
     /// Agents per snapshot chunk.
     pub snapshot_chunk_agents: usize,
+    /// Kernel send buffer per viewer socket in bytes; 0 leaves it to the operating system.
+    /// A fixed size bounds kernel memory per viewer and makes a slow viewer show up sooner.
+    pub socket_send_buffer: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
             max_resyncs_per_minute: 3,
             send_timeout_secs: 10,
             snapshot_chunk_agents: 4_096,
+            socket_send_buffer: 0,
         }
     }
 }
@@ -211,6 +215,9 @@ pub struct Cli {
     /// Agents per snapshot chunk [default: 4096].
     #[arg(long, env = "MONTI_SERVER_SNAPSHOT_CHUNK_AGENTS")]
     pub snapshot_chunk_agents: Option<usize>,
+    /// Kernel send buffer per viewer socket in bytes, 0 for the OS default [default: 0].
+    #[arg(long, env = "MONTI_SERVER_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<usize>,
 
     /// Database URL: sqlite://FILE or postgres://... [default: sqlite://data/monti.db].
     #[arg(long, env = "MONTI_DATABASE_URL")]

@@ -122,10 +122,16 @@ pub async fn run(
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, agents = stored.agents.len(), database = ?db.engine(), "monti-server listening");
-    let listener = listener.tap_io(|tcp| {
+    let send_buffer = config.server.socket_send_buffer;
+    let listener = listener.tap_io(move |tcp| {
         // Deltas are small and latency matters more than packet count.
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+        if send_buffer > 0
+            && let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+        {
+            tracing::debug!(%err, "cannot set the socket send buffer");
         }
     });
     let tasks = state.tasks.clone();

@@ -45,7 +45,7 @@ pub struct StreamQuery {
 pub async fn upgrade(
     State(state): State<AppState>,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
@@ -62,6 +62,10 @@ pub async fn upgrade(
         )
             .into_response();
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Error::BadRequest(rejection.body_text()).into_response(),
+    };
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         state.metrics.refuse(ErrorCode::TooManyConnections);
         return Error::Unavailable("the server has no room for another viewer".into())

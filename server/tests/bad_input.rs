@@ -1,0 +1,229 @@
+//! Bad input gets a clear refusal, only the offending connection is closed, nothing panics, and
+//! a metric counts it; bad REST input gets a 4xx with a JSON body.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDb, TestServer, test_config};
+use futures_util::{SinkExt, StreamExt};
+use monti_client::follow::{Event, Follower};
+use monti_protocol::PROTOCOL_VERSION;
+use monti_protocol::codec::encode_client;
+use monti_protocol::message::{ClientHello, ClientMsg, ErrorCode, ServerMsg, Subscription};
+use monti_protocol::model::TeamId;
+use monti_protocol::rest::ErrorJson;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(server: &TestServer) -> Ws {
+    let url = format!("ws://{}{}", server.addr, monti_protocol::STREAM_PATH);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade")
+        .0
+}
+
+fn hello(version: u16) -> Message {
+    let msg = ClientMsg::Hello(ClientHello {
+        protocol_version: version,
+        client_name: "bad".into(),
+    });
+    Message::Binary(encode_client(&msg).expect("encodes").into())
+}
+
+/// Sends `frames` and returns the error message and close code the server answers with.
+async fn refusal(server: &TestServer, frames: Vec<Message>) -> (Option<ErrorCode>, Option<u16>) {
+    let mut ws = open(server).await;
+    for frame in frames {
+        if ws.send(frame).await.is_err() {
+            break;
+        }
+    }
+    let mut code = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("answer in time")
+        {
+            Some(Ok(Message::Binary(frame))) => {
+                if let Ok(ServerMsg::Error(error)) = monti_protocol::codec::decode_server(&frame) {
+                    code = Some(error.code);
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return (code, frame.map(|frame| u16::from(frame.code)));
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return (code, None),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_frame_closes_only_its_connection_with_a_clear_code() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    let mut bystander = Follower::new(&server.url, "bystander", Subscription::default());
+    bystander.until_live().await.expect("live");
+
+    let valid_hello = encode_client(&ClientMsg::Hello(ClientHello {
+        protocol_version: PROTOCOL_VERSION,
+        client_name: "truncated".into(),
+    }))
+    .expect("encodes");
+    let subscribe_unknown_team = encode_client(&ClientMsg::Subscribe(Subscription {
+        teams: vec![TeamId(9_999)],
+        ..Subscription::default()
+    }))
+    .expect("encodes");
+    let cases: Vec<(&str, Vec<Message>, ErrorCode)> = vec![
+        (
+            "garbage bytes",
+            vec![Message::Binary(
+                vec![0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01].into(),
+            )],
+            ErrorCode::BadFrame,
+        ),
+        (
+            "a truncated frame",
+            vec![Message::Binary(
+                valid_hello[..valid_hello.len() - 3].to_vec().into(),
+            )],
+            ErrorCode::BadFrame,
+        ),
+        (
+            "an oversized frame",
+            vec![Message::Binary(vec![0u8; 200 * 1024].into())],
+            ErrorCode::FrameTooLarge,
+        ),
+        (
+            "an unknown message tag",
+            vec![Message::Binary(vec![0x09, 0x00].into())],
+            ErrorCode::UnknownMessage,
+        ),
+        (
+            "a wrong protocol version",
+            vec![hello(PROTOCOL_VERSION + 1)],
+            ErrorCode::VersionMismatch,
+        ),
+        (
+            "subscribe before hello",
+            vec![Message::Binary(subscribe_unknown_team.clone().into())],
+            ErrorCode::UnexpectedMessage,
+        ),
+        (
+            "a subscribe for an unknown team",
+            vec![
+                hello(PROTOCOL_VERSION),
+                Message::Binary(subscribe_unknown_team.into()),
+            ],
+            ErrorCode::UnknownTeam,
+        ),
+        (
+            "a text frame",
+            vec![Message::Text("hello".into())],
+            ErrorCode::UnsupportedFrame,
+        ),
+    ];
+    for (what, frames, expected) in cases {
+        let before = refused_count(&server, expected).await;
+        let (code, close) = refusal(&server, frames).await;
+        assert_eq!(code, Some(expected), "{what}: error message");
+        assert_eq!(close, Some(expected.close_code()), "{what}: close code");
+        assert_eq!(
+            refused_count(&server, expected).await,
+            before + 1.0,
+            "{what}: metric"
+        );
+    }
+
+    // The bystander kept receiving deltas throughout and the server still serves.
+    let mut deltas = 0;
+    while deltas < 5 {
+        match bystander.next().await.expect("no fatal error") {
+            Event::Delta { .. } => deltas += 1,
+            Event::Lost { reason, .. } => panic!("bystander lost its connection: {reason}"),
+            _ => {}
+        }
+    }
+    assert!(server.get("/healthz").await.status().is_success());
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+async fn refused_count(server: &TestServer, code: ErrorCode) -> f64 {
+    server
+        .metric(&format!("monti_refused_total{{code=\"{code:?}\"}}"))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_mismatch_in_the_upgrade_request_gets_426_with_a_reason() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    let response = server
+        .get(&format!(
+            "{}?protocol={}",
+            monti_protocol::STREAM_PATH,
+            PROTOCOL_VERSION + 1
+        ))
+        .await;
+    assert_eq!(response.status().as_u16(), 426);
+    let body: ErrorJson = response.json().await.expect("json body");
+    assert_eq!(body.error, "version_mismatch");
+    assert!(
+        body.message
+            .contains(&format!("protocol {PROTOCOL_VERSION}")),
+        "{}",
+        body.message
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rest_input_gets_a_4xx_with_a_json_body() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    for (path, status) in [
+        ("/api/v1/agents?limit=0", 400),
+        ("/api/v1/agents?limit=5000", 400),
+        ("/api/v1/agents?state=sleeping", 400),
+        ("/api/v1/agents?team=abc", 400),
+        ("/api/v1/agents?team=9999", 400),
+        ("/api/v1/agents?colour=red", 400),
+        ("/api/v1/floor/summary?group_by=floor", 400),
+        ("/api/v1/nothing-here", 404),
+    ] {
+        let response = server.get(path).await;
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: ErrorJson = response
+            .json()
+            .await
+            .unwrap_or_else(|err| panic!("{path}: no JSON error body: {err}"));
+        assert!(!body.message.is_empty(), "{path}");
+    }
+    // And good input works: paging and filters.
+    let page: monti_protocol::rest::AgentPage = server
+        .get("/api/v1/agents?team=0&limit=5&offset=2")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert!(page.total > 5);
+    assert_eq!(page.offset, 2);
+    assert_eq!(page.agents.len(), 5);
+    assert!(page.agents.iter().all(|agent| agent.team == 0));
+    let teams: Vec<monti_protocol::rest::TeamJson> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("teams");
+    assert_eq!(teams.iter().map(|team| team.n_agents).sum::<u32>(), 300);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

@@ -1,0 +1,182 @@
+//! Starting a real server for a test: on 127.0.0.1:0, against SQLite in a temporary folder or
+//! a fresh PostgreSQL database, with real WebSocket clients.
+
+#![allow(dead_code)] // Each test file uses a different part of this.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use monti_server::config::Config;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub config: Config,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(monti_server::run(
+            listener,
+            config.clone(),
+            shutdown.clone(),
+        ));
+        let server = TestServer {
+            addr,
+            url: format!("http://{addr}"),
+            config,
+            shutdown,
+            handle: Some(handle),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("{}/readyz", self.url)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server at {} did not become ready", self.url);
+    }
+
+    /// Asks the server to shut down and waits for `run` to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let handle = self.handle.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("stops in time")
+            .expect("joins")
+    }
+
+    pub fn cancel(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("request")
+    }
+
+    /// One value from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("body");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A database for one test.
+pub enum TestDb {
+    Sqlite { dir: PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir =
+            std::env::temp_dir().join(format!("monti-test-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TestDb::Sqlite { dir }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (skip) when `MONTI_TEST_POSTGRES_URL` is unset
+    /// and `MONTI_REQUIRE_SERVICES` is not `1`.
+    pub async fn postgres() -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var("MONTI_TEST_POSTGRES_URL") else {
+            if std::env::var("MONTI_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("MONTI_TEST_POSTGRES_URL is not set but MONTI_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipping: MONTI_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let name = format!("monti_test_{}_{}", std::process::id(), unique());
+        let admin = admin_connection(&admin_url).await;
+        sqlx::query(&format!("create database {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        Some(TestDb::Postgres { admin_url, name })
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { dir } => format!("sqlite://{}/monti.db", dir.display()),
+            TestDb::Postgres { admin_url, name } => {
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(base, _)| base);
+                format!("{base}/{name}")
+            }
+        }
+    }
+
+    pub async fn drop_database(self) {
+        match self {
+            TestDb::Sqlite { dir } => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            TestDb::Postgres { admin_url, name } => {
+                let admin = admin_connection(&admin_url).await;
+                let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                    .execute(&admin)
+                    .await;
+            }
+        }
+    }
+}
+
+async fn admin_connection(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to PostgreSQL at {url}: {err}"))
+}
+
+fn unique() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u128::from(nanos) * 1000 + u128::from(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A configuration for tests: quick ticks and keepalives, a small fast floor.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::default();
+    config.database.url = db.url();
+    config.database.history_batch_ms = 200;
+    config.server.tick_ms = 50;
+    config.server.keepalive_secs = 2;
+    config.simulator.agents = 300;
+    config.simulator.speed = 60.0;
+    config
+}

@@ -1,0 +1,412 @@
+//! The live stream end to end: a real server on loopback, real WebSocket viewers, SQLite and
+//! PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestDb, TestServer, test_config};
+use monti_client::connection::Connection;
+use monti_client::follow::{Event, Follower};
+use monti_protocol::floor::Floor;
+use monti_protocol::message::{Detail, ErrorCode, ServerMsg, Subscription};
+use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
+use monti_protocol::rest::FloorSummaryJson;
+
+/// Follows until the floor has been quiet for `quiet` (the simulator has stopped).
+async fn follow_until_quiet(follower: &mut Follower, quiet: Duration, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < limit, "the floor never came to rest");
+        match tokio::time::timeout(quiet, follower.next()).await {
+            Err(_) if follower.floor().is_ready() => return,
+            Err(_) => {}
+            Ok(result) => {
+                if let Event::Lost { reason, .. } = result.expect("no fatal error") {
+                    panic!("connection lost while following: {reason}");
+                }
+            }
+        }
+    }
+}
+
+async fn fresh_view(server: &TestServer, sub: &Subscription) -> Floor {
+    let mut follower = Follower::new(&server.url, "test fresh", sub.clone());
+    tokio::time::timeout(Duration::from_secs(10), follower.until_live())
+        .await
+        .expect("snapshot in time")
+        .expect("snapshot");
+    follower.floor().clone()
+}
+
+/// A simulated hour at 600x speed: a viewer that followed all of it holds exactly what a fresh
+/// snapshot and the REST summary say, for an agents view and a scoped summary view.
+async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: TestDb) {
+    let mut config = test_config(&db);
+    config.simulator.speed = 600.0;
+    config.simulator.duration_minutes = 60;
+    let server = TestServer::start(config).await;
+    let everything = Subscription::default();
+    let scoped_summary = Subscription {
+        grouping: Grouping::TeamSite,
+        detail: Detail::Summary,
+        sites: vec![SiteId(0)],
+        states: StateSet::of([StateKind::OnCall, StateKind::NotReady, StateKind::Available]),
+        ..Subscription::default()
+    };
+    let mut viewer = Follower::new(&server.url, "test viewer", everything.clone());
+    let mut summary_viewer = Follower::new(&server.url, "test summary", scoped_summary.clone());
+    let started_seq;
+    {
+        viewer.until_live().await.expect("live");
+        summary_viewer.until_live().await.expect("live");
+        started_seq = viewer.floor().seq();
+    }
+    let (_, _) = tokio::join!(
+        follow_until_quiet(
+            &mut viewer,
+            Duration::from_millis(1500),
+            Duration::from_secs(60)
+        ),
+        follow_until_quiet(
+            &mut summary_viewer,
+            Duration::from_millis(1500),
+            Duration::from_secs(60)
+        ),
+    );
+    let followed = viewer.floor();
+    assert!(
+        followed.seq() > started_seq + 50,
+        "the hour produced only {} ticks",
+        followed.seq() - started_seq
+    );
+    assert_eq!(followed.n_agents(), 300);
+    assert_eq!(followed, &fresh_view(&server, &everything).await);
+    assert_eq!(
+        summary_viewer.floor(),
+        &fresh_view(&server, &scoped_summary).await
+    );
+    assert!(
+        !summary_viewer
+            .floor()
+            .summaries(Grouping::TeamSite)
+            .is_empty()
+    );
+
+    let rest: FloorSummaryJson = server
+        .get("/api/v1/floor/summary?group_by=site")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rest, FloorSummaryJson::from_floor(followed, Grouping::Site));
+
+    // The simulated hour went to the database as history.
+    let changes = server.metric("monti_agent_state_changes_total").await;
+    assert!(
+        changes > 1_000.0,
+        "{changes} changes in a simulated hour of 300 agents"
+    );
+    let url = server.config.database.url.clone();
+    server.stop().await.expect("clean shutdown");
+    let db_after = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+        url,
+        ..Default::default()
+    })
+    .await
+    .expect("reopen");
+    assert_eq!(
+        db_after.count_history().await.expect("count") as f64,
+        changes,
+        "every change is in the history"
+    );
+    db_after.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_follows_a_simulated_hour_on_sqlite() {
+    a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_follows_a_simulated_hour_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db).await;
+    }
+}
+
+/// Opens a WebSocket whose receive buffer is tiny, so the server's sends block as soon as the
+/// viewer stops reading.
+async fn tiny_buffer_socket(
+    server: &TestServer,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(server.addr).await.expect("connect");
+    let url = format!("ws://{}{}", server.addr, monti_protocol::STREAM_PATH);
+    let (ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("upgrade");
+    ws
+}
+
+async fn send(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    msg: &monti_protocol::message::ClientMsg,
+) {
+    use futures_util::SinkExt;
+    let frame = monti_protocol::codec::encode_client(msg).expect("encodes");
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        frame.into(),
+    ))
+    .await
+    .expect("send");
+}
+
+async fn hello_and_subscribe(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+    use monti_protocol::message::{ClientHello, ClientMsg};
+    send(
+        ws,
+        &ClientMsg::Hello(ClientHello {
+            protocol_version: monti_protocol::PROTOCOL_VERSION,
+            client_name: "slow".into(),
+        }),
+    )
+    .await;
+    send(ws, &ClientMsg::Subscribe(Subscription::default())).await;
+}
+
+/// Reads until `until` and returns the server messages (and the close frame, if any).
+async fn drain(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    until: Duration,
+) -> (Vec<ServerMsg>, Option<u16>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + until;
+    let mut messages = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) | Ok(None) | Ok(Some(Err(_))) => return (messages, None),
+            Ok(Some(Ok(Message::Binary(frame)))) => {
+                messages.push(monti_protocol::codec::decode_server(&frame).expect("valid frame"));
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return (messages, frame.map(|frame| u16::from(frame.code)));
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+fn busy_config(db: &TestDb) -> monti_server::config::Config {
+    let mut config = test_config(db);
+    config.simulator.agents = 2_000;
+    config.simulator.speed = 100.0;
+    config.server.tick_ms = 20;
+    config.server.queue_ticks = 4;
+    config.server.socket_send_buffer = 4096;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_viewer_is_resynced_while_a_fast_one_is_undisturbed() {
+    let db = TestDb::sqlite();
+    let mut config = busy_config(&db);
+    config.server.max_resyncs_per_minute = 1_000;
+    let server = TestServer::start(config).await;
+    let mut fast = Follower::new(&server.url, "fast", Subscription::default());
+    fast.until_live().await.expect("live");
+    let mut slow = tiny_buffer_socket(&server).await;
+    hello_and_subscribe(&mut slow).await;
+
+    // The slow viewer stops reading for three seconds while the fast one follows.
+    let fast_run = async {
+        let mut snapshots = 0;
+        let mut deltas = 0;
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            match fast.next().await.expect("no fatal error") {
+                Event::Snapshot { .. } => snapshots += 1,
+                Event::Delta { .. } => deltas += 1,
+                Event::Lost { reason, .. } => panic!("fast viewer lost its connection: {reason}"),
+                _ => {}
+            }
+        }
+        (snapshots, deltas)
+    };
+    let (snapshots, deltas) = fast_run.await;
+    assert_eq!(snapshots, 0, "the fast viewer was resynced");
+    assert!(
+        deltas > 50,
+        "the fast viewer got only {deltas} deltas in 3 s"
+    );
+
+    let (messages, close) = drain(&mut slow, Duration::from_secs(3)).await;
+    assert_eq!(close, None, "the slow viewer was closed");
+    let complete_snapshots = messages
+        .iter()
+        .filter(|msg| matches!(msg, ServerMsg::Snapshot(chunk) if chunk.last))
+        .count();
+    assert!(
+        complete_snapshots >= 2,
+        "the slow viewer got {complete_snapshots} snapshots, expected a resync"
+    );
+    assert!(server.metric("monti_resyncs_total").await >= 1.0);
+
+    // What the slow viewer received still folds into the server's floor, gap-free.
+    let mut floor = Floor::awaiting_snapshot();
+    for msg in &messages {
+        floor.apply(msg).expect("folds without a gap");
+    }
+    drop(slow);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_cannot_keep_up_is_disconnected_with_a_reason() {
+    let db = TestDb::sqlite();
+    let mut config = busy_config(&db);
+    config.server.max_resyncs_per_minute = 0;
+    let server = TestServer::start(config).await;
+    let mut slow = tiny_buffer_socket(&server).await;
+    hello_and_subscribe(&mut slow).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (messages, close) = drain(&mut slow, Duration::from_secs(5)).await;
+    assert_eq!(close, Some(ErrorCode::TooSlow.close_code()));
+    assert!(
+        matches!(messages.last(), Some(ServerMsg::Error(error)) if error.code == ErrorCode::TooSlow)
+    );
+    assert!(server.metric("monti_slow_clients_dropped_total").await >= 1.0);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_viewers_and_flushes_history() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    let mut viewer = Connection::connect(&server.url, "test")
+        .await
+        .expect("connects");
+    viewer
+        .subscribe(&Subscription::default())
+        .await
+        .expect("subscribes");
+    let url = server.config.database.url.clone();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.cancel();
+    let reason = loop {
+        match viewer.recv().await {
+            Ok(_) => continue,
+            Err(err) => break err,
+        }
+    };
+    assert!(
+        matches!(
+            reason,
+            monti_client::ClientError::Refused {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        ),
+        "{reason}"
+    );
+    server.stop().await.expect("clean shutdown");
+    let db_after = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+        url,
+        ..Default::default()
+    })
+    .await
+    .expect("reopen");
+    assert!(
+        db_after.count_history().await.expect("count") >= 300,
+        "initial states are in the history"
+    );
+    db_after.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_with_503() {
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.server.max_connections = 2;
+    let server = TestServer::start(config).await;
+    let _first = Connection::connect(&server.url, "one")
+        .await
+        .expect("first");
+    let _second = Connection::connect(&server.url, "two")
+        .await
+        .expect("second");
+    let third = Connection::connect(&server.url, "three").await;
+    assert!(
+        matches!(
+            third,
+            Err(monti_client::ClientError::Refused {
+                code: ErrorCode::TooManyConnections,
+                ..
+            })
+        ),
+        "{:?}",
+        third.err()
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_floor_still_sends_keepalives() {
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.simulator.enabled = false;
+    config.server.keepalive_secs = 1;
+    let server = TestServer::start(config).await;
+    let mut viewer = Connection::connect(&server.url, "quiet")
+        .await
+        .expect("connects");
+    viewer
+        .subscribe(&Subscription::default())
+        .await
+        .expect("subscribes");
+    let started = Instant::now();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), viewer.recv())
+            .await
+            .expect("a message")
+            .expect("ok");
+        if let ServerMsg::Keepalive(keepalive) = msg {
+            assert_eq!(keepalive.seq, 1);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_scoped_viewer_receives_only_its_team() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    let sub = Subscription {
+        teams: vec![TeamId(2)],
+        ..Subscription::default()
+    };
+    let mut viewer = Follower::new(&server.url, "scoped", sub);
+    viewer.until_live().await.expect("live");
+    for _ in 0..40 {
+        viewer.next().await.expect("ok");
+    }
+    let floor = viewer.floor();
+    assert!(floor.n_agents() > 0);
+    assert!(floor.agents().all(|agent| agent.info.team == TeamId(2)));
+    assert_eq!(
+        floor.teams().map(|team| team.id).collect::<Vec<_>>(),
+        vec![TeamId(2)]
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
