@@ -129,6 +129,7 @@ impl Connection {
                 server_time_ms: 0,
                 server_name: String::new(),
                 keepalive_ms: 10_000,
+                instance: 0,
             },
             clock_offset_ms: 0,
             last_heard: Instant::now(),

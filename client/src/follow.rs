@@ -158,12 +158,10 @@ impl Follower {
     /// Follows another subscription from now on (a fresh snapshot follows).
     pub async fn resubscribe(&mut self, subscription: Subscription) {
         self.subscription = subscription;
-        if let Some(connection) = &mut self.connection {
-            let sub = subscription_for(&self.subscription, &self.floor, self.floor_scope.as_ref());
-            if connection.subscribe(&sub).await.is_err() {
+        if self.connection.is_some() {
+            if self.send_subscription().await.is_err() {
                 self.connection = None;
             } else {
-                self.sent_scope = Some((sub.teams.clone(), sub.sites.clone()));
                 self.link = Link::Syncing;
             }
         }
@@ -191,12 +189,10 @@ impl Follower {
 
     async fn connect(&mut self) -> Result<Event, ClientError> {
         self.link = Link::Connecting;
-        let mut connection = Connection::connect(&self.server, &self.client_name).await?;
-        let sub = subscription_for(&self.subscription, &self.floor, self.floor_scope.as_ref());
-        connection.subscribe(&sub).await?;
-        self.sent_scope = Some((sub.teams.clone(), sub.sites.clone()));
+        let connection = Connection::connect(&self.server, &self.client_name).await?;
         let server_name = connection.hello().server_name.clone();
         self.connection = Some(connection);
+        self.send_subscription().await?;
         self.link = Link::Syncing;
         Ok(Event::Connected { server_name })
     }
@@ -206,11 +202,7 @@ impl Follower {
         if let Err(err) = self.floor.apply(&msg) {
             // Never skip: ask for a fresh snapshot on the same connection.
             tracing::debug!(%err, "fold failed; resubscribing");
-            let sub = subscription_for(&self.subscription, &self.floor, self.floor_scope.as_ref());
-            if let Some(connection) = &mut self.connection {
-                connection.subscribe(&sub).await?;
-            }
-            self.sent_scope = Some((sub.teams.clone(), sub.sites.clone()));
+            self.send_subscription().await?;
             self.link = Link::Syncing;
             return Ok(Event::Progress);
         }
@@ -227,6 +219,24 @@ impl Follower {
             },
             _ => Event::Progress,
         })
+    }
+
+    /// Sends the current subscription on the open connection, claiming the roster only when the
+    /// floor holds it for the same server instance and scope.
+    async fn send_subscription(&mut self) -> Result<(), ClientError> {
+        let Some(connection) = &mut self.connection else {
+            return Ok(());
+        };
+        let instance = connection.hello().instance;
+        let sub = subscription_for(
+            &self.subscription,
+            &self.floor,
+            self.floor_scope.as_ref(),
+            instance,
+        );
+        connection.subscribe(&sub).await?;
+        self.sent_scope = Some((instance, sub.teams, sub.sites));
+        Ok(())
     }
 
     fn lose(&mut self, reason: String) -> Event {
@@ -253,20 +263,23 @@ impl Follower {
     }
 }
 
-/// The teams and sites a floor's roster was fetched for.
-type Scope = (Vec<TeamId>, Vec<SiteId>);
+/// The server instance and the teams and sites a floor's roster was fetched for.
+type Scope = (u64, Vec<TeamId>, Vec<SiteId>);
 
-/// The subscription to send: the roster is asked for only when the floor holds none for the
-/// same teams and sites.
+/// The subscription to send: the roster is asked for unless the floor holds it for the same
+/// server instance, teams and sites.
 fn subscription_for(
     sub: &Subscription,
     floor: &Floor,
     floor_scope: Option<&Scope>,
+    instance: u64,
 ) -> Subscription {
     let same_scope = floor.is_ready()
         && floor.detail() == Detail::Agents
         && sub.detail == Detail::Agents
-        && floor_scope.is_some_and(|(teams, sites)| *teams == sub.teams && *sites == sub.sites);
+        && floor_scope.is_some_and(|(floor_instance, teams, sites)| {
+            *floor_instance == instance && *teams == sub.teams && *sites == sub.sites
+        });
     Subscription {
         known_roster: same_scope.then(|| floor.roster_version()),
         ..sub.clone()
@@ -276,6 +289,38 @@ fn subscription_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_roster_is_claimed_only_for_the_same_instance_and_scope() {
+        let mut floor = Floor::new();
+        floor.set_roster_version(7);
+        let sub = Subscription {
+            teams: vec![TeamId(1)],
+            ..Subscription::default()
+        };
+        let scope: Scope = (42, vec![TeamId(1)], vec![]);
+        assert_eq!(
+            subscription_for(&sub, &floor, Some(&scope), 42).known_roster,
+            Some(7)
+        );
+        assert_eq!(
+            subscription_for(&sub, &floor, Some(&scope), 43).known_roster,
+            None,
+            "restarted server"
+        );
+        let other_team = Subscription {
+            teams: vec![TeamId(2)],
+            ..sub.clone()
+        };
+        assert_eq!(
+            subscription_for(&other_team, &floor, Some(&scope), 42).known_roster,
+            None
+        );
+        assert_eq!(
+            subscription_for(&sub, &Floor::awaiting_snapshot(), Some(&scope), 42).known_roster,
+            None
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_maximum_and_jitters_within_half() {

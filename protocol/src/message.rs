@@ -123,6 +123,10 @@ pub struct ServerHello {
     /// The interval at which the server sends keepalives on a quiet connection. A client that
     /// hears nothing for three intervals treats the connection as dead.
     pub keepalive_ms: u32,
+    /// Identifies this run of the server's floor. Sequence numbers and roster versions are only
+    /// comparable within one instance: after a restart a client must not claim to know the
+    /// roster, even if the version number matches.
+    pub instance: u64,
 }
 
 /// One chunk of a snapshot of the subscribed view.

@@ -181,16 +181,24 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             },
         );
     prop_oneof![
-        (any::<u16>(), any::<u64>(), name(), any::<u32>()).prop_map(
-            |(protocol_version, server_time_ms, server_name, keepalive_ms)| {
-                ServerMsg::Hello(ServerHello {
-                    protocol_version,
-                    server_time_ms,
-                    server_name,
-                    keepalive_ms,
-                })
-            }
-        ),
+        (
+            any::<u16>(),
+            any::<u64>(),
+            name(),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(protocol_version, server_time_ms, server_name, keepalive_ms, instance)| {
+                    ServerMsg::Hello(ServerHello {
+                        protocol_version,
+                        server_time_ms,
+                        server_name,
+                        keepalive_ms,
+                        instance,
+                    })
+                }
+            ),
         chunk,
         delta,
         (any::<u64>(), any::<u64>()).prop_map(|(seq, server_time_ms)| {

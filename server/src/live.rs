@@ -65,6 +65,8 @@ pub fn encode(msg: &ServerMsg) -> Vec<u8> {
 
 /// The server's floor and everything around it that the stream needs.
 pub struct LiveFloor {
+    /// See `ServerHello::instance`.
+    pub instance: u64,
     inner: Mutex<Inner>,
     ticks: broadcast::Sender<Arc<TickFrame>>,
     history: mpsc::Sender<HistoryRow>,
@@ -166,6 +168,7 @@ impl LiveFloor {
         metrics.floor_agents.set(floor.n_agents() as i64);
         let (ticks, _) = broadcast::channel(queue_ticks.max(1));
         Ok(LiveFloor {
+            instance: now_ms ^ u64::from(std::process::id()).rotate_left(40),
             inner: Mutex::new(Inner {
                 floor,
                 pending,

@@ -203,6 +203,7 @@ impl Connection {
             server_time_ms: now_ms(),
             server_name: format!("monti-server {}", env!("CARGO_PKG_VERSION")),
             keepalive_ms: (config.keepalive_secs * 1000) as u32,
+            instance: self.state.live.instance,
         });
         self.send(socket, encode(&hello).into()).await?;
         let sub = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.receive(socket)).await {

@@ -410,3 +410,54 @@ async fn a_team_scoped_viewer_receives_only_its_team() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_reconnects_and_resyncs_after_the_server_restarts() {
+    let db = TestDb::sqlite();
+    let config = test_config(&db);
+    let server = TestServer::start(config.clone()).await;
+    let addr = server.addr;
+    let mut viewer = Follower::new(&server.url, "survivor", Subscription::default());
+    viewer.until_live().await.expect("live");
+    assert_eq!(viewer.floor().n_agents(), 300);
+    server.stop().await.expect("stops");
+
+    // The viewer notices, then keeps retrying while the server is down.
+    let mut losses = 0;
+    while losses < 2 {
+        if let Event::Lost { .. } = viewer.next().await.expect("not fatal") {
+            losses += 1;
+        }
+    }
+    assert!(
+        viewer.floor().is_ready(),
+        "the last floor stays visible while reconnecting"
+    );
+
+    // The server comes back with a smaller floor: same roster version number, other roster.
+    let mut smaller = config.clone();
+    smaller.simulator.agents = 250;
+    let server = TestServer::start_at(addr, smaller).await;
+    let resynced = async {
+        loop {
+            if let Event::Snapshot { .. } = viewer.next().await.expect("not fatal") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), resynced)
+        .await
+        .expect("resynced in time");
+    assert_eq!(viewer.floor().n_agents(), 250);
+    let fresh = fresh_view(&server, &Subscription::default()).await;
+    assert_eq!(viewer.floor().agents().count(), fresh.agents().count());
+    assert!(
+        viewer
+            .floor()
+            .agents()
+            .zip(fresh.agents())
+            .all(|(a, b)| a.info == b.info)
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

@@ -22,9 +22,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        TestServer::start_at("127.0.0.1:0".parse().expect("addr"), config).await
+    }
+
+    /// Starts on a given address, for restarting a server where its viewers expect it.
+    pub async fn start_at(addr: SocketAddr, config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(monti_server::run(
