@@ -29,7 +29,7 @@ pub const MAX_FILTER_IDS: usize = 4096;
 /// Longest name, code or label in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 /// Highest agent id a fold accepts: bounds the memory a hostile peer can make a client reserve.
-pub const MAX_AGENT_ID: u32 = 4 * 1024 * 1024;
+pub const MAX_AGENT_ID: u32 = 1024 * 1024;
 
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
