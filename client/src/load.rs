@@ -3,7 +3,7 @@
 //! Each viewer is a real WebSocket connection that subscribes, folds nothing, and measures: for
 //! every agent change it receives, the latency from the moment the state began on the server
 //! (which for simulated and live events is when the server learned of it) to receipt, corrected
-//! by the clock offset seen at the handshake; and the bytes it receives (WebSocket payloads,
+//! by the clock offset seen at the handshake when that is over a second; and the bytes it receives (WebSocket payloads,
 //! before framing). The server's CPU and memory come from its `/metrics`.
 
 use std::time::{Duration, Instant};
@@ -52,6 +52,8 @@ pub struct LoadReport {
     pub snapshot_bytes: u64,
     /// Chunks of that snapshot.
     pub snapshot_chunks: u32,
+    /// Bytes of a snapshot without names, as a viewer that knows the roster gets on a resync.
+    pub live_snapshot_bytes: u64,
     /// Snapshots received after the first (resyncs) by all viewers.
     pub resyncs: u64,
     /// The server's figures from `/metrics`.
@@ -92,6 +94,7 @@ struct ViewerStats {
     delta_bytes: u64,
     snapshot_bytes: u64,
     snapshot_chunks: u32,
+    live_snapshot_bytes: u64,
     resyncs: u64,
 }
 
@@ -112,7 +115,17 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         let sub = options.subscription.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = ViewerStats::default();
-            if let Err(err) = measure(&server, &sub, window_start, deadline, &mut stats).await {
+            let probe_resync = idx == 0;
+            if let Err(err) = measure(
+                &server,
+                &sub,
+                probe_resync,
+                window_start,
+                deadline,
+                &mut stats,
+            )
+            .await
+            {
                 stats.failure = Some(format!("viewer {idx}: {err}"));
             }
             stats
@@ -140,6 +153,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         bytes_per_agent_change: 0.0,
         snapshot_bytes: 0,
         snapshot_chunks: 0,
+        live_snapshot_bytes: 0,
         resyncs: 0,
         server: ServerUsage::default(),
     };
@@ -170,6 +184,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             report.snapshot_bytes = stats.snapshot_bytes;
             report.snapshot_chunks = stats.snapshot_chunks;
         }
+        report.live_snapshot_bytes = report.live_snapshot_bytes.max(stats.live_snapshot_bytes);
         report.changes_received += stats.changes;
         report.resyncs += stats.resyncs;
         total_bytes += stats.bytes_after_snapshot;
@@ -197,19 +212,29 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
 }
 
 /// One viewer: connect, subscribe, take the snapshot, then count what arrives inside the window.
+/// With `probe_resync`, the viewer subscribes once more claiming the roster it got, to measure
+/// the snapshot a resync costs (that snapshot is not counted as a resync).
 async fn measure(
     server: &str,
     sub: &Subscription,
+    probe_resync: bool,
     window_start: tokio::time::Instant,
     deadline: tokio::time::Instant,
     stats: &mut ViewerStats,
 ) -> Result<(), ClientError> {
     let mut connection = Connection::connect(server, "monti-cli load").await?;
-    let offset_ms = connection.clock_offset_ms();
+    // The handshake's offset includes however long the hello took to arrive, which under load is
+    // tens of milliseconds and would flatter the figures. Clocks within a second of each other
+    // (the same machine, or NTP) are taken as synchronised; only a larger skew is corrected.
+    let offset_ms = Some(connection.clock_offset_ms())
+        .filter(|offset| offset.abs() > 1_000)
+        .unwrap_or(0);
     connection.subscribe(sub).await?;
     // Server time of the last sequence number, advanced by each delta's step.
     let mut time_ms = 0u64;
     let mut first_snapshot = true;
+    let mut probing = false;
+    let mut roster_version = 0;
     loop {
         let frame = match tokio::time::timeout_at(deadline, connection.recv_frame()).await {
             Ok(frame) => frame?,
@@ -223,11 +248,25 @@ async fn measure(
                 if first_snapshot {
                     stats.snapshot_bytes += frame.len() as u64;
                     stats.snapshot_chunks += 1;
+                } else if probing {
+                    stats.live_snapshot_bytes += frame.len() as u64;
                 } else if in_window {
                     stats.bytes_after_snapshot += frame.len() as u64;
                 }
+                if let Some(header) = &chunk.header {
+                    roster_version = header.roster_version;
+                }
                 if chunk.last {
-                    if !first_snapshot {
+                    if first_snapshot && probe_resync {
+                        let again = Subscription {
+                            known_roster: Some(roster_version),
+                            ..sub.clone()
+                        };
+                        connection.subscribe(&again).await?;
+                        probing = true;
+                    } else if probing {
+                        probing = false;
+                    } else if !first_snapshot {
                         stats.resyncs += 1;
                     }
                     first_snapshot = false;

@@ -336,6 +336,10 @@ fn print_report(report: &LoadReport) {
         "snapshot                 {} bytes in {} chunks",
         report.snapshot_bytes, report.snapshot_chunks
     );
+    println!(
+        "snapshot, roster known   {} bytes",
+        report.live_snapshot_bytes
+    );
     println!("resyncs                  {}", report.resyncs);
     println!(
         "server CPU / memory      {} / {} (start {})",

@@ -32,6 +32,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message the WebSocket layer reads at all; frames between [`MAX_CLIENT_FRAME`] and
 /// this are read and refused with a clear reason, larger ones end the connection at once.
 const MAX_WS_MESSAGE: usize = 1024 * 1024;
+/// Initial read buffer per viewer.
+const READ_BUFFER: usize = 4 * 1024;
 const _: () = assert!(monti_protocol::codec::MAX_CLIENT_FRAME < MAX_WS_MESSAGE);
 
 /// Query of the upgrade request: a client may state its protocol version up front, so that a
@@ -74,6 +76,10 @@ pub async fn upgrade(
     let tasks = state.tasks.clone();
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
+        // Clients send a few small messages, so the default 128 KiB read buffer per viewer
+        // would be most of a viewer's memory; outbound frames are flushed one by one.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
                 let _permit = permit;
