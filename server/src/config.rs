@@ -190,6 +190,10 @@ pub struct Cli {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Ask the server configured here whether it is ready (GET /readyz) and exit 0 if it is:
+    /// the container health check, which needs no curl in the image.
+    #[arg(long)]
+    pub healthcheck: bool,
 
     /// Address and port to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "MONTI_SERVER_LISTEN")]
@@ -434,7 +438,7 @@ mod tests {
         let command = Cli::command();
         for arg in command.get_arguments() {
             let id = arg.get_id().as_str();
-            if matches!(id, "help" | "version" | "print_config") {
+            if matches!(id, "help" | "version" | "print_config" | "healthcheck") {
                 continue;
             }
             assert!(

@@ -18,6 +18,9 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if cli.healthcheck {
+        return healthcheck(config.server.listen);
+    }
     let filter = EnvFilter::try_new(&config.log.filter)
         .with_context(|| format!("invalid log filter {:?}", config.log.filter))?;
     let logs = tracing_subscriber::fmt()
@@ -57,4 +60,26 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = terminate => tracing::info!("SIGTERM received"),
     }
     shutdown.cancel();
+}
+
+/// `GET /readyz` on the configured address with a plain HTTP/1.0 request; Ok when it answers 200.
+fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        status.split_whitespace().nth(1) == Some("200"),
+        "not ready: {status}"
+    );
+    Ok(())
 }
