@@ -1,0 +1,54 @@
+# The prod environment: the whole MONTI stack with prod sizes.
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 6.0, < 7.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.6, < 4.0"
+    }
+  }
+  # Bucket, region, lock table and KMS key come from backend.hcl (see ../../backend.hcl.example).
+  backend "s3" {
+    key     = "envs/prod/terraform.tfstate"
+    encrypt = true
+  }
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = {
+      project     = "monti"
+      managed_by  = "terraform"
+      environment = "prod"
+    }
+  }
+}
+
+module "monti" {
+  source                = "../../modules/stack"
+  name                  = "monti-prod"
+  image_tag             = var.image_tag
+  certificate_arn       = var.certificate_arn
+  allowed_ingress_cidrs = var.allowed_ingress_cidrs
+  vpc_cidr              = "10.42.0.0/16"
+  # Keep min and max at 1 until the server shares its floor through Redis (scale-out issue).
+  min_tasks                = 1
+  max_tasks                = 1
+  nat_gateways             = 2
+  db_instance_class        = "db.m7g.large"
+  db_multi_az              = true
+  db_backup_retention_days = 30
+  cache_node_type          = "cache.m7g.large"
+  cache_replicas           = 1
+  task_cpu                 = 2048
+  task_memory              = 4096
+  simulator_enabled        = false
+  log_retention_days       = 365
+  deletion_protection      = true
+}

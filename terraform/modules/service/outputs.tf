@@ -1,0 +1,24 @@
+output "load_balancer_dns_name" {
+  description = "Point the service's DNS name (CNAME or alias) here."
+  value       = aws_lb.this.dns_name
+}
+
+output "load_balancer_zone_id" {
+  description = "Hosted zone of the load balancer, for a Route 53 alias."
+  value       = aws_lb.this.zone_id
+}
+
+output "cluster_name" {
+  description = "ECS cluster."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "service_name" {
+  description = "ECS service."
+  value       = aws_ecs_service.this.name
+}
+
+output "log_group" {
+  description = "Server logs."
+  value       = aws_cloudwatch_log_group.service.name
+}

@@ -1,0 +1,118 @@
+variable "name" {
+  description = "Name prefix, for example monti-staging."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the service."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets of the load balancer."
+  type        = list(string)
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets of the tasks."
+  type        = list(string)
+}
+
+variable "service_security_group_id" {
+  description = "Security group of the tasks (created by the environment so the database and cache can admit it)."
+  type        = string
+}
+
+variable "allowed_ingress_cidrs" {
+  description = "Networks allowed to reach the load balancer, for example the company's egress ranges."
+  type        = list(string)
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for the HTTPS listener."
+  type        = string
+}
+
+variable "ecr_repository_url" {
+  description = "Repository of the server image."
+  type        = string
+}
+
+variable "ecr_repository_arn" {
+  description = "ARN of that repository, for the pull permission."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Image tag to run (the release version)."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "KMS key of the log groups and the secrets."
+  type        = string
+}
+
+variable "secret_arns" {
+  description = "Secrets the execution role may read."
+  type        = list(string)
+}
+
+variable "secret_environment" {
+  description = "Environment variables filled from Secrets Manager: name to secret ARN."
+  type        = map(string)
+}
+
+variable "extra_environment" {
+  description = "Further MONTI_* settings for the server."
+  type        = map(string)
+  default     = {}
+}
+
+variable "simulator_enabled" {
+  description = "Run the simulated floor (staging demos); off where real events arrive."
+  type        = bool
+  default     = false
+}
+
+variable "cpu" {
+  description = "Task CPU units (1024 = one vCPU)."
+  type        = number
+  default     = 1024
+}
+
+variable "memory" {
+  description = "Task memory in MiB."
+  type        = number
+  default     = 2048
+}
+
+variable "min_tasks" {
+  description = "Fewest tasks. Keep min and max at 1 until the server shares its floor through Redis: separate instances would show separate floors."
+  type        = number
+  default     = 1
+}
+
+variable "max_tasks" {
+  description = "Most tasks autoscaling may run."
+  type        = number
+  default     = 1
+}
+
+variable "cpu_target_percent" {
+  description = "Average CPU autoscaling aims for."
+  type        = number
+  default     = 60
+}
+
+variable "log_retention_days" {
+  description = "Days to keep server, WAF and load balancer logs."
+  type        = number
+  default     = 365
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,19 @@
+output "load_balancer_dns_name" {
+  description = "Point MONTI's DNS name here."
+  value       = module.service.load_balancer_dns_name
+}
+
+output "cluster_name" {
+  description = "ECS cluster."
+  value       = module.service.cluster_name
+}
+
+output "service_name" {
+  description = "ECS service."
+  value       = module.service.service_name
+}
+
+output "database_endpoint" {
+  description = "PostgreSQL endpoint."
+  value       = module.database.endpoint
+}
