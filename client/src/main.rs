@@ -252,6 +252,10 @@ fn render(floor: &Floor, summary: &FloorSummaryJson, link: &Link, age_ms: u64) -
         line.push('\n');
         line
     };
+    // The total first, so it stays on screen when the groups do not fit.
+    let total: u32 = summary.totals.values().sum();
+    out.push_str(&row("ALL", total, &summary.totals, None));
+    out.push('\n');
     for group in &summary.groups {
         let GroupJson {
             name,
@@ -267,8 +271,6 @@ fn render(floor: &Floor, summary: &FloorSummaryJson, link: &Link, age_ms: u64) -
             longest_ms.get(StateKind::NotReady.name()).copied(),
         ));
     }
-    let total: u32 = summary.totals.values().sum();
-    out.push_str(&row("TOTAL", total, &summary.totals, None));
     out
 }
 
