@@ -126,9 +126,29 @@ impl Pending {
         if !roster_events.is_empty() {
             floor.set_roster_version(seq);
         }
+        for (agent, status, since_ms) in self.status.drain(..) {
+            let Some(info) = floor.agent(agent).map(|record| record.info.clone()) else {
+                continue;
+            };
+            let Ok(old) = floor.set_status(agent, status, since_ms) else {
+                continue;
+            };
+            dirty.cell(info.team, info.site);
+            changes.push(TickChange {
+                agent,
+                team: info.team,
+                site: info.site,
+                old_kind: old.map(|live| live.status.kind()),
+                status,
+                since_ms,
+            });
+        }
         // An agent whose roster entry changed may have entered a viewer's scope: send its state
-        // along, with the team and site it ends the tick in.
+        // along, with the team and site it ends the tick in (unless it was sent just above).
         for id in moved {
+            if self.index_of.contains_key(&id) {
+                continue;
+            }
             if let Some(record) = floor.agent(id)
                 && let Some(live) = record.live
             {
@@ -141,26 +161,6 @@ impl Pending {
                     since_ms: live.since_ms,
                 });
             }
-        }
-        for (agent, status, since_ms) in self.status.drain(..) {
-            let Some(info) = floor.agent(agent).map(|record| record.info.clone()) else {
-                continue;
-            };
-            let Ok(old) = floor.set_status(agent, status, since_ms) else {
-                continue;
-            };
-            dirty.cell(info.team, info.site);
-            if !roster_events.is_empty() {
-                changes.retain(|change: &TickChange| change.agent != agent);
-            }
-            changes.push(TickChange {
-                agent,
-                team: info.team,
-                site: info.site,
-                old_kind: old.map(|live| live.status.kind()),
-                status,
-                since_ms,
-            });
         }
         self.index_of.clear();
         floor.advance(seq, time_ms);
@@ -344,36 +344,41 @@ impl Tick {
     }
 
     /// New summaries of the subscription's groups that this tick changed, computed from the
-    /// tick's cell stats; all-zero summaries tell the client a group is gone.
+    /// tick's cell stats in one pass over them; all-zero summaries tell the client a group is
+    /// gone. Only groups the viewer has, or had before this tick, are named.
     fn group_summaries(&self, sub: &Subscription) -> Vec<crate::message::GroupSummary> {
-        let keys: Vec<GroupKey> = match sub.grouping {
-            Grouping::Team => (self.dirty_teams.iter())
-                .map(|&team| Grouping::Team.key(team, SiteId(0)))
-                .collect(),
-            Grouping::Site => (self.dirty_sites.iter())
-                .map(|&site| Grouping::Site.key(TeamId(0), site))
-                .collect(),
-            Grouping::TeamSite => (self.dirty_cells.iter())
-                .map(|&(team, site)| Grouping::TeamSite.key(team, site))
-                .collect(),
+        let is_dirty = |key: GroupKey| match sub.grouping {
+            Grouping::Team => key
+                .team
+                .is_some_and(|team| self.dirty_teams.contains(&team)),
+            Grouping::Site => key
+                .site
+                .is_some_and(|site| self.dirty_sites.contains(&site)),
+            Grouping::TeamSite => match (key.team, key.site) {
+                (Some(team), Some(site)) => self.dirty_cells.contains(&(team, site)),
+                _ => false,
+            },
         };
-        let in_group = |key: GroupKey, (team, site): (TeamId, SiteId)| {
-            key.team.is_none_or(|t| t == team)
-                && key.site.is_none_or(|s| s == site)
-                && sub.covers(team, site)
-        };
-        keys.into_iter()
-            // Only groups the viewer has, or had before this tick: never name another scope's.
-            .filter(|&key| {
-                (self.dirty_cells.iter().chain(self.cells.keys())).any(|&cell| in_group(key, cell))
-            })
-            .map(|key| {
-                let mut stats = GroupStats::empty(key);
-                for (_, cell) in self.cells.iter().filter(|&(&cell, _)| in_group(key, cell)) {
-                    stats.merge(cell);
-                }
-                stats.masked(sub.states).to_summary(self.time_ms)
-            })
+        let mut groups: BTreeMap<GroupKey, GroupStats> = BTreeMap::new();
+        // A changed cell in scope names its group even when the cell is now empty.
+        for &(team, site) in &self.dirty_cells {
+            if sub.covers(team, site) {
+                let key = sub.grouping.key(team, site);
+                groups.entry(key).or_insert_with(|| GroupStats::empty(key));
+            }
+        }
+        for (&(team, site), cell) in &self.cells {
+            let key = sub.grouping.key(team, site);
+            if sub.covers(team, site) && is_dirty(key) {
+                groups
+                    .entry(key)
+                    .or_insert_with(|| GroupStats::empty(key))
+                    .merge(cell);
+            }
+        }
+        groups
+            .into_values()
+            .map(|stats| stats.masked(sub.states).to_summary(self.time_ms))
             .collect()
     }
 }

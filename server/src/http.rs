@@ -89,12 +89,13 @@ pub fn ops_router() -> Router<AppState> {
 
 async fn sites(State(state): State<AppState>) -> Json<Vec<SiteJson>> {
     Json(state.live.read(|floor| {
+        let counts = count_agents(floor, |record| record.info.site.0);
         floor
             .sites()
             .map(|site| SiteJson {
                 id: site.id.0,
                 name: site.name.clone(),
-                n_agents: count_agents(floor, |record| record.info.site == site.id),
+                n_agents: counts.get(&site.id.0).copied().unwrap_or(0),
             })
             .collect()
     }))
@@ -102,19 +103,28 @@ async fn sites(State(state): State<AppState>) -> Json<Vec<SiteJson>> {
 
 async fn teams(State(state): State<AppState>) -> Json<Vec<TeamJson>> {
     Json(state.live.read(|floor| {
+        let counts = count_agents(floor, |record| record.info.team.0);
         floor
             .teams()
             .map(|team| TeamJson {
                 id: team.id.0,
                 name: team.name.clone(),
-                n_agents: count_agents(floor, |record| record.info.team == team.id),
+                n_agents: counts.get(&team.id.0).copied().unwrap_or(0),
             })
             .collect()
     }))
 }
 
-fn count_agents(floor: &Floor, keep: impl Fn(&monti_protocol::floor::AgentRecord) -> bool) -> u32 {
-    floor.agents().filter(|record| keep(record)).count() as u32
+/// Agents per key in one pass over the floor (it runs under the floor's lock).
+fn count_agents(
+    floor: &Floor,
+    key: impl Fn(&monti_protocol::floor::AgentRecord) -> u16,
+) -> std::collections::HashMap<u16, u32> {
+    let mut counts = std::collections::HashMap::new();
+    for record in floor.agents() {
+        *counts.entry(key(record)).or_insert(0) += 1;
+    }
+    counts
 }
 
 async fn reasons(State(state): State<AppState>) -> Json<Vec<ReasonJson>> {
