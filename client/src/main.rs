@@ -12,6 +12,7 @@ use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 use monti_protocol::rest::{FloorSummaryJson, GroupJson};
+use monti_protocol::scope::Scope;
 
 /// MONTI command-line client.
 #[derive(Debug, Parser)]
@@ -169,7 +170,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 _ => {}
             }
         }
-        let summary = FloorSummaryJson::from_floor(follower.floor(), grouping);
+        let summary = FloorSummaryJson::from_floor(follower.floor(), grouping, &Scope::Everything);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         } else {
@@ -187,7 +188,8 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             || matches!(event, Event::Snapshot { .. })
         {
             last_draw = Instant::now();
-            let summary = FloorSummaryJson::from_floor(follower.floor(), grouping);
+            let summary =
+                FloorSummaryJson::from_floor(follower.floor(), grouping, &Scope::Everything);
             if args.json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {

@@ -25,6 +25,7 @@ use crate::model::{
     AgentId, AgentInfo, AgentStatus, GroupKey, Grouping, ReasonCode, ReasonId, Site, SiteId,
     StateKind, StateSet, Team, TeamId,
 };
+use crate::scope::{Scope, View};
 
 /// Why a message could not be folded into a floor. Every variant means "ask for a new snapshot".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -403,14 +404,14 @@ impl Floor {
             .collect()
     }
 
-    /// The summary of one group, counting only cells whose team and site pass `scope` (all
+    /// The summary of one group, counting only cells whose team and site pass `view` (all
     /// cells when `None`). `None` when the group has no agents.
     ///
     /// Costs one step per site of the team (or team of the site), never one per agent.
-    pub fn group_stats(&self, key: GroupKey, scope: Option<&Subscription>) -> Option<GroupStats> {
+    pub fn group_stats(&self, key: GroupKey, view: Option<View<'_>>) -> Option<GroupStats> {
         let mut stats = GroupStats::empty(key);
         let mut add_cell = |team: TeamId, site: SiteId| {
-            if scope.is_some_and(|sub| !sub.covers(team, site)) {
+            if view.is_some_and(|view| !view.covers(team, site)) {
                 return;
             }
             if let Some(cell) = self.cells.get(&(team, site)) {
@@ -618,11 +619,18 @@ impl Floor {
 
     // ---- snapshots ----
 
-    /// Cuts a snapshot of this floor for `sub`, in chunks of at most `chunk_agents` agents.
+    /// Cuts a snapshot of this floor for `sub` as seen by a viewer limited to `scope`, in chunks
+    /// of at most `chunk_agents` agents.
     ///
-    /// Only agents, teams and sites inside the subscription's scope are included: a viewer
-    /// limited to some teams never receives a byte about the others.
-    pub fn snapshot(&self, sub: &Subscription, chunk_agents: usize) -> Vec<SnapshotChunk> {
+    /// Only agents, teams and sites inside both the subscription's filter and the scope are
+    /// included: a viewer limited to some teams never receives a byte about the others.
+    pub fn snapshot(
+        &self,
+        sub: &Subscription,
+        scope: &Scope,
+        chunk_agents: usize,
+    ) -> Vec<SnapshotChunk> {
+        let view = View::new(sub, scope);
         let chunk_agents = chunk_agents.max(1);
         let full_roster = sub.known_roster != Some(self.roster_version);
         let header = SnapshotHeader {
@@ -632,11 +640,11 @@ impl Floor {
             grouping: sub.grouping,
             states: sub.states,
             sites: (self.sites.values())
-                .filter(|site| sub.sites.is_empty() || sub.sites.contains(&site.id))
+                .filter(|site| view.lists_site(site.id))
                 .cloned()
                 .collect(),
             teams: (self.teams.values())
-                .filter(|team| sub.teams.is_empty() || sub.teams.contains(&team.id))
+                .filter(|team| view.lists_team(team.id))
                 .cloned()
                 .collect(),
             reasons: self.reasons.values().cloned().collect(),
@@ -645,7 +653,7 @@ impl Floor {
         if sub.detail == Detail::Agents {
             let in_scope = self
                 .agents()
-                .filter(|record| sub.covers(record.info.team, record.info.site));
+                .filter(|record| view.covers(record.info.team, record.info.site));
             let mut n_in_chunk = 0;
             for record in in_scope {
                 if n_in_chunk == chunk_agents {
@@ -675,7 +683,7 @@ impl Floor {
         if let Some(last) = chunks.last_mut() {
             last.last = true;
             if sub.detail == Detail::Summary {
-                last.groups = self.scoped_summaries(sub);
+                last.groups = self.scoped_summaries(view);
             }
         }
         chunks
@@ -694,31 +702,31 @@ impl Floor {
         }
     }
 
-    /// Every non-empty group of `sub`'s grouping, counting only its scope and state filter.
-    pub fn scoped_summaries(&self, sub: &Subscription) -> Vec<GroupSummary> {
+    /// Every non-empty group of the view's grouping, counting only its scope and state filter.
+    pub fn scoped_summaries(&self, view: View<'_>) -> Vec<GroupSummary> {
         let mut keys: BTreeSet<GroupKey> = BTreeSet::new();
         for &(team, site) in self.cells.keys() {
-            if sub.covers(team, site) {
-                keys.insert(sub.grouping.key(team, site));
+            if view.covers(team, site) {
+                keys.insert(view.sub.grouping.key(team, site));
             }
         }
         keys.into_iter()
-            .filter_map(|key| self.scoped_summary(sub, key))
+            .filter_map(|key| self.scoped_summary(view, key))
             // A group with nothing in the state filter is absent, as a client folds it.
             .filter(|summary| summary.counts.iter().any(|&count| count > 0))
             .collect()
     }
 
-    /// One group's summary for `sub`: only its scope and state filter; all zero when the group
-    /// has nothing left in the view (which tells the client to drop it).
-    pub fn scoped_summary(&self, sub: &Subscription, key: GroupKey) -> Option<GroupSummary> {
-        if !sub.covers_group(key) {
+    /// One group's summary for the view: only its scope and state filter; all zero when the
+    /// group has nothing left in the view (which tells the client to drop it).
+    pub fn scoped_summary(&self, view: View<'_>, key: GroupKey) -> Option<GroupSummary> {
+        if !view.sub.covers_group(key) {
             return None;
         }
         let stats = self
-            .group_stats(key, Some(sub))
+            .group_stats(key, Some(view))
             .unwrap_or_else(|| GroupStats::empty(key))
-            .masked(sub.states);
+            .masked(view.sub.states);
         Some(stats.to_summary(self.time_ms))
     }
 

@@ -5,6 +5,7 @@
 //! - [`codec`]: encoding and decoding of frames, with size limits (postcard inside).
 //! - [`floor`]: the floor of agents and the pure fold of snapshots and deltas into it.
 //! - [`tick`]: collecting changes, committing them once per tick, and cutting per-viewer deltas.
+//! - [`scope`]: what a viewer may see, applied where snapshots and deltas are cut.
 //! - [`rest`]: the JSON bodies of the REST API.
 //!
 //! This crate has no async runtime, no network and no file access (an architecture invariant:
@@ -15,6 +16,7 @@ pub mod floor;
 pub mod message;
 pub mod model;
 pub mod rest;
+pub mod scope;
 pub mod tick;
 
 /// The version of the stream protocol. Client and server must agree exactly; the server refuses

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::floor::{Floor, GroupStats};
+use crate::message::Subscription;
 use crate::model::{Grouping, StateKind};
+use crate::scope::{Scope, View};
 
 /// A site in REST answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,12 +120,20 @@ pub struct ErrorJson {
 }
 
 impl FloorSummaryJson {
-    /// Summarises a floor (the server's, or a client's view) under `grouping`.
-    pub fn from_floor(floor: &Floor, grouping: Grouping) -> FloorSummaryJson {
+    /// Summarises a floor (the server's, or a client's view) under `grouping`, counting only
+    /// what `scope` covers. A client's floor is already cut to its scope and passes
+    /// [`Scope::Everything`].
+    pub fn from_floor(floor: &Floor, grouping: Grouping, scope: &Scope) -> FloorSummaryJson {
+        let everything = Subscription::default();
+        let view = View::new(&everything, scope);
         let groups: Vec<GroupJson> = floor
             .summaries(grouping)
             .iter()
-            .map(|stats| GroupJson::from_stats(floor, stats))
+            .filter_map(|stats| match scope {
+                Scope::Everything => Some(stats.clone()),
+                Scope::Only(_) => floor.group_stats(stats.key, Some(view)),
+            })
+            .map(|stats| GroupJson::from_stats(floor, &stats))
             .collect();
         let mut totals: BTreeMap<String, u32> = StateKind::ALL
             .iter()
@@ -137,7 +147,12 @@ impl FloorSummaryJson {
         FloorSummaryJson {
             seq: floor.seq(),
             time_ms: floor.time_ms(),
-            n_agents: floor.n_agents(),
+            n_agents: match scope {
+                Scope::Everything => floor.n_agents(),
+                Scope::Only(_) => (floor.agents())
+                    .filter(|agent| scope.covers(agent.info.team, agent.info.site))
+                    .count(),
+            },
             grouping: grouping.name().to_owned(),
             totals,
             groups,
@@ -182,5 +197,53 @@ impl GroupJson {
                 .collect(),
             longest_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentId, AgentInfo, AgentStatus, SiteId, Team, TeamId};
+    use crate::scope::Grant;
+
+    #[test]
+    fn a_scoped_summary_counts_and_names_only_the_scope() {
+        let mut floor = Floor::new();
+        for team in 0..2 {
+            floor.upsert_team(Team {
+                id: TeamId(team),
+                name: format!("Team {team}"),
+            });
+        }
+        for idx in 0..6u32 {
+            let info = AgentInfo {
+                id: AgentId(idx),
+                name: format!("A{idx}"),
+                team: TeamId((idx % 2) as u16),
+                site: SiteId(0),
+            };
+            floor.upsert_agent(info).expect("added");
+            floor
+                .set_status(AgentId(idx), AgentStatus::Available, 0)
+                .expect("set");
+        }
+        let team_1 = Scope::Only(vec![Grant {
+            teams: vec![TeamId(1)],
+            sites: vec![],
+        }]);
+        let summary = FloorSummaryJson::from_floor(&floor, Grouping::Team, &team_1);
+        assert_eq!(summary.n_agents, 3);
+        assert_eq!(
+            summary
+                .groups
+                .iter()
+                .map(|group| group.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Team 1"]
+        );
+        assert_eq!(summary.totals["available"], 3);
+        let all = FloorSummaryJson::from_floor(&floor, Grouping::Team, &Scope::Everything);
+        assert_eq!(all.n_agents, 6);
+        assert_eq!(all.groups.len(), 2);
     }
 }

@@ -17,6 +17,7 @@ use crate::model::{
     AgentId, AgentInfo, AgentStatus, GroupKey, Grouping, ReasonCode, Site, SiteId, StateKind, Team,
     TeamId,
 };
+use crate::scope::{Scope, View};
 
 /// A change to the roster, as the server learns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,9 +278,11 @@ pub struct Tick {
 }
 
 impl Tick {
-    /// The delta one subscription receives for this tick: only what is inside its scope and
-    /// state filter (or, for a summary subscription, the summaries of its changed groups).
-    pub fn delta_for(&self, sub: &Subscription) -> Delta {
+    /// The delta one subscription receives for this tick, as seen by a viewer limited to
+    /// `scope`: only what is inside both and the state filter (or, for a summary subscription,
+    /// the summaries of its changed groups).
+    pub fn delta_for(&self, sub: &Subscription, scope: &Scope) -> Delta {
+        let view = View::new(sub, scope);
         let mut delta = Delta {
             seq: self.seq,
             time_step_ms: self.time_step_ms,
@@ -290,8 +293,8 @@ impl Tick {
         for event in &self.roster {
             match event {
                 RosterEvent::Agent { old, new } => {
-                    let was_in = old.as_ref().is_some_and(|a| sub.covers(a.team, a.site));
-                    let is_in = new.as_ref().is_some_and(|a| sub.covers(a.team, a.site));
+                    let was_in = old.as_ref().is_some_and(|a| view.covers(a.team, a.site));
+                    let is_in = new.as_ref().is_some_and(|a| view.covers(a.team, a.site));
                     if sub.detail == Detail::Summary {
                         continue;
                     }
@@ -306,12 +309,12 @@ impl Tick {
                     }
                 }
                 RosterEvent::Team(team) => {
-                    if sub.teams.is_empty() || sub.teams.contains(&team.id) {
+                    if view.lists_team(team.id) {
                         delta.roster.push(RosterChange::TeamUpserted(team.clone()));
                     }
                 }
                 RosterEvent::Site(site) => {
-                    if sub.sites.is_empty() || sub.sites.contains(&site.id) {
+                    if view.lists_site(site.id) {
                         delta.roster.push(RosterChange::SiteUpserted(site.clone()));
                     }
                 }
@@ -329,7 +332,7 @@ impl Tick {
                         .old_kind
                         .is_some_and(|kind| sub.states.contains(kind));
                     let seen_now = sub.states.contains(change.status.kind());
-                    if sub.covers(change.team, change.site) && (seen_before || seen_now) {
+                    if view.covers(change.team, change.site) && (seen_before || seen_now) {
                         delta.changes.push(StatusChange {
                             agent: change.agent,
                             status: change.status,
@@ -338,7 +341,7 @@ impl Tick {
                     }
                 }
             }
-            Detail::Summary => delta.groups = self.group_summaries(sub),
+            Detail::Summary => delta.groups = self.group_summaries(view),
         }
         delta
     }
@@ -346,7 +349,8 @@ impl Tick {
     /// New summaries of the subscription's groups that this tick changed, computed from the
     /// tick's cell stats in one pass over them; all-zero summaries tell the client a group is
     /// gone. Only groups the viewer has, or had before this tick, are named.
-    fn group_summaries(&self, sub: &Subscription) -> Vec<crate::message::GroupSummary> {
+    fn group_summaries(&self, view: View<'_>) -> Vec<crate::message::GroupSummary> {
+        let sub = view.sub;
         let is_dirty = |key: GroupKey| match sub.grouping {
             Grouping::Team => key
                 .team
@@ -362,14 +366,14 @@ impl Tick {
         let mut groups: BTreeMap<GroupKey, GroupStats> = BTreeMap::new();
         // A changed cell in scope names its group even when the cell is now empty.
         for &(team, site) in &self.dirty_cells {
-            if sub.covers(team, site) {
+            if view.covers(team, site) {
                 let key = sub.grouping.key(team, site);
                 groups.entry(key).or_insert_with(|| GroupStats::empty(key));
             }
         }
         for (&(team, site), cell) in &self.cells {
             let key = sub.grouping.key(team, site);
-            if sub.covers(team, site) && is_dirty(key) {
+            if view.covers(team, site) && is_dirty(key) {
                 groups
                     .entry(key)
                     .or_insert_with(|| GroupStats::empty(key))

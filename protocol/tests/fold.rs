@@ -8,6 +8,7 @@ use monti_protocol::codec::{decode_server, encode_server};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, ServerMsg, Subscription};
 use monti_protocol::model::*;
+use monti_protocol::scope::{Grant, Scope};
 use monti_protocol::tick::{Pending, RosterUpdate};
 use proptest::prelude::*;
 
@@ -83,6 +84,21 @@ fn subscription() -> impl Strategy<Value = Subscription> {
         })
 }
 
+fn scope() -> impl Strategy<Value = Scope> {
+    let grant = (
+        proptest::collection::btree_set(0..N_TEAMS, 0..3),
+        proptest::collection::btree_set(0..N_SITES, 0..2),
+    )
+        .prop_map(|(teams, sites)| Grant {
+            teams: teams.into_iter().map(TeamId).collect(),
+            sites: sites.into_iter().map(SiteId).collect(),
+        });
+    prop_oneof![
+        Just(Scope::Everything),
+        proptest::collection::vec(grant, 0..3).prop_map(Scope::Only),
+    ]
+}
+
 fn info(agent: u32, team: u16, site: u16) -> AgentInfo {
     AgentInfo {
         id: AgentId(agent),
@@ -131,9 +147,9 @@ fn server_floor(n_agents: u32, start_ms: u64) -> Floor {
     floor
 }
 
-fn fold_snapshot(floor: &Floor, sub: &Subscription, chunk_agents: usize) -> Floor {
+fn fold_snapshot(floor: &Floor, sub: &Subscription, scope: &Scope, chunk_agents: usize) -> Floor {
     let mut client = Floor::awaiting_snapshot();
-    for chunk in floor.snapshot(sub, chunk_agents) {
+    for chunk in floor.snapshot(sub, scope, chunk_agents) {
         let msg = roundtrip(&ServerMsg::Snapshot(chunk));
         client.apply(&msg).expect("snapshot folds");
     }
@@ -171,11 +187,12 @@ proptest! {
         n_agents in 0u32..40,
         ticks in proptest::collection::vec(proptest::collection::vec(op(40), 0..12), 1..12),
         sub in subscription(),
+        scope in scope(),
         chunk_agents in 1usize..16,
     ) {
         let start_ms = 1_700_000_000_000;
         let mut server = server_floor(n_agents, start_ms);
-        let mut client = fold_snapshot(&server, &sub, chunk_agents);
+        let mut client = fold_snapshot(&server, &sub, &scope, chunk_agents);
         let mut pending = Pending::default();
         let mut now = start_ms;
         for ops in ticks {
@@ -194,10 +211,21 @@ proptest! {
                 }
             }
             let tick = pending.commit(&mut server, now);
-            let delta = roundtrip(&ServerMsg::Delta(tick.delta_for(&sub)));
+            let delta = roundtrip(&ServerMsg::Delta(tick.delta_for(&sub, &scope)));
             client.apply(&delta).expect("delta folds");
-            let fresh = fold_snapshot(&server, &sub, chunk_agents);
+            let fresh = fold_snapshot(&server, &sub, &scope, chunk_agents);
             prop_assert_eq!(&client, &fresh);
+            // Nothing outside the scope ever reached the client.
+            prop_assert!(client.agents().all(|agent| scope.covers(agent.info.team, agent.info.site)));
+            prop_assert!(client.teams().all(|team| scope.lists_team(team.id)));
+            for stats in client.summaries(sub.grouping) {
+                if let Some(team) = stats.key.team {
+                    prop_assert!(scope.lists_team(team));
+                }
+                if let Some(site) = stats.key.site {
+                    prop_assert!(scope.lists_site(site));
+                }
+            }
             for grouping in Grouping::ALL {
                 prop_assert_eq!(client.summaries(grouping), fresh.summaries(grouping));
             }
@@ -216,9 +244,9 @@ proptest! {
     #[test]
     fn a_known_roster_is_not_sent_again_and_folds_the_same(n_agents in 1u32..40, sub in subscription()) {
         let server = server_floor(n_agents, 1_700_000_000_000);
-        let first = fold_snapshot(&server, &sub, 8);
+        let first = fold_snapshot(&server, &sub, &Scope::Everything, 8);
         let again = Subscription { known_roster: Some(first.roster_version()), ..sub.clone() };
-        let chunks = server.snapshot(&again, 8);
+        let chunks = server.snapshot(&again, &Scope::Everything, 8);
         prop_assert!(chunks.iter().all(|chunk| chunk.roster.is_empty()));
         let mut client = first.clone();
         for chunk in chunks {
@@ -231,7 +259,7 @@ proptest! {
 #[test]
 fn a_gap_in_sequence_numbers_is_reported() {
     let server = server_floor(3, 1_700_000_000_000);
-    let mut client = fold_snapshot(&server, &Subscription::default(), 8);
+    let mut client = fold_snapshot(&server, &Subscription::default(), &Scope::Everything, 8);
     let delta = monti_protocol::message::Delta {
         seq: client.seq() + 2,
         time_step_ms: 100,
@@ -255,7 +283,7 @@ fn a_scoped_snapshot_names_nothing_outside_its_scope() {
         teams: vec![TeamId(1)],
         ..Subscription::default()
     };
-    for chunk in server.snapshot(&sub, 8) {
+    for chunk in server.snapshot(&sub, &Scope::Everything, 8) {
         assert!(chunk.roster.iter().all(|agent| agent.team == TeamId(1)));
         if let Some(header) = &chunk.header {
             assert_eq!(
@@ -280,7 +308,7 @@ fn a_live_snapshot_of_two_thousand_agents_fits_in_32_kb() {
         ..Subscription::default()
     };
     let live_bytes: usize = server
-        .snapshot(&known, 4096)
+        .snapshot(&known, &Scope::Everything, 4096)
         .into_iter()
         .map(|chunk| {
             encode_server(&ServerMsg::Snapshot(chunk))

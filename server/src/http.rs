@@ -1,8 +1,10 @@
 //! REST endpoints: master data, agents with filters and paging, the floor summary, health,
 //! readiness and metrics; and the one [`Error`] type every handler returns.
 //!
-//! Handlers read the live floor (one short lock each) rather than the database: it holds the
-//! same master data and the current states. Bad input gets a 4xx with an [`ErrorJson`] body.
+//! Every API handler asks [`Caller::require`] first and answers only inside the caller's scope.
+//! Health, readiness and metrics are for the load balancer and Prometheus and carry no agent
+//! data. Handlers read the live floor (one short lock each) rather than the database: it holds
+//! the same master data and the current states. Bad input gets a 4xx with an [`ErrorJson`] body.
 
 use std::time::Duration;
 
@@ -17,9 +19,11 @@ use monti_protocol::model::{Grouping, StateKind};
 use monti_protocol::rest::{
     AgentJson, AgentPage, ErrorJson, FloorSummaryJson, ReasonJson, SiteJson, TeamJson,
 };
+use monti_protocol::scope::Scope;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::auth::{Action, Caller};
 
 /// What a handler can fail with; mapped to a status and a JSON body once, here.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,12 @@ pub enum Error {
     /// No such route or resource.
     #[error("not found")]
     NotFound,
+    /// The caller is not signed in (or its token is not accepted).
+    #[error("sign-in required")]
+    Unauthorized,
+    /// The caller may not do this. Deliberately says no more.
+    #[error("you may not do this")]
+    Forbidden,
     /// The server cannot serve this now (full, starting, degraded).
     #[error("{0}")]
     Unavailable(String),
@@ -53,6 +63,8 @@ impl IntoResponse for Error {
         let (status, code) = match &self {
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "request failed");
@@ -87,48 +99,68 @@ pub fn ops_router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn sites(State(state): State<AppState>) -> Json<Vec<SiteJson>> {
-    Json(state.live.read(|floor| {
-        let counts = count_agents(floor, |record| record.info.site.0);
+async fn sites(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<SiteJson>>, Error> {
+    caller.require(Action::ViewSummary)?;
+    let scope = caller.scope(Action::ViewSummary);
+    Ok(Json(state.live.read(|floor| {
+        let counts = count_agents(floor, &scope, |record| record.info.site.0);
         floor
             .sites()
+            .filter(|site| scope.lists_site(site.id))
             .map(|site| SiteJson {
                 id: site.id.0,
                 name: site.name.clone(),
                 n_agents: counts.get(&site.id.0).copied().unwrap_or(0),
             })
             .collect()
-    }))
+    })))
 }
 
-async fn teams(State(state): State<AppState>) -> Json<Vec<TeamJson>> {
-    Json(state.live.read(|floor| {
-        let counts = count_agents(floor, |record| record.info.team.0);
+async fn teams(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TeamJson>>, Error> {
+    caller.require(Action::ViewSummary)?;
+    let scope = caller.scope(Action::ViewSummary);
+    Ok(Json(state.live.read(|floor| {
+        let counts = count_agents(floor, &scope, |record| record.info.team.0);
         floor
             .teams()
+            .filter(|team| scope.lists_team(team.id))
             .map(|team| TeamJson {
                 id: team.id.0,
                 name: team.name.clone(),
                 n_agents: counts.get(&team.id.0).copied().unwrap_or(0),
             })
             .collect()
-    }))
+    })))
 }
 
-/// Agents per key in one pass over the floor (it runs under the floor's lock).
+/// Agents in scope per key, in one pass over the floor (it runs under the floor's lock).
 fn count_agents(
     floor: &Floor,
+    scope: &Scope,
     key: impl Fn(&monti_protocol::floor::AgentRecord) -> u16,
 ) -> std::collections::HashMap<u16, u32> {
     let mut counts = std::collections::HashMap::new();
-    for record in floor.agents() {
+    let in_scope = floor
+        .agents()
+        .filter(|record| scope.covers(record.info.team, record.info.site));
+    for record in in_scope {
         *counts.entry(key(record)).or_insert(0) += 1;
     }
     counts
 }
 
-async fn reasons(State(state): State<AppState>) -> Json<Vec<ReasonJson>> {
-    Json(state.live.read(|floor| {
+async fn reasons(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ReasonJson>>, Error> {
+    caller.require(Action::ViewSummary)?;
+    Ok(Json(state.live.read(|floor| {
         floor
             .reasons()
             .map(|reason| ReasonJson {
@@ -137,7 +169,7 @@ async fn reasons(State(state): State<AppState>) -> Json<Vec<ReasonJson>> {
                 label: reason.label.clone(),
             })
             .collect()
-    }))
+    })))
 }
 
 /// Filters and paging of `GET /api/v1/agents`.
@@ -158,8 +190,11 @@ const MAX_PAGE: usize = 1_000;
 
 async fn agents(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<AgentQuery>, QueryRejection>,
 ) -> Result<Json<AgentPage>, Error> {
+    caller.require(Action::ViewAgents)?;
+    let scope = caller.scope(Action::ViewAgents);
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
@@ -196,7 +231,8 @@ async fn agents(
             )));
         }
         let matching = floor.agents().filter(|record| {
-            query.team.is_none_or(|team| record.info.team.0 == team)
+            scope.covers(record.info.team, record.info.site)
+                && query.team.is_none_or(|team| record.info.team.0 == team)
                 && query.site.is_none_or(|site| record.info.site.0 == site)
                 && kind
                     .is_none_or(|kind| record.live.is_some_and(|live| live.status.kind() == kind))
@@ -251,8 +287,11 @@ struct SummaryQuery {
 
 async fn floor_summary(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<SummaryQuery>, QueryRejection>,
 ) -> Result<Json<FloorSummaryJson>, Error> {
+    caller.require(Action::ViewSummary)?;
+    let scope = caller.scope(Action::ViewSummary);
     let Query(query) = query?;
     let grouping = match query.group_by.as_deref() {
         None => Grouping::Team,
@@ -263,7 +302,7 @@ async fn floor_summary(
         })?,
     };
     Ok(Json(state.live.read(|floor| {
-        FloorSummaryJson::from_floor(floor, grouping)
+        FloorSummaryJson::from_floor(floor, grouping, &scope)
     })))
 }
 

@@ -24,6 +24,7 @@ use monti_protocol::message::{ErrorCode, ServerMsg, Subscription};
 use monti_protocol::model::{
     AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, Team, TeamId,
 };
+use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, mpsc};
 
@@ -36,22 +37,32 @@ pub struct TickFrame {
     pub tick: Tick,
     /// When the oldest change in the tick reached the server.
     pub oldest_change: Instant,
-    /// Encoded deltas by subscription; viewers with equal subscriptions share one encoding.
-    encoded: Mutex<HashMap<Subscription, Bytes>>,
+    /// Encoded deltas by view; viewers with equal views share one encoding.
+    encoded: Mutex<HashMap<ViewKey, Bytes>>,
 }
 
 impl TickFrame {
-    /// The encoded delta for `sub` (whose `known_roster` must be `None`), encoding it on first use.
-    pub fn delta_frame(&self, sub: &Subscription) -> Bytes {
+    /// The encoded delta for a view, encoding it on first use.
+    pub fn delta_frame(&self, key: &ViewKey) -> Bytes {
         // Short critical section without await: a std Mutex is right here.
-        if let Some(frame) = lock(&self.encoded).get(sub) {
+        if let Some(frame) = lock(&self.encoded).get(key) {
             return frame.clone();
         }
-        let delta = self.tick.delta_for(sub);
+        let delta = self.tick.delta_for(&key.sub, &key.scope);
         let frame = Bytes::from(encode(&ServerMsg::Delta(delta)));
-        lock(&self.encoded).insert(sub.clone(), frame.clone());
+        lock(&self.encoded).insert(key.clone(), frame.clone());
         frame
     }
+}
+
+/// A subscription as one viewer may see it: what it asked for (with `known_roster` cleared,
+/// since deltas do not depend on it) and its scope. Equal keys share encoded frames.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ViewKey {
+    /// The subscription.
+    pub sub: Subscription,
+    /// What the viewer may see.
+    pub scope: Scope,
 }
 
 /// Encodes a server message. Messages MONTI builds always encode; should one ever not, the
@@ -85,12 +96,14 @@ struct Inner {
     reasons_by_code: HashMap<String, ReasonId>,
     /// Encoded snapshots of the current sequence number by (normalised) subscription, so that a
     /// crowd of viewers reconnecting at once costs one snapshot per distinct view.
-    snapshots: HashMap<Subscription, Arc<[Bytes]>>,
+    snapshots: HashMap<ViewKey, Arc<[Bytes]>>,
     snapshots_seq: u64,
 }
 
 /// What a viewer gets when it subscribes.
 pub struct Subscribed {
+    /// The view, for looking up its deltas.
+    pub key: ViewKey,
     /// The encoded snapshot chunks.
     pub chunks: Arc<[Bytes]>,
     /// The sequence number the snapshot shows; deltas up to it are to be skipped.
@@ -257,13 +270,20 @@ impl LiveFloor {
         Some(seq)
     }
 
-    /// Checks a subscription against the floor and, if it is valid, returns its snapshot and the
-    /// ticks that follow it.
+    /// Checks a subscription against the floor and the viewer's scope and, if it is valid,
+    /// returns its snapshot and the ticks that follow it.
     pub fn subscribe(
         &self,
         sub: &Subscription,
+        scope: &Scope,
         chunk_agents: usize,
     ) -> Result<Subscribed, (ErrorCode, String)> {
+        if !scope.admits(sub) {
+            return Err((
+                ErrorCode::Forbidden,
+                "the subscription names teams or sites outside what you may see".to_owned(),
+            ));
+        }
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         if let Some(team) = sub
@@ -291,24 +311,35 @@ impl LiveFloor {
             inner.snapshots.clear();
             inner.snapshots_seq = seq;
         }
-        let mut key = sub.clone();
-        if key.known_roster != Some(inner.floor.roster_version()) {
-            key.known_roster = None;
+        // Snapshots differ by whether the roster is included; deltas do not.
+        let mut snapshot_key = ViewKey {
+            sub: sub.clone(),
+            scope: scope.clone(),
+        };
+        if snapshot_key.sub.known_roster != Some(inner.floor.roster_version()) {
+            snapshot_key.sub.known_roster = None;
         }
-        let chunks = match inner.snapshots.get(&key) {
+        let chunks = match inner.snapshots.get(&snapshot_key) {
             Some(chunks) => chunks.clone(),
             None => {
                 let chunks: Arc<[Bytes]> = inner
                     .floor
-                    .snapshot(&key, chunk_agents)
+                    .snapshot(&snapshot_key.sub, scope, chunk_agents)
                     .into_iter()
                     .map(|chunk| Bytes::from(encode(&ServerMsg::Snapshot(chunk))))
                     .collect();
-                inner.snapshots.insert(key, chunks.clone());
+                inner.snapshots.insert(snapshot_key, chunks.clone());
                 chunks
             }
         };
         Ok(Subscribed {
+            key: ViewKey {
+                sub: Subscription {
+                    known_roster: None,
+                    ..sub.clone()
+                },
+                scope: scope.clone(),
+            },
             chunks,
             seq,
             ticks: self.ticks.subscribe(),
@@ -336,4 +367,98 @@ fn dense_ids(db_ids: impl Iterator<Item = i64>) -> anyhow::Result<HashMap<i64, u
             Ok((db_id, dense))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::StoredAgent;
+    use monti_protocol::codec::decode_server;
+    use monti_protocol::scope::Grant;
+
+    fn floor_of_two_teams() -> LiveFloor {
+        let roster = StoredRoster {
+            sites: vec![(10, "Berlin".into()), (11, "Lisbon".into())],
+            teams: vec![(20, "Billing".into()), (21, "Sales".into())],
+            reasons: vec![(30, "lunch".into(), "Lunch".into())],
+            agents: (0..8)
+                .map(|idx| StoredAgent {
+                    agent_id: 100 + idx,
+                    external_id: format!("a{idx}"),
+                    name: format!("Agent {idx}"),
+                    team_id: 20 + idx % 2,
+                    site_id: 10 + (idx / 4),
+                })
+                .collect(),
+        };
+        let (history, _rows) = mpsc::channel(100);
+        LiveFloor::new(&roster, 8, history, Arc::new(Metrics::new()), 1_000).expect("floor")
+    }
+
+    #[test]
+    fn a_scoped_viewer_gets_only_its_team_and_a_subscription_beyond_it_is_forbidden() {
+        let live = floor_of_two_teams();
+        let billing = Scope::Only(vec![Grant {
+            teams: vec![TeamId(0)],
+            sites: vec![],
+        }]);
+        let subscribed = live
+            .subscribe(&Subscription::default(), &billing, 100)
+            .expect("admitted");
+        let mut floor = Floor::awaiting_snapshot();
+        for chunk in subscribed.chunks.iter() {
+            floor
+                .apply(&decode_server(chunk).expect("decodes"))
+                .expect("folds");
+        }
+        assert_eq!(floor.n_agents(), 4);
+        assert!(floor.agents().all(|agent| agent.info.team == TeamId(0)));
+        assert_eq!(
+            floor
+                .teams()
+                .map(|team| team.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Billing"]
+        );
+
+        let sales = Subscription {
+            teams: vec![TeamId(1)],
+            ..Subscription::default()
+        };
+        let refused = live
+            .subscribe(&sales, &billing, 100)
+            .err()
+            .map(|(code, _)| code);
+        assert_eq!(refused, Some(ErrorCode::Forbidden));
+    }
+
+    #[test]
+    fn viewers_with_different_scopes_never_share_a_delta() {
+        let live = floor_of_two_teams();
+        let billing = Scope::Only(vec![Grant {
+            teams: vec![TeamId(0)],
+            sites: vec![],
+        }]);
+        let everything = live
+            .subscribe(&Subscription::default(), &Scope::Everything, 100)
+            .expect("admitted");
+        let scoped = live
+            .subscribe(&Subscription::default(), &billing, 100)
+            .expect("admitted");
+        let mut ticks = everything.ticks;
+        // A Sales agent (odd index) changes state.
+        live.record(&[(AgentId(1), AgentStatus::OnCall, 1_050)], 1_050);
+        live.tick(1_100);
+        let frame = ticks.try_recv().expect("a tick");
+        let decode = |key: &ViewKey| match decode_server(&frame.delta_frame(key)).expect("decodes")
+        {
+            ServerMsg::Delta(delta) => delta,
+            other => panic!("not a delta: {other:?}"),
+        };
+        assert_eq!(decode(&everything.key).changes.len(), 1);
+        assert!(
+            decode(&scoped.key).changes.is_empty(),
+            "a Sales change reached a Billing viewer"
+        );
+    }
 }

@@ -23,8 +23,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
+use crate::auth::{Action, Caller, can};
 use crate::http::Error;
-use crate::live::{Subscribed, TickFrame, encode};
+use crate::live::{Subscribed, TickFrame, ViewKey, encode};
 use crate::sim::now_ms;
 
 /// How long a client has to say hello and to subscribe after connecting.
@@ -46,6 +47,7 @@ pub struct StreamQuery {
 /// `GET /api/v1/stream`: upgrades to a WebSocket if the version fits and there is room.
 pub async fn upgrade(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -83,7 +85,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
                 let _permit = permit;
-                serve(socket, state).await;
+                serve(socket, state, caller).await;
             })
         })
 }
@@ -111,10 +113,11 @@ impl Closing {
 }
 
 /// Serves one viewer until it leaves or is closed.
-async fn serve(mut socket: WebSocket, state: AppState) {
+async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
     state.metrics.connected_clients.inc();
     let mut connection = Connection {
         state: state.clone(),
+        caller,
         last_sent: Instant::now(),
         last_heard: Instant::now(),
         resyncs: VecDeque::new(),
@@ -153,6 +156,8 @@ fn truncate_reason(message: &str) -> String {
 
 struct Connection {
     state: AppState,
+    /// Who is watching; decides what each subscription may show.
+    caller: Caller,
     last_sent: Instant,
     last_heard: Instant,
     /// When recent resyncs happened, to tell a briefly slow viewer from a hopeless one.
@@ -161,8 +166,8 @@ struct Connection {
 
 /// The subscription a viewer currently follows.
 struct View {
-    /// The subscription with `known_roster` cleared: the key of shared encoded deltas.
-    key: Subscription,
+    /// The view's key: shared encoded deltas are looked up by it.
+    key: ViewKey,
     seq: u64,
     ticks: tokio::sync::broadcast::Receiver<std::sync::Arc<TickFrame>>,
 }
@@ -321,8 +326,8 @@ impl Connection {
         }
         self.resyncs.push_back(now);
         self.state.metrics.resyncs.inc();
-        let key = view.key.clone();
-        *view = self.subscribe(socket, &key).await?;
+        let sub = view.key.sub.clone();
+        *view = self.subscribe(socket, &sub).await?;
         Ok(())
     }
 
@@ -332,23 +337,30 @@ impl Connection {
         socket: &mut WebSocket,
         sub: &Subscription,
     ) -> Result<View, Closing> {
+        let action = Action::to_view(sub.detail);
+        if !can(&self.caller, Action::Subscribe) || !can(&self.caller, action) {
+            tracing::debug!(subject = %self.caller.subject, "subscription refused");
+            return Err(Closing::new(
+                ErrorCode::Forbidden,
+                "you may not subscribe to this view",
+            ));
+        }
+        let scope = self.caller.scope(action);
         let chunk_agents = self.state.config.server.snapshot_chunk_agents;
-        let Subscribed { chunks, seq, ticks } = self
+        let Subscribed {
+            key,
+            chunks,
+            seq,
+            ticks,
+        } = self
             .state
             .live
-            .subscribe(sub, chunk_agents)
+            .subscribe(sub, &scope, chunk_agents)
             .map_err(|(code, message)| Closing::new(code, message))?;
         for chunk in chunks.iter() {
             self.send(socket, chunk.clone()).await?;
         }
-        Ok(View {
-            key: Subscription {
-                known_roster: None,
-                ..sub.clone()
-            },
-            seq,
-            ticks,
-        })
+        Ok(View { key, seq, ticks })
     }
 
     /// Reads the next client message; pings, pongs and oversized or undecodable frames are

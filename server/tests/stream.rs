@@ -99,7 +99,14 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
         .json()
         .await
         .expect("json");
-    assert_eq!(rest, FloorSummaryJson::from_floor(followed, Grouping::Site));
+    assert_eq!(
+        rest,
+        FloorSummaryJson::from_floor(
+            followed,
+            Grouping::Site,
+            &monti_protocol::scope::Scope::Everything
+        )
+    );
 
     // The simulated hour went to the database as history.
     let changes = server.metric("monti_agent_state_changes_total").await;

@@ -1,0 +1,284 @@
+//! Who may do what: roles, actions, and the one [`can`] every handler and every WebSocket
+//! subscribe asks.
+//!
+//! A [`Caller`] holds role bindings, each limited to a [`Scope`] of teams and sites. An action is
+//! allowed when some binding's role permits it; what the caller then sees is the union of the
+//! scopes of those bindings ([`Caller::scope`]), and the stream is cut to it on the server.
+//!
+//! Identity today comes from the embedded default only: every caller is the local
+//! administrator (`auth = "none"`). Signing in through an OpenID Connect provider, which maps
+//! the provider's groups to these role bindings, is the identity issue's next step; this module
+//! is where its callers will land.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use monti_protocol::message::Detail;
+use monti_protocol::scope::{Grant, Scope};
+
+use crate::AppState;
+use crate::http::Error;
+
+/// What a binding lets its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything, everywhere in its scope, including configuration and the audit log.
+    Admin,
+    /// Runs sites or teams: sees summaries and agents, reads configuration.
+    Supervisor,
+    /// Runs a team: sees summaries and agents.
+    TeamLead,
+    /// A display on the floor: sees summaries and agents and reads its configuration, changes
+    /// nothing.
+    Wallboard,
+    /// A telephony integration: sends events, sees nothing.
+    Ingest,
+}
+
+/// Everything the API lets a caller do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Group counts and times in state.
+    ViewSummary,
+    /// Individual agents and their states.
+    ViewAgents,
+    /// Open a live view on the stream.
+    Subscribe,
+    /// Send agent events.
+    Ingest,
+    /// Read the server's configuration (thresholds, wallboard pages).
+    ReadConfig,
+    /// Change the configuration.
+    ChangeConfig,
+    /// Read the audit log.
+    ReadAudit,
+}
+
+impl Role {
+    /// Every role, for table tests and documentation.
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Supervisor,
+        Role::TeamLead,
+        Role::Wallboard,
+        Role::Ingest,
+    ];
+
+    /// Whether the role permits the action (inside its binding's scope).
+    pub fn permits(self, action: Action) -> bool {
+        use Action::*;
+        match self {
+            Role::Admin => true,
+            Role::Supervisor => matches!(action, ViewSummary | ViewAgents | Subscribe | ReadConfig),
+            Role::TeamLead => matches!(action, ViewSummary | ViewAgents | Subscribe),
+            Role::Wallboard => matches!(action, ViewSummary | ViewAgents | Subscribe | ReadConfig),
+            Role::Ingest => matches!(action, Ingest),
+        }
+    }
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 7] = [
+        Action::ViewSummary,
+        Action::ViewAgents,
+        Action::Subscribe,
+        Action::Ingest,
+        Action::ReadConfig,
+        Action::ChangeConfig,
+        Action::ReadAudit,
+    ];
+
+    /// What a stream subscription of this detail reads.
+    pub fn to_view(detail: Detail) -> Action {
+        match detail {
+            Detail::Agents => Action::ViewAgents,
+            Detail::Summary => Action::ViewSummary,
+        }
+    }
+}
+
+/// A role held for a scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The role.
+    pub role: Role,
+    /// Where it applies.
+    pub scope: Scope,
+}
+
+/// The identity behind a request, with what it may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Who: the token's subject, or `local` in the embedded default.
+    pub subject: String,
+    /// The caller's role bindings.
+    pub bindings: Vec<Binding>,
+}
+
+impl Caller {
+    /// The embedded default's caller: an administrator of everything.
+    pub fn local_admin() -> Caller {
+        Caller {
+            subject: "local".to_owned(),
+            bindings: vec![Binding {
+                role: Role::Admin,
+                scope: Scope::Everything,
+            }],
+        }
+    }
+
+    /// What the caller sees when doing `action`: the union of the scopes of the bindings that
+    /// permit it (nothing when none does).
+    pub fn scope(&self, action: Action) -> Scope {
+        let mut grants: Vec<Grant> = Vec::new();
+        for binding in self
+            .bindings
+            .iter()
+            .filter(|binding| binding.role.permits(action))
+        {
+            match &binding.scope {
+                Scope::Everything => return Scope::Everything,
+                Scope::Only(more) => grants.extend(more.iter().cloned()),
+            }
+        }
+        Scope::Only(grants)
+    }
+
+    /// Refuses with 403 unless the caller [`can`] do `action`.
+    pub fn require(&self, action: Action) -> Result<(), Error> {
+        if can(self, action) {
+            Ok(())
+        } else {
+            // Logged at debug: refusals are routine and the client sees a uniform 403.
+            tracing::debug!(subject = %self.subject, ?action, "refused");
+            Err(Error::Forbidden)
+        }
+    }
+}
+
+/// Whether `caller` may do `action` at all (somewhere in its scope).
+pub fn can(caller: &Caller, action: Action) -> bool {
+    caller
+        .bindings
+        .iter()
+        .any(|binding| binding.role.permits(action))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &AppState) -> Result<Caller, Error> {
+        // The embedded default: every caller is the local administrator. Token validation
+        // replaces this when OpenID Connect sign-in lands.
+        Ok(Caller::local_admin())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monti_protocol::model::{SiteId, TeamId};
+
+    /// Every role x action, spelled out: a change to the policy must change this table.
+    #[test]
+    fn every_role_and_action_is_decided_as_the_table_says() {
+        use Action::*;
+        let table: [(Role, [bool; 7]); 5] = [
+            //                  summary agents subscribe ingest read-cfg change-cfg audit
+            (Role::Admin, [true, true, true, true, true, true, true]),
+            (
+                Role::Supervisor,
+                [true, true, true, false, true, false, false],
+            ),
+            (
+                Role::TeamLead,
+                [true, true, true, false, false, false, false],
+            ),
+            (
+                Role::Wallboard,
+                [true, true, true, false, true, false, false],
+            ),
+            (
+                Role::Ingest,
+                [false, false, false, true, false, false, false],
+            ),
+        ];
+        assert_eq!(
+            Action::ALL,
+            [
+                ViewSummary,
+                ViewAgents,
+                Subscribe,
+                Ingest,
+                ReadConfig,
+                ChangeConfig,
+                ReadAudit
+            ]
+        );
+        for (role, expected) in table {
+            let caller = Caller {
+                subject: "t".into(),
+                bindings: vec![Binding {
+                    role,
+                    scope: Scope::Everything,
+                }],
+            };
+            for (action, allowed) in Action::ALL.into_iter().zip(expected) {
+                assert_eq!(can(&caller, action), allowed, "{role:?} {action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_caller_without_bindings_can_do_nothing() {
+        let nobody = Caller {
+            subject: "n".into(),
+            bindings: vec![],
+        };
+        assert!(Action::ALL.into_iter().all(|action| !can(&nobody, action)));
+        assert_eq!(nobody.scope(Action::ViewAgents), Scope::Only(vec![]));
+    }
+
+    #[test]
+    fn scopes_of_permitting_bindings_add_up_and_others_do_not_count() {
+        let team_1 = Grant {
+            teams: vec![TeamId(1)],
+            sites: vec![],
+        };
+        let berlin = Grant {
+            teams: vec![],
+            sites: vec![SiteId(0)],
+        };
+        let caller = Caller {
+            subject: "s".into(),
+            bindings: vec![
+                Binding {
+                    role: Role::TeamLead,
+                    scope: Scope::Only(vec![team_1.clone()]),
+                },
+                Binding {
+                    role: Role::Supervisor,
+                    scope: Scope::Only(vec![berlin.clone()]),
+                },
+                Binding {
+                    role: Role::Ingest,
+                    scope: Scope::Everything,
+                },
+            ],
+        };
+        assert_eq!(
+            caller.scope(Action::ViewAgents),
+            Scope::Only(vec![team_1, berlin.clone()])
+        );
+        assert_eq!(caller.scope(Action::ReadConfig), Scope::Only(vec![berlin]));
+        assert_eq!(caller.scope(Action::Ingest), Scope::Everything);
+        assert!(!can(&caller, Action::ChangeConfig));
+    }
+
+    #[test]
+    fn the_local_admin_sees_everything() {
+        let admin = Caller::local_admin();
+        assert!(Action::ALL.into_iter().all(|action| can(&admin, action)));
+        assert_eq!(admin.scope(Action::Subscribe), Scope::Everything);
+    }
+}
