@@ -37,7 +37,8 @@ pub struct Metrics {
     pub resyncs: Counter,
     /// Viewers disconnected because they could not keep up.
     pub slow_clients_dropped: Counter,
-    /// Frames or requests refused, by error code.
+    /// Viewer connections the server closed with an error code (bad frames, version mismatch,
+    /// too slow, shutdown...), by that code.
     pub refused: Family<CodeLabel, Counter>,
     /// Seconds from the oldest change in a delta reaching the server to the delta being written
     /// to a viewer's socket.
@@ -115,7 +116,7 @@ impl Metrics {
         );
         registry.register(
             "refused",
-            "Frames and requests refused, by error code",
+            "Viewers closed and frames refused by the server, by error code",
             m.refused.clone(),
         );
         registry.register(
