@@ -103,6 +103,9 @@ pub struct HistoryRow {
 }
 
 /// Rows per multi-row insert; keeps each statement well under both engines' parameter limits.
+///
+/// Multi-row statements are built per batch, so they are not kept as prepared statements
+/// (`persistent(false)`): a cache of one statement per batch size would only hold memory.
 const ROWS_PER_INSERT: usize = 500;
 
 impl Db {
@@ -174,7 +177,7 @@ impl Db {
                     "insert into {table} (name, created_at) values {} on conflict (name) do nothing",
                     placeholders(batch.len(), 2)
                 );
-                let mut query = sqlx::query::<Any>(&sql);
+                let mut query = sqlx::query::<Any>(&sql).persistent(false);
                 for name in batch {
                     query = query.bind(name.as_str()).bind(now_ms);
                 }
@@ -190,7 +193,7 @@ impl Db {
                  on conflict (code) do update set label = excluded.label",
                 placeholders(batch.len(), 3)
             );
-            let mut query = sqlx::query::<Any>(&sql);
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
             for (code, label) in batch {
                 query = query.bind(code.as_str()).bind(label.as_str()).bind(now_ms);
             }
@@ -216,7 +219,7 @@ impl Db {
                  active = true",
                 placeholders_with(batch.len(), 5, "true")
             );
-            let mut query = sqlx::query::<Any>(&sql);
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
             for agent in batch {
                 let team_id = *team_ids
                     .get(&agent.team)
@@ -292,7 +295,7 @@ impl Db {
                  (agent_id, state, reason_code_id, started_at, created_at) values {}",
                 placeholders(batch.len(), 5)
             );
-            let mut query = sqlx::query::<Any>(&sql);
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
             for row in batch {
                 query = query
                     .bind(row.agent_id)
