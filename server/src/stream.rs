@@ -179,6 +179,23 @@ enum Inbound {
 
 impl Connection {
     async fn session(&mut self, socket: &mut WebSocket) -> Result<(), Closing> {
+        // A client still shaking hands must not hold up shutdown.
+        let shutdown = self.state.shutdown.clone();
+        let sub = tokio::select! {
+            _ = shutdown.cancelled() => {
+                return Err(Closing::new(ErrorCode::ShuttingDown, "the server is shutting down"));
+            }
+            sub = self.handshake(socket) => sub?,
+        };
+        let Some(sub) = sub else {
+            return Ok(());
+        };
+        let mut view = self.subscribe(socket, &sub).await?;
+        self.follow(socket, &mut view).await
+    }
+
+    /// Hello in, hello out, the first subscription in; `None` when the client leaves first.
+    async fn handshake(&mut self, socket: &mut WebSocket) -> Result<Option<Subscription>, Closing> {
         let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.receive(socket)).await {
             Ok(inbound) => inbound?,
             Err(_) => {
@@ -189,7 +206,7 @@ impl Connection {
             }
         };
         match hello {
-            Inbound::Closed => return Ok(()),
+            Inbound::Closed => return Ok(None),
             Inbound::Message(ClientMsg::Hello(hello))
                 if hello.protocol_version == PROTOCOL_VERSION =>
             {
@@ -225,7 +242,7 @@ impl Connection {
                     "expected Subscribe after Hello",
                 ));
             }
-            Ok(Ok(Inbound::Closed)) => return Ok(()),
+            Ok(Ok(Inbound::Closed)) => return Ok(None),
             Ok(Err(closing)) => return Err(closing),
             Err(_) => {
                 return Err(Closing::new(
@@ -234,8 +251,7 @@ impl Connection {
                 ));
             }
         };
-        let mut view = self.subscribe(socket, &sub).await?;
-        self.follow(socket, &mut view).await
+        Ok(Some(sub))
     }
 
     /// The main loop: deltas out, subscriptions in, keepalives, shutdown.

@@ -227,3 +227,41 @@ async fn bad_rest_input_gets_a_4xx_with_a_json_body() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_shaking_hands_is_told_about_shutdown() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    let mut ws = open(&server).await;
+    ws.send(hello(PROTOCOL_VERSION)).await.expect("hello");
+    // Wait for the server's hello, then never subscribe.
+    match tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("answer")
+    {
+        Some(Ok(Message::Binary(frame))) => {
+            assert!(matches!(
+                monti_protocol::codec::decode_server(&frame),
+                Ok(ServerMsg::Hello(_))
+            ));
+        }
+        other => panic!("expected the server's hello, got {other:?}"),
+    }
+    server.cancel();
+    let mut code = None;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+    {
+        match message {
+            Message::Binary(frame) => {
+                if let Ok(ServerMsg::Error(error)) = monti_protocol::codec::decode_server(&frame) {
+                    code = Some(error.code);
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(code, Some(ErrorCode::ShuttingDown));
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
