@@ -8,6 +8,7 @@
 //! - [`stream`]: the WebSocket stream, one task per viewer.
 //! - [`http`]: REST, health, readiness and metrics, and the error type.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
 //!
 //! [`run`] wires them together; `main.rs` only parses configuration and sets up logging.
 
@@ -19,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod sim;
 pub mod stream;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
