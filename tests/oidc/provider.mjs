@@ -1,0 +1,67 @@
+// A real OpenID Connect provider for MONTI's tests: the OpenID Certified `oidc-provider`, run as a
+// local process on 127.0.0.1 (scripts/test starts it). It offers what MONTI's sign-in uses: the
+// device authorization grant for a public client, refresh tokens (offline_access), and ES256
+// JWT access tokens for the API audience that carry the user's groups.
+//
+// Environment: PORT (default 9400); KEY_ID (default test-es256-1), so a restart with another id
+// looks like a key rotation to the server.
+//
+// Test accounts: any password; the account id decides the groups.
+
+import Provider from 'oidc-provider';
+import { generateKeyPairSync } from 'node:crypto';
+
+const port = Number(process.env.PORT || 9400);
+const issuer = `http://127.0.0.1:${port}`;
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signingKey = {
+  ...privateKey.export({ format: 'jwk' }),
+  kid: process.env.KEY_ID || 'test-es256-1',
+  alg: 'ES256',
+  use: 'sig',
+};
+
+const groups = {
+  admin: ['monti-admins'],
+  anna: ['monti-sup-berlin'],
+  ben: ['monti-team-sales'],
+  wall: ['monti-wallboard'],
+  ingest: ['monti-ingest'],
+  nobody: [],
+};
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: 'monti',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+    id_token_signed_response_alg: 'ES256',
+  }],
+  jwks: { keys: [signingKey] },
+  enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
+  features: {
+    deviceFlow: { enabled: true },
+    devInteractions: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // Resource indicators must be absolute URIs; this is also the access tokens' audience.
+      defaultResource: () => 'urn:monti:api',
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({
+        scope: 'monti',
+        audience: 'urn:monti:api',
+        accessTokenFormat: 'jwt',
+        accessTokenTTL: Number(process.env.ACCESS_TOKEN_TTL || 600),
+        jwt: { sign: { alg: 'ES256' } },
+      }),
+    },
+  },
+  scopes: ['openid', 'offline_access', 'monti'],
+  findAccount: (ctx, id) => ({ accountId: id, claims: () => ({ sub: id, groups: groups[id] ?? [] }) }),
+  extraTokenClaims: (ctx, token) => (token.kind === 'AccessToken' ? { groups: groups[token.accountId] ?? [] } : undefined),
+  issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+});
+
+provider.listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));
