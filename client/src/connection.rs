@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use monti_protocol::codec::{DecodeError, decode_server, encode_client};
 use monti_protocol::message::{
-    ClientHello, ClientMsg, ErrorCode, ServerHello, ServerMsg, Subscription,
+    AuthInfo, ClientHello, ClientMsg, ErrorCode, ServerHello, ServerMsg, Subscription,
 };
 use monti_protocol::{PROTOCOL_VERSION, STREAM_PATH};
 use tokio::net::TcpStream;
@@ -65,6 +65,7 @@ impl ClientError {
                 | ClientError::Refused {
                     code: ErrorCode::VersionMismatch
                         | ErrorCode::Forbidden
+                        | ErrorCode::Unauthorized
                         | ErrorCode::UnknownTeam
                         | ErrorCode::UnknownSite,
                     ..
@@ -111,13 +112,40 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and exchanges hellos.
+    /// Connects and exchanges hellos, without a token (servers with auth mode none).
     pub async fn connect(server: &str, client_name: &str) -> Result<Connection, ClientError> {
+        Connection::connect_with(server, client_name, None).await
+    }
+
+    /// Connects presenting `token` as a bearer token, and exchanges hellos.
+    pub async fn connect_with(
+        server: &str,
+        client_name: &str,
+        token: Option<&str>,
+    ) -> Result<Connection, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = stream_url(server)?;
+        let mut request =
+            url.as_str()
+                .into_client_request()
+                .map_err(|err| ClientError::BadUrl {
+                    url: url.clone(),
+                    reason: if err.to_string().is_empty() {
+                        "invalid"
+                    } else {
+                        "not a WebSocket URL"
+                    },
+                })?;
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                ClientError::Protocol("the token is not a valid header value".into())
+            })?;
+            request.headers_mut().insert("authorization", value);
+        }
         let config = WebSocketConfig::default()
             .max_message_size(Some(monti_protocol::codec::MAX_SERVER_FRAME))
             .max_frame_size(Some(monti_protocol::codec::MAX_SERVER_FRAME));
-        let connect = tokio_tungstenite::connect_async_with_config(&url, Some(config), true);
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let (socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
             .await
             .map_err(|_| ClientError::Io(format!("no answer from {url} within 10 s")))?
@@ -130,6 +158,7 @@ impl Connection {
                 server_name: String::new(),
                 keepalive_ms: 10_000,
                 instance: 0,
+                auth: AuthInfo::None,
             },
             clock_offset_ms: 0,
             last_heard: Instant::now(),

@@ -105,6 +105,8 @@ pub struct Follower {
     floor_scope: Option<Scope>,
     /// The teams and sites of the subscription last sent.
     sent_scope: Option<Scope>,
+    /// Bearer token presented on connect, if the server wants one.
+    token: Option<String>,
 }
 
 impl Follower {
@@ -124,12 +126,19 @@ impl Follower {
             jitter: now_ms() ^ u64::from(std::process::id()).rotate_left(32),
             floor_scope: None,
             sent_scope: None,
+            token: None,
         }
     }
 
     /// Uses other reconnect timing.
     pub fn with_backoff(mut self, backoff: Backoff) -> Follower {
         self.backoff = backoff;
+        self
+    }
+
+    /// Presents `token` on every (re)connect from now on.
+    pub fn with_token(mut self, token: &str) -> Follower {
+        self.token = Some(token.to_owned());
         self
     }
 
@@ -189,7 +198,9 @@ impl Follower {
 
     async fn connect(&mut self) -> Result<Event, ClientError> {
         self.link = Link::Connecting;
-        let connection = Connection::connect(&self.server, &self.client_name).await?;
+        let connection =
+            Connection::connect_with(&self.server, &self.client_name, self.token.as_deref())
+                .await?;
         let server_name = connection.hello().server_name.clone();
         self.connection = Some(connection);
         self.send_subscription().await?;

@@ -28,6 +28,8 @@ pub const MAX_CHUNK_AGENTS: usize = 16 * 1024;
 pub const MAX_FILTER_IDS: usize = 4096;
 /// Longest name, code or label in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// Longest URL (issuer, audience) in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
 /// Highest agent id a fold accepts: bounds the memory a hostile peer can make a client reserve.
 pub const MAX_AGENT_ID: u32 = 1024 * 1024;
 
@@ -178,7 +180,26 @@ impl Validate for Subscription {
 impl Validate for ServerMsg {
     fn validate(&self) -> Result<(), DecodeError> {
         match self {
-            ServerMsg::Hello(hello) => check_name(&hello.server_name),
+            ServerMsg::Hello(hello) => {
+                check_name(&hello.server_name)?;
+                if let crate::message::AuthInfo::Oidc {
+                    issuer,
+                    client_id,
+                    audience,
+                } = &hello.auth
+                {
+                    check(
+                        issuer.len() <= MAX_URL_BYTES,
+                        "issuer longer than 2048 bytes",
+                    )?;
+                    check_name(client_id)?;
+                    check(
+                        audience.len() <= MAX_URL_BYTES,
+                        "audience longer than 2048 bytes",
+                    )?;
+                }
+                Ok(())
+            }
             ServerMsg::Snapshot(chunk) => chunk.validate(),
             ServerMsg::Delta(delta) => delta.validate(),
             ServerMsg::Keepalive(_) => Ok(()),

@@ -127,6 +127,24 @@ pub struct ServerHello {
     /// comparable within one instance: after a restart a client must not claim to know the
     /// roster, even if the version number matches.
     pub instance: u64,
+    /// How this server identifies callers, so an app knows whether and where to sign in.
+    pub auth: AuthInfo,
+}
+
+/// How a server identifies callers. Append-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthInfo {
+    /// No sign-in: the server runs on a loopback address and everyone is its administrator.
+    None,
+    /// Sign in with the device flow at this OpenID Connect provider.
+    Oidc {
+        /// The provider's issuer URL (discovery starts here).
+        issuer: String,
+        /// The public client id to sign in with.
+        client_id: String,
+        /// The resource (audience) to ask tokens for.
+        audience: String,
+    },
 }
 
 /// One chunk of a snapshot of the subscribed view.

@@ -186,16 +186,32 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             any::<u64>(),
             name(),
             any::<u32>(),
-            any::<u64>()
+            any::<u64>(),
+            proptest::option::of(name())
         )
             .prop_map(
-                |(protocol_version, server_time_ms, server_name, keepalive_ms, instance)| {
+                |(
+                    protocol_version,
+                    server_time_ms,
+                    server_name,
+                    keepalive_ms,
+                    instance,
+                    issuer,
+                )| {
                     ServerMsg::Hello(ServerHello {
                         protocol_version,
                         server_time_ms,
                         server_name,
                         keepalive_ms,
                         instance,
+                        auth: match issuer {
+                            None => AuthInfo::None,
+                            Some(issuer) => AuthInfo::Oidc {
+                                issuer,
+                                client_id: "monti".into(),
+                                audience: "urn:monti:api".into(),
+                            },
+                        },
                     })
                 }
             ),

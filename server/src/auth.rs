@@ -5,21 +5,29 @@
 //! allowed when some binding's role permits it; what the caller then sees is the union of the
 //! scopes of those bindings ([`Caller::scope`]), and the stream is cut to it on the server.
 //!
-//! Identity today comes from the embedded default only: every caller is the local
-//! administrator (`auth = "none"`). Signing in through an OpenID Connect provider, which maps
-//! the provider's groups to these role bindings, is the identity issue's next step; this module
-//! is where its callers will land.
+//! Callers are identified by the [`Authenticator`]: with `auth.mode = "none"` (the embedded
+//! default, loopback only) every caller is the local administrator; with `"oidc"` a caller
+//! presents a bearer token from the company's OpenID Connect provider, [`crate::token`] checks
+//! it, and the configured group bindings turn its groups into role bindings, with team and site
+//! names resolved against the floor.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use monti_protocol::message::Detail;
+use monti_protocol::model::{SiteId, TeamId};
 use monti_protocol::scope::{Grant, Scope};
 
 use crate::AppState;
+use crate::config::{AuthConfig, AuthMode, GroupBinding};
 use crate::http::Error;
+use crate::live::LiveFloor;
+use crate::metrics::Metrics;
+use crate::token::{DiscoveredKeys, Identity, Rules, Verifier};
 
 /// What a binding lets its holder do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, everywhere in its scope, including configuration and the audit log.
     Admin,
@@ -164,13 +172,124 @@ pub fn can(caller: &Caller, action: Action) -> bool {
         .any(|binding| binding.role.permits(action))
 }
 
+/// How this server identifies callers.
+pub enum Authenticator {
+    /// Every caller is the local administrator (loopback only; `Config::check` enforces it).
+    None,
+    /// Bearer tokens from an OpenID Connect provider.
+    Oidc {
+        /// Checks tokens against the provider's keys (boxed: it is large, `None` is empty).
+        verifier: Box<Verifier<DiscoveredKeys>>,
+        /// Groups to roles.
+        bindings: Vec<GroupBinding>,
+    },
+}
+
+impl Authenticator {
+    /// The authenticator `config` asks for.
+    pub fn from_config(config: &AuthConfig) -> anyhow::Result<Authenticator> {
+        Ok(match config.mode {
+            AuthMode::None => Authenticator::None,
+            AuthMode::Oidc => Authenticator::Oidc {
+                verifier: Box::new(Verifier::new(
+                    Rules {
+                        issuer: config.issuer.clone(),
+                        audience: config.audience.clone(),
+                        groups_claim: config.groups_claim.clone(),
+                        leeway_secs: config.leeway_secs,
+                    },
+                    DiscoveredKeys::new(&config.issuer)?,
+                    std::time::Duration::from_secs(30),
+                )),
+                bindings: config.bindings.clone(),
+            },
+        })
+    }
+
+    /// Identifies the caller of a request. A missing or refused token is 401; a valid token
+    /// whose groups map to no role is 403. Tokens are never logged.
+    pub async fn caller(
+        &self,
+        headers: &HeaderMap,
+        live: &LiveFloor,
+        metrics: &Metrics,
+    ) -> Result<Caller, Error> {
+        let Authenticator::Oidc { verifier, bindings } = self else {
+            return Ok(Caller::local_admin());
+        };
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(token) = token else {
+            metrics.auth_failure("missing");
+            return Err(Error::Unauthorized);
+        };
+        let identity = verifier.verify(token).await.map_err(|err| {
+            tracing::debug!(reason = %err, "token refused");
+            metrics.auth_failure(err.reason());
+            Error::Unauthorized
+        })?;
+        let caller = live.read(|floor| caller_of(&identity, bindings, floor));
+        if caller.bindings.is_empty() {
+            tracing::debug!(subject = %identity.subject, "no group maps to a role");
+            metrics.auth_failure("no_role");
+            return Err(Error::Forbidden);
+        }
+        Ok(caller)
+    }
+}
+
+/// The role bindings an identity's groups earn, with team and site names resolved on `floor`.
+/// A binding that names teams or sites of which none exist grants nothing (never everything).
+fn caller_of(
+    identity: &Identity,
+    bindings: &[GroupBinding],
+    floor: &monti_protocol::floor::Floor,
+) -> Caller {
+    let mut granted = Vec::new();
+    for binding in bindings
+        .iter()
+        .filter(|binding| identity.groups.contains(&binding.group))
+    {
+        let teams: Vec<TeamId> = (floor.teams())
+            .filter(|team| binding.teams.contains(&team.name))
+            .map(|team| team.id)
+            .collect();
+        let sites: Vec<SiteId> = (floor.sites())
+            .filter(|site| binding.sites.contains(&site.name))
+            .map(|site| site.id)
+            .collect();
+        if (!binding.teams.is_empty() && teams.is_empty())
+            || (!binding.sites.is_empty() && sites.is_empty())
+        {
+            continue;
+        }
+        let scope = if teams.is_empty() && sites.is_empty() {
+            Scope::Everything
+        } else {
+            Scope::Only(vec![Grant { teams, sites }])
+        };
+        granted.push(Binding {
+            role: binding.role,
+            scope,
+        });
+    }
+    Caller {
+        subject: identity.subject.clone(),
+        bindings: granted,
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &AppState) -> Result<Caller, Error> {
-        // The embedded default: every caller is the local administrator. Token validation
-        // replaces this when OpenID Connect sign-in lands.
-        Ok(Caller::local_admin())
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Error> {
+        state
+            .auth
+            .caller(&parts.headers, &state.live, &state.metrics)
+            .await
     }
 }
 

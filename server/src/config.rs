@@ -25,6 +25,68 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Who may connect, and as what.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `none` (every caller is the local administrator; loopback addresses only) or `oidc`.
+    pub mode: AuthMode,
+    /// The OpenID Connect provider's issuer URL, exactly as in its tokens.
+    pub issuer: String,
+    /// The audience of MONTI's API in access tokens.
+    pub audience: String,
+    /// The public client the apps sign in with (the device flow); announced in the handshake.
+    pub client_id: String,
+    /// The token claim that lists the user's groups.
+    pub groups_claim: String,
+    /// Clock skew tolerated on token times, seconds.
+    pub leeway_secs: u64,
+    /// Which groups get which role, and where.
+    pub bindings: Vec<GroupBinding>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            issuer: String::new(),
+            audience: String::new(),
+            client_id: String::new(),
+            groups_claim: "groups".to_owned(),
+            leeway_secs: 60,
+            bindings: Vec::new(),
+        }
+    }
+}
+
+/// How callers are identified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No sign-in: every caller is the local administrator. Only on loopback addresses.
+    None,
+    /// Bearer tokens from an OpenID Connect provider.
+    Oidc,
+}
+
+/// Members of `group` get `role`, limited to the named teams and sites (none named: all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBinding {
+    /// The group as it appears in the groups claim.
+    pub group: String,
+    /// The role it grants.
+    pub role: crate::auth::Role,
+    /// Team names; empty for every team.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Site names; empty for every site.
+    #[serde(default)]
+    pub sites: Vec<String>,
 }
 
 /// `[server]`
@@ -261,6 +323,32 @@ pub struct Cli {
     /// Log filter, for example info or monti_server=debug [default: info].
     #[arg(long, env = "MONTI_LOG_FILTER")]
     pub log_filter: Option<String>,
+
+    /// Sign-in: none (loopback only) or oidc [default: none].
+    #[arg(long, env = "MONTI_AUTH_MODE", value_enum)]
+    pub auth_mode: Option<AuthMode>,
+    /// OpenID Connect issuer URL.
+    #[arg(long, env = "MONTI_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    /// Audience of MONTI's API in access tokens.
+    #[arg(long, env = "MONTI_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// Public client id the apps sign in with.
+    #[arg(long, env = "MONTI_AUTH_CLIENT_ID")]
+    pub auth_client_id: Option<String>,
+    /// Token claim with the user's groups [default: groups].
+    #[arg(long, env = "MONTI_AUTH_GROUPS_CLAIM")]
+    pub auth_groups_claim: Option<String>,
+    /// Clock skew tolerated on token times, seconds [default: 60].
+    #[arg(long, env = "MONTI_AUTH_LEEWAY_SECS")]
+    pub auth_leeway_secs: Option<u64>,
+    /// Group bindings as JSON, e.g. [{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}].
+    #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
+    pub auth_bindings: Option<Vec<GroupBinding>>,
+}
+
+fn parse_bindings(text: &str) -> Result<Vec<GroupBinding>, String> {
+    serde_json::from_str(text).map_err(|err| format!("invalid bindings JSON: {err}"))
 }
 
 impl Cli {
@@ -324,6 +412,14 @@ impl Cli {
         );
         set(&mut config.log.json, &self.log_json);
         set(&mut config.log.filter, &self.log_filter);
+        let auth = &mut config.auth;
+        set(&mut auth.mode, &self.auth_mode);
+        set(&mut auth.issuer, &self.auth_issuer);
+        set(&mut auth.audience, &self.auth_audience);
+        set(&mut auth.client_id, &self.auth_client_id);
+        set(&mut auth.groups_claim, &self.auth_groups_claim);
+        set(&mut auth.leeway_secs, &self.auth_leeway_secs);
+        set(&mut auth.bindings, &self.auth_bindings);
     }
 }
 
@@ -372,6 +468,29 @@ impl Config {
             );
         }
         simulator.start_second_of_day()?;
+        let auth = &self.auth;
+        match auth.mode {
+            AuthMode::None if !server.listen.ip().is_loopback() => bail!(
+                "auth mode none lets every caller in as administrator, so it only listens on a \
+                 loopback address, not {}; set [auth] mode = \"oidc\" with an issuer to listen there",
+                server.listen
+            ),
+            AuthMode::None => {}
+            AuthMode::Oidc => {
+                for (name, value) in [
+                    ("auth.issuer", &auth.issuer),
+                    ("auth.audience", &auth.audience),
+                    ("auth.client_id", &auth.client_id),
+                ] {
+                    if value.trim().is_empty() {
+                        bail!("{name} must be set when auth.mode is oidc");
+                    }
+                }
+                if auth.bindings.is_empty() {
+                    bail!("auth.bindings is empty: with oidc no group would get any role");
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -414,6 +533,37 @@ mod tests {
     fn an_unknown_key_in_the_file_is_an_error_that_names_it() {
         let err = toml::from_str::<Config>("[server]\nlisten_port = 1\n").expect_err("refused");
         assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn auth_none_refuses_anything_but_loopback_and_oidc_needs_its_settings() {
+        let mut config = Config::default();
+        config.server.listen = "0.0.0.0:8080".parse().expect("addr");
+        let err = config.check().expect_err("refused").to_string();
+        assert!(err.contains("loopback"), "{err}");
+        config.auth.mode = AuthMode::Oidc;
+        assert!(
+            config
+                .check()
+                .expect_err("no issuer")
+                .to_string()
+                .contains("auth.issuer")
+        );
+        config.auth.issuer = "https://id.example".into();
+        config.auth.audience = "urn:monti:api".into();
+        config.auth.client_id = "monti".into();
+        assert!(
+            config
+                .check()
+                .expect_err("no bindings")
+                .to_string()
+                .contains("bindings")
+        );
+        config.auth.bindings =
+            parse_bindings(r#"[{"group":"g","role":"team_lead","teams":["Sales 1"]}]"#)
+                .expect("parses");
+        config.check().expect("complete");
+        assert!(parse_bindings(r#"[{"group":"g","role":"emperor"}]"#).is_err());
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct AppState {
     pub db: Db,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Identifies callers.
+    pub auth: Arc<auth::Authenticator>,
     /// One permit per viewer connection; caps them at `server.max_connections`.
     pub connections: Arc<Semaphore>,
     /// Cancelled when the server shuts down.
@@ -102,6 +104,7 @@ pub async fn run(
         live: live.clone(),
         db: db.clone(),
         metrics: metrics.clone(),
+        auth: Arc::new(auth::Authenticator::from_config(&config.auth)?),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
@@ -125,7 +128,14 @@ pub async fn run(
     });
 
     let addr = listener.local_addr()?;
-    tracing::warn!("auth = none: every caller is treated as the local administrator");
+    match config.auth.mode {
+        config::AuthMode::None => {
+            tracing::warn!("auth mode none: every caller is treated as the local administrator")
+        }
+        config::AuthMode::Oidc => {
+            tracing::info!(issuer = %config.auth.issuer, "sign-in through OpenID Connect")
+        }
+    }
     tracing::info!(%addr, agents = stored.agents.len(), database = ?db.engine(), "monti-server listening");
     let send_buffer = config.server.socket_send_buffer;
     let listener = listener.tap_io(move |tcp| {

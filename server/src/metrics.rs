@@ -47,6 +47,8 @@ pub struct Metrics {
     pub history_written: Counter,
     /// History rows dropped because the database could not keep up.
     pub history_dropped: Counter,
+    /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
+    pub auth_failures: Family<CodeLabel, Counter>,
     /// Agents on the floor.
     pub floor_agents: Gauge,
     /// Resident memory of the server process (read at scrape time).
@@ -77,6 +79,7 @@ impl Metrics {
             change_to_send_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             history_written: Counter::default(),
             history_dropped: Counter::default(),
+            auth_failures: Family::default(),
             floor_agents: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
             cpu_seconds: Gauge::default(),
@@ -135,6 +138,11 @@ impl Metrics {
             m.history_dropped.clone(),
         );
         registry.register(
+            "auth_failures",
+            "Requests refused for their token, by reason",
+            m.auth_failures.clone(),
+        );
+        registry.register(
             "floor_agents",
             "Agents on the floor",
             m.floor_agents.clone(),
@@ -160,6 +168,15 @@ impl Metrics {
         self.refused
             .get_or_create(&CodeLabel {
                 code: format!("{code:?}"),
+            })
+            .inc();
+    }
+
+    /// Counts a refused token with its reason (never the token).
+    pub fn auth_failure(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&CodeLabel {
+                code: reason.to_owned(),
             })
             .inc();
     }

@@ -17,13 +17,14 @@ use bytes::Bytes;
 use monti_protocol::PROTOCOL_VERSION;
 use monti_protocol::codec::decode_client;
 use monti_protocol::message::{
-    ClientMsg, ErrorCode, ErrorMsg, Keepalive, ServerHello, ServerMsg, Subscription,
+    AuthInfo, ClientMsg, ErrorCode, ErrorMsg, Keepalive, ServerHello, ServerMsg, Subscription,
 };
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::auth::{Action, Caller, can};
+use crate::config::AuthMode;
 use crate::http::Error;
 use crate::live::{Subscribed, TickFrame, ViewKey, encode};
 use crate::sim::now_ms;
@@ -232,6 +233,14 @@ impl Connection {
             server_name: format!("monti-server {}", env!("CARGO_PKG_VERSION")),
             keepalive_ms: (config.keepalive_secs * 1000) as u32,
             instance: self.state.live.instance,
+            auth: match &self.state.config.auth.mode {
+                AuthMode::None => AuthInfo::None,
+                AuthMode::Oidc => AuthInfo::Oidc {
+                    issuer: self.state.config.auth.issuer.clone(),
+                    client_id: self.state.config.auth.client_id.clone(),
+                    audience: self.state.config.auth.audience.clone(),
+                },
+            },
         });
         self.send(socket, encode(&hello).into()).await?;
         let sub = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.receive(socket)).await {

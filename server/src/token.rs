@@ -80,6 +80,24 @@ pub enum TokenError {
     KeysUnavailable(String),
 }
 
+impl TokenError {
+    /// A short stable name, for metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::Algorithm => "algorithm",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::Signature => "signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::Issuer => "issuer",
+            TokenError::Audience => "audience",
+            TokenError::Claim(_) => "claim",
+            TokenError::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
+}
+
 /// Where the provider's keys come from.
 pub trait KeySource: Send + Sync {
     /// Fetches the current key set.

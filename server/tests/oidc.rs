@@ -3,8 +3,16 @@
 //! the provider's own HTML forms as a user would, and the access token checked by the server's
 //! token verifier with keys fetched through discovery.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{TestDb, TestServer, test_config};
+use monti_client::connection::Connection;
+use monti_client::follow::Follower;
+use monti_protocol::message::{AuthInfo, ErrorCode, Subscription};
+use monti_protocol::rest::{AgentPage, ErrorJson, SiteJson, TeamJson};
+use monti_server::config::{AuthMode, Config};
 use monti_server::token::{DiscoveredKeys, Rules, TokenError, Verifier};
 use serde_json::Value;
 
@@ -190,4 +198,221 @@ async fn a_tampered_token_or_one_for_another_issuer_is_refused() {
         Duration::from_secs(30),
     );
     assert_eq!(other.verify(&access).await, Err(TokenError::Issuer));
+}
+
+/// A server signing callers in through the test provider, with one binding per test group.
+fn oidc_config(db: &TestDb, issuer: &str) -> Config {
+    let mut config = test_config(db);
+    config.auth.mode = AuthMode::Oidc;
+    config.auth.issuer = issuer.to_owned();
+    config.auth.audience = AUDIENCE.to_owned();
+    config.auth.client_id = CLIENT_ID.to_owned();
+    config.auth.bindings = serde_json::from_value(serde_json::json!([
+        {"group": "monti-admins", "role": "admin"},
+        {"group": "monti-sup-berlin", "role": "supervisor", "sites": ["Berlin"]},
+        {"group": "monti-team-sales", "role": "team_lead", "teams": ["Sales 1"]},
+        {"group": "monti-wallboard", "role": "wallboard"},
+        {"group": "monti-ingest", "role": "ingest"},
+    ]))
+    .expect("bindings");
+    config
+}
+
+async fn access_token(issuer: &str, user: &str) -> String {
+    device_flow(issuer, user).await["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+async fn get(server: &TestServer, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", server.url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_supervisors_of_different_scopes_each_see_only_their_own() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let admin = access_token(&issuer, "admin").await;
+    let sites: Vec<SiteJson> = get(&server, "/api/v1/sites", Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("sites");
+    let teams: Vec<TeamJson> = get(&server, "/api/v1/teams", Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let berlin = sites
+        .iter()
+        .find(|site| site.name == "Berlin")
+        .expect("Berlin")
+        .id;
+    let sales = teams
+        .iter()
+        .find(|team| team.name == "Sales 1")
+        .expect("Sales 1")
+        .id;
+
+    let anna = access_token(&issuer, "anna").await;
+    let ben = access_token(&issuer, "ben").await;
+    let agents_of = |token: String| {
+        let server = &server;
+        async move {
+            let page: AgentPage = get(server, "/api/v1/agents?limit=1000", Some(&token))
+                .await
+                .json()
+                .await
+                .expect("agents");
+            assert!(page.total > 0);
+            page.agents
+        }
+    };
+    assert!(
+        agents_of(anna.clone())
+            .await
+            .iter()
+            .all(|agent| agent.site == berlin),
+        "anna saw beyond Berlin"
+    );
+    assert!(
+        agents_of(ben.clone())
+            .await
+            .iter()
+            .all(|agent| agent.team == sales),
+        "ben saw beyond Sales 1"
+    );
+    let ben_teams: Vec<TeamJson> = get(&server, "/api/v1/teams", Some(&ben))
+        .await
+        .json()
+        .await
+        .expect("teams");
+    assert_eq!(
+        ben_teams
+            .iter()
+            .map(|team| team.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Sales 1"]
+    );
+
+    // The stream is cut the same way, snapshot and deltas.
+    let mut anna_view =
+        Follower::new(&server.url, "anna", Subscription::default()).with_token(&anna);
+    let mut ben_view = Follower::new(&server.url, "ben", Subscription::default()).with_token(&ben);
+    anna_view.until_live().await.expect("anna live");
+    ben_view.until_live().await.expect("ben live");
+    for _ in 0..20 {
+        anna_view.next().await.expect("anna follows");
+        ben_view.next().await.expect("ben follows");
+    }
+    assert!(anna_view.floor().n_agents() > 0 && ben_view.floor().n_agents() > 0);
+    assert!(
+        anna_view
+            .floor()
+            .agents()
+            .all(|agent| agent.info.site.0 == berlin)
+    );
+    assert!(
+        ben_view
+            .floor()
+            .agents()
+            .all(|agent| agent.info.team.0 == sales)
+    );
+    assert_eq!(
+        ben_view
+            .floor()
+            .teams()
+            .map(|team| team.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Sales 1"]
+    );
+
+    // A subscription naming another team is refused.
+    let other_team = Subscription {
+        teams: vec![monti_protocol::model::TeamId(if sales == 0 {
+            1
+        } else {
+            0
+        })],
+        ..Subscription::default()
+    };
+    let mut refused = Follower::new(&server.url, "ben", other_team).with_token(&ben);
+    let err = refused.until_live().await.expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            monti_client::ClientError::Refused {
+                code: ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_bad_tokens_get_401_and_roles_limit_what_a_caller_may_do() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let nobody = access_token(&issuer, "nobody").await;
+    let ingest = access_token(&issuer, "ingest").await;
+    let wall = access_token(&issuer, "wall").await;
+    for (what, token, status) in [
+        ("no token", None, 401),
+        ("garbage", Some("not-a-token"), 401),
+        ("groups that map to no role", Some(nobody.as_str()), 403),
+        (
+            "the ingest role reading the floor",
+            Some(ingest.as_str()),
+            403,
+        ),
+        ("a wallboard reading the floor", Some(wall.as_str()), 200),
+    ] {
+        let response = get(&server, "/api/v1/floor/summary", token).await;
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        if status != 200 {
+            let body: ErrorJson = response.json().await.expect("the same JSON error body");
+            assert!(
+                ["unauthorized", "forbidden"].contains(&body.error.as_str()),
+                "{what}"
+            );
+        }
+    }
+    // The stream refuses before upgrading, and announces the provider to those it lets in.
+    let refused = Connection::connect(&server.url, "anonymous").await;
+    assert!(matches!(
+        refused,
+        Err(monti_client::ClientError::Refused {
+            code: ErrorCode::Unauthorized,
+            ..
+        })
+    ));
+    let connection = Connection::connect_with(&server.url, "wallboard", Some(&wall))
+        .await
+        .expect("connects");
+    assert_eq!(
+        connection.hello().auth,
+        AuthInfo::Oidc {
+            issuer: issuer.clone(),
+            client_id: CLIENT_ID.to_owned(),
+            audience: AUDIENCE.to_owned()
+        }
+    );
+    assert!(
+        server
+            .metric("monti_auth_failures_total{code=\"missing\"}")
+            .await
+            >= 2.0
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
 }
