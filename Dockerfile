@@ -2,7 +2,12 @@
 # MONTI server image: a release build on Debian, run as a non-root user from a slim runtime.
 #
 #   docker build -t monti-server .
-#   docker run -p 8080:8080 -e MONTI_DATABASE_URL=postgres://... monti-server
+#   docker run -p 8080:8080 -e MONTI_DATABASE_URL=postgres://... -e MONTI_AUTH_MODE=oidc \
+#     -e MONTI_AUTH_ISSUER=... -e MONTI_AUTH_CLIENT_ID=... -e MONTI_AUTH_AUDIENCE=... \
+#     -e MONTI_AUTH_BINDINGS='[{"group":"monti-admins","role":"admin"}]' monti-server
+#
+# The image listens on 0.0.0.0, where the server requires sign-in (auth mode oidc); without it
+# the server refuses to start, by design.
 #
 # Configuration comes from MONTI_* environment variables, or from a TOML file mounted into the
 # container and named by MONTI_CONFIG (see docs/DEPLOY.md).
