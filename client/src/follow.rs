@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use monti_protocol::floor::Floor;
-use monti_protocol::message::{Detail, ServerMsg, Subscription};
+use monti_protocol::message::{ClientMsg, Detail, ServerMsg, Subscription};
 use monti_protocol::model::{SiteId, TeamId};
 
 use crate::connection::{ClientError, Connection, now_ms};
@@ -140,6 +140,17 @@ impl Follower {
     pub fn with_token(mut self, token: &str) -> Follower {
         self.token = Some(token.to_owned());
         self
+    }
+
+    /// Presents a renewed token: sent on the open connection at once, and used on reconnects.
+    pub async fn renew_token(&mut self, token: &str) -> Result<(), ClientError> {
+        self.token = Some(token.to_owned());
+        if let Some(connection) = &mut self.connection {
+            connection
+                .send(&ClientMsg::RenewToken(token.to_owned()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// The floor as folded so far. Before the first snapshot it is empty and not ready.

@@ -28,6 +28,8 @@ pub const MAX_CHUNK_AGENTS: usize = 16 * 1024;
 pub const MAX_FILTER_IDS: usize = 4096;
 /// Longest name, code or label in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// Longest access token in bytes.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Longest URL (issuer, audience) in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
 /// Highest agent id a fold accepts: bounds the memory a hostile peer can make a client reserve.
@@ -101,7 +103,7 @@ pub fn decode_client(frame: &[u8]) -> Result<ClientMsg, DecodeError> {
 /// newer protocol (or garbage).
 const SERVER_MSG_VARIANTS: u32 = 5;
 /// How many variants [`ClientMsg`] has.
-const CLIENT_MSG_VARIANTS: u32 = 2;
+const CLIENT_MSG_VARIANTS: u32 = 3;
 
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
     postcard::to_allocvec(msg).map_err(|err| EncodeError(err.to_string()))
@@ -160,6 +162,9 @@ impl Validate for ClientMsg {
         match self {
             ClientMsg::Hello(hello) => check_name(&hello.client_name),
             ClientMsg::Subscribe(sub) => sub.validate(),
+            ClientMsg::RenewToken(token) => {
+                check(token.len() <= MAX_TOKEN_BYTES, "token longer than 16 KiB")
+            }
         }
     }
 }
@@ -295,7 +300,7 @@ mod tests {
             server_time_ms: 0,
         });
         assert!(decode_server(&encode_server(&keepalive).expect("encodes")).is_ok());
-        let last_client = ClientMsg::Subscribe(Subscription::default());
+        let last_client = ClientMsg::RenewToken(String::new());
         let frame = encode_client(&last_client).expect("encodes");
         assert_eq!(u32::from(frame[0]) + 1, CLIENT_MSG_VARIANTS);
     }

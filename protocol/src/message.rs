@@ -25,6 +25,9 @@ pub enum ClientMsg {
     Hello(ClientHello),
     /// Asks for a view of the floor; answered by a snapshot and then deltas.
     Subscribe(Subscription),
+    /// A renewed access token for the open connection, sent before the current one expires.
+    /// A connection whose token expires without renewal is closed with `Unauthorized`.
+    RenewToken(String),
 }
 
 /// What a client says about itself when it connects.

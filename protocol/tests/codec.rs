@@ -254,6 +254,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             })
         });
     prop_oneof![
+        "[A-Za-z0-9._-]{0,300}".prop_map(ClientMsg::RenewToken),
         (any::<u16>(), name()).prop_map(|(protocol_version, client_name)| {
             ClientMsg::Hello(ClientHello {
                 protocol_version,

@@ -121,6 +121,8 @@ pub struct Caller {
     pub subject: String,
     /// The caller's role bindings.
     pub bindings: Vec<Binding>,
+    /// When the caller's token expires, seconds since the Unix epoch (`None`: never).
+    pub expires_at: Option<u64>,
 }
 
 impl Caller {
@@ -132,6 +134,7 @@ impl Caller {
                 role: Role::Admin,
                 scope: Scope::Everything,
             }],
+            expires_at: None,
         }
     }
 
@@ -199,7 +202,7 @@ impl Authenticator {
                         leeway_secs: config.leeway_secs,
                     },
                     DiscoveredKeys::new(&config.issuer)?,
-                    std::time::Duration::from_secs(30),
+                    std::time::Duration::from_secs(config.keys_refetch_secs),
                 )),
                 bindings: config.bindings.clone(),
             },
@@ -214,9 +217,9 @@ impl Authenticator {
         live: &LiveFloor,
         metrics: &Metrics,
     ) -> Result<Caller, Error> {
-        let Authenticator::Oidc { verifier, bindings } = self else {
+        if let Authenticator::None = self {
             return Ok(Caller::local_admin());
-        };
+        }
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -225,6 +228,19 @@ impl Authenticator {
         let Some(token) = token else {
             metrics.auth_failure("missing");
             return Err(Error::Unauthorized);
+        };
+        self.caller_of_token(token, live, metrics).await
+    }
+
+    /// Identifies the holder of `token` (see [`Authenticator::caller`]).
+    pub async fn caller_of_token(
+        &self,
+        token: &str,
+        live: &LiveFloor,
+        metrics: &Metrics,
+    ) -> Result<Caller, Error> {
+        let Authenticator::Oidc { verifier, bindings } = self else {
+            return Ok(Caller::local_admin());
         };
         let identity = verifier.verify(token).await.map_err(|err| {
             tracing::debug!(reason = %err, "token refused");
@@ -279,6 +295,7 @@ fn caller_of(
     Caller {
         subject: identity.subject.clone(),
         bindings: granted,
+        expires_at: Some(identity.expires_at),
     }
 }
 
@@ -341,6 +358,7 @@ mod tests {
                     role,
                     scope: Scope::Everything,
                 }],
+                expires_at: None,
             };
             for (action, allowed) in Action::ALL.into_iter().zip(expected) {
                 assert_eq!(can(&caller, action), allowed, "{role:?} {action:?}");
@@ -353,6 +371,7 @@ mod tests {
         let nobody = Caller {
             subject: "n".into(),
             bindings: vec![],
+            expires_at: None,
         };
         assert!(Action::ALL.into_iter().all(|action| !can(&nobody, action)));
         assert_eq!(nobody.scope(Action::ViewAgents), Scope::Only(vec![]));
@@ -370,6 +389,7 @@ mod tests {
         };
         let caller = Caller {
             subject: "s".into(),
+            expires_at: None,
             bindings: vec![
                 Binding {
                     role: Role::TeamLead,

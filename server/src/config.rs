@@ -47,6 +47,8 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Which groups get which role, and where.
     pub bindings: Vec<GroupBinding>,
+    /// Least time between two fetches of the provider's keys for unknown key ids, seconds.
+    pub keys_refetch_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -59,6 +61,7 @@ impl Default for AuthConfig {
             groups_claim: "groups".to_owned(),
             leeway_secs: 60,
             bindings: Vec::new(),
+            keys_refetch_secs: 30,
         }
     }
 }
@@ -342,6 +345,9 @@ pub struct Cli {
     /// Clock skew tolerated on token times, seconds [default: 60].
     #[arg(long, env = "MONTI_AUTH_LEEWAY_SECS")]
     pub auth_leeway_secs: Option<u64>,
+    /// Least seconds between fetches of the provider's keys for unknown key ids [default: 30].
+    #[arg(long, env = "MONTI_AUTH_KEYS_REFETCH_SECS")]
+    pub auth_keys_refetch_secs: Option<u64>,
     /// Group bindings as JSON, e.g. [{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}].
     #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
     pub auth_bindings: Option<Vec<GroupBinding>>,
@@ -420,6 +426,7 @@ impl Cli {
         set(&mut auth.groups_claim, &self.auth_groups_claim);
         set(&mut auth.leeway_secs, &self.auth_leeway_secs);
         set(&mut auth.bindings, &self.auth_bindings);
+        set(&mut auth.keys_refetch_secs, &self.auth_keys_refetch_secs);
     }
 }
 

@@ -146,6 +146,18 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
     state.metrics.connected_clients.dec();
 }
 
+/// Resolves when a token expiring at `expires_at` (seconds since the epoch) has expired; never
+/// for `None`.
+async fn token_expiry(expires_at: Option<u64>) {
+    match expires_at {
+        Some(expires_at) => {
+            let now_secs = now_ms() / 1000;
+            tokio::time::sleep(Duration::from_secs(expires_at.saturating_sub(now_secs))).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A close reason must fit in 123 bytes.
 fn truncate_reason(message: &str) -> String {
     let mut end = message.len().min(123);
@@ -270,6 +282,7 @@ impl Connection {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.state.shutdown.clone();
         loop {
+            let expires_at = self.caller.expires_at;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -281,7 +294,14 @@ impl Connection {
                     Inbound::Message(ClientMsg::Hello(_)) => {
                         return Err(Closing::new(ErrorCode::UnexpectedMessage, "Hello may only be sent once"));
                     }
+                    Inbound::Message(ClientMsg::RenewToken(token)) => self.renew(socket, view, &token).await?,
                 },
+                _ = token_expiry(expires_at) => {
+                    return Err(Closing::new(
+                        ErrorCode::Unauthorized,
+                        "the access token expired; sign in again or renew it on the connection",
+                    ));
+                }
                 tick = view.ticks.recv() => match tick {
                     Ok(frame) => self.forward(socket, view, &frame).await?,
                     Err(RecvError::Lagged(missed)) => {
@@ -305,6 +325,41 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Takes a renewed token for the open connection. It must name the same person; if their
+    /// groups changed what they may see, the view is resent under the new scope.
+    async fn renew(
+        &mut self,
+        socket: &mut WebSocket,
+        view: &mut View,
+        token: &str,
+    ) -> Result<(), Closing> {
+        let state = &self.state;
+        let caller = state
+            .auth
+            .caller_of_token(token, &state.live, &state.metrics)
+            .await
+            .map_err(|_| {
+                Closing::new(
+                    ErrorCode::Unauthorized,
+                    "the renewed token was not accepted",
+                )
+            })?;
+        if caller.subject != self.caller.subject {
+            return Err(Closing::new(
+                ErrorCode::Forbidden,
+                "a renewed token must name the same person",
+            ));
+        }
+        let action = Action::to_view(view.key.sub.detail);
+        let scope_changed = caller.scope(action) != self.caller.scope(action);
+        self.caller = caller;
+        if scope_changed {
+            let sub = view.key.sub.clone();
+            *view = self.subscribe(socket, &sub).await?;
+        }
+        Ok(())
     }
 
     /// Sends the delta of one tick, or resyncs if the tick does not follow the view.

@@ -416,3 +416,143 @@ async fn missing_or_bad_tokens_get_401_and_roles_limit_what_a_caller_may_do() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+/// A provider of our own for one test, on its own port, stopped when dropped.
+struct OwnProvider {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnProvider {
+    /// Starts `tests/oidc/provider.mjs` (its packages are installed by scripts/test).
+    async fn start(port: u16, key_id: &str, token_ttl_secs: u32) -> OwnProvider {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/oidc/provider.mjs");
+        let child = std::process::Command::new("node")
+            .arg(script)
+            .env("PORT", port.to_string())
+            .env("KEY_ID", key_id)
+            .env("ACCESS_TOKEN_TTL", token_ttl_secs.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node runs the provider");
+        let provider = OwnProvider {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            let discovery = format!("{}/.well-known/openid-configuration", provider.url);
+            if reqwest::get(discovery).await.is_ok() {
+                return provider;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(provider);
+        panic!("the provider on port {port} did not start");
+    }
+}
+
+impl Drop for OwnProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_closes_the_stream_unless_it_was_renewed() {
+    // Needs node and the provider's packages, like the shared provider; skip with it.
+    if provider().is_none() {
+        return;
+    }
+    let provider = OwnProvider::start(9411, "short-lived", 4).await;
+    let db = TestDb::sqlite();
+    let mut config = oidc_config(&db, &provider.url);
+    config.auth.leeway_secs = 0;
+    let server = TestServer::start(config).await;
+
+    let mut lapsing = Follower::new(&server.url, "lapsing", Subscription::default())
+        .with_token(&access_token(&provider.url, "wall").await);
+    let mut renewing = Follower::new(&server.url, "renewing", Subscription::default())
+        .with_token(&access_token(&provider.url, "wall").await);
+    lapsing.until_live().await.expect("live");
+    renewing.until_live().await.expect("live");
+
+    // Renew every two seconds (tokens live four), and follow well past the first expiry.
+    let started = std::time::Instant::now();
+    let mut next_renewal = Duration::from_secs(2);
+    let mut lapsed = None;
+    while started.elapsed() < Duration::from_secs(7) {
+        if started.elapsed() > next_renewal {
+            let fresh = access_token(&provider.url, "wall").await;
+            renewing.renew_token(&fresh).await.expect("renews");
+            next_renewal += Duration::from_secs(2);
+        }
+        tokio::select! {
+            event = lapsing.next(), if lapsed.is_none() => {
+                if let Err(err) = event {
+                    lapsed = Some(err);
+                }
+            }
+            event = renewing.next() => {
+                let event = event.expect("the renewed connection stays open");
+                assert!(!matches!(event, monti_client::Event::Lost { .. }), "renewed viewer lost: {event:?}");
+            }
+        }
+    }
+    let lapsed = lapsed.expect("the lapsing viewer was closed");
+    assert!(
+        matches!(
+            lapsed,
+            monti_client::ClientError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            }
+        ),
+        "{lapsed}"
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_at_the_provider_is_picked_up_without_a_restart() {
+    if provider().is_none() {
+        return;
+    }
+    let db = TestDb::sqlite();
+    let first = OwnProvider::start(9412, "key-one", 600).await;
+    let mut config = oidc_config(&db, &first.url);
+    config.auth.keys_refetch_secs = 0;
+    let server = TestServer::start(config).await;
+    let token = access_token(&first.url, "admin").await;
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some(&token))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // The provider comes back with a new signing key under a new key id.
+    drop(first);
+    let second = OwnProvider::start(9412, "key-two", 600).await;
+    let rotated = access_token(&second.url, "admin").await;
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some(&rotated))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    // Tokens signed by the retired key are no longer accepted.
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some(&token))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
