@@ -25,6 +25,8 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// What each viewer subscribes to.
     pub subscription: Subscription,
+    /// Bearer token every viewer presents (servers with sign-in).
+    pub token: Option<String>,
 }
 
 /// The measured figures; printed as a table or as JSON.
@@ -113,19 +115,16 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     for idx in 0..options.clients {
         let server = options.server.clone();
         let sub = options.subscription.clone();
+        let token = options.token.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = ViewerStats::default();
-            let probe_resync = idx == 0;
-            if let Err(err) = measure(
-                &server,
-                &sub,
-                probe_resync,
-                window_start,
-                deadline,
-                &mut stats,
-            )
-            .await
-            {
+            let viewer = Viewer {
+                server: &server,
+                token: token.as_deref(),
+                sub: &sub,
+                probe_resync: idx == 0,
+            };
+            if let Err(err) = measure(viewer, window_start, deadline, &mut stats).await {
                 stats.failure = Some(format!("viewer {idx}: {err}"));
             }
             stats
@@ -211,18 +210,30 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     Ok(report)
 }
 
+/// Who one simulated viewer is and what it watches.
+struct Viewer<'a> {
+    server: &'a str,
+    token: Option<&'a str>,
+    sub: &'a Subscription,
+    probe_resync: bool,
+}
+
 /// One viewer: connect, subscribe, take the snapshot, then count what arrives inside the window.
 /// With `probe_resync`, the viewer subscribes once more claiming the roster it got, to measure
 /// the snapshot a resync costs (that snapshot is not counted as a resync).
 async fn measure(
-    server: &str,
-    sub: &Subscription,
-    probe_resync: bool,
+    viewer: Viewer<'_>,
     window_start: tokio::time::Instant,
     deadline: tokio::time::Instant,
     stats: &mut ViewerStats,
 ) -> Result<(), ClientError> {
-    let mut connection = Connection::connect(server, "monti-cli load").await?;
+    let Viewer {
+        server,
+        token,
+        sub,
+        probe_resync,
+    } = viewer;
+    let mut connection = Connection::connect_with(server, "monti-cli load", token).await?;
     // The handshake's offset includes however long the hello took to arrive, which under load is
     // tens of milliseconds and would flatter the figures. Clocks within a second of each other
     // (the same machine, or NTP) are taken as synchronised; only a larger skew is corrected.

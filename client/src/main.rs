@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use monti_client::auth;
 use monti_client::connection::now_ms;
 use monti_client::follow::{Event, Follower, Link};
 use monti_client::load::{self, LoadOptions, LoadReport};
@@ -28,6 +29,18 @@ enum Command {
     Watch(WatchArgs),
     /// Open many viewer connections and measure latency, traffic and server usage.
     Load(LoadArgs),
+    /// Sign in to the server's identity provider (device flow); the refresh token is kept in the
+    /// operating system's keyring for later commands.
+    Login(ServerArgs),
+    /// Forget the stored sign-in for the server.
+    Logout(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Server address.
+    #[arg(long, env = "MONTI_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
 }
 
 /// What to subscribe to.
@@ -147,7 +160,71 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Watch(args) => watch(args).await,
         Command::Load(args) => run_load(args).await,
+        Command::Login(args) => login(&args.server).await,
+        Command::Logout(args) => logout(&args.server).await,
     }
+}
+
+/// The server's provider and this machine's stored sign-in for it; `None` when the server needs
+/// no sign-in.
+async fn sign_in_settings(
+    server: &str,
+) -> anyhow::Result<Option<(auth::Provider, auth::TokenStore)>> {
+    let settings = auth::server_auth(server).await?;
+    let (Some(issuer), Some(client_id), Some(audience)) =
+        (settings.issuer, settings.client_id, settings.audience)
+    else {
+        return Ok(None);
+    };
+    let provider = auth::Provider::discover(&issuer, &client_id, &audience).await?;
+    let store = auth::TokenStore::new(&issuer, &client_id)?;
+    Ok(Some((provider, store)))
+}
+
+async fn login(server: &str) -> anyhow::Result<()> {
+    let Some((provider, store)) = sign_in_settings(server).await? else {
+        println!("{server} needs no sign-in.");
+        return Ok(());
+    };
+    let code = provider.start().await?;
+    println!(
+        "To sign in, open {} and enter the code {}",
+        code.verification_uri, code.user_code
+    );
+    if let Some(complete) = &code.verification_uri_complete {
+        println!("(or open {complete})");
+    }
+    println!(
+        "Waiting for the sign-in to finish (the code expires in {} minutes)...",
+        code.expires_in / 60
+    );
+    let tokens = provider.poll(&code).await?;
+    let refresh = tokens.refresh_token.context(
+        "the provider issued no refresh token; is offline_access allowed for this client?",
+    )?;
+    store.save(&refresh)?;
+    println!("Signed in. The sign-in is kept in this computer's keyring.");
+    Ok(())
+}
+
+async fn logout(server: &str) -> anyhow::Result<()> {
+    if let Some((_, store)) = sign_in_settings(server).await? {
+        store.delete()?;
+    }
+    println!("Signed out of {server}.");
+    Ok(())
+}
+
+/// A fresh access token for `server` from the stored sign-in, with when to renew it; `None` when
+/// the server needs no sign-in.
+async fn access_token(server: &str) -> anyhow::Result<Option<(String, Instant)>> {
+    let Some((provider, store)) = sign_in_settings(server).await? else {
+        return Ok(None);
+    };
+    let tokens = auth::refresh_stored(&provider, &store).await?;
+    // Renew when four fifths of the token's life have passed.
+    let renew_at = Instant::now() + Duration::from_secs(tokens.expires_in.max(10) * 4 / 5);
+    Ok(Some((tokens.access_token, renew_at)))
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
@@ -157,6 +234,11 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         "monti-cli watch",
         args.view.subscription(),
     );
+    let mut renew_at = None;
+    if let Some((token, at)) = access_token(&args.view.server).await? {
+        follower = follower.with_token(&token);
+        renew_at = Some(at);
+    }
     if args.once {
         // Give up after a few failed attempts rather than retrying forever.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -180,6 +262,12 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     }
     let mut last_draw = Instant::now() - Duration::from_secs(1);
     loop {
+        if renew_at.is_some_and(|at| Instant::now() >= at)
+            && let Some((token, at)) = access_token(&args.view.server).await?
+        {
+            follower.renew_token(&token).await?;
+            renew_at = Some(at);
+        }
         let event = follower.next().await?;
         if let Event::Lost { reason, retry_in } = &event {
             eprintln!("monti-cli: {reason}; reconnecting in {retry_in:.1?}");
@@ -288,7 +376,11 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
+    let token = access_token(&args.view.server)
+        .await?
+        .map(|(token, _)| token);
     let report = load::run(LoadOptions {
+        token,
         server: args.view.server.clone(),
         clients: args.clients,
         duration: args.duration,

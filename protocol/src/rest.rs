@@ -110,6 +110,20 @@ pub struct FloorSummaryJson {
     pub groups: Vec<GroupJson>,
 }
 
+/// How a server signs callers in: `GET /api/v1/auth`, readable without a token so that an app
+/// knows where to sign in before it can.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthJson {
+    /// `none` or `oidc`.
+    pub mode: String,
+    /// The provider's issuer URL (oidc).
+    pub issuer: Option<String>,
+    /// The public client id to sign in with (oidc).
+    pub client_id: Option<String>,
+    /// The audience (resource) to ask tokens for (oidc).
+    pub audience: Option<String>,
+}
+
 /// Every error the REST API returns has this body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorJson {

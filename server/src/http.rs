@@ -17,13 +17,14 @@ use axum::{Json, Router};
 use monti_protocol::floor::Floor;
 use monti_protocol::model::{Grouping, StateKind};
 use monti_protocol::rest::{
-    AgentJson, AgentPage, ErrorJson, FloorSummaryJson, ReasonJson, SiteJson, TeamJson,
+    AgentJson, AgentPage, AuthJson, ErrorJson, FloorSummaryJson, ReasonJson, SiteJson, TeamJson,
 };
 use monti_protocol::scope::Scope;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{Action, Caller};
+use crate::config::AuthMode;
 
 /// What a handler can fail with; mapped to a status and a JSON body once, here.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,26 @@ pub fn api_router() -> Router<AppState> {
         .route("/api/v1/reasons", get(reasons))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/floor/summary", get(floor_summary))
+        .route("/api/v1/auth", get(auth_settings))
+}
+
+/// Where and how to sign in; needs no token (an app asks before it has one).
+async fn auth_settings(State(state): State<AppState>) -> Json<AuthJson> {
+    let auth = &state.config.auth;
+    Json(match auth.mode {
+        AuthMode::None => AuthJson {
+            mode: "none".to_owned(),
+            issuer: None,
+            client_id: None,
+            audience: None,
+        },
+        AuthMode::Oidc => AuthJson {
+            mode: "oidc".to_owned(),
+            issuer: Some(auth.issuer.clone()),
+            client_id: Some(auth.client_id.clone()),
+            audience: Some(auth.audience.clone()),
+        },
+    })
 }
 
 /// Health, readiness and metrics, for load balancers and Prometheus.

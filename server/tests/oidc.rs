@@ -54,33 +54,16 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     Some(tag[start..end].to_owned())
 }
 
-/// Signs `user` in with the device flow and returns the token response.
-async fn device_flow(issuer: &str, user: &str) -> Value {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client");
-    let device: Value = http
-        .post(format!("{issuer}/device/auth"))
-        .form(&[
-            ("client_id", CLIENT_ID),
-            ("scope", "openid offline_access monti"),
-            ("resource", AUDIENCE),
-        ])
-        .send()
-        .await
-        .expect("device authorization")
-        .json()
-        .await
-        .expect("json");
-    let user_code = device["user_code"].as_str().expect("user code");
-    // The user opens the verification page, confirms the code, signs in, consents.
+/// Does what a person does on the provider's pages: confirm the code, sign in, consent.
+async fn complete_verification(
+    http: &reqwest::Client,
+    issuer: &str,
+    verification_uri: &str,
+    user_code: &str,
+    user: &str,
+) {
     let mut page = http
-        .get(
-            device["verification_uri"]
-                .as_str()
-                .expect("verification uri"),
-        )
+        .get(verification_uri)
         .send()
         .await
         .expect("verification page")
@@ -120,6 +103,32 @@ async fn device_flow(issuer: &str, user: &str) -> Value {
         page.contains("Sign-in Success"),
         "the device flow did not finish: {page}"
     );
+}
+
+/// Signs `user` in with the device flow and returns the token response.
+async fn device_flow(issuer: &str, user: &str) -> Value {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let device: Value = http
+        .post(format!("{issuer}/device/auth"))
+        .form(&[
+            ("client_id", CLIENT_ID),
+            ("scope", "openid offline_access monti"),
+            ("resource", AUDIENCE),
+        ])
+        .send()
+        .await
+        .expect("device authorization")
+        .json()
+        .await
+        .expect("json");
+    let user_code = device["user_code"].as_str().expect("user code");
+    let verification_uri = device["verification_uri"]
+        .as_str()
+        .expect("verification uri");
+    complete_verification(&http, issuer, verification_uri, user_code, user).await;
     http.post(format!("{issuer}/token"))
         .form(&[
             ("client_id", CLIENT_ID),
@@ -553,6 +562,91 @@ async fn a_key_rotated_at_the_provider_is_picked_up_without_a_restart() {
             .as_u16(),
         401
     );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_its_scope() {
+    use monti_client::auth::{self, AuthError, Provider, TokenStore};
+    let Some(issuer) = provider() else { return };
+    // The keyring crate's own in-memory backend; the code that stores and loads is the same.
+    keyring::set_default_credential_builder(keyring::mock::default_credential_builder());
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+
+    // The app learns where to sign in from the server, without a token.
+    let settings = auth::server_auth(&server.url).await.expect("settings");
+    assert_eq!(settings.mode, "oidc");
+    let provider = Provider::discover(
+        settings.issuer.as_deref().expect("issuer"),
+        settings.client_id.as_deref().expect("client id"),
+        settings.audience.as_deref().expect("audience"),
+    )
+    .await
+    .expect("discovery");
+    let code = provider.start().await.expect("a code to show");
+    assert!(!code.user_code.is_empty());
+    // The app polls while the person signs in elsewhere: the first polls are still pending.
+    let polling = tokio::spawn({
+        let provider = provider.clone();
+        let code = code.clone();
+        async move { provider.poll(&code).await }
+    });
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    complete_verification(
+        &browser,
+        &issuer,
+        &code.verification_uri,
+        &code.user_code,
+        "ben",
+    )
+    .await;
+    let tokens = polling.await.expect("joins").expect("signed in");
+    let refresh = tokens.refresh_token.expect("a refresh token");
+
+    let store = TokenStore::new(&provider.issuer, &provider.client_id).expect("keyring");
+    store.save(&refresh).expect("saved");
+    let fresh = auth::refresh_stored(&provider, &store)
+        .await
+        .expect("refreshed");
+    let rotated = fresh.refresh_token.clone().expect("rotated refresh token");
+    assert_ne!(rotated, refresh, "the provider rotates refresh tokens");
+    assert_eq!(
+        store.load().expect("loads"),
+        Some(rotated),
+        "the rotated token is what is kept"
+    );
+
+    let teams: Vec<TeamJson> = get(&server, "/api/v1/teams", Some(&fresh.access_token))
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let sales = teams
+        .into_iter()
+        .find(|team| team.name == "Sales 1")
+        .expect("Sales 1")
+        .id;
+    let mut view = Follower::new(&server.url, "ben's app", Subscription::default())
+        .with_token(&fresh.access_token);
+    view.until_live().await.expect("live");
+    assert!(view.floor().n_agents() > 0);
+    assert!(
+        view.floor()
+            .agents()
+            .all(|agent| agent.info.team.0 == sales)
+    );
+
+    // Signing out forgets the token.
+    store.delete().expect("deleted");
+    assert!(matches!(
+        auth::refresh_stored(&provider, &store).await,
+        Err(AuthError::NotSignedIn)
+    ));
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
