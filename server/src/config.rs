@@ -350,11 +350,17 @@ pub struct Cli {
     pub auth_keys_refetch_secs: Option<u64>,
     /// Group bindings as JSON, e.g. [{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}].
     #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
-    pub auth_bindings: Option<Vec<GroupBinding>>,
+    pub auth_bindings: Option<Bindings>,
 }
 
-fn parse_bindings(text: &str) -> Result<Vec<GroupBinding>, String> {
-    serde_json::from_str(text).map_err(|err| format!("invalid bindings JSON: {err}"))
+/// The group bindings as one flag value (a JSON list), not one flag per binding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bindings(pub Vec<GroupBinding>);
+
+fn parse_bindings(text: &str) -> Result<Bindings, String> {
+    serde_json::from_str(text)
+        .map(Bindings)
+        .map_err(|err| format!("invalid bindings JSON: {err}"))
 }
 
 impl Cli {
@@ -425,7 +431,9 @@ impl Cli {
         set(&mut auth.client_id, &self.auth_client_id);
         set(&mut auth.groups_claim, &self.auth_groups_claim);
         set(&mut auth.leeway_secs, &self.auth_leeway_secs);
-        set(&mut auth.bindings, &self.auth_bindings);
+        if let Some(Bindings(bindings)) = &self.auth_bindings {
+            auth.bindings = bindings.clone();
+        }
         set(&mut auth.keys_refetch_secs, &self.auth_keys_refetch_secs);
     }
 }
@@ -568,7 +576,8 @@ mod tests {
         );
         config.auth.bindings =
             parse_bindings(r#"[{"group":"g","role":"team_lead","teams":["Sales 1"]}]"#)
-                .expect("parses");
+                .expect("parses")
+                .0;
         config.check().expect("complete");
         assert!(parse_bindings(r#"[{"group":"g","role":"emperor"}]"#).is_err());
     }

@@ -57,3 +57,29 @@ fn a_bad_setting_stops_the_server_with_a_reason() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("tick_ms"));
 }
+
+#[test]
+fn bindings_given_as_a_flag_reach_the_configuration() {
+    let output = monti_server()
+        .args([
+            "--print-config",
+            "--auth-bindings",
+            r#"[{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}]"#,
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("group = \"monti-sup-berlin\""), "{text}");
+    assert!(text.contains("role = \"supervisor\""), "{text}");
+    let bad = monti_server()
+        .args(["--print-config", "--auth-bindings", "[{\"group\":1}]"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid bindings JSON"));
+}
