@@ -231,8 +231,11 @@ async fn parse<T: serde::de::DeserializeOwned>(
 }
 
 /// The refresh token for one provider and client, in the operating system's keyring.
+///
+/// Keyring calls block (and on Linux drive their own D-Bus client), so each runs on tokio's
+/// blocking pool rather than on an async worker.
 pub struct TokenStore {
-    entry: keyring::Entry,
+    entry: std::sync::Arc<keyring::Entry>,
 }
 
 impl TokenStore {
@@ -240,12 +243,24 @@ impl TokenStore {
     pub fn new(issuer: &str, client_id: &str) -> Result<TokenStore, AuthError> {
         let entry = keyring::Entry::new("monti", &format!("{issuer} {client_id}"))
             .map_err(|err| AuthError::Keyring(err.to_string()))?;
-        Ok(TokenStore { entry })
+        Ok(TokenStore {
+            entry: std::sync::Arc::new(entry),
+        })
+    }
+
+    async fn with_entry<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
+    ) -> Result<keyring::Result<T>, AuthError> {
+        let entry = self.entry.clone();
+        tokio::task::spawn_blocking(move || call(&entry))
+            .await
+            .map_err(|err| AuthError::Keyring(err.to_string()))
     }
 
     /// The stored refresh token, if any.
-    pub fn load(&self) -> Result<Option<String>, AuthError> {
-        match self.entry.get_password() {
+    pub async fn load(&self) -> Result<Option<String>, AuthError> {
+        match self.with_entry(|entry| entry.get_password()).await? {
             Ok(token) => Ok(Some(token)),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(err) => Err(AuthError::Keyring(err.to_string())),
@@ -253,15 +268,16 @@ impl TokenStore {
     }
 
     /// Stores (replaces) the refresh token.
-    pub fn save(&self, refresh_token: &str) -> Result<(), AuthError> {
-        self.entry
-            .set_password(refresh_token)
+    pub async fn save(&self, refresh_token: &str) -> Result<(), AuthError> {
+        let token = refresh_token.to_owned();
+        self.with_entry(move |entry| entry.set_password(&token))
+            .await?
             .map_err(|err| AuthError::Keyring(err.to_string()))
     }
 
     /// Forgets the refresh token (sign-out).
-    pub fn delete(&self) -> Result<(), AuthError> {
-        match self.entry.delete_credential() {
+    pub async fn delete(&self) -> Result<(), AuthError> {
+        match self.with_entry(|entry| entry.delete_credential()).await? {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(err) => Err(AuthError::Keyring(err.to_string())),
         }
@@ -270,10 +286,10 @@ impl TokenStore {
 
 /// Exchanges the stored refresh token for fresh tokens and stores the rotated refresh token.
 pub async fn refresh_stored(provider: &Provider, store: &TokenStore) -> Result<Tokens, AuthError> {
-    let refresh_token = store.load()?.ok_or(AuthError::NotSignedIn)?;
+    let refresh_token = store.load().await?.ok_or(AuthError::NotSignedIn)?;
     let tokens = provider.refresh(&refresh_token).await?;
     if let Some(rotated) = &tokens.refresh_token {
-        store.save(rotated)?;
+        store.save(rotated).await?;
     }
     Ok(tokens)
 }

@@ -202,14 +202,14 @@ async fn login(server: &str) -> anyhow::Result<()> {
     let refresh = tokens.refresh_token.context(
         "the provider issued no refresh token; is offline_access allowed for this client?",
     )?;
-    store.save(&refresh)?;
+    store.save(&refresh).await?;
     println!("Signed in. The sign-in is kept in this computer's keyring.");
     Ok(())
 }
 
 async fn logout(server: &str) -> anyhow::Result<()> {
     if let Some((_, store)) = sign_in_settings(server).await? {
-        store.delete()?;
+        store.delete().await?;
     }
     println!("Signed out of {server}.");
     Ok(())

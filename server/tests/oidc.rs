@@ -609,14 +609,14 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
     let refresh = tokens.refresh_token.expect("a refresh token");
 
     let store = TokenStore::new(&provider.issuer, &provider.client_id).expect("keyring");
-    store.save(&refresh).expect("saved");
+    store.save(&refresh).await.expect("saved");
     let fresh = auth::refresh_stored(&provider, &store)
         .await
         .expect("refreshed");
     let rotated = fresh.refresh_token.clone().expect("rotated refresh token");
     assert_ne!(rotated, refresh, "the provider rotates refresh tokens");
     assert_eq!(
-        store.load().expect("loads"),
+        store.load().await.expect("loads"),
         Some(rotated),
         "the rotated token is what is kept"
     );
@@ -642,7 +642,7 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
     );
 
     // Signing out forgets the token.
-    store.delete().expect("deleted");
+    store.delete().await.expect("deleted");
     assert!(matches!(
         auth::refresh_stored(&provider, &store).await,
         Err(AuthError::NotSignedIn)
