@@ -21,8 +21,6 @@ use monti_protocol::scope::{Grant, Scope};
 use crate::AppState;
 use crate::config::{AuthConfig, AuthMode, GroupBinding};
 use crate::http::Error;
-use crate::live::LiveFloor;
-use crate::metrics::Metrics;
 use crate::token::{DiscoveredKeys, Identity, Rules, Verifier};
 
 /// What a binding lets its holder do.
@@ -211,12 +209,7 @@ impl Authenticator {
 
     /// Identifies the caller of a request. A missing or refused token is 401; a valid token
     /// whose groups map to no role is 403. Tokens are never logged.
-    pub async fn caller(
-        &self,
-        headers: &HeaderMap,
-        live: &LiveFloor,
-        metrics: &Metrics,
-    ) -> Result<Caller, Error> {
+    pub async fn caller(&self, headers: &HeaderMap, state: &AppState) -> Result<Caller, Error> {
         if let Authenticator::None = self {
             return Ok(Caller::local_admin());
         }
@@ -226,33 +219,40 @@ impl Authenticator {
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim);
         let Some(token) = token else {
-            metrics.auth_failure("missing");
+            state.metrics.auth_failure("missing");
             return Err(Error::Unauthorized);
         };
-        self.caller_of_token(token, live, metrics).await
+        self.caller_of_token(token, state).await
     }
 
     /// Identifies the holder of `token` (see [`Authenticator::caller`]).
-    pub async fn caller_of_token(
-        &self,
-        token: &str,
-        live: &LiveFloor,
-        metrics: &Metrics,
-    ) -> Result<Caller, Error> {
+    pub async fn caller_of_token(&self, token: &str, state: &AppState) -> Result<Caller, Error> {
         let Authenticator::Oidc { verifier, bindings } = self else {
             return Ok(Caller::local_admin());
         };
         let identity = verifier.verify(token).await.map_err(|err| {
             tracing::debug!(reason = %err, "token refused");
-            metrics.auth_failure(err.reason());
+            state.metrics.auth_failure(err.reason());
+            state.audit.refused(None, err.reason());
             Error::Unauthorized
         })?;
-        let caller = live.read(|floor| caller_of(&identity, bindings, floor));
+        let caller = state
+            .live
+            .read(|floor| caller_of(&identity, bindings, floor));
         if caller.bindings.is_empty() {
             tracing::debug!(subject = %identity.subject, "no group maps to a role");
-            metrics.auth_failure("no_role");
+            state.metrics.auth_failure("no_role");
+            state
+                .audit
+                .refused(Some(&identity.subject), "no group maps to a role");
             return Err(Error::Forbidden);
         }
+        let roles: Vec<String> = caller
+            .bindings
+            .iter()
+            .map(|binding| format!("{:?}", binding.role))
+            .collect();
+        state.audit.signed_in(&caller.subject, &roles.join(", "));
         Ok(caller)
     }
 }
@@ -303,10 +303,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Error> {
-        state
-            .auth
-            .caller(&parts.headers, &state.live, &state.metrics)
-            .await
+        state.auth.caller(&parts.headers, state).await
     }
 }
 

@@ -102,6 +102,19 @@ pub struct HistoryRow {
     pub created_at: i64,
 }
 
+/// One audit log entry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEvent {
+    /// When, ms since the epoch.
+    pub created_at: i64,
+    /// Who (a token's subject), when known.
+    pub subject: Option<String>,
+    /// What: `sign_in`, `refused` or `config_change`.
+    pub kind: String,
+    /// Details for a person; never a token.
+    pub detail: String,
+}
+
 /// Rows per multi-row insert; keeps each statement well under both engines' parameter limits.
 ///
 /// Multi-row statements are built per batch, so they are not kept as prepared statements
@@ -311,6 +324,51 @@ impl Db {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Appends audit events in one statement per batch.
+    pub async fn write_audit(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
+        for batch in events.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "insert into audit_event (created_at, subject, kind, detail) values {}",
+                placeholders(batch.len(), 4)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            for event in batch {
+                query = query
+                    .bind(event.created_at)
+                    .bind(event.subject.as_deref())
+                    .bind(event.kind.as_str())
+                    .bind(event.detail.as_str());
+            }
+            query
+                .execute(&self.pool)
+                .await
+                .context("cannot write the audit log")?;
+        }
+        Ok(())
+    }
+
+    /// The newest audit events before `before_ms`, newest first.
+    pub async fn audit(&self, before_ms: i64, limit: i64) -> anyhow::Result<Vec<AuditEvent>> {
+        let rows: Vec<(i64, Option<String>, String, String)> = sqlx::query_as(
+            "select created_at, subject, kind, detail from audit_event where created_at < $1 \
+             order by created_at desc, audit_event_id desc limit $2",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the audit log")?;
+        Ok(rows
+            .into_iter()
+            .map(|(created_at, subject, kind, detail)| AuditEvent {
+                created_at,
+                subject,
+                kind,
+                detail,
+            })
+            .collect())
     }
 
     /// How many history rows are stored (for tests and diagnostics).

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::{Action, Caller};
 use crate::config::AuthMode;
+use crate::db::AuditEvent;
 
 /// What a handler can fail with; mapped to a status and a JSON body once, here.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,33 @@ pub fn api_router() -> Router<AppState> {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/floor/summary", get(floor_summary))
         .route("/api/v1/auth", get(auth_settings))
+        .route("/api/v1/audit", get(audit_log))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Only events before this moment (ms since the epoch), for paging back.
+    before_ms: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The audit log, newest first; admins only.
+async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Vec<AuditEvent>>, Error> {
+    caller.require(Action::ReadAudit)?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE as i64).contains(&limit) {
+        return Err(Error::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = query.before_ms.unwrap_or(i64::MAX);
+    Ok(Json(state.db.audit(before, limit).await?))
 }
 
 /// Where and how to sign in; needs no token (an app asks before it has one).

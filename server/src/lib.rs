@@ -1,5 +1,6 @@
 //! MONTI server: keeps the live floor of a call center in memory and streams it to viewers.
 //!
+//! - [`audit`]: the audit log (sign-ins, refusals, configuration changes).
 //! - [`auth`]: roles, actions and the one `can(caller, action)`.
 //! - [`config`]: settings from defaults, a TOML file, environment variables and flags.
 //! - [`db`]: the SQL adapter (SQLite or PostgreSQL): master data and state history.
@@ -12,6 +13,7 @@
 //!
 //! [`run`] wires them together; `main.rs` only parses configuration and sets up logging.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Identifies callers.
     pub auth: Arc<auth::Authenticator>,
+    /// Records sign-ins and refusals.
+    pub audit: Arc<audit::Audit>,
     /// One permit per viewer connection; caps them at `server.max_connections`.
     pub connections: Arc<Semaphore>,
     /// Cancelled when the server shuts down.
@@ -92,6 +96,7 @@ pub async fn run(
     }
     let stored = db.load_roster().await?;
     let (history_tx, history_rx) = mpsc::channel(config.database.history_queue.max(1));
+    let (audit_tx, audit_rx) = mpsc::channel(10_000);
     let live = Arc::new(LiveFloor::new(
         &stored,
         config.server.queue_ticks,
@@ -105,6 +110,7 @@ pub async fn run(
         db: db.clone(),
         metrics: metrics.clone(),
         auth: Arc::new(auth::Authenticator::from_config(&config.auth)?),
+        audit: Arc::new(audit::Audit::new(audit_tx, metrics.clone())),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
@@ -117,6 +123,7 @@ pub async fn run(
         Duration::from_millis(config.database.history_batch_ms.max(10)),
         metrics.clone(),
     ));
+    let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
     let ticker = tokio::spawn(tick(live.clone(), config.server.tick(), background.clone()));
     let simulator = roster.map(|roster| {
         tokio::spawn(sim::run(
@@ -150,6 +157,8 @@ pub async fn run(
         }
     });
     let tasks = state.tasks.clone();
+    // Kept until shutdown so the audit queue outlives every request that records into it.
+    let state_for_shutdown = state.clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
@@ -169,9 +178,11 @@ pub async fn run(
         let _ = simulator.await;
     }
     let _ = ticker.await;
-    // The history writer ends once every sender is gone (the live floor holds the last one),
-    // after writing what is queued.
+    // The history and audit writers end once every sender is gone (the live floor and the
+    // state hold the last ones), after writing what is queued.
     drop(live);
+    drop(state_for_shutdown);
+    let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
     match tokio::time::timeout(Duration::from_secs(10), history).await {
         Ok(_) => tracing::info!("history flushed"),
         Err(_) => tracing::warn!("history did not flush within 10 s"),

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub history_written: Counter,
     /// History rows dropped because the database could not keep up.
     pub history_dropped: Counter,
+    /// Audit events dropped because the queue or the database could not keep up.
+    pub audit_dropped: Counter,
     /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
     pub auth_failures: Family<CodeLabel, Counter>,
     /// Agents on the floor.
@@ -80,6 +82,7 @@ impl Metrics {
             history_written: Counter::default(),
             history_dropped: Counter::default(),
             auth_failures: Family::default(),
+            audit_dropped: Counter::default(),
             floor_agents: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
             cpu_seconds: Gauge::default(),
@@ -136,6 +139,11 @@ impl Metrics {
             "history_rows_dropped",
             "History rows dropped because the database lagged",
             m.history_dropped.clone(),
+        );
+        registry.register(
+            "audit_events_dropped",
+            "Audit events dropped because the database could not keep up",
+            m.audit_dropped.clone(),
         );
         registry.register(
             "auth_failures",

@@ -338,7 +338,7 @@ impl Connection {
         let state = &self.state;
         let caller = state
             .auth
-            .caller_of_token(token, &state.live, &state.metrics)
+            .caller_of_token(token, state)
             .await
             .map_err(|_| {
                 Closing::new(

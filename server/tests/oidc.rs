@@ -650,3 +650,92 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_sign_ins_once_a_day_and_refusals_and_only_admins_read_it() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let admin = access_token(&issuer, "admin").await;
+    let anna = access_token(&issuer, "anna").await;
+    let nobody = access_token(&issuer, "nobody").await;
+    for _ in 0..3 {
+        assert_eq!(
+            get(&server, "/api/v1/teams", Some(&anna))
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
+    }
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some("forged"))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some(&nobody))
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+    // A supervisor may not read the audit log.
+    assert_eq!(
+        get(&server, "/api/v1/audit", Some(&anna))
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+
+    // Events are written in the background; wait until the last one is there.
+    let mut events: Vec<monti_server::db::AuditEvent> = Vec::new();
+    for _ in 0..50 {
+        events = get(&server, "/api/v1/audit?limit=100", Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("audit");
+        let has = |kind: &str, subject: &str| {
+            (events.iter())
+                .any(|event| event.kind == kind && event.subject.as_deref() == Some(subject))
+        };
+        if has("refused", "nobody") && has("sign_in", "admin") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sign_ins: Vec<&str> = events
+        .iter()
+        .filter(|event| event.kind == "sign_in")
+        .filter_map(|event| event.subject.as_deref())
+        .collect();
+    assert_eq!(
+        sign_ins
+            .iter()
+            .filter(|&&subject| subject == "anna")
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let dropped = server.metric("monti_audit_events_dropped_total").await;
+    assert!(sign_ins.contains(&"admin"), "dropped {dropped}: {events:?}");
+    assert!(events.iter().any(|event| event.kind == "refused"
+        && event.subject.is_none()
+        && event.detail == "malformed"));
+    assert!(
+        events
+            .windows(2)
+            .all(|pair| pair[0].created_at >= pair[1].created_at),
+        "newest first"
+    );
+    assert!(
+        events.iter().all(|event| !event.detail.contains(&anna)),
+        "no token in the log"
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

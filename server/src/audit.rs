@@ -1,0 +1,94 @@
+//! The audit log: sign-ins (the first use of a subject each day), refused attempts and
+//! configuration changes, with who, what and when; admins read it through REST.
+//!
+//! Recording never waits for the database: events go into a bounded queue that a background task
+//! writes in batches; when the queue is full, events are dropped and counted, so a flood of bad
+//! tokens cannot slow sign-ins down. Tokens are never recorded.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::db::{AuditEvent, Db};
+use crate::metrics::Metrics;
+use crate::sim::now_ms;
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Where the server records audit events.
+pub struct Audit {
+    events: mpsc::Sender<AuditEvent>,
+    /// The subjects already recorded as signed in today (and which day that is).
+    signed_in_today: Mutex<(u64, HashSet<String>)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Audit {
+    /// An audit log writing through `events`.
+    pub fn new(events: mpsc::Sender<AuditEvent>, metrics: Arc<Metrics>) -> Audit {
+        Audit {
+            events,
+            signed_in_today: Mutex::new((0, HashSet::new())),
+            metrics,
+        }
+    }
+
+    fn record(&self, subject: Option<&str>, kind: &str, detail: String) {
+        let event = AuditEvent {
+            created_at: now_ms() as i64,
+            subject: subject.map(str::to_owned),
+            kind: kind.to_owned(),
+            detail,
+        };
+        if self.events.try_send(event).is_err() {
+            self.metrics.audit_dropped.inc();
+        }
+    }
+
+    /// A request carried a valid token; recorded once per subject and day.
+    pub fn signed_in(&self, subject: &str, roles: &str) {
+        let today = now_ms() / DAY_MS;
+        {
+            // Short section, no await: a std Mutex is right.
+            let mut seen = self
+                .signed_in_today
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if seen.0 != today {
+                *seen = (today, HashSet::new());
+            }
+            if !seen.1.insert(subject.to_owned()) {
+                return;
+            }
+        }
+        self.record(Some(subject), "sign_in", format!("roles: {roles}"));
+    }
+
+    /// A request was refused for its token (the subject is known only when the token was valid).
+    pub fn refused(&self, subject: Option<&str>, reason: &str) {
+        self.record(subject, "refused", reason.to_owned());
+    }
+}
+
+/// Writes queued audit events in batches until the queue closes; retries a failed batch once.
+pub async fn write(db: Db, mut events: mpsc::Receiver<AuditEvent>, metrics: Arc<Metrics>) {
+    let mut batch = Vec::new();
+    while events.recv_many(&mut batch, 1_000).await > 0 {
+        let mut result = db.write_audit(&batch).await;
+        if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            result = db.write_audit(&batch).await;
+        }
+        if let Err(err) = result {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                events = batch.len(),
+                "dropping audit events"
+            );
+            metrics.audit_dropped.inc_by(batch.len() as u64);
+        }
+        batch.clear();
+    }
+}
