@@ -124,6 +124,74 @@ pub struct AuthJson {
     pub audience: Option<String>,
 }
 
+/// When time in a state turns an agent's tile amber, then red.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Seconds in the state after which the tile turns amber.
+    pub amber_secs: u32,
+    /// Seconds after which it turns red; above `amber_secs`.
+    pub red_secs: u32,
+}
+
+/// Time-in-state thresholds: defaults per state name, and per team name overrides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Per state name (`StateKind::name`).
+    pub default: BTreeMap<String, Limit>,
+    /// Per team name, per state name; replaces the default for that team and state.
+    #[serde(default)]
+    pub teams: BTreeMap<String, BTreeMap<String, Limit>>,
+}
+
+impl Default for Thresholds {
+    /// What a call center usually starts with: ringing 15/20 s, hold 60/120 s, wrap-up 90/120 s,
+    /// not ready 10/15 min.
+    fn default() -> Self {
+        let limit = |amber_secs, red_secs| Limit {
+            amber_secs,
+            red_secs,
+        };
+        Thresholds {
+            default: BTreeMap::from([
+                (StateKind::Ringing.name().to_owned(), limit(15, 20)),
+                (StateKind::OnHold.name().to_owned(), limit(60, 120)),
+                (StateKind::WrapUp.name().to_owned(), limit(90, 120)),
+                (StateKind::NotReady.name().to_owned(), limit(600, 900)),
+            ]),
+            teams: BTreeMap::new(),
+        }
+    }
+}
+
+impl Thresholds {
+    /// Refuses unknown state names and limits whose red does not come after amber.
+    pub fn check(&self) -> Result<(), String> {
+        let per_team = self
+            .teams
+            .iter()
+            .flat_map(|(team, limits)| limits.iter().map(move |entry| (Some(team), entry)));
+        for (team, (state, limit)) in self
+            .default
+            .iter()
+            .map(|entry| (None, entry))
+            .chain(per_team)
+        {
+            let place = team.map_or_else(String::new, |team| format!(" for team {team:?}"));
+            if StateKind::from_name(state).is_none() {
+                return Err(format!("unknown state {state:?}{place}"));
+            }
+            if limit.red_secs <= limit.amber_secs {
+                return Err(format!(
+                    "red_secs must be above amber_secs for {state}{place}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every error the REST API returns has this body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorJson {

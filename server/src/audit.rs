@@ -66,6 +66,11 @@ impl Audit {
         self.record(Some(subject), "sign_in", format!("roles: {roles}"));
     }
 
+    /// Someone changed configuration.
+    pub fn config_changed(&self, subject: &str, what: &str) {
+        self.record(Some(subject), "config_change", what.to_owned());
+    }
+
     /// A request was refused for its token (the subject is known only when the token was valid).
     pub fn refused(&self, subject: Option<&str>, reason: &str) {
         self.record(subject, "refused", reason.to_owned());

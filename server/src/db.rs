@@ -371,6 +371,39 @@ impl Db {
             .collect())
     }
 
+    /// A setting's JSON document, if it was ever stored.
+    pub async fn setting(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("select value from setting where name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read a setting")?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    /// Stores a setting's JSON document, replacing the previous one.
+    pub async fn set_setting(
+        &self,
+        name: &str,
+        value: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into setting (name, value, updated_by, created_at) values ($1, $2, $3, $4) \
+             on conflict (name) do update set value = excluded.value, \
+             updated_by = excluded.updated_by, created_at = excluded.created_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(by)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .context("cannot store a setting")?;
+        Ok(())
+    }
+
     /// How many history rows are stored (for tests and diagnostics).
     pub async fn count_history(&self) -> anyhow::Result<i64> {
         let (count,): (i64,) = sqlx::query_as("select count(*) from agent_state_change")

@@ -18,6 +18,7 @@ use monti_protocol::floor::Floor;
 use monti_protocol::model::{Grouping, StateKind};
 use monti_protocol::rest::{
     AgentJson, AgentPage, AuthJson, ErrorJson, FloorSummaryJson, ReasonJson, SiteJson, TeamJson,
+    Thresholds,
 };
 use monti_protocol::scope::Scope;
 use serde::Deserialize;
@@ -93,6 +94,52 @@ pub fn api_router() -> Router<AppState> {
         .route("/api/v1/floor/summary", get(floor_summary))
         .route("/api/v1/auth", get(auth_settings))
         .route("/api/v1/audit", get(audit_log))
+        .route(
+            "/api/v1/config/thresholds",
+            get(thresholds).put(set_thresholds),
+        )
+}
+
+const THRESHOLDS: &str = "thresholds";
+
+/// The time-in-state thresholds apps colour tiles by (the defaults until someone sets them).
+async fn thresholds(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Thresholds>, Error> {
+    caller.require(Action::ReadConfig)?;
+    let stored = state.db.setting(THRESHOLDS).await?;
+    let thresholds = match stored {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|err| anyhow::anyhow!("stored thresholds are invalid: {err}"))?,
+        None => Thresholds::default(),
+    };
+    Ok(Json(thresholds))
+}
+
+/// Replaces the thresholds; admins only, and audited.
+async fn set_thresholds(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Thresholds>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Thresholds>, Error> {
+    caller.require(Action::ChangeConfig)?;
+    let Json(thresholds) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    thresholds.check().map_err(Error::BadRequest)?;
+    let json = serde_json::to_string(&thresholds).map_err(anyhow::Error::from)?;
+    state
+        .db
+        .set_setting(
+            THRESHOLDS,
+            &json,
+            &caller.subject,
+            crate::sim::now_ms() as i64,
+        )
+        .await?;
+    state
+        .audit
+        .config_changed(&caller.subject, &format!("thresholds set to {json}"));
+    Ok(Json(thresholds))
 }
 
 #[derive(Debug, Deserialize)]

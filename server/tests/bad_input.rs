@@ -265,3 +265,55 @@ async fn a_client_still_shaking_hands_is_told_about_shutdown() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_are_validated_and_kept() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    let url = format!("{}/api/v1/config/thresholds", server.url);
+    let http = reqwest::Client::new();
+    for (what, body) in [
+        (
+            "red before amber",
+            r#"{"default":{"wrap_up":{"amber_secs":90,"red_secs":60}}}"#,
+        ),
+        (
+            "an unknown state",
+            r#"{"default":{"sleeping":{"amber_secs":1,"red_secs":2}}}"#,
+        ),
+        ("not JSON", "{"),
+        ("an unknown field", r#"{"default":{},"colours":{}}"#),
+    ] {
+        let response = http
+            .put(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status().as_u16(), 400, "{what}");
+        let error: ErrorJson = response.json().await.expect("json error body");
+        assert_eq!(error.error, "bad_request", "{what}");
+    }
+    let good = r#"{"default":{"not_ready":{"amber_secs":300,"red_secs":600}},"teams":{"Sales 1":{"ringing":{"amber_secs":5,"red_secs":10}}}}"#;
+    let response = http
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(good)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status().as_u16(), 200);
+    let stored: serde_json::Value = server
+        .get("/api/v1/config/thresholds")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        stored,
+        serde_json::from_str::<serde_json::Value>(good).expect("json")
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

@@ -739,3 +739,73 @@ async fn the_audit_log_records_sign_ins_once_a_day_and_refusals_and_only_admins_
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallboard_reads_thresholds_but_only_an_admin_changes_them_and_that_is_audited() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let admin = access_token(&issuer, "admin").await;
+    let wall = access_token(&issuer, "wall").await;
+    let url = format!("{}/api/v1/config/thresholds", server.url);
+    let http = reqwest::Client::new();
+    let current: monti_protocol::rest::Thresholds =
+        get(&server, "/api/v1/config/thresholds", Some(&wall))
+            .await
+            .json()
+            .await
+            .expect("the wallboard reads its thresholds");
+    let mut changed = current.clone();
+    changed.default.insert(
+        "wrap_up".into(),
+        monti_protocol::rest::Limit {
+            amber_secs: 30,
+            red_secs: 45,
+        },
+    );
+    let refused = http
+        .put(&url)
+        .bearer_auth(&wall)
+        .json(&changed)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(
+        refused.status().as_u16(),
+        403,
+        "a wallboard cannot change configuration"
+    );
+    let accepted = http
+        .put(&url)
+        .bearer_auth(&admin)
+        .json(&changed)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(accepted.status().as_u16(), 200);
+    let now: monti_protocol::rest::Thresholds =
+        get(&server, "/api/v1/config/thresholds", Some(&wall))
+            .await
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(now, changed);
+    let mut audited = false;
+    for _ in 0..50 {
+        let events: Vec<monti_server::db::AuditEvent> = get(&server, "/api/v1/audit", Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("audit");
+        audited = events.iter().any(|event| {
+            event.kind == "config_change" && event.subject.as_deref() == Some("admin")
+        });
+        if audited {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(audited, "the change is in the audit log");
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
