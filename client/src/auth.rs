@@ -141,10 +141,19 @@ impl Provider {
             ("scope", "openid offline_access"),
             ("resource", self.audience.as_str()),
         ];
+        self.post(&self.device_endpoint, &form).await
+    }
+
+    /// Posts a form and reads the answer as `T`, or as an OAuth error.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, AuthError> {
         let response = self
             .http
-            .post(&self.device_endpoint)
-            .form(&form)
+            .post(url)
+            .form(form)
             .send()
             .await
             .map_err(http_error)?;
@@ -165,14 +174,7 @@ impl Provider {
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
                 ("device_code", code.device_code.as_str()),
             ];
-            let response = self
-                .http
-                .post(&self.token_endpoint)
-                .form(&form)
-                .send()
-                .await
-                .map_err(http_error)?;
-            match parse::<Tokens>(response).await {
+            match self.post::<Tokens>(&self.token_endpoint, &form).await {
                 Ok(tokens) => return Ok(tokens),
                 Err(AuthError::Refused { error, .. }) if error == "authorization_pending" => {}
                 Err(AuthError::Refused { error, .. }) if error == "slow_down" => {
@@ -197,14 +199,7 @@ impl Provider {
             ("refresh_token", refresh_token),
             ("resource", self.audience.as_str()),
         ];
-        let response = self
-            .http
-            .post(&self.token_endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(http_error)?;
-        parse(response).await
+        self.post(&self.token_endpoint, &form).await
     }
 }
 
