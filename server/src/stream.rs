@@ -100,15 +100,24 @@ fn version_mismatch(client: u16) -> String {
 
 /// Why a connection is being closed by the server.
 struct Closing {
-    code: ErrorCode,
+    /// `None` when the peer is already gone: nothing to tell it, nothing to count.
+    code: Option<ErrorCode>,
     message: String,
 }
 
 impl Closing {
     fn new(code: ErrorCode, message: impl Into<String>) -> Closing {
         Closing {
-            code,
+            code: Some(code),
             message: message.into(),
+        }
+    }
+
+    /// The connection broke under us (the viewer went away mid-send).
+    fn gone() -> Closing {
+        Closing {
+            code: None,
+            message: String::new(),
         }
     }
 }
@@ -124,18 +133,22 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
         resyncs: VecDeque::new(),
     };
     let outcome = connection.session(&mut socket).await;
-    if let Err(closing) = outcome {
-        if !matches!(closing.code, ErrorCode::ShuttingDown) {
-            tracing::debug!(code = ?closing.code, message = %closing.message, "closing viewer");
+    if let Err(Closing {
+        code: Some(code),
+        message,
+    }) = outcome
+    {
+        if !matches!(code, ErrorCode::ShuttingDown) {
+            tracing::debug!(?code, %message, "closing viewer");
         }
-        state.metrics.refuse(closing.code);
+        state.metrics.refuse(code);
         let error = ServerMsg::Error(ErrorMsg {
-            code: closing.code,
-            message: closing.message.clone(),
+            code,
+            message: message.clone(),
         });
         let close = Message::Close(Some(CloseFrame {
-            code: closing.code.close_code(),
-            reason: truncate_reason(&closing.message).into(),
+            code: code.close_code(),
+            reason: truncate_reason(&message).into(),
         }));
         let goodbye = async {
             socket.send(Message::Binary(encode(&error).into())).await?;
@@ -488,7 +501,7 @@ impl Connection {
         let timeout = Duration::from_secs(self.state.config.server.send_timeout_secs);
         match tokio::time::timeout(timeout, socket.send(message)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Closing::new(ErrorCode::Internal, "the connection failed")),
+            Ok(Err(_)) => Err(Closing::gone()),
             Err(_) => {
                 self.state.metrics.slow_clients_dropped.inc();
                 Err(Closing::new(
