@@ -6,6 +6,7 @@
 //! gap or any other fold error is never skipped over: the follower subscribes again and waits for
 //! a fresh snapshot.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use monti_protocol::floor::Floor;
@@ -94,10 +95,13 @@ pub struct Follower {
     subscription: Subscription,
     backoff: Backoff,
     connection: Option<Connection>,
-    floor: Floor,
+    /// Shared so that a UI thread can draw it while this follower waits on the network; the
+    /// lock is only ever held for one fold, never across an await.
+    floor: Arc<Mutex<Floor>>,
     link: Link,
     attempt: u32,
-    pending_wait: Option<Duration>,
+    /// When the next reconnect may start; kept across a cancelled [`Follower::next`].
+    retry_at: Option<tokio::time::Instant>,
     /// When the last message from the server arrived (local clock, ms since the epoch).
     last_update_ms: u64,
     jitter: u64,
@@ -118,10 +122,10 @@ impl Follower {
             subscription,
             backoff: Backoff::default(),
             connection: None,
-            floor: Floor::awaiting_snapshot(),
+            floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
             link: Link::Connecting,
             attempt: 0,
-            pending_wait: None,
+            retry_at: None,
             last_update_ms: 0,
             jitter: now_ms() ^ u64::from(std::process::id()).rotate_left(32),
             floor_scope: None,
@@ -154,8 +158,15 @@ impl Follower {
     }
 
     /// The floor as folded so far. Before the first snapshot it is empty and not ready.
-    pub fn floor(&self) -> &Floor {
-        &self.floor
+    ///
+    /// Do not hold the guard across an await: the follower folds into the same floor.
+    pub fn floor(&self) -> MutexGuard<'_, Floor> {
+        lock(&self.floor)
+    }
+
+    /// The same floor for another thread to read, for example a UI drawing it every frame.
+    pub fn shared_floor(&self) -> Arc<Mutex<Floor>> {
+        self.floor.clone()
     }
 
     /// The state of the link.
@@ -189,9 +200,13 @@ impl Follower {
 
     /// Does the next step: waits out a backoff, connects, or receives and folds one message.
     /// Returns an error only when retrying cannot help.
+    ///
+    /// Cancel-safe between steps: dropping the future (in a `select!`) loses no message and
+    /// keeps the backoff deadline.
     pub async fn next(&mut self) -> Result<Event, ClientError> {
-        if let Some(wait) = self.pending_wait.take() {
-            tokio::time::sleep(wait).await;
+        if let Some(at) = self.retry_at {
+            tokio::time::sleep_until(at).await;
+            self.retry_at = None;
         }
         let step = match self.connection.as_mut() {
             None => self.connect().await,
@@ -221,7 +236,8 @@ impl Follower {
 
     async fn fold(&mut self, msg: ServerMsg) -> Result<Event, ClientError> {
         self.last_update_ms = now_ms();
-        if let Err(err) = self.floor.apply(&msg) {
+        let folded = lock(&self.floor).apply(&msg);
+        if let Err(err) = folded {
             // Never skip: ask for a fresh snapshot on the same connection.
             tracing::debug!(%err, "fold failed; resubscribing");
             self.send_subscription().await?;
@@ -252,7 +268,7 @@ impl Follower {
         let instance = connection.hello().instance;
         let sub = subscription_for(
             &self.subscription,
-            &self.floor,
+            &lock(&self.floor),
             self.floor_scope.as_ref(),
             instance,
         );
@@ -274,7 +290,7 @@ impl Follower {
             .wrapping_add(1442695040888963407);
         let jitter = (self.jitter >> 11) as f64 / (1u64 << 53) as f64;
         let retry_in = self.backoff.delay(self.attempt, jitter);
-        self.pending_wait = Some(retry_in);
+        self.retry_at = Some(tokio::time::Instant::now() + retry_in);
         Event::Lost { reason, retry_in }
     }
 
@@ -283,6 +299,12 @@ impl Follower {
         while !matches!(self.next().await?, Event::Snapshot { .. }) {}
         Ok(())
     }
+}
+
+/// Locks a floor; a panic elsewhere while folding leaves a floor that the next snapshot replaces,
+/// so a poisoned lock is used as it is.
+fn lock(floor: &Mutex<Floor>) -> MutexGuard<'_, Floor> {
+    floor.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The server instance and the teams and sites a floor's roster was fetched for.

@@ -252,11 +252,11 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 _ => {}
             }
         }
-        let summary = FloorSummaryJson::from_floor(follower.floor(), grouping, &Scope::Everything);
+        let summary = FloorSummaryJson::from_floor(&follower.floor(), grouping, &Scope::Everything);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         } else {
-            print!("{}", render(follower.floor(), &summary, &Link::Live, 0));
+            print!("{}", render(&follower.floor(), &summary, &Link::Live, 0));
         }
         return Ok(());
     }
@@ -277,7 +277,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         {
             last_draw = Instant::now();
             let summary =
-                FloorSummaryJson::from_floor(follower.floor(), grouping, &Scope::Everything);
+                FloorSummaryJson::from_floor(&follower.floor(), grouping, &Scope::Everything);
             if args.json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
@@ -287,7 +287,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 write!(
                     out,
                     "\x1b[2J\x1b[H{}",
-                    render(follower.floor(), &summary, follower.link(), age)
+                    render(&follower.floor(), &summary, follower.link(), age)
                 )?;
                 out.flush()?;
             }

@@ -74,18 +74,16 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
             Duration::from_secs(60)
         ),
     );
-    let followed = viewer.floor();
+    let followed = viewer.floor().clone();
     assert!(
         followed.seq() > started_seq + 50,
         "the hour produced only {} ticks",
         followed.seq() - started_seq
     );
     assert_eq!(followed.n_agents(), 300);
-    assert_eq!(followed, &fresh_view(&server, &everything).await);
-    assert_eq!(
-        summary_viewer.floor(),
-        &fresh_view(&server, &scoped_summary).await
-    );
+    assert_eq!(followed, fresh_view(&server, &everything).await);
+    let summarised = summary_viewer.floor().clone();
+    assert_eq!(summarised, fresh_view(&server, &scoped_summary).await);
     assert!(
         !summary_viewer
             .floor()
@@ -102,7 +100,7 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
     assert_eq!(
         rest,
         FloorSummaryJson::from_floor(
-            followed,
+            &followed,
             Grouping::Site,
             &monti_protocol::scope::Scope::Everything
         )
@@ -407,7 +405,7 @@ async fn a_team_scoped_viewer_receives_only_its_team() {
     for _ in 0..40 {
         viewer.next().await.expect("ok");
     }
-    let floor = viewer.floor();
+    let floor = viewer.floor().clone();
     assert!(floor.n_agents() > 0);
     assert!(floor.agents().all(|agent| agent.info.team == TeamId(2)));
     assert_eq!(
