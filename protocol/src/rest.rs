@@ -124,6 +124,15 @@ pub struct AuthJson {
     pub audience: Option<String>,
 }
 
+/// Who the caller is, from `GET /api/v1/me`, so an app can show who is signed in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeJson {
+    /// The token's subject (`local` in the embedded default).
+    pub subject: String,
+    /// The caller's roles, for example `supervisor`, each once.
+    pub roles: Vec<String>,
+}
+
 /// When time in a state turns an agent's tile amber, then red.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -69,6 +69,17 @@ impl Role {
         Role::Ingest,
     ];
 
+    /// Its name as written in configuration, for example `team_lead`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::TeamLead => "team_lead",
+            Role::Wallboard => "wallboard",
+            Role::Ingest => "ingest",
+        }
+    }
+
     /// Whether the role permits the action (inside its binding's scope).
     pub fn permits(self, action: Action) -> bool {
         use Action::*;

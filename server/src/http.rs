@@ -17,8 +17,8 @@ use axum::{Json, Router};
 use monti_protocol::floor::Floor;
 use monti_protocol::model::{Grouping, StateKind};
 use monti_protocol::rest::{
-    AgentJson, AgentPage, AuthJson, ErrorJson, FloorSummaryJson, ReasonJson, SiteJson, TeamJson,
-    Thresholds,
+    AgentJson, AgentPage, AuthJson, ErrorJson, FloorSummaryJson, MeJson, ReasonJson, SiteJson,
+    TeamJson, Thresholds,
 };
 use monti_protocol::scope::Scope;
 use serde::Deserialize;
@@ -93,6 +93,7 @@ pub fn api_router() -> Router<AppState> {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/floor/summary", get(floor_summary))
         .route("/api/v1/auth", get(auth_settings))
+        .route("/api/v1/me", get(me))
         .route("/api/v1/audit", get(audit_log))
         .route(
             "/api/v1/config/thresholds",
@@ -107,7 +108,8 @@ async fn thresholds(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Thresholds>, Error> {
-    caller.require(Action::ReadConfig)?;
+    // Whoever sees the floor may see what colours it: a team lead's tiles turn red too.
+    caller.require(Action::ViewSummary)?;
     let stored = state.db.setting(THRESHOLDS).await?;
     let thresholds = match stored {
         Some(json) => serde_json::from_str(&json)
@@ -166,6 +168,21 @@ async fn audit_log(
     }
     let before = query.before_ms.unwrap_or(i64::MAX);
     Ok(Json(state.db.audit(before, limit).await?))
+}
+
+/// Who the caller is and which roles it holds.
+async fn me(caller: Caller) -> Json<MeJson> {
+    let mut roles: Vec<String> = Vec::new();
+    for binding in &caller.bindings {
+        let name = binding.role.name().to_owned();
+        if !roles.contains(&name) {
+            roles.push(name);
+        }
+    }
+    Json(MeJson {
+        subject: caller.subject,
+        roles,
+    })
 }
 
 /// Where and how to sign in; needs no token (an app asks before it has one).

@@ -742,6 +742,38 @@ async fn the_audit_log_records_sign_ins_once_a_day_and_refusals_and_only_admins_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_names_the_caller_and_its_roles_and_every_floor_viewer_reads_thresholds() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    for (user, role) in [
+        ("ben", "team_lead"),
+        ("anna", "supervisor"),
+        ("wall", "wallboard"),
+    ] {
+        let token = access_token(&issuer, user).await;
+        let me: monti_protocol::rest::MeJson = get(&server, "/api/v1/me", Some(&token))
+            .await
+            .json()
+            .await
+            .expect("me");
+        assert_eq!(me.subject, user);
+        assert_eq!(me.roles, vec![role.to_owned()]);
+        let thresholds = get(&server, "/api/v1/config/thresholds", Some(&token)).await;
+        assert_eq!(thresholds.status().as_u16(), 200, "{user} reads thresholds");
+    }
+    let ingest = access_token(&issuer, "ingest").await;
+    let refused = get(&server, "/api/v1/config/thresholds", Some(&ingest)).await;
+    assert_eq!(refused.status().as_u16(), 403, "ingest sees nothing");
+    assert_eq!(
+        get(&server, "/api/v1/me", None).await.status().as_u16(),
+        401
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallboard_reads_thresholds_but_only_an_admin_changes_them_and_that_is_audited() {
     let Some(issuer) = provider() else { return };
     let db = TestDb::sqlite();
