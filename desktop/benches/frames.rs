@@ -1,0 +1,116 @@
+//! Frame times of the real views, headless: each frame runs the app's UI code and egui's
+//! tessellation (everything the CPU does for a frame before the GPU driver), on a made-up floor
+//! where 1% of the agents change state ten times a second (every 6th frame at 60 fps, as the server ticks every 100 ms).
+//!
+//! `cargo bench -p monti-desktop --bench frames [-- AGENTS...]` prints p50 / p99 / max per view.
+
+use std::time::{Duration, Instant};
+
+use monti_client::connection::now_ms;
+use monti_client::follow::Link;
+use monti_desktop::App;
+use monti_desktop::net::{Net, SignIn, Status, lock};
+use monti_desktop::sample::{self, Rng};
+use monti_desktop::settings::{Settings, ViewKind};
+use monti_protocol::rest::{SiteJson, TeamJson};
+
+const WARM_UP: usize = 30;
+const FRAMES: usize = 600;
+const TICK_EVERY: usize = 6;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn bench(agents: u32, view: ViewKind) {
+    let floor = sample::floor(agents, 9, now_ms());
+    let mut status = Status::new("http://bench");
+    status.sign_in = SignIn::NotNeeded;
+    status.link = Link::Live;
+    status.last_update_ms = now_ms();
+    status.teams = floor
+        .teams()
+        .map(|team| TeamJson {
+            id: team.id.0,
+            name: team.name.clone(),
+            n_agents: 0,
+        })
+        .collect();
+    status.sites = floor
+        .sites()
+        .map(|site| SiteJson {
+            id: site.id.0,
+            name: site.name.clone(),
+            n_agents: 0,
+        })
+        .collect();
+    let shared = status.floor.clone();
+    *lock(&shared) = floor;
+    let (net, _commands) = Net::detached(status);
+    let settings = Settings {
+        view,
+        ..Settings::default()
+    };
+    let mut app = App::new(settings, net);
+    let ctx = egui::Context::default();
+    app.setup(&ctx);
+    let mut rng = Rng::new(1);
+    let mut times = Vec::with_capacity(FRAMES);
+    let started = Instant::now();
+    for frame in 0..WARM_UP + FRAMES {
+        if frame % TICK_EVERY == 0 {
+            sample::tick(&mut lock(&shared), &mut rng, agents / 100, now_ms());
+        }
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(1920.0, 1080.0),
+            )),
+            time: Some(started.elapsed().as_secs_f64()),
+            ..Default::default()
+        };
+        let begin = Instant::now();
+        let output = ctx.run_ui(input, |ui| app.show(ui));
+        let primitives = ctx.tessellate(output.shapes, output.pixels_per_point);
+        let took = begin.elapsed();
+        std::hint::black_box(primitives);
+        if frame >= WARM_UP {
+            times.push(took);
+        }
+    }
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    times.sort();
+    println!(
+        "{agents:>7} agents  {:<7} mean {:>6.2} ms  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
+        view.label(),
+        ms(mean),
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        ms(*times.last().unwrap_or(&Duration::ZERO)),
+    );
+}
+
+fn main() {
+    let sizes: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![2_000, 20_000]
+    } else {
+        sizes
+    };
+    println!(
+        "frame CPU time (UI + tessellation), 1920x1080, {FRAMES} frames, 1% of agents change every {TICK_EVERY} frames"
+    );
+    for agents in sizes {
+        for view in ViewKind::ALL {
+            bench(agents, view);
+        }
+    }
+}

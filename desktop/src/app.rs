@@ -1,0 +1,576 @@
+//! The app: one frame is the top bar, the strip of counts, the filter and attention panels and
+//! one view, or the sign-in screen while signing in.
+//!
+//! The frame reads the network thread's status and the floor under short locks and never waits
+//! for the network. Everything costly (filtering, sorting, grouping) is cached and recomputed
+//! only when the floor's sequence number or the settings change.
+
+use std::collections::BTreeSet;
+
+use egui::{Align, Color32, Key, Layout, Modifiers, RichText, Ui};
+use monti_client::connection::now_ms;
+use monti_client::follow::Link;
+use monti_protocol::floor::Floor;
+use monti_protocol::message::{Detail, Subscription};
+use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
+
+use crate::net::{Command, Net, STALE_AFTER_MS, SignIn, Status, lock};
+use crate::settings::{STORAGE_KEY, Settings, Theme, ViewKind};
+use crate::view::{self, Alert, Card, Levels, Matrix, Selection};
+use crate::{signin, style, views};
+
+/// Where the app's clock comes from: the system, or a fixed moment (tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// This moment, local ms since the epoch.
+    Fixed(u64),
+}
+
+impl Clock {
+    /// Local ms since the epoch.
+    pub fn now_ms(self) -> u64 {
+        match self {
+            Clock::System => now_ms(),
+            Clock::Fixed(ms) => ms,
+        }
+    }
+}
+
+/// What the cached parts were computed from.
+#[derive(Clone, Debug, PartialEq)]
+struct CacheKey {
+    seq: u64,
+    roster_version: u64,
+    n_agents: usize,
+    ready: bool,
+    settings: Settings,
+    search: String,
+}
+
+/// The parts of a frame that only change with the floor or the settings.
+#[derive(Default)]
+pub(crate) struct Cache {
+    key: Option<CacheKey>,
+    pub(crate) selection: Selection,
+    pub(crate) cards: Vec<Card>,
+    pub(crate) matrix: Matrix,
+    pub(crate) levels: Levels,
+    thresholds: Option<(monti_protocol::rest::Thresholds, u64)>,
+}
+
+/// The desktop app.
+pub struct App {
+    /// What is kept between runs.
+    pub settings: Settings,
+    /// The clock the times in state are measured with.
+    pub clock: Clock,
+    net: Net,
+    search: String,
+    focus_search: bool,
+    server_field: String,
+    /// The subscription the network thread follows (it keeps it across servers).
+    sent: Subscription,
+    pub(crate) cache: Cache,
+}
+
+impl App {
+    /// An app showing what `net` delivers; `net` follows [`Subscription::default`] until the
+    /// filters say otherwise.
+    pub fn new(settings: Settings, net: Net) -> App {
+        let server_field = settings.server.clone();
+        App {
+            settings,
+            clock: Clock::System,
+            net,
+            search: String::new(),
+            focus_search: false,
+            server_field,
+            sent: Subscription::default(),
+            cache: Cache::default(),
+        }
+    }
+
+    /// The settings stored by eframe, or the defaults.
+    pub fn stored_settings(storage: Option<&dyn eframe::Storage>) -> Settings {
+        storage
+            .and_then(|storage| eframe::get_value(storage, STORAGE_KEY))
+            .unwrap_or_default()
+    }
+
+    /// Applies the theme and text size once at start.
+    pub fn setup(&self, ctx: &egui::Context) {
+        ctx.set_theme(match self.settings.theme {
+            Theme::Dark => egui::Theme::Dark,
+            Theme::Light => egui::Theme::Light,
+        });
+        ctx.set_zoom_factor(self.settings.zoom.clamp(0.5, 3.0));
+    }
+
+    /// The subscription the settings call for: team and site filters are applied by the server
+    /// (they cut traffic); names it does not know yet are applied here only. The state filter
+    /// is applied here, so the strip can count what the filter hides.
+    pub fn subscription(&self, status: &Status) -> Subscription {
+        let filter = &self.settings.filter;
+        let teams: Vec<TeamId> = status
+            .teams
+            .iter()
+            .filter(|team| filter.teams.contains(&team.name))
+            .map(|team| TeamId(team.id))
+            .collect();
+        let sites: Vec<SiteId> = status
+            .sites
+            .iter()
+            .filter(|site| filter.sites.contains(&site.name))
+            .map(|site| SiteId(site.id))
+            .collect();
+        // Only when every chosen name is known: a partial list would hide the others.
+        let complete = |found: usize, wanted: usize| found == wanted;
+        Subscription {
+            grouping: Grouping::Team,
+            detail: Detail::Agents,
+            teams: if complete(teams.len(), filter.teams.len()) {
+                teams
+            } else {
+                Vec::new()
+            },
+            sites: if complete(sites.len(), filter.sites.len()) {
+                sites
+            } else {
+                Vec::new()
+            },
+            states: StateSet::ALL,
+            known_roster: None,
+        }
+    }
+
+    fn refresh_cache(&mut self, floor: &Floor, status: &Status) {
+        let key = CacheKey {
+            seq: floor.seq(),
+            roster_version: floor.roster_version(),
+            n_agents: floor.n_agents(),
+            ready: floor.is_ready(),
+            settings: self.settings.clone(),
+            search: self.search.clone(),
+        };
+        let thresholds_key = (status.thresholds.clone(), floor.roster_version());
+        if self.cache.thresholds.as_ref() != Some(&thresholds_key) || self.cache.key.is_none() {
+            self.cache.levels = Levels::new(&status.thresholds, floor);
+            self.cache.thresholds = Some(thresholds_key);
+        }
+        if self.cache.key.as_ref() == Some(&key) {
+            return;
+        }
+        let selection = Selection::compute(
+            floor,
+            &self.settings.filter,
+            &self.search,
+            self.settings.sort,
+        );
+        self.cache.cards = match self.settings.view {
+            ViewKind::Teams => view::cards(floor, &selection, false),
+            ViewKind::Sites => view::cards(floor, &selection, true),
+            ViewKind::Matrix | ViewKind::Agents => Vec::new(),
+        };
+        self.cache.matrix = match self.settings.view {
+            ViewKind::Matrix => Matrix::new(floor, &selection),
+            _ => Matrix::default(),
+        };
+        self.cache.selection = selection;
+        self.cache.key = Some(key);
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        if ctx.input_mut(|input| input.consume_key(Modifiers::COMMAND, Key::F)) {
+            self.focus_search = true;
+        }
+        if ctx.input_mut(|input| input.consume_key(Modifiers::NONE, Key::F11)) {
+            let fullscreen = ctx.input(|input| input.viewport().fullscreen.unwrap_or(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen));
+        }
+        if ctx.input_mut(|input| input.consume_key(Modifiers::NONE, Key::Escape)) {
+            self.search.clear();
+        }
+    }
+
+    /// Server time now, as the floor's `since_ms` values count it.
+    fn server_now_ms(&self, status: &Status) -> u64 {
+        self.clock
+            .now_ms()
+            .saturating_add_signed(status.clock_offset_ms)
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("MONTI").strong().size(18.0));
+            ui.separator();
+            self.connection_chip(ui, status, floor);
+            ui.separator();
+            for kind in ViewKind::ALL {
+                if ui
+                    .selectable_label(self.settings.view == kind, kind.label())
+                    .clicked()
+                {
+                    self.settings.view = kind;
+                }
+            }
+            ui.separator();
+            let search = ui.add(
+                egui::TextEdit::singleline(&mut self.search)
+                    .hint_text("Search agents (Ctrl+F)")
+                    .desired_width(200.0),
+            );
+            if self.focus_search {
+                search.request_focus();
+                self.focus_search = false;
+            }
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                self.settings_menu(ui);
+                if status.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
+                    self.net.send(Command::SignOut);
+                }
+                if let Some(me) = &status.me {
+                    ui.label(format!("{} · {}", me.subject, me.roles.join(", ")));
+                }
+            });
+        });
+    }
+
+    fn connection_chip(&self, ui: &mut Ui, status: &Status, floor: &Floor) {
+        let now = self.clock.now_ms();
+        let age = now.saturating_sub(status.last_update_ms);
+        let has_data = floor.is_ready() && status.last_update_ms > 0;
+        let (colour, text) = match status.link {
+            Link::Live if age <= STALE_AFTER_MS => (style::LIVE, "LIVE".to_owned()),
+            _ if has_data => {
+                let retry = status
+                    .retry_at_ms
+                    .map(|at| format!(" · retry in {} s", at.saturating_sub(now).div_ceil(1000)))
+                    .unwrap_or_default();
+                (
+                    style::STALE,
+                    format!("STALE · data {} old{retry}", view::duration_text(age)),
+                )
+            }
+            Link::Syncing => (style::PENDING, "SYNCING…".to_owned()),
+            _ => (style::PENDING, "CONNECTING…".to_owned()),
+        };
+        let chip = egui::Frame::new()
+            .fill(colour)
+            .corner_radius(4.0)
+            .inner_margin(egui::Margin::symmetric(8, 2))
+            .show(ui, |ui| {
+                ui.label(RichText::new(text).color(Color32::WHITE).strong());
+            });
+        if let Some(problem) = &status.problem {
+            chip.response.on_hover_text(problem);
+        }
+    }
+
+    fn settings_menu(&mut self, ui: &mut Ui) {
+        ui.menu_button("Settings", |ui| {
+            let label = ui.label("Server");
+            ui.horizontal(|ui| {
+                ui.text_edit_singleline(&mut self.server_field)
+                    .labelled_by(label.id);
+                if ui.button("Connect").clicked() {
+                    self.connect();
+                    ui.close();
+                }
+            });
+            ui.separator();
+            ui.horizontal(|ui| {
+                ui.label("Theme");
+                for (theme, label) in [(Theme::Dark, "Dark"), (Theme::Light, "Light")] {
+                    if ui
+                        .selectable_label(self.settings.theme == theme, label)
+                        .clicked()
+                    {
+                        self.settings.theme = theme;
+                        self.setup(ui.ctx());
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("Text size (Ctrl +/-)");
+                if ui.button("A−").clicked() {
+                    gui_zoom(ui.ctx(), -0.1);
+                }
+                if ui.button("A+").clicked() {
+                    gui_zoom(ui.ctx(), 0.1);
+                }
+            });
+            ui.checkbox(&mut self.settings.show_attention, "Attention list");
+            if ui.button("Fullscreen (F11)").clicked() {
+                let fullscreen = ui.input(|input| input.viewport().fullscreen.unwrap_or(false));
+                ui.ctx()
+                    .send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen));
+            }
+        });
+    }
+
+    fn connect(&mut self) {
+        let server = self.server_field.trim().to_owned();
+        if !server.is_empty() && server != self.settings.server {
+            self.settings.server = server.clone();
+            self.net.send(Command::Connect(server));
+        }
+    }
+
+    /// The counts per state of what is shown; a click shows only that state (again: all).
+    fn strip(&mut self, ui: &mut Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(format!("{} shown", self.cache.selection.len())).strong());
+            for kind in StateKind::ALL {
+                let count = self.cache.selection.counts[kind.index()];
+                let only = self.settings.filter.states == StateSet::of([kind]);
+                let text = RichText::new(format!(
+                    "{} {} {count}",
+                    view::state_mark(kind),
+                    view::state_label(kind)
+                ))
+                .color(Color32::WHITE)
+                .strong();
+                let chip = egui::Button::selectable(only, text).fill(style::state_colour(kind));
+                let response = ui
+                    .add(chip)
+                    .on_hover_text("Show only this state; click again for all");
+                if response.clicked() {
+                    self.settings.filter.states = if only {
+                        StateSet::ALL
+                    } else {
+                        StateSet::of([kind])
+                    };
+                }
+            }
+            if !self.settings.filter.is_empty() && ui.button("Clear filters").clicked() {
+                self.settings.filter = Default::default();
+            }
+        });
+    }
+
+    fn filter_panel(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.heading("Filters");
+            let teams = names(
+                status.teams.iter().map(|team| team.name.clone()),
+                floor.teams().map(|team| team.name.clone()),
+            );
+            let sites = names(
+                status.sites.iter().map(|site| site.name.clone()),
+                floor.sites().map(|site| site.name.clone()),
+            );
+            egui::CollapsingHeader::new("States")
+                .default_open(true)
+                .show(ui, |ui| {
+                    for kind in StateKind::ALL {
+                        let mut on = self.settings.filter.states.contains(kind);
+                        if ui.checkbox(&mut on, view::state_label(kind)).changed() {
+                            let bit = StateSet::of([kind]).0;
+                            let states = &mut self.settings.filter.states;
+                            states.0 = if on { states.0 | bit } else { states.0 & !bit };
+                        }
+                    }
+                });
+            name_filter(ui, "Teams", &teams, &mut self.settings.filter.teams);
+            name_filter(ui, "Sites", &sites, &mut self.settings.filter.sites);
+        });
+    }
+
+    fn attention_panel(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
+        let now = self.server_now_ms(status);
+        let alerts = view::attention(&self.cache.selection, &self.cache.levels, now);
+        ui.heading(format!("Attention ({})", alerts.len()));
+        if alerts.is_empty() {
+            ui.label("Nobody is over a threshold.");
+            return;
+        }
+        let row_height = ui.text_style_height(&egui::TextStyle::Body) * 2.0 + 6.0;
+        egui::ScrollArea::vertical().auto_shrink(false).show_rows(
+            ui,
+            row_height,
+            alerts.len(),
+            |ui, range| {
+                for alert in &alerts[range] {
+                    attention_row(ui, floor, alert, now);
+                }
+            },
+        );
+    }
+
+    /// The main screen.
+    fn floor_screen(&mut self, ui: &mut Ui, status: &Status) {
+        let floor_handle = status.floor.clone();
+        let floor = lock(&floor_handle);
+        let wanted = self.subscription(status);
+        if self.sent != wanted {
+            self.net.send(Command::Subscribe(wanted.clone()));
+            self.sent = wanted;
+        }
+        self.refresh_cache(&floor, status);
+        let now = self.server_now_ms(status);
+
+        egui::Panel::top("top").show(ui, |ui| {
+            self.top_bar(ui, status, &floor);
+            self.strip(ui);
+        });
+        egui::Panel::left("filters")
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| self.filter_panel(ui, status, &floor));
+        if self.settings.show_attention {
+            egui::Panel::right("attention")
+                .resizable(true)
+                .default_size(270.0)
+                .show(ui, |ui| self.attention_panel(ui, status, &floor));
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            if !floor.is_ready() {
+                ui.centered_and_justified(|ui| {
+                    ui.label(RichText::new("Waiting for the floor…").size(20.0));
+                });
+                return;
+            }
+            if self.cache.selection.is_empty() {
+                ui.label("No agent matches the filters and the search.");
+                return;
+            }
+            let drill = match self.settings.view {
+                ViewKind::Teams | ViewKind::Sites => {
+                    views::tiles(ui, &floor, &self.cache, self.settings.view, now)
+                }
+                ViewKind::Matrix => views::matrix(ui, &self.cache.matrix),
+                ViewKind::Agents => {
+                    views::table(ui, &floor, &self.cache, &mut self.settings.sort, now);
+                    None
+                }
+            };
+            if let Some(drill) = drill {
+                self.drill(drill);
+            }
+        });
+        // Times in state tick every second.
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_millis(1000 - now % 1000));
+    }
+
+    fn drill(&mut self, drill: views::Drill) {
+        let filter = &mut self.settings.filter;
+        if let Some(team) = drill.team {
+            filter.teams = BTreeSet::from([team]);
+        }
+        if let Some(site) = drill.site {
+            filter.sites = BTreeSet::from([site]);
+        }
+        if self.settings.view == ViewKind::Matrix {
+            self.settings.view = ViewKind::Teams;
+        }
+    }
+}
+
+/// The union of two name lists, sorted.
+fn names(a: impl Iterator<Item = String>, b: impl Iterator<Item = String>) -> Vec<String> {
+    a.chain(b).collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+fn name_filter(ui: &mut Ui, title: &str, all: &[String], chosen: &mut BTreeSet<String>) {
+    egui::CollapsingHeader::new(title)
+        .default_open(true)
+        .show(ui, |ui| {
+            if ui
+                .radio(chosen.is_empty(), format!("All {}", title.to_lowercase()))
+                .clicked()
+            {
+                chosen.clear();
+            }
+            for name in all {
+                let mut on = chosen.contains(name);
+                if ui.checkbox(&mut on, name).changed() {
+                    if on {
+                        chosen.insert(name.clone());
+                    } else {
+                        chosen.remove(name);
+                    }
+                }
+            }
+        });
+}
+
+fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
+    let row = alert.row;
+    let name = floor
+        .agent(row.id)
+        .map_or("?", |record| record.info.name.as_str());
+    let team = floor.team(row.team).map_or("", |team| team.name.as_str());
+    let kind = row.status.kind();
+    let reason = row
+        .status
+        .reason()
+        .and_then(|reason| floor.reason(reason))
+        .map(|reason| format!(" ({})", reason.label))
+        .unwrap_or_default();
+    let elapsed = view::duration_text(now.saturating_sub(row.since_ms));
+    let colour = style::level_colour(alert.level).unwrap_or(Color32::GRAY);
+    let label = format!(
+        "{} {name}, {}{reason}, {elapsed}, {team}",
+        style::level_mark(alert.level),
+        view::state_label(kind),
+    );
+    ui.vertical(|ui| {
+        ui.horizontal(|ui| {
+            ui.label(
+                RichText::new(style::level_mark(alert.level))
+                    .color(colour)
+                    .strong(),
+            );
+            ui.label(RichText::new(name).strong());
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                ui.label(RichText::new(&elapsed).color(colour).strong().monospace());
+            });
+        });
+        ui.label(format!("{}{reason} · {team}", view::state_label(kind)));
+    })
+    .response
+    .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
+}
+
+fn gui_zoom(ctx: &egui::Context, step: f32) {
+    let zoom = (ctx.zoom_factor() + step).clamp(0.5, 3.0);
+    ctx.set_zoom_factor(zoom);
+}
+
+impl App {
+    /// One frame of the whole window.
+    pub fn show(&mut self, ui: &mut Ui) {
+        self.shortcuts(ui.ctx());
+        self.settings.zoom = ui.ctx().zoom_factor();
+        let status = self.net.status().clone();
+        match &status.sign_in {
+            SignIn::NotNeeded | SignIn::SignedIn => self.floor_screen(ui, &status),
+            SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {
+                let now = self.clock.now_ms();
+                egui::CentralPanel::default().show(ui, |ui| {
+                    match signin::screen(ui, &status, &mut self.server_field, now) {
+                        Some(signin::Action::SignIn) => self.net.send(Command::SignIn),
+                        Some(signin::Action::Cancel) => self.net.send(Command::CancelSignIn),
+                        Some(signin::Action::Connect) => self.connect(),
+                        None => {}
+                    }
+                });
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STORAGE_KEY, &self.settings);
+    }
+}

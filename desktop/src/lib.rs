@@ -1,0 +1,19 @@
+//! MONTI's desktop app for floor managers: the live floor by team, by site, as a matrix and as a
+//! table, with filters, search, thresholds and sign-in.
+//!
+//! - [`net`]: the network thread (sign-in, stream, REST); the UI never waits on it.
+//! - [`view`]: what is shown, as plain functions of the floor and the settings.
+//! - [`app`]: the eframe app that lays it out; `views` and `signin` hold its screens.
+//! - [`settings`]: what is kept between runs.
+//! - [`sample`]: a made-up floor for the benchmark and the tests.
+
+pub mod app;
+pub mod net;
+pub mod sample;
+pub mod settings;
+mod signin;
+mod style;
+pub mod view;
+mod views;
+
+pub use app::App;

@@ -1,0 +1,55 @@
+//! `monti-desktop`: the floor manager's app.
+
+use anyhow::Context as _;
+use clap::Parser;
+use monti_desktop::App;
+use monti_desktop::net::Net;
+use monti_protocol::message::Subscription;
+
+/// MONTI's live floor for floor managers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The server's URL; remembered for the next start. [default: the last one, else
+    /// http://127.0.0.1:8080]
+    #[arg(long, env = "MONTI_DESKTOP_SERVER")]
+    server: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wgpu=warn,eframe=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("MONTI")
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([640.0, 400.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "MONTI",
+        options,
+        Box::new(move |cc| {
+            let mut settings = App::stored_settings(cc.storage);
+            if let Some(server) = args.server {
+                settings.server = server;
+            }
+            let ctx = cc.egui_ctx.clone();
+            let net = Net::start(&settings.server, Subscription::default(), move || {
+                ctx.request_repaint()
+            })?;
+            let app = App::new(settings, net);
+            app.setup(&cc.egui_ctx);
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|err| anyhow::anyhow!("{err}"))
+    .context("cannot open the window (is there a display? DISPLAY or WAYLAND_DISPLAY)")
+}

@@ -1,0 +1,707 @@
+//! The network thread: sign-in, the live stream and the REST calls, on a thread of its own with
+//! its own tokio runtime, so that the UI thread never waits on the network.
+//!
+//! The UI talks to it through a [`Net`] handle: it reads the [`Status`] (a short lock, once per
+//! frame) and the floor (which the thread's [`Follower`] folds into under a lock held only for one
+//! message), and sends [`Command`]s. Everything the thread learns ends with a repaint request.
+//!
+//! The thread runs one *session* per server: ask the server how it signs callers in, sign in
+//! (a stored refresh token silently, else the device flow), follow the subscription with
+//! reconnects and resyncs, renew the access token on the open connection before it expires, and
+//! refetch the thresholds and the team and site lists now and then. A changed server URL starts
+//! a new session.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use monti_client::auth::{self, AuthError, DeviceCode, Provider, TokenStore, Tokens};
+use monti_client::connection::{ClientError, now_ms};
+use monti_client::follow::{Backoff, Event, Follower, Link};
+use monti_protocol::floor::Floor;
+use monti_protocol::message::{ErrorCode, Subscription};
+use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+/// What the UI asks of the network thread.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Use another server (a new session).
+    Connect(String),
+    /// Follow another subscription (filters changed).
+    Subscribe(Subscription),
+    /// Start the device flow.
+    SignIn,
+    /// Stop waiting for the device flow.
+    CancelSignIn,
+    /// Forget the stored sign-in and show the sign-in screen.
+    SignOut,
+}
+
+/// Where signing in stands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum SignIn {
+    /// Asking the server how it signs callers in.
+    #[default]
+    Checking,
+    /// The server needs no sign-in (the embedded default).
+    NotNeeded,
+    /// Sign-in is needed; the person starts it.
+    Needed {
+        /// Why the last attempt ended, if it did.
+        problem: Option<String>,
+    },
+    /// The device flow runs: show the code.
+    Code(CodeScreen),
+    /// Signed in.
+    SignedIn,
+}
+
+/// What the device-flow screen shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodeScreen {
+    /// The code the person types, for example `WDJB-MJHT`.
+    pub user_code: String,
+    /// Where they type it.
+    pub verification_uri: String,
+    /// The same with the code filled in, for the QR code (the plain URI when the provider has
+    /// none).
+    pub qr_uri: String,
+    /// When the code expires, ms since the epoch (local clock).
+    pub expires_at_ms: u64,
+}
+
+impl CodeScreen {
+    fn new(code: &DeviceCode) -> CodeScreen {
+        CodeScreen {
+            user_code: code.user_code.clone(),
+            verification_uri: code.verification_uri.clone(),
+            qr_uri: code
+                .verification_uri_complete
+                .clone()
+                .unwrap_or_else(|| code.verification_uri.clone()),
+            expires_at_ms: now_ms() + code.expires_in * 1000,
+        }
+    }
+}
+
+/// Everything the UI shows about the connection, and the data that is not on the stream.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// The server's URL.
+    pub server: String,
+    /// Where signing in stands.
+    pub sign_in: SignIn,
+    /// The stream's state.
+    pub link: Link,
+    /// The server's name and version, once connected.
+    pub server_name: Option<String>,
+    /// When the last message arrived (local ms since the epoch; 0 before any).
+    pub last_update_ms: u64,
+    /// Server clock minus local clock.
+    pub clock_offset_ms: i64,
+    /// When the next reconnect starts (local ms), while reconnecting.
+    pub retry_at_ms: Option<u64>,
+    /// The last problem, for the top bar.
+    pub problem: Option<String>,
+    /// Who is signed in.
+    pub me: Option<MeJson>,
+    /// Every team the caller may see (the stream only carries the filtered ones).
+    pub teams: Vec<TeamJson>,
+    /// Every site the caller may see.
+    pub sites: Vec<SiteJson>,
+    /// Time-in-state thresholds.
+    pub thresholds: Thresholds,
+    /// The floor as the stream has folded it.
+    pub floor: Arc<Mutex<Floor>>,
+}
+
+impl Status {
+    /// The state before anything is known about `server`.
+    pub fn new(server: &str) -> Status {
+        Status {
+            server: server.to_owned(),
+            sign_in: SignIn::Checking,
+            link: Link::Connecting,
+            server_name: None,
+            last_update_ms: 0,
+            clock_offset_ms: 0,
+            retry_at_ms: None,
+            problem: None,
+            me: None,
+            teams: Vec::new(),
+            sites: Vec::new(),
+            thresholds: Thresholds::default(),
+            floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
+        }
+    }
+}
+
+/// Locks a mutex; a panic elsewhere leaves data the next update replaces, so poison is ignored.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The UI's handle on the network thread.
+pub struct Net {
+    status: Arc<Mutex<Status>>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Net {
+    /// Starts the network thread for `server`, following `subscription`; `repaint` is called
+    /// whenever something the UI shows has changed.
+    pub fn start(
+        server: &str,
+        subscription: Subscription,
+        repaint: impl Fn() + Send + Sync + 'static,
+    ) -> std::io::Result<Net> {
+        let (net, commands) = Net::detached(Status::new(server));
+        let worker = Worker {
+            status: net.status.clone(),
+            commands,
+            repaint: Box::new(repaint),
+            server: server.to_owned(),
+            subscription,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(std::io::Error::other)?,
+        };
+        std::thread::Builder::new()
+            .name("monti-net".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        tracing::error!(%err, "cannot start the network runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(worker.run());
+            })?;
+        Ok(net)
+    }
+
+    /// A handle with no thread behind it: tests set the status and read the commands.
+    pub fn detached(status: Status) -> (Net, mpsc::UnboundedReceiver<Command>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let net = Net {
+            status: Arc::new(Mutex::new(status)),
+            commands: sender,
+        };
+        (net, receiver)
+    }
+
+    /// The current status. Hold it briefly: the network thread writes it.
+    pub fn status(&self) -> MutexGuard<'_, Status> {
+        lock(&self.status)
+    }
+
+    /// Asks the network thread to do something. A stopped thread is not an error for the UI:
+    /// the status keeps showing what was last known.
+    pub fn send(&self, command: Command) {
+        if self.commands.send(command).is_err() {
+            tracing::warn!("the network thread has stopped");
+        }
+    }
+}
+
+/// How a session ended.
+enum Next {
+    /// Start a session on `Worker::server` (which may have changed).
+    Restart,
+    /// The UI is gone.
+    Quit,
+}
+
+/// A signed-in session's credentials.
+struct Credentials {
+    provider: Provider,
+    /// `None` when the keyring cannot be used: the refresh token then lives in memory only.
+    store: Option<TokenStore>,
+    refresh_token: Option<String>,
+}
+
+impl Credentials {
+    /// Fresh tokens from the refresh token in memory or in the keyring; the rotated refresh
+    /// token is kept in both.
+    async fn refresh(&mut self) -> Result<Tokens, AuthError> {
+        let refresh_token = match (&self.refresh_token, &self.store) {
+            (Some(token), _) => token.clone(),
+            (None, Some(store)) => store.load().await?.ok_or(AuthError::NotSignedIn)?,
+            (None, None) => return Err(AuthError::NotSignedIn),
+        };
+        let tokens = self.provider.refresh(&refresh_token).await?;
+        if let Some(rotated) = &tokens.refresh_token {
+            self.keep(rotated).await;
+        }
+        Ok(tokens)
+    }
+
+    async fn keep(&mut self, refresh_token: &str) {
+        self.refresh_token = Some(refresh_token.to_owned());
+        if let Some(store) = &self.store
+            && let Err(err) = store.save(refresh_token).await
+        {
+            tracing::warn!(%err, "cannot keep the sign-in in the keyring");
+        }
+    }
+
+    async fn forget(&mut self) {
+        self.refresh_token = None;
+        if let Some(store) = &self.store
+            && let Err(err) = store.delete().await
+        {
+            tracing::warn!(%err, "cannot remove the sign-in from the keyring");
+        }
+    }
+}
+
+/// An access token and when to renew it.
+struct Access {
+    token: String,
+    renew_at: Instant,
+}
+
+impl Access {
+    fn new(tokens: Tokens) -> Access {
+        // Renew at four fifths of the lifetime, and never in a busy loop.
+        let lifetime = Duration::from_secs(tokens.expires_in.max(15));
+        Access {
+            token: tokens.access_token,
+            renew_at: Instant::now() + lifetime.mul_f64(0.8),
+        }
+    }
+}
+
+/// Whether a sign-in failure means the person must sign in again (rather than retry later).
+fn needs_person(err: &AuthError) -> bool {
+    matches!(
+        err,
+        AuthError::NotSignedIn | AuthError::Denied | AuthError::Expired | AuthError::Refused { .. }
+    )
+}
+
+struct Worker {
+    status: Arc<Mutex<Status>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    repaint: Box<dyn Fn() + Send + Sync>,
+    server: String,
+    subscription: Subscription,
+    http: reqwest::Client,
+}
+
+/// How often thresholds and the team and site lists are read again.
+const DETAILS_EVERY: Duration = Duration::from_secs(60);
+
+impl Worker {
+    async fn run(mut self) {
+        while let Next::Restart = self.session().await {}
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Status)) {
+        change(&mut lock(&self.status));
+        (self.repaint)();
+    }
+
+    /// Handles a command that arrives while nothing session-specific waits for one. Returns
+    /// how the session must end, if it must.
+    fn idle_command(&mut self, command: Option<Command>) -> Option<Next> {
+        match command? {
+            Command::Connect(server) => {
+                self.server = server;
+                Some(Next::Restart)
+            }
+            Command::Subscribe(subscription) => {
+                self.subscription = subscription;
+                None
+            }
+            Command::SignIn | Command::CancelSignIn | Command::SignOut => None,
+        }
+    }
+
+    async fn session(&mut self) -> Next {
+        let server = self.server.clone();
+        self.update(|status| *status = Status::new(&server));
+        let mut attempt = 0;
+        let settings = loop {
+            tokio::select! {
+                answer = auth::server_auth(&server) => match answer {
+                    Ok(settings) => break settings,
+                    Err(err) => {
+                        attempt += 1;
+                        let wait = Backoff::default().delay(attempt, 1.0);
+                        self.update(|status| {
+                            status.problem = Some(err.to_string());
+                            status.retry_at_ms = Some(now_ms() + wait.as_millis() as u64);
+                        });
+                        if let Some(next) = self.wait(wait).await {
+                            return next;
+                        }
+                    }
+                },
+                command = self.commands.recv() => match command {
+                    None => return Next::Quit,
+                    command => if let Some(next) = self.idle_command(command) { return next },
+                },
+            }
+        };
+        match settings.mode.as_str() {
+            "oidc" => {
+                let (Some(issuer), Some(client_id), Some(audience)) =
+                    (settings.issuer, settings.client_id, settings.audience)
+                else {
+                    self.update(|status| {
+                        status.problem = Some("the server's sign-in settings are incomplete".into())
+                    });
+                    return self.until_connect().await;
+                };
+                self.signed_in_session(&issuer, &client_id, &audience).await
+            }
+            _ => {
+                self.update(|status| status.sign_in = SignIn::NotNeeded);
+                // Without credentials the session only ends for good reasons; a server that now
+                // wants sign-in is asked again.
+                self.follow(None).await.0.unwrap_or(Next::Restart)
+            }
+        }
+    }
+
+    /// Waits `wait`, handling commands meanwhile; returns early when the session must end.
+    async fn wait(&mut self, wait: Duration) -> Option<Next> {
+        let until = Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = sleep_until(until) => return None,
+                command = self.commands.recv() => match command {
+                    None => return Some(Next::Quit),
+                    command => if let Some(next) = self.idle_command(command) { return Some(next) },
+                },
+            }
+        }
+    }
+
+    /// Waits for a new server URL (nothing else can help).
+    async fn until_connect(&mut self) -> Next {
+        loop {
+            match self.commands.recv().await {
+                None => return Next::Quit,
+                command => {
+                    if let Some(next) = self.idle_command(command) {
+                        return next;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn signed_in_session(&mut self, issuer: &str, client_id: &str, audience: &str) -> Next {
+        let mut attempt = 0;
+        let provider = loop {
+            match Provider::discover(issuer, client_id, audience).await {
+                Ok(provider) => break provider,
+                Err(err) => {
+                    attempt += 1;
+                    let wait = Backoff::default().delay(attempt, 1.0);
+                    self.update(|status| status.problem = Some(err.to_string()));
+                    if let Some(next) = self.wait(wait).await {
+                        return next;
+                    }
+                }
+            }
+        };
+        let store = match TokenStore::new(issuer, client_id) {
+            Ok(store) => Some(store),
+            Err(err) => {
+                tracing::warn!(%err, "no keyring: the sign-in lasts until the app closes");
+                None
+            }
+        };
+        let mut credentials = Credentials {
+            provider,
+            store,
+            refresh_token: None,
+        };
+        // A stored sign-in is used silently; without one the device flow starts at once.
+        let mut start_flow = true;
+        loop {
+            let access = match credentials.refresh().await {
+                Ok(tokens) => Access::new(tokens),
+                Err(AuthError::Keyring(err)) => {
+                    tracing::warn!(%err, "cannot read the keyring");
+                    credentials.store = None;
+                    continue;
+                }
+                Err(err) if needs_person(&err) => {
+                    let problem = match err {
+                        AuthError::NotSignedIn => None,
+                        err => Some(format!("the stored sign-in was not accepted: {err}")),
+                    };
+                    match self
+                        .device_flow(&mut credentials, start_flow, problem)
+                        .await
+                    {
+                        Ok(access) => access,
+                        Err(next) => return next,
+                    }
+                }
+                Err(err) => {
+                    self.update(|status| status.problem = Some(err.to_string()));
+                    if let Some(next) = self.wait(Duration::from_secs(10)).await {
+                        return next;
+                    }
+                    continue;
+                }
+            };
+            self.update(|status| {
+                status.sign_in = SignIn::SignedIn;
+                status.problem = None;
+            });
+            let (next, signed_out) = self.follow(Some((&mut credentials, access))).await;
+            match next {
+                Some(next) => return next,
+                None if signed_out => {
+                    credentials.forget().await;
+                    start_flow = false;
+                    self.update(|status| status.sign_in = SignIn::Needed { problem: None });
+                }
+                // The sign-in was refused on the way: sign in again, right away.
+                None => start_flow = true,
+            }
+        }
+    }
+
+    /// Runs the device flow until tokens arrive. With `start` false it first waits for the
+    /// person to ask for it.
+    async fn device_flow(
+        &mut self,
+        credentials: &mut Credentials,
+        mut start: bool,
+        mut problem: Option<String>,
+    ) -> Result<Access, Next> {
+        loop {
+            if !start {
+                self.update(|status| {
+                    status.sign_in = SignIn::Needed {
+                        problem: problem.take(),
+                    }
+                });
+                loop {
+                    match self.commands.recv().await {
+                        None => return Err(Next::Quit),
+                        Some(Command::SignIn) => break,
+                        command => {
+                            if let Some(next) = self.idle_command(command) {
+                                return Err(next);
+                            }
+                        }
+                    }
+                }
+            }
+            start = false;
+            self.update(|status| status.sign_in = SignIn::Checking);
+            let code = match credentials.provider.start().await {
+                Ok(code) => code,
+                Err(err) => {
+                    problem = Some(err.to_string());
+                    continue;
+                }
+            };
+            // The code is on the screen anyway; the log line lets an operator (and the end-to-end
+            // test) complete a wallboard's sign-in from elsewhere.
+            tracing::info!(user_code = %code.user_code, uri = %code.verification_uri, "sign-in code shown");
+            self.update(|status| status.sign_in = SignIn::Code(CodeScreen::new(&code)));
+            let provider = credentials.provider.clone();
+            let poll = provider.poll(&code);
+            tokio::pin!(poll);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut poll => break Some(outcome),
+                    command = self.commands.recv() => match command {
+                        None => return Err(Next::Quit),
+                        Some(Command::CancelSignIn) => break None,
+                        command => if let Some(next) = self.idle_command(command) {
+                            return Err(next);
+                        },
+                    },
+                }
+            };
+            match outcome {
+                None => problem = None,
+                Some(Ok(tokens)) => {
+                    match &tokens.refresh_token {
+                        Some(refresh_token) => credentials.keep(refresh_token).await,
+                        None => tracing::warn!(
+                            "the provider issued no refresh token; sign-in lasts one token"
+                        ),
+                    }
+                    return Ok(Access::new(tokens));
+                }
+                Some(Err(err)) => problem = Some(err.to_string()),
+            }
+        }
+    }
+
+    /// Follows the subscription until the session ends (`Some`) or the sign-in is gone
+    /// (`None`, with whether the person signed out).
+    async fn follow(
+        &mut self,
+        mut signed_in: Option<(&mut Credentials, Access)>,
+    ) -> (Option<Next>, bool) {
+        let mut follower = Follower::new(&self.server, "monti-desktop", self.subscription.clone());
+        if let Some((_, access)) = &signed_in {
+            follower = follower.with_token(&access.token);
+        }
+        let floor = follower.shared_floor();
+        self.update(|status| status.floor = floor);
+        let mut details_at = Instant::now() + DETAILS_EVERY;
+        loop {
+            let renew_at = signed_in.as_ref().map(|(_, access)| access.renew_at);
+            tokio::select! {
+                event = follower.next() => {
+                    let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                    match event {
+                        Ok(event) => self.followed(&follower, event, token.as_deref()).await,
+                        Err(ClientError::Refused { code: ErrorCode::Unauthorized, message })
+                            if signed_in.is_some() =>
+                        {
+                            tracing::info!(%message, "the server refused the token; renewing");
+                            let Some((credentials, access)) = &mut signed_in else { continue };
+                            match credentials.refresh().await {
+                                Ok(tokens) => {
+                                    *access = Access::new(tokens);
+                                    follower = follower.with_token(&access.token);
+                                }
+                                Err(_) => return (None, false),
+                            }
+                        }
+                        Err(err) => {
+                            // Retrying cannot help (a version or permission problem): say so
+                            // and wait for another server.
+                            self.update(|status| {
+                                status.problem = Some(err.to_string());
+                                status.link = Link::Connecting;
+                            });
+                            return (Some(self.until_connect().await), false);
+                        }
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    None => return (Some(Next::Quit), false),
+                    Some(Command::Subscribe(subscription)) => {
+                        self.subscription = subscription.clone();
+                        follower.resubscribe(subscription).await;
+                    }
+                    Some(Command::SignOut) if signed_in.is_some() => return (None, true),
+                    command => if let Some(next) = self.idle_command(command) {
+                        return (Some(next), false);
+                    },
+                },
+                () = sleep_until(renew_at.unwrap_or(details_at)), if renew_at.is_some() => {
+                    let Some((credentials, access)) = &mut signed_in else { continue };
+                    match credentials.refresh().await {
+                        Ok(tokens) => {
+                            *access = Access::new(tokens);
+                            if let Err(err) = follower.renew_token(&access.token).await {
+                                tracing::debug!(%err, "renewal not sent; the reconnect uses it");
+                            }
+                        }
+                        Err(err) if needs_person(&err) => return (None, false),
+                        Err(err) => {
+                            tracing::warn!(%err, "cannot renew the sign-in yet");
+                            access.renew_at = Instant::now() + Duration::from_secs(15);
+                        }
+                    }
+                }
+                () = sleep_until(details_at) => {
+                    details_at = Instant::now() + DETAILS_EVERY;
+                    let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                    self.fetch_details(token.as_deref()).await;
+                }
+            }
+        }
+    }
+
+    /// Shows what one step of the follower did.
+    async fn followed(&mut self, follower: &Follower, event: Event, token: Option<&str>) {
+        let link = follower.link().clone();
+        let last_update_ms = follower.last_update_ms();
+        let clock_offset_ms = follower.clock_offset_ms();
+        match event {
+            Event::Connected { server_name } => {
+                self.update(|status| {
+                    status.server_name = Some(server_name);
+                    status.clock_offset_ms = clock_offset_ms;
+                    status.link = link;
+                    status.retry_at_ms = None;
+                    status.problem = None;
+                });
+                self.fetch_details(token).await;
+            }
+            Event::Lost { reason, retry_in } => self.update(|status| {
+                status.link = link;
+                status.problem = Some(reason);
+                status.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
+            }),
+            Event::Snapshot { .. } | Event::Delta { .. } | Event::Progress => {
+                self.update(|status| {
+                    status.link = link;
+                    status.last_update_ms = last_update_ms;
+                })
+            }
+        }
+    }
+
+    /// Reads who is signed in, the thresholds and the team and site lists. A failure keeps
+    /// what was known and is only logged: the stream matters more.
+    async fn fetch_details(&self, token: Option<&str>) {
+        let me = self.get::<MeJson>("/api/v1/me", token).await;
+        let thresholds = self
+            .get::<Thresholds>("/api/v1/config/thresholds", token)
+            .await;
+        let teams = self.get::<Vec<TeamJson>>("/api/v1/teams", token).await;
+        let sites = self.get::<Vec<SiteJson>>("/api/v1/sites", token).await;
+        self.update(|status| {
+            if let Some(me) = me {
+                status.me = Some(me);
+            }
+            if let Some(thresholds) = thresholds {
+                status.thresholds = thresholds;
+            }
+            if let Some(teams) = teams {
+                status.teams = teams;
+            }
+            if let Some(sites) = sites {
+                status.sites = sites;
+            }
+        });
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Option<T> {
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        let mut request = self.http.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = async { request.send().await?.error_for_status()?.json::<T>().await };
+        match answer.await {
+            Ok(value) => Some(value),
+            Err(err) => {
+                tracing::warn!(%url, %err, "cannot read");
+                None
+            }
+        }
+    }
+}
+
+/// How long after the last message a live link is shown as stale anyway (the follower notices
+/// silence itself after three keepalives; this covers a stalled network thread).
+pub const STALE_AFTER_MS: u64 = 10_000;

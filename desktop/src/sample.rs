@@ -1,0 +1,127 @@
+//! A made-up floor of any size, the same for the same seed: for the frame-time benchmark and the
+//! UI tests, which must not depend on a server's timing.
+
+use monti_protocol::floor::Floor;
+use monti_protocol::model::{
+    AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, Team, TeamId,
+};
+
+const SITES: [&str; 4] = ["Berlin", "Lisbon", "Dublin", "Kraków"];
+const TEAMS: [&str; 6] = [
+    "Billing",
+    "Sales",
+    "Tech Support",
+    "Retentions",
+    "Claims",
+    "Onboarding",
+];
+const FIRST: [&str; 16] = [
+    "Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannes", "Ida", "Jonas", "Katrin",
+    "Lukas", "Mia", "Noah", "Olga", "Paul",
+];
+const LAST: [&str; 16] = [
+    "Müller", "Schmidt", "Weber", "Meyer", "Wagner", "Becker", "Nowak", "Silva", "Santos",
+    "Murphy", "Kelly", "Byrne", "Yilmaz", "Kaya", "Lange", "Krüger",
+];
+const REASONS: [(&str, &str); 4] = [
+    ("break", "Break"),
+    ("lunch", "Lunch"),
+    ("training", "Training"),
+    ("meeting", "Meeting"),
+];
+
+/// A small deterministic generator (SplitMix64).
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// A state drawn with a call center's usual mix, and how long it has lasted at most (ms).
+pub fn status(rng: &mut Rng) -> (AgentStatus, u64) {
+    let minute = 60_000;
+    match rng.below(100) {
+        0..=24 => (AgentStatus::Available, 5 * minute),
+        25..=29 => (AgentStatus::Ringing, 30_000),
+        30..=64 => (AgentStatus::OnCall, 15 * minute),
+        65..=69 => (AgentStatus::OnHold, 3 * minute),
+        70..=79 => (AgentStatus::WrapUp, 3 * minute),
+        80..=93 => (
+            AgentStatus::NotReady(Some(ReasonId(rng.below(REASONS.len() as u64) as u16))),
+            25 * minute,
+        ),
+        _ => (AgentStatus::Offline, 60 * minute),
+    }
+}
+
+/// A floor of `agents` agents in six teams at four sites, ready, as of `now_ms`.
+pub fn floor(agents: u32, seed: u64, now_ms: u64) -> Floor {
+    let mut rng = Rng::new(seed);
+    let mut floor = Floor::new();
+    for (id, name) in SITES.iter().enumerate() {
+        floor.upsert_site(Site {
+            id: SiteId(id as u16),
+            name: (*name).to_owned(),
+        });
+    }
+    for (id, name) in TEAMS.iter().enumerate() {
+        floor.upsert_team(Team {
+            id: TeamId(id as u16),
+            name: (*name).to_owned(),
+        });
+    }
+    for (id, (code, label)) in REASONS.iter().enumerate() {
+        floor.upsert_reason(ReasonCode {
+            id: ReasonId(id as u16),
+            code: (*code).to_owned(),
+            label: (*label).to_owned(),
+        });
+    }
+    for id in 0..agents {
+        let first = FIRST[rng.below(FIRST.len() as u64) as usize];
+        let last = LAST[rng.below(LAST.len() as u64) as usize];
+        let info = AgentInfo {
+            id: AgentId(id),
+            name: format!("{first} {last}"),
+            team: TeamId(rng.below(TEAMS.len() as u64) as u16),
+            site: SiteId(rng.below(SITES.len() as u64) as u16),
+        };
+        // A fresh floor and ids below the protocol's maximum: neither call can fail.
+        let _ = floor.upsert_agent(info);
+        let (status, longest) = status(&mut rng);
+        let since = now_ms.saturating_sub(rng.below(longest));
+        let _ = floor.set_status(AgentId(id), status, since);
+    }
+    floor.advance(1, now_ms);
+    floor
+}
+
+/// Changes `changes` random agents' states as one tick at `now_ms`, as the server would.
+pub fn tick(floor: &mut Floor, rng: &mut Rng, changes: u32, now_ms: u64) {
+    let agents = floor.n_agents() as u64;
+    if agents == 0 {
+        return;
+    }
+    for _ in 0..changes {
+        let (status, _) = status(rng);
+        let _ = floor.set_status(AgentId(rng.below(agents) as u32), status, now_ms);
+    }
+    floor.advance(floor.seq() + 1, now_ms);
+}

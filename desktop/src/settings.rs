@@ -1,0 +1,205 @@
+//! What the app remembers between runs (eframe storage): the server, the view, the filters, the
+//! sort order, the theme and the text size.
+//!
+//! Filters hold team and site *names*, not ids: ids are dense numbers the server hands out, and a
+//! name still means the same team after the server restarts.
+
+use std::collections::BTreeSet;
+
+use monti_protocol::model::{StateKind, StateSet};
+use serde::{Deserialize, Serialize};
+
+/// The server the app talks to when nothing else is said: the embedded default's address.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// The key under which eframe stores [`Settings`].
+pub const STORAGE_KEY: &str = "monti-desktop";
+
+/// Everything the app keeps between runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The server's URL, `http(s)://host:port`.
+    pub server: String,
+    /// The view last shown.
+    pub view: ViewKind,
+    /// Which teams, sites and states are shown.
+    pub filter: Filter,
+    /// How agents are ordered.
+    pub sort: Sort,
+    /// Dark or light.
+    pub theme: Theme,
+    /// Text and layout size (Ctrl +/-).
+    pub zoom: f32,
+    /// Whether the attention list (agents over threshold) is shown beside the view.
+    pub show_attention: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: DEFAULT_SERVER.to_owned(),
+            view: ViewKind::Teams,
+            filter: Filter::default(),
+            sort: Sort::default(),
+            theme: Theme::Dark,
+            zoom: 1.0,
+            show_attention: true,
+        }
+    }
+}
+
+/// The four ways of looking at the floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ViewKind {
+    /// A card per team with its agents as tiles.
+    Teams,
+    /// A card per site with its agents as tiles.
+    Sites,
+    /// Teams by sites with counts per state.
+    Matrix,
+    /// A sortable table of agents.
+    Agents,
+}
+
+impl ViewKind {
+    /// Every view, in the order of the switcher.
+    pub const ALL: [ViewKind; 4] = [
+        ViewKind::Teams,
+        ViewKind::Sites,
+        ViewKind::Matrix,
+        ViewKind::Agents,
+    ];
+
+    /// The switcher's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ViewKind::Teams => "Teams",
+            ViewKind::Sites => "Sites",
+            ViewKind::Matrix => "Matrix",
+            ViewKind::Agents => "Agents",
+        }
+    }
+}
+
+/// Which part of the floor is shown. Empty team or site sets mean all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    /// Only these teams (by name); empty: every team.
+    pub teams: BTreeSet<String>,
+    /// Only these sites (by name); empty: every site.
+    pub sites: BTreeSet<String>,
+    /// Only agents in these states.
+    #[serde(with = "state_names")]
+    pub states: StateSet,
+}
+
+impl Filter {
+    /// Whether nothing is filtered out.
+    pub fn is_empty(&self) -> bool {
+        self.teams.is_empty() && self.sites.is_empty() && self.states.is_all()
+    }
+}
+
+/// States stored by name, so that the file stays readable and survives a reordering.
+mod state_names {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(states: &StateSet, s: S) -> Result<S::Ok, S::Error> {
+        let names: Vec<&str> = StateKind::ALL
+            .into_iter()
+            .filter(|kind| states.contains(*kind))
+            .map(StateKind::name)
+            .collect();
+        names.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StateSet, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        // Unknown names (from a newer version) are dropped rather than failing the whole file.
+        Ok(StateSet::of(
+            names.iter().filter_map(|name| StateKind::from_name(name)),
+        ))
+    }
+}
+
+/// What agents are ordered by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SortKey {
+    /// Agent name.
+    #[default]
+    Name,
+    /// State, in the order of [`StateKind::ALL`].
+    State,
+    /// Time in the current state.
+    TimeInState,
+    /// Team name, then agent name.
+    Team,
+}
+
+impl SortKey {
+    /// Every key, in the order of the sort menu.
+    pub const ALL: [SortKey; 4] = [
+        SortKey::Name,
+        SortKey::State,
+        SortKey::TimeInState,
+        SortKey::Team,
+    ];
+
+    /// The menu's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Name => "Name",
+            SortKey::State => "State",
+            SortKey::TimeInState => "Time in state",
+            SortKey::Team => "Team",
+        }
+    }
+}
+
+/// An order of agents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Sort {
+    /// By what.
+    pub key: SortKey,
+    /// Largest first (for time in state: longest first).
+    pub descending: bool,
+}
+
+/// The colour scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Theme {
+    /// Light text on dark; the default for a control room.
+    Dark,
+    /// Dark text on light.
+    Light,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_survive_a_round_trip_and_unknown_or_missing_fields() {
+        let mut settings = Settings::default();
+        settings.filter.teams.insert("Sales 1".to_owned());
+        settings.filter.states = StateSet::of([StateKind::NotReady, StateKind::WrapUp]);
+        settings.sort = Sort {
+            key: SortKey::TimeInState,
+            descending: true,
+        };
+        let text = serde_json::to_string(&settings).expect("serialises");
+        assert!(text.contains("\"not_ready\""), "{text}");
+        let back: Settings = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, settings);
+
+        let partial: Settings = serde_json::from_str(
+            r#"{"server":"http://floor:8080","filter":{"states":["on_call","dancing"]}}"#,
+        )
+        .expect("parses");
+        assert_eq!(partial.server, "http://floor:8080");
+        assert_eq!(partial.view, ViewKind::Teams);
+        assert_eq!(partial.filter.states, StateSet::of([StateKind::OnCall]));
+    }
+}

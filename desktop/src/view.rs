@@ -1,0 +1,603 @@
+//! What the screen shows, computed from the floor without any UI: the agents that pass the
+//! filters and the search, in order; cards per team or site; the matrix; counts per state; the
+//! thresholds; and the attention list.
+//!
+//! Everything here is a plain function of the floor and the settings, so it is tested without a
+//! window, and the UI only lays out what it is given. The expensive part, [`Selection::compute`],
+//! runs only when the floor's sequence number or the settings change (see `app`).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use monti_protocol::floor::Floor;
+use monti_protocol::model::{AgentId, AgentStatus, SiteId, StateKind, TeamId};
+use monti_protocol::rest::{Limit, Thresholds};
+
+use crate::settings::{Filter, Sort, SortKey};
+
+/// One agent as shown: a copy of what the floor says, small enough to sort by the thousand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Who.
+    pub id: AgentId,
+    /// Their team.
+    pub team: TeamId,
+    /// Their site.
+    pub site: SiteId,
+    /// Their state.
+    pub status: AgentStatus,
+    /// When the state began (server clock, ms since the epoch).
+    pub since_ms: u64,
+}
+
+/// The filter with names resolved to the floor's ids: a lookup table per id.
+struct Resolved {
+    teams: Option<Vec<bool>>,
+    sites: Option<Vec<bool>>,
+}
+
+impl Resolved {
+    fn new(floor: &Floor, filter: &Filter) -> Resolved {
+        let teams = (!filter.teams.is_empty()).then(|| {
+            let mut allowed = vec![false; usize::from(u16::MAX) + 1];
+            for team in floor
+                .teams()
+                .filter(|team| filter.teams.contains(&team.name))
+            {
+                allowed[usize::from(team.id.0)] = true;
+            }
+            allowed
+        });
+        let sites = (!filter.sites.is_empty()).then(|| {
+            let mut allowed = vec![false; usize::from(u16::MAX) + 1];
+            for site in floor
+                .sites()
+                .filter(|site| filter.sites.contains(&site.name))
+            {
+                allowed[usize::from(site.id.0)] = true;
+            }
+            allowed
+        });
+        Resolved { teams, sites }
+    }
+
+    fn team(&self, team: TeamId) -> bool {
+        self.teams
+            .as_ref()
+            .is_none_or(|allowed| allowed[usize::from(team.0)])
+    }
+
+    fn site(&self, site: SiteId) -> bool {
+        self.sites
+            .as_ref()
+            .is_none_or(|allowed| allowed[usize::from(site.0)])
+    }
+}
+
+/// The agents that pass the filter and the search, in the chosen order, with their counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// The agents, in order.
+    pub rows: Vec<Row>,
+    /// How many of them are in each state, indexed by [`StateKind::index`].
+    pub counts: [u32; StateKind::COUNT],
+}
+
+impl Selection {
+    /// Picks and orders the agents. Agents the server sends without a state (outside the
+    /// subscription's state filter) are left out.
+    pub fn compute(floor: &Floor, filter: &Filter, search: &str, sort: Sort) -> Selection {
+        let resolved = Resolved::new(floor, filter);
+        let needle = search.trim().to_lowercase();
+        let mut counts = [0; StateKind::COUNT];
+        let mut rows: Vec<Row> = floor
+            .agents()
+            .filter_map(|record| {
+                let live = record.live?;
+                let info = &record.info;
+                let kind = live.status.kind();
+                let passes = filter.states.contains(kind)
+                    && resolved.team(info.team)
+                    && resolved.site(info.site)
+                    && (needle.is_empty() || info.name.to_lowercase().contains(&needle));
+                passes.then(|| {
+                    counts[kind.index()] += 1;
+                    Row {
+                        id: info.id,
+                        team: info.team,
+                        site: info.site,
+                        status: live.status,
+                        since_ms: live.since_ms,
+                    }
+                })
+            })
+            .collect();
+        sort_rows(floor, &mut rows, sort);
+        Selection { rows, counts }
+    }
+
+    /// How many agents are shown.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no agent is shown.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Compares names without allocating, ignoring ASCII case.
+fn cmp_names(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|byte| byte.to_ascii_lowercase())
+        .cmp(b.bytes().map(|byte| byte.to_ascii_lowercase()))
+}
+
+fn agent_name(floor: &Floor, id: AgentId) -> &str {
+    floor
+        .agent(id)
+        .map_or("", |record| record.info.name.as_str())
+}
+
+fn team_name(floor: &Floor, id: TeamId) -> &str {
+    floor.team(id).map_or("", |team| team.name.as_str())
+}
+
+fn sort_rows(floor: &Floor, rows: &mut [Row], sort: Sort) {
+    let by_name = |a: &Row, b: &Row| {
+        cmp_names(agent_name(floor, a.id), agent_name(floor, b.id)).then(a.id.cmp(&b.id))
+    };
+    let compare = |a: &Row, b: &Row| match sort.key {
+        SortKey::Name => by_name(a, b),
+        // Within a state, the agent who has been in it longest first.
+        SortKey::State => (a.status.kind().cmp(&b.status.kind()))
+            .then(a.since_ms.cmp(&b.since_ms))
+            .then_with(|| by_name(a, b)),
+        // Shortest time first: the latest start first.
+        SortKey::TimeInState => b.since_ms.cmp(&a.since_ms).then_with(|| by_name(a, b)),
+        SortKey::Team => cmp_names(team_name(floor, a.team), team_name(floor, b.team))
+            .then(a.team.cmp(&b.team))
+            .then_with(|| by_name(a, b)),
+    };
+    if sort.descending {
+        rows.sort_unstable_by(|a, b| compare(b, a));
+    } else {
+        rows.sort_unstable_by(compare);
+    }
+}
+
+/// What a card groups by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CardKey {
+    /// A team.
+    Team(TeamId),
+    /// A site.
+    Site(SiteId),
+}
+
+/// A team's or a site's card: its shown agents, in the selection's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Card {
+    /// Which team or site.
+    pub key: CardKey,
+    /// Its name.
+    pub name: String,
+    /// Its agents' counts per state.
+    pub counts: [u32; StateKind::COUNT],
+    /// Indexes into [`Selection::rows`].
+    pub members: Vec<u32>,
+}
+
+/// The cards of a selection, one per team (or site) that has agents shown, by name.
+pub fn cards(floor: &Floor, selection: &Selection, by_site: bool) -> Vec<Card> {
+    let mut cards: BTreeMap<CardKey, Card> = BTreeMap::new();
+    for (index, row) in selection.rows.iter().enumerate() {
+        let key = if by_site {
+            CardKey::Site(row.site)
+        } else {
+            CardKey::Team(row.team)
+        };
+        let card = cards.entry(key).or_insert_with(|| Card {
+            key,
+            name: match key {
+                CardKey::Team(team) => team_name(floor, team).to_owned(),
+                CardKey::Site(site) => floor
+                    .site(site)
+                    .map_or_else(String::new, |site| site.name.clone()),
+            },
+            counts: [0; StateKind::COUNT],
+            members: Vec::new(),
+        });
+        card.counts[row.status.kind().index()] += 1;
+        card.members.push(index as u32);
+    }
+    let mut cards: Vec<Card> = cards.into_values().collect();
+    cards.sort_by(|a, b| cmp_names(&a.name, &b.name).then(a.key.cmp(&b.key)));
+    cards
+}
+
+/// Teams by sites: the teams and sites the filter admits, and the counts of each pair.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Matrix {
+    /// Rows, by name.
+    pub teams: Vec<(TeamId, String)>,
+    /// Columns, by name.
+    pub sites: Vec<(SiteId, String)>,
+    /// Counts per state of each team and site pair that has agents shown.
+    pub cells: BTreeMap<(TeamId, SiteId), [u32; StateKind::COUNT]>,
+}
+
+impl Matrix {
+    /// The matrix of a selection. Teams and sites without any agent shown are left out.
+    pub fn new(floor: &Floor, selection: &Selection) -> Matrix {
+        let mut cells: BTreeMap<(TeamId, SiteId), [u32; StateKind::COUNT]> = BTreeMap::new();
+        for row in &selection.rows {
+            cells.entry((row.team, row.site)).or_default()[row.status.kind().index()] += 1;
+        }
+        let mut teams: Vec<(TeamId, String)> = floor
+            .teams()
+            .filter(|team| cells.keys().any(|(t, _)| *t == team.id))
+            .map(|team| (team.id, team.name.clone()))
+            .collect();
+        teams.sort_by(|a, b| cmp_names(&a.1, &b.1));
+        let mut sites: Vec<(SiteId, String)> = floor
+            .sites()
+            .filter(|site| cells.keys().any(|(_, s)| *s == site.id))
+            .map(|site| (site.id, site.name.clone()))
+            .collect();
+        sites.sort_by(|a, b| cmp_names(&a.1, &b.1));
+        Matrix {
+            teams,
+            sites,
+            cells,
+        }
+    }
+}
+
+/// How far past its threshold an agent's time in state is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Within the threshold (or none is set).
+    Normal,
+    /// Past the amber limit.
+    Amber,
+    /// Past the red limit.
+    Red,
+}
+
+impl Level {
+    /// The word for screen readers and tests; never shown by colour alone.
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Normal => "normal",
+            Level::Amber => "amber",
+            Level::Red => "red",
+        }
+    }
+}
+
+/// The thresholds resolved per team id and state, for a lookup per tile per frame.
+#[derive(Clone, Debug, Default)]
+pub struct Levels {
+    default: [Option<Limit>; StateKind::COUNT],
+    per_team: BTreeMap<TeamId, [Option<Limit>; StateKind::COUNT]>,
+}
+
+impl Levels {
+    /// Resolves the server's thresholds (team names) against the floor's teams.
+    pub fn new(thresholds: &Thresholds, floor: &Floor) -> Levels {
+        let table = |limits: &BTreeMap<String, Limit>| {
+            let mut table = [None; StateKind::COUNT];
+            for (state, limit) in limits {
+                if let Some(kind) = StateKind::from_name(state) {
+                    table[kind.index()] = Some(*limit);
+                }
+            }
+            table
+        };
+        let default = table(&thresholds.default);
+        let per_team = floor
+            .teams()
+            .filter_map(|team| {
+                let overrides = thresholds.teams.get(&team.name)?;
+                let mut limits = default;
+                for (index, limit) in table(overrides).into_iter().enumerate() {
+                    if limit.is_some() {
+                        limits[index] = limit;
+                    }
+                }
+                Some((team.id, limits))
+            })
+            .collect();
+        Levels { default, per_team }
+    }
+
+    /// The limit for `kind` in `team`, if any.
+    pub fn limit(&self, team: TeamId, kind: StateKind) -> Option<Limit> {
+        self.per_team.get(&team).unwrap_or(&self.default)[kind.index()]
+    }
+
+    /// The level of an agent of `team` that has been in `kind` for `elapsed_ms`.
+    pub fn level(&self, team: TeamId, kind: StateKind, elapsed_ms: u64) -> Level {
+        let Some(limit) = self.limit(team, kind) else {
+            return Level::Normal;
+        };
+        let secs = elapsed_ms / 1000;
+        if secs >= u64::from(limit.red_secs) {
+            Level::Red
+        } else if secs >= u64::from(limit.amber_secs) {
+            Level::Amber
+        } else {
+            Level::Normal
+        }
+    }
+}
+
+/// An agent over threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Alert {
+    /// The agent as shown.
+    pub row: Row,
+    /// Amber or red.
+    pub level: Level,
+    /// Time in state over the red limit (1.0 = at the red limit).
+    pub severity: f64,
+}
+
+/// The agents over threshold, worst first: red before amber, then furthest past the red limit.
+pub fn attention(selection: &Selection, levels: &Levels, now_ms: u64) -> Vec<Alert> {
+    let mut alerts: Vec<Alert> = selection
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let kind = row.status.kind();
+            let elapsed = now_ms.saturating_sub(row.since_ms);
+            let level = levels.level(row.team, kind, elapsed);
+            if level == Level::Normal {
+                return None;
+            }
+            let red_ms = levels.limit(row.team, kind)?.red_secs.max(1) as f64 * 1000.0;
+            Some(Alert {
+                row: *row,
+                level,
+                severity: elapsed as f64 / red_ms,
+            })
+        })
+        .collect();
+    alerts.sort_by(|a, b| {
+        (b.level.cmp(&a.level))
+            .then(b.severity.total_cmp(&a.severity))
+            .then(a.row.id.cmp(&b.row.id))
+    });
+    alerts
+}
+
+/// A time in state as a person reads it: `m:ss`, or `h:mm:ss` from an hour on.
+pub fn duration_text(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (hours, minutes, seconds) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
+}
+
+/// A state's name for people.
+pub fn state_label(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Offline => "Offline",
+        StateKind::Available => "Available",
+        StateKind::Ringing => "Ringing",
+        StateKind::OnCall => "On call",
+        StateKind::OnHold => "On hold",
+        StateKind::WrapUp => "Wrap-up",
+        StateKind::NotReady => "Not ready",
+    }
+}
+
+/// A state's two-letter mark, shown on every tile so that state never depends on colour alone.
+pub fn state_mark(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Offline => "OF",
+        StateKind::Available => "AV",
+        StateKind::Ringing => "RG",
+        StateKind::OnCall => "ON",
+        StateKind::OnHold => "HD",
+        StateKind::WrapUp => "WU",
+        StateKind::NotReady => "NR",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use monti_protocol::model::StateSet;
+
+    use super::*;
+    use crate::sample;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn the_selection_honours_every_filter_and_the_search_and_counts_what_it_shows() {
+        let floor = sample::floor(500, 7, NOW);
+        let team = floor.teams().nth(1).expect("a team").clone();
+        let site = floor.sites().next().expect("a site").clone();
+        let filter = Filter {
+            teams: BTreeSet::from([team.name.clone()]),
+            sites: BTreeSet::from([site.name.clone()]),
+            states: StateSet::of([StateKind::OnCall, StateKind::NotReady]),
+        };
+        let selection = Selection::compute(&floor, &filter, "", Sort::default());
+        let brute: Vec<AgentId> = floor
+            .agents()
+            .filter(|record| {
+                record.info.team == team.id
+                    && record.info.site == site.id
+                    && record.live.is_some_and(|live| {
+                        matches!(live.status.kind(), StateKind::OnCall | StateKind::NotReady)
+                    })
+            })
+            .map(|record| record.info.id)
+            .collect();
+        assert!(!brute.is_empty(), "the sample has such agents");
+        let mut shown: Vec<AgentId> = selection.rows.iter().map(|row| row.id).collect();
+        shown.sort();
+        assert_eq!(shown, brute);
+        assert_eq!(selection.counts.iter().sum::<u32>() as usize, brute.len());
+        assert_eq!(selection.counts[StateKind::Available.index()], 0);
+
+        let someone = floor.agent(brute[0]).expect("agent").info.name.clone();
+        let first_name = someone
+            .split(' ')
+            .next()
+            .expect("a first name")
+            .to_uppercase();
+        let searched = Selection::compute(&floor, &Filter::default(), &first_name, Sort::default());
+        assert!(searched.rows.iter().any(|row| row.id == brute[0]));
+        assert!(searched.rows.iter().all(|row| {
+            agent_name(&floor, row.id)
+                .to_lowercase()
+                .contains(&first_name.to_lowercase())
+        }));
+    }
+
+    #[test]
+    fn every_sort_orders_as_it_says() {
+        let floor = sample::floor(300, 3, NOW);
+        let all = Filter::default();
+        let by =
+            |key, descending| Selection::compute(&floor, &all, "", Sort { key, descending }).rows;
+        let names = |rows: &[Row]| -> Vec<String> {
+            rows.iter()
+                .map(|row| agent_name(&floor, row.id).to_lowercase())
+                .collect()
+        };
+        let ascending = names(&by(SortKey::Name, false));
+        assert!(ascending.is_sorted());
+        let mut descending = names(&by(SortKey::Name, true));
+        descending.reverse();
+        assert_eq!(descending, ascending);
+        let longest_first = by(SortKey::TimeInState, true);
+        assert!(longest_first.is_sorted_by_key(|row| row.since_ms));
+        let by_state = by(SortKey::State, false);
+        assert!(by_state.is_sorted_by_key(|row| row.status.kind()));
+        let by_team = by(SortKey::Team, false);
+        assert!(by_team.is_sorted_by_key(|row| team_name(&floor, row.team).to_lowercase()));
+    }
+
+    #[test]
+    fn cards_and_matrix_partition_the_selection() {
+        let floor = sample::floor(400, 11, NOW);
+        let selection = Selection::compute(&floor, &Filter::default(), "", Sort::default());
+        for by_site in [false, true] {
+            let cards = cards(&floor, &selection, by_site);
+            let members: usize = cards.iter().map(|card| card.members.len()).sum();
+            assert_eq!(members, selection.len());
+            for card in &cards {
+                assert_eq!(card.counts.iter().sum::<u32>() as usize, card.members.len());
+                for &index in &card.members {
+                    let row = selection.rows[index as usize];
+                    let key = if by_site {
+                        CardKey::Site(row.site)
+                    } else {
+                        CardKey::Team(row.team)
+                    };
+                    assert_eq!(key, card.key);
+                }
+            }
+        }
+        let matrix = Matrix::new(&floor, &selection);
+        let mut total = [0u32; StateKind::COUNT];
+        for counts in matrix.cells.values() {
+            for (sum, count) in total.iter_mut().zip(counts) {
+                *sum += count;
+            }
+        }
+        assert_eq!(total, selection.counts);
+        assert_eq!(matrix.teams.len(), floor.teams().count());
+    }
+
+    #[test]
+    fn thresholds_turn_amber_then_red_and_a_team_override_wins() {
+        let floor = sample::floor(50, 1, NOW);
+        let team = floor.teams().next().expect("team").clone();
+        let other = floor.teams().nth(1).expect("team").clone();
+        let mut thresholds = Thresholds::default();
+        thresholds.teams.insert(
+            team.name.clone(),
+            BTreeMap::from([(
+                "not_ready".to_owned(),
+                Limit {
+                    amber_secs: 60,
+                    red_secs: 120,
+                },
+            )]),
+        );
+        let levels = Levels::new(&thresholds, &floor);
+        let minutes = |m: u64| m * 60_000;
+        assert_eq!(
+            levels.level(team.id, StateKind::NotReady, minutes(1)),
+            Level::Amber
+        );
+        assert_eq!(
+            levels.level(team.id, StateKind::NotReady, minutes(2)),
+            Level::Red
+        );
+        assert_eq!(
+            levels.level(other.id, StateKind::NotReady, minutes(2)),
+            Level::Normal
+        );
+        assert_eq!(
+            levels.level(other.id, StateKind::NotReady, minutes(10)),
+            Level::Amber
+        );
+        assert_eq!(
+            levels.level(other.id, StateKind::NotReady, minutes(15)),
+            Level::Red
+        );
+        assert_eq!(
+            levels.level(team.id, StateKind::WrapUp, 89_000),
+            Level::Normal
+        );
+        assert_eq!(
+            levels.level(team.id, StateKind::WrapUp, 90_000),
+            Level::Amber
+        );
+        assert_eq!(
+            levels.level(team.id, StateKind::Available, minutes(600)),
+            Level::Normal
+        );
+    }
+
+    #[test]
+    fn attention_lists_red_before_amber_and_the_longest_first() {
+        let floor = sample::floor(2_000, 5, NOW);
+        let selection = Selection::compute(&floor, &Filter::default(), "", Sort::default());
+        let levels = Levels::new(&Thresholds::default(), &floor);
+        let alerts = attention(&selection, &levels, NOW);
+        assert!(alerts.iter().any(|alert| alert.level == Level::Red));
+        assert!(alerts.iter().any(|alert| alert.level == Level::Amber));
+        assert!(alerts.is_sorted_by(
+            |a, b| a.level > b.level || (a.level == b.level && a.severity >= b.severity)
+        ));
+        let over = selection
+            .rows
+            .iter()
+            .filter(|row| {
+                levels.level(row.team, row.status.kind(), NOW - row.since_ms) != Level::Normal
+            })
+            .count();
+        assert_eq!(alerts.len(), over);
+    }
+
+    #[test]
+    fn durations_read_as_minutes_and_hours() {
+        assert_eq!(duration_text(0), "0:00");
+        assert_eq!(duration_text(61_999), "1:01");
+        assert_eq!(duration_text(3_600_000 + 5 * 60_000 + 9_000), "1:05:09");
+    }
+}

@@ -1,0 +1,210 @@
+//! The app's network layer against a real `monti-server` process on loopback: it follows the
+//! simulated floor until its model equals the server's, narrows to a team on request, and after
+//! the server is killed and started again it reconnects and resyncs to the new floor.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use monti_client::follow::{Follower, Link};
+use monti_desktop::net::{Command, Net, SignIn, lock};
+use monti_protocol::floor::Floor;
+use monti_protocol::message::Subscription;
+use monti_protocol::model::TeamId;
+
+/// The `monti-server` binary next to this test's own directory (cargo and nextest build it for
+/// the server's tests); built here when it is missing.
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join("monti-server");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Process::new(cargo)
+            .args(["build", "-p", "monti-server", "--bin", "monti-server"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "monti-server builds");
+    }
+    binary
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(port: u16, data: &Path, seed: u64) -> Server {
+        let child = Process::new(server_binary())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--database-url",
+                &format!("sqlite://{}/monti.db", data.display()),
+            ])
+            .args(["--simulator-agents", "300", "--simulator-speed", "600"])
+            .args(["--simulator-duration-minutes", "20"])
+            .args(["--simulator-seed", &seed.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Like `kill -9`: no goodbye to the viewers.
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// What a viewer connecting now receives.
+async fn fresh_view(url: &str, sub: &Subscription) -> Option<Floor> {
+    let mut follower = Follower::new(url, "test fresh view", sub.clone());
+    tokio::time::timeout(Duration::from_secs(10), follower.until_live())
+        .await
+        .ok()?
+        .ok()?;
+    let floor = follower.floor().clone();
+    Some(floor)
+}
+
+/// A copy of the floor the app shows.
+fn app_floor(net: &Net) -> Floor {
+    let floor = net.status().floor.clone();
+    lock(&floor).clone()
+}
+
+/// Waits until the app's floor equals a fresh view of the server, or panics after `limit`.
+async fn until_equal(net: &Net, url: &str, sub: &Subscription, limit: Duration) -> Floor {
+    let started = Instant::now();
+    loop {
+        let app_floor = app_floor(net);
+        if app_floor.is_ready()
+            && let Some(server_floor) = fresh_view(url, sub).await
+            && app_floor == server_floor
+        {
+            return app_floor;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the app's floor never matched the server's (link {:?}, {} agents)",
+            net.status().link,
+            app_floor.n_agents()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn until(net: &Net, what: &str, limit: Duration, check: impl Fn(&Net) -> bool) {
+    let started = Instant::now();
+    while !check(net) {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
+    let data = std::env::temp_dir().join(format!("monti-desktop-net-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("data dir");
+    let port = free_port();
+    let server = Server::start(port, &data, 1);
+    let url = server.url.clone();
+    let repaints = Arc::new(AtomicUsize::new(0));
+    let counter = repaints.clone();
+    let net = Net::start(&url, Subscription::default(), move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })
+    .expect("network thread");
+
+    until(&net, "the first snapshot", Duration::from_secs(30), |net| {
+        net.status().link == Link::Live
+    })
+    .await;
+    {
+        let status = net.status();
+        assert_eq!(status.sign_in, SignIn::NotNeeded);
+        assert!(status.server_name.is_some());
+    }
+    let everything = Subscription::default();
+    let before = until_equal(&net, &url, &everything, Duration::from_secs(30)).await;
+    assert_eq!(before.n_agents(), 300);
+    assert!(repaints.load(Ordering::Relaxed) > 0, "the UI is told");
+    until(
+        &net,
+        "who is signed in and the lists",
+        Duration::from_secs(10),
+        |net| {
+            let status = net.status();
+            status.me.as_ref().is_some_and(|me| me.subject == "local") && !status.teams.is_empty()
+        },
+    )
+    .await;
+
+    // A filter becomes a server-side subscription.
+    let team = Subscription {
+        teams: vec![TeamId(0)],
+        ..Subscription::default()
+    };
+    net.send(Command::Subscribe(team.clone()));
+    let narrowed = until_equal(&net, &url, &team, Duration::from_secs(30)).await;
+    assert!(narrowed.n_agents() > 0 && narrowed.n_agents() < 300);
+    assert!(
+        narrowed
+            .agents()
+            .all(|record| record.info.team == TeamId(0))
+    );
+    net.send(Command::Subscribe(everything.clone()));
+    until_equal(&net, &url, &everything, Duration::from_secs(30)).await;
+
+    // Killed: the app keeps the last floor and says it is not live.
+    server.kill();
+    until(&net, "the loss to show", Duration::from_secs(10), |net| {
+        net.status().link != Link::Live
+    })
+    .await;
+    assert!(lock(&net.status().floor).is_ready(), "the last floor stays");
+
+    // Started again with another day: the app reconnects and resyncs to it.
+    let server = Server::start(port, &data, 2);
+    let after = until_equal(&net, &url, &everything, Duration::from_secs(60)).await;
+    assert_ne!(
+        after
+            .agents()
+            .map(|record| &record.info.name)
+            .collect::<Vec<_>>(),
+        before
+            .agents()
+            .map(|record| &record.info.name)
+            .collect::<Vec<_>>(),
+        "the floor is the restarted server's"
+    );
+    assert_eq!(net.status().link, Link::Live);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}

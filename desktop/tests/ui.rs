@@ -1,0 +1,442 @@
+//! The app as a user meets it, through egui_kittest: widgets are found by role and label, as a
+//! screen reader would find them, and clicked or typed into. The floor is a made-up one and the
+//! network thread is replaced by a detached handle whose commands the tests read.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use egui::Role;
+use egui_kittest::Harness;
+use egui_kittest::Node;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use monti_client::follow::Link;
+use monti_desktop::App;
+use monti_desktop::app::Clock;
+use monti_desktop::net::{CodeScreen, Command, Net, SignIn, Status};
+use monti_desktop::sample;
+use monti_desktop::settings::{Settings, ViewKind};
+use monti_protocol::floor::Floor;
+use monti_protocol::model::{AgentId, AgentStatus, ReasonId, StateKind, TeamId};
+use monti_protocol::rest::{Limit, SiteJson, TeamJson};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn status_for(floor: Floor) -> Status {
+    let mut status = Status::new("http://monti.test:8080");
+    status.sign_in = SignIn::NotNeeded;
+    status.link = Link::Live;
+    status.last_update_ms = NOW;
+    status.teams = floor
+        .teams()
+        .map(|team| TeamJson {
+            id: team.id.0,
+            name: team.name.clone(),
+            n_agents: 0,
+        })
+        .collect();
+    status.sites = floor
+        .sites()
+        .map(|site| SiteJson {
+            id: site.id.0,
+            name: site.name.clone(),
+            n_agents: 0,
+        })
+        .collect();
+    status.floor = Arc::new(Mutex::new(floor));
+    status
+}
+
+fn harness(
+    status: Status,
+    settings: Settings,
+) -> (Harness<'static, App>, UnboundedReceiver<Command>) {
+    let (net, commands) = Net::detached(status);
+    let mut app = App::new(settings, net);
+    app.clock = Clock::Fixed(NOW);
+    let harness = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(|_| app);
+    (harness, commands)
+}
+
+fn floor_screen(agents: u32) -> (Harness<'static, App>, UnboundedReceiver<Command>, Floor) {
+    let floor = sample::floor(agents, 42, NOW);
+    let (mut harness, commands) = harness(status_for(floor.clone()), Settings::default());
+    harness.run();
+    (harness, commands, floor)
+}
+
+fn shown(harness: &Harness<'_, App>) -> usize {
+    let label = harness
+        .query_all_by(|node| node.value().is_some_and(|text| text.ends_with(" shown")))
+        .next()
+        .expect("the strip's count")
+        .accesskit_node()
+        .value()
+        .expect("a label");
+    label.trim_end_matches(" shown").parse().expect("a count")
+}
+
+/// What a node says: a text label's text, or another widget's accessible name.
+fn label(node: &Node<'_>) -> String {
+    let node = node.accesskit_node();
+    if node.role() == Role::Label {
+        node.value()
+    } else {
+        node.label()
+    }
+    .unwrap_or_default()
+}
+
+fn drain(commands: &mut UnboundedReceiver<Command>) -> Vec<Command> {
+    std::iter::from_fn(|| commands.try_recv().ok()).collect()
+}
+
+fn in_team(floor: &Floor, team: &str) -> usize {
+    floor
+        .agents()
+        .filter(|record| floor.team(record.info.team).is_some_and(|t| t.name == team))
+        .count()
+}
+
+#[test]
+fn choosing_a_team_filter_shows_only_that_team_and_subscribes_to_it() {
+    let (mut harness, mut commands, floor) = floor_screen(600);
+    assert_eq!(shown(&harness), 600);
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Sales")
+        .click();
+    harness.run();
+
+    assert_eq!(shown(&harness), in_team(&floor, "Sales"));
+    assert_eq!(harness.state().settings.filter.teams.len(), 1);
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Sales")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Billing")
+            .is_none(),
+        "other teams' cards are gone"
+    );
+    let sales = floor
+        .teams()
+        .find(|team| team.name == "Sales")
+        .expect("team")
+        .id;
+    let sent = drain(&mut commands);
+    assert!(
+        sent.iter().any(|command| matches!(
+            command,
+            Command::Subscribe(sub) if sub.teams == vec![sales] && sub.sites.is_empty()
+        )),
+        "the team filter is a server-side subscription: {sent:?}"
+    );
+}
+
+#[test]
+fn a_state_filter_and_the_strip_agree() {
+    let (mut harness, _commands, floor) = floor_screen(600);
+    harness
+        .get_by(|node| {
+            node.role() == Role::Button
+                && node
+                    .label()
+                    .is_some_and(|label| label.starts_with("NR Not ready"))
+        })
+        .click();
+    harness.run();
+    let not_ready = floor
+        .agents()
+        .filter(|record| {
+            record
+                .live
+                .is_some_and(|live| live.status.kind() == StateKind::NotReady)
+        })
+        .count();
+    assert_eq!(shown(&harness), not_ready);
+    assert!(
+        !harness
+            .state()
+            .settings
+            .filter
+            .states
+            .contains(StateKind::OnCall)
+    );
+    assert!(
+        harness.query_by_label_contains("Available, ").is_none(),
+        "no available agent's tile is shown"
+    );
+}
+
+#[test]
+fn searching_a_name_narrows_the_floor_to_the_matches() {
+    let (mut harness, _commands, floor) = floor_screen(600);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    harness.run();
+    let search = harness.get_by_role(Role::TextInput);
+    assert!(search.is_focused(), "Ctrl+F focuses the search box");
+    search.type_text("kaya");
+    harness.run();
+    let matches = floor
+        .agents()
+        .filter(|record| record.info.name.to_lowercase().contains("kaya"))
+        .count();
+    assert!(matches > 0 && matches < 600);
+    assert_eq!(shown(&harness), matches);
+    let tiles: Vec<String> = harness
+        .query_all_by_role(Role::ListItem)
+        .map(|node| label(&node))
+        .collect();
+    assert!(!tiles.is_empty());
+    assert!(
+        tiles.iter().all(|label| label.contains("Kaya")),
+        "only matching agents: {tiles:?}"
+    );
+}
+
+#[test]
+fn the_views_switch_and_a_team_header_drills_down() {
+    let (mut harness, _commands, floor) = floor_screen(800);
+    harness
+        .get_by_role_and_label(Role::Button, "Matrix")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.view, ViewKind::Matrix);
+    assert!(harness.query_by_label("Team \\ Site").is_some());
+    for site in floor.sites() {
+        assert!(
+            harness
+                .query_by_role_and_label(Role::Button, &site.name)
+                .is_some()
+        );
+    }
+
+    harness
+        .get_by_role_and_label(Role::Button, "Agents")
+        .click();
+    harness.run();
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Name ⏶")
+            .is_some()
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Time in state")
+        .click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Time in state ⏶")
+        .click();
+    harness.run();
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Time in state ⏷")
+            .is_some()
+    );
+    let sort = harness.state().settings.sort;
+    assert!(sort.descending, "the second click reverses the order");
+
+    // Longest in state first: the table shows the agent in state longest, not the newest.
+    let by_start =
+        |record: &&monti_protocol::floor::AgentRecord| record.live.map(|live| live.since_ms);
+    let oldest = floor
+        .agents()
+        .filter(|r| r.live.is_some())
+        .min_by_key(by_start);
+    let newest = floor
+        .agents()
+        .filter(|r| r.live.is_some())
+        .max_by_key(by_start);
+    let shows = |name: &str| harness.query_all_by_label(name).next().is_some();
+    assert!(shows(&oldest.expect("agents").info.name));
+    assert!(!shows(&newest.expect("agents").info.name));
+
+    // Teams view: a click on the first card's header drills into that team.
+    harness.get_by_role_and_label(Role::Button, "Teams").click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Billing")
+        .click();
+    harness.run();
+    assert_eq!(shown(&harness), in_team(&floor, "Billing"));
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Claims")
+            .is_none()
+    );
+
+    // Matrix: a click on a team's row drills into it and shows its cards.
+    harness
+        .get_by_role_and_label(Role::Button, "Clear filters")
+        .click();
+    harness
+        .get_by_role_and_label(Role::Button, "Matrix")
+        .click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Tech Support")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.view, ViewKind::Teams);
+    assert_eq!(shown(&harness), in_team(&floor, "Tech Support"));
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Tech Support")
+            .is_some()
+    );
+}
+
+fn one_agent_floor(kind: AgentStatus, minutes_ago: u64) -> Floor {
+    let mut floor = sample::floor(1, 1, NOW);
+    floor
+        .set_status(AgentId(0), kind, NOW - minutes_ago * 60_000)
+        .expect("agent 0 exists");
+    floor
+}
+
+#[test]
+fn a_threshold_turns_a_tile_amber_then_red_and_lists_it_for_attention() {
+    let not_ready = AgentStatus::NotReady(Some(ReasonId(1)));
+    for (minutes, level, listed) in [(5, "normal", false), (11, "amber", true), (16, "red", true)] {
+        let floor = one_agent_floor(not_ready, minutes);
+        let name = floor.agent(AgentId(0)).expect("agent").info.name.clone();
+        let (mut harness, _commands) = harness(status_for(floor), Settings::default());
+        harness.run();
+        let items: Vec<String> = harness
+            .query_all_by_role(Role::ListItem)
+            .map(|node| label(&node))
+            .collect();
+        let tile = items
+            .iter()
+            .find(|item| item.starts_with(&name))
+            .expect("the agent's tile");
+        let attention = items.iter().any(|item| item.starts_with('!'));
+        assert!(
+            tile.contains(&name) && tile.contains("Not ready (Lunch)"),
+            "{tile}"
+        );
+        assert!(tile.ends_with(level), "{minutes} min: {tile}");
+        assert_eq!(attention, listed, "{minutes} min in the attention list");
+    }
+
+    // A team's own threshold wins over the default.
+    let floor = one_agent_floor(not_ready, 5);
+    let team = floor.team(TeamId(floor.agent(AgentId(0)).expect("agent").info.team.0));
+    let mut status = status_for(floor.clone());
+    status.thresholds.teams.insert(
+        team.expect("team").name.clone(),
+        BTreeMap::from([(
+            "not_ready".to_owned(),
+            Limit {
+                amber_secs: 120,
+                red_secs: 240,
+            },
+        )]),
+    );
+    let (mut harness, _commands) = harness(status, Settings::default());
+    harness.run();
+    let items: Vec<String> = harness
+        .query_all_by_role(Role::ListItem)
+        .map(|node| label(&node))
+        .collect();
+    assert_eq!(
+        items.len(),
+        2,
+        "the tile and its attention entry: {items:?}"
+    );
+    assert!(
+        items.iter().any(|item| item.ends_with("red"))
+            && items.iter().any(|item| item.starts_with("!!")),
+        "the tile and the attention entry are red: {items:?}"
+    );
+    assert!(harness.query_by_label("Attention (1)").is_some());
+}
+
+#[test]
+fn the_device_flow_screen_shows_the_code_a_qr_code_and_the_time_left() {
+    let mut status = status_for(Floor::awaiting_snapshot());
+    status.sign_in = SignIn::Code(CodeScreen {
+        user_code: "WDJB-MJHT".to_owned(),
+        verification_uri: "https://id.example.com/device".to_owned(),
+        qr_uri: "https://id.example.com/device?user_code=WDJB-MJHT".to_owned(),
+        expires_at_ms: NOW + 299_000,
+    });
+    let (mut harness, mut commands) = harness(status, Settings::default());
+    harness.run();
+    assert!(harness.query_by_label("WDJB-MJHT").is_some());
+    assert!(
+        harness
+            .query_by_role_and_label(
+                Role::Image,
+                "QR code for https://id.example.com/device?user_code=WDJB-MJHT"
+            )
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label("https://id.example.com/device")
+            .is_some()
+    );
+    assert!(harness.query_by_label("The code expires in 4:59").is_some());
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Open in browser")
+            .is_some()
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Cancel")
+        .click();
+    harness.run();
+    assert_eq!(drain(&mut commands), vec![Command::CancelSignIn]);
+}
+
+#[test]
+fn a_sign_in_that_is_needed_offers_a_button_and_says_why() {
+    let mut status = status_for(Floor::awaiting_snapshot());
+    status.sign_in = SignIn::Needed {
+        problem: Some("the stored sign-in was not accepted".to_owned()),
+    };
+    let (mut harness, mut commands) = harness(status, Settings::default());
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("the stored sign-in was not accepted")
+            .is_some()
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Sign in")
+        .click();
+    harness.run();
+    assert_eq!(drain(&mut commands), vec![Command::SignIn]);
+}
+
+#[test]
+fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
+    let mut status = status_for(sample::floor(50, 3, NOW));
+    status.link = Link::Connecting;
+    status.last_update_ms = NOW - 75_000;
+    status.retry_at_ms = Some(NOW + 4_000);
+    let (mut harness, _commands) = harness(status, Settings::default());
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("STALE · data 1:15 old · retry in 4 s")
+            .is_some()
+    );
+    assert!(harness.query_by_label("LIVE").is_none());
+}
+
+#[test]
+fn twenty_thousand_agents_lay_out_only_what_is_visible() {
+    let (harness, _commands, _floor) = floor_screen(20_000);
+    assert_eq!(shown(&harness), 20_000);
+    let tiles = harness.query_all_by_role(Role::ListItem).count();
+    assert!(
+        tiles > 20 && tiles < 400,
+        "{tiles} tiles laid out for a 900-point-high window"
+    );
+}
