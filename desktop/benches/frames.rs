@@ -28,7 +28,8 @@ fn ms(duration: Duration) -> f64 {
 }
 
 fn bench(agents: u32, view: ViewKind) {
-    let floor = sample::floor(agents, 9, now_ms());
+    // Sixty teams at four sites, as a large call center has (the matrix is 60 x 4).
+    let floor = sample::floor_with_teams(agents, 60, 9, now_ms());
     let mut status = Status::new("http://bench");
     status.sign_in = SignIn::NotNeeded;
     status.link = Link::Live;

@@ -15,7 +15,7 @@ use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 
 use crate::net::{Command, Net, STALE_AFTER_MS, SignIn, Status, lock};
-use crate::settings::{STORAGE_KEY, Settings, Theme, ViewKind};
+use crate::settings::{STORAGE_KEY, Settings, SortKey, Theme, ViewKind};
 use crate::view::{self, Alert, Card, Levels, Matrix, Selection};
 use crate::{signin, style, views};
 
@@ -225,6 +225,15 @@ impl App {
                 search.request_focus();
                 self.focus_search = false;
             }
+            let sort = &mut self.settings.sort;
+            egui::ComboBox::from_label("Sort")
+                .selected_text(sort.key.label())
+                .show_ui(ui, |ui| {
+                    for key in SortKey::ALL {
+                        ui.selectable_value(&mut sort.key, key, key.label());
+                    }
+                });
+            ui.toggle_value(&mut sort.descending, "Descending");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
                 if status.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
@@ -264,7 +273,12 @@ impl App {
                 ui.label(RichText::new(text).color(Color32::WHITE).strong());
             });
         if let Some(problem) = &status.problem {
-            chip.response.on_hover_text(problem);
+            if status.link == Link::Live {
+                chip.response.on_hover_text(problem);
+            } else {
+                ui.add(egui::Label::new(RichText::new(problem).color(style::STALE)).truncate())
+                    .on_hover_text(problem);
+            }
         }
     }
 
@@ -351,6 +365,7 @@ impl App {
     }
 
     fn filter_panel(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.heading("Filters");
             let teams = names(
@@ -418,6 +433,7 @@ impl App {
         egui::Panel::left("filters")
             .resizable(true)
             .default_size(190.0)
+            .min_size(150.0)
             .show(ui, |ui| self.filter_panel(ui, status, &floor));
         if self.settings.show_attention {
             egui::Panel::right("attention")

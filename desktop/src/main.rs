@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use monti_desktop::App;
 use monti_desktop::net::Net;
+use monti_desktop::settings::{Theme, ViewKind};
 use monti_protocol::message::Subscription;
 
 /// MONTI's live floor for floor managers.
@@ -14,6 +15,25 @@ struct Args {
     /// http://127.0.0.1:8080]
     #[arg(long, env = "MONTI_DESKTOP_SERVER")]
     server: Option<String>,
+    /// Start with this view: teams, sites, matrix or agents.
+    #[arg(long, value_parser = parse_view)]
+    view: Option<ViewKind>,
+    /// Start with this theme: dark or light.
+    #[arg(long, value_parser = parse_theme)]
+    theme: Option<Theme>,
+}
+
+fn parse_view(name: &str) -> Result<ViewKind, String> {
+    ViewKind::from_name(name)
+        .ok_or_else(|| format!("{name:?} is not teams, sites, matrix or agents"))
+}
+
+fn parse_theme(name: &str) -> Result<Theme, String> {
+    match name {
+        "dark" => Ok(Theme::Dark),
+        "light" => Ok(Theme::Light),
+        _ => Err(format!("{name:?} is not dark or light")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +60,12 @@ fn main() -> anyhow::Result<()> {
             let mut settings = App::stored_settings(cc.storage);
             if let Some(server) = args.server {
                 settings.server = server;
+            }
+            if let Some(view) = args.view {
+                settings.view = view;
+            }
+            if let Some(theme) = args.theme {
+                settings.theme = theme;
             }
             let ctx = cc.egui_ctx.clone();
             let net = Net::start(&settings.server, Subscription::default(), move || {

@@ -467,7 +467,12 @@ impl Worker {
                 None if signed_out => {
                     credentials.forget().await;
                     start_flow = false;
-                    self.update(|status| status.sign_in = SignIn::Needed { problem: None });
+                    // Nothing of this person's view may stay for the next one.
+                    let server = self.server.clone();
+                    self.update(|status| {
+                        *status = Status::new(&server);
+                        status.sign_in = SignIn::Needed { problem: None };
+                    });
                 }
                 // The sign-in was refused on the way: sign in again, right away.
                 None => start_flow = true,
@@ -580,13 +585,37 @@ impl Worker {
                             }
                         }
                         Err(err) => {
-                            // Retrying cannot help (a version or permission problem): say so
-                            // and wait for another server.
+                            // Retrying the same cannot help (a version or permission problem):
+                            // say so and wait for another subscription, server or sign-in.
                             self.update(|status| {
                                 status.problem = Some(err.to_string());
                                 status.link = Link::Connecting;
                             });
-                            return (Some(self.until_connect().await), false);
+                            loop {
+                                match self.commands.recv().await {
+                                    None => return (Some(Next::Quit), false),
+                                    Some(Command::Subscribe(subscription)) => {
+                                        self.subscription = subscription;
+                                        break;
+                                    }
+                                    Some(Command::SignOut) if signed_in.is_some() => {
+                                        return (None, true);
+                                    }
+                                    command => if let Some(next) = self.idle_command(command) {
+                                        return (Some(next), false);
+                                    },
+                                }
+                            }
+                            follower = Follower::new(
+                                &self.server,
+                                "monti-desktop",
+                                self.subscription.clone(),
+                            );
+                            if let Some((_, access)) = &signed_in {
+                                follower = follower.with_token(&access.token);
+                            }
+                            let floor = follower.shared_floor();
+                            self.update(|status| status.floor = floor);
                         }
                     }
                 }
@@ -606,6 +635,7 @@ impl Worker {
                     match credentials.refresh().await {
                         Ok(tokens) => {
                             *access = Access::new(tokens);
+                            tracing::info!("access token renewed on the open connection");
                             if let Err(err) = follower.renew_token(&access.token).await {
                                 tracing::debug!(%err, "renewal not sent; the reconnect uses it");
                             }
@@ -633,6 +663,7 @@ impl Worker {
         let clock_offset_ms = follower.clock_offset_ms();
         match event {
             Event::Connected { server_name } => {
+                tracing::info!(server = %self.server, %server_name, "connected");
                 self.update(|status| {
                     status.server_name = Some(server_name);
                     status.clock_offset_ms = clock_offset_ms;
@@ -642,11 +673,14 @@ impl Worker {
                 });
                 self.fetch_details(token).await;
             }
-            Event::Lost { reason, retry_in } => self.update(|status| {
-                status.link = link;
-                status.problem = Some(reason);
-                status.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
-            }),
+            Event::Lost { reason, retry_in } => {
+                tracing::info!(%reason, ?retry_in, "connection lost");
+                self.update(|status| {
+                    status.link = link;
+                    status.problem = Some(reason);
+                    status.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
+                })
+            }
             Event::Snapshot { .. } | Event::Delta { .. } | Event::Progress => {
                 self.update(|status| {
                     status.link = link;

@@ -73,6 +73,13 @@ pub fn status(rng: &mut Rng) -> (AgentStatus, u64) {
 
 /// A floor of `agents` agents in six teams at four sites, ready, as of `now_ms`.
 pub fn floor(agents: u32, seed: u64, now_ms: u64) -> Floor {
+    floor_with_teams(agents, TEAMS.len(), seed, now_ms)
+}
+
+/// A floor of `agents` agents in `teams` teams (numbered beyond six, like "Sales 3") at four
+/// sites, ready, as of `now_ms`.
+pub fn floor_with_teams(agents: u32, teams: usize, seed: u64, now_ms: u64) -> Floor {
+    let teams = teams.clamp(1, usize::from(u16::MAX));
     let mut rng = Rng::new(seed);
     let mut floor = Floor::new();
     for (id, name) in SITES.iter().enumerate() {
@@ -81,10 +88,16 @@ pub fn floor(agents: u32, seed: u64, now_ms: u64) -> Floor {
             name: (*name).to_owned(),
         });
     }
-    for (id, name) in TEAMS.iter().enumerate() {
+    for id in 0..teams {
+        let base = TEAMS[id % TEAMS.len()];
+        let name = if teams <= TEAMS.len() {
+            base.to_owned()
+        } else {
+            format!("{base} {}", id / TEAMS.len() + 1)
+        };
         floor.upsert_team(Team {
             id: TeamId(id as u16),
-            name: (*name).to_owned(),
+            name,
         });
     }
     for (id, (code, label)) in REASONS.iter().enumerate() {
@@ -100,7 +113,7 @@ pub fn floor(agents: u32, seed: u64, now_ms: u64) -> Floor {
         let info = AgentInfo {
             id: AgentId(id),
             name: format!("{first} {last}"),
-            team: TeamId(rng.below(TEAMS.len() as u64) as u16),
+            team: TeamId(rng.below(teams as u64) as u16),
             site: SiteId(rng.below(SITES.len() as u64) as u16),
         };
         // A fresh floor and ids below the protocol's maximum: neither call can fail.

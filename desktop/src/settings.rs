@@ -71,6 +71,13 @@ impl ViewKind {
         ViewKind::Agents,
     ];
 
+    /// Parses a label, ignoring case (for `--view`).
+    pub fn from_name(name: &str) -> Option<ViewKind> {
+        ViewKind::ALL
+            .into_iter()
+            .find(|kind| kind.label().eq_ignore_ascii_case(name))
+    }
+
     /// The switcher's label.
     pub fn label(self) -> &'static str {
         match self {

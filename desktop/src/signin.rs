@@ -76,9 +76,12 @@ fn code_screen(ui: &mut Ui, code: &CodeScreen, now_ms: u64) -> Option<Action> {
     let mut action = None;
     ui.label(RichText::new("Sign in with your phone or another computer").size(20.0));
     ui.add_space(8.0);
-    ui.label("Scan the code, or open");
-    ui.hyperlink(&code.verification_uri);
-    ui.label("and enter");
+    ui.label(RichText::new("Scan the code, or open").size(16.0));
+    ui.hyperlink_to(
+        RichText::new(&code.verification_uri).size(16.0),
+        &code.verification_uri,
+    );
+    ui.label(RichText::new("and enter").size(16.0));
     ui.add_space(4.0);
     ui.label(
         RichText::new(&code.user_code)
@@ -97,7 +100,7 @@ fn code_screen(ui: &mut Ui, code: &CodeScreen, now_ms: u64) -> Option<Action> {
         ui.ctx().open_url(egui::OpenUrl::new_tab(&code.qr_uri));
     }
     let left = code.expires_at_ms.saturating_sub(now_ms);
-    ui.label(format!("The code expires in {}", duration_text(left)));
+    ui.label(RichText::new(format!("The code expires in {}", duration_text(left))).size(16.0));
     ui.add_space(8.0);
     if ui.button("Cancel").clicked() {
         action = Some(Action::Cancel);

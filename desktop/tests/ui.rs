@@ -440,3 +440,42 @@ fn twenty_thousand_agents_lay_out_only_what_is_visible() {
         "{tiles} tiles laid out for a 900-point-high window"
     );
 }
+
+#[test]
+fn tiles_sort_by_time_in_state_longest_first() {
+    let (mut harness, _commands, floor) = floor_screen(300);
+    harness
+        .get_by_role_and_label(Role::ComboBox, "Sort")
+        .click();
+    harness.run();
+    harness.get_by_label("Time in state").click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Descending")
+        .click();
+    harness.run();
+    let sort = harness.state().settings.sort;
+    assert_eq!(sort.key, monti_desktop::settings::SortKey::TimeInState);
+    assert!(sort.descending);
+    // The first tile of the first card (Billing) is its agent longest in state.
+    let billing = floor
+        .teams()
+        .find(|team| team.name == "Billing")
+        .expect("team")
+        .id;
+    let longest = floor
+        .agents()
+        .filter(|record| record.info.team == billing && record.live.is_some())
+        .min_by_key(|record| record.live.map(|live| live.since_ms))
+        .expect("an agent");
+    let first_tile = harness
+        .query_all_by_role(Role::ListItem)
+        .map(|node| label(&node))
+        .find(|item| !item.starts_with('!'))
+        .expect("a tile");
+    assert!(
+        first_tile.starts_with(&longest.info.name),
+        "{first_tile} should be {}",
+        longest.info.name
+    );
+}
