@@ -7,12 +7,10 @@
 use std::time::{Duration, Instant};
 
 use monti_client::connection::now_ms;
-use monti_client::follow::Link;
 use monti_desktop::App;
-use monti_desktop::net::{Net, SignIn, Status, lock};
+use monti_desktop::net::{Net, lock};
 use monti_desktop::sample::{self, Rng};
 use monti_desktop::settings::{Settings, ViewKind};
-use monti_protocol::rest::{SiteJson, TeamJson};
 
 const WARM_UP: usize = 30;
 const FRAMES: usize = 600;
@@ -30,28 +28,8 @@ fn ms(duration: Duration) -> f64 {
 fn bench(agents: u32, view: ViewKind) {
     // Sixty teams at four sites, as a large call center has (the matrix is 60 x 4).
     let floor = sample::floor_with_teams(agents, 60, 9, now_ms());
-    let mut status = Status::new("http://bench");
-    status.sign_in = SignIn::NotNeeded;
-    status.link = Link::Live;
-    status.last_update_ms = now_ms();
-    status.teams = floor
-        .teams()
-        .map(|team| TeamJson {
-            id: team.id.0,
-            name: team.name.clone(),
-            n_agents: 0,
-        })
-        .collect();
-    status.sites = floor
-        .sites()
-        .map(|site| SiteJson {
-            id: site.id.0,
-            name: site.name.clone(),
-            n_agents: 0,
-        })
-        .collect();
+    let status = sample::live_status(floor, now_ms());
     let shared = status.floor.clone();
-    *lock(&shared) = floor;
     let (net, _commands) = Net::detached(status);
     let settings = Settings {
         view,

@@ -1,10 +1,16 @@
 //! A made-up floor of any size, the same for the same seed: for the frame-time benchmark and the
 //! UI tests, which must not depend on a server's timing.
 
+use crate::net::{SignIn, Status};
+
+use std::sync::{Arc, Mutex};
+
+use monti_client::follow::Link;
 use monti_protocol::floor::Floor;
 use monti_protocol::model::{
     AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, Team, TeamId,
 };
+use monti_protocol::rest::{SiteJson, TeamJson};
 
 const SITES: [&str; 4] = ["Berlin", "Lisbon", "Dublin", "Kraków"];
 const TEAMS: [&str; 6] = [
@@ -137,4 +143,31 @@ pub fn tick(floor: &mut Floor, rng: &mut Rng, changes: u32, now_ms: u64) {
         let _ = floor.set_status(AgentId(rng.below(agents) as u32), status, now_ms);
     }
     floor.advance(floor.seq() + 1, now_ms);
+}
+
+/// The status the network thread would show, live at `now_ms`, with `floor` just received from a
+/// server that needs no sign-in.
+pub fn live_status(floor: Floor, now_ms: u64) -> Status {
+    let mut status = Status::new("http://monti.test:8080");
+    status.sign_in = SignIn::NotNeeded;
+    status.link = Link::Live;
+    status.last_update_ms = now_ms;
+    status.teams = floor
+        .teams()
+        .map(|team| TeamJson {
+            id: team.id.0,
+            name: team.name.clone(),
+            n_agents: 0,
+        })
+        .collect();
+    status.sites = floor
+        .sites()
+        .map(|site| SiteJson {
+            id: site.id.0,
+            name: site.name.clone(),
+            n_agents: 0,
+        })
+        .collect();
+    status.floor = Arc::new(Mutex::new(floor));
+    status
 }

@@ -3,7 +3,6 @@
 //! network thread is replaced by a detached handle whose commands the tests read.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use egui::Role;
 use egui_kittest::Harness;
@@ -17,34 +16,13 @@ use monti_desktop::sample;
 use monti_desktop::settings::{Settings, ViewKind};
 use monti_protocol::floor::Floor;
 use monti_protocol::model::{AgentId, AgentStatus, ReasonId, StateKind, TeamId};
-use monti_protocol::rest::{Limit, SiteJson, TeamJson};
+use monti_protocol::rest::Limit;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const NOW: u64 = 1_800_000_000_000;
 
 fn status_for(floor: Floor) -> Status {
-    let mut status = Status::new("http://monti.test:8080");
-    status.sign_in = SignIn::NotNeeded;
-    status.link = Link::Live;
-    status.last_update_ms = NOW;
-    status.teams = floor
-        .teams()
-        .map(|team| TeamJson {
-            id: team.id.0,
-            name: team.name.clone(),
-            n_agents: 0,
-        })
-        .collect();
-    status.sites = floor
-        .sites()
-        .map(|site| SiteJson {
-            id: site.id.0,
-            name: site.name.clone(),
-            n_agents: 0,
-        })
-        .collect();
-    status.floor = Arc::new(Mutex::new(floor));
-    status
+    sample::live_status(floor, NOW)
 }
 
 fn harness(
