@@ -109,8 +109,8 @@ impl App {
     }
 
     /// The subscription the settings call for: team and site filters are applied by the server
-    /// (they cut traffic); names it does not know yet are applied here only. The state filter
-    /// is applied here, so the strip can count what the filter hides.
+    /// (they cut traffic); names the server has not listed yet are applied here only. The state
+    /// filter and the search are applied here, so that they answer at once.
     pub fn subscription(&self, status: &Status) -> Subscription {
         let filter = &self.settings.filter;
         let teams: Vec<TeamId> = status
@@ -126,20 +126,11 @@ impl App {
             .map(|site| SiteId(site.id))
             .collect();
         // Only when every chosen name is known: a partial list would hide the others.
-        let complete = |found: usize, wanted: usize| found == wanted;
         Subscription {
             grouping: Grouping::Team,
             detail: Detail::Agents,
-            teams: if complete(teams.len(), filter.teams.len()) {
-                teams
-            } else {
-                Vec::new()
-            },
-            sites: if complete(sites.len(), filter.sites.len()) {
-                sites
-            } else {
-                Vec::new()
-            },
+            teams: all_known(teams, filter.teams.len()),
+            sites: all_known(sites, filter.sites.len()),
             states: StateSet::ALL,
             known_roster: None,
         }
@@ -483,6 +474,11 @@ impl App {
             self.settings.view = ViewKind::Teams;
         }
     }
+}
+
+/// `ids` when it has one id per chosen name, else nothing (no filter).
+fn all_known<T>(ids: Vec<T>, names: usize) -> Vec<T> {
+    if ids.len() == names { ids } else { Vec::new() }
 }
 
 /// The union of two name lists, sorted.
