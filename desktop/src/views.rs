@@ -140,6 +140,18 @@ pub fn tile_label(floor: &Floor, row: &Row, level: Level, elapsed_ms: u64) -> St
     )
 }
 
+/// A time in state with the threshold's mark in front: `!! 16:02`.
+fn time_text(level: Level, elapsed_ms: u64) -> String {
+    match level {
+        Level::Normal => view::duration_text(elapsed_ms),
+        level => format!(
+            "{} {}",
+            style::level_mark(level),
+            view::duration_text(elapsed_ms)
+        ),
+    }
+}
+
 fn reason_label<'a>(floor: &'a Floor, row: &Row) -> Option<&'a str> {
     let reason = row.status.reason()?;
     floor.reason(reason).map(|reason| reason.label.as_str())
@@ -185,11 +197,7 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
         FontId::proportional(12.5),
         text_colour,
     );
-    let time = format!(
-        "{}{}",
-        style::level_mark(level),
-        view::duration_text(elapsed)
-    );
+    let time = time_text(level, elapsed);
     painter.text(
         egui::pos2(rect.right() - 7.0, rect.bottom() - 6.0),
         Align2::RIGHT_BOTTOM,
@@ -335,11 +343,7 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
                     ui.label(reason_label(floor, &row).unwrap_or(""));
                 });
                 table_row.col(|ui| {
-                    let text = format!(
-                        "{}{}",
-                        style::level_mark(level),
-                        view::duration_text(elapsed)
-                    );
+                    let text = time_text(level, elapsed);
                     let mut text = RichText::new(text).monospace();
                     if let Some(colour) = style::level_colour(level) {
                         text = text.color(colour).strong();
