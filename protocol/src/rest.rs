@@ -201,6 +201,148 @@ impl Thresholds {
     }
 }
 
+/// One page of a wallboard's rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WallboardPage {
+    /// What the page shows.
+    pub kind: PageKind,
+    /// How long it stays, in seconds.
+    pub seconds: u32,
+}
+
+/// What a wallboard page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageKind {
+    /// Big numbers per state for the wallboard's whole scope.
+    Totals,
+    /// A row per site with its counts per state.
+    Sites,
+    /// A card per team with its counts per state.
+    Teams,
+    /// The agents over a threshold, worst first.
+    Attention,
+}
+
+impl PageKind {
+    /// The page's name on screen.
+    pub fn title(self) -> &'static str {
+        match self {
+            PageKind::Totals => "Floor",
+            PageKind::Sites => "Sites",
+            PageKind::Teams => "Teams",
+            PageKind::Attention => "Attention",
+        }
+    }
+}
+
+/// Hours during which a wallboard dims its screen, `HH:MM` local time; `from` after `to` spans
+/// midnight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NightHours {
+    /// When dimming starts.
+    pub from: String,
+    /// When it ends.
+    pub to: String,
+    /// Brightness while dimmed, in percent (10 to 100).
+    pub brightness_percent: u8,
+}
+
+impl NightHours {
+    /// Minutes after midnight of `from` and `to`, or why they cannot be read.
+    pub fn minutes(&self) -> Result<(u32, u32), String> {
+        let parse = |text: &str| -> Result<u32, String> {
+            let (hours, minutes) = text
+                .split_once(':')
+                .ok_or_else(|| format!("{text:?} is not HH:MM"))?;
+            let hours: u32 = hours
+                .parse()
+                .map_err(|_| format!("{text:?} is not HH:MM"))?;
+            let minutes: u32 = minutes
+                .parse()
+                .map_err(|_| format!("{text:?} is not HH:MM"))?;
+            if hours > 23 || minutes > 59 {
+                return Err(format!("{text:?} is not a time of day"));
+            }
+            Ok(hours * 60 + minutes)
+        };
+        Ok((parse(&self.from)?, parse(&self.to)?))
+    }
+
+    /// Whether `minute` (after midnight) falls in the night hours.
+    pub fn contains(&self, minute: u32) -> bool {
+        match self.minutes() {
+            Ok((from, to)) if from <= to => (from..to).contains(&minute),
+            Ok((from, to)) => minute >= from || minute < to,
+            Err(_) => false,
+        }
+    }
+}
+
+/// What one wallboard shows: its pages in order, and the teams and sites it covers (names;
+/// empty lists mean all the wallboard may see). `GET /api/v1/config/wallboards/{name}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WallboardConfig {
+    /// The rotation.
+    pub pages: Vec<WallboardPage>,
+    /// Only these teams.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Only these sites.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// When to dim the screen, if ever.
+    #[serde(default)]
+    pub night: Option<NightHours>,
+}
+
+impl Default for WallboardConfig {
+    /// Every page: the floor for 20 s, then sites, teams and the attention list for 15 s each.
+    fn default() -> Self {
+        let page = |kind, seconds| WallboardPage { kind, seconds };
+        WallboardConfig {
+            pages: vec![
+                page(PageKind::Totals, 20),
+                page(PageKind::Sites, 15),
+                page(PageKind::Teams, 15),
+                page(PageKind::Attention, 15),
+            ],
+            teams: Vec::new(),
+            sites: Vec::new(),
+            night: None,
+        }
+    }
+}
+
+impl WallboardConfig {
+    /// Refuses an empty rotation, page times outside 3 s to 1 h, and unreadable night hours.
+    pub fn check(&self) -> Result<(), String> {
+        if self.pages.is_empty() {
+            return Err("a wallboard needs at least one page".to_owned());
+        }
+        if let Some(page) = self
+            .pages
+            .iter()
+            .find(|page| !(3..=3600).contains(&page.seconds))
+        {
+            return Err(format!(
+                "page {:?} lasts {} s; pages last 3 to 3600 s",
+                page.kind, page.seconds
+            ));
+        }
+        if let Some(night) = &self.night {
+            night.minutes()?;
+            if !(10..=100).contains(&night.brightness_percent) {
+                return Err("night brightness_percent must be 10 to 100".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every error the REST API returns has this body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorJson {
@@ -296,6 +438,43 @@ mod tests {
     use super::*;
     use crate::model::{AgentId, AgentInfo, AgentStatus, SiteId, Team, TeamId};
     use crate::scope::Grant;
+
+    #[test]
+    fn wallboard_configs_are_checked_and_night_hours_may_span_midnight() {
+        assert_eq!(WallboardConfig::default().check(), Ok(()));
+        let empty = WallboardConfig {
+            pages: Vec::new(),
+            ..WallboardConfig::default()
+        };
+        assert!(empty.check().is_err());
+        let mut short = WallboardConfig::default();
+        short.pages[0].seconds = 1;
+        assert!(short.check().expect_err("too short").contains("3 to 3600"));
+        let night = NightHours {
+            from: "22:00".into(),
+            to: "06:30".into(),
+            brightness_percent: 30,
+        };
+        assert!(night.contains(23 * 60) && night.contains(0) && night.contains(6 * 60 + 29));
+        assert!(!night.contains(6 * 60 + 30) && !night.contains(12 * 60));
+        let day = NightHours {
+            from: "12:00".into(),
+            to: "13:00".into(),
+            brightness_percent: 50,
+        };
+        assert!(day.contains(12 * 60 + 30) && !day.contains(13 * 60));
+        let bad = WallboardConfig {
+            night: Some(NightHours {
+                from: "25:00".into(),
+                ..night.clone()
+            }),
+            ..WallboardConfig::default()
+        };
+        assert!(bad.check().expect_err("no time").contains("25:00"));
+        let parsed: Result<WallboardConfig, _> =
+            serde_json::from_str(r#"{"pages":[{"kind":"clock","seconds":10}]}"#);
+        assert!(parsed.is_err(), "unknown page kinds are refused");
+    }
 
     #[test]
     fn a_scoped_summary_counts_and_names_only_the_scope() {

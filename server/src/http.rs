@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use monti_protocol::floor::Floor;
 use monti_protocol::model::{Grouping, StateKind};
 use monti_protocol::rest::{
     AgentJson, AgentPage, AuthJson, ErrorJson, FloorSummaryJson, MeJson, ReasonJson, SiteJson,
-    TeamJson, Thresholds,
+    TeamJson, Thresholds, WallboardConfig,
 };
 use monti_protocol::scope::Scope;
 use serde::Deserialize;
@@ -99,6 +99,10 @@ pub fn api_router() -> Router<AppState> {
             "/api/v1/config/thresholds",
             get(thresholds).put(set_thresholds),
         )
+        .route(
+            "/api/v1/config/wallboards/{name}",
+            get(wallboard).put(set_wallboard),
+        )
 }
 
 const THRESHOLDS: &str = "thresholds";
@@ -142,6 +146,70 @@ async fn set_thresholds(
         .audit
         .config_changed(&caller.subject, &format!("thresholds set to {json}"));
     Ok(Json(thresholds))
+}
+
+/// The setting that holds wallboard `name`'s configuration, once the name is checked.
+fn wallboard_setting(name: &str) -> Result<String, Error> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(Error::BadRequest(
+            "a wallboard name is 1 to 64 letters, digits, - or _".to_owned(),
+        ));
+    }
+    Ok(format!("wallboard:{name}"))
+}
+
+/// What wallboard `name` shows: its own configuration, else the one named `default`, else
+/// every page. Wallboards and whoever may read configuration.
+async fn wallboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<WallboardConfig>, Error> {
+    caller.require(Action::ReadConfig)?;
+    let own = state.db.setting(&wallboard_setting(&name)?).await?;
+    let stored = match own {
+        Some(json) => Some(json),
+        None => state.db.setting(&wallboard_setting("default")?).await?,
+    };
+    let config = match stored {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|err| anyhow::anyhow!("stored wallboard {name} is invalid: {err}"))?,
+        None => WallboardConfig::default(),
+    };
+    Ok(Json(config))
+}
+
+/// Replaces wallboard `name`'s configuration (`default` for every wallboard without its own);
+/// admins only, and audited.
+async fn set_wallboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<WallboardConfig>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<WallboardConfig>, Error> {
+    caller.require(Action::ChangeConfig)?;
+    let setting = wallboard_setting(&name)?;
+    let Json(config) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    config.check().map_err(Error::BadRequest)?;
+    let json = serde_json::to_string(&config).map_err(anyhow::Error::from)?;
+    state
+        .db
+        .set_setting(
+            &setting,
+            &json,
+            &caller.subject,
+            crate::sim::now_ms() as i64,
+        )
+        .await?;
+    state
+        .audit
+        .config_changed(&caller.subject, &format!("wallboard {name} set to {json}"));
+    Ok(Json(config))
 }
 
 #[derive(Debug, Deserialize)]

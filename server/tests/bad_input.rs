@@ -317,3 +317,95 @@ async fn thresholds_are_validated_and_kept() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+async fn put_wallboard(server: &TestServer, name: &str, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(format!("{}/api/v1/config/wallboards/{name}", server.url))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("put")
+}
+
+async fn read_wallboard(server: &TestServer, name: &str) -> monti_protocol::rest::WallboardConfig {
+    let response = server
+        .get(&format!("/api/v1/config/wallboards/{name}"))
+        .await;
+    assert_eq!(response.status().as_u16(), 200, "{name}");
+    response.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallboard_configs_are_validated_kept_per_name_and_default_for_the_rest() {
+    use monti_protocol::rest::{PageKind, WallboardConfig};
+    let db = TestDb::sqlite();
+    let server = TestServer::start(test_config(&db)).await;
+    assert_eq!(
+        read_wallboard(&server, "hall-1").await,
+        WallboardConfig::default()
+    );
+
+    for (what, name, body) in [
+        ("no pages", "hall-1", r#"{"pages":[]}"#),
+        (
+            "a one-second page",
+            "hall-1",
+            r#"{"pages":[{"kind":"totals","seconds":1}]}"#,
+        ),
+        (
+            "an unknown page",
+            "hall-1",
+            r#"{"pages":[{"kind":"weather","seconds":10}]}"#,
+        ),
+        (
+            "night hours that are no time",
+            "hall-1",
+            r#"{"pages":[{"kind":"totals","seconds":10}],"night":{"from":"7pm","to":"06:00","brightness_percent":30}}"#,
+        ),
+        (
+            "a name with a slash-like dot",
+            "hall.1",
+            r#"{"pages":[{"kind":"totals","seconds":10}]}"#,
+        ),
+        ("not JSON", "hall-1", "{"),
+    ] {
+        let response = put_wallboard(&server, name, body).await;
+        assert_eq!(response.status().as_u16(), 400, "{what}");
+        let error: ErrorJson = response.json().await.expect("json error body");
+        assert_eq!(error.error, "bad_request", "{what}");
+    }
+
+    let hall = r#"{"pages":[{"kind":"attention","seconds":30},{"kind":"totals","seconds":10}],"teams":["Sales 1"],"sites":[],"night":{"from":"22:00","to":"06:00","brightness_percent":30}}"#;
+    assert_eq!(
+        put_wallboard(&server, "hall-1", hall)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let stored = read_wallboard(&server, "hall-1").await;
+    assert_eq!(stored.pages[0].kind, PageKind::Attention);
+    assert_eq!(stored.teams, vec!["Sales 1".to_owned()]);
+
+    // A board without its own configuration follows `default`.
+    let default = r#"{"pages":[{"kind":"sites","seconds":12}]}"#;
+    assert_eq!(
+        put_wallboard(&server, "default", default)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        read_wallboard(&server, "hall-2").await.pages[0].kind,
+        PageKind::Sites
+    );
+    assert_eq!(
+        read_wallboard(&server, "hall-1").await,
+        stored,
+        "its own configuration wins"
+    );
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

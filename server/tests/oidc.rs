@@ -762,6 +762,13 @@ async fn me_names_the_caller_and_its_roles_and_every_floor_viewer_reads_threshol
         let thresholds = get(&server, "/api/v1/config/thresholds", Some(&token)).await;
         assert_eq!(thresholds.status().as_u16(), 200, "{user} reads thresholds");
     }
+    // A wallboard reads its page configuration; a team lead does not read configuration.
+    let wall = access_token(&issuer, "wall").await;
+    let board = get(&server, "/api/v1/config/wallboards/hall-1", Some(&wall)).await;
+    assert_eq!(board.status().as_u16(), 200);
+    let ben = access_token(&issuer, "ben").await;
+    let board = get(&server, "/api/v1/config/wallboards/hall-1", Some(&ben)).await;
+    assert_eq!(board.status().as_u16(), 403);
     let ingest = access_token(&issuer, "ingest").await;
     let refused = get(&server, "/api/v1/config/thresholds", Some(&ingest)).await;
     assert_eq!(refused.status().as_u16(), 403, "ingest sees nothing");
