@@ -14,8 +14,9 @@ use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 
+use crate::kiosk::{self, Kiosk};
 use crate::net::{Command, Net, STALE_AFTER_MS, SignIn, Status, lock};
-use crate::settings::{STORAGE_KEY, Settings, SortKey, Theme, ViewKind};
+use crate::settings::{Filter, STORAGE_KEY, Settings, SortKey, Theme, ViewKind};
 use crate::view::{self, Alert, Card, Levels, Matrix, Selection};
 use crate::{signin, style, views};
 
@@ -73,6 +74,8 @@ pub struct App {
     /// The subscription the network thread follows (it keeps it across servers).
     sent: Subscription,
     pub(crate) cache: Cache,
+    /// Set when the app runs as a wallboard.
+    pub kiosk: Option<Kiosk>,
 }
 
 impl App {
@@ -89,7 +92,13 @@ impl App {
             server_field,
             sent: Subscription::default(),
             cache: Cache::default(),
+            kiosk: None,
         }
+    }
+
+    /// The handle on the network thread (tests change its status through it).
+    pub fn net(&self) -> &Net {
+        &self.net
     }
 
     /// The settings stored by eframe, or the defaults.
@@ -99,13 +108,21 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Applies the theme and text size once at start.
+    /// Applies the theme and text size once at start; a wallboard goes fullscreen.
     pub fn setup(&self, ctx: &egui::Context) {
         ctx.set_theme(match self.settings.theme {
             Theme::Dark => egui::Theme::Dark,
             Theme::Light => egui::Theme::Light,
         });
-        ctx.set_zoom_factor(self.settings.zoom.clamp(0.5, 3.0));
+        if self.kiosk.is_some() {
+            // A wallboard scales itself to the screen; text size and theme are the desktop's.
+            ctx.set_theme(egui::Theme::Dark);
+            ctx.set_zoom_factor(1.0);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(true));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Decorations(false));
+        } else {
+            ctx.set_zoom_factor(self.settings.zoom.clamp(0.5, 3.0));
+        }
     }
 
     /// The subscription the settings call for: team and site filters are applied by the server
@@ -405,16 +422,69 @@ impl App {
         );
     }
 
-    /// The main screen.
-    fn floor_screen(&mut self, ui: &mut Ui, status: &Status) {
-        let floor_handle = status.floor.clone();
-        let floor = lock(&floor_handle);
+    /// Follows the settings' subscription and brings the cache up to date.
+    fn prepare(&mut self, floor: &Floor, status: &Status) {
         let wanted = self.subscription(status);
         if self.sent != wanted {
             self.net.send(Command::Subscribe(wanted.clone()));
             self.sent = wanted;
         }
-        self.refresh_cache(&floor, status);
+        self.refresh_cache(floor, status);
+    }
+
+    /// The wallboard: its configuration's scope, no search, every state; pages rotate.
+    fn wallboard_screen(&mut self, ui: &mut Ui, status: &Status) {
+        let Some(kiosk) = &self.kiosk else {
+            return;
+        };
+        let config = kiosk.config(status);
+        self.settings.filter = Filter {
+            teams: config.teams.iter().cloned().collect(),
+            sites: config.sites.iter().cloned().collect(),
+            states: StateSet::ALL,
+        };
+        self.settings.view = ViewKind::Agents;
+        self.search.clear();
+        let floor_handle = status.floor.clone();
+        let floor = lock(&floor_handle);
+        self.prepare(&floor, status);
+        let now_ms = self.clock.now_ms();
+        let step = kiosk::arrow_step(ui.ctx());
+        let Some(kiosk) = &mut self.kiosk else {
+            return;
+        };
+        let (page, progress) = kiosk.turn(&config, now_ms, step);
+        let frame = kiosk::Frame {
+            floor: &floor,
+            cache: &self.cache,
+            status,
+            config: &config,
+            page,
+            progress,
+            now_ms,
+            server_now_ms: self.server_now_ms(status),
+        };
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            frame.show(ui);
+            ui.allocate_rect(ui.max_rect(), egui::Sense::hover())
+                .widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::Role::Pane,
+                        true,
+                        format!("Page {}", page.title()),
+                    )
+                });
+        });
+        // The clock and the progress bar move smoothly enough at 4 frames a second.
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_millis(250));
+    }
+
+    /// The main screen.
+    fn floor_screen(&mut self, ui: &mut Ui, status: &Status) {
+        let floor_handle = status.floor.clone();
+        let floor = lock(&floor_handle);
+        self.prepare(&floor, status);
         let now = self.server_now_ms(status);
 
         egui::Panel::top("top").show(ui, |ui| {
@@ -547,6 +617,25 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
     .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
 }
 
+/// Makes the window as large as the screen where fullscreen is not honoured (an X server
+/// without a window manager, as on many kiosk PCs).
+fn fill_the_screen(ctx: &egui::Context) {
+    let (monitor, inner, fullscreen) = ctx.input(|input| {
+        let viewport = input.viewport();
+        (
+            viewport.monitor_size,
+            viewport.inner_rect,
+            viewport.fullscreen.unwrap_or(false),
+        )
+    });
+    if let (Some(monitor), Some(inner), false) = (monitor, inner, fullscreen)
+        && (inner.size() - monitor).length() > 1.0
+    {
+        ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::Pos2::ZERO));
+        ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(monitor));
+    }
+}
+
 fn gui_zoom(ctx: &egui::Context, step: f32) {
     let zoom = (ctx.zoom_factor() + step).clamp(0.5, 3.0);
     ctx.set_zoom_factor(zoom);
@@ -555,9 +644,23 @@ fn gui_zoom(ctx: &egui::Context, step: f32) {
 impl App {
     /// One frame of the whole window.
     pub fn show(&mut self, ui: &mut Ui) {
+        let status = self.net.status().clone();
+        if self.kiosk.is_some() {
+            ui.ctx().set_cursor_icon(egui::CursorIcon::None);
+            fill_the_screen(ui.ctx());
+            match &status.sign_in {
+                SignIn::NotNeeded | SignIn::SignedIn => self.wallboard_screen(ui, &status),
+                SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {
+                    let now = self.clock.now_ms();
+                    egui::CentralPanel::no_frame().show(ui, |ui| kiosk::sign_in(ui, &status, now));
+                    ui.ctx()
+                        .request_repaint_after(std::time::Duration::from_millis(500));
+                }
+            }
+            return;
+        }
         self.shortcuts(ui.ctx());
         self.settings.zoom = ui.ctx().zoom_factor();
-        let status = self.net.status().clone();
         match &status.sign_in {
             SignIn::NotNeeded | SignIn::SignedIn => self.floor_screen(ui, &status),
             SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {

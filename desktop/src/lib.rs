@@ -4,10 +4,12 @@
 //! - [`net`]: the network thread (sign-in, stream, REST); the UI never waits on it.
 //! - [`view`]: what is shown, as plain functions of the floor and the settings.
 //! - [`app`]: the eframe app that lays it out; `views` and `signin` hold its screens.
+//! - [`kiosk`]: the wallboard mode: rotating fullscreen pages.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
 
 pub mod app;
+pub mod kiosk;
 pub mod net;
 pub mod sample;
 pub mod settings;

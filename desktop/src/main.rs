@@ -2,10 +2,14 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use std::path::{Path, PathBuf};
+
 use monti_desktop::App;
+use monti_desktop::kiosk::Kiosk;
 use monti_desktop::net::Net;
 use monti_desktop::settings::{Theme, ViewKind};
 use monti_protocol::message::Subscription;
+use monti_protocol::rest::WallboardConfig;
 
 /// MONTI's live floor for floor managers.
 #[derive(Debug, Parser)]
@@ -21,6 +25,38 @@ struct Args {
     /// Start with this theme: dark or light.
     #[arg(long, value_parser = parse_theme)]
     theme: Option<Theme>,
+    /// Run as a wallboard: fullscreen, rotating pages, no controls; remembered for the next
+    /// start (until --desktop).
+    #[arg(long, conflicts_with = "desktop")]
+    kiosk: bool,
+    /// Run as the floor manager's app again.
+    #[arg(long)]
+    desktop: bool,
+    /// This wallboard's name: the server keeps its pages under it. [default: the last one, else
+    /// "default"]
+    #[arg(long, env = "MONTI_WALLBOARD")]
+    wallboard: Option<String>,
+    /// A local wallboard configuration (JSON or TOML, as the server's) that wins over the
+    /// server's.
+    #[arg(long, value_name = "FILE")]
+    wallboard_config: Option<PathBuf>,
+}
+
+/// Reads a wallboard configuration file, refusing anything the server would refuse.
+fn read_wallboard_config(path: &Path) -> anyhow::Result<WallboardConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: WallboardConfig = if path.extension().is_some_and(|ext| ext == "toml") {
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a wallboard configuration", path.display()))?
+    } else {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a wallboard configuration", path.display()))?
+    };
+    config
+        .check()
+        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    Ok(config)
 }
 
 fn parse_view(name: &str) -> Result<ViewKind, String> {
@@ -46,6 +82,11 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let local_wallboard = args
+        .wallboard_config
+        .as_deref()
+        .map(read_wallboard_config)
+        .transpose()?;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("MONTI")
@@ -67,11 +108,24 @@ fn main() -> anyhow::Result<()> {
             if let Some(theme) = args.theme {
                 settings.theme = theme;
             }
+            if let Some(wallboard) = args.wallboard {
+                settings.wallboard = wallboard;
+            }
+            // The stored setting keeps a wallboard a wallboard across reboots.
+            let kiosk = (args.kiosk || settings.kiosk) && !args.desktop;
+            settings.kiosk = kiosk;
             let ctx = cc.egui_ctx.clone();
-            let net = Net::start(&settings.server, Subscription::default(), move || {
-                ctx.request_repaint()
-            })?;
-            let app = App::new(settings, net);
+            let wallboard = kiosk.then(|| settings.wallboard.clone());
+            let net = Net::start(
+                &settings.server,
+                Subscription::default(),
+                wallboard,
+                move || ctx.request_repaint(),
+            )?;
+            let mut app = App::new(settings, net);
+            if kiosk {
+                app.kiosk = Some(Kiosk::new(local_wallboard));
+            }
             app.setup(&cc.egui_ctx);
             Ok(Box::new(app))
         }),

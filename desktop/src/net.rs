@@ -19,7 +19,7 @@ use monti_client::connection::{ClientError, now_ms};
 use monti_client::follow::{Backoff, Event, Follower, Link};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{ErrorCode, Subscription};
-use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds};
+use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds, WallboardConfig};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -112,6 +112,8 @@ pub struct Status {
     pub sites: Vec<SiteJson>,
     /// Time-in-state thresholds.
     pub thresholds: Thresholds,
+    /// This wallboard's configuration from the server (wallboards only).
+    pub wallboard: Option<WallboardConfig>,
     /// The floor as the stream has folded it.
     pub floor: Arc<Mutex<Floor>>,
 }
@@ -132,6 +134,7 @@ impl Status {
             teams: Vec::new(),
             sites: Vec::new(),
             thresholds: Thresholds::default(),
+            wallboard: None,
             floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
         }
     }
@@ -150,10 +153,13 @@ pub struct Net {
 
 impl Net {
     /// Starts the network thread for `server`, following `subscription`; `repaint` is called
-    /// whenever something the UI shows has changed.
+    /// whenever something the UI shows has changed. A `wallboard` name makes the thread read
+    /// that wallboard's configuration and sign in unattended: the device flow starts again by
+    /// itself whenever a code expires or a sign-in ends.
     pub fn start(
         server: &str,
         subscription: Subscription,
+        wallboard: Option<String>,
         repaint: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<Net> {
         let (net, commands) = Net::detached(Status::new(server));
@@ -163,6 +169,7 @@ impl Net {
             repaint: Box::new(repaint),
             server: server.to_owned(),
             subscription,
+            wallboard,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -292,6 +299,8 @@ struct Worker {
     repaint: Box<dyn Fn() + Send + Sync>,
     server: String,
     subscription: Subscription,
+    /// The wallboard this app is, if it is one: nobody is there to press buttons.
+    wallboard: Option<String>,
     http: reqwest::Client,
 }
 
@@ -489,6 +498,15 @@ impl Worker {
         mut problem: Option<String>,
     ) -> Result<Access, Next> {
         loop {
+            if problem.is_some() && self.wallboard.is_some() {
+                // Unattended: show the problem for a moment, then a fresh code.
+                tracing::info!(problem = ?problem, "signing in again");
+                self.update(|status| status.problem = problem.take());
+                if let Some(next) = self.wait(Duration::from_secs(5)).await {
+                    return Err(next);
+                }
+                start = true;
+            }
             if !start {
                 self.update(|status| {
                     status.sign_in = SignIn::Needed {
@@ -536,6 +554,7 @@ impl Worker {
                 }
             };
             match outcome {
+                None if self.wallboard.is_some() => start = true,
                 None => problem = None,
                 Some(Ok(tokens)) => {
                     match &tokens.refresh_token {
@@ -699,6 +718,13 @@ impl Worker {
             .await;
         let teams = self.get::<Vec<TeamJson>>("/api/v1/teams", token).await;
         let sites = self.get::<Vec<SiteJson>>("/api/v1/sites", token).await;
+        let wallboard = match &self.wallboard {
+            Some(name) => {
+                self.get::<WallboardConfig>(&format!("/api/v1/config/wallboards/{name}"), token)
+                    .await
+            }
+            None => None,
+        };
         self.update(|status| {
             if let Some(me) = me {
                 status.me = Some(me);
@@ -711,6 +737,9 @@ impl Worker {
             }
             if let Some(sites) = sites {
                 status.sites = sites;
+            }
+            if wallboard.is_some() {
+                status.wallboard = wallboard;
             }
         });
     }

@@ -33,6 +33,10 @@ pub struct Settings {
     pub zoom: f32,
     /// Whether the attention list (agents over threshold) is shown beside the view.
     pub show_attention: bool,
+    /// Whether the app starts as a wallboard (`--kiosk` sets it, `--desktop` clears it).
+    pub kiosk: bool,
+    /// The wallboard's name, whose configuration the server keeps.
+    pub wallboard: String,
 }
 
 impl Default for Settings {
@@ -45,6 +49,8 @@ impl Default for Settings {
             theme: Theme::Dark,
             zoom: 1.0,
             show_attention: true,
+            kiosk: false,
+            wallboard: "default".to_owned(),
         }
     }
 }

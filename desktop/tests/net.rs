@@ -137,7 +137,8 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     let url = server.url.clone();
     let repaints = Arc::new(AtomicUsize::new(0));
     let counter = repaints.clone();
-    let net = Net::start(&url, Subscription::default(), move || {
+    let wallboard = Some("hall-1".to_owned());
+    let net = Net::start(&url, Subscription::default(), wallboard, move || {
         counter.fetch_add(1, Ordering::Relaxed);
     })
     .expect("network thread");
@@ -165,6 +166,11 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
         },
     )
     .await;
+    assert_eq!(
+        net.status().wallboard,
+        Some(monti_protocol::rest::WallboardConfig::default()),
+        "the wallboard's configuration is read"
+    );
 
     // A filter becomes a server-side subscription.
     let team = Subscription {

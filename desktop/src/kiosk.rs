@@ -1,0 +1,672 @@
+//! The wallboard: fullscreen pages that rotate on a timer, readable from across the room, with a
+//! clock, the page's name, a progress bar to the next page, an overlay whenever the data is not
+//! live, a slow shift of the whole layout against burn-in, and optional night dimming.
+//!
+//! Which pages, in which order, for how long and for which teams and sites comes from the
+//! server's configuration for this wallboard (`/api/v1/config/wallboards/{name}`), unless a local
+//! file overrides it. Everything is drawn in a 1920x1080 frame of reference scaled to the screen,
+//! so 1080p and 4K screens show the same layout.
+
+use chrono::{Local, TimeZone, Timelike};
+use egui::{Align, Align2, Color32, FontId, Key, Layout, Rect, RichText, Ui, UiBuilder, Vec2};
+use monti_client::follow::Link;
+use monti_protocol::floor::Floor;
+use monti_protocol::model::StateKind;
+use monti_protocol::rest::{PageKind, WallboardConfig};
+
+use crate::app::Cache;
+use crate::net::{SignIn, Status};
+use crate::view::{self, Level};
+use crate::{signin, style};
+
+/// The wallboard's state: which configuration, which page, since when.
+#[derive(Clone, Debug)]
+pub struct Kiosk {
+    /// A configuration from a local file, which wins over the server's.
+    pub local: Option<WallboardConfig>,
+    page: usize,
+    page_started_ms: Option<u64>,
+}
+
+impl Kiosk {
+    /// A wallboard; `local` overrides the server's configuration.
+    pub fn new(local: Option<WallboardConfig>) -> Kiosk {
+        Kiosk {
+            local,
+            page: 0,
+            page_started_ms: None,
+        }
+    }
+
+    /// The configuration in force: the local file's, else the server's, else every page.
+    pub fn config(&self, status: &Status) -> WallboardConfig {
+        self.local
+            .clone()
+            .or_else(|| status.wallboard.clone())
+            .unwrap_or_default()
+    }
+
+    /// The page shown now and how far it is through its time (0 to 1), after moving on when its
+    /// time is up (or when an arrow key was pressed).
+    pub fn turn(&mut self, config: &WallboardConfig, now_ms: u64, step: i32) -> (PageKind, f32) {
+        let pages = config.pages.len().max(1);
+        let started = *self.page_started_ms.get_or_insert(now_ms);
+        self.page %= pages;
+        if step != 0 {
+            self.page = (self.page as i64 + i64::from(step)).rem_euclid(pages as i64) as usize;
+            self.page_started_ms = Some(now_ms);
+        } else {
+            let seconds = config.pages.get(self.page).map_or(15, |page| page.seconds);
+            let duration = u64::from(seconds.max(1)) * 1000;
+            if now_ms.saturating_sub(started) >= duration {
+                self.page = (self.page + 1) % pages;
+                // Late frames (a busy machine) do not shorten the next page.
+                self.page_started_ms = Some(now_ms);
+            }
+        }
+        let page = config
+            .pages
+            .get(self.page)
+            .map_or(PageKind::Totals, |page| page.kind);
+        let seconds = config.pages.get(self.page).map_or(15, |page| page.seconds);
+        let elapsed = now_ms.saturating_sub(self.page_started_ms.unwrap_or(now_ms));
+        let progress = (elapsed as f32 / (seconds.max(1) as f32 * 1000.0)).clamp(0.0, 1.0);
+        (page, progress)
+    }
+}
+
+/// The text colour on the wallboard's black background.
+const INK: Color32 = Color32::from_gray(240);
+/// Secondary text.
+const DIM_INK: Color32 = Color32::from_gray(170);
+
+/// Draws the wallboard frame. `scale` is the screen height over 1080 points.
+pub(crate) struct Frame<'a> {
+    pub floor: &'a Floor,
+    pub cache: &'a Cache,
+    pub status: &'a Status,
+    pub config: &'a WallboardConfig,
+    pub page: PageKind,
+    pub progress: f32,
+    /// Local clock, ms since the epoch.
+    pub now_ms: u64,
+    /// Server clock, as the floor's times count.
+    pub server_now_ms: u64,
+}
+
+/// Which way the arrow keys turned the pages this frame.
+pub fn arrow_step(ctx: &egui::Context) -> i32 {
+    ctx.input(|input| {
+        i32::from(input.key_pressed(Key::ArrowRight)) - i32::from(input.key_pressed(Key::ArrowLeft))
+    })
+}
+
+fn local_time(ms: u64) -> chrono::DateTime<Local> {
+    Local
+        .timestamp_millis_opt(ms as i64)
+        .single()
+        .unwrap_or_else(Local::now)
+}
+
+/// A shift of at most 4 points that moves one step every two minutes, so that nothing stays on
+/// the same pixels for hours.
+pub fn burn_in_shift(now_ms: u64) -> Vec2 {
+    const STEPS: [(f32, f32); 8] = [
+        (0.0, 0.0),
+        (4.0, 0.0),
+        (4.0, 4.0),
+        (0.0, 4.0),
+        (-4.0, 4.0),
+        (-4.0, 0.0),
+        (-4.0, -4.0),
+        (0.0, -4.0),
+    ];
+    let (x, y) = STEPS[(now_ms / 120_000 % STEPS.len() as u64) as usize];
+    Vec2::new(x, y)
+}
+
+impl Frame<'_> {
+    /// The whole wallboard.
+    pub fn show(&self, ui: &mut Ui) {
+        let screen = ui.max_rect();
+        ui.painter().rect_filled(screen, 0.0, Color32::BLACK);
+        let scale = (screen.height() / 1080.0).max(0.3);
+        let inner = screen
+            .shrink(8.0 * scale)
+            .translate(burn_in_shift(self.now_ms) * scale);
+        ui.scope_builder(UiBuilder::new().max_rect(inner), |ui| {
+            self.header(ui, scale);
+            let body = ui.available_rect_before_wrap();
+            ui.scope_builder(UiBuilder::new().max_rect(body), |ui| {
+                if !self.floor.is_ready() {
+                    centred(ui, "Waiting for the floor…", 48.0 * scale, DIM_INK);
+                    return;
+                }
+                match self.page {
+                    PageKind::Totals => self.totals(ui, scale),
+                    PageKind::Sites => self.sites(ui, scale),
+                    PageKind::Teams => self.teams(ui, scale),
+                    PageKind::Attention => self.attention(ui, scale),
+                }
+            });
+            self.stale_overlay(ui, body, scale);
+        });
+        self.night(ui, screen);
+    }
+
+    fn header(&self, ui: &mut Ui, scale: f32) {
+        let live = self.status.link == Link::Live;
+        ui.horizontal(|ui| {
+            ui.label(
+                RichText::new(self.page.title())
+                    .size(54.0 * scale)
+                    .color(INK)
+                    .strong(),
+            );
+            let scope = scope_text(self.config);
+            ui.label(RichText::new(scope).size(28.0 * scale).color(DIM_INK));
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                let clock = local_time(self.now_ms).format("%H:%M:%S").to_string();
+                ui.label(
+                    RichText::new(clock)
+                        .size(54.0 * scale)
+                        .color(INK)
+                        .monospace(),
+                );
+                let (colour, text) = if live {
+                    (style::LIVE, "LIVE")
+                } else {
+                    (style::STALE, "NOT LIVE")
+                };
+                egui::Frame::new()
+                    .fill(colour)
+                    .corner_radius(6.0 * scale)
+                    .inner_margin(egui::Margin::symmetric(
+                        (12.0 * scale) as i8,
+                        (4.0 * scale) as i8,
+                    ))
+                    .show(ui, |ui| {
+                        ui.label(
+                            RichText::new(text)
+                                .size(30.0 * scale)
+                                .color(Color32::WHITE)
+                                .strong(),
+                        );
+                    });
+            });
+        });
+        let (bar, _) = ui.allocate_exact_size(
+            Vec2::new(ui.available_width(), 8.0 * scale),
+            egui::Sense::hover(),
+        );
+        ui.painter()
+            .rect_filled(bar, 2.0 * scale, Color32::from_gray(40));
+        let mut done = bar;
+        done.set_width(bar.width() * self.progress);
+        ui.painter().rect_filled(done, 2.0 * scale, DIM_INK);
+        ui.add_space(12.0 * scale);
+    }
+
+    /// Big numbers per state for everything the wallboard covers.
+    fn totals(&self, ui: &mut Ui, scale: f32) {
+        let counts = &self.cache.selection.counts;
+        let body = ui.available_rect_before_wrap();
+        let kinds: Vec<StateKind> = StateKind::ALL
+            .into_iter()
+            .filter(|kind| *kind != StateKind::Offline)
+            .collect();
+        let columns = 3;
+        let rows = kinds.len().div_ceil(columns);
+        let gap = 16.0 * scale;
+        let size = Vec2::new(
+            (body.width() - gap * (columns - 1) as f32) / columns as f32,
+            (body.height() - gap * rows as f32 - 60.0 * scale) / rows as f32,
+        );
+        for (index, kind) in kinds.iter().enumerate() {
+            let (row, column) = (index / columns, index % columns);
+            let min =
+                body.min + Vec2::new(column as f32 * (size.x + gap), row as f32 * (size.y + gap));
+            let rect = Rect::from_min_size(min, size);
+            let count = counts[kind.index()];
+            describe(
+                ui,
+                rect,
+                kind,
+                format!("{}: {count}", view::state_label(*kind)),
+            );
+            let painter = ui.painter();
+            painter.rect_filled(rect, 10.0 * scale, style::tile_fill(*kind, true));
+            painter.rect_filled(
+                Rect::from_min_size(rect.min, Vec2::new(14.0 * scale, rect.height())),
+                4.0 * scale,
+                style::state_colour(*kind),
+            );
+            painter.text(
+                rect.left_top() + Vec2::new(34.0 * scale, 18.0 * scale),
+                Align2::LEFT_TOP,
+                format!("{}  {}", view::state_mark(*kind), view::state_label(*kind)),
+                FontId::proportional(40.0 * scale),
+                INK,
+            );
+            painter.text(
+                rect.right_bottom() - Vec2::new(28.0 * scale, 8.0 * scale),
+                Align2::RIGHT_BOTTOM,
+                count.to_string(),
+                FontId::proportional((size.y * 0.62).min(220.0 * scale)),
+                INK,
+            );
+        }
+        let signed_in: u32 = kinds.iter().map(|kind| counts[kind.index()]).sum();
+        ui.painter().text(
+            body.left_bottom(),
+            Align2::LEFT_BOTTOM,
+            format!(
+                "{signed_in} agents signed in · {} offline",
+                counts[StateKind::Offline.index()]
+            ),
+            FontId::proportional(34.0 * scale),
+            DIM_INK,
+        );
+    }
+
+    /// A row per site (or a card per team) with its counts per state.
+    fn group_rows(&self, ui: &mut Ui, scale: f32, by_site: bool) {
+        let cards = view::cards(self.floor, &self.cache.selection, by_site);
+        let body = ui.available_rect_before_wrap();
+        let kinds: Vec<StateKind> = StateKind::ALL
+            .into_iter()
+            .filter(|kind| *kind != StateKind::Offline)
+            .collect();
+        if cards.is_empty() {
+            centred(ui, "No agents signed in", 48.0 * scale, DIM_INK);
+            return;
+        }
+        // Rows at least 64 points high, at most two columns of them; more groups than fit are
+        // shown a screenful at a time, each for its share of the page's time.
+        let header = 44.0 * scale;
+        let per_column = (((body.height() - header) / (64.0 * scale)).floor() as usize).max(1);
+        let columns = cards.len().div_ceil(per_column).clamp(1, 2);
+        let screenful = per_column * columns;
+        let screens = cards.len().div_ceil(screenful);
+        let screen = ((self.progress * screens as f32) as usize).min(screens - 1);
+        let cards = &cards[screen * screenful..((screen + 1) * screenful).min(cards.len())];
+        let rows = cards.len().div_ceil(columns);
+        if screens > 1 {
+            ui.painter().text(
+                body.left_top() + Vec2::new(8.0 * scale, 0.0),
+                Align2::LEFT_TOP,
+                format!("{} of {screens}", screen + 1),
+                FontId::proportional(30.0 * scale),
+                DIM_INK,
+            );
+        }
+        let row_height = ((body.height() - header) / rows.max(1) as f32).min(140.0 * scale);
+        let column_width = body.width() / columns as f32;
+        let name_width = column_width * 0.34;
+        let cell = (column_width - name_width) / kinds.len() as f32;
+        let font = (row_height * 0.5).min(64.0 * scale);
+        let painter = ui.painter().clone();
+        for column in 0..columns {
+            let left = body.left() + column as f32 * column_width;
+            for (index, kind) in kinds.iter().enumerate() {
+                painter.text(
+                    egui::pos2(left + name_width + (index as f32 + 0.5) * cell, body.top()),
+                    Align2::CENTER_TOP,
+                    view::state_mark(*kind),
+                    FontId::proportional(32.0 * scale),
+                    style::state_colour(*kind),
+                );
+            }
+        }
+        for (index, card) in cards.iter().enumerate() {
+            let (column, row) = (index / rows, index % rows);
+            let left = body.left() + column as f32 * column_width;
+            let top = body.top() + header + row as f32 * row_height;
+            if row % 2 == 1 {
+                painter.rect_filled(
+                    Rect::from_min_size(egui::pos2(left, top), Vec2::new(column_width, row_height)),
+                    0.0,
+                    Color32::from_gray(18),
+                );
+            }
+            let middle = top + row_height / 2.0;
+            let counts: Vec<String> = kinds
+                .iter()
+                .map(|kind| format!("{} {}", view::state_mark(*kind), card.counts[kind.index()]))
+                .collect();
+            describe(
+                ui,
+                Rect::from_min_size(egui::pos2(left, top), Vec2::new(column_width, row_height)),
+                &card.name,
+                format!("{}: {}", card.name, counts.join(", ")),
+            );
+            let name_rect = Rect::from_min_size(
+                egui::pos2(left, top),
+                Vec2::new(name_width - 12.0 * scale, row_height),
+            );
+            painter.with_clip_rect(name_rect).text(
+                egui::pos2(left + 8.0 * scale, middle),
+                Align2::LEFT_CENTER,
+                &card.name,
+                FontId::proportional(font * 0.8),
+                INK,
+            );
+            for (slot, kind) in kinds.iter().enumerate() {
+                let count = card.counts[kind.index()];
+                painter.text(
+                    egui::pos2(left + name_width + (slot as f32 + 0.5) * cell, middle),
+                    Align2::CENTER_CENTER,
+                    count.to_string(),
+                    FontId::monospace(font),
+                    if count == 0 {
+                        Color32::from_gray(90)
+                    } else {
+                        INK
+                    },
+                );
+            }
+        }
+    }
+
+    fn sites(&self, ui: &mut Ui, scale: f32) {
+        self.group_rows(ui, scale, true);
+    }
+
+    fn teams(&self, ui: &mut Ui, scale: f32) {
+        self.group_rows(ui, scale, false);
+    }
+
+    /// The agents over threshold, worst first, as many as fit.
+    fn attention(&self, ui: &mut Ui, scale: f32) {
+        let alerts = view::attention(
+            &self.cache.selection,
+            &self.cache.levels,
+            self.server_now_ms,
+        );
+        let body = ui.available_rect_before_wrap();
+        if alerts.is_empty() {
+            centred(ui, "Nobody is over a threshold", 60.0 * scale, style::LIVE);
+            return;
+        }
+        let row_height = 84.0 * scale;
+        let fit = ((body.height() - 50.0 * scale) / row_height)
+            .floor()
+            .max(1.0) as usize;
+        let painter = ui.painter().clone();
+        for (row, alert) in alerts.iter().take(fit).enumerate() {
+            let top = body.top() + row as f32 * row_height;
+            let middle = top + row_height / 2.0;
+            let colour = style::level_colour(alert.level).unwrap_or(INK);
+            let record = self.floor.agent(alert.row.id);
+            let name = record.map_or("?", |record| record.info.name.as_str());
+            let kind = alert.row.status.kind();
+            let reason = alert
+                .row
+                .status
+                .reason()
+                .and_then(|reason| self.floor.reason(reason))
+                .map_or(view::state_label(kind), |reason| reason.label.as_str());
+            let team = self
+                .floor
+                .team(alert.row.team)
+                .map_or("", |team| team.name.as_str());
+            let elapsed = self.server_now_ms.saturating_sub(alert.row.since_ms);
+            describe(
+                ui,
+                Rect::from_min_size(
+                    egui::pos2(body.left(), top),
+                    Vec2::new(body.width(), row_height),
+                ),
+                alert.row.id,
+                format!(
+                    "{} {name}, {reason}, {team}, {}",
+                    style::level_mark(alert.level),
+                    view::duration_text(elapsed)
+                ),
+            );
+            painter.rect_filled(
+                Rect::from_min_size(
+                    egui::pos2(body.left(), top + 4.0 * scale),
+                    Vec2::new(12.0 * scale, row_height - 8.0 * scale),
+                ),
+                3.0 * scale,
+                colour,
+            );
+            painter.text(
+                egui::pos2(body.left() + 30.0 * scale, middle),
+                Align2::LEFT_CENTER,
+                format!("{} {name}", style::level_mark(alert.level)),
+                FontId::proportional(50.0 * scale),
+                INK,
+            );
+            painter.text(
+                egui::pos2(body.left() + body.width() * 0.45, middle),
+                Align2::LEFT_CENTER,
+                format!("{} {reason} · {team}", view::state_mark(kind)),
+                FontId::proportional(40.0 * scale),
+                DIM_INK,
+            );
+            painter.text(
+                egui::pos2(body.right() - 10.0 * scale, middle),
+                Align2::RIGHT_CENTER,
+                view::duration_text(elapsed),
+                FontId::monospace(54.0 * scale),
+                colour,
+            );
+        }
+        if alerts.len() > fit {
+            painter.text(
+                body.left_bottom(),
+                Align2::LEFT_BOTTOM,
+                format!("and {} more", alerts.len() - fit),
+                FontId::proportional(36.0 * scale),
+                DIM_INK,
+            );
+        }
+        let reds = alerts
+            .iter()
+            .filter(|alert| alert.level == Level::Red)
+            .count();
+        ui.painter().text(
+            body.right_bottom(),
+            Align2::RIGHT_BOTTOM,
+            format!("{reds} red · {} amber", alerts.len() - reds),
+            FontId::proportional(36.0 * scale),
+            DIM_INK,
+        );
+    }
+
+    /// Over the pages whenever the data is not live: since when it is old, and that the
+    /// wallboard is reconnecting.
+    fn stale_overlay(&self, ui: &mut Ui, body: Rect, scale: f32) {
+        if self.status.link == Link::Live || self.status.last_update_ms == 0 {
+            return;
+        }
+        let painter = ui.painter();
+        painter.rect_filled(
+            body,
+            12.0 * scale,
+            Color32::from_rgba_unmultiplied(60, 0, 0, 225),
+        );
+        let since = local_time(self.status.last_update_ms).format("%H:%M:%S");
+        let age = view::duration_text(self.now_ms.saturating_sub(self.status.last_update_ms));
+        let centre = body.center();
+        painter.text(
+            centre - Vec2::new(0.0, 90.0 * scale),
+            Align2::CENTER_CENTER,
+            "DATA NOT LIVE",
+            FontId::proportional(110.0 * scale),
+            Color32::WHITE,
+        );
+        painter.text(
+            centre + Vec2::new(0.0, 30.0 * scale),
+            Align2::CENTER_CENTER,
+            format!("Last update at {since}, {age} ago"),
+            FontId::proportional(54.0 * scale),
+            Color32::WHITE,
+        );
+        painter.text(
+            centre + Vec2::new(0.0, 110.0 * scale),
+            Align2::CENTER_CENTER,
+            "Reconnecting…",
+            FontId::proportional(40.0 * scale),
+            DIM_INK,
+        );
+        ui.allocate_rect(body, egui::Sense::hover())
+            .widget_info(|| {
+                egui::WidgetInfo::labeled(
+                    egui::Role::Alert,
+                    true,
+                    format!("Data not live: last update at {since}, {age} ago"),
+                )
+            });
+    }
+
+    /// Dims the whole screen during the configured night hours.
+    fn night(&self, ui: &mut Ui, screen: Rect) {
+        let Some(night) = &self.config.night else {
+            return;
+        };
+        let time = local_time(self.now_ms);
+        if night.contains(time.hour() * 60 + time.minute()) {
+            let alpha = 255 - (u32::from(night.brightness_percent.min(100)) * 255 / 100) as u8;
+            let painter = ui.ctx().layer_painter(egui::LayerId::new(
+                egui::Order::Foreground,
+                egui::Id::unique("monti-night"),
+            ));
+            painter.rect_filled(screen, 0.0, Color32::from_black_alpha(alpha));
+        }
+    }
+}
+
+/// Gives a painted area a name for screen readers (and tests).
+fn describe(ui: &mut Ui, rect: Rect, salt: impl std::hash::Hash + std::fmt::Debug, text: String) {
+    let id = ui.scope_id().with(salt);
+    ui.interact(rect, id, egui::Sense::hover())
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &text));
+}
+
+fn scope_text(config: &WallboardConfig) -> String {
+    let mut parts = Vec::new();
+    if !config.teams.is_empty() {
+        parts.push(config.teams.join(", "));
+    }
+    if !config.sites.is_empty() {
+        parts.push(config.sites.join(", "));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", parts.join(" · "))
+    }
+}
+
+fn centred(ui: &mut Ui, text: &str, size: f32, colour: Color32) {
+    ui.centered_and_justified(|ui| {
+        ui.label(RichText::new(text).size(size).color(colour));
+    });
+}
+
+/// The unattended sign-in screen: the code and a QR code big enough to scan from a phone across
+/// a desk, and no buttons (nobody is there to press them).
+pub fn sign_in(ui: &mut Ui, status: &Status, now_ms: u64) {
+    let screen = ui.max_rect();
+    ui.painter().rect_filled(screen, 0.0, Color32::BLACK);
+    let scale = (screen.height() / 1080.0).max(0.3);
+    ui.with_layout(Layout::top_down(Align::Center), |ui| {
+        ui.add_space(40.0 * scale);
+        match &status.sign_in {
+            SignIn::Code(code) => {
+                ui.label(
+                    RichText::new("This wallboard needs to be signed in")
+                        .size(48.0 * scale)
+                        .color(INK),
+                );
+                ui.label(
+                    RichText::new(format!("Scan the code or open {}", code.verification_uri))
+                        .size(34.0 * scale)
+                        .color(DIM_INK),
+                );
+                ui.label(
+                    RichText::new(&code.user_code)
+                        .size(120.0 * scale)
+                        .color(INK)
+                        .monospace(),
+                );
+                signin::qr(ui, &code.qr_uri, 480.0 * scale);
+                let left = code.expires_at_ms.saturating_sub(now_ms);
+                ui.label(
+                    RichText::new(format!(
+                        "The code expires in {}; a new one follows by itself",
+                        view::duration_text(left)
+                    ))
+                    .size(30.0 * scale)
+                    .color(DIM_INK),
+                );
+            }
+            _ => {
+                ui.label(
+                    RichText::new(format!("Connecting to {}…", status.server))
+                        .size(48.0 * scale)
+                        .color(INK),
+                );
+                let problem = match &status.sign_in {
+                    SignIn::Needed { problem } => problem.as_ref().or(status.problem.as_ref()),
+                    _ => status.problem.as_ref(),
+                };
+                if let Some(problem) = problem {
+                    ui.label(
+                        RichText::new(problem)
+                            .size(34.0 * scale)
+                            .color(style::STALE),
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use monti_protocol::rest::WallboardPage;
+
+    use super::*;
+
+    #[test]
+    fn pages_turn_in_order_after_their_time_and_arrows_turn_them_at_once() {
+        let config = WallboardConfig {
+            pages: vec![
+                WallboardPage {
+                    kind: PageKind::Attention,
+                    seconds: 10,
+                },
+                WallboardPage {
+                    kind: PageKind::Totals,
+                    seconds: 5,
+                },
+            ],
+            ..WallboardConfig::default()
+        };
+        let mut kiosk = Kiosk::new(None);
+        assert_eq!(kiosk.turn(&config, 1_000, 0), (PageKind::Attention, 0.0));
+        assert_eq!(kiosk.turn(&config, 6_000, 0), (PageKind::Attention, 0.5));
+        assert_eq!(kiosk.turn(&config, 11_000, 0).0, PageKind::Totals);
+        assert_eq!(kiosk.turn(&config, 15_999, 0).0, PageKind::Totals);
+        assert_eq!(kiosk.turn(&config, 16_000, 0).0, PageKind::Attention);
+        assert_eq!(kiosk.turn(&config, 16_500, -1), (PageKind::Totals, 0.0));
+        assert_eq!(kiosk.turn(&config, 17_000, 1).0, PageKind::Attention);
+        assert_eq!(kiosk.turn(&config, 26_999, 0).0, PageKind::Attention);
+    }
+
+    #[test]
+    fn the_burn_in_shift_moves_every_two_minutes_and_stays_small() {
+        let shifts: Vec<Vec2> = (0..16).map(|step| burn_in_shift(step * 120_000)).collect();
+        assert!(shifts.windows(2).all(|pair| pair[0] != pair[1]));
+        assert!(
+            shifts
+                .iter()
+                .all(|shift| shift.x.abs() <= 4.0 && shift.y.abs() <= 4.0)
+        );
+        assert_eq!(burn_in_shift(0), burn_in_shift(119_999));
+    }
+}

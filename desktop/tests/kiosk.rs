@@ -1,0 +1,247 @@
+//! The wallboard as it runs unattended, through egui_kittest with a controlled clock: pages
+//! rotate in the configured order and timing, arrow keys turn them, the stale overlay comes and
+//! goes with the connection, and the code screen returns (without buttons) whenever the network
+//! thread has to sign in again.
+
+use egui::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use monti_client::follow::Link;
+use monti_desktop::App;
+use monti_desktop::app::Clock;
+use monti_desktop::kiosk::Kiosk;
+use monti_desktop::net::{CodeScreen, Net, SignIn};
+use monti_desktop::sample;
+use monti_desktop::settings::Settings;
+use monti_protocol::rest::{PageKind, WallboardConfig, WallboardPage};
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn wallboard(
+    local: Option<WallboardConfig>,
+    server: Option<WallboardConfig>,
+) -> Harness<'static, App> {
+    let mut status = sample::live_status(sample::floor(400, 5, NOW), NOW);
+    status.wallboard = server;
+    let (net, _commands) = Net::detached(status);
+    let mut app = App::new(Settings::default(), net);
+    app.clock = Clock::Fixed(NOW);
+    app.kiosk = Some(Kiosk::new(local));
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1920.0, 1080.0))
+        .build_eframe(|_| app);
+    harness.run();
+    harness
+}
+
+fn at(harness: &mut Harness<'_, App>, ms_later: u64) {
+    harness.state_mut().clock = Clock::Fixed(NOW + ms_later);
+    harness.run();
+}
+
+fn page(harness: &Harness<'_, App>) -> String {
+    let pages: Vec<String> = harness
+        .query_all_by(|node| {
+            node.role() == Role::Pane && node.label().is_some_and(|l| l.starts_with("Page "))
+        })
+        .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+        .collect();
+    assert_eq!(pages.len(), 1, "one page at a time: {pages:?}");
+    pages[0].trim_start_matches("Page ").to_owned()
+}
+
+fn rotation() -> WallboardConfig {
+    let page = |kind, seconds| WallboardPage { kind, seconds };
+    WallboardConfig {
+        pages: vec![
+            page(PageKind::Attention, 10),
+            page(PageKind::Totals, 5),
+            page(PageKind::Sites, 5),
+        ],
+        ..WallboardConfig::default()
+    }
+}
+
+#[test]
+fn pages_rotate_in_the_servers_order_and_timing() {
+    let mut harness = wallboard(None, Some(rotation()));
+    assert_eq!(page(&harness), "Attention");
+    at(&mut harness, 9_900);
+    assert_eq!(page(&harness), "Attention");
+    at(&mut harness, 10_000);
+    assert_eq!(page(&harness), "Floor");
+    at(&mut harness, 15_000);
+    assert_eq!(page(&harness), "Sites");
+    at(&mut harness, 20_000);
+    assert_eq!(page(&harness), "Attention", "and round again");
+
+    // Someone at the screen: the arrow keys turn pages at once.
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run();
+    assert_eq!(page(&harness), "Floor");
+    harness.key_press(egui::Key::ArrowLeft);
+    harness.key_press(egui::Key::ArrowLeft);
+    harness.run();
+    assert_eq!(page(&harness), "Sites");
+}
+
+#[test]
+fn a_local_file_wins_over_the_server_and_without_either_every_page_shows() {
+    let local = WallboardConfig {
+        pages: vec![WallboardPage {
+            kind: PageKind::Teams,
+            seconds: 30,
+        }],
+        ..WallboardConfig::default()
+    };
+    let mut harness = wallboard(Some(local), Some(rotation()));
+    assert_eq!(page(&harness), "Teams");
+    at(&mut harness, 31_000);
+    assert_eq!(page(&harness), "Teams");
+
+    let mut harness = wallboard(None, None);
+    let mut seen = Vec::new();
+    let mut ms = 0;
+    for entry in WallboardConfig::default().pages {
+        seen.push(page(&harness));
+        ms += u64::from(entry.seconds) * 1000;
+        at(&mut harness, ms);
+    }
+    assert_eq!(seen, ["Floor", "Sites", "Teams", "Attention"]);
+}
+
+#[test]
+fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
+    let mut harness = wallboard(None, None);
+    assert!(harness.query_by_role(Role::Alert).is_none());
+    assert!(harness.query_by_label("LIVE").is_some());
+    {
+        let mut status = harness.state().net().status();
+        status.link = Link::Connecting;
+        status.last_update_ms = NOW - 75_000;
+    }
+    harness.run();
+    let overlay = harness.get_by_role(Role::Alert);
+    let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
+        .label()
+        .unwrap_or_default();
+    assert!(
+        label.starts_with("Data not live: last update at "),
+        "{label}"
+    );
+    assert!(label.ends_with(", 1:15 ago"), "{label}");
+    assert!(harness.query_by_label("NOT LIVE").is_some());
+
+    // Reconnected and resynced.
+    {
+        let mut status = harness.state().net().status();
+        status.link = Link::Live;
+        status.last_update_ms = NOW;
+    }
+    harness.run();
+    assert!(harness.query_by_role(Role::Alert).is_none());
+    assert!(harness.query_by_label("LIVE").is_some());
+}
+
+#[test]
+fn the_code_screen_returns_by_itself_and_has_no_buttons() {
+    let mut harness = wallboard(None, None);
+    assert_eq!(page(&harness), "Floor");
+    {
+        // What the network thread shows when the refresh token is no longer accepted.
+        let mut status = harness.state().net().status();
+        status.sign_in = SignIn::Code(CodeScreen {
+            user_code: "QKMV-MBLJ".to_owned(),
+            verification_uri: "https://id.example.com/device".to_owned(),
+            qr_uri: "https://id.example.com/device?user_code=QKMV-MBLJ".to_owned(),
+            expires_at_ms: NOW + 600_000,
+        });
+    }
+    harness.run();
+    assert!(harness.query_by_label("QKMV-MBLJ").is_some());
+    assert!(
+        harness
+            .query_by_role_and_label(
+                Role::Image,
+                "QR code for https://id.example.com/device?user_code=QKMV-MBLJ"
+            )
+            .is_some()
+    );
+    assert!(
+        harness.query_all_by_role(Role::Button).next().is_none(),
+        "nothing to press"
+    );
+    {
+        harness.state().net().status().sign_in = SignIn::SignedIn;
+    }
+    harness.run();
+    assert_eq!(page(&harness), "Floor");
+}
+
+#[test]
+fn the_pages_count_only_the_wallboards_teams() {
+    let config = WallboardConfig {
+        pages: vec![
+            WallboardPage {
+                kind: PageKind::Totals,
+                seconds: 10,
+            },
+            WallboardPage {
+                kind: PageKind::Sites,
+                seconds: 10,
+            },
+        ],
+        teams: vec!["Billing".to_owned()],
+        ..WallboardConfig::default()
+    };
+    let floor = sample::floor(400, 5, NOW);
+    let billing = floor
+        .teams()
+        .find(|team| team.name == "Billing")
+        .expect("team")
+        .id;
+    let in_billing = |kind: monti_protocol::model::StateKind| {
+        floor
+            .agents()
+            .filter(|record| {
+                record.info.team == billing
+                    && record.live.is_some_and(|live| live.status.kind() == kind)
+            })
+            .count()
+    };
+    let mut harness = wallboard(None, Some(config));
+    let items: Vec<String> = harness
+        .query_all_by_role(Role::ListItem)
+        .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+        .collect();
+    let on_call = in_billing(monti_protocol::model::StateKind::OnCall);
+    assert!(on_call > 0);
+    assert!(items.contains(&format!("On call: {on_call}")), "{items:?}");
+    let not_ready = in_billing(monti_protocol::model::StateKind::NotReady);
+    assert!(
+        items.contains(&format!("Not ready: {not_ready}")),
+        "{items:?}"
+    );
+
+    at(&mut harness, 10_000);
+    assert_eq!(page(&harness), "Sites");
+    let rows: Vec<String> = harness
+        .query_all_by_role(Role::ListItem)
+        .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+        .collect();
+    let on_call_by_site: usize = rows
+        .iter()
+        .map(|row| {
+            let on = row.split("ON ").nth(1).expect("an on-call count");
+            on.split(',')
+                .next()
+                .expect("a number")
+                .parse::<usize>()
+                .expect("a number")
+        })
+        .sum();
+    assert_eq!(
+        on_call_by_site, on_call,
+        "the site rows add up to the team's agents"
+    );
+}
