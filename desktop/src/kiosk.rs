@@ -75,6 +75,24 @@ impl Kiosk {
     }
 }
 
+/// Reads a local wallboard configuration (JSON, or TOML when the name ends in `.toml`),
+/// refusing anything the server would refuse.
+pub fn read_config(path: &std::path::Path) -> anyhow::Result<WallboardConfig> {
+    use anyhow::Context as _;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let what = || format!("{} is not a wallboard configuration", path.display());
+    let config: WallboardConfig = if path.extension().is_some_and(|ext| ext == "toml") {
+        toml::from_str(&text).with_context(what)?
+    } else {
+        serde_json::from_str(&text).with_context(what)?
+    };
+    config
+        .check()
+        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    Ok(config)
+}
+
 /// The text colour on the wallboard's black background.
 const INK: Color32 = Color32::from_gray(240);
 /// Secondary text.
@@ -656,6 +674,35 @@ mod tests {
         assert_eq!(kiosk.turn(&config, 16_500, -1), (PageKind::Totals, 0.0));
         assert_eq!(kiosk.turn(&config, 17_000, 1).0, PageKind::Attention);
         assert_eq!(kiosk.turn(&config, 26_999, 0).0, PageKind::Attention);
+    }
+
+    #[test]
+    fn local_files_are_read_as_toml_or_json_and_checked() {
+        let dir = std::env::temp_dir().join(format!("monti-kiosk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let toml_file = dir.join("wallboard.toml");
+        // The example from docs/WALLBOARD.md.
+        std::fs::write(
+            &toml_file,
+            "teams = [\"Sales 1\"]\n\n[[pages]]\nkind = \"totals\"\nseconds = 20\n\n\
+             [[pages]]\nkind = \"attention\"\nseconds = 20\n",
+        )
+        .expect("write");
+        let config = read_config(&toml_file).expect("valid TOML");
+        assert_eq!(config.teams, vec!["Sales 1".to_owned()]);
+        assert_eq!(config.pages[1].kind, PageKind::Attention);
+
+        let json_file = dir.join("wallboard.json");
+        std::fs::write(&json_file, r#"{"pages":[{"kind":"sites","seconds":1}]}"#).expect("write");
+        let err = read_config(&json_file).expect_err("too short a page");
+        assert!(err.to_string().contains("3 to 3600"), "{err}");
+        std::fs::write(&json_file, "{").expect("write");
+        let err = read_config(&json_file).expect_err("not JSON");
+        assert!(
+            err.to_string().contains("is not a wallboard configuration"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

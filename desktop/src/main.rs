@@ -2,14 +2,13 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use monti_desktop::App;
-use monti_desktop::kiosk::Kiosk;
+use monti_desktop::kiosk::{self, Kiosk};
 use monti_desktop::net::Net;
 use monti_desktop::settings::{Theme, ViewKind};
 use monti_protocol::message::Subscription;
-use monti_protocol::rest::WallboardConfig;
 
 /// MONTI's live floor for floor managers.
 #[derive(Debug, Parser)]
@@ -42,23 +41,6 @@ struct Args {
     wallboard_config: Option<PathBuf>,
 }
 
-/// Reads a wallboard configuration file, refusing anything the server would refuse.
-fn read_wallboard_config(path: &Path) -> anyhow::Result<WallboardConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let config: WallboardConfig = if path.extension().is_some_and(|ext| ext == "toml") {
-        toml::from_str(&text)
-            .with_context(|| format!("{} is not a wallboard configuration", path.display()))?
-    } else {
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a wallboard configuration", path.display()))?
-    };
-    config
-        .check()
-        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
-    Ok(config)
-}
-
 fn parse_view(name: &str) -> Result<ViewKind, String> {
     ViewKind::from_name(name)
         .ok_or_else(|| format!("{name:?} is not teams, sites, matrix or agents"))
@@ -85,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     let local_wallboard = args
         .wallboard_config
         .as_deref()
-        .map(read_wallboard_config)
+        .map(kiosk::read_config)
         .transpose()?;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
