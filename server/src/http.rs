@@ -107,6 +107,38 @@ pub fn api_router() -> Router<AppState> {
 
 const THRESHOLDS: &str = "thresholds";
 
+/// A configuration kept as JSON in the settings table, or `None` while nobody has set it.
+async fn read_setting<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    name: &str,
+) -> Result<Option<T>, Error> {
+    let Some(json) = state.db.setting(name).await? else {
+        return Ok(None);
+    };
+    let value = serde_json::from_str(&json)
+        .map_err(|err| anyhow::anyhow!("stored setting {name} is invalid: {err}"))?;
+    Ok(Some(value))
+}
+
+/// Stores a configuration the caller may change and has checked, and audits the change.
+async fn write_setting<T: serde::Serialize>(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    value: &T,
+) -> Result<(), Error> {
+    let json = serde_json::to_string(value).map_err(anyhow::Error::from)?;
+    let now = crate::sim::now_ms() as i64;
+    state
+        .db
+        .set_setting(name, &json, &caller.subject, now)
+        .await?;
+    state
+        .audit
+        .config_changed(&caller.subject, &format!("{name} set to {json}"));
+    Ok(())
+}
+
 /// The time-in-state thresholds apps colour tiles by (the defaults until someone sets them).
 async fn thresholds(
     State(state): State<AppState>,
@@ -114,13 +146,8 @@ async fn thresholds(
 ) -> Result<Json<Thresholds>, Error> {
     // Whoever sees the floor may see what colours it: a team lead's tiles turn red too.
     caller.require(Action::ViewSummary)?;
-    let stored = state.db.setting(THRESHOLDS).await?;
-    let thresholds = match stored {
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|err| anyhow::anyhow!("stored thresholds are invalid: {err}"))?,
-        None => Thresholds::default(),
-    };
-    Ok(Json(thresholds))
+    let stored = read_setting(&state, THRESHOLDS).await?;
+    Ok(Json(stored.unwrap_or_default()))
 }
 
 /// Replaces the thresholds; admins only, and audited.
@@ -132,19 +159,7 @@ async fn set_thresholds(
     caller.require(Action::ChangeConfig)?;
     let Json(thresholds) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     thresholds.check().map_err(Error::BadRequest)?;
-    let json = serde_json::to_string(&thresholds).map_err(anyhow::Error::from)?;
-    state
-        .db
-        .set_setting(
-            THRESHOLDS,
-            &json,
-            &caller.subject,
-            crate::sim::now_ms() as i64,
-        )
-        .await?;
-    state
-        .audit
-        .config_changed(&caller.subject, &format!("thresholds set to {json}"));
+    write_setting(&state, &caller, THRESHOLDS, &thresholds).await?;
     Ok(Json(thresholds))
 }
 
@@ -171,17 +186,12 @@ async fn wallboard(
     Path(name): Path<String>,
 ) -> Result<Json<WallboardConfig>, Error> {
     caller.require(Action::ReadConfig)?;
-    let own = state.db.setting(&wallboard_setting(&name)?).await?;
-    let stored = match own {
-        Some(json) => Some(json),
-        None => state.db.setting(&wallboard_setting("default")?).await?,
+    let own = read_setting(&state, &wallboard_setting(&name)?).await?;
+    let config = match own {
+        Some(config) => Some(config),
+        None => read_setting(&state, &wallboard_setting("default")?).await?,
     };
-    let config = match stored {
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|err| anyhow::anyhow!("stored wallboard {name} is invalid: {err}"))?,
-        None => WallboardConfig::default(),
-    };
-    Ok(Json(config))
+    Ok(Json(config.unwrap_or_default()))
 }
 
 /// Replaces wallboard `name`'s configuration (`default` for every wallboard without its own);
@@ -196,19 +206,7 @@ async fn set_wallboard(
     let setting = wallboard_setting(&name)?;
     let Json(config) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     config.check().map_err(Error::BadRequest)?;
-    let json = serde_json::to_string(&config).map_err(anyhow::Error::from)?;
-    state
-        .db
-        .set_setting(
-            &setting,
-            &json,
-            &caller.subject,
-            crate::sim::now_ms() as i64,
-        )
-        .await?;
-    state
-        .audit
-        .config_changed(&caller.subject, &format!("wallboard {name} set to {json}"));
+    write_setting(&state, &caller, &setting, &config).await?;
     Ok(Json(config))
 }
 
