@@ -17,7 +17,7 @@ use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 use crate::kiosk::{self, Kiosk};
 use crate::net::{Command, Net, STALE_AFTER_MS, SignIn, Status, lock};
 use crate::settings::{Filter, STORAGE_KEY, Settings, SortKey, Theme, ViewKind};
-use crate::view::{self, Alert, Card, Levels, Matrix, Selection};
+use crate::view::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::{signin, style, views};
 
 /// Where the app's clock comes from: the system, or a fixed moment (tests).
@@ -59,6 +59,8 @@ pub(crate) struct Cache {
     pub(crate) matrix: Matrix,
     pub(crate) levels: Levels,
     thresholds: Option<(monti_protocol::rest::Thresholds, u64)>,
+    ranks: Ranks,
+    ranks_version: Option<u64>,
 }
 
 /// The desktop app.
@@ -170,8 +172,13 @@ impl App {
         if self.cache.key.as_ref() == Some(&key) {
             return;
         }
-        let selection = Selection::compute(
+        if self.cache.ranks_version != Some(floor.roster_version()) {
+            self.cache.ranks = Ranks::new(floor);
+            self.cache.ranks_version = Some(floor.roster_version());
+        }
+        let selection = Selection::compute_ranked(
             floor,
+            &self.cache.ranks,
             &self.settings.filter,
             &self.search,
             self.settings.sort,

@@ -83,10 +83,76 @@ pub struct Selection {
     pub counts: [u32; StateKind::COUNT],
 }
 
+/// Every agent's and team's place in name order, so that sorting compares numbers. Computed
+/// once per roster version (names change only with the roster).
+#[derive(Clone, Debug, Default)]
+pub struct Ranks {
+    agents: Vec<u32>,
+    teams: Vec<u32>,
+}
+
+impl Ranks {
+    /// The ranks of the floor's roster.
+    pub fn new(floor: &Floor) -> Ranks {
+        let mut agents: Vec<(&str, AgentId)> = floor
+            .agents()
+            .map(|record| (record.info.name.as_str(), record.info.id))
+            .collect();
+        agents.sort_by(|a, b| cmp_names(a.0, b.0).then(a.1.cmp(&b.1)));
+        let mut agent_ranks =
+            vec![u32::MAX; agents.iter().map(|a| a.1.0 as usize + 1).max().unwrap_or(0)];
+        for (rank, (_, id)) in agents.iter().enumerate() {
+            agent_ranks[id.0 as usize] = rank as u32;
+        }
+        let mut teams: Vec<(&str, TeamId)> = floor
+            .teams()
+            .map(|team| (team.name.as_str(), team.id))
+            .collect();
+        teams.sort_by(|a, b| cmp_names(a.0, b.0).then(a.1.cmp(&b.1)));
+        let mut team_ranks = vec![
+            u32::MAX;
+            teams
+                .iter()
+                .map(|t| usize::from(t.1.0) + 1)
+                .max()
+                .unwrap_or(0)
+        ];
+        for (rank, (_, id)) in teams.iter().enumerate() {
+            team_ranks[usize::from(id.0)] = rank as u32;
+        }
+        Ranks {
+            agents: agent_ranks,
+            teams: team_ranks,
+        }
+    }
+
+    fn agent(&self, id: AgentId) -> u32 {
+        self.agents.get(id.0 as usize).copied().unwrap_or(u32::MAX)
+    }
+
+    fn team(&self, id: TeamId) -> u32 {
+        self.teams
+            .get(usize::from(id.0))
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
+}
+
 impl Selection {
     /// Picks and orders the agents. Agents the server sends without a state (outside the
     /// subscription's state filter) are left out.
     pub fn compute(floor: &Floor, filter: &Filter, search: &str, sort: Sort) -> Selection {
+        Selection::compute_ranked(floor, &Ranks::new(floor), filter, search, sort)
+    }
+
+    /// [`Selection::compute`] with the roster's [`Ranks`] at hand (the app keeps them).
+    pub fn compute_ranked(
+        floor: &Floor,
+        ranks: &Ranks,
+        filter: &Filter,
+        search: &str,
+        sort: Sort,
+    ) -> Selection {
         let resolved = Resolved::new(floor, filter);
         let needle = search.trim().to_lowercase();
         let mut counts = [0; StateKind::COUNT];
@@ -112,7 +178,7 @@ impl Selection {
                 })
             })
             .collect();
-        sort_rows(floor, &mut rows, sort);
+        sort_rows(ranks, &mut rows, sort);
         Selection { rows, counts }
     }
 
@@ -134,6 +200,7 @@ fn cmp_names(a: &str, b: &str) -> Ordering {
         .cmp(b.bytes().map(|byte| byte.to_ascii_lowercase()))
 }
 
+#[cfg(test)]
 fn agent_name(floor: &Floor, id: AgentId) -> &str {
     floor
         .agent(id)
@@ -144,10 +211,8 @@ fn team_name(floor: &Floor, id: TeamId) -> &str {
     floor.team(id).map_or("", |team| team.name.as_str())
 }
 
-fn sort_rows(floor: &Floor, rows: &mut [Row], sort: Sort) {
-    let by_name = |a: &Row, b: &Row| {
-        cmp_names(agent_name(floor, a.id), agent_name(floor, b.id)).then(a.id.cmp(&b.id))
-    };
+fn sort_rows(ranks: &Ranks, rows: &mut [Row], sort: Sort) {
+    let by_name = |a: &Row, b: &Row| ranks.agent(a.id).cmp(&ranks.agent(b.id));
     let compare = |a: &Row, b: &Row| match sort.key {
         SortKey::Name => by_name(a, b),
         // Within a state, the agent who has been in it longest first.
@@ -156,9 +221,7 @@ fn sort_rows(floor: &Floor, rows: &mut [Row], sort: Sort) {
             .then_with(|| by_name(a, b)),
         // Shortest time first: the latest start first.
         SortKey::TimeInState => b.since_ms.cmp(&a.since_ms).then_with(|| by_name(a, b)),
-        SortKey::Team => cmp_names(team_name(floor, a.team), team_name(floor, b.team))
-            .then(a.team.cmp(&b.team))
-            .then_with(|| by_name(a, b)),
+        SortKey::Team => (ranks.team(a.team).cmp(&ranks.team(b.team))).then_with(|| by_name(a, b)),
     };
     if sort.descending {
         rows.sort_unstable_by(|a, b| compare(b, a));
