@@ -625,8 +625,8 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
 }
 
 /// Makes the window as large as the screen where fullscreen is not honoured (an X server
-/// without a window manager, as on many kiosk PCs).
-fn fill_the_screen(ctx: &egui::Context) {
+/// without a window manager, as on many kiosk PCs). Returns whether it asked for a resize.
+fn fill_the_screen(ctx: &egui::Context) -> bool {
     let (monitor, inner, fullscreen) = ctx.input(|input| {
         let viewport = input.viewport();
         (
@@ -640,7 +640,9 @@ fn fill_the_screen(ctx: &egui::Context) {
     {
         ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::Pos2::ZERO));
         ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(monitor));
+        return true;
     }
+    false
 }
 
 fn gui_zoom(ctx: &egui::Context, step: f32) {
@@ -654,7 +656,13 @@ impl App {
         let status = self.net.status().clone();
         if self.kiosk.is_some() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::None);
-            fill_the_screen(ui.ctx());
+            let now = self.clock.now_ms();
+            if let Some(kiosk) = &mut self.kiosk
+                && kiosk.may_resize(now)
+                && fill_the_screen(ui.ctx())
+            {
+                kiosk.resized(now);
+            }
             match &status.sign_in {
                 SignIn::NotNeeded | SignIn::SignedIn => self.wallboard_screen(ui, &status),
                 SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {

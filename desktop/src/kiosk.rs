@@ -26,6 +26,7 @@ pub struct Kiosk {
     pub local: Option<WallboardConfig>,
     page: usize,
     page_started_ms: Option<u64>,
+    resized_at_ms: Option<u64>,
 }
 
 impl Kiosk {
@@ -35,7 +36,20 @@ impl Kiosk {
             local,
             page: 0,
             page_started_ms: None,
+            resized_at_ms: None,
         }
+    }
+
+    /// Whether the window may be resized to the screen now: at most every ten seconds, so that
+    /// a window manager that keeps the window smaller is not fought every frame.
+    pub fn may_resize(&self, now_ms: u64) -> bool {
+        self.resized_at_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= 10_000)
+    }
+
+    /// Notes that the window was resized.
+    pub fn resized(&mut self, now_ms: u64) {
+        self.resized_at_ms = Some(now_ms);
     }
 
     /// The configuration in force: the local file's, else the server's, else every page.
