@@ -78,6 +78,9 @@ pub struct App {
     pub(crate) cache: Cache,
     /// Set when the app runs as a wallboard.
     pub kiosk: Option<Kiosk>,
+    /// The settings as they were before the wallboard narrowed the filter to its scope: what is
+    /// stored, so that `--desktop` later finds the floor manager's own.
+    kept_settings: Option<Settings>,
 }
 
 impl App {
@@ -95,6 +98,7 @@ impl App {
             sent: Subscription::default(),
             cache: Cache::default(),
             kiosk: None,
+            kept_settings: None,
         }
     }
 
@@ -445,6 +449,8 @@ impl App {
             return;
         };
         let config = kiosk.config(status);
+        self.kept_settings
+            .get_or_insert_with(|| self.settings.clone());
         self.settings.filter = Filter {
             teams: config.teams.iter().cloned().collect(),
             sites: config.sites.iter().cloned().collect(),
@@ -701,6 +707,7 @@ impl eframe::App for App {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, STORAGE_KEY, &self.settings);
+        let settings = self.kept_settings.as_ref().unwrap_or(&self.settings);
+        eframe::set_value(storage, STORAGE_KEY, settings);
     }
 }

@@ -245,3 +245,35 @@ fn the_pages_count_only_the_wallboards_teams() {
         "the site rows add up to the team's agents"
     );
 }
+
+/// eframe's storage, in memory.
+#[derive(Default)]
+struct Memory(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Memory {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn the_wallboards_scope_is_not_stored_as_the_desktops_filter() {
+    let config = WallboardConfig {
+        teams: vec!["Billing".to_owned()],
+        ..WallboardConfig::default()
+    };
+    let mut harness = wallboard(None, Some(config));
+    assert!(harness.state().settings.filter.teams.contains("Billing"));
+    let mut storage = Memory::default();
+    eframe::App::save(harness.state_mut(), &mut storage);
+    let stored = App::stored_settings(Some(&storage));
+    assert!(stored.filter.teams.is_empty(), "{stored:?}");
+    assert_eq!(stored.view, Settings::default().view);
+}
