@@ -764,7 +764,3 @@ impl Worker {
         }
     }
 }
-
-/// How long after the last message a live link is shown as stale anyway (the follower notices
-/// silence itself after three keepalives; this covers a stalled network thread).
-pub const STALE_AFTER_MS: u64 = 10_000;
