@@ -273,7 +273,9 @@ impl App {
             // A quiet floor sends nothing but keepalives; the follower itself notices a silent
             // server (three keepalives missed) and reconnects, so Live is trusted.
             Link::Live => (style::LIVE, "LIVE".to_owned()),
-            _ if has_data => {
+            // Connected, a fresh snapshot on its way (after a filter change or a reconnect).
+            Link::Syncing => (style::PENDING, "SYNCING…".to_owned()),
+            Link::Connecting if has_data => {
                 let retry = status
                     .retry_at_ms
                     .map(|at| format!(" · retry in {} s", at.saturating_sub(now).div_ceil(1000)))
@@ -283,8 +285,7 @@ impl App {
                     format!("STALE · data {} old{retry}", view::duration_text(age)),
                 )
             }
-            Link::Syncing => (style::PENDING, "SYNCING…".to_owned()),
-            _ => (style::PENDING, "CONNECTING…".to_owned()),
+            Link::Connecting => (style::PENDING, "CONNECTING…".to_owned()),
         };
         let chip = egui::Frame::new()
             .fill(colour)

@@ -187,7 +187,7 @@ impl Frame<'_> {
     }
 
     fn header(&self, ui: &mut Ui, scale: f32) {
-        let live = self.status.link == Link::Live;
+        let live = self.status.link != Link::Connecting;
         ui.horizontal(|ui| {
             ui.label(
                 RichText::new(self.page.title())
@@ -511,7 +511,9 @@ impl Frame<'_> {
     /// Over the pages whenever the data is not live: since when it is old, and that the
     /// wallboard is reconnecting.
     fn stale_overlay(&self, ui: &mut Ui, body: Rect, scale: f32) {
-        if self.status.link == Link::Live || self.status.last_update_ms == 0 {
+        // Syncing is connected with a snapshot on its way: the data on screen is the last
+        // live view, and the snapshot follows within a tick.
+        if self.status.link != Link::Connecting || self.status.last_update_ms == 0 {
             return;
         }
         let painter = ui.painter();

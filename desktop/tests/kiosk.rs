@@ -132,7 +132,12 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
     assert!(label.ends_with(", 1:15 ago"), "{label}");
     assert!(harness.query_by_label("NOT LIVE").is_some());
 
-    // Reconnected and resynced.
+    // Reconnected, the snapshot on its way: the last live view stays without the overlay.
+    harness.state().net().status().link = Link::Syncing;
+    harness.run();
+    assert!(harness.query_by_role(Role::Alert).is_none());
+
+    // Resynced.
     {
         let mut status = harness.state().net().status();
         status.link = Link::Live;
