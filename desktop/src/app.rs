@@ -459,6 +459,7 @@ impl App {
             sites: config.sites.iter().cloned().collect(),
             states: StateSet::ALL,
         };
+        // The pages group by themselves; the table view keeps the cache from grouping too.
         self.settings.view = ViewKind::Agents;
         self.search.clear();
         let floor_handle = status.floor.clone();

@@ -176,8 +176,8 @@ impl Frame<'_> {
                 }
                 match self.page {
                     PageKind::Totals => self.totals(ui, scale),
-                    PageKind::Sites => self.sites(ui, scale),
-                    PageKind::Teams => self.teams(ui, scale),
+                    PageKind::Sites => self.group_rows(ui, scale, true),
+                    PageKind::Teams => self.group_rows(ui, scale, false),
                     PageKind::Attention => self.attention(ui, scale),
                 }
             });
@@ -398,14 +398,6 @@ impl Frame<'_> {
                 );
             }
         }
-    }
-
-    fn sites(&self, ui: &mut Ui, scale: f32) {
-        self.group_rows(ui, scale, true);
-    }
-
-    fn teams(&self, ui: &mut Ui, scale: f32) {
-        self.group_rows(ui, scale, false);
     }
 
     /// The agents over threshold, worst first, as many as fit.
