@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use monti_protocol::floor::Floor;
-use monti_protocol::message::{ClientMsg, Detail, ServerMsg, Subscription};
+use monti_protocol::message::{ClientMsg, Detail, Health, ServerMsg, Subscription};
 use monti_protocol::model::{SiteId, TeamId};
 
 use crate::connection::{ClientError, Connection, now_ms};
@@ -66,6 +66,8 @@ pub enum Event {
         /// How many agent changes it carried.
         n_changes: usize,
     },
+    /// The server said whether its floor may be out of date (see [`Follower::degraded`]).
+    Health(Health),
     /// A chunk of a snapshot arrived, or a keepalive; nothing visible changed.
     Progress,
     /// The connection was lost or a resync is needed; the follower waits, then reconnects.
@@ -111,6 +113,8 @@ pub struct Follower {
     sent_scope: Option<Scope>,
     /// Bearer token presented on connect, if the server wants one.
     token: Option<String>,
+    /// Set while the server says its floor may be out of date.
+    degraded: Option<Health>,
 }
 
 impl Follower {
@@ -131,6 +135,7 @@ impl Follower {
             floor_scope: None,
             sent_scope: None,
             token: None,
+            degraded: None,
         }
     }
 
@@ -172,6 +177,12 @@ impl Follower {
     /// The state of the link.
     pub fn link(&self) -> &Link {
         &self.link
+    }
+
+    /// Why the server's floor may be out of date, while it says so (for example when it lost
+    /// its link to the other servers); `None` when it is complete.
+    pub fn degraded(&self) -> Option<&Health> {
+        self.degraded.as_ref()
     }
 
     /// The server clock minus the local clock, as measured at the last handshake.
@@ -229,6 +240,8 @@ impl Follower {
                 .await?;
         let server_name = connection.hello().server_name.clone();
         self.connection = Some(connection);
+        // A server says so after the snapshot when it is degraded; until then, assume not.
+        self.degraded = None;
         self.send_subscription().await?;
         self.link = Link::Syncing;
         Ok(Event::Connected { server_name })
@@ -255,6 +268,10 @@ impl Follower {
                 seq: delta.seq,
                 n_changes: delta.changes.len(),
             },
+            ServerMsg::Health(health) => {
+                self.degraded = health.degraded.then(|| health.clone());
+                Event::Health(health)
+            }
             _ => Event::Progress,
         })
     }

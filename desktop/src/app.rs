@@ -272,6 +272,9 @@ impl App {
         let (colour, text) = match status.link {
             // A quiet floor sends nothing but keepalives; the follower itself notices a silent
             // server (three keepalives missed) and reconnects, so Live is trusted.
+            Link::Live if status.degraded.is_some() => {
+                (style::PENDING, "LIVE · MAY BE STALE".to_owned())
+            }
             Link::Live => (style::LIVE, "LIVE".to_owned()),
             // Connected, a fresh snapshot on its way (after a filter change or a reconnect).
             Link::Syncing => (style::PENDING, "SYNCING…".to_owned()),
@@ -294,8 +297,8 @@ impl App {
             .show(ui, |ui| {
                 ui.label(RichText::new(text).color(Color32::WHITE).strong());
             });
-        if let Some(problem) = &status.problem {
-            if status.link == Link::Live {
+        if let Some(problem) = status.degraded.as_ref().or(status.problem.as_ref()) {
+            if status.link == Link::Live && status.degraded.is_none() {
                 chip.response.on_hover_text(problem);
             } else {
                 ui.add(egui::Label::new(RichText::new(problem).color(style::STALE)).truncate())

@@ -205,7 +205,9 @@ impl Frame<'_> {
                         .color(INK)
                         .monospace(),
                 );
-                let (colour, text) = if live {
+                let (colour, text) = if live && self.status.degraded.is_some() {
+                    (style::PENDING, "MAY BE STALE")
+                } else if live {
                     (style::LIVE, "LIVE")
                 } else {
                     (style::STALE, "NOT LIVE")

@@ -104,6 +104,8 @@ pub struct Status {
     pub retry_at_ms: Option<u64>,
     /// The last problem, for the top bar.
     pub problem: Option<String>,
+    /// While the server says its data may be out of date: why.
+    pub degraded: Option<String>,
     /// Who is signed in.
     pub me: Option<MeJson>,
     /// Every team the caller may see (the stream only carries the filtered ones).
@@ -130,6 +132,7 @@ impl Status {
             clock_offset_ms: 0,
             retry_at_ms: None,
             problem: None,
+            degraded: None,
             me: None,
             teams: Vec::new(),
             sites: Vec::new(),
@@ -684,6 +687,7 @@ impl Worker {
             Event::Connected { server_name } => {
                 tracing::info!(server = %self.server, %server_name, "connected");
                 self.update(|status| {
+                    status.degraded = None;
                     status.server_name = Some(server_name);
                     status.clock_offset_ms = clock_offset_ms;
                     status.link = link;
@@ -698,6 +702,12 @@ impl Worker {
                     status.link = link;
                     status.problem = Some(reason);
                     status.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
+                })
+            }
+            Event::Health(health) => {
+                tracing::info!(degraded = health.degraded, reason = %health.reason, "server health");
+                self.update(|status| {
+                    status.degraded = health.degraded.then_some(health.reason);
                 })
             }
             Event::Snapshot { .. } | Event::Delta { .. } | Event::Progress => {

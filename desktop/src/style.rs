@@ -16,6 +16,7 @@ pub fn state_colour(kind: StateKind) -> Color32 {
         StateKind::OnHold => Color32::from_rgb(0x93, 0x5c, 0xd8),
         StateKind::WrapUp => Color32::from_rgb(0xb8, 0x8a, 0x2a),
         StateKind::NotReady => Color32::from_rgb(0xc2, 0x4f, 0x8a),
+        StateKind::Stale => Color32::from_rgb(0x8a, 0x6d, 0x3b),
     }
 }
 

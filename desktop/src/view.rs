@@ -457,6 +457,7 @@ pub fn state_label(kind: StateKind) -> &'static str {
         StateKind::OnHold => "On hold",
         StateKind::WrapUp => "Wrap-up",
         StateKind::NotReady => "Not ready",
+        StateKind::Stale => "No signal",
     }
 }
 
@@ -470,6 +471,7 @@ pub fn state_mark(kind: StateKind) -> &'static str {
         StateKind::OnHold => "HD",
         StateKind::WrapUp => "WU",
         StateKind::NotReady => "NR",
+        StateKind::Stale => "NS",
     }
 }
 

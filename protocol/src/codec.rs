@@ -101,7 +101,7 @@ pub fn decode_client(frame: &[u8]) -> Result<ClientMsg, DecodeError> {
 
 /// How many variants [`ServerMsg`] has; a frame whose tag is beyond them is a message from a
 /// newer protocol (or garbage).
-const SERVER_MSG_VARIANTS: u32 = 5;
+const SERVER_MSG_VARIANTS: u32 = 6;
 /// How many variants [`ClientMsg`] has.
 const CLIENT_MSG_VARIANTS: u32 = 3;
 
@@ -208,7 +208,7 @@ impl Validate for ServerMsg {
             ServerMsg::Snapshot(chunk) => chunk.validate(),
             ServerMsg::Delta(delta) => delta.validate(),
             ServerMsg::Keepalive(_) => Ok(()),
-            ServerMsg::Error(_) => Ok(()),
+            ServerMsg::Error(_) | ServerMsg::Health(_) => Ok(()),
         }
     }
 }
@@ -270,6 +270,7 @@ impl Validate for Delta {
                 }
                 RosterChange::TeamUpserted(team) => check_name(&team.name)?,
                 RosterChange::SiteUpserted(site) => check_name(&site.name)?,
+                RosterChange::TeamRemoved(_) | RosterChange::SiteRemoved(_) => {}
                 RosterChange::ReasonUpserted(reason) => {
                     check_name(&reason.code)?;
                     check_name(&reason.label)?;
@@ -283,15 +284,16 @@ impl Validate for Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{ErrorMsg, Keepalive};
+    use crate::message::{Health, Keepalive};
 
     /// The variant counts above must follow the enums; this fails when a variant is appended
     /// without updating them.
     #[test]
     fn variant_counts_match_the_enums() {
-        let last_server = ServerMsg::Error(ErrorMsg {
-            code: ErrorCode::Internal,
-            message: String::new(),
+        let last_server = ServerMsg::Health(Health {
+            degraded: false,
+            reason: String::new(),
+            since_ms: 0,
         });
         let frame = encode_server(&last_server).expect("encodes");
         assert_eq!(u32::from(frame[0]) + 1, SERVER_MSG_VARIANTS);

@@ -479,6 +479,17 @@ impl Floor {
         self.teams.insert(team.id, team);
     }
 
+    /// Removes a team. Its agents must have been removed or moved first; any left keep their
+    /// now unnamed team id.
+    pub fn remove_team(&mut self, id: TeamId) {
+        self.teams.remove(&id);
+    }
+
+    /// Removes a site; see [`Floor::remove_team`].
+    pub fn remove_site(&mut self, id: SiteId) {
+        self.sites.remove(&id);
+    }
+
     /// Adds or relabels a reason code.
     pub fn upsert_reason(&mut self, reason: ReasonCode) {
         self.reasons.insert(reason.id, reason);
@@ -738,7 +749,10 @@ impl Floor {
         match msg {
             ServerMsg::Snapshot(chunk) => self.apply_chunk(chunk),
             ServerMsg::Delta(delta) => self.apply_delta(delta),
-            ServerMsg::Hello(_) | ServerMsg::Keepalive(_) | ServerMsg::Error(_) => Ok(()),
+            ServerMsg::Hello(_)
+            | ServerMsg::Keepalive(_)
+            | ServerMsg::Error(_)
+            | ServerMsg::Health(_) => Ok(()),
         }
     }
 
@@ -828,6 +842,8 @@ impl Floor {
                 RosterChange::TeamUpserted(team) => self.upsert_team(team.clone()),
                 RosterChange::SiteUpserted(site) => self.upsert_site(site.clone()),
                 RosterChange::ReasonUpserted(reason) => self.upsert_reason(reason.clone()),
+                RosterChange::TeamRemoved(team) => self.remove_team(*team),
+                RosterChange::SiteRemoved(site) => self.remove_site(*site),
             }
         }
         if !delta.roster.is_empty() {

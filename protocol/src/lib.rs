@@ -7,12 +7,14 @@
 //! - [`tick`]: collecting changes, committing them once per tick, and cutting per-viewer deltas.
 //! - [`scope`]: what a viewer may see, applied where snapshots and deltas are cut.
 //! - [`rest`]: the JSON bodies of the REST API.
+//! - [`ingest`]: the JSON bodies of the ingest API (events, roster sync, history).
 //!
 //! This crate has no async runtime, no network and no file access (an architecture invariant:
 //! see `ARCHITECTURE.md`), so everything in it is tested with plain unit and property tests.
 
 pub mod codec;
 pub mod floor;
+pub mod ingest;
 pub mod message;
 pub mod model;
 pub mod rest;
@@ -23,7 +25,7 @@ pub mod tick;
 /// any other version with [`message::ErrorCode::VersionMismatch`] and a readable reason.
 ///
 /// Bump it whenever a message's encoding changes in a way an older peer would misread.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The path of the stream endpoint on a server.
 pub const STREAM_PATH: &str = "/api/v1/stream";

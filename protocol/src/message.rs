@@ -112,6 +112,10 @@ pub enum ServerMsg {
     Keepalive(Keepalive),
     /// Something went wrong; usually followed by a close with [`ErrorCode::close_code`].
     Error(ErrorMsg),
+    /// Whether the server's floor is complete: sent whenever that changes, and after the first
+    /// snapshot of a connection while degraded.
+    /// While degraded, the server keeps streaming what it knows, which may be out of date.
+    Health(Health),
 }
 
 /// The server's side of the handshake.
@@ -249,6 +253,10 @@ pub enum RosterChange {
     SiteUpserted(Site),
     /// A reason code was added or relabelled.
     ReasonUpserted(ReasonCode),
+    /// A team was removed; it has no agents left.
+    TeamRemoved(TeamId),
+    /// A site was removed; it has no agents left.
+    SiteRemoved(SiteId),
 }
 
 /// Counts and longest time in state of one group.
@@ -269,6 +277,18 @@ pub struct Keepalive {
     pub seq: u64,
     /// The server's clock, milliseconds since the Unix epoch.
     pub server_time_ms: u64,
+}
+
+/// Whether the floor a server streams may be out of date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `true` while the server cannot learn every change (for example when it has lost the
+    /// link it shares changes with other servers over): data may be stale.
+    pub degraded: bool,
+    /// Why, for a person; empty when not degraded.
+    pub reason: String,
+    /// Since when, milliseconds since the Unix epoch.
+    pub since_ms: u64,
 }
 
 /// A refusal or failure the client can match on.

@@ -45,6 +45,9 @@ pub enum AgentStatus {
     WrapUp,
     /// Not ready: on a break, at lunch, in a meeting... with the reason code if one was given.
     NotReady(Option<ReasonId>),
+    /// The telephony system stopped reporting on this logged-in agent (no events, no
+    /// heartbeats): what the agent is doing is unknown. Set by the server, never ingested.
+    Stale,
 }
 
 impl AgentStatus {
@@ -58,6 +61,7 @@ impl AgentStatus {
             AgentStatus::OnHold => StateKind::OnHold,
             AgentStatus::WrapUp => StateKind::WrapUp,
             AgentStatus::NotReady(_) => StateKind::NotReady,
+            AgentStatus::Stale => StateKind::Stale,
         }
     }
 
@@ -70,7 +74,7 @@ impl AgentStatus {
     }
 }
 
-/// The seven states without reasons: what summaries count and filters select.
+/// The eight states without reasons: what summaries count and filters select.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StateKind {
     /// See [`AgentStatus::Offline`].
@@ -87,11 +91,13 @@ pub enum StateKind {
     WrapUp,
     /// See [`AgentStatus::NotReady`].
     NotReady,
+    /// See [`AgentStatus::Stale`].
+    Stale,
 }
 
 impl StateKind {
     /// How many kinds there are; summaries hold one count per kind.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     /// Every kind, in display order.
     pub const ALL: [StateKind; StateKind::COUNT] = [
@@ -102,6 +108,7 @@ impl StateKind {
         StateKind::OnHold,
         StateKind::WrapUp,
         StateKind::NotReady,
+        StateKind::Stale,
     ];
 
     /// Position in [`StateKind::ALL`] and in every per-state array.
@@ -119,6 +126,7 @@ impl StateKind {
             StateKind::OnHold => "on_hold",
             StateKind::WrapUp => "wrap_up",
             StateKind::NotReady => "not_ready",
+            StateKind::Stale => "stale",
         }
     }
 
@@ -134,7 +142,7 @@ pub struct StateSet(pub u8);
 
 impl StateSet {
     /// Every state: the default filter.
-    pub const ALL: StateSet = StateSet((1 << StateKind::COUNT) - 1);
+    pub const ALL: StateSet = StateSet(u8::MAX >> (8 - StateKind::COUNT));
 
     /// The set with just these kinds.
     pub fn of(kinds: impl IntoIterator<Item = StateKind>) -> StateSet {

@@ -26,6 +26,10 @@ pub enum RosterUpdate {
     Agent(AgentInfo),
     /// Remove (deactivate) an agent.
     RemoveAgent(AgentId),
+    /// Remove a team that has no agents.
+    RemoveTeam(TeamId),
+    /// Remove a site that has no agents.
+    RemoveSite(SiteId),
     /// Add or rename a team.
     Team(Team),
     /// Add or rename a site.
@@ -112,6 +116,14 @@ impl Pending {
                 RosterUpdate::Team(team) => {
                     floor.upsert_team(team.clone());
                     RosterEvent::Team(team)
+                }
+                RosterUpdate::RemoveTeam(team) => {
+                    floor.remove_team(team);
+                    RosterEvent::TeamRemoved(team)
+                }
+                RosterUpdate::RemoveSite(site) => {
+                    floor.remove_site(site);
+                    RosterEvent::SiteRemoved(site)
                 }
                 RosterUpdate::Site(site) => {
                     floor.upsert_site(site.clone());
@@ -235,6 +247,10 @@ pub enum RosterEvent {
     Site(Site),
     /// A reason code was added or relabelled.
     Reason(ReasonCode),
+    /// A team was removed.
+    TeamRemoved(TeamId),
+    /// A site was removed.
+    SiteRemoved(SiteId),
 }
 
 /// One agent's change in a tick, with what a subscription needs to decide whether it sees it.
@@ -322,6 +338,16 @@ impl Tick {
                     delta
                         .roster
                         .push(RosterChange::ReasonUpserted(reason.clone()));
+                }
+                RosterEvent::TeamRemoved(team) => {
+                    if view.lists_team(*team) {
+                        delta.roster.push(RosterChange::TeamRemoved(*team));
+                    }
+                }
+                RosterEvent::SiteRemoved(site) => {
+                    if view.lists_site(*site) {
+                        delta.roster.push(RosterChange::SiteRemoved(*site));
+                    }
                 }
             }
         }

@@ -17,6 +17,7 @@ fn status() -> impl Strategy<Value = AgentStatus> {
         Just(AgentStatus::OnHold),
         Just(AgentStatus::WrapUp),
         proptest::option::of(any::<u16>().prop_map(ReasonId)).prop_map(AgentStatus::NotReady),
+        Just(AgentStatus::Stale),
     ]
 }
 
@@ -49,8 +50,8 @@ fn summary() -> impl Strategy<Value = GroupSummary> {
     (
         proptest::option::of(any::<u16>()),
         proptest::option::of(any::<u16>()),
-        any::<[u32; 7]>(),
-        any::<[Option<u64>; 7]>(),
+        any::<[u32; StateKind::COUNT]>(),
+        any::<[Option<u64>; StateKind::COUNT]>(),
     )
         .prop_map(|(team, site, counts, longest_ms_ago)| GroupSummary {
             key: GroupKey {
@@ -66,6 +67,8 @@ fn roster_change() -> impl Strategy<Value = RosterChange> {
     prop_oneof![
         info().prop_map(RosterChange::AgentUpserted),
         agent_id().prop_map(RosterChange::AgentRemoved),
+        any::<u16>().prop_map(|id| RosterChange::TeamRemoved(TeamId(id))),
+        any::<u16>().prop_map(|id| RosterChange::SiteRemoved(SiteId(id))),
         (any::<u16>(), name()).prop_map(|(id, name)| RosterChange::TeamUpserted(Team {
             id: TeamId(id),
             name
@@ -227,6 +230,13 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             code: ErrorCode::TooSlow,
             message
         })),
+        (any::<bool>(), name(), any::<u64>()).prop_map(|(degraded, reason, since_ms)| {
+            ServerMsg::Health(Health {
+                degraded,
+                reason,
+                since_ms,
+            })
+        }),
     ]
 }
 

@@ -165,8 +165,9 @@ fn roundtrip(msg: &ServerMsg) -> ServerMsg {
 fn brute_force(
     floor: &Floor,
     grouping: Grouping,
-) -> BTreeMap<GroupKey, ([u32; 7], [Option<u64>; 7])> {
-    let mut groups: BTreeMap<GroupKey, ([u32; 7], [Option<u64>; 7])> = BTreeMap::new();
+) -> BTreeMap<GroupKey, ([u32; StateKind::COUNT], [Option<u64>; StateKind::COUNT])> {
+    let mut groups: BTreeMap<GroupKey, ([u32; StateKind::COUNT], [Option<u64>; StateKind::COUNT])> =
+        BTreeMap::new();
     for record in floor.agents() {
         let Some(live) = record.live else { continue };
         let entry = groups

@@ -27,6 +27,103 @@ pub struct Config {
     pub log: LogConfig,
     /// Who may connect, and as what.
     pub auth: AuthConfig,
+    /// Agent events from telephony systems.
+    pub ingest: IngestConfig,
+    /// Amazon Connect agent events delivered by Amazon Data Firehose.
+    pub amazon_connect: AmazonConnectConfig,
+    /// Sharing one floor between several servers.
+    pub redis: RedisConfig,
+}
+
+/// `[ingest]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// What an event for an agent MONTI does not know does: `create` the agent (in the event's
+    /// team and site, or the defaults below) or `refuse` the event.
+    pub unknown_agents: UnknownAgents,
+    /// The team of an agent created without one.
+    pub default_team: String,
+    /// The site of an agent created without one.
+    pub default_site: String,
+    /// The largest request body `POST /api/v1/events` and `/api/v1/roster` take (413 beyond).
+    pub max_body_bytes: usize,
+    /// The most events one batch may hold (422 beyond).
+    pub max_events: usize,
+    /// An agent whose source sends heartbeats (Amazon Connect) and who is neither offline nor
+    /// heard of for this long is shown as stale.
+    pub stale_after_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            unknown_agents: UnknownAgents::Create,
+            default_team: "Unassigned".to_owned(),
+            default_site: "Unassigned".to_owned(),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_events: 10_000,
+            stale_after_secs: 300,
+        }
+    }
+}
+
+/// See [`IngestConfig::unknown_agents`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownAgents {
+    /// Create them.
+    Create,
+    /// Refuse their events.
+    Refuse,
+}
+
+/// `[amazon_connect]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmazonConnectConfig {
+    /// The access key Firehose sends in `X-Amz-Firehose-Access-Key`; empty turns the endpoint
+    /// off.
+    pub access_key: String,
+    /// Which agent hierarchy level (1 to 5) names the site; 0 for none (the default site).
+    pub site_level: u8,
+    /// Which hierarchy level names the team; 0 for none (the default team).
+    pub team_level: u8,
+    /// The largest Firehose request taken (Firehose sends up to its buffer size, 1 to 64 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for AmazonConnectConfig {
+    fn default() -> Self {
+        AmazonConnectConfig {
+            access_key: String::new(),
+            site_level: 1,
+            team_level: 2,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[redis]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:6379` (or `rediss://` for TLS); empty for one server on its own.
+    pub url: String,
+    /// The Redis stream the servers share changes on.
+    pub stream: String,
+    /// About how many changes the stream keeps for servers that briefly lose their link.
+    pub max_len: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            stream: "monti:changes".to_owned(),
+            max_len: 100_000,
+        }
+    }
 }
 
 /// `[auth]`
@@ -154,11 +251,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size.
     pub max_connections: u32,
-    /// How often state history is written, in milliseconds.
-    pub history_batch_ms: u64,
-    /// How many history rows may wait for the database; beyond that rows are dropped and
-    /// counted, so a stalled database never slows the live floor.
-    pub history_queue: usize,
+    /// How long state history is kept, in days (0: forever).
+    pub history_retention_days: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -166,8 +260,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://data/monti.db".to_owned(),
             max_connections: 5,
-            history_batch_ms: 1_000,
-            history_queue: 200_000,
+            history_retention_days: 31,
         }
     }
 }
@@ -295,11 +388,9 @@ pub struct Cli {
     #[arg(long, env = "MONTI_DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,
     /// Milliseconds between history writes [default: 1000].
-    #[arg(long, env = "MONTI_DATABASE_HISTORY_BATCH_MS")]
-    pub database_history_batch_ms: Option<u64>,
+    #[arg(long, env = "MONTI_DATABASE_HISTORY_RETENTION_DAYS")]
+    pub database_history_retention_days: Option<u64>,
     /// History rows that may wait for the database before rows are dropped [default: 200000].
-    #[arg(long, env = "MONTI_DATABASE_HISTORY_QUEUE")]
-    pub database_history_queue: Option<usize>,
 
     /// Run the simulated floor [default: true].
     #[arg(long, env = "MONTI_SIMULATOR_ENABLED")]
@@ -351,6 +442,48 @@ pub struct Cli {
     /// Group bindings as JSON, e.g. [{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}].
     #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
     pub auth_bindings: Option<Bindings>,
+
+    /// `[ingest] unknown_agents`
+    #[arg(long, env = "MONTI_INGEST_UNKNOWN_AGENTS", value_enum)]
+    pub ingest_unknown_agents: Option<UnknownAgents>,
+    /// `[ingest] default_team`
+    #[arg(long, env = "MONTI_INGEST_DEFAULT_TEAM")]
+    pub ingest_default_team: Option<String>,
+    /// `[ingest] default_site`
+    #[arg(long, env = "MONTI_INGEST_DEFAULT_SITE")]
+    pub ingest_default_site: Option<String>,
+    /// `[ingest] max_body_bytes`
+    #[arg(long, env = "MONTI_INGEST_MAX_BODY_BYTES")]
+    pub ingest_max_body_bytes: Option<usize>,
+    /// `[ingest] max_events`
+    #[arg(long, env = "MONTI_INGEST_MAX_EVENTS")]
+    pub ingest_max_events: Option<usize>,
+    /// `[ingest] stale_after_secs`
+    #[arg(long, env = "MONTI_INGEST_STALE_AFTER_SECS")]
+    pub ingest_stale_after_secs: Option<u64>,
+
+    /// `[amazon_connect] access_key`
+    #[arg(long, env = "MONTI_AMAZON_CONNECT_ACCESS_KEY", hide_env_values = true)]
+    pub amazon_connect_access_key: Option<String>,
+    /// `[amazon_connect] site_level`
+    #[arg(long, env = "MONTI_AMAZON_CONNECT_SITE_LEVEL")]
+    pub amazon_connect_site_level: Option<u8>,
+    /// `[amazon_connect] team_level`
+    #[arg(long, env = "MONTI_AMAZON_CONNECT_TEAM_LEVEL")]
+    pub amazon_connect_team_level: Option<u8>,
+    /// `[amazon_connect] max_body_bytes`
+    #[arg(long, env = "MONTI_AMAZON_CONNECT_MAX_BODY_BYTES")]
+    pub amazon_connect_max_body_bytes: Option<usize>,
+
+    /// `[redis] url`
+    #[arg(long, env = "MONTI_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// `[redis] stream`
+    #[arg(long, env = "MONTI_REDIS_STREAM")]
+    pub redis_stream: Option<String>,
+    /// `[redis] max_len`
+    #[arg(long, env = "MONTI_REDIS_MAX_LEN")]
+    pub redis_max_len: Option<u64>,
 }
 
 /// The group bindings as one flag value (a JSON list), not one flag per binding.
@@ -408,10 +541,9 @@ impl Cli {
             &self.database_max_connections,
         );
         set(
-            &mut database.history_batch_ms,
-            &self.database_history_batch_ms,
+            &mut database.history_retention_days,
+            &self.database_history_retention_days,
         );
-        set(&mut database.history_queue, &self.database_history_queue);
         let simulator = &mut config.simulator;
         set(&mut simulator.enabled, &self.simulator_enabled);
         set(&mut simulator.agents, &self.simulator_agents);
@@ -435,6 +567,25 @@ impl Cli {
             auth.bindings = bindings.clone();
         }
         set(&mut auth.keys_refetch_secs, &self.auth_keys_refetch_secs);
+        let ingest = &mut config.ingest;
+        set(&mut ingest.unknown_agents, &self.ingest_unknown_agents);
+        set(&mut ingest.default_team, &self.ingest_default_team);
+        set(&mut ingest.default_site, &self.ingest_default_site);
+        set(&mut ingest.max_body_bytes, &self.ingest_max_body_bytes);
+        set(&mut ingest.max_events, &self.ingest_max_events);
+        set(&mut ingest.stale_after_secs, &self.ingest_stale_after_secs);
+        let connect = &mut config.amazon_connect;
+        set(&mut connect.access_key, &self.amazon_connect_access_key);
+        set(&mut connect.site_level, &self.amazon_connect_site_level);
+        set(&mut connect.team_level, &self.amazon_connect_team_level);
+        set(
+            &mut connect.max_body_bytes,
+            &self.amazon_connect_max_body_bytes,
+        );
+        let redis = &mut config.redis;
+        set(&mut redis.url, &self.redis_url);
+        set(&mut redis.stream, &self.redis_stream);
+        set(&mut redis.max_len, &self.redis_max_len);
     }
 }
 
@@ -483,6 +634,30 @@ impl Config {
             );
         }
         simulator.start_second_of_day()?;
+        let ingest = &self.ingest;
+        if ingest.default_team.trim().is_empty() || ingest.default_site.trim().is_empty() {
+            bail!("ingest.default_team and ingest.default_site must not be empty");
+        }
+        if ingest.max_body_bytes < 1024 || ingest.max_events == 0 {
+            bail!("ingest.max_body_bytes must be at least 1024 and ingest.max_events at least 1");
+        }
+        let connect = &self.amazon_connect;
+        if connect.site_level > 5 || connect.team_level > 5 {
+            bail!("amazon_connect.site_level and team_level are hierarchy levels 1 to 5, or 0");
+        }
+        if !connect.access_key.is_empty() && connect.access_key.len() < 16 {
+            bail!("amazon_connect.access_key must be at least 16 characters");
+        }
+        let redis = &self.redis;
+        if !(redis.url.is_empty()
+            || redis.url.starts_with("redis://")
+            || redis.url.starts_with("rediss://"))
+        {
+            bail!("redis.url must start with redis:// or rediss://");
+        }
+        if redis.stream.trim().is_empty() || redis.max_len < 1_000 {
+            bail!("redis.stream must be set and redis.max_len at least 1000");
+        }
         let auth = &self.auth;
         match auth.mode {
             AuthMode::None if !server.listen.ip().is_loopback() => bail!(

@@ -12,7 +12,12 @@ use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
+use std::collections::HashMap;
+
+use monti_protocol::model::StateKind;
+
 use crate::config::DatabaseConfig;
+use crate::live::Change;
 
 /// Which database engine a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,17 +64,19 @@ pub struct SeedAgent {
     pub site: String,
 }
 
-/// Master data as stored, ordered by database id.
+/// Master data and current states as stored: what a server builds its floor from.
 #[derive(Clone, Debug, Default)]
-pub struct StoredRoster {
-    /// `(site_id, name)`
+pub struct StoredFloor {
+    /// Active sites, `(site_id, name)`.
     pub sites: Vec<(i64, String)>,
-    /// `(team_id, name)`
+    /// Active teams, `(team_id, name)`.
     pub teams: Vec<(i64, String)>,
     /// `(reason_code_id, code, label)`
     pub reasons: Vec<(i64, String, String)>,
     /// Active agents.
     pub agents: Vec<StoredAgent>,
+    /// Current states of active agents.
+    pub states: Vec<StoredState>,
 }
 
 /// An active agent as stored.
@@ -87,19 +94,137 @@ pub struct StoredAgent {
     pub site_id: i64,
 }
 
-/// One row of state history.
-#[derive(Clone, Debug)]
-pub struct HistoryRow {
+/// A row of `agent_state`: an agent's current state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredState {
     /// `agent_id`
     pub agent_id: i64,
-    /// State name (`StateKind::name`).
-    pub state: &'static str,
+    /// The state.
+    pub state: StateKind,
+    /// `reason_code_id`
+    pub reason_code_id: Option<i64>,
+    /// When the state began.
+    pub started_at: i64,
+    /// When the source last reported on the agent.
+    pub seen_at: i64,
+    /// Whether the source sends heartbeats.
+    pub watched: bool,
+}
+
+impl StoredState {
+    /// As a change to apply to a floor.
+    pub fn change(&self) -> Change {
+        Change::State {
+            agent: self.agent_id,
+            state: self.state,
+            reason: self.reason_code_id,
+            since_ms: self.started_at.max(0) as u64,
+            seen_ms: self.seen_at.max(0) as u64,
+            watched: self.watched,
+        }
+    }
+}
+
+impl StoredFloor {
+    /// Everything as changes, in an order a floor can apply: groups, then agents, then states.
+    pub fn changes(&self) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(
+            self.sites.len() + self.teams.len() + self.reasons.len() + 2 * self.agents.len(),
+        );
+        for (id, name) in &self.sites {
+            changes.push(Change::Site {
+                id: *id,
+                name: name.clone(),
+            });
+        }
+        for (id, name) in &self.teams {
+            changes.push(Change::Team {
+                id: *id,
+                name: name.clone(),
+            });
+        }
+        for (id, code, label) in &self.reasons {
+            changes.push(Change::Reason {
+                id: *id,
+                code: code.clone(),
+                label: label.clone(),
+            });
+        }
+        for agent in &self.agents {
+            changes.push(Change::Agent {
+                id: agent.agent_id,
+                external_id: agent.external_id.clone(),
+                name: agent.name.clone(),
+                team: agent.team_id,
+                site: agent.site_id,
+            });
+        }
+        changes.extend(self.states.iter().map(StoredState::change));
+        changes
+    }
+}
+
+/// One row of state history, written in the same transaction as the state it records.
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    /// The source's event id.
+    pub event_id: String,
+    /// `agent_id`
+    pub agent_id: i64,
+    /// The state.
+    pub state: StateKind,
     /// `reason_code_id` for not-ready states with a reason.
     pub reason_code_id: Option<i64>,
     /// When the state began, ms since the epoch.
     pub started_at: i64,
-    /// When the server learned of it, ms since the epoch.
+    /// When the server stored it, ms since the epoch.
     pub created_at: i64,
+}
+
+/// A stored history row with the names a reader needs.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct HistoryRead {
+    /// The agent's external id.
+    pub external_id: String,
+    /// Display name.
+    pub name: String,
+    /// `team_id`
+    pub team_id: i64,
+    /// Team name.
+    pub team: String,
+    /// `site_id`
+    pub site_id: i64,
+    /// Site name.
+    pub site: String,
+    /// State name.
+    pub state: String,
+    /// Reason code.
+    pub reason: Option<String>,
+    /// When the state began.
+    pub started_at: i64,
+    /// When it was stored.
+    pub created_at: i64,
+    /// The source's event id.
+    pub event_id: Option<String>,
+    /// `agent_state_change_id`, the paging cursor.
+    pub id: i64,
+}
+
+/// Which history to read.
+#[derive(Clone, Debug)]
+pub struct HistoryQuery {
+    /// One agent, by `agent_id`.
+    pub agent: Option<i64>,
+    /// One team, by `team_id`.
+    pub team: Option<i64>,
+    /// States that began at or after this.
+    pub from_ms: i64,
+    /// States that began before this.
+    pub to_ms: i64,
+    /// Rows after this cursor (`agent_state_change_id`), for paging.
+    pub after_id: i64,
+    /// At most this many rows.
+    pub limit: i64,
 }
 
 /// One audit log entry.
@@ -256,13 +381,13 @@ impl Db {
         Ok(())
     }
 
-    /// Reads all master data and the active agents.
-    pub async fn load_roster(&self) -> anyhow::Result<StoredRoster> {
-        let sites = sqlx::query_as("select site_id, name from site order by site_id")
+    /// Reads active master data and the current states of active agents.
+    pub async fn load_floor(&self) -> anyhow::Result<StoredFloor> {
+        let sites = sqlx::query_as("select site_id, name from site where active order by site_id")
             .fetch_all(&self.pool)
             .await
             .context("cannot read sites")?;
-        let teams = sqlx::query_as("select team_id, name from team order by team_id")
+        let teams = sqlx::query_as("select team_id, name from team where active order by team_id")
             .fetch_all(&self.pool)
             .await
             .context("cannot read teams")?;
@@ -274,7 +399,7 @@ impl Db {
         .context("cannot read reason codes")?;
         let agents: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
             "select agent_id, external_id, display_name, team_id, site_id from agent \
-             where active = true order by agent_id",
+             where active order by agent_id",
         )
         .fetch_all(&self.pool)
         .await
@@ -291,39 +416,375 @@ impl Db {
                 },
             )
             .collect();
-        Ok(StoredRoster {
+        // The Any driver cannot decode SQLite booleans: read the flag as a number.
+        let states: Vec<(i64, String, Option<i64>, i64, i64, i64)> = sqlx::query_as(
+            "select s.agent_id, s.state, s.reason_code_id, s.started_at, s.seen_at, \
+             cast(case when s.watched then 1 else 0 end as bigint) \
+             from agent_state s join agent a on a.agent_id = s.agent_id where a.active \
+             order by s.agent_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read agent states")?;
+        let states = states
+            .into_iter()
+            .filter_map(
+                |(agent_id, state, reason_code_id, started_at, seen_at, watched)| {
+                    Some(StoredState {
+                        agent_id,
+                        state: StateKind::from_name(&state)?,
+                        reason_code_id,
+                        started_at,
+                        seen_at,
+                        watched: watched != 0,
+                    })
+                },
+            )
+            .collect();
+        Ok(StoredFloor {
             sites,
             teams,
             reasons,
             agents,
+            states,
         })
     }
 
-    /// Appends state history rows in one transaction.
-    pub async fn write_history(&self, rows: &[HistoryRow]) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+    /// Starts a transaction for the ingest path.
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        self.pool
+            .begin()
+            .await
+            .context("cannot start a transaction")
+    }
+
+    /// Makes sure active sites or teams with these names exist; returns their ids by name and
+    /// the names that were created or reactivated.
+    pub async fn ensure_groups(
+        tx: &mut Tx,
+        table: Group,
+        names: &[&str],
+        now_ms: i64,
+    ) -> anyhow::Result<(HashMap<String, i64>, Vec<String>)> {
+        let table = table.table();
+        let mut ids = HashMap::new();
+        let mut created = Vec::new();
+        for batch in names.chunks(ROWS_PER_INSERT) {
+            let existing = name_ids_in(tx, table, batch, true).await?;
+            let missing: Vec<&str> = batch
+                .iter()
+                .copied()
+                .filter(|name| !existing.contains_key(*name))
+                .collect();
+            if !missing.is_empty() {
+                let sql = format!(
+                    "insert into {table} (name, created_at) values {} \
+                     on conflict (name) do update set active = true",
+                    placeholders(missing.len(), 2)
+                );
+                let mut query = sqlx::query::<Any>(&sql).persistent(false);
+                for name in &missing {
+                    query = query.bind(*name).bind(now_ms);
+                }
+                query
+                    .execute(&mut **tx)
+                    .await
+                    .with_context(|| format!("cannot insert {table}s"))?;
+                created.extend(missing.iter().map(|name| name.to_string()));
+            }
+            ids.extend(name_ids_in(tx, table, batch, false).await?);
+        }
+        Ok((ids, created))
+    }
+
+    /// Makes sure these reason codes `(code, label)` exist, keeping the label of codes stored
+    /// before; returns their ids by code.
+    pub async fn ensure_reasons(
+        tx: &mut Tx,
+        reasons: &[(&str, &str)],
+        now_ms: i64,
+    ) -> anyhow::Result<HashMap<String, i64>> {
+        for batch in reasons.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "insert into reason_code (code, label, created_at) values {} \
+                 on conflict (code) do nothing",
+                placeholders(batch.len(), 3)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            for (code, label) in batch {
+                query = query.bind(*code).bind(*label).bind(now_ms);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot insert reason codes")?;
+        }
+        let codes: Vec<&str> = reasons.iter().map(|(code, _)| *code).collect();
+        reason_ids_in(tx, &codes).await
+    }
+
+    /// Creates or updates reason codes with labels.
+    pub async fn upsert_reasons(
+        tx: &mut Tx,
+        reasons: &[(&str, &str)],
+        now_ms: i64,
+    ) -> anyhow::Result<HashMap<String, i64>> {
+        for batch in reasons.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "insert into reason_code (code, label, created_at) values {} \
+                 on conflict (code) do update set label = excluded.label",
+                placeholders(batch.len(), 3)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            for (code, label) in batch {
+                query = query.bind(*code).bind(*label).bind(now_ms);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot upsert reason codes")?;
+        }
+        let codes: Vec<&str> = reasons.iter().map(|(code, _)| *code).collect();
+        reason_ids_in(tx, &codes).await
+    }
+
+    /// Renames a site or team; fails when the new name is taken.
+    pub async fn rename_group(
+        tx: &mut Tx,
+        table: Group,
+        id: i64,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let table = table.table();
+        sqlx::query(&format!(
+            "update {table} set name = $1 where {table}_id = $2"
+        ))
+        .bind(name)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .with_context(|| format!("cannot rename {table} {id} to {name}"))?;
+        Ok(())
+    }
+
+    /// Deactivates a site or team.
+    pub async fn deactivate_group(tx: &mut Tx, table: Group, id: i64) -> anyhow::Result<()> {
+        let table = table.table();
+        sqlx::query(&format!(
+            "update {table} set active = false where {table}_id = $1"
+        ))
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .with_context(|| format!("cannot deactivate {table} {id}"))?;
+        Ok(())
+    }
+
+    /// Creates agents or updates their name, team and site, and makes them active; returns
+    /// their ids by external id.
+    pub async fn upsert_agents(
+        tx: &mut Tx,
+        agents: &[NewAgent<'_>],
+        now_ms: i64,
+    ) -> anyhow::Result<HashMap<String, i64>> {
+        let mut ids = HashMap::with_capacity(agents.len());
+        for batch in agents.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "insert into agent (external_id, display_name, team_id, site_id, active, created_at) \
+                 values {} on conflict (external_id) do update set display_name = \
+                 excluded.display_name, team_id = excluded.team_id, site_id = excluded.site_id, \
+                 active = true returning agent_id, external_id",
+                placeholders_with(batch.len(), 5, "true")
+            );
+            let mut query = sqlx::query_as::<Any, (i64, String)>(&sql).persistent(false);
+            for agent in batch {
+                query = query
+                    .bind(agent.external_id)
+                    .bind(agent.name)
+                    .bind(agent.team_id)
+                    .bind(agent.site_id)
+                    .bind(now_ms);
+            }
+            let rows = query
+                .fetch_all(&mut **tx)
+                .await
+                .context("cannot upsert agents")?;
+            ids.extend(rows.into_iter().map(|(id, external_id)| (external_id, id)));
+        }
+        Ok(ids)
+    }
+
+    /// Ids by name of the active sites or teams with these names, as this transaction sees them.
+    pub async fn active_group_ids(
+        tx: &mut Tx,
+        group: Group,
+        names: &[&str],
+    ) -> anyhow::Result<HashMap<String, i64>> {
+        let mut ids = HashMap::with_capacity(names.len());
+        for batch in names.chunks(ROWS_PER_INSERT) {
+            ids.extend(name_ids_in(tx, group.table(), batch, true).await?);
+        }
+        Ok(ids)
+    }
+
+    /// How many active agents a site or team has, as this transaction sees it.
+    pub async fn active_agents_in(tx: &mut Tx, group: Group, id: i64) -> anyhow::Result<i64> {
+        let table = group.table();
+        let (count,): (i64,) = sqlx::query_as(&format!(
+            "select count(*) from agent where active and {table}_id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .with_context(|| format!("cannot count the agents of {table} {id}"))?;
+        Ok(count)
+    }
+
+    /// Deactivates agents.
+    pub async fn deactivate_agents(tx: &mut Tx, ids: &[i64]) -> anyhow::Result<()> {
+        for batch in ids.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "update agent set active = false where agent_id in ({})",
+                list(batch.len(), 1)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            for id in batch {
+                query = query.bind(*id);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot deactivate agents")?;
+        }
+        Ok(())
+    }
+
+    /// Appends history rows; a row whose event id is already stored is skipped. Returns the
+    /// event ids that were new.
+    pub async fn insert_history(
+        tx: &mut Tx,
+        rows: &[HistoryRow],
+    ) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut new = std::collections::HashSet::with_capacity(rows.len());
         for batch in rows.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "insert into agent_state_change \
-                 (agent_id, state, reason_code_id, started_at, created_at) values {}",
-                placeholders(batch.len(), 5)
+                 (event_id, agent_id, state, reason_code_id, started_at, created_at) values {} \
+                 on conflict (event_id) do nothing returning event_id",
+                placeholders(batch.len(), 6)
             );
-            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            let mut query = sqlx::query_as::<Any, (String,)>(&sql).persistent(false);
             for row in batch {
                 query = query
+                    .bind(row.event_id.as_str())
                     .bind(row.agent_id)
-                    .bind(row.state)
+                    .bind(row.state.name())
                     .bind(row.reason_code_id)
                     .bind(row.started_at)
                     .bind(row.created_at);
             }
-            query
-                .execute(&mut *tx)
+            let stored = query
+                .fetch_all(&mut **tx)
                 .await
                 .context("cannot write state history")?;
+            new.extend(stored.into_iter().map(|(event_id,)| event_id));
         }
-        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Makes each state the agent's current one unless the stored one began later (at most
+    /// one state per agent). Returns the agents whose state was written.
+    pub async fn upsert_states(
+        tx: &mut Tx,
+        states: &[StoredState],
+    ) -> anyhow::Result<std::collections::HashSet<i64>> {
+        let mut written = std::collections::HashSet::with_capacity(states.len());
+        for batch in states.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "insert into agent_state \
+                 (agent_id, state, reason_code_id, started_at, seen_at, watched) values {} \
+                 on conflict (agent_id) do update set state = excluded.state, \
+                 reason_code_id = excluded.reason_code_id, started_at = excluded.started_at, \
+                 seen_at = excluded.seen_at, watched = excluded.watched \
+                 where excluded.started_at >= agent_state.started_at returning agent_id",
+                placeholders(batch.len(), 6)
+            );
+            let mut query = sqlx::query_as::<Any, (i64,)>(&sql).persistent(false);
+            for state in batch {
+                query = query
+                    .bind(state.agent_id)
+                    .bind(state.state.name())
+                    .bind(state.reason_code_id)
+                    .bind(state.started_at)
+                    .bind(state.seen_at)
+                    .bind(state.watched);
+            }
+            let rows = query
+                .fetch_all(&mut **tx)
+                .await
+                .context("cannot write agent states")?;
+            written.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(written)
+    }
+
+    /// Records that the source reported on these agents (heartbeats).
+    pub async fn touch_states(tx: &mut Tx, agents: &[i64], now_ms: i64) -> anyhow::Result<()> {
+        for batch in agents.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "update agent_state set seen_at = $1, watched = true where agent_id in ({})",
+                list(batch.len(), 2)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false).bind(now_ms);
+            for id in batch {
+                query = query.bind(*id);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot record heartbeats")?;
+        }
         Ok(())
+    }
+
+    /// Stored state changes, oldest first, with names.
+    pub async fn history(&self, query: &HistoryQuery) -> anyhow::Result<Vec<HistoryRead>> {
+        let (filter, id) = match (query.agent, query.team) {
+            (Some(agent), _) => ("c.agent_id = $1", agent),
+            (None, Some(team)) => ("a.team_id = $1", team),
+            (None, None) => anyhow::bail!("history needs an agent or a team"),
+        };
+        let sql = format!(
+            "select a.external_id, a.display_name as name, a.team_id, t.name as team, \
+             a.site_id, s.name as site, c.state, r.code as reason, c.started_at, c.created_at, \
+             c.event_id, c.agent_state_change_id as id \
+             from agent_state_change c join agent a on a.agent_id = c.agent_id \
+             join team t on t.team_id = a.team_id join site s on s.site_id = a.site_id \
+             left join reason_code r on r.reason_code_id = c.reason_code_id \
+             where {filter} and c.started_at >= $2 and c.started_at < $3 \
+             and c.agent_state_change_id > $4 \
+             order by c.agent_state_change_id limit $5"
+        );
+        sqlx::query_as(&sql)
+            .bind(id)
+            .bind(query.from_ms)
+            .bind(query.to_ms)
+            .bind(query.after_id)
+            .bind(query.limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read state history")
+    }
+
+    /// Deletes history of states that began before `before_ms`; returns how many rows went.
+    /// Current states live in `agent_state` and are kept.
+    pub async fn prune_history(&self, before_ms: i64) -> anyhow::Result<u64> {
+        let result = sqlx::query("delete from agent_state_change where started_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .context("cannot prune state history")?;
+        Ok(result.rows_affected())
     }
 
     /// Appends audit events in one statement per batch.
@@ -426,6 +887,94 @@ async fn name_ids(
     Ok(rows.into_iter().map(|(id, name)| (name, id)).collect())
 }
 
+/// A transaction of the ingest path.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Sites or teams: the two kinds of group, stored alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// The `site` table.
+    Site,
+    /// The `team` table.
+    Team,
+}
+
+impl Group {
+    fn table(self) -> &'static str {
+        match self {
+            Group::Site => "site",
+            Group::Team => "team",
+        }
+    }
+}
+
+/// An agent to create or update.
+#[derive(Clone, Copy, Debug)]
+pub struct NewAgent<'a> {
+    /// The source's id.
+    pub external_id: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// `team_id`
+    pub team_id: i64,
+    /// `site_id`
+    pub site_id: i64,
+}
+
+/// Ids by name of the (active, when `active_only`) sites or teams with these names.
+async fn name_ids_in(
+    tx: &mut Tx,
+    table: &str,
+    names: &[&str],
+    active_only: bool,
+) -> anyhow::Result<HashMap<String, i64>> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "select {table}_id, name from {table} where name in ({}){}",
+        list(names.len(), 1),
+        if active_only { " and active" } else { "" }
+    );
+    let mut query = sqlx::query_as::<Any, (i64, String)>(&sql).persistent(false);
+    for name in names {
+        query = query.bind(*name);
+    }
+    let rows = query
+        .fetch_all(&mut **tx)
+        .await
+        .with_context(|| format!("cannot read {table}s"))?;
+    Ok(rows.into_iter().map(|(id, name)| (name, id)).collect())
+}
+
+async fn reason_ids_in(tx: &mut Tx, codes: &[&str]) -> anyhow::Result<HashMap<String, i64>> {
+    let mut ids = HashMap::with_capacity(codes.len());
+    for batch in codes.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "select reason_code_id, code from reason_code where code in ({})",
+            list(batch.len(), 1)
+        );
+        let mut query = sqlx::query_as::<Any, (i64, String)>(&sql).persistent(false);
+        for code in batch {
+            query = query.bind(*code);
+        }
+        let rows = query
+            .fetch_all(&mut **tx)
+            .await
+            .context("cannot read reason codes")?;
+        ids.extend(rows.into_iter().map(|(id, code)| (code, id)));
+    }
+    Ok(ids)
+}
+
+/// `$first, $first+1, ...`: `n` placeholders for an `in (...)` list.
+fn list(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|idx| format!("${idx}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `($1, $2), ($3, $4)` for `n_rows` rows of `n_cols` columns.
 fn placeholders(n_rows: usize, n_cols: usize) -> String {
     placeholders_with(n_rows, n_cols, "")
@@ -474,6 +1023,7 @@ mod tests {
     fn placeholders_number_rows_and_columns() {
         assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
         assert_eq!(placeholders_with(1, 3, "true"), "($1, $2, true, $3)");
+        assert_eq!(list(3, 2), "$2, $3, $4");
     }
 
     #[test]

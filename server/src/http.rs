@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use monti_protocol::floor::Floor;
+use monti_protocol::ingest::{HistoryEntryJson, HistoryPageJson};
 use monti_protocol::model::{Grouping, StateKind};
 use monti_protocol::rest::{
     AgentJson, AgentPage, AuthJson, ErrorJson, FloorSummaryJson, MeJson, ReasonJson, SiteJson,
@@ -43,6 +44,12 @@ pub enum Error {
     /// The caller may not do this. Deliberately says no more.
     #[error("you may not do this")]
     Forbidden,
+    /// The body is larger than this endpoint takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body is JSON of the wrong shape, or breaks a limit or a rule.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The server cannot serve this now (full, starting, degraded).
     #[error("{0}")]
     Unavailable(String),
@@ -68,6 +75,8 @@ impl IntoResponse for Error {
             Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "request failed");
@@ -95,6 +104,7 @@ pub fn api_router() -> Router<AppState> {
         .route("/api/v1/auth", get(auth_settings))
         .route("/api/v1/me", get(me))
         .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/history", get(history))
         .route(
             "/api/v1/config/thresholds",
             get(thresholds).put(set_thresholds),
@@ -237,6 +247,102 @@ async fn audit_log(
 }
 
 /// Who the caller is and which roles it holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryParams {
+    agent: Option<String>,
+    team: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Stored state changes of one agent (`agent`, its external id) or one team (`team`, its name),
+/// oldest first; by default the last day. Page with `after` = the last row's `id`.
+async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<HistoryPageJson>, Error> {
+    caller.require(Action::ViewAgents)?;
+    let scope = caller.scope(Action::ViewAgents);
+    let Query(params) = query?;
+    let limit = params.limit.unwrap_or(1_000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(Error::BadRequest(
+            "limit must be between 1 and 10000".into(),
+        ));
+    }
+    let to_ms = params.to_ms.unwrap_or(crate::sim::now_ms() as i64 + 1);
+    let from_ms = params.from_ms.unwrap_or(to_ms - DAY_MS);
+    if from_ms >= to_ms {
+        return Err(Error::BadRequest("from_ms must be before to_ms".into()));
+    }
+    let (agent, team) = match (&params.agent, &params.team) {
+        (Some(agent), None) => {
+            // An agent outside the caller's scope is as unknown as one that does not exist.
+            let found = state
+                .live
+                .agent(agent)
+                .filter(|found| {
+                    state
+                        .live
+                        .dense_team_site(found.team, found.site)
+                        .is_some_and(|(team, site)| scope.covers(team, site))
+                })
+                .ok_or(Error::NotFound)?;
+            (Some(found.id), None)
+        }
+        (None, Some(team)) => (None, Some(state.live.team_id(team).ok_or(Error::NotFound)?)),
+        _ => {
+            return Err(Error::BadRequest(
+                "name either agent (an external id) or team (a name)".into(),
+            ));
+        }
+    };
+    let rows = state
+        .db
+        .history(&crate::db::HistoryQuery {
+            agent,
+            team,
+            from_ms,
+            to_ms,
+            after_id: params.after.unwrap_or(0),
+            limit,
+        })
+        .await?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|row| row.id))
+        .flatten();
+    let entries = rows
+        .into_iter()
+        .filter(|row| {
+            state
+                .live
+                .dense_team_site(row.team_id, row.site_id)
+                .is_some_and(|(team, site)| scope.covers(team, site))
+        })
+        .map(|row| HistoryEntryJson {
+            agent: row.external_id,
+            name: row.name,
+            team: row.team,
+            site: row.site,
+            state: row.state,
+            reason: row.reason,
+            since_ms: row.started_at,
+            received_ms: row.created_at,
+            event_id: row.event_id,
+        })
+        .collect();
+    Ok(Json(HistoryPageJson {
+        entries,
+        next_after,
+    }))
+}
+
 async fn me(caller: Caller) -> Json<MeJson> {
     let mut roles: Vec<String> = Vec::new();
     for binding in &caller.bindings {
@@ -491,9 +597,25 @@ async fn healthz() -> &'static str {
 
 /// Ready when the database answers within two seconds (the floor is loaded before the server
 /// listens at all).
-async fn readyz(State(state): State<AppState>) -> Result<&'static str, Error> {
+/// Ready when the database answers and, with Redis, once the floor has joined the shared
+/// stream. A server that lost Redis later stays ready (it still serves its last floor) and says
+/// it is degraded.
+async fn readyz(State(state): State<AppState>) -> Result<String, Error> {
+    if state.joined.as_ref().is_some_and(|joined| !joined.get()) {
+        return Err(Error::Unavailable(
+            "joining the shared floor: Redis has not answered yet".into(),
+        ));
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => Ok("ready\n"),
+        Ok(Ok(())) => {
+            let health = state.live.health();
+            let health = health.borrow();
+            Ok(if health.degraded {
+                format!("degraded: {}\n", health.reason)
+            } else {
+                "ready\n".to_owned()
+            })
+        }
         Ok(Err(err)) => {
             tracing::warn!(error = format!("{err:#}"), "database check failed");
             Err(Error::Unavailable("the database does not answer".into()))

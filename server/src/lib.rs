@@ -13,13 +13,16 @@
 //!
 //! [`run`] wires them together; `main.rs` only parses configuration and sets up logging.
 
+pub mod amazon_connect;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod share;
 pub mod sim;
 pub mod stream;
 pub mod token;
@@ -37,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::db::{Db, HistoryRow};
+use crate::db::Db;
 use crate::live::LiveFloor;
 use crate::metrics::Metrics;
 
@@ -62,6 +65,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every viewer task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Stores events and roster changes, then applies them.
+    pub ingest: ingest::Ingest,
+    /// With Redis: whether this server has joined the shared floor.
+    pub joined: Option<share::Joined>,
 }
 
 /// The whole HTTP surface: one router per concern, merged here.
@@ -69,6 +76,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(monti_protocol::STREAM_PATH, get(stream::upgrade))
         .merge(http::api_router())
+        .merge(ingest::router())
+        .merge(amazon_connect::router())
         .merge(http::ops_router())
         .fallback(http::fallback)
         .with_state(state)
@@ -94,16 +103,34 @@ pub async fn run(
             .await
             .context("cannot store the simulated roster")?;
     }
-    let stored = db.load_roster().await?;
-    let (history_tx, history_rx) = mpsc::channel(config.database.history_queue.max(1));
+    let stored = db.load_floor().await?;
     let (audit_tx, audit_rx) = mpsc::channel(10_000);
     let live = Arc::new(LiveFloor::new(
         &stored,
         config.server.queue_ticks,
-        history_tx,
         metrics.clone(),
         sim::now_ms(),
     )?);
+    // Background tasks stop on their own token, after the viewers have been told.
+    let background = CancellationToken::new();
+    let share = if config.redis.url.is_empty() {
+        None
+    } else {
+        Some(share::start(
+            &config.redis,
+            db.clone(),
+            live.clone(),
+            metrics.clone(),
+            background.clone(),
+        )?)
+    };
+    let (ingest, writer) = ingest::Ingest::start(
+        db.clone(),
+        live.clone(),
+        share.as_ref().map(|share| share.publisher.clone()),
+        config.ingest.clone(),
+        metrics.clone(),
+    );
     let state = AppState {
         config: config.clone(),
         live: live.clone(),
@@ -114,25 +141,30 @@ pub async fn run(
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
+        ingest: ingest.clone(),
+        joined: share.as_ref().map(|share| share.joined.clone()),
     };
-    // Background tasks stop on their own token, after the viewers have been told.
-    let background = CancellationToken::new();
-    let history = tokio::spawn(write_history(
-        db.clone(),
-        history_rx,
-        Duration::from_millis(config.database.history_batch_ms.max(10)),
-        metrics.clone(),
-    ));
     let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
     let ticker = tokio::spawn(tick(live.clone(), config.server.tick(), background.clone()));
+    let stale = tokio::spawn(ingest::watch_stale(
+        live.clone(),
+        Duration::from_secs(config.ingest.stale_after_secs.max(1)),
+        background.clone(),
+    ));
+    let prune = tokio::spawn(ingest::prune_history(
+        db.clone(),
+        config.database.history_retention_days,
+        background.clone(),
+    ));
     let simulator = roster.map(|roster| {
         tokio::spawn(sim::run(
             config.simulator.clone(),
             roster,
-            live.clone(),
+            ingest.clone(),
             background.clone(),
         ))
     });
+    drop(ingest);
 
     let addr = listener.local_addr()?;
     match config.auth.mode {
@@ -177,16 +209,22 @@ pub async fn run(
     if let Some(simulator) = simulator {
         let _ = simulator.await;
     }
-    let _ = ticker.await;
-    // The history and audit writers end once every sender is gone (the live floor and the
-    // state hold the last ones), after writing what is queued.
-    drop(live);
+    let _ = tokio::join!(stale, prune);
+    // The ingest writer ends once every handle is gone (the state holds the last one), after
+    // storing what is queued; the audit writer likewise.
     drop(state_for_shutdown);
-    let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
-    match tokio::time::timeout(Duration::from_secs(10), history).await {
-        Ok(_) => tracing::info!("history flushed"),
-        Err(_) => tracing::warn!("history did not flush within 10 s"),
+    if tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("queued events were not stored within 10 s");
     }
+    let _ = ticker.await;
+    if let Some(share) = share {
+        share.join().await;
+    }
+    drop(live);
+    let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
     db.close().await;
     Ok(())
 }
@@ -202,54 +240,4 @@ async fn tick(live: Arc<LiveFloor>, every: Duration, stop: CancellationToken) {
         }
     }
     live.tick(sim::now_ms());
-}
-
-/// Writes history in batches until the channel closes, then writes what is left. A failed batch
-/// is retried once and then dropped (and counted), so a broken database never stops the floor.
-async fn write_history(
-    db: Db,
-    mut rows: mpsc::Receiver<HistoryRow>,
-    every: Duration,
-    metrics: Arc<Metrics>,
-) {
-    let mut batch = Vec::with_capacity(4096);
-    let mut open = true;
-    while open {
-        let deadline = tokio::time::sleep(every);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                row = rows.recv() => match row {
-                    Some(row) => {
-                        batch.push(row);
-                        if batch.len() >= 10_000 { break; }
-                    }
-                    None => { open = false; break; }
-                },
-                _ = &mut deadline => break,
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let mut result = db.write_history(&batch).await;
-        if result.is_err() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            result = db.write_history(&batch).await;
-        }
-        match result {
-            Ok(()) => {
-                metrics.history_written.inc_by(batch.len() as u64);
-            }
-            Err(err) => {
-                tracing::warn!(
-                    error = format!("{err:#}"),
-                    rows = batch.len(),
-                    "dropping state history rows"
-                );
-                metrics.history_dropped.inc_by(batch.len() as u64);
-            }
-        }
-        batch.clear();
-    }
 }

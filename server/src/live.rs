@@ -18,17 +18,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use monti_protocol::codec::encode_server;
+use monti_protocol::codec::{MAX_AGENT_ID, encode_server};
 use monti_protocol::floor::Floor;
-use monti_protocol::message::{ErrorCode, ServerMsg, Subscription};
+use monti_protocol::message::{ErrorCode, Health, ServerMsg, Subscription};
 use monti_protocol::model::{
-    AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, Team, TeamId,
+    AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, StateKind, Team, TeamId,
 };
 use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, watch};
 
-use crate::db::{HistoryRow, StoredRoster};
+use crate::db::StoredFloor;
 use crate::metrics::Metrics;
 
 /// One committed tick, shared by every viewer, with its encoded deltas cached per subscription.
@@ -74,13 +74,94 @@ pub fn encode(msg: &ServerMsg) -> Vec<u8> {
     })
 }
 
+/// A fact about the floor in the database's terms (database ids, names), as the ingest path
+/// commits it and as servers share it with each other. [`LiveFloor::apply`] turns these into
+/// the floor's dense ids. Applying a change twice, or late, is harmless: roster changes are
+/// upserts and a state older than the agent's current one is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Change {
+    /// A site exists (or was renamed).
+    Site {
+        /// `site_id`
+        id: i64,
+        /// Its name.
+        name: String,
+    },
+    /// A team exists (or was renamed).
+    Team {
+        /// `team_id`
+        id: i64,
+        /// Its name.
+        name: String,
+    },
+    /// A site was deactivated; it has no active agents.
+    SiteGone {
+        /// `site_id`
+        id: i64,
+    },
+    /// A team was deactivated; it has no active agents.
+    TeamGone {
+        /// `team_id`
+        id: i64,
+    },
+    /// A reason code exists (or was relabelled).
+    Reason {
+        /// `reason_code_id`
+        id: i64,
+        /// The stable code.
+        code: String,
+        /// What people read.
+        label: String,
+    },
+    /// An agent is active with this name, team and site.
+    Agent {
+        /// `agent_id`
+        id: i64,
+        /// The source's id for the agent.
+        external_id: String,
+        /// Display name.
+        name: String,
+        /// `team_id`
+        team: i64,
+        /// `site_id`
+        site: i64,
+    },
+    /// An agent was deactivated.
+    AgentGone {
+        /// `agent_id`
+        id: i64,
+    },
+    /// An agent's state, as stored in `agent_state`.
+    State {
+        /// `agent_id`
+        agent: i64,
+        /// The state (never [`StateKind::Stale`], which only the floor derives).
+        state: StateKind,
+        /// `reason_code_id` of a not-ready state.
+        reason: Option<i64>,
+        /// When the state began.
+        since_ms: u64,
+        /// When the source last reported on the agent.
+        seen_ms: u64,
+        /// Whether the source sends heartbeats (so that silence marks the agent stale).
+        watched: bool,
+    },
+    /// The source reported on an agent without a new state (a heartbeat).
+    Seen {
+        /// `agent_id`
+        agent: i64,
+        /// When.
+        at_ms: u64,
+    },
+}
+
 /// The server's floor and everything around it that the stream needs.
 pub struct LiveFloor {
     /// See `ServerHello::instance`.
     pub instance: u64,
     inner: Mutex<Inner>,
     ticks: broadcast::Sender<Arc<TickFrame>>,
-    history: mpsc::Sender<HistoryRow>,
+    health: watch::Sender<Health>,
     metrics: Arc<Metrics>,
 }
 
@@ -88,16 +169,64 @@ struct Inner {
     floor: Floor,
     pending: Pending,
     oldest_pending: Option<Instant>,
-    /// Database ids by dense id, for history rows.
-    agent_db_ids: Vec<i64>,
-    reason_db_ids: Vec<i64>,
-    /// External ids to dense ids, for ingest.
-    agents_by_external_id: HashMap<String, AgentId>,
-    reasons_by_code: HashMap<String, ReasonId>,
+    catalog: Catalog,
     /// Encoded snapshots of the current sequence number by (normalised) subscription, so that a
     /// crowd of viewers reconnecting at once costs one snapshot per distinct view.
     snapshots: HashMap<ViewKey, Arc<[Bytes]>>,
     snapshots_seq: u64,
+}
+
+/// Database ids and names to the floor's dense ids, and each agent's current state.
+///
+/// Dense ids are handed out in the order things are first seen and never reused, so a
+/// deactivated agent that comes back gets its old id.
+#[derive(Default)]
+struct Catalog {
+    sites: HashMap<i64, SiteId>,
+    site_ids: HashMap<String, i64>,
+    teams: HashMap<i64, TeamId>,
+    team_ids: HashMap<String, i64>,
+    reasons: HashMap<i64, ReasonId>,
+    reason_ids: HashMap<String, i64>,
+    agents: HashMap<i64, AgentId>,
+    agent_ids: HashMap<String, i64>,
+    /// By dense id.
+    entries: Vec<AgentEntry>,
+}
+
+struct AgentEntry {
+    db_id: i64,
+    external_id: String,
+    name: String,
+    team: i64,
+    site: i64,
+    active: bool,
+    current: Current,
+}
+
+/// What the source last said about an agent; the floor shows it unless `stale`.
+#[derive(Clone, Copy, Debug)]
+struct Current {
+    status: AgentStatus,
+    since_ms: u64,
+    seen_ms: u64,
+    watched: bool,
+    stale: bool,
+}
+
+/// An agent as the ingest path needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownAgent {
+    /// `agent_id`
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// `team_id`
+    pub team: i64,
+    /// `site_id`
+    pub site: i64,
+    /// Whether the agent is active.
+    pub active: bool,
 }
 
 /// What a viewer gets when it subscribes.
@@ -121,130 +250,208 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LiveFloor {
-    /// A floor holding the stored roster (every agent offline), committed as sequence number 1.
+    /// A floor holding the stored roster and states, committed as sequence number 1. Agents
+    /// without a stored state are offline.
     pub fn new(
-        roster: &StoredRoster,
+        stored: &StoredFloor,
         queue_ticks: usize,
-        history: mpsc::Sender<HistoryRow>,
         metrics: Arc<Metrics>,
         now_ms: u64,
     ) -> anyhow::Result<LiveFloor> {
-        let mut pending = Pending::default();
-        let site_ids = dense_ids(roster.sites.iter().map(|(id, _)| *id))?;
-        let team_ids = dense_ids(roster.teams.iter().map(|(id, _)| *id))?;
-        for (dense, (_, name)) in roster.sites.iter().enumerate() {
-            pending.roster(RosterUpdate::Site(Site {
-                id: SiteId(dense as u16),
-                name: name.clone(),
-            }));
-        }
-        for (dense, (_, name)) in roster.teams.iter().enumerate() {
-            pending.roster(RosterUpdate::Team(Team {
-                id: TeamId(dense as u16),
-                name: name.clone(),
-            }));
-        }
-        let mut reasons_by_code = HashMap::new();
-        for (dense, (_, code, label)) in roster.reasons.iter().enumerate() {
-            let id = ReasonId(
-                u16::try_from(dense).map_err(|_| anyhow::anyhow!("too many reason codes"))?,
-            );
-            reasons_by_code.insert(code.clone(), id);
-            pending.roster(RosterUpdate::Reason(ReasonCode {
-                id,
-                code: code.clone(),
-                label: label.clone(),
-            }));
-        }
-        let mut agents_by_external_id = HashMap::with_capacity(roster.agents.len());
-        for (dense, agent) in roster.agents.iter().enumerate() {
-            let id = AgentId(dense as u32);
-            let (Some(&team), Some(&site)) =
-                (team_ids.get(&agent.team_id), site_ids.get(&agent.site_id))
-            else {
-                anyhow::bail!(
-                    "agent {} has a team or site that does not exist",
-                    agent.external_id
-                );
-            };
-            agents_by_external_id.insert(agent.external_id.clone(), id);
-            pending.roster(RosterUpdate::Agent(AgentInfo {
-                id,
-                name: agent.name.clone(),
-                team: TeamId(team),
-                site: SiteId(site),
-            }));
-            pending.set_status(id, AgentStatus::Offline, now_ms);
-        }
-        let mut floor = Floor::new();
-        pending.commit(&mut floor, now_ms);
-        metrics.floor_agents.set(floor.n_agents() as i64);
+        let mut inner = Inner {
+            floor: Floor::new(),
+            pending: Pending::default(),
+            oldest_pending: None,
+            catalog: Catalog::default(),
+            snapshots: HashMap::new(),
+            snapshots_seq: 0,
+        };
+        inner.apply(&stored.changes(), now_ms);
+        inner.pending.commit(&mut inner.floor, now_ms);
+        metrics.floor_agents.set(inner.floor.n_agents() as i64);
         let (ticks, _) = broadcast::channel(queue_ticks.max(1));
+        let (health, _) = watch::channel(Health {
+            degraded: false,
+            reason: String::new(),
+            since_ms: now_ms,
+        });
         Ok(LiveFloor {
             instance: now_ms ^ u64::from(std::process::id()).rotate_left(40),
-            inner: Mutex::new(Inner {
-                floor,
-                pending,
-                oldest_pending: None,
-                agent_db_ids: roster.agents.iter().map(|agent| agent.agent_id).collect(),
-                reason_db_ids: roster.reasons.iter().map(|(id, _, _)| *id).collect(),
-                agents_by_external_id,
-                reasons_by_code,
-                snapshots: HashMap::new(),
-                snapshots_seq: 0,
-            }),
+            inner: Mutex::new(inner),
             ticks,
-            history,
+            health,
             metrics,
         })
     }
 
-    /// The dense id of an agent by its external id.
-    pub fn agent_id(&self, external_id: &str) -> Option<AgentId> {
-        lock(&self.inner)
-            .agents_by_external_id
-            .get(external_id)
-            .copied()
+    /// An agent by its external id, active or not.
+    pub fn agent(&self, external_id: &str) -> Option<KnownAgent> {
+        let inner = lock(&self.inner);
+        let catalog = &inner.catalog;
+        let db_id = *catalog.agent_ids.get(external_id)?;
+        let dense = *catalog.agents.get(&db_id)?;
+        let entry = &catalog.entries[dense.0 as usize];
+        Some(KnownAgent {
+            id: entry.db_id,
+            name: entry.name.clone(),
+            team: entry.team,
+            site: entry.site,
+            active: entry.active,
+        })
     }
 
-    /// The dense id of a reason code.
-    pub fn reason_id(&self, code: &str) -> Option<ReasonId> {
-        lock(&self.inner).reasons_by_code.get(code).copied()
+    /// The database ids of a team, a site and a reason code by name, where known.
+    pub fn team_id(&self, name: &str) -> Option<i64> {
+        lock(&self.inner).catalog.team_ids.get(name).copied()
     }
 
-    /// Records agent state changes for the next tick and queues them for history. Changes for
-    /// unknown agents are skipped; returns how many were accepted.
-    pub fn record(&self, changes: &[(AgentId, AgentStatus, u64)], now_ms: u64) -> usize {
-        let mut inner = lock(&self.inner);
-        let inner = &mut *inner;
-        let mut accepted = 0;
-        for &(agent, status, since_ms) in changes {
-            let Some(&agent_db_id) = inner.agent_db_ids.get(agent.0 as usize) else {
-                continue;
-            };
-            if inner.floor.agent(agent).is_none() {
-                continue;
-            }
-            inner.pending.set_status(agent, status, since_ms);
-            accepted += 1;
-            let row = HistoryRow {
-                agent_id: agent_db_id,
-                state: status.kind().name(),
-                reason_code_id: status
-                    .reason()
-                    .and_then(|reason| inner.reason_db_ids.get(reason.0 as usize).copied()),
-                started_at: since_ms as i64,
-                created_at: now_ms as i64,
-            };
-            if self.history.try_send(row).is_err() {
-                self.metrics.history_dropped.inc();
-            }
+    /// See [`LiveFloor::team_id`].
+    pub fn site_id(&self, name: &str) -> Option<i64> {
+        lock(&self.inner).catalog.site_ids.get(name).copied()
+    }
+
+    /// See [`LiveFloor::team_id`].
+    pub fn reason_id(&self, code: &str) -> Option<i64> {
+        lock(&self.inner).catalog.reason_ids.get(code).copied()
+    }
+
+    /// The dense team and site of a database team and site (for checking a caller's scope).
+    pub fn dense_team_site(&self, team: i64, site: i64) -> Option<(TeamId, SiteId)> {
+        let inner = lock(&self.inner);
+        Some((
+            *inner.catalog.teams.get(&team)?,
+            *inner.catalog.sites.get(&site)?,
+        ))
+    }
+
+    /// The external ids of the active agents (for a roster sync that deactivates the rest).
+    pub fn active_agents(&self) -> Vec<(String, i64)> {
+        let inner = lock(&self.inner);
+        inner
+            .catalog
+            .entries
+            .iter()
+            .filter(|entry| entry.active)
+            .map(|entry| (entry.external_id.clone(), entry.db_id))
+            .collect()
+    }
+
+    /// How many active agents a team or site has, by database id.
+    pub fn active_in(&self, team: Option<i64>, site: Option<i64>) -> usize {
+        let inner = lock(&self.inner);
+        inner
+            .catalog
+            .entries
+            .iter()
+            .filter(|entry| {
+                entry.active
+                    && team.is_none_or(|team| entry.team == team)
+                    && site.is_none_or(|site| entry.site == site)
+            })
+            .count()
+    }
+
+    /// Records committed changes for the next tick.
+    pub fn apply(&self, changes: &[Change], now_ms: u64) {
+        if changes.is_empty() {
+            return;
         }
-        if accepted > 0 && inner.oldest_pending.is_none() {
+        let mut inner = lock(&self.inner);
+        let states = inner.apply(changes, now_ms);
+        self.metrics.state_changes.inc_by(states);
+        if !inner.pending.is_empty() && inner.oldest_pending.is_none() {
             inner.oldest_pending = Some(Instant::now());
         }
-        self.metrics.state_changes.inc_by(accepted as u64);
-        accepted
+    }
+
+    /// Brings the floor in line with the database after changes may have been missed: applies
+    /// everything stored and removes what is no longer active. Unchanged agents cost nothing.
+    pub fn reload(&self, stored: &StoredFloor, now_ms: u64) {
+        let mut changes = stored.changes();
+        {
+            let inner = lock(&self.inner);
+            let catalog = &inner.catalog;
+            let active: std::collections::HashSet<i64> =
+                stored.agents.iter().map(|agent| agent.agent_id).collect();
+            changes.extend(
+                catalog
+                    .entries
+                    .iter()
+                    .filter(|entry| entry.active && !active.contains(&entry.db_id))
+                    .map(|entry| Change::AgentGone { id: entry.db_id }),
+            );
+            let teams: std::collections::HashSet<i64> =
+                stored.teams.iter().map(|(id, _)| *id).collect();
+            let sites: std::collections::HashSet<i64> =
+                stored.sites.iter().map(|(id, _)| *id).collect();
+            changes.extend(
+                catalog
+                    .team_ids
+                    .values()
+                    .filter(|id| !teams.contains(id))
+                    .map(|&id| Change::TeamGone { id }),
+            );
+            changes.extend(
+                catalog
+                    .site_ids
+                    .values()
+                    .filter(|id| !sites.contains(id))
+                    .map(|&id| Change::SiteGone { id }),
+            );
+        }
+        self.apply(&changes, now_ms);
+    }
+
+    /// Marks agents whose source sends heartbeats and has said nothing for `after_ms` as stale.
+    /// Returns how many agents are stale now.
+    pub fn sweep_stale(&self, now_ms: u64, after_ms: u64) -> usize {
+        let mut inner = lock(&self.inner);
+        let inner = &mut *inner;
+        let mut stale = 0;
+        for (dense, entry) in inner.catalog.entries.iter_mut().enumerate() {
+            let current = &mut entry.current;
+            if !entry.active || !current.watched || current.status == AgentStatus::Offline {
+                continue;
+            }
+            if !current.stale && now_ms.saturating_sub(current.seen_ms) > after_ms {
+                current.stale = true;
+                inner.pending.set_status(
+                    AgentId(dense as u32),
+                    AgentStatus::Stale,
+                    current.seen_ms,
+                );
+                if inner.oldest_pending.is_none() {
+                    inner.oldest_pending = Some(Instant::now());
+                }
+            }
+            stale += usize::from(current.stale);
+        }
+        self.metrics.agents_stale.set(stale as i64);
+        stale
+    }
+
+    /// Whether the floor is complete, and the receiver viewers watch it on.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.health.subscribe()
+    }
+
+    /// Marks the floor as possibly out of date (or not); viewers are told when it changes.
+    pub fn set_degraded(&self, reason: Option<String>, now_ms: u64) {
+        self.health.send_if_modified(|health| {
+            let degraded = reason.is_some();
+            if health.degraded == degraded && reason.as_deref().is_none_or(|r| r == health.reason) {
+                return false;
+            }
+            *health = Health {
+                degraded,
+                reason: reason.unwrap_or_default(),
+                since_ms: now_ms,
+            };
+            true
+        });
+        self.metrics
+            .degraded
+            .set(i64::from(self.health.borrow().degraded));
     }
 
     /// Commits the changes since the last tick as the next sequence number and broadcasts them.
@@ -357,16 +564,242 @@ impl LiveFloor {
     }
 }
 
-/// Maps database ids, in order, to dense u16 ids.
-fn dense_ids(db_ids: impl Iterator<Item = i64>) -> anyhow::Result<HashMap<i64, u16>> {
-    db_ids
-        .enumerate()
-        .map(|(dense, db_id)| {
-            let dense = u16::try_from(dense)
-                .map_err(|_| anyhow::anyhow!("more than 65535 teams or sites"))?;
-            Ok((db_id, dense))
-        })
-        .collect()
+impl Inner {
+    /// Turns changes into pending floor updates; returns how many agents' states changed. See
+    /// [`LiveFloor::apply`].
+    /// Changes that refer to something the floor lacks are skipped and logged: a consistent
+    /// database cannot produce them, and the next reload repairs whatever caused one.
+    fn apply(&mut self, changes: &[Change], now_ms: u64) -> u64 {
+        let mut states = 0;
+        for change in changes {
+            match self.apply_one(change, now_ms) {
+                Ok(changed) => states += u64::from(changed),
+                Err(err) => tracing::warn!(%err, "a change does not fit the floor"),
+            }
+        }
+        states
+    }
+
+    /// Returns whether the change set a new state (not a roster change, not staleness).
+    fn apply_one(&mut self, change: &Change, now_ms: u64) -> anyhow::Result<bool> {
+        let catalog = &mut self.catalog;
+        match change {
+            Change::Site { id, name } => {
+                let next = SiteId(dense_u16(catalog.sites.len(), "sites")?);
+                let dense = *catalog.sites.entry(*id).or_insert(next);
+                catalog.site_ids.retain(|_, db_id| db_id != id);
+                catalog.site_ids.insert(name.clone(), *id);
+                if self.floor.site(dense).is_none_or(|site| site.name != *name) {
+                    self.pending.roster(RosterUpdate::Site(Site {
+                        id: dense,
+                        name: name.clone(),
+                    }));
+                }
+            }
+            Change::Team { id, name } => {
+                let next = TeamId(dense_u16(catalog.teams.len(), "teams")?);
+                let dense = *catalog.teams.entry(*id).or_insert(next);
+                catalog.team_ids.retain(|_, db_id| db_id != id);
+                catalog.team_ids.insert(name.clone(), *id);
+                if self.floor.team(dense).is_none_or(|team| team.name != *name) {
+                    self.pending.roster(RosterUpdate::Team(Team {
+                        id: dense,
+                        name: name.clone(),
+                    }));
+                }
+            }
+            Change::SiteGone { id } => {
+                catalog.site_ids.retain(|_, db_id| db_id != id);
+                if let Some(&dense) = catalog.sites.get(id)
+                    && self.floor.site(dense).is_some()
+                {
+                    self.pending.roster(RosterUpdate::RemoveSite(dense));
+                }
+            }
+            Change::TeamGone { id } => {
+                catalog.team_ids.retain(|_, db_id| db_id != id);
+                if let Some(&dense) = catalog.teams.get(id)
+                    && self.floor.team(dense).is_some()
+                {
+                    self.pending.roster(RosterUpdate::RemoveTeam(dense));
+                }
+            }
+            Change::Reason { id, code, label } => {
+                let next = ReasonId(dense_u16(catalog.reasons.len(), "reason codes")?);
+                let dense = *catalog.reasons.entry(*id).or_insert(next);
+                catalog.reason_ids.insert(code.clone(), *id);
+                if self
+                    .floor
+                    .reason(dense)
+                    .is_none_or(|reason| reason.code != *code || reason.label != *label)
+                {
+                    self.pending.roster(RosterUpdate::Reason(ReasonCode {
+                        id: dense,
+                        code: code.clone(),
+                        label: label.clone(),
+                    }));
+                }
+            }
+            Change::Agent {
+                id,
+                external_id,
+                name,
+                team,
+                site,
+            } => {
+                let (Some(&team_dense), Some(&site_dense)) =
+                    (catalog.teams.get(team), catalog.sites.get(site))
+                else {
+                    anyhow::bail!("agent {external_id} names a team or site the floor lacks");
+                };
+                let dense = match catalog.agents.get(id) {
+                    Some(&dense) => dense,
+                    None => {
+                        let dense = AgentId(catalog.entries.len() as u32);
+                        anyhow::ensure!(dense.0 <= MAX_AGENT_ID, "too many agents");
+                        catalog.agents.insert(*id, dense);
+                        catalog.entries.push(AgentEntry {
+                            db_id: *id,
+                            external_id: external_id.clone(),
+                            name: name.clone(),
+                            team: *team,
+                            site: *site,
+                            active: false,
+                            // Nothing known yet: any state wins (0); shown offline since now.
+                            current: Current {
+                                status: AgentStatus::Offline,
+                                since_ms: 0,
+                                seen_ms: now_ms,
+                                watched: false,
+                                stale: false,
+                            },
+                        });
+                        dense
+                    }
+                };
+                let entry = &mut catalog.entries[dense.0 as usize];
+                if entry.external_id != *external_id {
+                    catalog.agent_ids.remove(&entry.external_id);
+                    entry.external_id = external_id.clone();
+                }
+                catalog.agent_ids.insert(external_id.clone(), *id);
+                entry.team = *team;
+                entry.site = *site;
+                entry.name.clone_from(name);
+                let info = AgentInfo {
+                    id: dense,
+                    name: name.clone(),
+                    team: team_dense,
+                    site: site_dense,
+                };
+                if self
+                    .floor
+                    .agent(dense)
+                    .is_none_or(|record| record.info != info)
+                {
+                    self.pending.roster(RosterUpdate::Agent(info));
+                }
+                if !entry.active {
+                    entry.active = true;
+                    let current = entry.current;
+                    self.pending
+                        .set_status(dense, shown(current), shown_since(current));
+                }
+            }
+            Change::AgentGone { id } => {
+                if let Some(&dense) = catalog.agents.get(id) {
+                    let entry = &mut catalog.entries[dense.0 as usize];
+                    if entry.active {
+                        entry.active = false;
+                        self.pending.roster(RosterUpdate::RemoveAgent(dense));
+                    }
+                }
+            }
+            &Change::State {
+                agent,
+                state,
+                reason,
+                since_ms,
+                seen_ms,
+                watched,
+            } => {
+                let Some(&dense) = catalog.agents.get(&agent) else {
+                    anyhow::bail!("a state for agent {agent}, which the floor lacks");
+                };
+                let status = match state {
+                    StateKind::Offline => AgentStatus::Offline,
+                    StateKind::Available => AgentStatus::Available,
+                    StateKind::Ringing => AgentStatus::Ringing,
+                    StateKind::OnCall => AgentStatus::OnCall,
+                    StateKind::OnHold => AgentStatus::OnHold,
+                    StateKind::WrapUp => AgentStatus::WrapUp,
+                    StateKind::NotReady => AgentStatus::NotReady(
+                        reason.and_then(|reason| catalog.reasons.get(&reason).copied()),
+                    ),
+                    StateKind::Stale => anyhow::bail!("a stored state cannot be stale"),
+                };
+                let entry = &mut catalog.entries[dense.0 as usize];
+                let current = &mut entry.current;
+                // Only fresh news ends staleness; a reload repeating the stored state does not.
+                let was_stale = current.stale && seen_ms > current.seen_ms;
+                if was_stale {
+                    current.stale = false;
+                }
+                current.seen_ms = current.seen_ms.max(seen_ms);
+                current.watched = watched;
+                // Newer wins; at the same moment, the later report wins.
+                let newer = since_ms > current.since_ms
+                    || (since_ms == current.since_ms && status != current.status);
+                if newer {
+                    current.status = status;
+                    current.since_ms = since_ms;
+                }
+                if (newer || was_stale) && entry.active {
+                    self.pending
+                        .set_status(dense, shown(*current), shown_since(*current));
+                }
+                return Ok(newer);
+            }
+            &Change::Seen { agent, at_ms } => {
+                let Some(&dense) = catalog.agents.get(&agent) else {
+                    anyhow::bail!("a heartbeat for agent {agent}, which the floor lacks");
+                };
+                let entry = &mut catalog.entries[dense.0 as usize];
+                let current = &mut entry.current;
+                current.seen_ms = current.seen_ms.max(at_ms);
+                current.watched = true;
+                if current.stale {
+                    current.stale = false;
+                    if entry.active {
+                        self.pending
+                            .set_status(dense, current.status, current.since_ms);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// What the floor shows for an agent, and since when.
+fn shown(current: Current) -> AgentStatus {
+    if current.stale {
+        AgentStatus::Stale
+    } else {
+        current.status
+    }
+}
+
+fn shown_since(current: Current) -> u64 {
+    if current.stale || current.since_ms == 0 {
+        current.seen_ms
+    } else {
+        current.since_ms
+    }
+}
+
+fn dense_u16(len: usize, what: &str) -> anyhow::Result<u16> {
+    u16::try_from(len).map_err(|_| anyhow::anyhow!("more than 65535 {what}"))
 }
 
 #[cfg(test)]
@@ -376,8 +809,8 @@ mod tests {
     use monti_protocol::codec::decode_server;
     use monti_protocol::scope::Grant;
 
-    fn floor_of_two_teams() -> LiveFloor {
-        let roster = StoredRoster {
+    fn stored_two_teams() -> StoredFloor {
+        StoredFloor {
             sites: vec![(10, "Berlin".into()), (11, "Lisbon".into())],
             teams: vec![(20, "Billing".into()), (21, "Sales".into())],
             reasons: vec![(30, "lunch".into(), "Lunch".into())],
@@ -390,9 +823,118 @@ mod tests {
                     site_id: 10 + (idx / 4),
                 })
                 .collect(),
-        };
-        let (history, _rows) = mpsc::channel(100);
-        LiveFloor::new(&roster, 8, history, Arc::new(Metrics::new()), 1_000).expect("floor")
+            states: Vec::new(),
+        }
+    }
+
+    fn floor_of_two_teams() -> LiveFloor {
+        LiveFloor::new(&stored_two_teams(), 8, Arc::new(Metrics::new()), 1_000).expect("floor")
+    }
+
+    fn state(agent: i64, state: StateKind, since_ms: u64, seen_ms: u64, watched: bool) -> Change {
+        Change::State {
+            agent,
+            state,
+            reason: None,
+            since_ms,
+            seen_ms,
+            watched,
+        }
+    }
+
+    fn shown_status(live: &LiveFloor, agent: u32) -> Option<(AgentStatus, u64)> {
+        live.read(|floor| {
+            floor
+                .agent(AgentId(agent))
+                .and_then(|record| record.live)
+                .map(|live| (live.status, live.since_ms))
+        })
+    }
+
+    #[test]
+    fn an_older_state_does_not_override_a_newer_one() {
+        let live = floor_of_two_teams();
+        live.apply(&[state(101, StateKind::OnCall, 5_000, 5_000, false)], 5_000);
+        live.apply(
+            &[state(101, StateKind::Available, 4_000, 6_000, false)],
+            6_000,
+        );
+        live.tick(6_000);
+        assert_eq!(shown_status(&live, 1), Some((AgentStatus::OnCall, 5_000)));
+        live.apply(&[state(101, StateKind::WrapUp, 7_000, 7_000, false)], 7_000);
+        live.tick(7_000);
+        assert_eq!(shown_status(&live, 1), Some((AgentStatus::WrapUp, 7_000)));
+    }
+
+    #[test]
+    fn a_silent_watched_agent_turns_stale_and_fresh_news_brings_it_back() {
+        let live = floor_of_two_teams();
+        live.apply(
+            &[state(100, StateKind::Available, 1_000, 1_000, true)],
+            1_000,
+        );
+        live.apply(&[state(102, StateKind::Offline, 1_000, 1_000, true)], 1_000);
+        live.apply(
+            &[state(104, StateKind::Available, 1_000, 1_000, false)],
+            1_000,
+        );
+        live.tick(1_000);
+        assert_eq!(live.sweep_stale(5_000, 10_000), 0);
+        // Watched and logged in: stale. Offline or unwatched: not.
+        assert_eq!(live.sweep_stale(12_000, 10_000), 1);
+        live.tick(12_000);
+        assert_eq!(shown_status(&live, 0), Some((AgentStatus::Stale, 1_000)));
+        assert_eq!(
+            shown_status(&live, 4),
+            Some((AgentStatus::Available, 1_000))
+        );
+        // A reload repeating what is stored does not end staleness; a heartbeat does.
+        let mut stored = stored_two_teams();
+        stored.states.push(crate::db::StoredState {
+            agent_id: 100,
+            state: StateKind::Available,
+            reason_code_id: None,
+            started_at: 1_000,
+            seen_at: 1_000,
+            watched: true,
+        });
+        live.reload(&stored, 13_000);
+        live.tick(13_000);
+        assert_eq!(shown_status(&live, 0), Some((AgentStatus::Stale, 1_000)));
+        live.apply(
+            &[Change::Seen {
+                agent: 100,
+                at_ms: 14_000,
+            }],
+            14_000,
+        );
+        live.tick(14_000);
+        assert_eq!(
+            shown_status(&live, 0),
+            Some((AgentStatus::Available, 1_000))
+        );
+        assert_eq!(live.sweep_stale(15_000, 10_000), 0);
+    }
+
+    #[test]
+    fn a_reload_removes_what_the_database_no_longer_has_and_adds_what_it_has() {
+        let live = floor_of_two_teams();
+        let mut stored = stored_two_teams();
+        stored.agents.retain(|agent| agent.agent_id != 107);
+        stored.teams.push((22, "Claims".into()));
+        stored.agents.push(StoredAgent {
+            agent_id: 108,
+            external_id: "a8".into(),
+            name: "Agent 8".into(),
+            team_id: 22,
+            site_id: 10,
+        });
+        live.reload(&stored, 2_000);
+        live.tick(2_000);
+        assert_eq!(live.read(Floor::n_agents), 8);
+        assert!(live.agent("a7").is_some_and(|agent| !agent.active));
+        assert_eq!(live.agent("a8").map(|agent| agent.team), Some(22));
+        assert_eq!(live.team_id("Claims"), Some(22));
     }
 
     #[test]
@@ -447,7 +989,7 @@ mod tests {
             .expect("admitted");
         let mut ticks = everything.ticks;
         // A Sales agent (odd index) changes state.
-        live.record(&[(AgentId(1), AgentStatus::OnCall, 1_050)], 1_050);
+        live.apply(&[state(101, StateKind::OnCall, 1_050, 1_050, false)], 1_050);
         live.tick(1_100);
         let frame = ticks.try_recv().expect("a tick");
         let decode = |key: &ViewKey| match decode_server(&frame.delta_frame(key)).expect("decodes")

@@ -20,6 +20,15 @@ pub struct CodeLabel {
     pub code: String,
 }
 
+/// Labels of an ingested event.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `api`, `amazon_connect` or `simulator`.
+    pub source: &'static str,
+    /// `applied`, `older`, `duplicate` or `refused`.
+    pub outcome: &'static str,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -43,10 +52,24 @@ pub struct Metrics {
     /// Seconds from the oldest change in a delta reaching the server to the delta being written
     /// to a viewer's socket.
     pub change_to_send_seconds: Histogram,
-    /// History rows written to the database.
-    pub history_written: Counter,
-    /// History rows dropped because the database could not keep up.
-    pub history_dropped: Counter,
+    /// Ingested events by source and outcome (applied, older, duplicate, refused).
+    pub events: Family<EventLabels, Counter>,
+    /// Seconds from an ingest batch reaching the writer to its commit.
+    pub ingest_commit_seconds: Histogram,
+    /// Ingest batches that could not be stored (and were not acknowledged).
+    pub ingest_failures: Counter,
+    /// Agents shown as stale: their source stopped reporting on them.
+    pub agents_stale: Gauge,
+    /// 1 while the floor may be out of date (the link to other servers is down).
+    pub degraded: Gauge,
+    /// 1 while the link to Redis is up (0 without Redis configured).
+    pub redis_up: Gauge,
+    /// Changes published to other servers, and received from them.
+    pub shared_published: Counter,
+    /// See [`Metrics::shared_published`].
+    pub shared_received: Counter,
+    /// Times this server reloaded its floor from the database to catch up.
+    pub floor_reloads: Counter,
     /// Audit events dropped because the queue or the database could not keep up.
     pub audit_dropped: Counter,
     /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
@@ -79,8 +102,15 @@ impl Metrics {
             slow_clients_dropped: Counter::default(),
             refused: Family::default(),
             change_to_send_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            history_written: Counter::default(),
-            history_dropped: Counter::default(),
+            events: Family::default(),
+            ingest_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            ingest_failures: Counter::default(),
+            agents_stale: Gauge::default(),
+            degraded: Gauge::default(),
+            redis_up: Gauge::default(),
+            shared_published: Counter::default(),
+            shared_received: Counter::default(),
+            floor_reloads: Counter::default(),
             auth_failures: Family::default(),
             audit_dropped: Counter::default(),
             floor_agents: Gauge::default(),
@@ -131,14 +161,49 @@ impl Metrics {
             m.change_to_send_seconds.clone(),
         );
         registry.register(
-            "history_rows_written",
-            "History rows written",
-            m.history_written.clone(),
+            "ingest_events",
+            "Ingested agent events by source and outcome",
+            m.events.clone(),
         );
         registry.register(
-            "history_rows_dropped",
-            "History rows dropped because the database lagged",
-            m.history_dropped.clone(),
+            "ingest_commit_seconds",
+            "Seconds from an ingest batch reaching the writer to its commit",
+            m.ingest_commit_seconds.clone(),
+        );
+        registry.register(
+            "ingest_failures",
+            "Ingest batches that could not be stored and were not acknowledged",
+            m.ingest_failures.clone(),
+        );
+        registry.register(
+            "agents_stale",
+            "Agents whose source stopped reporting on them",
+            m.agents_stale.clone(),
+        );
+        registry.register(
+            "degraded",
+            "1 while the floor may be out of date",
+            m.degraded.clone(),
+        );
+        registry.register(
+            "redis_up",
+            "1 while the link to Redis is up",
+            m.redis_up.clone(),
+        );
+        registry.register(
+            "shared_changes_published",
+            "Changes published to the other servers",
+            m.shared_published.clone(),
+        );
+        registry.register(
+            "shared_changes_received",
+            "Changes received from the other servers",
+            m.shared_received.clone(),
+        );
+        registry.register(
+            "floor_reloads",
+            "Floor reloads from the database to catch up",
+            m.floor_reloads.clone(),
         );
         registry.register(
             "audit_events_dropped",

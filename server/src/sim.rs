@@ -11,15 +11,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monti_protocol::model::{AgentId, AgentStatus, ReasonId};
+use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SimulatorConfig;
 use crate::db::{RosterSeed, SeedAgent};
-use crate::live::LiveFloor;
+use crate::ingest::{Batch, Event, Ingest, IngestError, Source};
 
 /// External ids of simulated agents start with this.
 pub const EXTERNAL_ID_PREFIX: &str = "sim-";
@@ -401,16 +400,21 @@ impl Agent {
     }
 }
 
-/// Converts a simulated state to the wire state, given the reason codes' dense ids.
-fn wire_status(status: Status, reasons: &[Option<ReasonId>]) -> AgentStatus {
+/// Converts a simulated state to an ingest state and reason code.
+fn ingest_state(status: Status) -> (StateKind, Option<(String, String)>) {
     match status {
-        Status::Offline => AgentStatus::Offline,
-        Status::Available => AgentStatus::Available,
-        Status::Ringing => AgentStatus::Ringing,
-        Status::OnCall => AgentStatus::OnCall,
-        Status::OnHold => AgentStatus::OnHold,
-        Status::WrapUp => AgentStatus::WrapUp,
-        Status::NotReady(reason) => AgentStatus::NotReady(reasons.get(reason).copied().flatten()),
+        Status::Offline => (StateKind::Offline, None),
+        Status::Available => (StateKind::Available, None),
+        Status::Ringing => (StateKind::Ringing, None),
+        Status::OnCall => (StateKind::OnCall, None),
+        Status::OnHold => (StateKind::OnHold, None),
+        Status::WrapUp => (StateKind::WrapUp, None),
+        Status::NotReady(reason) => (
+            StateKind::NotReady,
+            REASONS
+                .get(reason)
+                .map(|(code, label)| (code.to_string(), label.to_string())),
+        ),
     }
 }
 
@@ -425,7 +429,7 @@ pub fn now_ms() -> u64 {
 pub async fn run(
     config: SimulatorConfig,
     roster: RosterSeed,
-    live: Arc<LiveFloor>,
+    ingest: Ingest,
     shutdown: CancellationToken,
 ) {
     let Ok(start_of_day) = config.start_second_of_day() else {
@@ -434,31 +438,27 @@ pub async fn run(
     let sim_start = start_of_day * 1000;
     let sim_end =
         (config.duration_minutes > 0).then(|| sim_start + config.duration_minutes * MINUTE_MS);
-    let reasons: Vec<Option<ReasonId>> = REASONS
-        .iter()
-        .map(|(code, _)| live.reason_id(code))
-        .collect();
-    let ids: Vec<Option<AgentId>> = roster
-        .agents
-        .iter()
-        .map(|agent| live.agent_id(&agent.external_id))
-        .collect();
-    let mut agents: Vec<Agent> = (0..ids.len())
+    let mut agents: Vec<Agent> = (0..roster.agents.len())
         .map(|idx| Agent::new(config.seed, idx as u64))
         .collect();
     let mut due = BinaryHeap::with_capacity(agents.len());
     let started = Instant::now();
     let wall_start = now_ms();
+    // Event ids are unique per run: a restarted simulator starts a new day.
+    let mut events = EventIds {
+        run: wall_start,
+        next: 0,
+    };
     let mut batch = Vec::with_capacity(agents.len());
     for (idx, agent) in agents.iter_mut().enumerate() {
         let (elapsed, next) = agent.start(sim_start);
-        if let Some(id) = ids[idx] {
-            let since = wall_start.saturating_sub((elapsed as f64 / config.speed) as u64);
-            batch.push((id, wire_status(agent.status, &reasons), since));
-        }
+        let since = wall_start.saturating_sub((elapsed as f64 / config.speed) as u64);
+        batch.push(events.event(&roster.agents[idx].external_id, agent.status, since));
         due.push(Reverse((next, idx)));
     }
-    live.record(&batch, wall_start);
+    if !submit(&ingest, batch).await {
+        return;
+    }
     tracing::info!(agents = agents.len(), speed = config.speed, start = %config.start_time, "simulator started");
     let mut interval = tokio::time::interval(Duration::from_millis(20));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -470,7 +470,7 @@ pub async fn run(
         let sim_now = sim_start + (started.elapsed().as_secs_f64() * config.speed * 1000.0) as u64;
         let sim_now = sim_end.map_or(sim_now, |end| sim_now.min(end));
         let wall_now = now_ms();
-        batch.clear();
+        let mut batch = Vec::new();
         while let Some(&Reverse((at, idx))) = due.peek() {
             if at > sim_now || sim_end.is_some_and(|end| at >= end) {
                 break;
@@ -479,19 +479,59 @@ pub async fn run(
             let agent = &mut agents[idx];
             let before = agent.status;
             let next = agent.step(at);
-            if agent.status != before
-                && let Some(id) = ids[idx]
-            {
-                batch.push((id, wire_status(agent.status, &reasons), wall_now));
+            if agent.status != before {
+                batch.push(events.event(&roster.agents[idx].external_id, agent.status, wall_now));
             }
             due.push(Reverse((next, idx)));
         }
-        if !batch.is_empty() {
-            live.record(&batch, wall_now);
+        if !batch.is_empty() && !submit(&ingest, batch).await {
+            break;
         }
         if sim_end.is_some_and(|end| sim_now >= end) {
             tracing::info!("simulator reached its configured duration and stopped");
             break;
+        }
+    }
+}
+
+/// Numbers the simulator's events.
+struct EventIds {
+    run: u64,
+    next: u64,
+}
+
+impl EventIds {
+    fn event(&mut self, agent: &str, status: Status, since_ms: u64) -> Event {
+        self.next += 1;
+        let (state, reason) = ingest_state(status);
+        Event {
+            event_id: format!("sim-{:x}-{}", self.run, self.next),
+            agent: agent.to_owned(),
+            state,
+            reason,
+            since_ms,
+            name: None,
+            team: None,
+            site: None,
+        }
+    }
+}
+
+/// Sends simulated events down the ingest path; `false` once the server is shutting down.
+async fn submit(ingest: &Ingest, events: Vec<Event>) -> bool {
+    let batch = Batch {
+        source: Source::Simulator,
+        events,
+        heartbeats: Vec::new(),
+    };
+    match ingest.submit(batch).await {
+        Ok(_) => true,
+        Err(IngestError::Closed) => false,
+        Err(err) => {
+            // The database failed: these changes are lost to the floor, like a telephony
+            // system's events that were never acknowledged. The next ones are tried again.
+            tracing::warn!(%err, "simulated events were not stored");
+            true
         }
     }
 }

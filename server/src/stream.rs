@@ -294,6 +294,11 @@ impl Connection {
         let mut keepalive = tokio::time::interval(keepalive_every);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.state.shutdown.clone();
+        let mut health = self.state.live.health();
+        if health.borrow_and_update().degraded {
+            let msg = ServerMsg::Health(health.borrow().clone());
+            self.send(socket, encode(&msg).into()).await?;
+        }
         loop {
             let expires_at = self.caller.expires_at;
             tokio::select! {
@@ -325,6 +330,10 @@ impl Connection {
                         return Err(Closing::new(ErrorCode::ShuttingDown, "the server is shutting down"));
                     }
                 },
+                Ok(()) = health.changed() => {
+                    let msg = ServerMsg::Health(health.borrow_and_update().clone());
+                    self.send(socket, encode(&msg).into()).await?;
+                }
                 _ = keepalive.tick() => {
                     if self.last_heard.elapsed() > keepalive_every * 3 {
                         tracing::debug!("viewer silent for three keepalive intervals; dropping");

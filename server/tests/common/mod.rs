@@ -35,7 +35,7 @@ impl TestServer {
             config.clone(),
             shutdown.clone(),
         ));
-        let server = TestServer {
+        let mut server = TestServer {
             addr,
             url: format!("http://{addr}"),
             config,
@@ -46,9 +46,17 @@ impl TestServer {
         server
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let client = reqwest::Client::new();
         for _ in 0..200 {
+            if self
+                .handle
+                .as_ref()
+                .is_some_and(|handle| handle.is_finished())
+            {
+                let result = self.handle.take().expect("handle").await.expect("joins");
+                panic!("server at {} stopped while starting: {result:?}", self.url);
+            }
             if let Ok(response) = client.get(format!("{}/readyz", self.url)).send().await
                 && response.status().is_success()
             {
@@ -176,7 +184,6 @@ fn unique() -> u128 {
 pub fn test_config(db: &TestDb) -> Config {
     let mut config = Config::default();
     config.database.url = db.url();
-    config.database.history_batch_ms = 200;
     config.server.tick_ms = 50;
     config.server.keepalive_secs = 2;
     config.simulator.agents = 300;

@@ -1,0 +1,357 @@
+//! The JSON bodies of MONTI's ingest API: agent state events, roster sync and state history.
+//!
+//! A telephony system or an HR system writes these; `docs/openapi.yaml` describes the same
+//! shapes for people and code generators. Fields are named as a JSON integration expects them:
+//! external ids and names, never the stream's dense ids.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::StateKind;
+
+/// The longest event id, external id, name or reason code the API accepts, in bytes.
+pub const MAX_ID_LEN: usize = 512;
+
+/// `POST /api/v1/events`: a batch of agent state events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatchJson {
+    /// The events, in any order; each is judged on its own.
+    pub events: Vec<AgentEventJson>,
+}
+
+/// One agent state event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEventJson {
+    /// The source's unique id for this event. A second event with the same id changes nothing.
+    pub event_id: String,
+    /// The source's id for the agent.
+    pub agent: String,
+    /// `available`, `ringing`, `on_call`, `on_hold`, `wrap_up`, `not_ready` or `offline`.
+    pub state: String,
+    /// The not-ready reason code, such as `lunch` (only with `not_ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the state began, milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// The agent's display name, used when the agent is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The agent's team; moves the agent when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The agent's site; moves the agent when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+impl AgentEventJson {
+    /// The event's state, after checking everything that can be checked without the database.
+    /// `now_ms` bounds how far in the future `since_ms` may lie (clock skew of five minutes).
+    pub fn check(&self, now_ms: u64) -> Result<StateKind, String> {
+        check_id("event_id", &self.event_id)?;
+        check_id("agent", &self.agent)?;
+        for (field, value) in [
+            ("reason", &self.reason),
+            ("name", &self.name),
+            ("team", &self.team),
+            ("site", &self.site),
+        ] {
+            if let Some(value) = value {
+                check_id(field, value)?;
+            }
+        }
+        let state = StateKind::from_name(&self.state)
+            .filter(|&state| state != StateKind::Stale)
+            .ok_or_else(|| {
+                format!(
+                    "unknown state {:?}; use one of {}",
+                    self.state,
+                    INGEST_STATES.join(", ")
+                )
+            })?;
+        if self.reason.is_some() && state != StateKind::NotReady {
+            return Err("only a not_ready event has a reason".to_owned());
+        }
+        if self.since_ms == 0 {
+            return Err("since_ms must be milliseconds since the Unix epoch".to_owned());
+        }
+        if self.since_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return Err(format!(
+                "since_ms {} lies more than five minutes in the future",
+                self.since_ms
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// How far ahead of the server's clock an event may claim its state began.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// The states an event may carry (`stale` is the server's conclusion, never a source's).
+pub const INGEST_STATES: [&str; 7] = [
+    "available",
+    "ringing",
+    "on_call",
+    "on_hold",
+    "wrap_up",
+    "not_ready",
+    "offline",
+];
+
+fn check_id(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field} is empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(format!("{field} is longer than {MAX_ID_LEN} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} contains control characters"));
+    }
+    Ok(())
+}
+
+/// What became of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Stored, and now the agent's current state.
+    Applied,
+    /// Stored in the history, but the agent's current state began later, so it stays.
+    Older,
+    /// An event with this id was stored before; nothing changed.
+    Duplicate,
+    /// Not stored; `reason` says why.
+    Refused,
+}
+
+impl Outcome {
+    /// The name used in JSON and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Older => "older",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// The answer to a batch: one result per event, in the order sent, and the totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatchResultJson {
+    /// Events now current.
+    pub applied: usize,
+    /// Events stored as history only.
+    pub older: usize,
+    /// Events seen before.
+    pub duplicates: usize,
+    /// Events refused.
+    pub refused: usize,
+    /// Per event, in the order of the request.
+    pub results: Vec<EventResultJson>,
+}
+
+impl EventBatchResultJson {
+    /// Totals from the per-event results.
+    pub fn new(results: Vec<EventResultJson>) -> EventBatchResultJson {
+        let count = |outcome| results.iter().filter(|r| r.outcome == outcome).count();
+        EventBatchResultJson {
+            applied: count(Outcome::Applied),
+            older: count(Outcome::Older),
+            duplicates: count(Outcome::Duplicate),
+            refused: count(Outcome::Refused),
+            results,
+        }
+    }
+}
+
+/// What became of one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResultJson {
+    /// The event's id as sent (empty if it had none).
+    pub event_id: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/roster`: sites, teams, reason codes and agents to create, update or
+/// deactivate, applied all together or not at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RosterSyncJson {
+    /// Sites by name.
+    pub sites: Vec<GroupEntryJson>,
+    /// Teams by name.
+    pub teams: Vec<GroupEntryJson>,
+    /// Reason codes.
+    pub reasons: Vec<ReasonEntryJson>,
+    /// Agents by external id.
+    pub agents: Vec<AgentEntryJson>,
+    /// Deactivate every active agent not listed in `agents` (a full sync from an HR system).
+    pub deactivate_missing_agents: bool,
+}
+
+/// A site or team in a roster sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupEntryJson {
+    /// Its name, which identifies it.
+    pub name: String,
+    /// A new name for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_to: Option<String>,
+    /// `false` deactivates it; it must have no active agents by the end of the sync.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+/// A reason code in a roster sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonEntryJson {
+    /// The stable code, such as `lunch`.
+    pub code: String,
+    /// What people read, such as "Lunch".
+    pub label: String,
+}
+
+/// An agent in a roster sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntryJson {
+    /// The source's id for the agent.
+    pub external_id: String,
+    /// Display name.
+    pub name: String,
+    /// Team name (existing, or in this sync).
+    pub team: String,
+    /// Site name (existing, or in this sync).
+    pub site: String,
+    /// `false` deactivates the agent: it leaves the floor.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a roster sync changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterSyncResultJson {
+    /// Sites created or renamed or reactivated.
+    pub sites: usize,
+    /// Teams created or renamed or reactivated.
+    pub teams: usize,
+    /// Reason codes created or relabelled.
+    pub reasons: usize,
+    /// Agents created or changed.
+    pub agents: usize,
+    /// Agents deactivated.
+    pub agents_deactivated: usize,
+    /// Teams and sites deactivated.
+    pub groups_deactivated: usize,
+}
+
+/// A page of `GET /api/v1/history`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPageJson {
+    /// Oldest first.
+    pub entries: Vec<HistoryEntryJson>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+/// One stored state change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntryJson {
+    /// The agent's external id.
+    pub agent: String,
+    /// The agent's display name.
+    pub name: String,
+    /// The agent's team now.
+    pub team: String,
+    /// The agent's site now.
+    pub site: String,
+    /// The state name.
+    pub state: String,
+    /// The not-ready reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the state began, milliseconds since the epoch.
+    pub since_ms: i64,
+    /// When MONTI stored it.
+    pub received_ms: i64,
+    /// The source's event id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(state: &str) -> AgentEventJson {
+        AgentEventJson {
+            event_id: "e1".into(),
+            agent: "a1".into(),
+            state: state.into(),
+            reason: None,
+            since_ms: 1_000,
+            name: None,
+            team: None,
+            site: None,
+        }
+    }
+
+    #[test]
+    fn checks_say_what_is_wrong() {
+        assert_eq!(event("on_call").check(2_000), Ok(StateKind::OnCall));
+        let stale = event("stale")
+            .check(2_000)
+            .expect_err("stale is not ingested");
+        assert!(stale.contains("unknown state"), "{stale}");
+        let mut lunch = event("available");
+        lunch.reason = Some("lunch".into());
+        assert!(lunch.check(2_000).is_err());
+        lunch.state = "not_ready".into();
+        assert_eq!(lunch.check(2_000), Ok(StateKind::NotReady));
+        let mut future = event("available");
+        future.since_ms = 2_000 + MAX_CLOCK_SKEW_MS + 1;
+        assert!(future.check(2_000).expect_err("future").contains("future"));
+        let mut blank = event("available");
+        blank.agent = " ".into();
+        assert_eq!(blank.check(2_000), Err("agent is empty".to_owned()));
+        let mut long = event("available");
+        long.event_id = "x".repeat(MAX_ID_LEN + 1);
+        assert!(long.check(2_000).is_err());
+    }
+
+    #[test]
+    fn totals_count_the_results() {
+        let result = |outcome| EventResultJson {
+            event_id: "e".into(),
+            outcome,
+            reason: None,
+        };
+        let batch = EventBatchResultJson::new(vec![
+            result(Outcome::Applied),
+            result(Outcome::Applied),
+            result(Outcome::Duplicate),
+            result(Outcome::Refused),
+        ]);
+        assert_eq!(
+            (batch.applied, batch.older, batch.duplicates, batch.refused),
+            (2, 0, 1, 1)
+        );
+        let json = serde_json::to_value(&batch.results[2]).expect("json");
+        assert_eq!(json["outcome"], "duplicate");
+    }
+}

@@ -1,0 +1,315 @@
+//! Sharing one floor between several servers over a Redis stream.
+//!
+//! Every server appends the changes it commits to one Redis stream (`XADD` with an approximate
+//! `MAXLEN`) and reads everyone's appends from it (`XREAD BLOCK`), skipping its own. A stream
+//! rather than pub/sub because a reader names the last entry it has seen: a server whose link
+//! blips picks up where it stopped instead of silently missing what was said meanwhile.
+//!
+//! The database stays the truth, and the stream only carries what was committed there, so every
+//! gap has one remedy: reload the floor from the database. A server reloads whenever it
+//! (re)connects to Redis, after noting the stream's last entry so nothing committed during the
+//! reload is missed; and a server that could not publish (Redis was down) appends a `reload`
+//! marker once it can again, which makes every server reload. Applying a change twice is
+//! harmless (see [`Change`]), so these overlaps cost nothing but the reload.
+//!
+//! While the link is down a server keeps serving its last floor, says so on `/readyz` and in
+//! `monti_degraded`, and tells its viewers that data may be stale.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisConfig;
+use crate::db::Db;
+use crate::live::{Change, LiveFloor};
+use crate::metrics::Metrics;
+
+/// Hands committed changes to the publishing task. Never blocks the ingest path.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Vec<Change>>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Publisher {
+    /// Queues changes for the other servers. When the queue is full (Redis is slow or gone)
+    /// they are dropped and every server is told to reload once Redis takes writes again.
+    pub fn publish(&self, changes: Vec<Change>) {
+        if self.queue.try_send(changes).is_err() {
+            self.overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether this server has joined the shared stream at least once (it is ready only then).
+#[derive(Clone, Default)]
+pub struct Joined(Arc<AtomicBool>);
+
+impl Joined {
+    /// See [`Joined`].
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The running link to Redis.
+pub struct Share {
+    /// Queues this server's changes for the others.
+    pub publisher: Publisher,
+    /// Whether the reader has joined the stream.
+    pub joined: Joined,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Share {
+    /// Waits for both tasks after `stop` was cancelled.
+    pub async fn join(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts publishing and reading. Fails only on a malformed URL; an unreachable Redis is
+/// retried forever (degraded meanwhile).
+pub fn start(
+    config: &RedisConfig,
+    db: Db,
+    live: Arc<LiveFloor>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> anyhow::Result<Share> {
+    let client = redis::Client::open(config.url.as_str())
+        .with_context(|| format!("invalid redis.url {}", crate::db::redact(&config.url)))?;
+    let (queue, changes) = mpsc::channel(4_096);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let joined = Joined::default();
+    let link = Link {
+        client,
+        stream: config.stream.clone(),
+        max_len: config.max_len as usize,
+        instance: live.instance.to_string(),
+        live,
+        metrics,
+    };
+    let link = Arc::new(link);
+    let tasks = vec![
+        tokio::spawn(
+            link.clone()
+                .publish(changes, overflowed.clone(), stop.clone()),
+        ),
+        tokio::spawn(link.read(db, joined.clone(), stop)),
+    ];
+    Ok(Share {
+        publisher: Publisher { queue, overflowed },
+        joined,
+        tasks,
+    })
+}
+
+struct Link {
+    client: redis::Client,
+    stream: String,
+    max_len: usize,
+    instance: String,
+    live: Arc<LiveFloor>,
+    metrics: Arc<Metrics>,
+}
+
+/// How long one Redis command may take before the link counts as down.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a read waits for news before asking again.
+const BLOCK_MS: usize = 2_000;
+
+impl Link {
+    async fn connect(&self) -> anyhow::Result<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(
+                COMMAND_TIMEOUT + Duration::from_millis(BLOCK_MS as u64),
+            ));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .context("cannot connect to Redis")
+    }
+
+    /// Appends this server's changes to the stream, a batch per entry.
+    async fn publish(
+        self: Arc<Self>,
+        mut changes: mpsc::Receiver<Vec<Change>>,
+        overflowed: Arc<AtomicBool>,
+        stop: CancellationToken,
+    ) {
+        let mut connection: Option<MultiplexedConnection> = None;
+        // Set when changes could not be published: the others must reload.
+        let mut lost = false;
+        loop {
+            let mut batch = tokio::select! {
+                _ = stop.cancelled() => break,
+                batch = changes.recv() => match batch {
+                    Some(batch) => batch,
+                    None => break,
+                },
+            };
+            while let Ok(more) = changes.try_recv() {
+                batch.extend(more);
+                if batch.len() >= 10_000 {
+                    break;
+                }
+            }
+            lost |= overflowed.swap(false, Ordering::Relaxed);
+            if connection.is_none() {
+                connection = self.connect().await.ok();
+            }
+            let Some(conn) = connection.as_mut() else {
+                lost = true;
+                continue;
+            };
+            if lost {
+                if self.append(conn, &[("reload", "1")]).await.is_err() {
+                    connection = None;
+                    continue;
+                }
+                tracing::info!("told the other servers to reload after changes were lost");
+                lost = false;
+            }
+            let json = match serde_json::to_string(&batch) {
+                Ok(json) => json,
+                Err(err) => {
+                    tracing::error!(%err, "cannot encode changes");
+                    continue;
+                }
+            };
+            let fields = [("from", self.instance.as_str()), ("changes", json.as_str())];
+            match self.append(conn, &fields).await {
+                Ok(()) => {
+                    self.metrics.shared_published.inc_by(batch.len() as u64);
+                }
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), "cannot publish changes");
+                    connection = None;
+                    lost = true;
+                }
+            }
+        }
+    }
+
+    async fn append(
+        &self,
+        conn: &mut MultiplexedConnection,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let _: String = conn
+            .xadd_maxlen(
+                &self.stream,
+                StreamMaxlen::Approx(self.max_len),
+                "*",
+                fields,
+            )
+            .await
+            .context("XADD failed")?;
+        Ok(())
+    }
+
+    /// Reads the other servers' changes; reloads from the database on every (re)connection.
+    async fn read(self: Arc<Self>, db: Db, joined: Joined, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = tokio::select! {
+                _ = stop.cancelled() => break,
+                result = self.follow(&db, &joined) => result,
+            };
+            let err = match result {
+                Ok(()) => break,
+                Err(err) => err,
+            };
+            self.metrics.redis_up.set(0);
+            let reason = format!("lost the link to the other servers: {err:#}");
+            tracing::warn!(%reason, "degraded");
+            self.live.set_degraded(Some(reason), crate::sim::now_ms());
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One connection's worth of reading: note the last entry, reload, then follow.
+    async fn follow(&self, db: &Db, joined: &Joined) -> anyhow::Result<()> {
+        let mut conn = self.connect().await?;
+        let mut last_id = self.last_id(&mut conn).await?;
+        self.reload(db).await?;
+        self.metrics.redis_up.set(1);
+        self.live.set_degraded(None, crate::sim::now_ms());
+        if !joined.0.swap(true, Ordering::Relaxed) {
+            tracing::info!(stream = %self.stream, "joined the shared floor");
+        } else {
+            tracing::info!("link to the other servers is back; floor reloaded");
+        }
+        let options = StreamReadOptions::default().block(BLOCK_MS).count(1_000);
+        loop {
+            let reply: StreamReadReply = conn
+                .xread_options(&[&self.stream], &[&last_id], &options)
+                .await
+                .context("XREAD failed")?;
+            let mut reload = false;
+            for key in reply.keys {
+                for entry in key.ids {
+                    last_id = entry.id.clone();
+                    if entry.map.contains_key("reload") {
+                        reload = true;
+                        continue;
+                    }
+                    let from: Option<String> = entry.get("from");
+                    if from.as_deref() == Some(self.instance.as_str()) {
+                        continue;
+                    }
+                    let Some(json) = entry.get::<String>("changes") else {
+                        tracing::warn!(id = %entry.id, "a shared entry without changes");
+                        continue;
+                    };
+                    match serde_json::from_str::<Vec<Change>>(&json) {
+                        Ok(changes) => {
+                            self.metrics.shared_received.inc_by(changes.len() as u64);
+                            self.live.apply(&changes, crate::sim::now_ms());
+                        }
+                        Err(err) => {
+                            tracing::warn!(id = %entry.id, %err, "cannot read shared changes");
+                        }
+                    }
+                }
+            }
+            if reload {
+                self.reload(db).await?;
+            }
+        }
+    }
+
+    /// The id of the stream's newest entry, or `0-0` when it is empty or missing.
+    async fn last_id(&self, conn: &mut MultiplexedConnection) -> anyhow::Result<String> {
+        let newest: redis::streams::StreamRangeReply = conn
+            .xrevrange_count(&self.stream, "+", "-", 1)
+            .await
+            .context("XREVRANGE failed")?;
+        Ok(newest
+            .ids
+            .first()
+            .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone()))
+    }
+
+    async fn reload(&self, db: &Db) -> anyhow::Result<()> {
+        let stored = db.load_floor().await.context("cannot reload the floor")?;
+        self.live.reload(&stored, crate::sim::now_ms());
+        self.metrics.floor_reloads.inc();
+        Ok(())
+    }
+}
