@@ -190,3 +190,47 @@ pub fn test_config(db: &TestDb) -> Config {
     config.simulator.speed = 60.0;
     config
 }
+
+impl TestServer {
+    /// POSTs a JSON body; returns the status and the JSON answer (`Null` if not JSON).
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// The agent with this display name, with its state, from REST.
+    pub async fn agent(&self, name: &str) -> Option<monti_protocol::rest::AgentJson> {
+        let page: monti_protocol::rest::AgentPage = self
+            .get(&format!("/api/v1/agents?q={}&limit=1000", urlencode(name)))
+            .await
+            .json()
+            .await
+            .expect("agents json");
+        page.agents.into_iter().find(|agent| agent.name == name)
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// A configuration without the simulator: the floor holds only what tests ingest.
+pub fn ingest_config(db: &TestDb) -> Config {
+    let mut config = test_config(db);
+    config.simulator.enabled = false;
+    config
+}

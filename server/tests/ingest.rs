@@ -1,0 +1,373 @@
+//! The ingest API end to end: events, roster sync and history against a real server, on SQLite
+//! and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDb, TestServer, ingest_config};
+use monti_protocol::ingest::{EventBatchResultJson, HistoryPageJson, Outcome};
+use monti_server::config::UnknownAgents;
+use serde_json::{Value, json};
+
+fn now_ms() -> u64 {
+    monti_server::sim::now_ms()
+}
+
+fn event(id: &str, agent: &str, state: &str, since_ms: u64) -> Value {
+    json!({"event_id": id, "agent": agent, "state": state, "since_ms": since_ms})
+}
+
+async fn send(server: &TestServer, events: Vec<Value>) -> EventBatchResultJson {
+    let (status, body) = server
+        .post("/api/v1/events", &json!({ "events": events }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).expect("a batch result")
+}
+
+fn outcomes(result: &EventBatchResultJson) -> Vec<Outcome> {
+    result.results.iter().map(|r| r.outcome).collect()
+}
+
+/// Waits for the next tick to carry what was ingested to the floor REST reads.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+async fn events_are_judged_one_by_one(db: TestDb) {
+    let server = TestServer::start(ingest_config(&db)).await;
+    let t = now_ms() - 60_000;
+    let mut anna = event("e1", "ext-anna", "on_call", t);
+    anna["name"] = json!("Anna Weber");
+    anna["team"] = json!("Billing 1");
+    anna["site"] = json!("Berlin");
+    let mut lunch = event("e2", "ext-ben", "not_ready", t + 1_000);
+    lunch["reason"] = json!("lunch");
+    lunch["name"] = json!("Ben Koch");
+    let first = send(&server, vec![anna.clone(), lunch.clone()]).await;
+    assert_eq!(outcomes(&first), [Outcome::Applied, Outcome::Applied]);
+    settle().await;
+    let anna_now = server.agent("Anna Weber").await.expect("Anna was created");
+    assert_eq!((anna_now.state.as_str(), anna_now.since_ms), ("on_call", t));
+    let ben = server.agent("Ben Koch").await.expect("Ben was created");
+    assert_eq!(
+        (ben.state.as_str(), ben.reason.as_deref()),
+        ("not_ready", Some("lunch"))
+    );
+    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    let names: Vec<&str> = teams.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"Billing 1") && names.contains(&"Unassigned"), "{names:?}");
+
+    // The same batch again changes nothing.
+    let again = send(&server, vec![anna, lunch]).await;
+    assert_eq!(outcomes(&again), [Outcome::Duplicate, Outcome::Duplicate]);
+    assert_eq!(again.duplicates, 2);
+
+    // An older event is history only; a newer one wins; bad events are refused with a reason
+    // while the good ones in the same batch are stored.
+    let mut wrong_reason = event("e6", "ext-anna", "available", t + 3_000);
+    wrong_reason["reason"] = json!("lunch");
+    let mixed = send(
+        &server,
+        vec![
+            event("e3", "ext-anna", "available", t - 10_000),
+            event("e4", "ext-anna", "wrap_up", t + 2_000),
+            event("e5", "ext-anna", "dancing", t + 3_000),
+            wrong_reason,
+            json!({"event_id": "e7", "agent": "ext-anna"}),
+            event("e8", "ext-anna", "on_call", now_ms() + 3_600_000),
+            event("e4", "ext-anna", "on_hold", t + 4_000),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&mixed),
+        [
+            Outcome::Older,
+            Outcome::Applied,
+            Outcome::Refused,
+            Outcome::Refused,
+            Outcome::Refused,
+            Outcome::Refused,
+            Outcome::Duplicate,
+        ]
+    );
+    let reasons: Vec<String> = mixed
+        .results
+        .iter()
+        .filter_map(|r| r.reason.clone())
+        .collect();
+    assert!(reasons[0].contains("unknown state \"dancing\""), "{reasons:?}");
+    assert!(reasons[1].contains("only a not_ready event has a reason"));
+    assert!(reasons[2].contains("missing field"), "{reasons:?}");
+    assert!(reasons[3].contains("future"));
+    assert_eq!(mixed.results[4].event_id, "e7");
+    settle().await;
+    let anna_now = server.agent("Anna Weber").await.expect("Anna");
+    assert_eq!((anna_now.state.as_str(), anna_now.since_ms), ("wrap_up", t + 2_000));
+
+    // A team named in an event moves the agent.
+    let mut moved = event("e9", "ext-ben", "available", t + 5_000);
+    moved["team"] = json!("Sales 2");
+    assert_eq!(outcomes(&send(&server, vec![moved]).await), [Outcome::Applied]);
+    settle().await;
+    let ben = server.agent("Ben Koch").await.expect("Ben");
+    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    let sales = teams.iter().find(|t| t["name"] == "Sales 2").expect("Sales 2");
+    assert_eq!(u64::from(ben.team), sales["id"].as_u64().expect("id"));
+
+    // History: both of Anna's stored events and the older one, oldest first by arrival.
+    let page: HistoryPageJson = server
+        .get("/api/v1/history?agent=ext-anna")
+        .await
+        .json()
+        .await
+        .expect("history");
+    let states: Vec<&str> = page.entries.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["on_call", "available", "wrap_up"]);
+    assert_eq!(page.entries[0].event_id.as_deref(), Some("e1"));
+    let team: HistoryPageJson = server
+        .get("/api/v1/history?team=Sales%202&limit=10")
+        .await
+        .json()
+        .await
+        .expect("team history");
+    // Ben's history, listed under the team he is in now.
+    assert_eq!(team.entries.len(), 2);
+    assert!(team.entries.iter().all(|e| e.agent == "ext-ben"));
+    let unknown = server.get("/api/v1/history?agent=nobody").await;
+    assert_eq!(unknown.status(), 404);
+    let neither = server.get("/api/v1/history").await;
+    assert_eq!(neither.status(), 400);
+
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_judged_one_by_one_on_sqlite() {
+    events_are_judged_one_by_one(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_judged_one_by_one_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        events_are_judged_one_by_one(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_agents_are_refused_when_configured() {
+    let db = TestDb::sqlite();
+    let mut config = ingest_config(&db);
+    config.ingest.unknown_agents = UnknownAgents::Refuse;
+    let server = TestServer::start(config).await;
+    let t = now_ms() - 1_000;
+    let refused = send(&server, vec![event("u1", "stranger", "available", t)]).await;
+    assert_eq!(outcomes(&refused), [Outcome::Refused]);
+    let reason = refused.results[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("/api/v1/roster"), "{reason}");
+    // Once the roster has the agent, its events are taken.
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({"agents": [{"external_id": "stranger", "name": "Sam Stranger",
+                "team": "Claims", "site": "Dublin"}],
+                "teams": [{"name": "Claims"}], "sites": [{"name": "Dublin"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let taken = send(&server, vec![event("u1", "stranger", "available", t)]).await;
+    assert_eq!(outcomes(&taken), [Outcome::Applied]);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_malformed_bodies_get_clear_errors() {
+    let db = TestDb::sqlite();
+    let mut config = ingest_config(&db);
+    config.ingest.max_events = 3;
+    config.ingest.max_body_bytes = 4_096;
+    let server = TestServer::start(config).await;
+    let t = now_ms() - 1_000;
+    let client = reqwest::Client::new();
+    let post_raw = |body: String| {
+        client
+            .post(format!("{}/api/v1/events", server.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let big = post_raw(format!("{{\"events\": [], \"pad\": \"{}\"}}", "x".repeat(5_000)))
+        .await
+        .expect("request");
+    assert_eq!(big.status(), 413);
+    let body: Value = big.json().await.expect("json error");
+    assert_eq!(body["error"], "too_large");
+
+    let four: Vec<Value> = (0..4)
+        .map(|n| event(&format!("l{n}"), "a", "available", t))
+        .collect();
+    let (status, body) = server.post("/api/v1/events", &json!({ "events": four })).await;
+    assert_eq!(status, 422);
+    assert!(body["message"].as_str().unwrap_or_default().contains("at most 3 events"));
+
+    let broken = post_raw("{\"events\": [".to_owned()).await.expect("request");
+    assert_eq!(broken.status(), 400);
+    let shape = post_raw("{\"events\": 5}".to_owned()).await.expect("request");
+    assert_eq!(shape.status(), 422);
+    let extra = post_raw("{\"events\": [], \"extra\": 1}".to_owned())
+        .await
+        .expect("request");
+    assert_eq!(extra.status(), 422);
+
+    // Nothing of the refused requests reached the floor.
+    assert_eq!(server.metric("monti_floor_agents").await, 0.0);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
+    let server = TestServer::start(ingest_config(&db)).await;
+    let sync = json!({
+        "sites": [{"name": "Berlin"}, {"name": "Lisbon"}],
+        "teams": [{"name": "Billing"}, {"name": "Sales"}],
+        "reasons": [{"code": "lunch", "label": "Lunch"}],
+        "agents": [
+            {"external_id": "h1", "name": "Hanna One", "team": "Billing", "site": "Berlin"},
+            {"external_id": "h2", "name": "Hugo Two", "team": "Sales", "site": "Lisbon"},
+            {"external_id": "h3", "name": "Hedy Three", "team": "Sales", "site": "Berlin"}
+        ]
+    });
+    let (status, body) = server.post("/api/v1/roster", &sync).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["agents"], 3);
+    settle().await;
+    assert_eq!(server.metric("monti_floor_agents").await, 3.0);
+
+    // An agent naming a team that does not exist: nothing of the sync is applied.
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({"agents": [
+                {"external_id": "h4", "name": "Hal Four", "team": "Billing", "site": "Berlin"},
+                {"external_id": "h5", "name": "Hal Five", "team": "Nowhere", "site": "Berlin"}]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("Nowhere"));
+    // A team with agents cannot be deactivated.
+    let (status, body) = server
+        .post("/api/v1/roster", &json!({"teams": [{"name": "Sales", "active": false}]}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("2 active agents"));
+    settle().await;
+    assert!(server.agent("Hal Four").await.is_none());
+
+    // A full sync: Hugo moves to Billing and is renamed, the rest are deactivated, Sales goes,
+    // Billing is renamed.
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({
+                "agents": [{"external_id": "h2", "name": "Hugo Zwei", "team": "Billing",
+                            "site": "Lisbon"}],
+                "deactivate_missing_agents": true,
+                "teams": [{"name": "Sales", "active": false},
+                          {"name": "Billing", "rename_to": "Billing & Claims"}]
+            }),
+        )
+        .await;
+    assert_eq!(status, 422, "renamed away in the same sync: {body}");
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({
+                "agents": [{"external_id": "h2", "name": "Hugo Zwei", "team": "Billing",
+                            "site": "Lisbon"}],
+                "deactivate_missing_agents": true,
+                "teams": [{"name": "Sales", "active": false}]
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["agents_deactivated"], 2);
+    assert_eq!(body["groups_deactivated"], 1);
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({"teams": [{"name": "Billing", "rename_to": "Billing & Claims"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    settle().await;
+    let page: monti_protocol::rest::AgentPage =
+        server.get("/api/v1/agents").await.json().await.expect("agents");
+    assert_eq!(page.total, 1);
+    assert_eq!(page.agents[0].name, "Hugo Zwei");
+    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    let names: Vec<&str> = teams.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["Billing & Claims"]);
+    server.stop().await.expect("stops");
+
+    // A restart builds the same roster from the database.
+    let server = TestServer::start(ingest_config(&db)).await;
+    let page: monti_protocol::rest::AgentPage =
+        server.get("/api/v1/agents").await.json().await.expect("agents");
+    assert_eq!(page.total, 1);
+    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    assert_eq!(teams.len(), 1);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_sync_on_sqlite() {
+    roster_sync_creates_moves_and_deactivates(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_sync_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        roster_sync_creates_moves_and_deactivates(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_beyond_the_retention_is_pruned_and_current_states_stay() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(ingest_config(&db)).await;
+    let day = 86_400_000;
+    let now = now_ms();
+    send(
+        &server,
+        vec![
+            event("old", "p1", "available", now - 3 * day),
+            event("new", "p2", "on_call", now - 1_000),
+        ],
+    )
+    .await;
+    let url = server.config.database.url.clone();
+    server.stop().await.expect("stops");
+    let stored = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+        url,
+        ..Default::default()
+    })
+    .await
+    .expect("open");
+    assert_eq!(stored.count_history().await.expect("count"), 2);
+    let pruned = stored
+        .prune_history((now - 2 * day) as i64)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 1);
+    assert_eq!(stored.count_history().await.expect("count"), 1);
+    // p1's state is kept though its history went.
+    let floor = stored.load_floor().await.expect("floor");
+    assert_eq!(floor.states.len(), 2);
+    stored.close().await;
+    db.drop_database().await;
+}
