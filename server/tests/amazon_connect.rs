@@ -1,0 +1,272 @@
+//! Amazon Connect agent events delivered the way Amazon Data Firehose delivers them to an HTTP
+//! endpoint, against a real server. Records start from a documented-format example
+//! (`fixtures/amazon-connect-state-change.json`) and change what each case needs.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::{TestDb, TestServer, ingest_config};
+use serde_json::{Value, json};
+
+const KEY: &str = "firehose-test-access-key-0123456789";
+const LENA: &str = "Lena Hoffmann";
+
+fn iso(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn fixture() -> Value {
+    serde_json::from_str(include_str!("fixtures/amazon-connect-state-change.json"))
+        .expect("fixture")
+}
+
+/// A record of `event_type` at `at_ms`, with the agent status and contacts given.
+fn record(id: &str, event_type: &str, at_ms: u64, status: (&str, &str), contacts: Value) -> Value {
+    let mut event = fixture();
+    event["EventId"] = json!(id);
+    event["EventType"] = json!(event_type);
+    event["EventTimestamp"] = json!(iso(at_ms));
+    let snapshot = &mut event["CurrentAgentSnapshot"];
+    snapshot["AgentStatus"]["Name"] = json!(status.0);
+    snapshot["AgentStatus"]["Type"] = json!(status.1);
+    snapshot["AgentStatus"]["StartTimestamp"] = json!(iso(at_ms));
+    snapshot["Contacts"] = contacts;
+    event
+}
+
+fn contact(state: &str, since_ms: u64) -> Value {
+    json!([{
+        "Channel": "VOICE",
+        "ContactId": "0a1b2c3d-0000-4000-8000-000000000001",
+        "InitialContactId": null,
+        "InitiationMethod": "INBOUND",
+        "Queue": {"ARN": "arn:aws:connect:eu-central-1:123456789012:instance/x/queue/basic",
+                  "Name": "BasicQueue"},
+        "QueueTimestamp": iso(since_ms - 5_000),
+        "State": state,
+        "StateStartTimestamp": iso(since_ms)
+    }])
+}
+
+fn encode(record: &Value) -> String {
+    base64::engine::general_purpose::STANDARD.encode(record.to_string())
+}
+
+async fn deliver(server: &TestServer, key: &str, records: &[String]) -> (u16, Value) {
+    let request_id = format!("req-{}", records.len());
+    let body = json!({
+        "requestId": request_id,
+        "timestamp": monti_server::sim::now_ms(),
+        "records": records.iter().map(|data| json!({"data": data})).collect::<Vec<_>>(),
+    });
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}{}",
+            server.url,
+            monti_server::amazon_connect::PATH
+        ))
+        .header("X-Amz-Firehose-Protocol-Version", "1.0")
+        .header("X-Amz-Firehose-Request-Id", &request_id)
+        .header("X-Amz-Firehose-Access-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a Firehose response");
+    assert_eq!(body["requestId"], request_id, "{body}");
+    assert!(body["timestamp"].as_u64().is_some(), "{body}");
+    (status, body)
+}
+
+async fn state_of(server: &TestServer, name: &str) -> (String, Option<String>, u64) {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let agent = server.agent(name).await.expect("the agent is on the floor");
+    (agent.state, agent.reason, agent.since_ms)
+}
+
+async fn start() -> (TestServer, TestDb) {
+    let db = TestDb::sqlite();
+    let mut config = ingest_config(&db);
+    config.amazon_connect.access_key = KEY.to_owned();
+    config.amazon_connect.site_level = 1;
+    config.amazon_connect.team_level = 2;
+    config.ingest.stale_after_secs = 1;
+    (TestServer::start(config).await, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_events_map_to_monti_states_team_and_site() {
+    let (server, db) = start().await;
+    let t = monti_server::sim::now_ms() - 600_000;
+    let available = ("Available", "ROUTABLE");
+    let steps = [
+        (
+            record("c1", "LOGIN", t, available, json!([])),
+            "available",
+            None,
+        ),
+        (
+            record("c2", "STATE_CHANGE", t + 1_000, available, contact("CONNECTING", t + 1_000)),
+            "ringing",
+            None,
+        ),
+        (
+            record("c3", "STATE_CHANGE", t + 2_000, available, contact("CONNECTED", t + 2_000)),
+            "on_call",
+            None,
+        ),
+        (
+            record(
+                "c4",
+                "STATE_CHANGE",
+                t + 3_000,
+                available,
+                contact("CONNECTED_ONHOLD", t + 3_000),
+            ),
+            "on_hold",
+            None,
+        ),
+        (
+            record("c5", "STATE_CHANGE", t + 4_000, available, contact("ENDED", t + 4_000)),
+            "wrap_up",
+            None,
+        ),
+        (
+            record("c6", "STATE_CHANGE", t + 5_000, ("Lunch Break", "CUSTOM"), json!([])),
+            "not_ready",
+            Some("lunch_break".to_owned()),
+        ),
+        (
+            record("c7", "LOGOUT", t + 6_000, ("Offline", "OFFLINE"), json!([])),
+            "offline",
+            None,
+        ),
+    ];
+    for (idx, (event, state, reason)) in steps.iter().enumerate() {
+        let (status, body) = deliver(&server, KEY, &[encode(event)]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            state_of(&server, LENA).await,
+            (state.to_string(), reason.clone(), t + 1_000 * idx as u64),
+            "after {}",
+            event["EventId"]
+        );
+    }
+    let reasons: Vec<Value> = server.get("/api/v1/reasons").await.json().await.expect("json");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r["code"] == "lunch_break" && r["label"] == "Lunch Break"),
+        "{reasons:?}"
+    );
+    let agent = server.agent(LENA).await.expect("Lena");
+    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("json");
+    let sites: Vec<Value> = server.get("/api/v1/sites").await.json().await.expect("json");
+    let name_of = |list: &[Value], id: u16| {
+        list.iter()
+            .find(|entry| entry["id"] == u64::from(id))
+            .map(|entry| entry["name"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(name_of(&teams, agent.team).as_deref(), Some("Billing 1"));
+    assert_eq!(name_of(&sites, agent.site).as_deref(), Some("Berlin"));
+
+    // Firehose retries a delivery it did not see acknowledged: nothing changes twice.
+    let (status, _) = deliver(&server, KEY, &[encode(&steps[2].0)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(state_of(&server, LENA).await.0, "offline");
+    let page: monti_protocol::ingest::HistoryPageJson = server
+        .get(&format!(
+            "/api/v1/history?agent={}",
+            common::urlencode(fixture()["AgentARN"].as_str().expect("arn"))
+        ))
+        .await
+        .json()
+        .await
+        .expect("history");
+    assert_eq!(page.entries.len(), 7);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_records_are_skipped_and_the_rest_is_stored() {
+    let (server, db) = start().await;
+    let t = monti_server::sim::now_ms() - 60_000;
+    let good = record("m1", "LOGIN", t, ("Available", "ROUTABLE"), json!([]));
+    let mut no_snapshot = record("m2", "STATE_CHANGE", t, ("Available", "ROUTABLE"), json!([]));
+    no_snapshot
+        .as_object_mut()
+        .expect("object")
+        .remove("CurrentAgentSnapshot");
+    let mut bad_time = record("m3", "STATE_CHANGE", t, ("Available", "ROUTABLE"), json!([]));
+    bad_time["CurrentAgentSnapshot"]["AgentStatus"]["StartTimestamp"] = json!("at eight");
+    let records = [
+        encode(&good),
+        "this is not base64!".to_owned(),
+        base64::engine::general_purpose::STANDARD.encode("{not json"),
+        encode(&record("m4", "DANCE", t, ("Available", "ROUTABLE"), json!([]))),
+        encode(&no_snapshot),
+        encode(&bad_time),
+    ];
+    let (status, body) = deliver(&server, KEY, &records).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(state_of(&server, LENA).await.0, "available");
+    let refused = server
+        .metric(r#"monti_ingest_events_total{source="amazon_connect",outcome="refused"}"#)
+        .await;
+    assert_eq!(refused, 5.0);
+
+    // A wrong key, a body that is not a delivery, a compressed body.
+    let (status, body) = deliver(&server, "wrong-key-wrong-key-wrong", &records).await;
+    assert_eq!(status, 401);
+    assert!(body["errorMessage"].as_str().is_some());
+    let garbage = reqwest::Client::new()
+        .post(format!("{}{}", server.url, monti_server::amazon_connect::PATH))
+        .header("X-Amz-Firehose-Request-Id", "r-garbage")
+        .header("X-Amz-Firehose-Access-Key", KEY)
+        .body("[1, 2")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(garbage.status(), 400);
+    let body: Value = garbage.json().await.expect("json");
+    assert_eq!(body["requestId"], "r-garbage");
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
+    let (server, db) = start().await;
+    let t = monti_server::sim::now_ms() - 1_000;
+    let (status, _) = deliver(
+        &server,
+        KEY,
+        &[encode(&record(
+            "s1",
+            "LOGIN",
+            t,
+            ("Available", "ROUTABLE"),
+            json!([]),
+        ))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(state_of(&server, LENA).await.0, "available");
+    // stale_after_secs = 1: after three silent seconds the agent is stale...
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(state_of(&server, LENA).await.0, "stale");
+    assert_eq!(server.metric("monti_agents_stale").await, 1.0);
+    // ...and a heartbeat brings the last known state back.
+    let heartbeat = record("s2", "HEART_BEAT", t + 3_000, ("Available", "ROUTABLE"), json!([]));
+    let (status, _) = deliver(&server, KEY, &[encode(&heartbeat)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(state_of(&server, LENA).await, ("available".into(), None, t));
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
