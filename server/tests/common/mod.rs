@@ -234,3 +234,100 @@ pub fn ingest_config(db: &TestDb) -> Config {
     config.simulator.enabled = false;
     config
 }
+
+/// A `monti-server` process, for tests that kill it the hard way. Killed when dropped.
+pub struct ServerProcess {
+    pub url: String,
+    pub port: u16,
+    child: tokio::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts `monti-server` with these flags on a free loopback port and waits until it is
+    /// ready (or until `ready` is false: only until it listens).
+    pub async fn start(args: &[&str], ready: bool) -> ServerProcess {
+        let port = free_port();
+        ServerProcess::start_on(port, args, ready).await
+    }
+
+    /// Like [`ServerProcess::start`], on a given port.
+    pub async fn start_on(port: u16, args: &[&str], ready: bool) -> ServerProcess {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti-server"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .env("MONTI_LOG_FILTER", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("monti-server starts");
+        let mut process = ServerProcess {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            child,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!("monti-server on port {port} exited while starting: {status}");
+            }
+            if let Ok(response) = client.get(format!("{}/readyz", process.url)).send().await
+                && (!ready || response.status().is_success())
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("monti-server on port {port} did not become ready");
+    }
+
+    /// SIGKILL: no shutdown, no flushing.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill");
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("request")
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Every agent on a server's floor as `(name, team, site, state, reason, since_ms)`, sorted.
+pub async fn floor_rows(url: &str) -> Vec<(String, u16, u16, String, Option<String>, u64)> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page: monti_protocol::rest::AgentPage =
+            reqwest::get(format!("{url}/api/v1/agents?limit=1000&offset={offset}"))
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("agents");
+        let n = page.agents.len();
+        rows.extend(page.agents.into_iter().map(|agent| {
+            (
+                agent.name,
+                agent.team,
+                agent.site,
+                agent.state,
+                agent.reason,
+                agent.since_ms,
+            )
+        }));
+        offset += n;
+        if n == 0 || offset >= page.total {
+            break;
+        }
+    }
+    rows.sort();
+    rows
+}
