@@ -1,6 +1,6 @@
 //! The JSON bodies of MONTI's ingest API: agent state events, roster sync and state history.
 //!
-//! A telephony system or an HR system writes these; `docs/openapi.yaml` describes the same
+//! A telephony system or an HR system writes these; `server/openapi.json` (served at `/api/v1/openapi.json`) describes the same
 //! shapes for people and code generators. Fields are named as a JSON integration expects them:
 //! external ids and names, never the stream's dense ids.
 

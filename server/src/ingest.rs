@@ -870,6 +870,17 @@ pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/events", post(post_events))
         .route("/api/v1/roster", post(post_roster))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi))
+}
+
+/// The ingest API's OpenAPI description, `server/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// Reads a request body up to `limit` bytes; beyond it, 413.

@@ -111,12 +111,24 @@ async fn connect_events_map_to_monti_states_team_and_site() {
             None,
         ),
         (
-            record("c2", "STATE_CHANGE", t + 1_000, available, contact("CONNECTING", t + 1_000)),
+            record(
+                "c2",
+                "STATE_CHANGE",
+                t + 1_000,
+                available,
+                contact("CONNECTING", t + 1_000),
+            ),
             "ringing",
             None,
         ),
         (
-            record("c3", "STATE_CHANGE", t + 2_000, available, contact("CONNECTED", t + 2_000)),
+            record(
+                "c3",
+                "STATE_CHANGE",
+                t + 2_000,
+                available,
+                contact("CONNECTED", t + 2_000),
+            ),
             "on_call",
             None,
         ),
@@ -132,12 +144,24 @@ async fn connect_events_map_to_monti_states_team_and_site() {
             None,
         ),
         (
-            record("c5", "STATE_CHANGE", t + 4_000, available, contact("ENDED", t + 4_000)),
+            record(
+                "c5",
+                "STATE_CHANGE",
+                t + 4_000,
+                available,
+                contact("ENDED", t + 4_000),
+            ),
             "wrap_up",
             None,
         ),
         (
-            record("c6", "STATE_CHANGE", t + 5_000, ("Lunch Break", "CUSTOM"), json!([])),
+            record(
+                "c6",
+                "STATE_CHANGE",
+                t + 5_000,
+                ("Lunch Break", "CUSTOM"),
+                json!([]),
+            ),
             "not_ready",
             Some("lunch_break".to_owned()),
         ),
@@ -157,7 +181,12 @@ async fn connect_events_map_to_monti_states_team_and_site() {
             event["EventId"]
         );
     }
-    let reasons: Vec<Value> = server.get("/api/v1/reasons").await.json().await.expect("json");
+    let reasons: Vec<Value> = server
+        .get("/api/v1/reasons")
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(
         reasons
             .iter()
@@ -165,8 +194,18 @@ async fn connect_events_map_to_monti_states_team_and_site() {
         "{reasons:?}"
     );
     let agent = server.agent(LENA).await.expect("Lena");
-    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("json");
-    let sites: Vec<Value> = server.get("/api/v1/sites").await.json().await.expect("json");
+    let teams: Vec<Value> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let sites: Vec<Value> = server
+        .get("/api/v1/sites")
+        .await
+        .json()
+        .await
+        .expect("json");
     let name_of = |list: &[Value], id: u16| {
         list.iter()
             .find(|entry| entry["id"] == u64::from(id))
@@ -198,18 +237,36 @@ async fn malformed_records_are_skipped_and_the_rest_is_stored() {
     let (server, db) = start().await;
     let t = monti_server::sim::now_ms() - 60_000;
     let good = record("m1", "LOGIN", t, ("Available", "ROUTABLE"), json!([]));
-    let mut no_snapshot = record("m2", "STATE_CHANGE", t, ("Available", "ROUTABLE"), json!([]));
+    let mut no_snapshot = record(
+        "m2",
+        "STATE_CHANGE",
+        t,
+        ("Available", "ROUTABLE"),
+        json!([]),
+    );
     no_snapshot
         .as_object_mut()
         .expect("object")
         .remove("CurrentAgentSnapshot");
-    let mut bad_time = record("m3", "STATE_CHANGE", t, ("Available", "ROUTABLE"), json!([]));
+    let mut bad_time = record(
+        "m3",
+        "STATE_CHANGE",
+        t,
+        ("Available", "ROUTABLE"),
+        json!([]),
+    );
     bad_time["CurrentAgentSnapshot"]["AgentStatus"]["StartTimestamp"] = json!("at eight");
     let records = [
         encode(&good),
         "this is not base64!".to_owned(),
         base64::engine::general_purpose::STANDARD.encode("{not json"),
-        encode(&record("m4", "DANCE", t, ("Available", "ROUTABLE"), json!([]))),
+        encode(&record(
+            "m4",
+            "DANCE",
+            t,
+            ("Available", "ROUTABLE"),
+            json!([]),
+        )),
         encode(&no_snapshot),
         encode(&bad_time),
     ];
@@ -226,7 +283,11 @@ async fn malformed_records_are_skipped_and_the_rest_is_stored() {
     assert_eq!(status, 401);
     assert!(body["errorMessage"].as_str().is_some());
     let garbage = reqwest::Client::new()
-        .post(format!("{}{}", server.url, monti_server::amazon_connect::PATH))
+        .post(format!(
+            "{}{}",
+            server.url,
+            monti_server::amazon_connect::PATH
+        ))
         .header("X-Amz-Firehose-Request-Id", "r-garbage")
         .header("X-Amz-Firehose-Access-Key", KEY)
         .body("[1, 2")
@@ -263,7 +324,13 @@ async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
     assert_eq!(state_of(&server, LENA).await.0, "stale");
     assert_eq!(server.metric("monti_agents_stale").await, 1.0);
     // ...and a heartbeat brings the last known state back.
-    let heartbeat = record("s2", "HEART_BEAT", t + 3_000, ("Available", "ROUTABLE"), json!([]));
+    let heartbeat = record(
+        "s2",
+        "HEART_BEAT",
+        t + 3_000,
+        ("Available", "ROUTABLE"),
+        json!([]),
+    );
     let (status, _) = deliver(&server, KEY, &[encode(&heartbeat)]).await;
     assert_eq!(status, 200);
     assert_eq!(state_of(&server, LENA).await, ("available".into(), None, t));

@@ -149,9 +149,17 @@ async fn acknowledged_events_survive_a_kill(db: TestDb) {
     // Nothing twice: sending every acknowledged batch again stores nothing.
     for batch in &acked {
         let result = post(&server.url, &body(batch)).await.expect("accepted");
-        assert_eq!(result.duplicates, batch.len(), "a retried batch changed something");
+        assert_eq!(
+            result.duplicates,
+            batch.len(),
+            "a retried batch changed something"
+        );
     }
-    assert_eq!(floor_rows(&server.url).await, floor, "retries changed the floor");
+    assert_eq!(
+        floor_rows(&server.url).await,
+        floor,
+        "retries changed the floor"
+    );
 
     // A quiet floor survives a kill exactly.
     server.kill().await;

@@ -55,9 +55,17 @@ async fn events_are_judged_one_by_one(db: TestDb) {
         (ben.state.as_str(), ben.reason.as_deref()),
         ("not_ready", Some("lunch"))
     );
-    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    let teams: Vec<Value> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("teams");
     let names: Vec<&str> = teams.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert!(names.contains(&"Billing 1") && names.contains(&"Unassigned"), "{names:?}");
+    assert!(
+        names.contains(&"Billing 1") && names.contains(&"Unassigned"),
+        "{names:?}"
+    );
 
     // The same batch again changes nothing.
     let again = send(&server, vec![anna, lunch]).await;
@@ -98,23 +106,40 @@ async fn events_are_judged_one_by_one(db: TestDb) {
         .iter()
         .filter_map(|r| r.reason.clone())
         .collect();
-    assert!(reasons[0].contains("unknown state \"dancing\""), "{reasons:?}");
+    assert!(
+        reasons[0].contains("unknown state \"dancing\""),
+        "{reasons:?}"
+    );
     assert!(reasons[1].contains("only a not_ready event has a reason"));
     assert!(reasons[2].contains("missing field"), "{reasons:?}");
     assert!(reasons[3].contains("future"));
     assert_eq!(mixed.results[4].event_id, "e7");
     settle().await;
     let anna_now = server.agent("Anna Weber").await.expect("Anna");
-    assert_eq!((anna_now.state.as_str(), anna_now.since_ms), ("wrap_up", t + 2_000));
+    assert_eq!(
+        (anna_now.state.as_str(), anna_now.since_ms),
+        ("wrap_up", t + 2_000)
+    );
 
     // A team named in an event moves the agent.
     let mut moved = event("e9", "ext-ben", "available", t + 5_000);
     moved["team"] = json!("Sales 2");
-    assert_eq!(outcomes(&send(&server, vec![moved]).await), [Outcome::Applied]);
+    assert_eq!(
+        outcomes(&send(&server, vec![moved]).await),
+        [Outcome::Applied]
+    );
     settle().await;
     let ben = server.agent("Ben Koch").await.expect("Ben");
-    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
-    let sales = teams.iter().find(|t| t["name"] == "Sales 2").expect("Sales 2");
+    let teams: Vec<Value> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let sales = teams
+        .iter()
+        .find(|t| t["name"] == "Sales 2")
+        .expect("Sales 2");
     assert_eq!(u64::from(ben.team), sales["id"].as_u64().expect("id"));
 
     // History: both of Anna's stored events and the older one, oldest first by arrival.
@@ -200,9 +225,12 @@ async fn limits_and_malformed_bodies_get_clear_errors() {
             .body(body)
             .send()
     };
-    let big = post_raw(format!("{{\"events\": [], \"pad\": \"{}\"}}", "x".repeat(5_000)))
-        .await
-        .expect("request");
+    let big = post_raw(format!(
+        "{{\"events\": [], \"pad\": \"{}\"}}",
+        "x".repeat(5_000)
+    ))
+    .await
+    .expect("request");
     assert_eq!(big.status(), 413);
     let body: Value = big.json().await.expect("json error");
     assert_eq!(body["error"], "too_large");
@@ -210,13 +238,24 @@ async fn limits_and_malformed_bodies_get_clear_errors() {
     let four: Vec<Value> = (0..4)
         .map(|n| event(&format!("l{n}"), "a", "available", t))
         .collect();
-    let (status, body) = server.post("/api/v1/events", &json!({ "events": four })).await;
+    let (status, body) = server
+        .post("/api/v1/events", &json!({ "events": four }))
+        .await;
     assert_eq!(status, 422);
-    assert!(body["message"].as_str().unwrap_or_default().contains("at most 3 events"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 3 events")
+    );
 
-    let broken = post_raw("{\"events\": [".to_owned()).await.expect("request");
+    let broken = post_raw("{\"events\": [".to_owned())
+        .await
+        .expect("request");
     assert_eq!(broken.status(), 400);
-    let shape = post_raw("{\"events\": 5}".to_owned()).await.expect("request");
+    let shape = post_raw("{\"events\": 5}".to_owned())
+        .await
+        .expect("request");
     assert_eq!(shape.status(), 422);
     let extra = post_raw("{\"events\": [], \"extra\": 1}".to_owned())
         .await
@@ -257,13 +296,26 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("Nowhere"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Nowhere")
+    );
     // A team with agents cannot be deactivated.
     let (status, body) = server
-        .post("/api/v1/roster", &json!({"teams": [{"name": "Sales", "active": false}]}))
+        .post(
+            "/api/v1/roster",
+            &json!({"teams": [{"name": "Sales", "active": false}]}),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("2 active agents"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 active agents")
+    );
     settle().await;
     assert!(server.agent("Hal Four").await.is_none());
 
@@ -304,21 +356,39 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
         .await;
     assert_eq!(status, 200, "{body}");
     settle().await;
-    let page: monti_protocol::rest::AgentPage =
-        server.get("/api/v1/agents").await.json().await.expect("agents");
+    let page: monti_protocol::rest::AgentPage = server
+        .get("/api/v1/agents")
+        .await
+        .json()
+        .await
+        .expect("agents");
     assert_eq!(page.total, 1);
     assert_eq!(page.agents[0].name, "Hugo Zwei");
-    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    let teams: Vec<Value> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("teams");
     let names: Vec<&str> = teams.iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, ["Billing & Claims"]);
     server.stop().await.expect("stops");
 
     // A restart builds the same roster from the database.
     let server = TestServer::start(ingest_config(&db)).await;
-    let page: monti_protocol::rest::AgentPage =
-        server.get("/api/v1/agents").await.json().await.expect("agents");
+    let page: monti_protocol::rest::AgentPage = server
+        .get("/api/v1/agents")
+        .await
+        .json()
+        .await
+        .expect("agents");
     assert_eq!(page.total, 1);
-    let teams: Vec<Value> = server.get("/api/v1/teams").await.json().await.expect("teams");
+    let teams: Vec<Value> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("teams");
     assert_eq!(teams.len(), 1);
     server.stop().await.expect("stops");
     db.drop_database().await;
@@ -369,5 +439,78 @@ async fn history_beyond_the_retention_is_pruned_and_current_states_stay() {
     let floor = stored.load_floor().await.expect("floor");
     assert_eq!(floor.states.len(), 2);
     stored.close().await;
+    db.drop_database().await;
+}
+
+/// `server/openapi.json` describes what the server does: it is served, every ingest route is in
+/// it, and its event and roster schemas name exactly the fields the server reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_api() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(ingest_config(&db)).await;
+    let served: Value = server
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("served as JSON");
+    let file: Value = serde_json::from_str(monti_server::ingest::OPENAPI).expect("valid JSON");
+    assert_eq!(served, file);
+    for path in [
+        "/api/v1/events",
+        "/api/v1/roster",
+        "/api/v1/history",
+        monti_server::amazon_connect::PATH,
+    ] {
+        assert!(file["paths"][path].is_object(), "{path} is not documented");
+    }
+    let schema_fields = |name: &str| -> Vec<String> {
+        let mut fields: Vec<String> = file["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schema {name}"))
+            .keys()
+            .cloned()
+            .collect();
+        fields.sort();
+        fields
+    };
+    let code_fields = |value: Value| -> Vec<String> {
+        let mut fields: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+        fields.sort();
+        fields
+    };
+    let full_event = monti_protocol::ingest::AgentEventJson {
+        event_id: "e".into(),
+        agent: "a".into(),
+        state: "available".into(),
+        reason: Some("r".into()),
+        since_ms: 1,
+        name: Some("n".into()),
+        team: Some("t".into()),
+        site: Some("s".into()),
+    };
+    assert_eq!(
+        schema_fields("AgentEvent"),
+        code_fields(serde_json::to_value(full_event).expect("json"))
+    );
+    assert_eq!(
+        schema_fields("RosterSync"),
+        code_fields(
+            serde_json::to_value(monti_protocol::ingest::RosterSyncJson::default()).expect("json")
+        )
+    );
+    let states: Vec<&str> =
+        file["components"]["schemas"]["AgentEvent"]["properties"]["state"]["enum"]
+            .as_array()
+            .expect("enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+    let mut expected = monti_protocol::ingest::INGEST_STATES.to_vec();
+    let mut documented = states.clone();
+    expected.sort_unstable();
+    documented.sort_unstable();
+    assert_eq!(documented, expected);
+    server.stop().await.expect("stops");
     db.drop_database().await;
 }

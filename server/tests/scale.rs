@@ -69,8 +69,7 @@ async fn ingest(server: &ServerProcess, id: &str, name: &str, state: &str) {
         .await
         .expect("request");
     assert_eq!(response.status(), 200, "ingest at {}", server.url);
-    let result: monti_protocol::ingest::EventBatchResultJson =
-        response.json().await.expect("json");
+    let result: monti_protocol::ingest::EventBatchResultJson = response.json().await.expect("json");
     assert_eq!(result.applied, 1, "{result:?}");
 }
 
@@ -167,10 +166,8 @@ fn viewer_rows(viewer: &Follower) -> Vec<(String, String, u64)> {
 }
 
 fn rest_rows(rows: Vec<Row>) -> Vec<(String, String, u64)> {
-    let mut rows: Vec<(String, String, u64)> = rows
-        .into_iter()
-        .map(|row| (row.0, row.3, row.5))
-        .collect();
+    let mut rows: Vec<(String, String, u64)> =
+        rows.into_iter().map(|row| (row.0, row.3, row.5)).collect();
     rows.sort();
     rows
 }
@@ -199,7 +196,10 @@ async fn three_servers_share_one_floor_and_viewers_survive_losing_one() {
         "viewer behind the balancer",
         Subscription::default(),
     );
-    behind.until_live().await.expect("live through the balancer");
+    behind
+        .until_live()
+        .await
+        .expect("live through the balancer");
     until_shown(&mut behind, "Xavier", StateKind::OnCall).await;
     b.kill().await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -304,7 +304,10 @@ async fn servers_ride_out_a_redis_restart() {
         assert!(Instant::now() < deadline, "the viewer was never told");
         let _ = tokio::time::timeout(Duration::from_millis(500), on_b.next()).await;
     }
-    assert!(!floor_rows(&b.url).await.is_empty(), "B still serves its floor");
+    assert!(
+        !floor_rows(&b.url).await.is_empty(),
+        "B still serves its floor"
+    );
     // Ingest still works where it lands; the others cannot hear of it yet.
     ingest(&a, "r-2", "Rosa", "on_call").await;
     ingest(&a, "s-1", "Sven", "ringing").await;
@@ -318,7 +321,10 @@ async fn servers_ride_out_a_redis_restart() {
     until_shown(&mut on_b, "Sven", StateKind::Ringing).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while on_b.degraded().is_some() {
-        assert!(Instant::now() < deadline, "the viewer was never told it is over");
+        assert!(
+            Instant::now() < deadline,
+            "the viewer was never told it is over"
+        );
         let _ = tokio::time::timeout(Duration::from_millis(500), on_b.next()).await;
     }
     // And changes flow again.
