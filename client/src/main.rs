@@ -269,8 +269,18 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             renew_at = Some(at);
         }
         let event = follower.next().await?;
-        if let Event::Lost { reason, retry_in } = &event {
-            eprintln!("monti-cli: {reason}; reconnecting in {retry_in:.1?}");
+        match &event {
+            Event::Lost { reason, retry_in } => {
+                eprintln!("monti-cli: {reason}; reconnecting in {retry_in:.1?}");
+            }
+            Event::Health(health) if health.degraded => {
+                eprintln!(
+                    "monti-cli: the server says data may be stale: {}",
+                    health.reason
+                );
+            }
+            Event::Health(_) => eprintln!("monti-cli: the server's data is complete again"),
+            _ => {}
         }
         if last_draw.elapsed() >= Duration::from_millis(500)
             || matches!(event, Event::Snapshot { .. })
@@ -295,13 +305,14 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     }
 }
 
-const COLUMNS: [(StateKind, &str); 7] = [
+const COLUMNS: [(StateKind, &str); StateKind::COUNT] = [
     (StateKind::Available, "avail"),
     (StateKind::Ringing, "ring"),
     (StateKind::OnCall, "call"),
     (StateKind::OnHold, "hold"),
     (StateKind::WrapUp, "wrap"),
     (StateKind::NotReady, "notrdy"),
+    (StateKind::Stale, "nosig"),
     (StateKind::Offline, "off"),
 ];
 

@@ -274,6 +274,16 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // An acknowledged event must survive a crash of the machine, not only
+                        // of the process: sync the write-ahead log on every commit.
+                        conn.execute("pragma synchronous = full").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .with_context(|| format!("cannot connect to database {}", redact(&config.url)))?;

@@ -37,9 +37,9 @@ module "monti" {
   certificate_arn       = var.certificate_arn
   allowed_ingress_cidrs = var.allowed_ingress_cidrs
   vpc_cidr              = "10.42.0.0/16"
-  # Keep min and max at 1 until the server shares its floor through Redis (scale-out issue).
-  min_tasks                = 1
-  max_tasks                = 1
+  # Servers share one floor through Redis (MONTI_REDIS_URL), so tasks scale out.
+  min_tasks                = 2
+  max_tasks                = 4
   nat_gateways             = 2
   db_instance_class        = "db.m7g.large"
   db_multi_az              = true

@@ -37,9 +37,9 @@ module "monti" {
   certificate_arn       = var.certificate_arn
   allowed_ingress_cidrs = var.allowed_ingress_cidrs
   vpc_cidr              = "10.41.0.0/16"
-  # Keep min and max at 1 until the server shares its floor through Redis (scale-out issue).
+  # Servers share one floor through Redis (MONTI_REDIS_URL), so tasks scale out.
   min_tasks                = 1
-  max_tasks                = 1
+  max_tasks                = 2
   nat_gateways             = 1
   db_instance_class        = "db.t4g.small"
   db_multi_az              = false
