@@ -462,10 +462,13 @@ impl Db {
 
     /// Starts a transaction for the ingest path.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
-        self.pool
-            .begin()
-            .await
-            .context("cannot start a transaction")
+        // SQLite: take the write lock up front. A transaction that reads first and writes later
+        // fails at once (SQLITE_BUSY, no waiting) if another connection wrote in between.
+        let begin = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("begin immediate").await,
+            Engine::Postgres => self.pool.begin().await,
+        };
+        begin.context("cannot start a transaction")
     }
 
     /// Makes sure active sites or teams with these names exist; returns their ids by name and

@@ -426,6 +426,71 @@ async fn missing_or_bad_tokens_get_401_and_roles_limit_what_a_caller_may_do() {
     db.drop_database().await;
 }
 
+/// Events and roster syncs need the ingest role: a wallboard or a team lead is refused, an
+/// ingest token stores them, and history answers within the reader's scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let mut config = oidc_config(&db, &issuer);
+    config.simulator.enabled = false;
+    let server = TestServer::start(config).await;
+    let ingest = access_token(&issuer, "ingest").await;
+    let wall = access_token(&issuer, "wall").await;
+    let ben = access_token(&issuer, "ben").await;
+    let since = monti_server::sim::now_ms() - 1_000;
+    let batch = serde_json::json!({"events": [
+        {"event_id": "o-1", "agent": "s1", "name": "Sam Sales", "team": "Sales 1",
+         "site": "Berlin", "state": "on_call", "since_ms": since},
+        {"event_id": "o-2", "agent": "b1", "name": "Bea Billing", "team": "Billing 1",
+         "site": "Berlin", "state": "available", "since_ms": since},
+    ]});
+    let post = |token: Option<String>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/api/v1/events", server.url))
+            .json(&batch);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(post(None).await.expect("request").status(), 401);
+    assert_eq!(
+        post(Some(wall.clone())).await.expect("request").status(),
+        403
+    );
+    assert_eq!(
+        post(Some(ben.clone())).await.expect("request").status(),
+        403
+    );
+    let stored = post(Some(ingest.clone())).await.expect("request");
+    assert_eq!(stored.status(), 200);
+    let result: monti_protocol::ingest::EventBatchResultJson = stored.json().await.expect("json");
+    assert_eq!(result.applied, 2);
+    let roster = reqwest::Client::new()
+        .post(format!("{}/api/v1/roster", server.url))
+        .bearer_auth(&wall)
+        .json(&serde_json::json!({"teams": [{"name": "Sneaky"}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(roster.status(), 403);
+    // Ben leads Sales 1 (which exists once the next tick has committed it): he reads Sam's
+    // history, not Bea's, and the ingest role reads neither.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let own = get(&server, "/api/v1/history?agent=s1", Some(&ben)).await;
+    assert_eq!(own.status(), 200);
+    let other = get(&server, "/api/v1/history?agent=b1", Some(&ben)).await;
+    assert_eq!(other.status(), 404);
+    let team = get(&server, "/api/v1/history?team=Billing%201", Some(&ben)).await;
+    let page: monti_protocol::ingest::HistoryPageJson = team.json().await.expect("json");
+    assert!(page.entries.is_empty(), "another team's history leaked");
+    let by_ingest = get(&server, "/api/v1/history?agent=s1", Some(&ingest)).await;
+    assert_eq!(by_ingest.status(), 403);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
 /// A provider of our own for one test, on its own port, stopped when dropped.
 struct OwnProvider {
     child: std::process::Child,
