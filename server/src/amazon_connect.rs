@@ -99,9 +99,8 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         header("x-amz-firehose-access-key").as_bytes(),
         config.access_key.as_bytes(),
     ) {
-        state
-            .audit
-            .refused(None, "Amazon Connect delivery with a wrong access key");
+        // Counted, not audited: like requests without a token, anyone can send these.
+        state.metrics.auth_failure("firehose_access_key");
         return answer(
             StatusCode::UNAUTHORIZED,
             request_id,

@@ -510,17 +510,23 @@ impl Db {
         Ok((ids, created))
     }
 
-    /// Makes sure these reason codes `(code, label)` exist, keeping the label of codes stored
-    /// before; returns their ids by code.
-    pub async fn ensure_reasons(
+    /// Makes sure these reason codes `(code, label)` exist; a code stored before keeps its
+    /// label unless `relabel`. Returns their ids by code.
+    pub async fn store_reasons(
         tx: &mut Tx,
         reasons: &[(&str, &str)],
+        relabel: bool,
         now_ms: i64,
     ) -> anyhow::Result<HashMap<String, i64>> {
+        let on_conflict = if relabel {
+            "do update set label = excluded.label"
+        } else {
+            "do nothing"
+        };
         for batch in reasons.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "insert into reason_code (code, label, created_at) values {} \
-                 on conflict (code) do nothing",
+                 on conflict (code) {on_conflict}",
                 placeholders(batch.len(), 3)
             );
             let mut query = sqlx::query::<Any>(&sql).persistent(false);
@@ -530,32 +536,7 @@ impl Db {
             query
                 .execute(&mut **tx)
                 .await
-                .context("cannot insert reason codes")?;
-        }
-        let codes: Vec<&str> = reasons.iter().map(|(code, _)| *code).collect();
-        reason_ids_in(tx, &codes).await
-    }
-
-    /// Creates or updates reason codes with labels.
-    pub async fn upsert_reasons(
-        tx: &mut Tx,
-        reasons: &[(&str, &str)],
-        now_ms: i64,
-    ) -> anyhow::Result<HashMap<String, i64>> {
-        for batch in reasons.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "insert into reason_code (code, label, created_at) values {} \
-                 on conflict (code) do update set label = excluded.label",
-                placeholders(batch.len(), 3)
-            );
-            let mut query = sqlx::query::<Any>(&sql).persistent(false);
-            for (code, label) in batch {
-                query = query.bind(*code).bind(*label).bind(now_ms);
-            }
-            query
-                .execute(&mut **tx)
-                .await
-                .context("cannot upsert reason codes")?;
+                .context("cannot store reason codes")?;
         }
         let codes: Vec<&str> = reasons.iter().map(|(code, _)| *code).collect();
         reason_ids_in(tx, &codes).await

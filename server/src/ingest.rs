@@ -132,6 +132,12 @@ pub enum IngestError {
     Closed,
 }
 
+impl From<anyhow::Error> for IngestError {
+    fn from(err: anyhow::Error) -> IngestError {
+        IngestError::Store(err)
+    }
+}
+
 impl From<IngestError> for Error {
     fn from(err: IngestError) -> Error {
         match err {
@@ -188,12 +194,24 @@ impl Ingest {
     /// Stores a batch and returns what became of each event, in order. Returns only after the
     /// stored events are durable.
     pub async fn submit(&self, batch: Batch) -> Result<Vec<EventResult>, IngestError> {
+        self.enqueue(batch).await?.await
+    }
+
+    /// Queues a batch behind those queued before it and returns, without waiting for it to be
+    /// stored; the returned future says what became of it. For a source that must not wait a
+    /// commit between batches (the simulator): queued batches are stored in order, several to
+    /// a transaction.
+    pub async fn enqueue(
+        &self,
+        batch: Batch,
+    ) -> Result<impl Future<Output = Result<Vec<EventResult>, IngestError>> + use<>, IngestError>
+    {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Work::Events(batch, reply))
             .await
             .map_err(|_| IngestError::Closed)?;
-        answer.await.map_err(|_| IngestError::Closed)?
+        Ok(async move { answer.await.map_err(|_| IngestError::Closed)? })
     }
 
     /// Applies a roster sync, all of it or nothing.
@@ -310,11 +328,16 @@ impl Writer {
             if known.contains_key(agent) || unknown.contains(agent) {
                 continue;
             }
+            // A deactivated agent counts as unknown: created again (in its old team and site
+            // unless the event names others) or refused, like a new one.
             match self.live.agent(agent) {
-                Some(found) if found.active => {
+                Some(found) => {
+                    if !found.active {
+                        unknown.insert(agent);
+                    }
                     known.insert(agent, found);
                 }
-                _ => {
+                None => {
                     unknown.insert(agent);
                 }
             }
@@ -351,7 +374,7 @@ impl Writer {
         let mut team_names: Vec<&str> = Vec::new();
         let mut site_names: Vec<&str> = Vec::new();
         for (agent, (_, team, site)) in &placement {
-            let new = unknown.contains(agent);
+            let new = !known.contains_key(agent);
             if let Some(team) = team.or(new.then_some(self.config.default_team.as_str())) {
                 team_names.push(team);
             }
@@ -391,7 +414,7 @@ impl Writer {
             .filter_map(|(code, _)| Some((code.to_string(), self.live.reason_id(code)?)))
             .collect();
         if !missing.is_empty() {
-            let created = Db::ensure_reasons(&mut tx, &missing, now as i64).await?;
+            let created = Db::store_reasons(&mut tx, &missing, false, now as i64).await?;
             for (code, label) in &missing {
                 if let Some(&id) = created.get(*code) {
                     reason_ids.insert(code.to_string(), id);
@@ -408,25 +431,24 @@ impl Writer {
         let mut upserts: Vec<NewAgent<'_>> = Vec::new();
         for (&agent, &(name, team, site)) in &placement {
             let current = known.get(agent);
-            let team_id = match team {
-                Some(team) => teams[team],
-                None => match current {
-                    Some(current) => current.team,
-                    None => teams[self.config.default_team.as_str()],
-                },
+            let team_id = match (team, current) {
+                (Some(team), _) => id_of(&teams, team)?,
+                (None, Some(current)) => current.team,
+                (None, None) => id_of(&teams, self.config.default_team.as_str())?,
             };
-            let site_id = match site {
-                Some(site) => sites[site],
-                None => match current {
-                    Some(current) => current.site,
-                    None => sites[self.config.default_site.as_str()],
-                },
+            let site_id = match (site, current) {
+                (Some(site), _) => id_of(&sites, site)?,
+                (None, Some(current)) => current.site,
+                (None, None) => id_of(&sites, self.config.default_site.as_str())?,
             };
             let name = name
                 .or(current.map(|current| current.name.as_str()))
                 .unwrap_or(agent);
             let changed = current.is_none_or(|current| {
-                current.team != team_id || current.site != site_id || current.name != name
+                !current.active
+                    || current.team != team_id
+                    || current.site != site_id
+                    || current.name != name
             });
             if changed {
                 upserts.push(NewAgent {
@@ -444,7 +466,7 @@ impl Writer {
         if !upserts.is_empty() {
             let stored = Db::upsert_agents(&mut tx, &upserts, now as i64).await?;
             for agent in &upserts {
-                let id = stored[agent.external_id];
+                let id = id_of(&stored, agent.external_id)?;
                 agent_ids.insert(agent.external_id, id);
                 changes.push(Change::Agent {
                     id,
@@ -462,9 +484,9 @@ impl Writer {
             .iter()
             .map(|&item| {
                 let ev = event(item);
-                HistoryRow {
+                Ok(HistoryRow {
                     event_id: ev.event_id.clone(),
-                    agent_id: agent_ids[ev.agent.as_str()],
+                    agent_id: id_of(&agent_ids, ev.agent.as_str())?,
                     state: ev.state,
                     reason_code_id: ev
                         .reason
@@ -472,9 +494,9 @@ impl Writer {
                         .and_then(|(code, _)| reason_ids.get(code).copied()),
                     started_at: ev.since_ms as i64,
                     created_at: now as i64,
-                }
+                })
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let new_events = Db::insert_history(&mut tx, &rows).await?;
         let mut newest: HashMap<i64, (usize, usize, usize)> = HashMap::new();
         for (row_idx, (&(b, e), row)) in items.iter().zip(&rows).enumerate() {
@@ -613,7 +635,7 @@ impl Writer {
     async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
         check_roster(&sync).map_err(IngestError::Invalid)?;
         let now = crate::sim::now_ms();
-        let mut tx = self.db.begin().await.map_err(IngestError::Store)?;
+        let mut tx = self.db.begin().await?;
         let mut changes = Vec::new();
         let mut result = RosterSyncResultJson::default();
         let mut gone_groups = Vec::new();
@@ -627,12 +649,10 @@ impl Writer {
                 .filter(|entry| entry.active && entry.rename_to.is_none())
                 .map(|entry| entry.name.as_str())
                 .collect();
-            let (ids, created) = Db::ensure_groups(&mut tx, group, &wanted, now as i64)
-                .await
-                .map_err(IngestError::Store)?;
+            let (ids, created) = Db::ensure_groups(&mut tx, group, &wanted, now as i64).await?;
             for name in &created {
                 result.count_group(group);
-                changes.push(group_change(group, ids[name], name));
+                changes.push(group_change(group, id_of(&ids, name)?, name));
             }
             for entry in entries {
                 let Some(id) = lookup(&entry.name).or_else(|| ids.get(&entry.name).copied()) else {
@@ -653,16 +673,12 @@ impl Writer {
                             group_name(group)
                         )));
                     }
-                    Db::rename_group(&mut tx, group, id, new_name)
-                        .await
-                        .map_err(IngestError::Store)?;
+                    Db::rename_group(&mut tx, group, id, new_name).await?;
                     result.count_group(group);
                     changes.push(group_change(group, id, new_name));
                 }
                 if !entry.active {
-                    Db::deactivate_group(&mut tx, group, id)
-                        .await
-                        .map_err(IngestError::Store)?;
+                    Db::deactivate_group(&mut tx, group, id).await?;
                     gone_groups.push((group, id, entry.name.clone()));
                 }
             }
@@ -672,13 +688,11 @@ impl Writer {
             .iter()
             .map(|reason| (reason.code.as_str(), reason.label.as_str()))
             .collect();
-        let reason_ids = Db::upsert_reasons(&mut tx, &reasons, now as i64)
-            .await
-            .map_err(IngestError::Store)?;
+        let reason_ids = Db::store_reasons(&mut tx, &reasons, true, now as i64).await?;
         for (code, label) in &reasons {
             result.reasons += 1;
             changes.push(Change::Reason {
-                id: reason_ids[*code],
+                id: id_of(&reason_ids, *code)?,
                 code: code.to_string(),
                 label: label.to_string(),
             });
@@ -690,12 +704,8 @@ impl Writer {
             names[0].push(&agent.site);
             names[1].push(&agent.team);
         }
-        let site_ids = Db::active_group_ids(&mut tx, Group::Site, &names[0])
-            .await
-            .map_err(IngestError::Store)?;
-        let team_ids = Db::active_group_ids(&mut tx, Group::Team, &names[1])
-            .await
-            .map_err(IngestError::Store)?;
+        let site_ids = Db::active_group_ids(&mut tx, Group::Site, &names[0]).await?;
+        let team_ids = Db::active_group_ids(&mut tx, Group::Team, &names[1]).await?;
         let mut upserts = Vec::new();
         let mut gone = Vec::new();
         for agent in &sync.agents {
@@ -737,13 +747,11 @@ impl Writer {
                     .map(|(_, id)| id),
             );
         }
-        let stored = Db::upsert_agents(&mut tx, &upserts, now as i64)
-            .await
-            .map_err(IngestError::Store)?;
+        let stored = Db::upsert_agents(&mut tx, &upserts, now as i64).await?;
         for agent in &upserts {
             result.agents += 1;
             changes.push(Change::Agent {
-                id: stored[agent.external_id],
+                id: id_of(&stored, agent.external_id)?,
                 external_id: agent.external_id.to_owned(),
                 name: agent.name.to_owned(),
                 team: agent.team_id,
@@ -752,15 +760,11 @@ impl Writer {
         }
         gone.sort_unstable();
         gone.dedup();
-        Db::deactivate_agents(&mut tx, &gone)
-            .await
-            .map_err(IngestError::Store)?;
+        Db::deactivate_agents(&mut tx, &gone).await?;
         result.agents_deactivated = gone.len();
         changes.extend(gone.iter().map(|&id| Change::AgentGone { id }));
         for (group, id, name) in gone_groups {
-            let left = Db::active_agents_in(&mut tx, group, id)
-                .await
-                .map_err(IngestError::Store)?;
+            let left = Db::active_agents_in(&mut tx, group, id).await?;
             if left > 0 {
                 return Err(IngestError::Invalid(format!(
                     "cannot deactivate {} {name:?}: {left} active agents are still in it; \
@@ -774,9 +778,7 @@ impl Writer {
                 Group::Team => Change::TeamGone { id },
             });
         }
-        tx.commit()
-            .await
-            .map_err(|err| IngestError::Store(err.into()))?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
         // Agents leave before their team does.
         changes.sort_by_key(|change| {
             matches!(change, Change::SiteGone { .. } | Change::TeamGone { .. })
@@ -784,6 +786,18 @@ impl Writer {
         self.publish(changes, now);
         Ok(result)
     }
+}
+
+/// A database id the transaction just stored or read; its absence is a storage failure, never a
+/// panic (the writer task serves every later request too).
+fn id_of<K, Q>(ids: &HashMap<K, i64>, key: &Q) -> anyhow::Result<i64>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + std::fmt::Debug + ?Sized,
+{
+    ids.get(key)
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("{key:?} was not stored"))
 }
 
 fn group_name(group: Group) -> &'static str {

@@ -517,22 +517,26 @@ impl EventIds {
     }
 }
 
-/// Sends simulated events down the ingest path; `false` once the server is shutting down.
+/// Sends simulated events down the ingest path without waiting for their commit (the next
+/// batch follows on the simulator's clock, not the disk's); `false` once the server is shutting
+/// down. A batch the database refuses is logged: its changes are lost to the floor, like a
+/// telephony system's events that were never acknowledged.
 async fn submit(ingest: &Ingest, events: Vec<Event>) -> bool {
     let batch = Batch {
         source: Source::Simulator,
         events,
         heartbeats: Vec::new(),
     };
-    match ingest.submit(batch).await {
-        Ok(_) => true,
-        Err(IngestError::Closed) => false,
-        Err(err) => {
-            // The database failed: these changes are lost to the floor, like a telephony
-            // system's events that were never acknowledged. The next ones are tried again.
-            tracing::warn!(%err, "simulated events were not stored");
+    match ingest.enqueue(batch).await {
+        Ok(stored) => {
+            tokio::spawn(async move {
+                if let Err(err @ IngestError::Store(_)) = stored.await {
+                    tracing::warn!(%err, "simulated events were not stored");
+                }
+            });
             true
         }
+        Err(_) => false,
     }
 }
 

@@ -514,3 +514,50 @@ async fn the_openapi_document_matches_the_api() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_agent_comes_back_in_its_old_team_or_is_refused() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(ingest_config(&db)).await;
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({"teams": [{"name": "Claims"}], "sites": [{"name": "Dublin"}],
+                    "agents": [{"external_id": "z1", "name": "Zoe Zed", "team": "Claims",
+                                "site": "Dublin"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({"agents": [{"external_id": "z1", "name": "Zoe Zed", "team": "Claims",
+                                "site": "Dublin", "active": false}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    settle().await;
+    assert!(server.agent("Zoe Zed").await.is_none());
+    let back = send(
+        &server,
+        vec![event("z-1", "z1", "available", now_ms() - 1_000)],
+    )
+    .await;
+    assert_eq!(outcomes(&back), [Outcome::Applied]);
+    settle().await;
+    let zoe = server.agent("Zoe Zed").await.expect("back on the floor");
+    let teams: Vec<Value> = server
+        .get("/api/v1/teams")
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let claims = teams
+        .iter()
+        .find(|t| t["name"] == "Claims")
+        .expect("Claims");
+    assert_eq!(u64::from(zoe.team), claims["id"].as_u64().expect("id"));
+    assert_eq!(zoe.state, "available");
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

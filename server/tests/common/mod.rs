@@ -116,6 +116,21 @@ impl TestDb {
         TestDb::Sqlite { dir }
     }
 
+    /// SQLite on a RAM-backed folder (`/dev/shm` where there is one), for tests about the
+    /// stream rather than the disk: every change is committed (and synced) before it reaches
+    /// the floor, and a disk busy with other work would throttle the simulated floor.
+    pub fn sqlite_in_ram() -> TestDb {
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("monti-test-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TestDb::Sqlite { dir }
+    }
+
     /// A fresh PostgreSQL database, or `None` (skip) when `MONTI_TEST_POSTGRES_URL` is unset
     /// and `MONTI_REQUIRE_SERVICES` is not `1`.
     pub async fn postgres() -> Option<TestDb> {
