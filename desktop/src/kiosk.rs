@@ -245,10 +245,7 @@ impl Frame<'_> {
     fn totals(&self, ui: &mut Ui, scale: f32) {
         let counts = &self.cache.selection.counts;
         let body = ui.available_rect_before_wrap();
-        let kinds: Vec<StateKind> = StateKind::ALL
-            .into_iter()
-            .filter(|kind| *kind != StateKind::Offline)
-            .collect();
+        let kinds = shown_kinds(counts);
         let columns = 3;
         let rows = kinds.len().div_ceil(columns);
         let gap = 16.0 * scale;
@@ -303,14 +300,11 @@ impl Frame<'_> {
         );
     }
 
-    /// A row per site (or a card per team) with its counts per state.
+    /// A row per site (or a card per team) with its counts per state (see [`shown_kinds`]).
     fn group_rows(&self, ui: &mut Ui, scale: f32, by_site: bool) {
         let cards = view::cards(self.floor, &self.cache.selection, by_site);
         let body = ui.available_rect_before_wrap();
-        let kinds: Vec<StateKind> = StateKind::ALL
-            .into_iter()
-            .filter(|kind| *kind != StateKind::Offline)
-            .collect();
+        let kinds = shown_kinds(&self.cache.selection.counts);
         if cards.is_empty() {
             centred(ui, "No agents signed in", 48.0 * scale, DIM_INK);
             return;
@@ -726,4 +720,17 @@ mod tests {
         );
         assert_eq!(burn_in_shift(0), burn_in_shift(119_999));
     }
+}
+
+/// The states a wallboard counts: every one but offline (in the footer), and "no signal" only
+/// while some agent is in it, so that six large tiles stay six on a healthy floor.
+fn shown_kinds(counts: &[u32; StateKind::COUNT]) -> Vec<StateKind> {
+    StateKind::ALL
+        .into_iter()
+        .filter(|&kind| match kind {
+            StateKind::Offline => false,
+            StateKind::Stale => counts[kind.index()] > 0,
+            _ => true,
+        })
+        .collect()
 }
