@@ -116,6 +116,12 @@ pub async fn run(
     let share = if config.redis.url.is_empty() {
         None
     } else {
+        if config.simulator.enabled {
+            tracing::warn!(
+                "the simulator is on with a shared floor: every server running it simulates the \
+                 same agents; turn it off on all but one"
+            );
+        }
         Some(share::start(
             &config.redis,
             db.clone(),

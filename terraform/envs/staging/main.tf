@@ -37,9 +37,10 @@ module "monti" {
   certificate_arn       = var.certificate_arn
   allowed_ingress_cidrs = var.allowed_ingress_cidrs
   vpc_cidr              = "10.41.0.0/16"
-  # Servers share one floor through Redis (MONTI_REDIS_URL), so tasks scale out.
+  # Staging runs the simulator, and every task would run its own on the same agents: one task.
+  # (Production tasks share one floor through Redis and scale out.)
   min_tasks                = 1
-  max_tasks                = 2
+  max_tasks                = 1
   nat_gateways             = 1
   db_instance_class        = "db.t4g.small"
   db_multi_az              = false
