@@ -648,6 +648,19 @@ pub fn sign_in(ui: &mut Ui, status: &Status, now_ms: u64) {
     });
 }
 
+/// The states a wallboard counts: every one but offline (in the footer), and "no signal" only
+/// while some agent is in it, so that six large tiles stay six on a healthy floor.
+fn shown_kinds(counts: &[u32; StateKind::COUNT]) -> Vec<StateKind> {
+    StateKind::ALL
+        .into_iter()
+        .filter(|&kind| match kind {
+            StateKind::Offline => false,
+            StateKind::Stale => counts[kind.index()] > 0,
+            _ => true,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use monti_protocol::rest::WallboardPage;
@@ -720,17 +733,4 @@ mod tests {
         );
         assert_eq!(burn_in_shift(0), burn_in_shift(119_999));
     }
-}
-
-/// The states a wallboard counts: every one but offline (in the footer), and "no signal" only
-/// while some agent is in it, so that six large tiles stay six on a healthy floor.
-fn shown_kinds(counts: &[u32; StateKind::COUNT]) -> Vec<StateKind> {
-    StateKind::ALL
-        .into_iter()
-        .filter(|&kind| match kind {
-            StateKind::Offline => false,
-            StateKind::Stale => counts[kind.index()] > 0,
-            _ => true,
-        })
-        .collect()
 }
