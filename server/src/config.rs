@@ -253,6 +253,8 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long state history is kept, in days (0: forever).
     pub history_retention_days: u64,
+    /// How often the floor is checked against the database, in seconds (also 3 s after start).
+    pub reconcile_secs: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -261,6 +263,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/monti.db".to_owned(),
             max_connections: 5,
             history_retention_days: 31,
+            reconcile_secs: 300,
         }
     }
 }
@@ -390,6 +393,9 @@ pub struct Cli {
     /// Milliseconds between history writes [default: 1000].
     #[arg(long, env = "MONTI_DATABASE_HISTORY_RETENTION_DAYS")]
     pub database_history_retention_days: Option<u64>,
+    /// `[database] reconcile_secs`
+    #[arg(long, env = "MONTI_DATABASE_RECONCILE_SECS")]
+    pub database_reconcile_secs: Option<u64>,
     /// History rows that may wait for the database before rows are dropped [default: 200000].
 
     /// Run the simulated floor [default: true].
@@ -544,6 +550,7 @@ impl Cli {
             &mut database.history_retention_days,
             &self.database_history_retention_days,
         );
+        set(&mut database.reconcile_secs, &self.database_reconcile_secs);
         let simulator = &mut config.simulator;
         set(&mut simulator.enabled, &self.simulator_enabled);
         set(&mut simulator.agents, &self.simulator_agents);

@@ -77,6 +77,19 @@ pub struct StoredFloor {
     pub agents: Vec<StoredAgent>,
     /// Current states of active agents.
     pub states: Vec<StoredState>,
+    /// Deactivated agents, teams and sites, by id: what a floor being brought up to date drops.
+    pub inactive: Inactive,
+}
+
+/// Ids of deactivated agents, teams and sites.
+#[derive(Clone, Debug, Default)]
+pub struct Inactive {
+    /// `agent_id`s
+    pub agents: Vec<i64>,
+    /// `team_id`s
+    pub teams: Vec<i64>,
+    /// `site_id`s
+    pub sites: Vec<i64>,
 }
 
 /// An active agent as stored.
@@ -451,12 +464,26 @@ impl Db {
                 },
             )
             .collect();
+        let mut inactive = Inactive::default();
+        for (table, ids) in [
+            ("agent", &mut inactive.agents),
+            ("team", &mut inactive.teams),
+            ("site", &mut inactive.sites),
+        ] {
+            let rows: Vec<(i64,)> =
+                sqlx::query_as(&format!("select {table}_id from {table} where not active"))
+                    .fetch_all(&self.pool)
+                    .await
+                    .with_context(|| format!("cannot read inactive {table}s"))?;
+            ids.extend(rows.into_iter().map(|(id,)| id));
+        }
         Ok(StoredFloor {
             sites,
             teams,
             reasons,
             agents,
             states,
+            inactive,
         })
     }
 

@@ -160,6 +160,7 @@ enum Work {
         RosterSyncJson,
         oneshot::Sender<Result<RosterSyncResultJson, IngestError>>,
     ),
+    Reload(oneshot::Sender<Result<(), IngestError>>),
 }
 
 /// The handle to the writer task; cheap to clone.
@@ -214,6 +215,19 @@ impl Ingest {
         Ok(async move { answer.await.map_err(|_| IngestError::Closed)? })
     }
 
+    /// Brings the floor in line with the database, between two of this server's commits (so it
+    /// never races one). Catches what reached the database without reaching this floor: a
+    /// commit of a killed server that landed after this one loaded, a change another server
+    /// could not share.
+    pub async fn reload(&self) -> Result<(), IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Work::Reload(reply))
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        answer.await.map_err(|_| IngestError::Closed)?
+    }
+
     /// Applies a roster sync, all of it or nothing.
     pub async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
         let (reply, answer) = oneshot::channel();
@@ -249,6 +263,17 @@ impl Writer {
             match work {
                 Work::Roster(sync, reply) => {
                     let _ = reply.send(self.roster(sync).await);
+                }
+                Work::Reload(reply) => {
+                    let reloaded = match self.db.load_floor().await {
+                        Ok(stored) => {
+                            self.live.reload(&stored, crate::sim::now_ms());
+                            self.metrics.floor_reloads.inc();
+                            Ok(())
+                        }
+                        Err(err) => Err(IngestError::Store(err)),
+                    };
+                    let _ = reply.send(reloaded);
                 }
                 Work::Events(batch, reply) => {
                     let mut group: Vec<(Batch, Reply)> = vec![(batch, reply)];
@@ -1020,6 +1045,22 @@ pub async fn watch_stale(
                 live.sweep_stale(crate::sim::now_ms(), after.as_millis() as u64);
             }
         }
+    }
+}
+
+/// Reloads the floor from the database a few seconds after start (a killed predecessor's last
+/// commit can land after this server loaded), then every `every`, until `stop`.
+pub async fn reconcile(ingest: Ingest, every: Duration, stop: tokio_util::sync::CancellationToken) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        if let Err(err) = ingest.reload().await {
+            tracing::warn!(%err, "cannot reload the floor from the database");
+        }
+        next = tokio::time::Instant::now() + every;
     }
 }
 

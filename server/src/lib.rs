@@ -162,6 +162,11 @@ pub async fn run(
         config.database.history_retention_days,
         background.clone(),
     ));
+    let reconcile = tokio::spawn(ingest::reconcile(
+        ingest.clone(),
+        Duration::from_secs(config.database.reconcile_secs.max(1)),
+        background.clone(),
+    ));
     let simulator = roster.map(|roster| {
         tokio::spawn(sim::run(
             config.simulator.clone(),
@@ -215,7 +220,7 @@ pub async fn run(
     if let Some(simulator) = simulator {
         let _ = simulator.await;
     }
-    let _ = tokio::join!(stale, prune);
+    let _ = tokio::join!(stale, prune, reconcile);
     // The ingest writer ends once every handle is gone (the state holds the last one), after
     // storing what is queued; the audit writer likewise.
     drop(state_for_shutdown);

@@ -365,40 +365,16 @@ impl LiveFloor {
     }
 
     /// Brings the floor in line with the database after changes may have been missed: applies
-    /// everything stored and removes what is no longer active. Unchanged agents cost nothing.
+    /// everything stored and drops what is deactivated there. Unchanged agents cost nothing;
+    /// a state older than the floor's is ignored, and only what the database says is inactive
+    /// is dropped (not what it merely lacked when read), so a reload racing a newer change
+    /// never undoes it.
     pub fn reload(&self, stored: &StoredFloor, now_ms: u64) {
         let mut changes = stored.changes();
-        {
-            let inner = lock(&self.inner);
-            let catalog = &inner.catalog;
-            let active: std::collections::HashSet<i64> =
-                stored.agents.iter().map(|agent| agent.agent_id).collect();
-            changes.extend(
-                catalog
-                    .entries
-                    .iter()
-                    .filter(|entry| entry.active && !active.contains(&entry.db_id))
-                    .map(|entry| Change::AgentGone { id: entry.db_id }),
-            );
-            let teams: std::collections::HashSet<i64> =
-                stored.teams.iter().map(|(id, _)| *id).collect();
-            let sites: std::collections::HashSet<i64> =
-                stored.sites.iter().map(|(id, _)| *id).collect();
-            changes.extend(
-                catalog
-                    .team_ids
-                    .values()
-                    .filter(|id| !teams.contains(id))
-                    .map(|&id| Change::TeamGone { id }),
-            );
-            changes.extend(
-                catalog
-                    .site_ids
-                    .values()
-                    .filter(|id| !sites.contains(id))
-                    .map(|&id| Change::SiteGone { id }),
-            );
-        }
+        let inactive = &stored.inactive;
+        changes.extend(inactive.agents.iter().map(|&id| Change::AgentGone { id }));
+        changes.extend(inactive.teams.iter().map(|&id| Change::TeamGone { id }));
+        changes.extend(inactive.sites.iter().map(|&id| Change::SiteGone { id }));
         self.apply(&changes, now_ms);
     }
 
@@ -824,6 +800,7 @@ mod tests {
                 })
                 .collect(),
             states: Vec::new(),
+            inactive: Default::default(),
         }
     }
 
@@ -917,10 +894,11 @@ mod tests {
     }
 
     #[test]
-    fn a_reload_removes_what_the_database_no_longer_has_and_adds_what_it_has() {
+    fn a_reload_removes_what_the_database_deactivated_and_adds_what_it_has() {
         let live = floor_of_two_teams();
         let mut stored = stored_two_teams();
         stored.agents.retain(|agent| agent.agent_id != 107);
+        stored.inactive.agents.push(107);
         stored.teams.push((22, "Claims".into()));
         stored.agents.push(StoredAgent {
             agent_id: 108,

@@ -69,6 +69,24 @@ async fn post(url: &str, body: &Value) -> Option<EventBatchResultJson> {
     response.json().await.ok()
 }
 
+/// Waits for the server's first check of its floor against the database (3 s after start):
+/// the killed server's last commit may land in PostgreSQL after the new one has loaded.
+async fn until_reconciled(server: &ServerProcess) {
+    for _ in 0..200 {
+        let metrics = server.get("/metrics").await.text().await.expect("metrics");
+        let reloads = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("monti_floor_reloads_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if reloads >= 1.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server never checked its floor against the database");
+}
+
 async fn acknowledged_events_survive_a_kill(db: TestDb) {
     let db_url = db.url();
     let args = ["--database-url", &db_url, "--simulator-enabled", "false"];
@@ -116,6 +134,7 @@ async fn acknowledged_events_survive_a_kill(db: TestDb) {
     // is its newest stored event, at least as new as its newest acknowledged one (an event
     // stored just before the kill may not have been acknowledged yet).
     let server = ServerProcess::start(&args, true).await;
+    until_reconciled(&server).await;
     let floor = floor_rows(&server.url).await;
     let by_name: HashMap<&str, (&str, u64)> = floor
         .iter()
@@ -164,6 +183,7 @@ async fn acknowledged_events_survive_a_kill(db: TestDb) {
     // A quiet floor survives a kill exactly.
     server.kill().await;
     let server = ServerProcess::start(&args, true).await;
+    until_reconciled(&server).await;
     assert_eq!(floor_rows(&server.url).await, floor);
     server.kill().await;
 
