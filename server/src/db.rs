@@ -921,7 +921,8 @@ pub enum Group {
 }
 
 impl Group {
-    fn table(self) -> &'static str {
+    /// `site` or `team`: the table's name, and the word for people.
+    pub fn table(self) -> &'static str {
         match self {
             Group::Site => "site",
             Group::Team => "team",

@@ -609,14 +609,10 @@ impl Writer {
         now: u64,
         changes: &mut Vec<Change>,
     ) -> anyhow::Result<HashMap<&'a str, i64>> {
-        let lookup = |name: &str| match group {
-            Group::Team => self.live.team_id(name),
-            Group::Site => self.live.site_id(name),
-        };
         let mut ids = HashMap::with_capacity(names.len());
         let mut missing = Vec::new();
         for &name in names {
-            match lookup(name) {
+            match self.live.group_id(group, name) {
                 Some(id) => {
                     ids.insert(name, id);
                 }
@@ -632,16 +628,7 @@ impl Writer {
                 .get(name)
                 .ok_or_else(|| anyhow::anyhow!("{name} was not stored"))?;
             ids.insert(name, id);
-            changes.push(match group {
-                Group::Team => Change::Team {
-                    id,
-                    name: name.to_owned(),
-                },
-                Group::Site => Change::Site {
-                    id,
-                    name: name.to_owned(),
-                },
-            });
+            changes.push(group_change(group, id, name));
         }
         Ok(ids)
     }
@@ -665,10 +652,7 @@ impl Writer {
         let mut result = RosterSyncResultJson::default();
         let mut gone_groups = Vec::new();
         for (group, entries) in [(Group::Site, &sync.sites), (Group::Team, &sync.teams)] {
-            let lookup = |name: &str| match group {
-                Group::Team => self.live.team_id(name),
-                Group::Site => self.live.site_id(name),
-            };
+            let lookup = |name: &str| self.live.group_id(group, name);
             let wanted: Vec<&str> = entries
                 .iter()
                 .filter(|entry| entry.active && entry.rename_to.is_none())
@@ -676,7 +660,7 @@ impl Writer {
                 .collect();
             let (ids, created) = Db::ensure_groups(&mut tx, group, &wanted, now as i64).await?;
             for name in &created {
-                result.count_group(group);
+                count_group(&mut result, group);
                 changes.push(group_change(group, id_of(&ids, name)?, name));
             }
             for entry in entries {
@@ -686,7 +670,7 @@ impl Writer {
                     }
                     return Err(IngestError::Invalid(format!(
                         "there is no active {} named {:?} to rename",
-                        group_name(group),
+                        group.table(),
                         entry.name
                     )));
                 };
@@ -695,11 +679,11 @@ impl Writer {
                         return Err(IngestError::Invalid(format!(
                             "cannot rename {:?}: a {} named {new_name:?} exists",
                             entry.name,
-                            group_name(group)
+                            group.table()
                         )));
                     }
                     Db::rename_group(&mut tx, group, id, new_name).await?;
-                    result.count_group(group);
+                    count_group(&mut result, group);
                     changes.push(group_change(group, id, new_name));
                 }
                 if !entry.active {
@@ -794,7 +778,7 @@ impl Writer {
                 return Err(IngestError::Invalid(format!(
                     "cannot deactivate {} {name:?}: {left} active agents are still in it; \
                      move or deactivate them in the same sync",
-                    group_name(group)
+                    group.table()
                 )));
             }
             result.groups_deactivated += 1;
@@ -825,13 +809,6 @@ where
         .ok_or_else(|| anyhow::anyhow!("{key:?} was not stored"))
 }
 
-fn group_name(group: Group) -> &'static str {
-    match group {
-        Group::Site => "site",
-        Group::Team => "team",
-    }
-}
-
 fn group_change(group: Group, id: i64, name: &str) -> Change {
     match group {
         Group::Site => Change::Site {
@@ -845,17 +822,12 @@ fn group_change(group: Group, id: i64, name: &str) -> Change {
     }
 }
 
-impl RosterSyncResultJsonExt for RosterSyncResultJson {
-    fn count_group(&mut self, group: Group) {
-        match group {
-            Group::Site => self.sites += 1,
-            Group::Team => self.teams += 1,
-        }
+/// Counts a site or team a sync created or renamed.
+fn count_group(result: &mut RosterSyncResultJson, group: Group) {
+    match group {
+        Group::Site => result.sites += 1,
+        Group::Team => result.teams += 1,
     }
-}
-
-trait RosterSyncResultJsonExt {
-    fn count_group(&mut self, group: Group);
 }
 
 /// Checks a roster sync for what can be judged without the database.

@@ -28,7 +28,7 @@ use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
 
-use crate::db::StoredFloor;
+use crate::db::{Group, StoredFloor};
 use crate::metrics::Metrics;
 
 /// One committed tick, shared by every viewer, with its encoded deltas cached per subscription.
@@ -308,6 +308,14 @@ impl LiveFloor {
     /// See [`LiveFloor::team_id`].
     pub fn site_id(&self, name: &str) -> Option<i64> {
         lock(&self.inner).catalog.site_ids.get(name).copied()
+    }
+
+    /// [`LiveFloor::team_id`] or [`LiveFloor::site_id`].
+    pub fn group_id(&self, group: Group, name: &str) -> Option<i64> {
+        match group {
+            Group::Team => self.team_id(name),
+            Group::Site => self.site_id(name),
+        }
     }
 
     /// See [`LiveFloor::team_id`].
