@@ -636,6 +636,15 @@ mod tests {
             levels.level(team.id, StateKind::Available, minutes(600)),
             Level::Normal
         );
+        // An agent without a signal is over the default as soon as the server marks it.
+        assert_eq!(
+            levels.level(team.id, StateKind::Stale, minutes(5)),
+            Level::Amber
+        );
+        assert_eq!(
+            levels.level(team.id, StateKind::Stale, minutes(15)),
+            Level::Red
+        );
     }
 
     #[test]

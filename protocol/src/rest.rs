@@ -156,7 +156,9 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     /// What a call center usually starts with: ringing 15/20 s, hold 60/120 s, wrap-up 90/120 s,
-    /// not ready 10/15 min.
+    /// not ready 10/15 min, and no signal 5/15 min. Time in "no signal" counts from when the agent
+    /// was last heard of, and the server marks agents so after `[ingest] stale_after_secs` (300 by
+    /// default), so a silent agent enters the attention list as soon as it is marked.
     fn default() -> Self {
         let limit = |amber_secs, red_secs| Limit {
             amber_secs,
@@ -168,6 +170,7 @@ impl Default for Thresholds {
                 (StateKind::OnHold.name().to_owned(), limit(60, 120)),
                 (StateKind::WrapUp.name().to_owned(), limit(90, 120)),
                 (StateKind::NotReady.name().to_owned(), limit(600, 900)),
+                (StateKind::Stale.name().to_owned(), limit(300, 900)),
             ]),
             teams: BTreeMap::new(),
         }
