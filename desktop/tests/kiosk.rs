@@ -13,6 +13,8 @@ use monti_desktop::kiosk::Kiosk;
 use monti_desktop::net::{CodeScreen, Net, SignIn};
 use monti_desktop::sample;
 use monti_desktop::settings::Settings;
+use monti_protocol::message::{Delta, StatusChange};
+use monti_protocol::model::{AgentStatus, StateKind};
 use monti_protocol::rest::{PageKind, WallboardConfig, WallboardPage};
 
 const NOW: u64 = 1_800_000_000_000;
@@ -146,6 +148,73 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
     harness.run();
     assert!(harness.query_by_role(Role::Alert).is_none());
     assert!(harness.query_by_label("LIVE").is_some());
+}
+
+#[test]
+fn a_degraded_server_shows_may_be_stale_without_hiding_the_floor() {
+    let mut harness = wallboard(None, None);
+    harness.state().net().status().degraded = Some("lost the shared floor (Redis)".to_owned());
+    harness.run();
+    assert!(harness.query_by_label("MAY BE STALE").is_some());
+    assert!(harness.query_by_label("LIVE").is_none());
+    assert!(
+        harness.query_by_role(Role::Alert).is_none(),
+        "the server still streams: no not-live overlay"
+    );
+    assert_eq!(page(&harness), "Floor");
+
+    harness.state().net().status().degraded = None;
+    harness.run();
+    assert!(harness.query_by_label("LIVE").is_some());
+    assert!(harness.query_by_label("MAY BE STALE").is_none());
+}
+
+#[test]
+fn the_no_signal_tile_shows_only_while_an_agent_has_no_signal() {
+    let mut harness = wallboard(None, None);
+    let tiles = |harness: &Harness<'_, App>| -> Vec<String> {
+        harness
+            .query_all_by_role(Role::ListItem)
+            .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+            .collect()
+    };
+    assert!(
+        !tiles(&harness).iter().any(|t| t.starts_with("No signal")),
+        "{:?}",
+        tiles(&harness)
+    );
+    {
+        let status = harness.state().net().status();
+        let mut floor = status.floor.lock().expect("floor");
+        let agent = floor
+            .agents()
+            .find(|record| {
+                record
+                    .live
+                    .is_some_and(|live| live.status.kind() != StateKind::Offline)
+            })
+            .expect("an agent signed in")
+            .info
+            .id;
+        let delta = Delta {
+            seq: floor.seq() + 1,
+            time_step_ms: 0,
+            changes: vec![StatusChange {
+                agent,
+                status: AgentStatus::Stale,
+                since_ms_ago: 400_000,
+            }],
+            roster: Vec::new(),
+            groups: Vec::new(),
+        };
+        floor.apply_delta(&delta).expect("folds");
+    }
+    harness.run();
+    assert!(
+        tiles(&harness).contains(&"No signal: 1".to_owned()),
+        "{:?}",
+        tiles(&harness)
+    );
 }
 
 #[test]

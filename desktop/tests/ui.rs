@@ -409,6 +409,49 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
 }
 
 #[test]
+fn a_degraded_server_keeps_the_floor_live_but_says_it_may_be_stale_and_why() {
+    let mut status = status_for(sample::floor(50, 3, NOW));
+    status.degraded = Some("lost the shared floor (Redis): connection refused".to_owned());
+    let (mut harness, _commands) = harness(status, Settings::default());
+    harness.run();
+    assert!(harness.query_by_label("LIVE · MAY BE STALE").is_some());
+    assert!(harness.query_by_label("LIVE").is_none());
+    assert!(
+        harness
+            .query_by_label("lost the shared floor (Redis): connection refused")
+            .is_some()
+    );
+
+    // The server's all-clear.
+    harness.state().net().status().degraded = None;
+    harness.run();
+    assert!(harness.query_by_label("LIVE").is_some());
+    assert!(harness.query_by_label("LIVE · MAY BE STALE").is_none());
+}
+
+#[test]
+fn an_agent_without_a_signal_shows_as_such_and_asks_for_attention() {
+    let floor = one_agent_floor(AgentStatus::Stale, 6);
+    let name = floor.agent(AgentId(0)).expect("agent").info.name.clone();
+    let (mut harness, _commands) = harness(status_for(floor), Settings::default());
+    harness.run();
+    let items: Vec<String> = harness
+        .query_all_by_role(Role::ListItem)
+        .map(|node| label(&node))
+        .collect();
+    let tile = items
+        .iter()
+        .find(|item| item.starts_with(&name))
+        .expect("the agent's tile");
+    assert!(tile.contains("No signal"), "{tile}");
+    assert!(tile.ends_with("amber"), "{tile}");
+    assert!(
+        items.iter().any(|item| item.starts_with('!')),
+        "in the attention list: {items:?}"
+    );
+}
+
+#[test]
 fn twenty_thousand_agents_lay_out_only_what_is_visible() {
     let (harness, _commands, _floor) = floor_screen(20_000);
     assert_eq!(shown(&harness), 20_000);
