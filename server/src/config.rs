@@ -348,7 +348,7 @@ pub struct Cli {
     /// TOML configuration file; settings in it are overridden by environment variables and flags.
     #[arg(long, env = "MONTI_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
+    /// Print the effective configuration as TOML (passwords and keys masked) and exit.
     #[arg(long)]
     pub print_config: bool,
     /// Ask the server configured here whether it is ready (GET /readyz) and exit 0 if it is:
@@ -597,6 +597,19 @@ impl Cli {
 }
 
 impl Config {
+    /// The configuration with its secrets masked (`***`): database and Redis passwords and the
+    /// Amazon Connect access key. What `--print-config` prints, so that its output can be
+    /// pasted into a ticket.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        config.database.url = crate::db::redact(&config.database.url);
+        config.redis.url = crate::db::redact(&config.redis.url);
+        if !config.amazon_connect.access_key.is_empty() {
+            config.amazon_connect.access_key = "***".to_owned();
+        }
+        config
+    }
+
     /// Refuses settings the server cannot run with, with a message saying which and why.
     pub fn check(&self) -> anyhow::Result<()> {
         let server = &self.server;

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     if cli.print_config {
         print!(
             "{}",
-            toml::to_string_pretty(&config).context("cannot print the configuration")?
+            toml::to_string_pretty(&config.redacted()).context("cannot print the configuration")?
         );
         return Ok(());
     }

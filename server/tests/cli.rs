@@ -44,6 +44,33 @@ fn print_config_shows_environment_overrides_and_help_names_them() {
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("agents = 123"), "{text}");
+
+    // Secrets are masked, the rest of each URL kept.
+    let output = monti_server()
+        .args(["--print-config"])
+        .env(
+            "MONTI_DATABASE_URL",
+            "postgres://monti:db-secret@db.internal/monti",
+        )
+        .env(
+            "MONTI_REDIS_URL",
+            "redis://:cache-secret@cache.internal:6379",
+        )
+        .env(
+            "MONTI_AMAZON_CONNECT_ACCESS_KEY",
+            "firehose-secret-0123456789",
+        )
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(
+        text.contains("postgres://monti:***@db.internal/monti"),
+        "{text}"
+    );
+    assert!(text.contains("redis://:***@cache.internal:6379"), "{text}");
+    assert!(text.contains("access_key = \"***\""), "{text}");
     let help = monti_server().arg("--help").output().expect("runs");
     assert!(String::from_utf8_lossy(&help.stdout).contains("MONTI_DATABASE_URL"));
 }
