@@ -648,6 +648,13 @@ impl Db {
         Ok(ids)
     }
 
+    /// The id of the site or team named `name`, active or not.
+    pub async fn group_named(tx: &mut Tx, group: Group, name: &str) -> anyhow::Result<Option<i64>> {
+        Ok(name_ids_in(tx, group.table(), &[name], false)
+            .await?
+            .remove(name))
+    }
+
     /// How many active agents a site or team has, as this transaction sees it.
     pub async fn active_agents_in(tx: &mut Tx, group: Group, id: i64) -> anyhow::Result<i64> {
         let table = group.table();

@@ -682,6 +682,14 @@ impl Writer {
                             group.table()
                         )));
                     }
+                    if Db::group_named(&mut tx, group, new_name).await?.is_some() {
+                        return Err(IngestError::Invalid(format!(
+                            "cannot rename {:?}: a deactivated {} named {new_name:?} exists \
+                             (list it as active to bring it back)",
+                            entry.name,
+                            group.table()
+                        )));
+                    }
                     Db::rename_group(&mut tx, group, id, new_name).await?;
                     count_group(&mut result, group);
                     changes.push(group_change(group, id, new_name));

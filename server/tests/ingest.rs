@@ -372,6 +372,21 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
         .expect("teams");
     let names: Vec<&str> = teams.iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, ["Billing & Claims"]);
+    // A deactivated team keeps its name: renaming onto it is refused, not a storage failure.
+    let (status, body) = server
+        .post(
+            "/api/v1/roster",
+            &json!({"teams": [{"name": "Billing & Claims", "rename_to": "Sales"}]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a deactivated team named \"Sales\""),
+        "{body}"
+    );
     server.stop().await.expect("stops");
 
     // A restart builds the same roster from the database.
