@@ -604,47 +604,25 @@ mod tests {
         );
         let levels = Levels::new(&thresholds, &floor);
         let minutes = |m: u64| m * 60_000;
-        assert_eq!(
-            levels.level(team.id, StateKind::NotReady, minutes(1)),
-            Level::Amber
-        );
-        assert_eq!(
-            levels.level(team.id, StateKind::NotReady, minutes(2)),
-            Level::Red
-        );
-        assert_eq!(
-            levels.level(other.id, StateKind::NotReady, minutes(2)),
-            Level::Normal
-        );
-        assert_eq!(
-            levels.level(other.id, StateKind::NotReady, minutes(10)),
-            Level::Amber
-        );
-        assert_eq!(
-            levels.level(other.id, StateKind::NotReady, minutes(15)),
-            Level::Red
-        );
-        assert_eq!(
-            levels.level(team.id, StateKind::WrapUp, 89_000),
-            Level::Normal
-        );
-        assert_eq!(
-            levels.level(team.id, StateKind::WrapUp, 90_000),
-            Level::Amber
-        );
-        assert_eq!(
-            levels.level(team.id, StateKind::Available, minutes(600)),
-            Level::Normal
-        );
-        // An agent without a signal is over the default as soon as the server marks it.
-        assert_eq!(
-            levels.level(team.id, StateKind::Stale, minutes(5)),
-            Level::Amber
-        );
-        assert_eq!(
-            levels.level(team.id, StateKind::Stale, minutes(15)),
-            Level::Red
-        );
+        for (team, kind, time_ms, level) in [
+            (team.id, StateKind::NotReady, minutes(1), Level::Amber),
+            (team.id, StateKind::NotReady, minutes(2), Level::Red),
+            (other.id, StateKind::NotReady, minutes(2), Level::Normal),
+            (other.id, StateKind::NotReady, minutes(10), Level::Amber),
+            (other.id, StateKind::NotReady, minutes(15), Level::Red),
+            (team.id, StateKind::WrapUp, 89_000, Level::Normal),
+            (team.id, StateKind::WrapUp, 90_000, Level::Amber),
+            (team.id, StateKind::Available, minutes(600), Level::Normal),
+            // An agent without a signal is over the default as soon as the server marks it.
+            (team.id, StateKind::Stale, minutes(5), Level::Amber),
+            (team.id, StateKind::Stale, minutes(15), Level::Red),
+        ] {
+            assert_eq!(
+                levels.level(team, kind, time_ms),
+                level,
+                "{kind:?} for {time_ms} ms in team {team:?}"
+            );
+        }
     }
 
     #[test]

@@ -276,27 +276,35 @@ fn one_agent_floor(kind: AgentStatus, minutes_ago: u64) -> Floor {
     floor
 }
 
+/// Every list item's label: agent tiles, then the attention list's entries (`!` or `!!` first).
+fn list_items(harness: &Harness<'_, App>) -> Vec<String> {
+    harness
+        .query_all_by_role(Role::ListItem)
+        .map(|node| label(&node))
+        .collect()
+}
+
+/// The one agent's tile, in `status` for `minutes`, and whether the attention list has it.
+fn one_agent_shown(status: AgentStatus, minutes: u64) -> (String, bool) {
+    let floor = one_agent_floor(status, minutes);
+    let name = floor.agent(AgentId(0)).expect("agent").info.name.clone();
+    let (mut harness, _commands) = harness(status_for(floor), Settings::default());
+    harness.run();
+    let items = list_items(&harness);
+    let tile = items
+        .iter()
+        .find(|item| item.starts_with(&name))
+        .expect("the agent's tile")
+        .clone();
+    (tile, items.iter().any(|item| item.starts_with('!')))
+}
+
 #[test]
 fn a_threshold_turns_a_tile_amber_then_red_and_lists_it_for_attention() {
     let not_ready = AgentStatus::NotReady(Some(ReasonId(1)));
     for (minutes, level, listed) in [(5, "normal", false), (11, "amber", true), (16, "red", true)] {
-        let floor = one_agent_floor(not_ready, minutes);
-        let name = floor.agent(AgentId(0)).expect("agent").info.name.clone();
-        let (mut harness, _commands) = harness(status_for(floor), Settings::default());
-        harness.run();
-        let items: Vec<String> = harness
-            .query_all_by_role(Role::ListItem)
-            .map(|node| label(&node))
-            .collect();
-        let tile = items
-            .iter()
-            .find(|item| item.starts_with(&name))
-            .expect("the agent's tile");
-        let attention = items.iter().any(|item| item.starts_with('!'));
-        assert!(
-            tile.contains(&name) && tile.contains("Not ready (Lunch)"),
-            "{tile}"
-        );
+        let (tile, attention) = one_agent_shown(not_ready, minutes);
+        assert!(tile.contains("Not ready (Lunch)"), "{tile}");
         assert!(tile.ends_with(level), "{minutes} min: {tile}");
         assert_eq!(attention, listed, "{minutes} min in the attention list");
     }
@@ -317,10 +325,7 @@ fn a_threshold_turns_a_tile_amber_then_red_and_lists_it_for_attention() {
     );
     let (mut harness, _commands) = harness(status, Settings::default());
     harness.run();
-    let items: Vec<String> = harness
-        .query_all_by_role(Role::ListItem)
-        .map(|node| label(&node))
-        .collect();
+    let items = list_items(&harness);
     assert_eq!(
         items.len(),
         2,
@@ -431,24 +436,10 @@ fn a_degraded_server_keeps_the_floor_live_but_says_it_may_be_stale_and_why() {
 
 #[test]
 fn an_agent_without_a_signal_shows_as_such_and_asks_for_attention() {
-    let floor = one_agent_floor(AgentStatus::Stale, 6);
-    let name = floor.agent(AgentId(0)).expect("agent").info.name.clone();
-    let (mut harness, _commands) = harness(status_for(floor), Settings::default());
-    harness.run();
-    let items: Vec<String> = harness
-        .query_all_by_role(Role::ListItem)
-        .map(|node| label(&node))
-        .collect();
-    let tile = items
-        .iter()
-        .find(|item| item.starts_with(&name))
-        .expect("the agent's tile");
+    let (tile, attention) = one_agent_shown(AgentStatus::Stale, 6);
     assert!(tile.contains("No signal"), "{tile}");
     assert!(tile.ends_with("amber"), "{tile}");
-    assert!(
-        items.iter().any(|item| item.starts_with('!')),
-        "in the attention list: {items:?}"
-    );
+    assert!(attention, "in the attention list");
 }
 
 #[test]

@@ -30,6 +30,16 @@ fn outcomes(result: &EventBatchResultJson) -> Vec<Outcome> {
     result.results.iter().map(|r| r.outcome).collect()
 }
 
+/// Posts a roster sync that must be refused as a whole, with a message that says `why`.
+async fn roster_refused(server: &TestServer, sync: Value, why: &str) {
+    let (status, body) = server.post("/api/v1/roster", &sync).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or_default().contains(why),
+        "{body}"
+    );
+}
+
 /// Waits for the next tick to carry what was ingested to the floor REST reads.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -287,35 +297,21 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
     assert_eq!(server.metric("monti_floor_agents").await, 3.0);
 
     // An agent naming a team that does not exist: nothing of the sync is applied.
-    let (status, body) = server
-        .post(
-            "/api/v1/roster",
-            &json!({"agents": [
-                {"external_id": "h4", "name": "Hal Four", "team": "Billing", "site": "Berlin"},
-                {"external_id": "h5", "name": "Hal Five", "team": "Nowhere", "site": "Berlin"}]}),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Nowhere")
-    );
+    roster_refused(
+        &server,
+        json!({"agents": [
+            {"external_id": "h4", "name": "Hal Four", "team": "Billing", "site": "Berlin"},
+            {"external_id": "h5", "name": "Hal Five", "team": "Nowhere", "site": "Berlin"}]}),
+        "Nowhere",
+    )
+    .await;
     // A team with agents cannot be deactivated.
-    let (status, body) = server
-        .post(
-            "/api/v1/roster",
-            &json!({"teams": [{"name": "Sales", "active": false}]}),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("2 active agents")
-    );
+    roster_refused(
+        &server,
+        json!({"teams": [{"name": "Sales", "active": false}]}),
+        "2 active agents",
+    )
+    .await;
     settle().await;
     assert!(server.agent("Hal Four").await.is_none());
 
@@ -373,20 +369,12 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
     let names: Vec<&str> = teams.iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, ["Billing & Claims"]);
     // A deactivated team keeps its name: renaming onto it is refused, not a storage failure.
-    let (status, body) = server
-        .post(
-            "/api/v1/roster",
-            &json!({"teams": [{"name": "Billing & Claims", "rename_to": "Sales"}]}),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("a deactivated team named \"Sales\""),
-        "{body}"
-    );
+    roster_refused(
+        &server,
+        json!({"teams": [{"name": "Billing & Claims", "rename_to": "Sales"}]}),
+        "a deactivated team named \"Sales\"",
+    )
+    .await;
     server.stop().await.expect("stops");
 
     // A restart builds the same roster from the database.
