@@ -259,11 +259,20 @@ impl Frame<'_> {
                 body.min + Vec2::new(column as f32 * (size.x + gap), row as f32 * (size.y + gap));
             let rect = Rect::from_min_size(min, size);
             let count = counts[kind.index()];
+            // The headline beside the count: how long the longest-standing agent has been in
+            // the state (the longest ring, hold or break on the floor).
+            let longest = self.cache.selection.oldest_since_ms[kind.index()]
+                .map(|since| view::duration_text(self.server_now_ms.saturating_sub(since)));
             describe(
                 ui,
                 rect,
                 kind,
-                format!("{}: {count}", view::state_label(*kind)),
+                match &longest {
+                    Some(longest) => {
+                        format!("{}: {count}, longest {longest}", view::state_label(*kind))
+                    }
+                    None => format!("{}: {count}", view::state_label(*kind)),
+                },
             );
             let painter = ui.painter();
             painter.rect_filled(rect, 10.0 * scale, style::tile_fill(*kind, true));
@@ -279,6 +288,15 @@ impl Frame<'_> {
                 FontId::proportional(40.0 * scale),
                 INK,
             );
+            if let Some(longest) = longest {
+                painter.text(
+                    rect.left_top() + Vec2::new(34.0 * scale, 72.0 * scale),
+                    Align2::LEFT_TOP,
+                    format!("longest {longest}"),
+                    FontId::proportional(34.0 * scale),
+                    INK,
+                );
+            }
             painter.text(
                 rect.right_bottom() - Vec2::new(28.0 * scale, 8.0 * scale),
                 Align2::RIGHT_BOTTOM,

@@ -81,6 +81,8 @@ pub struct Selection {
     pub rows: Vec<Row>,
     /// How many of them are in each state, indexed by [`StateKind::index`].
     pub counts: [u32; StateKind::COUNT],
+    /// Since when the longest-standing of them has been in each state (server ms).
+    pub oldest_since_ms: [Option<u64>; StateKind::COUNT],
 }
 
 /// Every agent's and team's place in name order, so that sorting compares numbers. Computed
@@ -156,6 +158,7 @@ impl Selection {
         let resolved = Resolved::new(floor, filter);
         let needle = search.trim().to_lowercase();
         let mut counts = [0; StateKind::COUNT];
+        let mut oldest_since_ms: [Option<u64>; StateKind::COUNT] = [None; StateKind::COUNT];
         let mut rows: Vec<Row> = floor
             .agents()
             .filter_map(|record| {
@@ -168,6 +171,8 @@ impl Selection {
                     && (needle.is_empty() || info.name.to_lowercase().contains(&needle));
                 passes.then(|| {
                     counts[kind.index()] += 1;
+                    let oldest = &mut oldest_since_ms[kind.index()];
+                    *oldest = Some(oldest.map_or(live.since_ms, |at| at.min(live.since_ms)));
                     Row {
                         id: info.id,
                         team: info.team,
@@ -179,7 +184,11 @@ impl Selection {
             })
             .collect();
         sort_rows(ranks, &mut rows, sort);
-        Selection { rows, counts }
+        Selection {
+            rows,
+            counts,
+            oldest_since_ms,
+        }
     }
 
     /// How many agents are shown.
@@ -514,6 +523,16 @@ mod tests {
         assert_eq!(shown, brute);
         assert_eq!(selection.counts.iter().sum::<u32>() as usize, brute.len());
         assert_eq!(selection.counts[StateKind::Available.index()], 0);
+        for kind in StateKind::ALL {
+            let oldest = selection
+                .rows
+                .iter()
+                .filter(|row| row.status.kind() == kind)
+                .map(|row| row.since_ms)
+                .min();
+            assert_eq!(selection.oldest_since_ms[kind.index()], oldest, "{kind:?}");
+        }
+        assert!(selection.oldest_since_ms[StateKind::OnCall.index()].is_some());
 
         let someone = floor.agent(brute[0]).expect("agent").info.name.clone();
         let first_name = someone
