@@ -390,14 +390,13 @@ pub struct Cli {
     /// Database pool size [default: 5].
     #[arg(long, env = "MONTI_DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,
-    /// Milliseconds between history writes [default: 1000].
+    /// Days of state history kept; older rows are pruned hourly, 0 keeps all [default: 31].
     #[arg(long, env = "MONTI_DATABASE_HISTORY_RETENTION_DAYS")]
     pub database_history_retention_days: Option<u64>,
-    /// `[database] reconcile_secs`
+    /// Seconds between checks of the floor against the database (also 3 s after start)
+    /// [default: 300].
     #[arg(long, env = "MONTI_DATABASE_RECONCILE_SECS")]
     pub database_reconcile_secs: Option<u64>,
-    /// History rows that may wait for the database before rows are dropped [default: 200000].
-
     /// Run the simulated floor [default: true].
     #[arg(long, env = "MONTI_SIMULATOR_ENABLED")]
     pub simulator_enabled: Option<bool>,
@@ -449,45 +448,49 @@ pub struct Cli {
     #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
     pub auth_bindings: Option<Bindings>,
 
-    /// `[ingest] unknown_agents`
+    /// What an event for an unknown agent does: create the agent or refuse the event
+    /// [default: create].
     #[arg(long, env = "MONTI_INGEST_UNKNOWN_AGENTS", value_enum)]
     pub ingest_unknown_agents: Option<UnknownAgents>,
-    /// `[ingest] default_team`
+    /// Team of an agent created without one [default: Unassigned].
     #[arg(long, env = "MONTI_INGEST_DEFAULT_TEAM")]
     pub ingest_default_team: Option<String>,
-    /// `[ingest] default_site`
+    /// Site of an agent created without one [default: Unassigned].
     #[arg(long, env = "MONTI_INGEST_DEFAULT_SITE")]
     pub ingest_default_site: Option<String>,
-    /// `[ingest] max_body_bytes`
+    /// Largest body of an events or roster request, bytes; 413 beyond [default: 4194304].
     #[arg(long, env = "MONTI_INGEST_MAX_BODY_BYTES")]
     pub ingest_max_body_bytes: Option<usize>,
-    /// `[ingest] max_events`
+    /// Most events in one batch; 422 beyond [default: 10000].
     #[arg(long, env = "MONTI_INGEST_MAX_EVENTS")]
     pub ingest_max_events: Option<usize>,
-    /// `[ingest] stale_after_secs`
+    /// Seconds without a heartbeat after which an Amazon Connect agent shows as "no signal"
+    /// [default: 300].
     #[arg(long, env = "MONTI_INGEST_STALE_AFTER_SECS")]
     pub ingest_stale_after_secs: Option<u64>,
 
-    /// `[amazon_connect] access_key`
+    /// Access key Firehose sends (at least 16 characters); empty turns the Amazon Connect
+    /// endpoint off [default: empty].
     #[arg(long, env = "MONTI_AMAZON_CONNECT_ACCESS_KEY", hide_env_values = true)]
     pub amazon_connect_access_key: Option<String>,
-    /// `[amazon_connect] site_level`
+    /// Agent hierarchy level (1 to 5) that names the site, 0 for none [default: 1].
     #[arg(long, env = "MONTI_AMAZON_CONNECT_SITE_LEVEL")]
     pub amazon_connect_site_level: Option<u8>,
-    /// `[amazon_connect] team_level`
+    /// Agent hierarchy level (1 to 5) that names the team, 0 for none [default: 2].
     #[arg(long, env = "MONTI_AMAZON_CONNECT_TEAM_LEVEL")]
     pub amazon_connect_team_level: Option<u8>,
-    /// `[amazon_connect] max_body_bytes`
+    /// Largest Firehose request taken, bytes [default: 16777216].
     #[arg(long, env = "MONTI_AMAZON_CONNECT_MAX_BODY_BYTES")]
     pub amazon_connect_max_body_bytes: Option<usize>,
 
-    /// `[redis] url`
+    /// Redis shared by several servers, redis:// or rediss://; empty for one server on its
+    /// own [default: empty].
     #[arg(long, env = "MONTI_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// `[redis] stream`
+    /// Redis stream the servers share changes on [default: monti:changes].
     #[arg(long, env = "MONTI_REDIS_STREAM")]
     pub redis_stream: Option<String>,
-    /// `[redis] max_len`
+    /// About how many changes the Redis stream keeps [default: 100000].
     #[arg(long, env = "MONTI_REDIS_MAX_LEN")]
     pub redis_max_len: Option<u64>,
 }
@@ -806,6 +809,57 @@ mod tests {
                 arg.get_env().is_some(),
                 "--{id} has no environment variable"
             );
+        }
+    }
+
+    /// Each flag's help names the default `--print-config` shows (hand-written, so checked).
+    #[test]
+    fn every_flag_states_its_true_default() {
+        use clap::CommandFactory;
+        let defaults = toml::Value::try_from(Config::default()).expect("serialises");
+        let sections = [
+            "amazon_connect",
+            "database",
+            "simulator",
+            "log",
+            "auth",
+            "ingest",
+            "redis",
+        ];
+        for arg in Cli::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(
+                id,
+                "help" | "version" | "print_config" | "healthcheck" | "config"
+            ) {
+                continue;
+            }
+            let (section, key) = sections
+                .iter()
+                .find_map(|section| Some((*section, id.strip_prefix(section)?.strip_prefix('_')?)))
+                .unwrap_or(("server", id));
+            let default = &defaults[section][key];
+            let shown = match default {
+                toml::Value::String(text) if text.is_empty() => "empty".to_owned(),
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Integer(number) => number.to_string(),
+                toml::Value::Float(number) => number.to_string(),
+                toml::Value::Boolean(flag) => flag.to_string(),
+                toml::Value::Array(items) if items.is_empty() => continue,
+                other => panic!("--{id}: no rule for a default like {other}"),
+            };
+            let help = arg
+                .get_help()
+                .map(|help| help.to_string())
+                .unwrap_or_default();
+            let said = help
+                .split_once("[default: ")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(said, _)| said);
+            match said {
+                Some(said) => assert_eq!(said, shown, "--{id}: {help}"),
+                None => assert_eq!(shown, "empty", "--{id} does not name its default: {help}"),
+            }
         }
     }
 }
