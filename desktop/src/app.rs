@@ -620,15 +620,18 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
         view::state_label(kind),
     );
     ui.vertical(|ui| {
-        ui.horizontal(|ui| {
-            ui.label(
-                RichText::new(style::level_mark(alert.level))
-                    .color(colour)
-                    .strong(),
-            );
-            ui.label(RichText::new(name).strong());
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                ui.label(RichText::new(&elapsed).color(colour).strong().monospace());
+        // The time first, on the right, so that a long name is cut short before it instead of
+        // running into it.
+        let line = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
+        ui.allocate_ui_with_layout(line, Layout::right_to_left(Align::Center), |ui| {
+            ui.label(RichText::new(&elapsed).color(colour).strong().monospace());
+            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                ui.label(
+                    RichText::new(style::level_mark(alert.level))
+                        .color(colour)
+                        .strong(),
+                );
+                ui.add(egui::Label::new(RichText::new(name).strong()).truncate());
             });
         });
         ui.label(format!("{}{reason} · {team}", view::state_label(kind)));
