@@ -103,10 +103,9 @@ pub async fn run(
             .await
             .context("cannot store the simulated roster")?;
     }
-    let stored = db.load_floor().await?;
     let (audit_tx, audit_rx) = mpsc::channel(10_000);
     let live = Arc::new(LiveFloor::new(
-        &stored,
+        &db.load_floor().await?,
         config.server.queue_ticks,
         metrics.clone(),
         sim::now_ms(),
@@ -186,7 +185,7 @@ pub async fn run(
             tracing::info!(issuer = %config.auth.issuer, "sign-in through OpenID Connect")
         }
     }
-    tracing::info!(%addr, agents = stored.agents.len(), database = ?db.engine(), "monti-server listening");
+    tracing::info!(%addr, agents = live.read(monti_protocol::floor::Floor::n_agents), database = ?db.engine(), "monti-server listening");
     let send_buffer = config.server.socket_send_buffer;
     let listener = listener.tap_io(move |tcp| {
         // Deltas are small and latency matters more than packet count.

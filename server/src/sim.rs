@@ -438,7 +438,13 @@ pub async fn run(
     let sim_start = start_of_day * 1000;
     let sim_end =
         (config.duration_minutes > 0).then(|| sim_start + config.duration_minutes * MINUTE_MS);
-    let mut agents: Vec<Agent> = (0..roster.agents.len())
+    // Only the agents' ids are needed from here on; names and groups are the database's.
+    // (The collect reuses the roster's larger buffer, hence the shrink.)
+    let mut ids: Vec<String> = (roster.agents.into_iter())
+        .map(|agent| agent.external_id)
+        .collect();
+    ids.shrink_to_fit();
+    let mut agents: Vec<Agent> = (0..ids.len())
         .map(|idx| Agent::new(config.seed, idx as u64))
         .collect();
     let mut due = BinaryHeap::with_capacity(agents.len());
@@ -453,7 +459,7 @@ pub async fn run(
     for (idx, agent) in agents.iter_mut().enumerate() {
         let (elapsed, next) = agent.start(sim_start);
         let since = wall_start.saturating_sub((elapsed as f64 / config.speed) as u64);
-        batch.push(events.event(&roster.agents[idx].external_id, agent.status, since));
+        batch.push(events.event(&ids[idx], agent.status, since));
         due.push(Reverse((next, idx)));
     }
     if !submit(&ingest, batch).await {
@@ -480,7 +486,7 @@ pub async fn run(
             let before = agent.status;
             let next = agent.step(at);
             if agent.status != before {
-                batch.push(events.event(&roster.agents[idx].external_id, agent.status, wall_now));
+                batch.push(events.event(&ids[idx], agent.status, wall_now));
             }
             due.push(Reverse((next, idx)));
         }
