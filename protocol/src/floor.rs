@@ -361,6 +361,11 @@ impl Floor {
         self.n_agents
     }
 
+    /// Every (team, site) cell that has held an agent, in no particular order.
+    pub fn cell_keys(&self) -> impl Iterator<Item = (TeamId, SiteId)> + '_ {
+        self.cells.keys().copied()
+    }
+
     /// The summary of every non-empty group under `grouping`, ordered by key.
     ///
     /// For an agents view the summaries come from the local aggregates; for a summary view they

@@ -219,10 +219,9 @@ impl Dirty {
                 cells.insert((team, site), stats);
             }
         };
-        for stats in floor.summaries(Grouping::TeamSite) {
-            let (Some(team), Some(site)) = (stats.key.team, stats.key.site) else {
-                continue;
-            };
+        // Only the cells of dirty groups are summed: summing every cell each tick was a
+        // sixth of a 100,000-agent server's CPU.
+        for (team, site) in floor.cell_keys() {
             if self.teams.contains(&team) || self.sites.contains(&site) {
                 add(team, site);
             }
