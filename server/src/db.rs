@@ -1070,6 +1070,24 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A transaction must tell SQLite from PostgreSQL: SQLite's statements are kept small.
+    #[tokio::test]
+    async fn a_sqlite_transaction_is_known_as_such() {
+        let dir = std::env::temp_dir().join(format!("monti-engine-{}", std::process::id()));
+        let db = Db::connect(&DatabaseConfig {
+            url: format!("sqlite://{}/monti.db", dir.display()),
+            ..DatabaseConfig::default()
+        })
+        .await
+        .expect("connects");
+        let tx = db.begin().await.expect("begins");
+        assert_eq!(Engine::of(&tx), Engine::Sqlite);
+        assert_eq!(Engine::of(&tx).rows_per_statement(), 20);
+        drop(tx);
+        db.close().await;
+        std::fs::remove_dir_all(dir).expect("removed");
+    }
+
     #[test]
     fn placeholders_number_rows_and_columns() {
         assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
