@@ -263,17 +263,11 @@ impl Frame<'_> {
             // the state (the longest ring, hold or break on the floor).
             let longest = self.cache.selection.oldest_since_ms[kind.index()]
                 .map(|since| view::duration_text(self.server_now_ms.saturating_sub(since)));
-            describe(
-                ui,
-                rect,
-                kind,
-                match &longest {
-                    Some(longest) => {
-                        format!("{}: {count}, longest {longest}", view::state_label(*kind))
-                    }
-                    None => format!("{}: {count}", view::state_label(*kind)),
-                },
-            );
+            let mut description = format!("{}: {count}", view::state_label(*kind));
+            if let Some(longest) = &longest {
+                description.push_str(&format!(", longest {longest}"));
+            }
+            describe(ui, rect, kind, description);
             let painter = ui.painter();
             painter.rect_filled(rect, 10.0 * scale, style::tile_fill(*kind, true));
             painter.rect_filled(

@@ -52,6 +52,14 @@ fn page(harness: &Harness<'_, App>) -> String {
     pages[0].trim_start_matches("Page ").to_owned()
 }
 
+/// What every tile and row of the page says (their accessible labels).
+fn list_items(harness: &Harness<'_, App>) -> Vec<String> {
+    harness
+        .query_all_by_role(Role::ListItem)
+        .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+        .collect()
+}
+
 fn rotation() -> WallboardConfig {
     let page = |kind, seconds| WallboardPage { kind, seconds };
     WallboardConfig {
@@ -172,16 +180,12 @@ fn a_degraded_server_shows_may_be_stale_without_hiding_the_floor() {
 #[test]
 fn the_no_signal_tile_shows_only_while_an_agent_has_no_signal() {
     let mut harness = wallboard(None, None);
-    let tiles = |harness: &Harness<'_, App>| -> Vec<String> {
-        harness
-            .query_all_by_role(Role::ListItem)
-            .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
-            .collect()
-    };
     assert!(
-        !tiles(&harness).iter().any(|t| t.starts_with("No signal")),
+        !list_items(&harness)
+            .iter()
+            .any(|t| t.starts_with("No signal")),
         "{:?}",
-        tiles(&harness)
+        list_items(&harness)
     );
     {
         let status = harness.state().net().status();
@@ -211,9 +215,9 @@ fn the_no_signal_tile_shows_only_while_an_agent_has_no_signal() {
     }
     harness.run();
     assert!(
-        tiles(&harness).contains(&"No signal: 1, longest 6:40".to_owned()),
+        list_items(&harness).contains(&"No signal: 1, longest 6:40".to_owned()),
         "{:?}",
-        tiles(&harness)
+        list_items(&harness)
     );
 }
 
@@ -284,10 +288,7 @@ fn the_pages_count_only_the_wallboards_teams() {
             .count()
     };
     let mut harness = wallboard(None, Some(config));
-    let items: Vec<String> = harness
-        .query_all_by_role(Role::ListItem)
-        .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
-        .collect();
+    let items = list_items(&harness);
     let on_call = in_billing(monti_protocol::model::StateKind::OnCall);
     assert!(on_call > 0);
     let tile = |prefix: String| {
@@ -301,10 +302,7 @@ fn the_pages_count_only_the_wallboards_teams() {
 
     at(&mut harness, 10_000);
     assert_eq!(page(&harness), "Sites");
-    let rows: Vec<String> = harness
-        .query_all_by_role(Role::ListItem)
-        .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
-        .collect();
+    let rows = list_items(&harness);
     let on_call_by_site: usize = rows
         .iter()
         .map(|row| {

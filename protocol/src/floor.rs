@@ -361,7 +361,7 @@ impl Floor {
         self.n_agents
     }
 
-    /// Every (team, site) cell that has held an agent, in no particular order.
+    /// Every (team, site) cell that holds agents, in no particular order.
     pub fn cell_keys(&self) -> impl Iterator<Item = (TeamId, SiteId)> + '_ {
         self.cells.keys().copied()
     }

@@ -596,8 +596,8 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready when the database answers within two seconds (the floor is loaded before the server
-/// listens at all) and, with Redis, once the floor has joined the shared stream. A server that lost Redis later stays ready (it still serves its last floor) and says
-/// it is degraded.
+/// listens at all) and, with Redis, once the floor has joined the shared stream. A server that
+/// lost Redis later stays ready (it still serves its last floor) and says it is degraded.
 async fn readyz(State(state): State<AppState>) -> Result<String, Error> {
     if state.joined.as_ref().is_some_and(|joined| !joined.get()) {
         return Err(Error::Unavailable(
