@@ -13,6 +13,8 @@ use monti_protocol::rest::AuthJson;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::transport::{Transport, explain};
+
 /// What can go wrong signing in.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -41,8 +43,9 @@ pub enum AuthError {
     Keyring(String),
 }
 
-fn http_error(err: impl std::fmt::Display) -> AuthError {
-    AuthError::Http(err.to_string())
+/// An HTTP failure with its whole cause chain (a refused certificate, an unreachable proxy).
+fn http_error(err: reqwest::Error) -> AuthError {
+    AuthError::Http(explain(&err))
 }
 
 /// A code to show the person signing in.
@@ -90,33 +93,37 @@ pub struct Provider {
     pub audience: String,
     device_endpoint: String,
     token_endpoint: String,
-    http: reqwest::Client,
+    transport: Transport,
 }
 
 impl Provider {
-    /// Reads the provider's discovery document.
+    /// Reads the provider's discovery document, through `transport`.
     pub async fn discover(
+        transport: &Transport,
         issuer: &str,
         client_id: &str,
         audience: &str,
     ) -> Result<Provider, AuthError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(http_error)?;
         let url = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let discovery: Value = http
+        let answer = transport
+            .http()
             .get(&url)
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|err| AuthError::Http(format!("cannot read {url}: {err}")))?
-            .json()
-            .await
-            .map_err(http_error)?;
+            .and_then(reqwest::Response::error_for_status);
+        let discovery: Value = match answer {
+            Ok(response) => response,
+            Err(err) => {
+                let why = transport.describe(&err).await;
+                return Err(AuthError::Http(format!("cannot read {url}: {why}")));
+            }
+        }
+        .json()
+        .await
+        .map_err(http_error)?;
         let endpoint = |name: &str| {
             discovery
                 .get(name)
@@ -130,7 +137,7 @@ impl Provider {
             audience: audience.to_owned(),
             device_endpoint: endpoint("device_authorization_endpoint")?,
             token_endpoint: endpoint("token_endpoint")?,
-            http,
+            transport: transport.clone(),
         })
     }
 
@@ -150,14 +157,11 @@ impl Provider {
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<T, AuthError> {
-        let response = self
-            .http
-            .post(url)
-            .form(form)
-            .send()
-            .await
-            .map_err(http_error)?;
-        parse(response).await
+        let response = self.transport.http().post(url).form(form).send().await;
+        match response {
+            Ok(response) => parse(response).await,
+            Err(err) => Err(AuthError::Http(self.transport.describe(&err).await)),
+        }
     }
 
     /// Polls until the person has signed in, honouring the provider's interval and `slow_down`.
@@ -222,7 +226,7 @@ async fn parse<T: serde::de::DeserializeOwned>(
                 .map(str::to_owned),
         });
     }
-    serde_json::from_value(body).map_err(http_error)
+    serde_json::from_value(body).map_err(|err| AuthError::Http(err.to_string()))
 }
 
 /// The refresh token for one provider and client, in the operating system's keyring.
@@ -290,13 +294,22 @@ pub async fn refresh_stored(provider: &Provider, store: &TokenStore) -> Result<T
 }
 
 /// The server's sign-in settings, from `GET /api/v1/auth` (no token needed).
-pub async fn server_auth(server: &str) -> Result<AuthJson, AuthError> {
+pub async fn server_auth(transport: &Transport, server: &str) -> Result<AuthJson, AuthError> {
     let url = format!("{}/api/v1/auth", server.trim_end_matches('/'));
-    reqwest::get(&url)
+    let answer = transport
+        .http()
+        .get(&url)
+        .send()
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|err| AuthError::Http(format!("cannot read {url}: {err}")))?
-        .json()
-        .await
-        .map_err(http_error)
+        .and_then(reqwest::Response::error_for_status);
+    match answer {
+        Ok(response) => response,
+        Err(err) => {
+            let why = transport.describe(&err).await;
+            return Err(AuthError::Http(format!("cannot read {url}: {why}")));
+        }
+    }
+    .json()
+    .await
+    .map_err(http_error)
 }

@@ -15,7 +15,9 @@ use monti_protocol::{PROTOCOL_VERSION, STREAM_PATH};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::transport::{Transport, explain};
 
 /// What went wrong with a connection.
 #[derive(Debug, thiserror::Error)]
@@ -91,18 +93,13 @@ pub fn stream_url(server: &str) -> Result<String, ClientError> {
     } else {
         return Err(bad("it must start with http://, https://, ws:// or wss://"));
     };
-    if rest.starts_with("wss://") {
-        return Err(bad(
-            "TLS (https/wss) is not built into this client yet; use a TLS-terminating proxy's plain address",
-        ));
-    }
     let base = rest
         .split_once(STREAM_PATH)
         .map_or(rest.as_str(), |(base, _)| base);
     Ok(format!("{base}{STREAM_PATH}?protocol={PROTOCOL_VERSION}"))
 }
 
-/// An open, handshaken connection.
+/// An open, handshaken connection, plain or over TLS, straight or through a proxy's tunnel.
 pub struct Connection {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     hello: ServerHello,
@@ -112,13 +109,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and exchanges hellos, without a token (servers with auth mode none).
+    /// Connects with the system's trust store and proxy settings and exchanges hellos, without
+    /// a token (servers with auth mode none).
     pub async fn connect(server: &str, client_name: &str) -> Result<Connection, ClientError> {
-        Connection::connect_with(server, client_name, None).await
+        let transport = Transport::system().map_err(|err| ClientError::Io(err.to_string()))?;
+        Connection::connect_with(&transport, server, client_name, None).await
     }
 
-    /// Connects presenting `token` as a bearer token, and exchanges hellos.
+    /// Connects through `transport` presenting `token` as a bearer token, and exchanges hellos.
     pub async fn connect_with(
+        transport: &Transport,
         server: &str,
         client_name: &str,
         token: Option<&str>,
@@ -145,11 +145,29 @@ impl Connection {
         let config = WebSocketConfig::default()
             .max_message_size(Some(monti_protocol::codec::MAX_SERVER_FRAME))
             .max_frame_size(Some(monti_protocol::codec::MAX_SERVER_FRAME));
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let uri = request.uri().clone();
+        let scheme = uri.scheme_str().unwrap_or("ws").to_owned();
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "wss" { 443 } else { 80 });
+        let connect = async {
+            let tcp = transport
+                .tcp(&scheme, &host, port)
+                .await
+                .map_err(ClientError::Io)?;
+            tokio_tungstenite::client_async_tls_with_config(
+                request,
+                tcp,
+                Some(config),
+                Some(Connector::Rustls(transport.tls())),
+            )
+            .await
+            .map_err(|err| upgrade_error(&url, err))
+        };
         let (socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
             .await
-            .map_err(|_| ClientError::Io(format!("no answer from {url} within 10 s")))?
-            .map_err(|err| upgrade_error(&url, err))?;
+            .map_err(|_| ClientError::Io(format!("no answer from {url} within 10 s")))??;
         let mut connection = Connection {
             socket,
             hello: ServerHello {
@@ -202,7 +220,7 @@ impl Connection {
         self.socket
             .send(Message::Binary(frame.into()))
             .await
-            .map_err(|err| ClientError::Io(err.to_string()))
+            .map_err(|err| ClientError::Io(explain(&err)))
     }
 
     /// The next server message, decoded. A server `Error` message becomes [`ClientError::Refused`].
@@ -226,7 +244,7 @@ impl Connection {
             let message = match tokio::time::timeout(wait, self.socket.next()).await {
                 Err(_) => return Err(ClientError::Silent(silence)),
                 Ok(None) => return Err(ClientError::Closed { reason: None }),
-                Ok(Some(Err(err))) => return Err(ClientError::Io(err.to_string())),
+                Ok(Some(Err(err))) => return Err(ClientError::Io(explain(&err))),
                 Ok(Some(Ok(message))) => message,
             };
             self.last_heard = Instant::now();
@@ -275,7 +293,10 @@ fn upgrade_error(url: &str, err: tokio_tungstenite::tungstenite::Error) -> Clien
             };
             ClientError::Refused { code, message }
         }
-        other => ClientError::Io(format!("{url}: {other}")),
+        other => {
+            let host = url.split('/').nth(2).unwrap_or(url);
+            ClientError::Io(format!("{host}: {}", explain(&other)))
+        }
     }
 }
 
@@ -299,6 +320,10 @@ mod tests {
         assert_eq!(
             stream_url("ws://h:1/").expect("valid"),
             format!("ws://h:1/api/v1/stream?protocol={PROTOCOL_VERSION}")
+        );
+        assert_eq!(
+            stream_url("https://floor.example.com").expect("valid"),
+            format!("wss://floor.example.com/api/v1/stream?protocol={PROTOCOL_VERSION}")
         );
         assert!(stream_url("localhost:8080").is_err());
     }

@@ -14,6 +14,7 @@ use monti_protocol::message::{ClientMsg, Detail, Health, ServerMsg, Subscription
 use monti_protocol::model::{SiteId, TeamId};
 
 use crate::connection::{ClientError, Connection, now_ms};
+use crate::transport::Transport;
 
 /// Reconnect timing: the delay doubles from `initial` up to `max`, and each wait is drawn
 /// uniformly between half the delay and the delay, so a crowd of clients does not reconnect in
@@ -113,6 +114,8 @@ pub struct Follower {
     sent_scope: Option<Scope>,
     /// Bearer token presented on connect, if the server wants one.
     token: Option<String>,
+    /// TLS and proxy settings; the system's when `None`.
+    transport: Option<Transport>,
     /// Set while the server says its floor may be out of date.
     degraded: Option<Health>,
 }
@@ -135,8 +138,15 @@ impl Follower {
             floor_scope: None,
             sent_scope: None,
             token: None,
+            transport: None,
             degraded: None,
         }
+    }
+
+    /// Connects through `transport` (its CA file and proxy) rather than the system's settings.
+    pub fn with_transport(mut self, transport: Transport) -> Follower {
+        self.transport = Some(transport);
+        self
     }
 
     /// Uses other reconnect timing.
@@ -235,9 +245,17 @@ impl Follower {
 
     async fn connect(&mut self) -> Result<Event, ClientError> {
         self.link = Link::Connecting;
-        let connection =
-            Connection::connect_with(&self.server, &self.client_name, self.token.as_deref())
-                .await?;
+        let transport = match &self.transport {
+            Some(transport) => transport.clone(),
+            None => Transport::system().map_err(|err| ClientError::Io(err.to_string()))?,
+        };
+        let connection = Connection::connect_with(
+            &transport,
+            &self.server,
+            &self.client_name,
+            self.token.as_deref(),
+        )
+        .await?;
         let server_name = connection.hello().server_name.clone();
         self.connection = Some(connection);
         // A server says so after the snapshot when it is degraded; until then, assume not.

@@ -13,6 +13,7 @@ use monti_protocol::message::{ServerMsg, Subscription};
 use serde::Serialize;
 
 use crate::connection::{ClientError, Connection, now_ms};
+use crate::transport::Transport;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -27,6 +28,8 @@ pub struct LoadOptions {
     pub subscription: Subscription,
     /// Bearer token every viewer presents (servers with sign-in).
     pub token: Option<String>,
+    /// TLS and proxy settings every viewer and the metrics scrape use.
+    pub transport: Transport,
 }
 
 /// The measured figures; printed as a table or as JSON.
@@ -46,6 +49,9 @@ pub struct LoadReport {
     pub changes_per_second: f64,
     /// Change-to-receipt latency, milliseconds.
     pub latency_ms: Percentiles,
+    /// Time from opening the connection to the server's hello (TCP, any proxy tunnel, TLS
+    /// handshake, WebSocket upgrade), milliseconds.
+    pub connect_ms: Percentiles,
     /// Stream bytes per viewer per second after the snapshot (deltas and keepalives).
     pub bytes_per_client_per_second: f64,
     /// Delta frame bytes divided by the agent changes they carried, frame overhead included.
@@ -90,6 +96,7 @@ pub struct ServerUsage {
 struct ViewerStats {
     live: bool,
     failure: Option<String>,
+    connect_ms: Option<u32>,
     latencies_ms: Vec<u32>,
     changes: u64,
     bytes_after_snapshot: u64,
@@ -102,9 +109,7 @@ struct ViewerStats {
 
 /// Runs the load and returns the report.
 pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let http = options.transport.http().clone();
     let metrics_url = format!("{}/metrics", options.server.trim_end_matches('/'));
     // Viewers connect in waves of 50 so a thousand do not all knock at once. The window starts
     // once every viewer has had time to connect and take its snapshot.
@@ -116,9 +121,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         let server = options.server.clone();
         let sub = options.subscription.clone();
         let token = options.token.clone();
+        let transport = options.transport.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = ViewerStats::default();
             let viewer = Viewer {
+                transport: &transport,
                 server: &server,
                 token: token.as_deref(),
                 sub: &sub,
@@ -148,6 +155,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         changes_received: 0,
         changes_per_second: 0.0,
         latency_ms: Percentiles::default(),
+        connect_ms: Percentiles::default(),
         bytes_per_client_per_second: 0.0,
         bytes_per_agent_change: 0.0,
         snapshot_bytes: 0,
@@ -157,6 +165,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         server: ServerUsage::default(),
     };
     let mut latencies = Vec::new();
+    let mut connects = Vec::new();
     let mut total_bytes = 0u64;
     let mut total_delta_bytes = 0u64;
     for task in tasks {
@@ -189,6 +198,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         total_bytes += stats.bytes_after_snapshot;
         total_delta_bytes += stats.delta_bytes;
         latencies.extend(stats.latencies_ms);
+        connects.extend(stats.connect_ms);
     }
     let viewer_seconds = report.clients_live as f64 * window.as_secs_f64();
     if viewer_seconds > 0.0 {
@@ -199,6 +209,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         report.bytes_per_agent_change = total_delta_bytes as f64 / report.changes_received as f64;
     }
     report.latency_ms = percentiles(&mut latencies);
+    report.connect_ms = percentiles(&mut connects);
     report.server = ServerUsage {
         cpu_percent: match (start_usage.cpu_seconds, end_usage.cpu_seconds) {
             (Some(start), Some(end)) => Some((end - start) / window.as_secs_f64() * 100.0),
@@ -212,6 +223,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
 
 /// Who one simulated viewer is and what it watches.
 struct Viewer<'a> {
+    transport: &'a Transport,
     server: &'a str,
     token: Option<&'a str>,
     sub: &'a Subscription,
@@ -228,12 +240,16 @@ async fn measure(
     stats: &mut ViewerStats,
 ) -> Result<(), ClientError> {
     let Viewer {
+        transport,
         server,
         token,
         sub,
         probe_resync,
     } = viewer;
-    let mut connection = Connection::connect_with(server, "monti-cli load", token).await?;
+    let opened = Instant::now();
+    let mut connection =
+        Connection::connect_with(transport, server, "monti-cli load", token).await?;
+    stats.connect_ms = Some(opened.elapsed().as_millis().min(u128::from(u32::MAX)) as u32);
     // The handshake's offset includes however long the hello took to arrive, which under load is
     // tens of milliseconds and would flatter the figures. Clocks within a second of each other
     // (the same machine, or NTP) are taken as synchronised; only a larger skew is corrected.

@@ -9,6 +9,7 @@ use monti_client::auth;
 use monti_client::connection::now_ms;
 use monti_client::follow::{Event, Follower, Link};
 use monti_client::load::{self, LoadOptions, LoadReport};
+use monti_client::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
@@ -36,19 +37,36 @@ enum Command {
     Logout(ServerArgs),
 }
 
+/// Which server, and how to reach it.
 #[derive(Debug, Args)]
 struct ServerArgs {
-    /// Server address.
+    /// Server address: http://host:port, or https://host for a server behind TLS.
     #[arg(long, env = "MONTI_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// A CA certificate file (PEM) to trust beside the operating system's store, for a company
+    /// CA that IT has not installed on this machine.
+    #[arg(long, env = "MONTI_CA_FILE", value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// A proxy for every connection, http://[user:password@]host:port. [default: HTTPS_PROXY,
+    /// HTTP_PROXY and NO_PROXY from the environment, else the system's settings]
+    #[arg(long, env = "MONTI_PROXY", value_name = "URL")]
+    proxy: Option<String>,
+}
+
+impl ServerArgs {
+    fn transport(&self) -> anyhow::Result<Transport> {
+        Ok(Transport::new(&TransportOptions {
+            ca_file: self.ca_file.clone(),
+            proxy: self.proxy.clone(),
+        })?)
+    }
 }
 
 /// What to subscribe to.
 #[derive(Debug, Args)]
 struct ViewArgs {
-    /// Server address.
-    #[arg(long, env = "MONTI_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    #[command(flatten)]
+    connect: ServerArgs,
     /// Group by team, site or team_site.
     #[arg(long, default_value = "team", value_parser = parse_grouping)]
     group_by: Grouping,
@@ -160,29 +178,30 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Watch(args) => watch(args).await,
         Command::Load(args) => run_load(args).await,
-        Command::Login(args) => login(&args.server).await,
-        Command::Logout(args) => logout(&args.server).await,
+        Command::Login(args) => login(&args.transport()?, &args.server).await,
+        Command::Logout(args) => logout(&args.transport()?, &args.server).await,
     }
 }
 
 /// The server's provider and this machine's stored sign-in for it; `None` when the server needs
 /// no sign-in.
 async fn sign_in_settings(
+    transport: &Transport,
     server: &str,
 ) -> anyhow::Result<Option<(auth::Provider, auth::TokenStore)>> {
-    let settings = auth::server_auth(server).await?;
+    let settings = auth::server_auth(transport, server).await?;
     let (Some(issuer), Some(client_id), Some(audience)) =
         (settings.issuer, settings.client_id, settings.audience)
     else {
         return Ok(None);
     };
-    let provider = auth::Provider::discover(&issuer, &client_id, &audience).await?;
+    let provider = auth::Provider::discover(transport, &issuer, &client_id, &audience).await?;
     let store = auth::TokenStore::new(&issuer, &client_id)?;
     Ok(Some((provider, store)))
 }
 
-async fn login(server: &str) -> anyhow::Result<()> {
-    let Some((provider, store)) = sign_in_settings(server).await? else {
+async fn login(transport: &Transport, server: &str) -> anyhow::Result<()> {
+    let Some((provider, store)) = sign_in_settings(transport, server).await? else {
         println!("{server} needs no sign-in.");
         return Ok(());
     };
@@ -207,8 +226,8 @@ async fn login(server: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn logout(server: &str) -> anyhow::Result<()> {
-    if let Some((_, store)) = sign_in_settings(server).await? {
+async fn logout(transport: &Transport, server: &str) -> anyhow::Result<()> {
+    if let Some((_, store)) = sign_in_settings(transport, server).await? {
         store.delete().await?;
     }
     println!("Signed out of {server}.");
@@ -217,8 +236,11 @@ async fn logout(server: &str) -> anyhow::Result<()> {
 
 /// A fresh access token for `server` from the stored sign-in, with when to renew it; `None` when
 /// the server needs no sign-in.
-async fn access_token(server: &str) -> anyhow::Result<Option<(String, Instant)>> {
-    let Some((provider, store)) = sign_in_settings(server).await? else {
+async fn access_token(
+    transport: &Transport,
+    server: &str,
+) -> anyhow::Result<Option<(String, Instant)>> {
+    let Some((provider, store)) = sign_in_settings(transport, server).await? else {
         return Ok(None);
     };
     let tokens = auth::refresh_stored(&provider, &store).await?;
@@ -229,13 +251,12 @@ async fn access_token(server: &str) -> anyhow::Result<Option<(String, Instant)>>
 
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let grouping = args.view.group_by;
-    let mut follower = Follower::new(
-        &args.view.server,
-        "monti-cli watch",
-        args.view.subscription(),
-    );
+    let transport = args.view.connect.transport()?;
+    let server = &args.view.connect.server;
+    let mut follower = Follower::new(server, "monti-cli watch", args.view.subscription())
+        .with_transport(transport.clone());
     let mut renew_at = None;
-    if let Some((token, at)) = access_token(&args.view.server).await? {
+    if let Some((token, at)) = access_token(&transport, server).await? {
         follower = follower.with_token(&token);
         renew_at = Some(at);
     }
@@ -263,7 +284,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let mut last_draw = Instant::now() - Duration::from_secs(1);
     loop {
         if renew_at.is_some_and(|at| Instant::now() >= at)
-            && let Some((token, at)) = access_token(&args.view.server).await?
+            && let Some((token, at)) = access_token(&transport, server).await?
         {
             follower.renew_token(&token).await?;
             renew_at = Some(at);
@@ -387,12 +408,14 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
-    let token = access_token(&args.view.server)
+    let transport = args.view.connect.transport()?;
+    let token = access_token(&transport, &args.view.connect.server)
         .await?
         .map(|(token, _)| token);
     let report = load::run(LoadOptions {
         token,
-        server: args.view.server.clone(),
+        transport,
+        server: args.view.connect.server.clone(),
         clients: args.clients,
         duration: args.duration,
         subscription: args.view.subscription(),
@@ -426,6 +449,10 @@ fn print_report(report: &LoadReport) {
         report.latency_ms.p99,
         report.latency_ms.max,
         report.latency_ms.samples
+    );
+    println!(
+        "connect p50 / p99 / max  {:.0} / {:.0} / {:.0} ms (TCP, TLS, upgrade, hello)",
+        report.connect_ms.p50, report.connect_ms.p99, report.connect_ms.max
     );
     println!(
         "changes per second       {:.1} per viewer",

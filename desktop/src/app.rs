@@ -73,6 +73,9 @@ pub struct App {
     search: String,
     focus_search: bool,
     server_field: String,
+    /// The Settings menu's CA file and proxy fields, applied with Connect.
+    ca_field: String,
+    proxy_field: String,
     /// The subscription the network thread follows (it keeps it across servers).
     sent: Subscription,
     pub(crate) cache: Cache,
@@ -88,7 +91,11 @@ impl App {
     /// filters say otherwise.
     pub fn new(settings: Settings, net: Net) -> App {
         let server_field = settings.server.clone();
+        let ca_field = settings.ca_file.clone();
+        let proxy_field = settings.proxy.clone();
         App {
+            ca_field,
+            proxy_field,
             settings,
             clock: Clock::System,
             net,
@@ -318,6 +325,14 @@ impl App {
                     ui.close();
                 }
             });
+            let label = ui.label("Company CA file (PEM), beside the system's");
+            ui.text_edit_singleline(&mut self.ca_field)
+                .labelled_by(label.id)
+                .on_hover_text("For https servers whose CA is not installed on this computer");
+            let label = ui.label("Proxy (empty: the system's)");
+            ui.text_edit_singleline(&mut self.proxy_field)
+                .labelled_by(label.id)
+                .on_hover_text("http://user:password@host:port; Basic authentication only");
             ui.separator();
             ui.horizontal(|ui| {
                 ui.label("Theme");
@@ -349,11 +364,22 @@ impl App {
         });
     }
 
+    /// Applies the server, CA file and proxy fields: a new session when any of them changed.
     fn connect(&mut self) {
         let server = self.server_field.trim().to_owned();
-        if !server.is_empty() && server != self.settings.server {
+        let ca_file = self.ca_field.trim().to_owned();
+        let proxy = self.proxy_field.trim().to_owned();
+        let changed = server != self.settings.server
+            || ca_file != self.settings.ca_file
+            || proxy != self.settings.proxy;
+        if !server.is_empty() && changed {
             self.settings.server = server.clone();
-            self.net.send(Command::Connect(server));
+            self.settings.ca_file = ca_file;
+            self.settings.proxy = proxy;
+            self.net.send(Command::Connect {
+                server,
+                transport: self.settings.transport(),
+            });
         }
     }
 

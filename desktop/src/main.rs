@@ -18,6 +18,14 @@ struct Args {
     /// http://127.0.0.1:8080]
     #[arg(long, env = "MONTI_DESKTOP_SERVER")]
     server: Option<String>,
+    /// A CA certificate file (PEM) to trust beside the operating system's store, for a company
+    /// CA that IT has not installed; remembered for the next start ("" forgets it).
+    #[arg(long, env = "MONTI_CA_FILE", value_name = "FILE")]
+    ca_file: Option<String>,
+    /// A proxy for every connection, http://[user:password@]host:port; remembered ("" goes
+    /// back to the environment's and the system's settings).
+    #[arg(long, env = "MONTI_PROXY", value_name = "URL")]
+    proxy: Option<String>,
     /// Start with this view: teams, sites, matrix or agents.
     #[arg(long, value_parser = parse_view)]
     view: Option<ViewKind>,
@@ -84,6 +92,12 @@ fn main() -> anyhow::Result<()> {
             if let Some(server) = args.server {
                 settings.server = server;
             }
+            if let Some(ca_file) = args.ca_file {
+                settings.ca_file = ca_file;
+            }
+            if let Some(proxy) = args.proxy {
+                settings.proxy = proxy;
+            }
             if let Some(view) = args.view {
                 settings.view = view;
             }
@@ -100,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             let wallboard = kiosk.then(|| settings.wallboard.clone());
             let net = Net::start(
                 &settings.server,
+                settings.transport(),
                 Subscription::default(),
                 wallboard,
                 move || ctx.request_repaint(),

@@ -17,6 +17,7 @@ use std::time::Duration;
 use monti_client::auth::{self, AuthError, DeviceCode, Provider, TokenStore, Tokens};
 use monti_client::connection::{ClientError, now_ms};
 use monti_client::follow::{Backoff, Event, Follower, Link};
+use monti_client::transport::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{ErrorCode, Subscription};
 use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds, WallboardConfig};
@@ -26,8 +27,13 @@ use tokio::time::{Instant, sleep_until};
 /// What the UI asks of the network thread.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Use another server (a new session).
-    Connect(String),
+    /// Use another server, or reach it differently (a new session).
+    Connect {
+        /// The server's URL.
+        server: String,
+        /// Its CA file and proxy.
+        transport: TransportOptions,
+    },
     /// Follow another subscription (filters changed).
     Subscribe(Subscription),
     /// Start the device flow.
@@ -161,6 +167,7 @@ impl Net {
     /// itself whenever a code expires or a sign-in ends.
     pub fn start(
         server: &str,
+        transport: TransportOptions,
         subscription: Subscription,
         wallboard: Option<String>,
         repaint: impl Fn() + Send + Sync + 'static,
@@ -171,12 +178,10 @@ impl Net {
             commands,
             repaint: Box::new(repaint),
             server: server.to_owned(),
+            transport_options: transport,
+            transport: None,
             subscription,
             wallboard,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(std::io::Error::other)?,
         };
         std::thread::Builder::new()
             .name("monti-net".to_owned())
@@ -304,7 +309,10 @@ struct Worker {
     subscription: Subscription,
     /// The wallboard this app is, if it is one: nobody is there to press buttons.
     wallboard: Option<String>,
-    http: reqwest::Client,
+    /// How to reach the server: the CA file and proxy as set.
+    transport_options: TransportOptions,
+    /// TLS and proxy for REST and the stream, set up at the start of each session.
+    transport: Option<Transport>,
 }
 
 /// How often thresholds and the team and site lists are read again.
@@ -324,8 +332,9 @@ impl Worker {
     /// how the session must end, if it must.
     fn idle_command(&mut self, command: Option<Command>) -> Option<Next> {
         match command? {
-            Command::Connect(server) => {
+            Command::Connect { server, transport } => {
                 self.server = server;
+                self.transport_options = transport;
                 Some(Next::Restart)
             }
             Command::Subscribe(subscription) => {
@@ -339,10 +348,20 @@ impl Worker {
     async fn session(&mut self) -> Next {
         let server = self.server.clone();
         self.update(|status| *status = Status::new(&server));
+        let transport = match Transport::new(&self.transport_options) {
+            Ok(transport) => transport,
+            Err(err) => {
+                // A missing CA file or a malformed proxy: only new settings can help.
+                self.update(|status| status.problem = Some(err.to_string()));
+                self.transport = None;
+                return self.until_connect().await;
+            }
+        };
+        self.transport = Some(transport.clone());
         let mut attempt = 0;
         let settings = loop {
             tokio::select! {
-                answer = auth::server_auth(&server) => match answer {
+                answer = auth::server_auth(&transport, &server) => match answer {
                     Ok(settings) => break settings,
                     Err(err) => {
                         attempt += 1;
@@ -414,7 +433,10 @@ impl Worker {
     async fn signed_in_session(&mut self, issuer: &str, client_id: &str, audience: &str) -> Next {
         let mut attempt = 0;
         let provider = loop {
-            match Provider::discover(issuer, client_id, audience).await {
+            let Some(transport) = self.transport.clone() else {
+                return self.until_connect().await;
+            };
+            match Provider::discover(&transport, issuer, client_id, audience).await {
                 Ok(provider) => break provider,
                 Err(err) => {
                     attempt += 1;
@@ -579,7 +601,7 @@ impl Worker {
         &mut self,
         mut signed_in: Option<(&mut Credentials, Access)>,
     ) -> (Option<Next>, bool) {
-        let mut follower = Follower::new(&self.server, "monti-desktop", self.subscription.clone());
+        let mut follower = self.follower();
         if let Some((_, access)) = &signed_in {
             follower = follower.with_token(&access.token);
         }
@@ -628,11 +650,7 @@ impl Worker {
                                     },
                                 }
                             }
-                            follower = Follower::new(
-                                &self.server,
-                                "monti-desktop",
-                                self.subscription.clone(),
-                            );
+                            follower = self.follower();
                             if let Some((_, access)) = &signed_in {
                                 follower = follower.with_token(&access.token);
                             }
@@ -675,6 +693,15 @@ impl Worker {
                     self.fetch_details(token.as_deref()).await;
                 }
             }
+        }
+    }
+
+    /// A follower of the subscription on the server, through the session's transport.
+    fn follower(&self) -> Follower {
+        let follower = Follower::new(&self.server, "monti-desktop", self.subscription.clone());
+        match &self.transport {
+            Some(transport) => follower.with_transport(transport.clone()),
+            None => follower,
         }
     }
 
@@ -760,7 +787,8 @@ impl Worker {
         token: Option<&str>,
     ) -> Option<T> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let mut request = self.http.get(&url);
+        let transport = self.transport.as_ref()?;
+        let mut request = transport.http().get(&url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -768,7 +796,7 @@ impl Worker {
         match answer.await {
             Ok(value) => Some(value),
             Err(err) => {
-                tracing::warn!(%url, %err, "cannot read");
+                tracing::warn!(%url, err = transport.describe(&err).await, "cannot read");
                 None
             }
         }

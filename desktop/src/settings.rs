@@ -37,6 +37,11 @@ pub struct Settings {
     pub kiosk: bool,
     /// The wallboard's name, whose configuration the server keeps.
     pub wallboard: String,
+    /// A CA certificate file (PEM) trusted beside the system's store; empty for none.
+    pub ca_file: String,
+    /// A proxy for every connection, `http://[user:password@]host:port`; empty for the
+    /// environment's and the system's settings.
+    pub proxy: String,
 }
 
 impl Default for Settings {
@@ -51,6 +56,19 @@ impl Default for Settings {
             show_attention: true,
             kiosk: false,
             wallboard: "default".to_owned(),
+            ca_file: String::new(),
+            proxy: String::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// How to reach the server, from the CA file and proxy fields.
+    pub fn transport(&self) -> monti_client::TransportOptions {
+        let set = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
+        monti_client::TransportOptions {
+            ca_file: set(&self.ca_file).map(std::path::PathBuf::from),
+            proxy: set(&self.proxy),
         }
     }
 }

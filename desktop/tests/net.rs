@@ -138,9 +138,15 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     let repaints = Arc::new(AtomicUsize::new(0));
     let counter = repaints.clone();
     let wallboard = Some("hall-1".to_owned());
-    let net = Net::start(&url, Subscription::default(), wallboard, move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-    })
+    let net = Net::start(
+        &url,
+        Default::default(),
+        Subscription::default(),
+        wallboard,
+        move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        },
+    )
     .expect("network thread");
 
     until(&net, "the first snapshot", Duration::from_secs(30), |net| {

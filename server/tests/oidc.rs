@@ -405,7 +405,7 @@ async fn missing_or_bad_tokens_get_401_and_roles_limit_what_a_caller_may_do() {
             ..
         })
     ));
-    let connection = Connection::connect_with(&server.url, "wallboard", Some(&wall))
+    let connection = Connection::connect_with(&system(), &server.url, "wallboard", Some(&wall))
         .await
         .expect("connects");
     assert_eq!(
@@ -642,9 +642,12 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
     let server = TestServer::start(oidc_config(&db, &issuer)).await;
 
     // The app learns where to sign in from the server, without a token.
-    let settings = auth::server_auth(&server.url).await.expect("settings");
+    let settings = auth::server_auth(&system(), &server.url)
+        .await
+        .expect("settings");
     assert_eq!(settings.mode, "oidc");
     let provider = Provider::discover(
+        &system(),
         settings.issuer.as_deref().expect("issuer"),
         settings.client_id.as_deref().expect("client id"),
         settings.audience.as_deref().expect("audience"),
@@ -913,4 +916,9 @@ async fn a_wallboard_reads_thresholds_but_only_an_admin_changes_them_and_that_is
     assert!(audited, "the change is in the audit log");
     server.stop().await.expect("stops");
     db.drop_database().await;
+}
+
+/// The client's transport with the system's trust store and proxy settings.
+fn system() -> monti_client::Transport {
+    monti_client::Transport::system().expect("transport")
 }
