@@ -131,6 +131,13 @@ pub struct MeJson {
     pub subject: String,
     /// The caller's roles, for example `supervisor`, each once.
     pub roles: Vec<String>,
+    /// The caller's address as the server sees it (behind a load balancer: as its trusted
+    /// proxy forwarded it), for checking a proxy set-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Whether the caller reached the server over https (at the server or at its trusted proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<bool>,
 }
 
 /// When time in a state turns an agent's tile amber, then red.

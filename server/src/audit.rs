@@ -6,6 +6,7 @@
 //! tokens cannot slow sign-ins down. Tokens are never recorded.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,8 +48,9 @@ impl Audit {
         }
     }
 
-    /// A request carried a valid token; recorded once per subject and day.
-    pub fn signed_in(&self, subject: &str, roles: &str) {
+    /// A request carried a valid token; recorded once per subject and day, with the client's
+    /// address when known.
+    pub fn signed_in(&self, subject: &str, roles: &str, from: Option<IpAddr>) {
         let today = now_ms() / DAY_MS;
         {
             // Short section, no await: a std Mutex is right.
@@ -63,7 +65,11 @@ impl Audit {
                 return;
             }
         }
-        self.record(Some(subject), "sign_in", format!("roles: {roles}"));
+        self.record(
+            Some(subject),
+            "sign_in",
+            format!("roles: {roles}{}", from_text(from)),
+        );
     }
 
     /// Someone changed configuration.
@@ -72,9 +78,14 @@ impl Audit {
     }
 
     /// A request was refused for its token (the subject is known only when the token was valid).
-    pub fn refused(&self, subject: Option<&str>, reason: &str) {
-        self.record(subject, "refused", reason.to_owned());
+    pub fn refused(&self, subject: Option<&str>, reason: &str, from: Option<IpAddr>) {
+        self.record(subject, "refused", format!("{reason}{}", from_text(from)));
     }
+}
+
+/// ` from ADDRESS`, or nothing when the address is not known.
+fn from_text(from: Option<IpAddr>) -> String {
+    from.map(|addr| format!(" from {addr}")).unwrap_or_default()
 }
 
 /// Writes queued audit events in batches until the queue closes; retries a failed batch once.

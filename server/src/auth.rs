@@ -11,6 +11,8 @@
 //! it, and the configured group bindings turn its groups into role bindings, with team and site
 //! names resolved against the floor.
 
+use std::net::IpAddr;
+
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -220,7 +222,13 @@ impl Authenticator {
 
     /// Identifies the caller of a request. A missing or refused token is 401; a valid token
     /// whose groups map to no role is 403. Tokens are never logged.
-    pub async fn caller(&self, headers: &HeaderMap, state: &AppState) -> Result<Caller, Error> {
+    /// `from` is the client's address, for the audit log.
+    pub async fn caller(
+        &self,
+        headers: &HeaderMap,
+        from: Option<IpAddr>,
+        state: &AppState,
+    ) -> Result<Caller, Error> {
         if let Authenticator::None = self {
             return Ok(Caller::local_admin());
         }
@@ -233,18 +241,23 @@ impl Authenticator {
             state.metrics.auth_failure("missing");
             return Err(Error::Unauthorized);
         };
-        self.caller_of_token(token, state).await
+        self.caller_of_token(token, from, state).await
     }
 
     /// Identifies the holder of `token` (see [`Authenticator::caller`]).
-    pub async fn caller_of_token(&self, token: &str, state: &AppState) -> Result<Caller, Error> {
+    pub async fn caller_of_token(
+        &self,
+        token: &str,
+        from: Option<IpAddr>,
+        state: &AppState,
+    ) -> Result<Caller, Error> {
         let Authenticator::Oidc { verifier, bindings } = self else {
             return Ok(Caller::local_admin());
         };
         let identity = verifier.verify(token).await.map_err(|err| {
             tracing::debug!(reason = %err, "token refused");
             state.metrics.auth_failure(err.reason());
-            state.audit.refused(None, err.reason());
+            state.audit.refused(None, err.reason(), from);
             Error::Unauthorized
         })?;
         let caller = state
@@ -255,7 +268,7 @@ impl Authenticator {
             state.metrics.auth_failure("no_role");
             state
                 .audit
-                .refused(Some(&identity.subject), "no group maps to a role");
+                .refused(Some(&identity.subject), "no group maps to a role", from);
             return Err(Error::Forbidden);
         }
         let roles: Vec<String> = caller
@@ -263,7 +276,9 @@ impl Authenticator {
             .iter()
             .map(|binding| format!("{:?}", binding.role))
             .collect();
-        state.audit.signed_in(&caller.subject, &roles.join(", "));
+        state
+            .audit
+            .signed_in(&caller.subject, &roles.join(", "), from);
         Ok(caller)
     }
 }
@@ -314,7 +329,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Error> {
-        state.auth.caller(&parts.headers, state).await
+        let from = parts
+            .extensions
+            .get::<crate::peer::Peer>()
+            .map(|peer| peer.addr);
+        state.auth.caller(&parts.headers, from, state).await
     }
 }
 

@@ -213,6 +213,14 @@ pub struct ServerConfig {
     /// Kernel send buffer per viewer socket in bytes; 0 leaves it to the operating system.
     /// A fixed size bounds kernel memory per viewer and makes a slow viewer show up sooner.
     pub socket_send_buffer: usize,
+    /// Certificate chain (PEM) for serving https and wss directly; empty serves plain http
+    /// (behind a TLS-terminating load balancer). Reloaded when the file changes.
+    pub tls_cert: String,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1); set with `tls_cert`.
+    pub tls_key: String,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and `X-Forwarded-Proto`
+    /// headers are believed; from anyone else they are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -227,11 +235,36 @@ impl Default for ServerConfig {
             send_timeout_secs: 10,
             snapshot_chunk_agents: 4_096,
             socket_send_buffer: 0,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl ServerConfig {
+    /// Whether the server serves TLS itself.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.is_empty()
+    }
+
+    /// [`ServerConfig::trusted_proxies`] as address ranges (a bare address is a range of one).
+    pub fn trusted_proxy_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "server.trusted_proxies: {text:?} is not an address or a CIDR range"
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// [`ServerConfig::tick_ms`] as a duration.
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms)
@@ -383,6 +416,17 @@ pub struct Cli {
     /// Kernel send buffer per viewer socket in bytes, 0 for the OS default [default: 0].
     #[arg(long, env = "MONTI_SERVER_SOCKET_SEND_BUFFER")]
     pub socket_send_buffer: Option<usize>,
+    /// Certificate chain (PEM) to serve https and wss with, reloaded when it changes; empty
+    /// serves plain http [default: empty].
+    #[arg(long, env = "MONTI_SERVER_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// Private key (PEM) of the TLS certificate [default: empty].
+    #[arg(long, env = "MONTI_SERVER_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<String>,
+    /// Comma-separated addresses or CIDR ranges of proxies whose X-Forwarded-For and
+    /// X-Forwarded-Proto are believed [default: none].
+    #[arg(long, env = "MONTI_SERVER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 
     /// Database URL: sqlite://FILE or postgres://... [default: sqlite://data/monti.db].
     #[arg(long, env = "MONTI_DATABASE_URL")]
@@ -543,6 +587,10 @@ impl Cli {
             &mut server.snapshot_chunk_agents,
             &self.snapshot_chunk_agents,
         );
+        set(&mut server.socket_send_buffer, &self.socket_send_buffer);
+        set(&mut server.tls_cert, &self.tls_cert);
+        set(&mut server.tls_key, &self.tls_key);
+        set(&mut server.trusted_proxies, &self.trusted_proxies);
         let database = &mut config.database;
         set(&mut database.url, &self.database_url);
         set(
@@ -639,6 +687,10 @@ impl Config {
                 monti_protocol::codec::MAX_CHUNK_AGENTS
             );
         }
+        if server.tls_cert.is_empty() != server.tls_key.is_empty() {
+            bail!("server.tls_cert and server.tls_key go together: set both, or neither");
+        }
+        server.trusted_proxy_nets()?;
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             bail!("database.url must start with sqlite: or postgres://");

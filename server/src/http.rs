@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use monti_protocol::floor::Floor;
 use monti_protocol::ingest::{HistoryEntryJson, HistoryPageJson};
 use monti_protocol::model::{Grouping, StateKind};
@@ -28,6 +28,7 @@ use crate::AppState;
 use crate::auth::{Action, Caller};
 use crate::config::AuthMode;
 use crate::db::AuditEvent;
+use crate::peer::Peer;
 
 /// What a handler can fail with; mapped to a status and a JSON body once, here.
 #[derive(Debug, thiserror::Error)]
@@ -343,7 +344,7 @@ async fn history(
     }))
 }
 
-async fn me(caller: Caller) -> Json<MeJson> {
+async fn me(caller: Caller, peer: Option<Extension<Peer>>) -> Json<MeJson> {
     let mut roles: Vec<String> = Vec::new();
     for binding in &caller.bindings {
         let name = binding.role.name().to_owned();
@@ -354,6 +355,8 @@ async fn me(caller: Caller) -> Json<MeJson> {
     Json(MeJson {
         subject: caller.subject,
         roles,
+        address: peer.as_ref().map(|peer| peer.addr.to_string()),
+        https: peer.map(|peer| peer.https),
     })
 }
 

@@ -10,6 +10,8 @@
 //! - [`http`]: REST, health, readiness and metrics, and the error type.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
+//! - [`tls`]: serving https and wss directly, with certificate reload.
+//! - [`peer`]: the client's address and scheme, forwarded only by trusted proxies.
 //!
 //! [`run`] wires them together; `main.rs` only parses configuration and sets up logging.
 
@@ -22,11 +24,14 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod peer;
 pub mod share;
 pub mod sim;
 pub mod stream;
+pub mod tls;
 pub mod token;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +74,8 @@ pub struct AppState {
     pub ingest: ingest::Ingest,
     /// With Redis: whether this server has joined the shared floor.
     pub joined: Option<share::Joined>,
+    /// `[server] trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// The whole HTTP surface: one router per concern, merged here.
@@ -80,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .merge(amazon_connect::router())
         .merge(http::ops_router())
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            peer::layer,
+        ))
         .with_state(state)
 }
 
@@ -148,6 +159,7 @@ pub async fn run(
         tasks: TaskTracker::new(),
         ingest: ingest.clone(),
         joined: share.as_ref().map(|share| share.joined.clone()),
+        trusted_proxies: Arc::new(config.server.trusted_proxy_nets()?),
     };
     let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
     let ticker = tokio::spawn(tick(live.clone(), config.server.tick(), background.clone()));
@@ -185,26 +197,44 @@ pub async fn run(
             tracing::info!(issuer = %config.auth.issuer, "sign-in through OpenID Connect")
         }
     }
-    tracing::info!(%addr, agents = live.read(monti_protocol::floor::Floor::n_agents), database = ?db.engine(), "monti-server listening");
+    let scheme = if config.server.tls() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, agents = live.read(monti_protocol::floor::Floor::n_agents), database = ?db.engine(), "monti-server listening");
     let send_buffer = config.server.socket_send_buffer;
-    let listener = listener.tap_io(move |tcp| {
+    let tune = move |tcp: &tokio::net::TcpStream| {
         // Deltas are small and latency matters more than packet count.
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
         if send_buffer > 0
-            && let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+            && let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer)
         {
             tracing::debug!(%err, "cannot set the socket send buffer");
         }
-    });
+    };
     let tasks = state.tasks.clone();
     // Kept until shutdown so the audit queue outlives every request that records into it.
     let state_for_shutdown = state.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("server failed")?;
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = if config.server.tls() {
+        let listener = tls::listen(
+            listener,
+            Path::new(&config.server.tls_cert),
+            Path::new(&config.server.tls_key),
+            tune,
+            metrics.clone(),
+            background.clone(),
+        )?;
+        // axum knows the peer address of a tapped listener's connections (ConnectInfo); the tap
+        // itself has nothing to do, the socket was tuned before the handshake.
+        axum::serve(listener.tap_io(|_| {}), app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+    } else {
+        axum::serve(listener.tap_io(move |tcp| tune(tcp)), app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+    };
+    served.context("server failed")?;
 
     tracing::info!("shutting down: closing viewers");
     shutdown.cancel();

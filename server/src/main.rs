@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if cli.healthcheck {
-        return healthcheck(config.server.listen);
+        return healthcheck(&config.server);
     }
     let filter = EnvFilter::try_new(&config.log.filter)
         .with_context(|| format!("invalid log filter {:?}", config.log.filter))?;
@@ -62,10 +62,11 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// `GET /readyz` on the configured address with a plain HTTP/1.0 request; Ok when it answers 200.
-fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// `GET /readyz` on the configured address with a plain HTTP/1.0 request (over TLS when the
+/// server serves it, accepting exactly its own certificate); Ok when it answers 200.
+fn healthcheck(server: &monti_server::config::ServerConfig) -> anyhow::Result<()> {
     use std::io::{Read, Write};
-    let mut addr = listen;
+    let mut addr = server.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -73,9 +74,25 @@ fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let request = b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n";
     let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    if server.tls() {
+        let config =
+            monti_server::tls::health_check_client(std::path::Path::new(&server.tls_cert))?;
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+        let mut tls = rustls::StreamOwned::new(connection, stream);
+        tls.write_all(request)?;
+        // A server closing without close_notify still sent the whole answer (HTTP/1.0).
+        if let Err(err) = tls.read_to_string(&mut response)
+            && err.kind() != std::io::ErrorKind::UnexpectedEof
+        {
+            return Err(err.into());
+        }
+    } else {
+        stream.write_all(request)?;
+        stream.read_to_string(&mut response)?;
+    }
     let status = response.lines().next().unwrap_or_default();
     anyhow::ensure!(
         status.split_whitespace().nth(1) == Some("200"),

@@ -74,6 +74,10 @@ pub struct Metrics {
     pub audit_dropped: Counter,
     /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
     pub auth_failures: Family<CodeLabel, Counter>,
+    /// TLS certificate loads after the first: `code` is `loaded` or `failed` (kept the old one).
+    pub tls_reloads: Family<CodeLabel, Counter>,
+    /// When the served TLS certificate expires, seconds since the Unix epoch (0 without TLS).
+    pub tls_cert_expiry: Gauge,
     /// Agents on the floor.
     pub floor_agents: Gauge,
     /// Resident memory of the server process (read at scrape time).
@@ -113,6 +117,8 @@ impl Metrics {
             floor_reloads: Counter::default(),
             auth_failures: Family::default(),
             audit_dropped: Counter::default(),
+            tls_reloads: Family::default(),
+            tls_cert_expiry: Gauge::default(),
             floor_agents: Gauge::default(),
             resident_memory_bytes: Gauge::default(),
             cpu_seconds: Gauge::default(),
@@ -216,6 +222,16 @@ impl Metrics {
             m.auth_failures.clone(),
         );
         registry.register(
+            "tls_reloads",
+            "TLS certificate reloads, loaded or failed (the old one kept)",
+            m.tls_reloads.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "When the served TLS certificate expires, Unix seconds",
+            m.tls_cert_expiry.clone(),
+        );
+        registry.register(
             "floor_agents",
             "Agents on the floor",
             m.floor_agents.clone(),
@@ -241,6 +257,15 @@ impl Metrics {
         self.refused
             .get_or_create(&CodeLabel {
                 code: format!("{code:?}"),
+            })
+            .inc();
+    }
+
+    /// Counts a TLS certificate reload: `loaded` or `failed`.
+    pub fn tls_reload(&self, outcome: &str) {
+        self.tls_reloads
+            .get_or_create(&CodeLabel {
+                code: outcome.to_owned(),
             })
             .inc();
     }

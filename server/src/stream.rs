@@ -360,7 +360,7 @@ impl Connection {
         let state = &self.state;
         let caller = state
             .auth
-            .caller_of_token(token, state)
+            .caller_of_token(token, None, state)
             .await
             .map_err(|_| {
                 Closing::new(

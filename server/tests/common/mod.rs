@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this.
 
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,7 +39,10 @@ impl TestServer {
         ));
         let mut server = TestServer {
             addr,
-            url: format!("http://{addr}"),
+            url: format!(
+                "{}://{addr}",
+                if config.server.tls() { "https" } else { "http" }
+            ),
             config,
             shutdown,
             handle: Some(handle),
@@ -47,7 +52,11 @@ impl TestServer {
     }
 
     async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
+        // Only asks whether it is up: whether its certificate is trusted is for the test.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("client");
         for _ in 0..200 {
             if self
                 .handle
@@ -82,7 +91,13 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(format!("{}{path}", self.url))
+        // Tests of TLS check certificates with the client's own transport; this is for data.
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", self.url))
+            .send()
             .await
             .expect("request")
     }
@@ -301,7 +316,13 @@ impl ServerProcess {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(format!("{}{path}", self.url))
+        // Tests of TLS check certificates with the client's own transport; this is for data.
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", self.url))
+            .send()
             .await
             .expect("request")
     }
