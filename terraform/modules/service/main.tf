@@ -400,6 +400,8 @@ resource "aws_ecs_task_definition" "this" {
       MONTI_SIMULATOR_ENABLED     = tostring(var.simulator_enabled)
       MONTI_SERVER_TICK_MS        = "100"
       MONTI_SERVER_KEEPALIVE_SECS = "10"
+      # The ALB terminates TLS; the client's address and scheme come in its forwarded headers.
+      MONTI_SERVER_TRUSTED_PROXIES = join(",", var.trusted_proxy_cidrs)
     }, var.extra_environment) : { name = key, value = value }]
     secrets = [for key, arn in var.secret_environment : { name = key, valueFrom = arn }]
     healthCheck = {

@@ -23,6 +23,11 @@ variable "service_security_group_id" {
   type        = string
 }
 
+variable "trusted_proxy_cidrs" {
+  description = "Where the load balancer's requests come from (the VPC): only their X-Forwarded-For and X-Forwarded-Proto are believed."
+  type        = list(string)
+}
+
 variable "allowed_ingress_cidrs" {
   description = "Networks allowed to reach the load balancer, for example the company's egress ranges."
   type        = list(string)

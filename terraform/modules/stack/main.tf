@@ -127,6 +127,7 @@ module "service" {
   private_subnet_ids        = module.network.private_subnet_ids
   service_security_group_id = aws_security_group.service.id
   allowed_ingress_cidrs     = var.allowed_ingress_cidrs
+  trusted_proxy_cidrs       = [module.network.cidr_block]
   certificate_arn           = var.certificate_arn
   ecr_repository_url        = data.aws_ecr_repository.server.repository_url
   ecr_repository_arn        = data.aws_ecr_repository.server.arn
