@@ -546,12 +546,29 @@ impl Frame<'_> {
             FontId::proportional(40.0 * scale),
             DIM_INK,
         );
+        // Why, so that whoever walks past can tell IT (a refused certificate, the proxy).
+        let problem = self.status.problem.clone().unwrap_or_default();
+        if !problem.is_empty() {
+            let galley = painter.layout(
+                problem.clone(),
+                FontId::proportional(30.0 * scale),
+                Color32::WHITE,
+                body.width() * 0.85,
+            );
+            let top_left = centre + Vec2::new(-galley.size().x / 2.0, 160.0 * scale);
+            painter.galley(top_left, galley, Color32::WHITE);
+        }
         ui.allocate_rect(body, egui::Sense::hover())
             .widget_info(|| {
+                let why = if problem.is_empty() {
+                    String::new()
+                } else {
+                    format!(". {problem}")
+                };
                 egui::WidgetInfo::labeled(
                     egui::Role::Alert,
                     true,
-                    format!("Data not live: last update at {since}, {age} ago"),
+                    format!("Data not live: last update at {since}, {age} ago{why}"),
                 )
             });
     }

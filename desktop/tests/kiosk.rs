@@ -142,6 +142,17 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
     assert!(label.ends_with(", 1:15 ago"), "{label}");
     assert!(harness.query_by_label("NOT LIVE").is_some());
 
+    // Why it is not live, for whoever walks past: here a certificate the wallboard refused.
+    let why = "connection failed: floor.example.com:443: the server's certificate for \
+               floor.example.com expired on 2026-11-29 00:00 UTC";
+    harness.state().net().status().problem = Some(why.to_owned());
+    harness.run();
+    let overlay = harness.get_by_role(Role::Alert);
+    let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
+        .label()
+        .unwrap_or_default();
+    assert!(label.ends_with(&format!("1:15 ago. {why}")), "{label}");
+
     // Reconnected, the snapshot on its way: the last live view stays without the overlay.
     harness.state().net().status().link = Link::Syncing;
     harness.run();

@@ -220,3 +220,41 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ca_file_is_shown_until_the_settings_change() {
+    let data = std::env::temp_dir().join(format!("monti-desktop-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("data dir");
+    let server = Server::start(free_port(), &data, 3);
+    let missing = data.join("no-such-ca.pem");
+    let transport = monti_client::TransportOptions {
+        ca_file: Some(missing.clone()),
+        proxy: None,
+    };
+    let net = Net::start(&server.url, transport, Subscription::default(), None, || {})
+        .expect("network thread");
+    until(
+        &net,
+        "the CA file problem",
+        Duration::from_secs(30),
+        |net| {
+            net.status()
+                .problem
+                .as_deref()
+                .is_some_and(|problem| problem.contains("no-such-ca.pem"))
+        },
+    )
+    .await;
+    assert_ne!(net.status().link, Link::Live);
+    // Without the file the same server streams.
+    net.send(Command::Connect {
+        server: server.url.clone(),
+        transport: Default::default(),
+    });
+    until(&net, "the stream", Duration::from_secs(30), |net| {
+        net.status().link == Link::Live
+    })
+    .await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}

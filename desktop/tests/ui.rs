@@ -411,6 +411,14 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
             .is_some()
     );
     assert!(harness.query_by_label("LIVE").is_none());
+
+    // Why, in the connection bar: a certificate the app refused, in one line.
+    let why = "connection failed: floor.example.com:443: the server's certificate was issued by \
+               \"CN=Example Corp CA\", which this computer does not trust; install that CA in the \
+               system's store or pass it with --ca-file";
+    harness.state().net().status().problem = Some(why.to_owned());
+    harness.run();
+    assert!(harness.query_by_label(why).is_some());
 }
 
 #[test]
@@ -490,4 +498,41 @@ fn tiles_sort_by_time_in_state_longest_first() {
         "{first_tile} should be {}",
         longest.info.name
     );
+}
+
+#[test]
+fn settings_take_a_company_ca_file_and_a_proxy_for_the_next_connection() {
+    let (mut harness, mut commands, _floor) = floor_screen(50);
+    harness.get_by_label("Settings").click();
+    harness.run();
+    for (field, text) in [
+        (
+            "Company CA file (PEM), beside the system's",
+            "/etc/monti/company-ca.pem",
+        ),
+        (
+            "Proxy (empty: the system's)",
+            "http://desk:pw@proxy.example.com:3128",
+        ),
+    ] {
+        harness.get_by_label(field).focus();
+        harness.run();
+        harness.get_by_label(field).type_text(text);
+        harness.run();
+    }
+    harness.get_by_label("Connect").click();
+    harness.run();
+    assert_eq!(
+        drain(&mut commands),
+        vec![Command::Connect {
+            server: monti_desktop::settings::DEFAULT_SERVER.to_owned(),
+            transport: monti_client::TransportOptions {
+                ca_file: Some("/etc/monti/company-ca.pem".into()),
+                proxy: Some("http://desk:pw@proxy.example.com:3128".to_owned()),
+            },
+        }]
+    );
+    let settings = &harness.state().settings;
+    assert_eq!(settings.ca_file, "/etc/monti/company-ca.pem");
+    assert_eq!(settings.proxy, "http://desk:pw@proxy.example.com:3128");
 }
