@@ -4,15 +4,19 @@
 // JWT access tokens for the API audience that carry the user's groups.
 //
 // Environment: PORT (default 9400); KEY_ID (default test-es256-1), so a restart with another id
-// looks like a key rotation to the server.
+// looks like a key rotation to the server; TLS_CERT and TLS_KEY (PEM files) serve https, with
+// the issuer https://localhost:PORT.
 //
 // Test accounts: any password; the account id decides the groups.
 
 import Provider from 'oidc-provider';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
 
 const port = Number(process.env.PORT || 9400);
-const issuer = `http://127.0.0.1:${port}`;
+const tls = process.env.TLS_CERT && process.env.TLS_KEY;
+const issuer = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const signingKey = {
   ...privateKey.export({ format: 'jwk' }),
@@ -64,4 +68,10 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
 });
 
-provider.listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));
+const listening = () => console.log(`oidc-provider listening on ${issuer}`);
+if (tls) {
+  const options = { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) };
+  createServer(options, provider.callback()).listen(port, '127.0.0.1', listening);
+} else {
+  provider.listen(port, '127.0.0.1', listening);
+}
