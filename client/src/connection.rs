@@ -147,7 +147,12 @@ impl Connection {
             .max_frame_size(Some(monti_protocol::codec::MAX_SERVER_FRAME));
         let uri = request.uri().clone();
         let scheme = uri.scheme_str().unwrap_or("ws").to_owned();
-        let host = uri.host().unwrap_or_default().to_owned();
+        // Without the brackets of an IPv6 literal: the transport adds them where they belong.
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "wss" { 443 } else { 80 });

@@ -132,6 +132,36 @@ async fn rest_stream_and_load_run_over_the_servers_own_tls() {
         "metrics read over https"
     );
 
+    // Clients that connect and never finish a handshake (or send garbage) hold up nobody.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connects"),
+        );
+    }
+    let mut garbage = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connects");
+    tokio::io::AsyncWriteExt::write_all(&mut garbage, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut answer = Vec::new();
+    // Refused at once (a TLS alert), well before the 10 s handshake limit, and never served.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut garbage, &mut answer),
+    )
+    .await
+    .expect("garbage is closed at once");
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    assert_eq!(
+        snapshot_agents(&transport(Some(&ca_file), None), &server.url).await,
+        300
+    );
+    drop(idle);
+
     // Plain http on the TLS port is not served.
     let plain = server.url.replace("https://", "http://");
     assert!(auth::server_auth(&client, &plain).await.is_err());
@@ -512,6 +542,22 @@ async fn rest_and_the_stream_pass_through_a_forward_proxy() {
     );
     plain.stop().await.expect("stops");
     plain_db.drop_database().await;
+
+    // An IPv6 literal, straight and through the tunnel.
+    let v6_db = TestDb::sqlite();
+    let v6 = TestServer::start_at("[::1]:0".parse().expect("addr"), test_config(&v6_db)).await;
+    assert!(v6.url.starts_with("http://[::1]:"), "{}", v6.url);
+    assert_eq!(snapshot_agents(&transport(None, None), &v6.url).await, 300);
+    assert_eq!(snapshot_agents(&via_plain, &v6.url).await, 300);
+    assert!(
+        open_proxy
+            .log()
+            .contains(&format!("CONNECT [::1]:{}", v6.addr.port())),
+        "{}",
+        open_proxy.log()
+    );
+    v6.stop().await.expect("stops");
+    v6_db.drop_database().await;
     server.stop().await.expect("stops");
     db.drop_database().await;
     let _ = std::fs::remove_dir_all(dir);
