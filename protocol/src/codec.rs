@@ -135,14 +135,20 @@ fn decode<T: DeserializeOwned + Validate>(
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
+    let mut msg = msg;
     msg.validate()?;
     Ok(msg)
 }
 
 /// Limits checked after decoding, beyond what the frame size already bounds.
+///
+/// A client's message that breaks one is refused. A server's names are the exception: a name
+/// over [`MAX_NAME_BYTES`] (from an older server, or stored before the limit held) is cut to fit
+/// with [`crate::names::CUT_MARK`] at its end, so that the viewer sees the agent with a visibly
+/// shortened name instead of losing the whole stream to one name.
 pub trait Validate {
-    /// Returns the first limit the value breaks.
-    fn validate(&self) -> Result<(), DecodeError>;
+    /// Returns the first limit the value breaks; fits what may be fitted.
+    fn validate(&mut self) -> Result<(), DecodeError>;
 }
 
 fn check(ok: bool, what: &'static str) -> Result<(), DecodeError> {
@@ -157,8 +163,15 @@ fn check_name(name: &str) -> Result<(), DecodeError> {
     check(name.len() <= MAX_NAME_BYTES, "name longer than 256 bytes")
 }
 
+/// Cuts a name from a server to [`MAX_NAME_BYTES`] (see [`Validate`]).
+fn fit(name: &mut String) {
+    if name.len() > MAX_NAME_BYTES {
+        *name = crate::names::shown_name(name);
+    }
+}
+
 impl Validate for ClientMsg {
-    fn validate(&self) -> Result<(), DecodeError> {
+    fn validate(&mut self) -> Result<(), DecodeError> {
         match self {
             ClientMsg::Hello(hello) => check_name(&hello.client_name),
             ClientMsg::Subscribe(sub) => sub.validate(),
@@ -170,7 +183,7 @@ impl Validate for ClientMsg {
 }
 
 impl Validate for Subscription {
-    fn validate(&self) -> Result<(), DecodeError> {
+    fn validate(&mut self) -> Result<(), DecodeError> {
         check(
             self.teams.len() <= MAX_FILTER_IDS,
             "too many teams in filter",
@@ -183,7 +196,7 @@ impl Validate for Subscription {
 }
 
 impl Validate for ServerMsg {
-    fn validate(&self) -> Result<(), DecodeError> {
+    fn validate(&mut self) -> Result<(), DecodeError> {
         match self {
             ServerMsg::Hello(hello) => {
                 check_name(&hello.server_name)?;
@@ -214,7 +227,7 @@ impl Validate for ServerMsg {
 }
 
 impl Validate for SnapshotChunk {
-    fn validate(&self) -> Result<(), DecodeError> {
+    fn validate(&mut self) -> Result<(), DecodeError> {
         check(
             self.roster.len() <= MAX_CHUNK_AGENTS,
             "too many roster entries in chunk",
@@ -223,14 +236,14 @@ impl Validate for SnapshotChunk {
             self.agents.len() <= MAX_CHUNK_AGENTS,
             "too many agents in chunk",
         )?;
-        for info in &self.roster {
-            check_name(&info.name)?;
+        for info in &mut self.roster {
+            fit(&mut info.name);
             check(info.id.0 <= MAX_AGENT_ID, "agent id out of range")?;
         }
         for live in &self.agents {
             check(live.id.0 <= MAX_AGENT_ID, "agent id out of range")?;
         }
-        if let Some(header) = &self.header {
+        if let Some(header) = &mut self.header {
             header.validate()?;
         }
         Ok(())
@@ -238,42 +251,42 @@ impl Validate for SnapshotChunk {
 }
 
 impl Validate for SnapshotHeader {
-    fn validate(&self) -> Result<(), DecodeError> {
-        for site in &self.sites {
-            check_name(&site.name)?;
+    fn validate(&mut self) -> Result<(), DecodeError> {
+        for site in &mut self.sites {
+            fit(&mut site.name);
         }
-        for team in &self.teams {
-            check_name(&team.name)?;
+        for team in &mut self.teams {
+            fit(&mut team.name);
         }
-        for reason in &self.reasons {
-            check_name(&reason.code)?;
-            check_name(&reason.label)?;
+        for reason in &mut self.reasons {
+            fit(&mut reason.code);
+            fit(&mut reason.label);
         }
         Ok(())
     }
 }
 
 impl Validate for Delta {
-    fn validate(&self) -> Result<(), DecodeError> {
+    fn validate(&mut self) -> Result<(), DecodeError> {
         for change in &self.changes {
             check(change.agent.0 <= MAX_AGENT_ID, "agent id out of range")?;
         }
-        for change in &self.roster {
+        for change in &mut self.roster {
             use crate::message::RosterChange;
             match change {
                 RosterChange::AgentUpserted(info) => {
-                    check_name(&info.name)?;
+                    fit(&mut info.name);
                     check(info.id.0 <= MAX_AGENT_ID, "agent id out of range")?;
                 }
                 RosterChange::AgentRemoved(id) => {
                     check(id.0 <= MAX_AGENT_ID, "agent id out of range")?;
                 }
-                RosterChange::TeamUpserted(team) => check_name(&team.name)?,
-                RosterChange::SiteUpserted(site) => check_name(&site.name)?,
+                RosterChange::TeamUpserted(team) => fit(&mut team.name),
+                RosterChange::SiteUpserted(site) => fit(&mut site.name),
                 RosterChange::TeamRemoved(_) | RosterChange::SiteRemoved(_) => {}
                 RosterChange::ReasonUpserted(reason) => {
-                    check_name(&reason.code)?;
-                    check_name(&reason.label)?;
+                    fit(&mut reason.code);
+                    fit(&mut reason.label);
                 }
             }
         }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::StateKind;
 
-/// The longest event id, external id, name or reason code the API accepts, in bytes.
+/// The longest event id or external (agent) id the API accepts, in bytes. Names, team and site
+/// names and reason codes follow [`crate::names`] (at most [`crate::names::MAX_NAME_BYTES`]).
 pub const MAX_ID_LEN: usize = 512;
 
 /// `POST /api/v1/events`: a batch of agent state events.
@@ -58,7 +59,7 @@ impl AgentEventJson {
             ("site", &self.site),
         ] {
             if let Some(value) = value {
-                check_id(field, value)?;
+                check_name(field, value)?;
             }
         }
         let state = StateKind::from_name(&self.state)
@@ -100,15 +101,28 @@ pub const INGEST_STATES: [&str; 7] = [
     "offline",
 ];
 
-fn check_id(field: &str, value: &str) -> Result<(), String> {
+/// A name, team, site or reason code as [`crate::names`] allows it.
+pub fn check_name(field: &str, value: &str) -> Result<(), String> {
+    match crate::names::name_problem(value) {
+        None => Ok(()),
+        Some(problem) => Err(format!("{field} {problem}")),
+    }
+}
+
+/// An event id or external id: not blank, at most [`MAX_ID_LEN`] bytes, no invisible
+/// characters.
+pub fn check_id(field: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         return Err(format!("{field} is empty"));
     }
     if value.len() > MAX_ID_LEN {
         return Err(format!("{field} is longer than {MAX_ID_LEN} bytes"));
     }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{field} contains control characters"));
+    if let Some(c) = value.chars().find(|&c| crate::names::is_invisible(c)) {
+        return Err(format!(
+            "{field} contains the invisible character U+{:04X}",
+            u32::from(c)
+        ));
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod floor;
 pub mod ingest;
 pub mod message;
 pub mod model;
+pub mod names;
 pub mod rest;
 pub mod scope;
 pub mod tick;

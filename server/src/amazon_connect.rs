@@ -26,6 +26,7 @@ use axum::routing::post;
 use base64::Engine;
 use monti_protocol::ingest::AgentEventJson;
 use monti_protocol::model::StateKind;
+use monti_protocol::names::fit_name;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -246,7 +247,7 @@ pub fn read_record(
     let level = |n: u8| -> Option<String> {
         let groups = configuration?.agent_hierarchy_groups.as_ref()?;
         let group = groups.get(&format!("Level{n}"))?.as_ref()?;
-        Some(group.name.clone()).filter(|name| !name.trim().is_empty())
+        Some(fit_name(&group.name)).filter(|name| !name.is_empty())
     };
     let name = configuration.and_then(|configuration| {
         let full = [&configuration.first_name, &configuration.last_name]
@@ -255,9 +256,10 @@ pub fn read_record(
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        Some(full)
-            .filter(|full| !full.trim().is_empty())
-            .or_else(|| configuration.username.clone())
+        Some(fit_name(&full))
+            .filter(|full| !full.is_empty())
+            .or_else(|| configuration.username.as_deref().map(fit_name))
+            .filter(|name| !name.is_empty())
     });
     let json = AgentEventJson {
         event_id: record.event_id,
@@ -318,11 +320,12 @@ fn map_snapshot(snapshot: &Snapshot, event_time: Option<&str>) -> Result<Mapped,
         Some("ROUTABLE") => (StateKind::Available, None),
         Some("OFFLINE") => (StateKind::Offline, None),
         _ => {
-            let code = reason_code(&status.name);
+            // Status names are the contact center's to choose: made to fit, never refused.
+            let code = fit_name(&reason_code(&status.name));
             if code.is_empty() {
                 return Err("a custom AgentStatus without a name".to_owned());
             }
-            (StateKind::NotReady, Some((code, status.name.clone())))
+            (StateKind::NotReady, Some((code, fit_name(&status.name))))
         }
     };
     Ok(Mapped {

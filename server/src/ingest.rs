@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::routing::post;
 use monti_protocol::ingest::{
     AgentEventJson, EventBatchResultJson, EventResultJson, MAX_ID_LEN, Outcome, RosterSyncJson,
-    RosterSyncResultJson,
+    RosterSyncResultJson, check_id, check_name,
 };
 use monti_protocol::model::StateKind;
 use serde::Deserialize;
@@ -840,23 +840,12 @@ fn count_group(result: &mut RosterSyncResultJson, group: Group) {
 
 /// Checks a roster sync for what can be judged without the database.
 fn check_roster(sync: &RosterSyncJson) -> Result<(), String> {
-    let check = |what: &str, value: &str| -> Result<(), String> {
-        if value.trim().is_empty()
-            || value.len() > MAX_ID_LEN
-            || value.chars().any(char::is_control)
-        {
-            return Err(format!(
-                "{what} {value:?} must be 1 to {MAX_ID_LEN} bytes without control characters"
-            ));
-        }
-        Ok(())
-    };
     for (what, entries) in [("site", &sync.sites), ("team", &sync.teams)] {
         let mut names = HashSet::new();
         for entry in entries {
-            check(what, &entry.name)?;
+            check_name(what, &entry.name)?;
             if let Some(new_name) = &entry.rename_to {
-                check(what, new_name)?;
+                check_name(what, new_name)?;
             }
             if !names.insert(entry.name.as_str()) {
                 return Err(format!("{what} {:?} is listed twice", entry.name));
@@ -865,18 +854,18 @@ fn check_roster(sync: &RosterSyncJson) -> Result<(), String> {
     }
     let mut codes = HashSet::new();
     for reason in &sync.reasons {
-        check("reason code", &reason.code)?;
-        check("reason label", &reason.label)?;
+        check_name("reason code", &reason.code)?;
+        check_name("reason label", &reason.label)?;
         if !codes.insert(reason.code.as_str()) {
             return Err(format!("reason code {:?} is listed twice", reason.code));
         }
     }
     let mut agents = HashSet::new();
     for agent in &sync.agents {
-        check("agent", &agent.external_id)?;
-        check("agent name", &agent.name)?;
-        check("team", &agent.team)?;
-        check("site", &agent.site)?;
+        check_id("agent", &agent.external_id)?;
+        check_name("agent name", &agent.name)?;
+        check_name("team", &agent.team)?;
+        check_name("site", &agent.site)?;
         if !agents.insert(agent.external_id.as_str()) {
             return Err(format!("agent {:?} is listed twice", agent.external_id));
         }

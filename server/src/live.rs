@@ -24,6 +24,7 @@ use monti_protocol::message::{ErrorCode, Health, ServerMsg, Subscription};
 use monti_protocol::model::{
     AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, StateKind, Team, TeamId,
 };
+use monti_protocol::names::shown_name;
 use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
@@ -573,11 +574,10 @@ impl Inner {
                 let dense = *catalog.sites.entry(*id).or_insert(next);
                 catalog.site_ids.retain(|_, db_id| db_id != id);
                 catalog.site_ids.insert(name.clone(), *id);
-                if self.floor.site(dense).is_none_or(|site| site.name != *name) {
-                    self.pending.roster(RosterUpdate::Site(Site {
-                        id: dense,
-                        name: name.clone(),
-                    }));
+                let name = shown_name(name);
+                if self.floor.site(dense).is_none_or(|site| site.name != name) {
+                    self.pending
+                        .roster(RosterUpdate::Site(Site { id: dense, name }));
                 }
             }
             Change::Team { id, name } => {
@@ -585,11 +585,10 @@ impl Inner {
                 let dense = *catalog.teams.entry(*id).or_insert(next);
                 catalog.team_ids.retain(|_, db_id| db_id != id);
                 catalog.team_ids.insert(name.clone(), *id);
-                if self.floor.team(dense).is_none_or(|team| team.name != *name) {
-                    self.pending.roster(RosterUpdate::Team(Team {
-                        id: dense,
-                        name: name.clone(),
-                    }));
+                let name = shown_name(name);
+                if self.floor.team(dense).is_none_or(|team| team.name != name) {
+                    self.pending
+                        .roster(RosterUpdate::Team(Team { id: dense, name }));
                 }
             }
             Change::SiteGone { id } => {
@@ -612,15 +611,16 @@ impl Inner {
                 let next = ReasonId(dense_u16(catalog.reasons.len(), "reason codes")?);
                 let dense = *catalog.reasons.entry(*id).or_insert(next);
                 catalog.reason_ids.insert(code.clone(), *id);
+                let (code, label) = (shown_name(code), shown_name(label));
                 if self
                     .floor
                     .reason(dense)
-                    .is_none_or(|reason| reason.code != *code || reason.label != *label)
+                    .is_none_or(|reason| reason.code != code || reason.label != label)
                 {
                     self.pending.roster(RosterUpdate::Reason(ReasonCode {
                         id: dense,
-                        code: code.clone(),
-                        label: label.clone(),
+                        code,
+                        label,
                     }));
                 }
             }
@@ -672,7 +672,7 @@ impl Inner {
                 entry.name.clone_from(name);
                 let info = AgentInfo {
                     id: dense,
-                    name: name.clone(),
+                    name: shown_name(name),
                     team: team_dense,
                     site: site_dense,
                 };
