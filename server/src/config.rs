@@ -221,6 +221,15 @@ pub struct ServerConfig {
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and `X-Forwarded-Proto`
     /// headers are believed; from anyone else they are ignored.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a connection may take to send a request's header, counted from when the server
+    /// waits for one (so an idle kept-alive connection is closed after this too).
+    pub header_timeout_secs: u64,
+    /// Seconds a request (its body included) may take before it is answered 408; the stream
+    /// is not limited once upgraded.
+    pub request_timeout_secs: u64,
+    /// Open connections from one client address (trusted proxies are not counted); further
+    /// ones are closed at once.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -238,6 +247,9 @@ impl Default for ServerConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             trusted_proxies: Vec::new(),
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -427,6 +439,16 @@ pub struct Cli {
     /// X-Forwarded-Proto are believed [default: none].
     #[arg(long, env = "MONTI_SERVER_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds a connection may take to send a request header, idle kept-alive connections
+    /// included [default: 10].
+    #[arg(long, env = "MONTI_SERVER_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a request and its body may take before a 408 [default: 30].
+    #[arg(long, env = "MONTI_SERVER_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Open connections from one client address, trusted proxies not counted [default: 256].
+    #[arg(long, env = "MONTI_SERVER_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
 
     /// Database URL: sqlite://FILE or postgres://... [default: sqlite://data/monti.db].
     #[arg(long, env = "MONTI_DATABASE_URL")]
@@ -591,6 +613,12 @@ impl Cli {
         set(&mut server.tls_cert, &self.tls_cert);
         set(&mut server.tls_key, &self.tls_key);
         set(&mut server.trusted_proxies, &self.trusted_proxies);
+        set(&mut server.header_timeout_secs, &self.header_timeout_secs);
+        set(&mut server.request_timeout_secs, &self.request_timeout_secs);
+        set(
+            &mut server.max_connections_per_address,
+            &self.max_connections_per_address,
+        );
         let database = &mut config.database;
         set(&mut database.url, &self.database_url);
         set(
@@ -691,6 +719,15 @@ impl Config {
             bail!("server.tls_cert and server.tls_key go together: set both, or neither");
         }
         server.trusted_proxy_nets()?;
+        if server.header_timeout_secs == 0
+            || server.request_timeout_secs == 0
+            || server.max_connections_per_address == 0
+        {
+            bail!(
+                "server.header_timeout_secs, request_timeout_secs and max_connections_per_address \
+                 must be at least 1"
+            );
+        }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
             bail!("database.url must start with sqlite: or postgres://");

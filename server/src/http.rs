@@ -54,6 +54,9 @@ pub enum Error {
     /// The server cannot serve this now (full, starting, degraded).
     #[error("{0}")]
     Unavailable(String),
+    /// The request (its body included) took longer than `[server] request_timeout_secs`.
+    #[error("the request took longer than {0} s; send it again, faster or smaller")]
+    Timeout(u64),
     /// A failure inside the server; logged, never shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -79,6 +82,7 @@ impl IntoResponse for Error {
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             Error::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -91,6 +95,21 @@ impl IntoResponse for Error {
 impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Error {
         Error::BadRequest(rejection.body_text())
+    }
+}
+
+/// Answers 408 when a request, its body included, takes longer than `[server]
+/// request_timeout_secs` (a client trickling a body holds nothing for longer). An upgrade
+/// request is answered at once, so the stream itself is not limited.
+pub async fn deadline(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let secs = state.config.server.request_timeout_secs;
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Error::Timeout(secs).into_response(),
     }
 }
 

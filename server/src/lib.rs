@@ -10,6 +10,7 @@
 //! - [`http`]: REST, health, readiness and metrics, and the error type.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
+//! - [`listen`]: accepting connections (plain or TLS) with header deadlines and per-address caps.
 //! - [`tls`]: serving https and wss directly, with certificate reload.
 //! - [`peer`]: the client's address and scheme, forwarded only by trusted proxies.
 //!
@@ -22,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod live;
 pub mod metrics;
 pub mod peer;
@@ -38,7 +40,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -87,6 +88,10 @@ pub fn router(state: AppState) -> Router {
         .merge(amazon_connect::router())
         .merge(http::ops_router())
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             peer::layer,
@@ -214,27 +219,31 @@ pub async fn run(
     let tasks = state.tasks.clone();
     // Kept until shutdown so the audit queue outlives every request that records into it.
     let state_for_shutdown = state.clone();
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = if config.server.tls() {
-        let listener = tls::listen(
-            listener,
+    let tls = if config.server.tls() {
+        Some(tls::acceptor(
             Path::new(&config.server.tls_cert),
             Path::new(&config.server.tls_key),
-            tune,
             metrics.clone(),
             background.clone(),
-        )?;
-        // axum knows the peer address of a tapped listener's connections (ConnectInfo); the tap
-        // itself has nothing to do, the socket was tuned before the handshake.
-        axum::serve(listener.tap_io(|_| {}), app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
+        )?)
     } else {
-        axum::serve(listener.tap_io(move |tcp| tune(tcp)), app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
+        None
     };
-    served.context("server failed")?;
+    let limits = listen::Limits {
+        header_read: Duration::from_secs(config.server.header_timeout_secs),
+        per_address: config.server.max_connections_per_address,
+        trusted: state.trusted_proxies.clone(),
+    };
+    listen::serve(
+        listener,
+        tls,
+        router(state),
+        limits,
+        tune,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await;
 
     tracing::info!("shutting down: closing viewers");
     shutdown.cancel();

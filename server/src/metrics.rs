@@ -74,6 +74,8 @@ pub struct Metrics {
     pub audit_dropped: Counter,
     /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
     pub auth_failures: Family<CodeLabel, Counter>,
+    /// Connections closed as soon as they were accepted, by why (`too_many_from_address`).
+    pub connections_refused: Family<CodeLabel, Counter>,
     /// TLS certificate loads after the first: `code` is `loaded` or `failed` (kept the old one).
     pub tls_reloads: Family<CodeLabel, Counter>,
     /// When the served TLS certificate expires, seconds since the Unix epoch (0 without TLS).
@@ -117,6 +119,7 @@ impl Metrics {
             floor_reloads: Counter::default(),
             auth_failures: Family::default(),
             audit_dropped: Counter::default(),
+            connections_refused: Family::default(),
             tls_reloads: Family::default(),
             tls_cert_expiry: Gauge::default(),
             floor_agents: Gauge::default(),
@@ -222,6 +225,11 @@ impl Metrics {
             m.auth_failures.clone(),
         );
         registry.register(
+            "connections_refused",
+            "Connections closed as soon as they were accepted, by why",
+            m.connections_refused.clone(),
+        );
+        registry.register(
             "tls_reloads",
             "TLS certificate reloads, loaded or failed (the old one kept)",
             m.tls_reloads.clone(),
@@ -257,6 +265,15 @@ impl Metrics {
         self.refused
             .get_or_create(&CodeLabel {
                 code: format!("{code:?}"),
+            })
+            .inc();
+    }
+
+    /// Counts a connection closed as soon as it was accepted.
+    pub fn refuse_connection(&self, why: &str) {
+        self.connections_refused
+            .get_or_create(&CodeLabel {
+                code: why.to_owned(),
             })
             .inc();
     }

@@ -1,15 +1,12 @@
 //! Serving https and wss directly, for installations without a TLS-terminating load balancer.
 //!
-//! [`TlsListener`] is an [`axum::serve::Listener`]: a background task accepts TCP connections
-//! and runs each TLS handshake in a task of its own (bounded in number and time), so one slow
-//! or hostile client never holds up the next accept; finished handshakes are handed to axum,
-//! which serves them exactly as plain connections (upgrades and graceful shutdown included).
+//! [`acceptor`] is the TLS side; [`crate::listen`] runs each handshake in the connection's own
+//! task with a deadline, so one slow or hostile client never holds up the next accept.
 //!
 //! The certificate and key are read from PEM files and read again every few seconds: when
 //! either changed and the pair is valid, new handshakes use it (open connections keep theirs);
 //! a broken pair is logged and the old one kept.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -20,55 +17,22 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
 /// How often the certificate files are read again.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
-/// How long a client has to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; further connections wait to be accepted.
-const MAX_HANDSHAKES: usize = 1_024;
 
-/// Accepted, handshaken TLS connections.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The accept task only ends at shutdown; axum stops calling by then.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// Serves TLS on `tcp` with the certificate in `cert` and the key in `key`, watching both
-/// files; `tune` sets socket options on each accepted connection. Fails at once when the pair
-/// cannot be used.
-pub fn listen(
-    tcp: TcpListener,
+/// The TLS side of serving https with the certificate in `cert` and the key in `key`, watching
+/// both files until `stop`. Fails at once when the pair cannot be used.
+pub fn acceptor(
     cert: &Path,
     key: &Path,
-    tune: impl Fn(&TcpStream) + Send + 'static,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-) -> anyhow::Result<TlsListener> {
+) -> anyhow::Result<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let files = Files {
         cert: cert.to_owned(),
@@ -84,59 +48,8 @@ pub fn listen(
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let local = tcp.local_addr()?;
-    let (sender, ready) = mpsc::channel(64);
-    tokio::spawn(watch(
-        files,
-        bytes,
-        resolver,
-        provider,
-        metrics,
-        stop.clone(),
-    ));
-    tokio::spawn(accept(tcp, acceptor, sender, tune, stop));
-    Ok(TlsListener { ready, local })
-}
-
-async fn accept(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-    tune: impl Fn(&TcpStream),
-    stop: CancellationToken,
-) {
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let Ok(permit) = handshakes.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, addr) = tokio::select! {
-            () = stop.cancelled() => return,
-            accepted = tcp.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors, for example: wait rather than spin.
-                    tracing::warn!(%err, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        tune(&stream);
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = ready.send((tls, addr)).await;
-                }
-                Ok(Err(err)) => tracing::debug!(%addr, %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-            }
-        });
-    }
+    tokio::spawn(watch(files, bytes, resolver, provider, metrics, stop));
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The certificate and key files.

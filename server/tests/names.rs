@@ -165,7 +165,10 @@ async fn whatever_ingest_accepts_every_viewer_decodes() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut expected = fresh_floor(&server.url).await;
     while expected.n_agents() < accepted {
-        assert!(tokio::time::Instant::now() < deadline, "the floor never held every agent");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the floor never held every agent"
+        );
         expected = fresh_floor(&server.url).await;
     }
     // The watcher folds everything up to that sequence number without losing the stream.

@@ -1,0 +1,228 @@
+//! The attack suite: hostile clients against a real `monti-server` process, each case checking
+//! that the server stays up, keeps answering `/healthz`, and keeps an ordinary viewer beside the
+//! attack served. Cases found by attack runs live here, so that they run in CI.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::ServerProcess;
+use monti_client::connection::Connection;
+use monti_protocol::message::{ServerMsg, Subscription};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP connection to `port` from the loopback address `from` (127.0.0.x: many clients).
+async fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::from(from), 0))
+        .expect("bind");
+    socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .expect("connect")
+}
+
+/// Whether the server closed `stream` (reading gives end of file or a reset) within `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // A 408 or similar before the close is fine; keep reading to the end.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// The server answers `/healthz`, and a new viewer gets a snapshot.
+async fn still_serving(server: &ServerProcess) {
+    let health = tokio::time::timeout(Duration::from_secs(5), server.get("/healthz"))
+        .await
+        .expect("/healthz answers within 5 s");
+    assert!(health.status().is_success());
+    let mut viewer = tokio::time::timeout(
+        Duration::from_secs(5),
+        Connection::connect(&server.url, "beside the attack"),
+    )
+    .await
+    .expect("a viewer connects within 5 s")
+    .expect("connects");
+    viewer
+        .subscribe(&Subscription::default())
+        .await
+        .expect("subscribes");
+    let first = tokio::time::timeout(Duration::from_secs(5), viewer.recv())
+        .await
+        .expect("a snapshot within 5 s")
+        .expect("decodes");
+    assert!(matches!(first, ServerMsg::Snapshot(_)), "{first:?}");
+}
+
+async fn metric(server: &ServerProcess, name: &str) -> f64 {
+    let text = server.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
+    let data = tempdir("slowloris");
+    let db = format!("sqlite://{}/monti.db", data.display());
+    let server = ServerProcess::start(
+        &[
+            "--database-url",
+            &db,
+            "--simulator-agents",
+            "200",
+            "--header-timeout-secs",
+            "3",
+        ],
+        true,
+    )
+    .await;
+    // 1,000 connections from four addresses, each with half a request header.
+    let mut attackers = Vec::new();
+    for n in 0..1_000u32 {
+        let from = [127, 0, 0, 2 + (n % 4) as u8];
+        let mut stream = connect_from(from, server.port).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: monti\r\nX-Slow: ")
+            .await
+            .expect("half a header");
+        attackers.push(stream);
+    }
+    still_serving(&server).await;
+    // Each is closed once its header deadline has passed (3 s here; 10 s by default).
+    let started = tokio::time::Instant::now();
+    for stream in &mut attackers {
+        assert!(
+            closed_within(stream, Duration::from_secs(15)).await,
+            "a half-open connection was still open {:?} after the attack began",
+            started.elapsed()
+        );
+    }
+    // So is a connection that never says anything, and an idle kept-alive one.
+    let mut silent = connect_from([127, 0, 0, 7], server.port).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(15)).await);
+    let mut idle = connect_from([127, 0, 0, 7], server.port).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: monti\r\n\r\n")
+        .await
+        .expect("a request");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert!(closed_within(&mut idle, Duration::from_secs(15)).await);
+    still_serving(&server).await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_only_so_many_connections() {
+    let data = tempdir("per-address");
+    let db = format!("sqlite://{}/monti.db", data.display());
+    let server = ServerProcess::start(
+        &[
+            "--database-url",
+            &db,
+            "--simulator-agents",
+            "200",
+            "--max-connections-per-address",
+            "50",
+        ],
+        true,
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held.push(connect_from([127, 0, 0, 9], server.port).await);
+    }
+    // The 51st from that address is closed at once; others are not affected.
+    let mut over = connect_from([127, 0, 0, 9], server.port).await;
+    assert!(closed_within(&mut over, Duration::from_secs(5)).await);
+    still_serving(&server).await;
+    assert!(
+        metric(
+            &server,
+            "monti_connections_refused_total{code=\"too_many_from_address\"}"
+        )
+        .await
+            >= 1.0
+    );
+    // Closing some frees their places.
+    held.truncate(40);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = connect_from([127, 0, 0, 9], server.port).await;
+        again
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: monti\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("a request");
+        let mut answer = Vec::new();
+        let _ = again.read_to_end(&mut answer).await;
+        if answer.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "places were not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_too_slowly_gets_408_with_a_json_reason() {
+    let data = tempdir("slow-body");
+    let db = format!("sqlite://{}/monti.db", data.display());
+    let server = ServerProcess::start(
+        &[
+            "--database-url",
+            &db,
+            "--simulator-enabled",
+            "false",
+            "--request-timeout-secs",
+            "2",
+        ],
+        true,
+    )
+    .await;
+    let mut slow = connect_from([127, 0, 0, 11], server.port).await;
+    slow.write_all(
+        b"POST /api/v1/events HTTP/1.1\r\nHost: monti\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{\"events\": [",
+    )
+    .await
+    .expect("the start of a body");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer))
+        .await
+        .expect("answered within 10 s");
+    let _ = read;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"error\":\"timeout\""), "{text}");
+    still_serving(&server).await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "monti-attack-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
