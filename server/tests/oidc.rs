@@ -792,9 +792,16 @@ async fn the_audit_log_records_sign_ins_once_a_day_and_refusals_and_only_admins_
     );
     let dropped = server.metric("monti_audit_events_dropped_total").await;
     assert!(sign_ins.contains(&"admin"), "dropped {dropped}: {events:?}");
+    // Each entry names where the request came from.
     assert!(events.iter().any(|event| event.kind == "refused"
         && event.subject.is_none()
-        && event.detail == "malformed"));
+        && event.detail == "malformed from 127.0.0.1"));
+    assert!(
+        (events.iter())
+            .filter(|event| event.kind == "sign_in")
+            .all(|event| event.detail.ends_with(" from 127.0.0.1")),
+        "{events:?}"
+    );
     assert!(
         events
             .windows(2)
