@@ -331,6 +331,8 @@ pub enum ErrorCode {
     UnsupportedFrame,
     /// Something failed inside the server; details are in its log.
     Internal,
+    /// The client changed its subscription more often than the server allows.
+    TooManySubscriptions,
 }
 
 impl ErrorCode {
@@ -351,6 +353,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 4403,
             ErrorCode::UnsupportedFrame => 1003,
             ErrorCode::Internal => 1011,
+            ErrorCode::TooManySubscriptions => 4429,
         }
     }
 }

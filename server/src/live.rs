@@ -66,6 +66,84 @@ pub struct ViewKey {
     pub scope: Scope,
 }
 
+/// Encoded snapshots of one sequence number by view, so that viewers subscribing at once to the
+/// same view share one encoding; bounded, since on a quiet floor the sequence number stays and
+/// every distinct subscription would otherwise stay cached. Past [`SnapshotCache::MAX_BYTES`]
+/// or [`SnapshotCache::MAX_ENTRIES`] the least recently used are dropped (a viewer still
+/// sending one keeps its copy alive until it is sent).
+#[derive(Default)]
+pub struct SnapshotCache {
+    seq: u64,
+    entries: HashMap<ViewKey, (Arc<[Bytes]>, u64)>,
+    bytes: usize,
+    uses: u64,
+}
+
+impl SnapshotCache {
+    /// The most bytes of encoded snapshots kept.
+    pub const MAX_BYTES: usize = 64 * 1024 * 1024;
+    /// The most views kept.
+    pub const MAX_ENTRIES: usize = 512;
+
+    /// Forgets everything when the floor moved on to `seq`.
+    pub fn at(&mut self, seq: u64) {
+        if self.seq != seq {
+            self.entries.clear();
+            self.bytes = 0;
+            self.seq = seq;
+        }
+    }
+
+    /// The encoded snapshot of a view, if kept.
+    pub fn get(&mut self, key: &ViewKey) -> Option<Arc<[Bytes]>> {
+        self.uses += 1;
+        let (chunks, used) = self.entries.get_mut(key)?;
+        *used = self.uses;
+        Some(chunks.clone())
+    }
+
+    /// Keeps a view's encoded snapshot, dropping the least recently used beyond the bounds.
+    pub fn insert(&mut self, key: ViewKey, chunks: Arc<[Bytes]>) {
+        let size: usize = chunks.iter().map(Bytes::len).sum();
+        if size > Self::MAX_BYTES {
+            return;
+        }
+        while !self.entries.is_empty()
+            && (self.bytes + size > Self::MAX_BYTES || self.entries.len() >= Self::MAX_ENTRIES)
+        {
+            let Some(oldest) = (self.entries.iter())
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(key, _)| key.clone())
+            else {
+                break;
+            };
+            if let Some((dropped, _)) = self.entries.remove(&oldest) {
+                self.bytes -= dropped.iter().map(Bytes::len).sum::<usize>();
+            }
+        }
+        self.uses += 1;
+        self.bytes += size;
+        if let Some((old, _)) = self.entries.insert(key, (chunks, self.uses)) {
+            self.bytes -= old.iter().map(Bytes::len).sum::<usize>();
+        }
+    }
+
+    /// Bytes kept now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Views kept now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Encodes a server message. Messages MONTI builds always encode; should one ever not, the
 /// error is logged and an empty frame sent, which the client rejects and resyncs from.
 pub fn encode(msg: &ServerMsg) -> Vec<u8> {
@@ -173,8 +251,7 @@ struct Inner {
     catalog: Catalog,
     /// Encoded snapshots of the current sequence number by (normalised) subscription, so that a
     /// crowd of viewers reconnecting at once costs one snapshot per distinct view.
-    snapshots: HashMap<ViewKey, Arc<[Bytes]>>,
-    snapshots_seq: u64,
+    snapshots: SnapshotCache,
 }
 
 /// Database ids and names to the floor's dense ids, and each agent's current state.
@@ -264,8 +341,7 @@ impl LiveFloor {
             pending: Pending::default(),
             oldest_pending: None,
             catalog: Catalog::default(),
-            snapshots: HashMap::new(),
-            snapshots_seq: 0,
+            snapshots: SnapshotCache::default(),
         };
         inner.apply(&stored.changes(), now_ms);
         inner.pending.commit(&mut inner.floor, now_ms);
@@ -499,10 +575,7 @@ impl LiveFloor {
             ));
         }
         let seq = inner.floor.seq();
-        if inner.snapshots_seq != seq {
-            inner.snapshots.clear();
-            inner.snapshots_seq = seq;
-        }
+        inner.snapshots.at(seq);
         // Snapshots differ by whether the roster is included; deltas do not.
         let mut snapshot_key = ViewKey {
             sub: sub.clone(),
@@ -512,7 +585,7 @@ impl LiveFloor {
             snapshot_key.sub.known_roster = None;
         }
         let chunks = match inner.snapshots.get(&snapshot_key) {
-            Some(chunks) => chunks.clone(),
+            Some(chunks) => chunks,
             None => {
                 let chunks: Arc<[Bytes]> = inner
                     .floor
@@ -789,6 +862,49 @@ fn dense_u16(len: usize, what: &str) -> anyhow::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(n: u8) -> ViewKey {
+        ViewKey {
+            sub: Subscription {
+                states: monti_protocol::model::StateSet(n),
+                ..Subscription::default()
+            },
+            scope: Scope::Everything,
+        }
+    }
+
+    #[test]
+    fn the_snapshot_cache_keeps_within_its_bounds_and_drops_the_least_recently_used() {
+        let mut cache = SnapshotCache::default();
+        cache.at(7);
+        let chunk =
+            |kib: usize| -> Arc<[Bytes]> { Arc::from(vec![Bytes::from(vec![0u8; kib * 1024])]) };
+        // Far more distinct views than it keeps, on a quiet floor (the same seq throughout).
+        for n in 0..=255u8 {
+            cache.insert(view(n), chunk(600));
+            assert!(cache.bytes() <= SnapshotCache::MAX_BYTES);
+            assert!(cache.len() <= SnapshotCache::MAX_ENTRIES);
+        }
+        let kept = cache.len();
+        assert!(kept < 256 && kept >= 100, "{kept}");
+        // The newest are kept; the oldest kept one, used again, survives the next evictions
+        // while the one inserted after it goes.
+        assert!(cache.get(&view(0)).is_none());
+        let oldest = (256 - kept) as u8;
+        assert!(cache.get(&view(oldest)).is_some());
+        for n in 0..20u8 {
+            cache.insert(view(n), chunk(600));
+        }
+        assert!(cache.get(&view(oldest)).is_some());
+        assert!(cache.get(&view(oldest + 1)).is_none());
+        // A new sequence number forgets everything.
+        cache.at(8);
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+        // A snapshot larger than the whole budget is not kept at all.
+        cache.insert(view(1), chunk(SnapshotCache::MAX_BYTES / 1024 + 1));
+        assert!(cache.is_empty());
+    }
     use crate::db::StoredAgent;
     use monti_protocol::codec::decode_server;
     use monti_protocol::scope::Grant;

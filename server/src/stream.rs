@@ -131,6 +131,8 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
         last_sent: Instant::now(),
         last_heard: Instant::now(),
         resyncs: VecDeque::new(),
+        subscribe_tokens: SUBSCRIBE_BURST,
+        subscribe_refilled: Instant::now(),
     };
     let outcome = connection.session(&mut socket).await;
     if let Err(Closing {
@@ -188,7 +190,16 @@ struct Connection {
     last_heard: Instant,
     /// When recent resyncs happened, to tell a briefly slow viewer from a hopeless one.
     resyncs: VecDeque<Instant>,
+    /// Subscriptions this viewer may still send at once (see [`SUBSCRIBE_BURST`]).
+    subscribe_tokens: f64,
+    /// When `subscribe_tokens` was last topped up.
+    subscribe_refilled: Instant,
 }
+
+/// Subscriptions a viewer may send in a burst (a person clicking through filters), and how many
+/// a second after that. Each costs the server a snapshot; beyond this it is an attack.
+const SUBSCRIBE_BURST: f64 = 20.0;
+const SUBSCRIBES_PER_SECOND: f64 = 2.0;
 
 /// The subscription a viewer currently follows.
 struct View {
@@ -204,6 +215,26 @@ enum Inbound {
 }
 
 impl Connection {
+    /// Takes one subscription from the viewer's allowance, or refuses it.
+    fn may_subscribe(&mut self) -> Result<(), Closing> {
+        let now = Instant::now();
+        let earned =
+            now.duration_since(self.subscribe_refilled).as_secs_f64() * SUBSCRIBES_PER_SECOND;
+        self.subscribe_tokens = (self.subscribe_tokens + earned).min(SUBSCRIBE_BURST);
+        self.subscribe_refilled = now;
+        if self.subscribe_tokens < 1.0 {
+            return Err(Closing::new(
+                ErrorCode::TooManySubscriptions,
+                format!(
+                    "more than {SUBSCRIBE_BURST} subscriptions at once; at most \
+                     {SUBSCRIBES_PER_SECOND} a second after that"
+                ),
+            ));
+        }
+        self.subscribe_tokens -= 1.0;
+        Ok(())
+    }
+
     async fn session(&mut self, socket: &mut WebSocket) -> Result<(), Closing> {
         // A client still shaking hands must not hold up shutdown.
         let shutdown = self.state.shutdown.clone();
@@ -308,7 +339,10 @@ impl Connection {
                 }
                 inbound = self.receive(socket) => match inbound? {
                     Inbound::Closed => return Ok(()),
-                    Inbound::Message(ClientMsg::Subscribe(sub)) => *view = self.subscribe(socket, &sub).await?,
+                    Inbound::Message(ClientMsg::Subscribe(sub)) => {
+                        self.may_subscribe()?;
+                        *view = self.subscribe(socket, &sub).await?;
+                    }
                     Inbound::Message(ClientMsg::Hello(_)) => {
                         return Err(Closing::new(ErrorCode::UnexpectedMessage, "Hello may only be sent once"));
                     }

@@ -226,3 +226,148 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// A quiet floor of `agents` agents in every state over 10 teams, through the events API.
+async fn quiet_floor(server: &ServerProcess, agents: usize) {
+    let states = [
+        "available",
+        "on_call",
+        "wrap_up",
+        "ringing",
+        "on_hold",
+        "offline",
+    ];
+    let now = monti_server::sim::now_ms();
+    let events: Vec<serde_json::Value> = (0..agents)
+        .map(|n| {
+            serde_json::json!({
+                "event_id": format!("seed-{n}"),
+                "agent": format!("agent-{n}"),
+                "state": states[n % states.len()],
+                "since_ms": now - (n as u64 % 600) * 1000,
+                "name": format!("Agent Number {n}"),
+                "team": format!("Team {}", n % 10),
+                "site": format!("Site {}", n % 3),
+            })
+        })
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", server.url))
+        .json(&serde_json::json!({ "events": events }))
+        .send()
+        .await
+        .expect("posted");
+    assert!(response.status().is_success());
+}
+
+/// Subscription number `n` of many distinct ones.
+fn distinct(n: usize) -> Subscription {
+    use monti_protocol::message::Detail;
+    use monti_protocol::model::{Grouping, StateSet, TeamId};
+    Subscription {
+        grouping: [Grouping::Team, Grouping::Site, Grouping::TeamSite][n % 3],
+        detail: Detail::Agents,
+        teams: match (n / 3) % 3 {
+            0 => Vec::new(),
+            team => vec![TeamId(team as u16 - 1)],
+        },
+        sites: Vec::new(),
+        states: StateSet(1 + (n / 9 % 255) as u8),
+        known_roster: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_distinct_subscriptions_leave_memory_flat() {
+    let data = tempdir("subscriptions");
+    let db = format!("sqlite://{}/monti.db", data.display());
+    let server = ServerProcess::start(
+        &["--database-url", &db, "--simulator-enabled", "false"],
+        true,
+    )
+    .await;
+    quiet_floor(&server, 10_000).await;
+    // Warm up: one full snapshot, so that the floor's own memory is counted before.
+    still_serving(&server).await;
+    let before = metric(&server, "monti_process_resident_memory_bytes").await;
+
+    // 150 viewers x 20 distinct subscriptions each (the burst a viewer may send), reading
+    // every snapshot they are sent.
+    let mut received = 0usize;
+    let mut viewers = Vec::new();
+    for v in 0..150 {
+        let url = server.url.clone();
+        viewers.push(tokio::spawn(async move {
+            let mut viewer = Connection::connect(&url, "flood").await.expect("connects");
+            let mut bytes = 0usize;
+            for s in 0..20 {
+                viewer
+                    .subscribe(&distinct(v * 20 + s))
+                    .await
+                    .expect("subscribes");
+                loop {
+                    let frame = viewer.recv_frame().await.expect("a frame");
+                    bytes += frame.len();
+                    if let ServerMsg::Snapshot(chunk) =
+                        monti_protocol::codec::decode_server(&frame).expect("decodes")
+                        && chunk.last
+                    {
+                        break;
+                    }
+                }
+            }
+            bytes
+        }));
+        // A few at a time: this is about memory, not about connecting.
+        if viewers.len() % 10 == 0 {
+            for viewer in viewers.drain(..) {
+                received += viewer.await.expect("viewer");
+            }
+        }
+    }
+    for viewer in viewers {
+        received += viewer.await.expect("viewer");
+    }
+    let after = metric(&server, "monti_process_resident_memory_bytes").await;
+    let grown = (after - before) / 1_048_576.0;
+    let sent = received as f64 / 1_048_576.0;
+    eprintln!(
+        "snapshots sent {sent:.0} MiB; server memory {:.0} -> {:.0} MiB",
+        before / 1_048_576.0,
+        after / 1_048_576.0
+    );
+    // Unbounded, every distinct snapshot stayed cached: memory grew by what was sent.
+    assert!(
+        sent > 200.0,
+        "the attack should send well over the cache's bound: {sent:.0} MiB"
+    );
+    assert!(
+        grown < 100.0,
+        "server memory grew by {grown:.0} MiB while {sent:.0} MiB of snapshots were sent"
+    );
+    still_serving(&server).await;
+
+    // One viewer subscribing without pause is told to stop after its burst.
+    let mut greedy = Connection::connect(&server.url, "greedy")
+        .await
+        .expect("connects");
+    let mut refused = None;
+    for n in 0..40 {
+        if greedy.subscribe(&distinct(n)).await.is_err() {
+            break;
+        }
+    }
+    for _ in 0..2_000 {
+        match greedy.recv().await {
+            Ok(_) => {}
+            Err(err) => {
+                refused = Some(err.to_string());
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("refused");
+    assert!(refused.contains("TooManySubscriptions"), "{refused}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
