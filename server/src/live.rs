@@ -886,7 +886,7 @@ mod tests {
             assert!(cache.len() <= SnapshotCache::MAX_ENTRIES);
         }
         let kept = cache.len();
-        assert!(kept < 256 && kept >= 100, "{kept}");
+        assert!((100..256).contains(&kept), "{kept}");
         // The newest are kept; the oldest kept one, used again, survives the next evictions
         // while the one inserted after it goes.
         assert!(cache.get(&view(0)).is_none());
