@@ -48,8 +48,8 @@ pub struct AgentEventJson {
 
 impl AgentEventJson {
     /// The event's state, after checking everything that can be checked without the database.
-    /// `now_ms` bounds how far in the future `since_ms` may lie (clock skew of five minutes).
-    pub fn check(&self, now_ms: u64) -> Result<StateKind, String> {
+    /// `since_ms` must lie within `window` around `now_ms`.
+    pub fn check(&self, now_ms: u64, window: &EventWindow) -> Result<StateKind, String> {
         check_id("event_id", &self.event_id)?;
         check_id("agent", &self.agent)?;
         for (field, value) in [
@@ -77,18 +77,45 @@ impl AgentEventJson {
         if self.since_ms == 0 {
             return Err("since_ms must be milliseconds since the Unix epoch".to_owned());
         }
-        if self.since_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+        if self.since_ms > now_ms.saturating_add(window.max_skew_ms) {
             return Err(format!(
-                "since_ms {} lies more than five minutes in the future",
-                self.since_ms
+                "since_ms {} lies {} s in the future; at most {} s are taken (clock skew)",
+                self.since_ms,
+                (self.since_ms - now_ms) / 1000,
+                window.max_skew_ms / 1000
+            ));
+        }
+        if self.since_ms < now_ms.saturating_sub(window.max_age_ms) {
+            return Err(format!(
+                "since_ms {} lies {} days in the past; events older than {} days are not taken",
+                self.since_ms,
+                (now_ms - self.since_ms) / DAY_MS,
+                window.max_age_ms / DAY_MS
             ));
         }
         Ok(state)
     }
 }
 
-/// How far ahead of the server's clock an event may claim its state began.
-pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// How far from the server's clock an event's `since_ms` may lie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventWindow {
+    /// Ahead of the clock (the sources' clock skew).
+    pub max_skew_ms: u64,
+    /// Behind it (a replayed or mistaken event from long ago is not a state).
+    pub max_age_ms: u64,
+}
+
+impl Default for EventWindow {
+    fn default() -> Self {
+        EventWindow {
+            max_skew_ms: 5 * 60 * 1000,
+            max_age_ms: 7 * DAY_MS,
+        }
+    }
+}
 
 /// The states an event may carry (`stale` is the server's conclusion, never a source's).
 pub const INGEST_STATES: [&str; 7] = [
@@ -327,25 +354,46 @@ mod tests {
 
     #[test]
     fn checks_say_what_is_wrong() {
-        assert_eq!(event("on_call").check(2_000), Ok(StateKind::OnCall));
-        let stale = event("stale")
-            .check(2_000)
+        // An event from one second ago, judged a second later.
+        let now = 1_800_000_000_000;
+        let w = EventWindow::default();
+        let at = |state: &str| AgentEventJson {
+            since_ms: now - 1_000,
+            ..event(state)
+        };
+        assert_eq!(at("on_call").check(now, &w), Ok(StateKind::OnCall));
+        let stale = at("stale")
+            .check(now, &w)
             .expect_err("stale is not ingested");
         assert!(stale.contains("unknown state"), "{stale}");
-        let mut lunch = event("available");
+        let mut lunch = at("available");
         lunch.reason = Some("lunch".into());
-        assert!(lunch.check(2_000).is_err());
+        assert!(lunch.check(now, &w).is_err());
         lunch.state = "not_ready".into();
-        assert_eq!(lunch.check(2_000), Ok(StateKind::NotReady));
-        let mut future = event("available");
-        future.since_ms = 2_000 + MAX_CLOCK_SKEW_MS + 1;
-        assert!(future.check(2_000).expect_err("future").contains("future"));
-        let mut blank = event("available");
+        assert_eq!(lunch.check(now, &w), Ok(StateKind::NotReady));
+        let mut future = at("available");
+        future.since_ms = now + w.max_skew_ms + 1_000;
+        let why = future.check(now, &w).expect_err("future");
+        assert!(
+            why.contains("301 s in the future") && why.contains("at most 300 s"),
+            "{why}"
+        );
+        // 1970 (or anything over a week old) is not a state anyone is in.
+        let ancient = event("available");
+        let why = ancient.check(now, &w).expect_err("1970");
+        assert!(
+            why.contains("days in the past") && why.contains("older than 7 days"),
+            "{why}"
+        );
+        let mut week = at("available");
+        week.since_ms = now - w.max_age_ms + 60_000;
+        assert!(week.check(now, &w).is_ok());
+        let mut blank = at("available");
         blank.agent = " ".into();
-        assert_eq!(blank.check(2_000), Err("agent is empty".to_owned()));
-        let mut long = event("available");
+        assert_eq!(blank.check(now, &w), Err("agent is empty".to_owned()));
+        let mut long = at("available");
         long.event_id = "x".repeat(MAX_ID_LEN + 1);
-        assert!(long.check(2_000).is_err());
+        assert!(long.check(now, &w).is_err());
     }
 
     #[test]

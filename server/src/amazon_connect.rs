@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use monti_protocol::ingest::AgentEventJson;
+use monti_protocol::ingest::{AgentEventJson, EventWindow};
 use monti_protocol::model::StateKind;
 use monti_protocol::names::fit_name;
 use serde::{Deserialize, Serialize};
@@ -140,7 +140,13 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     } else {
         request_id
     };
-    let (batch, problems) = batch(&request, config, crate::sim::now_ms());
+    // Connect's status start times are the contact center's own record: no age limit, but
+    // the same clock skew as every source.
+    let window = EventWindow {
+        max_age_ms: u64::MAX,
+        ..state.config.ingest.window()
+    };
+    let (batch, problems) = batch(&request, config, crate::sim::now_ms(), &window);
     for (index, problem) in &problems {
         tracing::warn!(%request_id, record = index, %problem, "skipped an Amazon Connect record");
     }
@@ -180,6 +186,7 @@ pub fn batch(
     request: &FirehoseRequest,
     config: &AmazonConnectConfig,
     now_ms: u64,
+    window: &EventWindow,
 ) -> (Batch, Vec<(usize, String)>) {
     let mut batch = Batch {
         source: Source::AmazonConnect,
@@ -188,7 +195,7 @@ pub fn batch(
     };
     let mut problems = Vec::new();
     for (index, record) in request.records.iter().enumerate() {
-        match read_record(&record.data, config, now_ms) {
+        match read_record(&record.data, config, now_ms, window) {
             Ok(Reading::Event(event)) => batch.events.push(*event),
             Ok(Reading::Heartbeat(agent)) => batch.heartbeats.push(agent),
             Err(problem) => problems.push((index, problem)),
@@ -211,6 +218,7 @@ pub fn read_record(
     data: &str,
     config: &AmazonConnectConfig,
     now_ms: u64,
+    window: &EventWindow,
 ) -> Result<Reading, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
@@ -275,7 +283,7 @@ pub fn read_record(
             .then(|| level(config.site_level))
             .flatten(),
     };
-    let mut event = Event::from_json(json, now_ms)?;
+    let mut event = Event::from_json(json, now_ms, window)?;
     event.reason = state.reason;
     Ok(Reading::Event(Box::new(event)))
 }

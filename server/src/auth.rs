@@ -235,8 +235,7 @@ impl Authenticator {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         let Some(token) = token else {
             state.metrics.auth_failure("missing");
             return Err(Error::Unauthorized);
@@ -281,6 +280,15 @@ impl Authenticator {
             .signed_in(&caller.subject, &roles.join(", "), from);
         Ok(caller)
     }
+}
+
+/// The token of an `Authorization: Bearer ...` value; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 /// The role bindings an identity's groups earn, with team and site names resolved on `floor`.
@@ -341,6 +349,16 @@ impl FromRequestParts<AppState> for Caller {
 mod tests {
     use super::*;
     use monti_protocol::model::{SiteId, TeamId};
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
 
     /// Every role x action, spelled out: a change to the policy must change this table.
     #[test]

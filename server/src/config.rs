@@ -53,6 +53,22 @@ pub struct IngestConfig {
     /// An agent whose source sends heartbeats (Amazon Connect) and who is neither offline nor
     /// heard of for this long is shown as stale.
     pub stale_after_secs: u64,
+    /// Events whose state began more than this many days ago are refused (a replay, or a
+    /// `since_ms` of 1970, is not anyone's state).
+    pub max_event_age_days: u64,
+    /// Events whose state begins more than this many seconds ahead of the server's clock are
+    /// refused.
+    pub max_clock_skew_secs: u64,
+}
+
+impl IngestConfig {
+    /// The window of `since_ms` events are taken in.
+    pub fn window(&self) -> monti_protocol::ingest::EventWindow {
+        monti_protocol::ingest::EventWindow {
+            max_skew_ms: self.max_clock_skew_secs.saturating_mul(1000),
+            max_age_ms: self.max_event_age_days.saturating_mul(24 * 3600 * 1000),
+        }
+    }
 }
 
 impl Default for IngestConfig {
@@ -64,6 +80,8 @@ impl Default for IngestConfig {
             max_body_bytes: 4 * 1024 * 1024,
             max_events: 10_000,
             stale_after_secs: 300,
+            max_event_age_days: 7,
+            max_clock_skew_secs: 300,
         }
     }
 }
@@ -534,6 +552,12 @@ pub struct Cli {
     /// [default: 300].
     #[arg(long, env = "MONTI_INGEST_STALE_AFTER_SECS")]
     pub ingest_stale_after_secs: Option<u64>,
+    /// Days after which an event's state is too old to take [default: 7].
+    #[arg(long, env = "MONTI_INGEST_MAX_EVENT_AGE_DAYS")]
+    pub ingest_max_event_age_days: Option<u64>,
+    /// Seconds an event's state may begin ahead of the server's clock [default: 300].
+    #[arg(long, env = "MONTI_INGEST_MAX_CLOCK_SKEW_SECS")]
+    pub ingest_max_clock_skew_secs: Option<u64>,
 
     /// Access key Firehose sends (at least 16 characters); empty turns the Amazon Connect
     /// endpoint off [default: empty].
@@ -660,6 +684,14 @@ impl Cli {
         set(&mut ingest.max_body_bytes, &self.ingest_max_body_bytes);
         set(&mut ingest.max_events, &self.ingest_max_events);
         set(&mut ingest.stale_after_secs, &self.ingest_stale_after_secs);
+        set(
+            &mut ingest.max_event_age_days,
+            &self.ingest_max_event_age_days,
+        );
+        set(
+            &mut ingest.max_clock_skew_secs,
+            &self.ingest_max_clock_skew_secs,
+        );
         let connect = &mut config.amazon_connect;
         set(&mut connect.access_key, &self.amazon_connect_access_key);
         set(&mut connect.site_level, &self.amazon_connect_site_level);
@@ -749,6 +781,9 @@ impl Config {
         let ingest = &self.ingest;
         if ingest.default_team.trim().is_empty() || ingest.default_site.trim().is_empty() {
             bail!("ingest.default_team and ingest.default_site must not be empty");
+        }
+        if ingest.max_event_age_days == 0 {
+            bail!("ingest.max_event_age_days must be at least 1");
         }
         if ingest.max_body_bytes < 1024 || ingest.max_events == 0 {
             bail!("ingest.max_body_bytes must be at least 1024 and ingest.max_events at least 1");

@@ -45,9 +45,18 @@ pub enum Error {
     /// The caller may not do this. Deliberately says no more.
     #[error("you may not do this")]
     Forbidden,
+    /// The request is refused for how it was made (not for who made it); the text says why.
+    #[error("{0}")]
+    Refused(String),
     /// The body is larger than this endpoint takes.
     #[error("{0}")]
     TooLarge(String),
+    /// The body is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request's headers are larger than the server takes.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// The body is JSON of the wrong shape, or breaks a limit or a rule.
     #[error("{0}")]
     Unprocessable(String),
@@ -78,8 +87,15 @@ impl IntoResponse for Error {
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::Forbidden | Error::Refused(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Error::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Error::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
@@ -96,6 +112,68 @@ impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Error {
         Error::BadRequest(rejection.body_text())
     }
+}
+
+/// The most bytes of request headers taken (431 beyond). hyper itself closes a connection whose
+/// header outgrows its read buffer (about 400 KiB) with a bare 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Checks every request before anything else: headers within [`MAX_HEADER_BYTES`], and in auth
+/// mode none, where every caller is the administrator, only requests a local program made: a
+/// loopback name in `Host` (a web page that rebinds its own DNS name to 127.0.0.1 still sends
+/// its name) and no `Origin` (browsers send one; MONTI's apps do not).
+pub async fn guard(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Error::HeadersTooLarge(format!(
+            "the request's headers are {size} bytes; at most {MAX_HEADER_BYTES} are taken"
+        ))
+        .into_response();
+    }
+    if state.config.auth.mode == AuthMode::None {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            return Error::Refused(format!(
+                "a request from a web page ({}) is refused: without sign-in (auth mode none) \
+                 MONTI answers only programs on this computer",
+                origin.to_str().unwrap_or("?")
+            ))
+            .into_response();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or_default();
+        if !is_loopback_host(host) {
+            return Error::Refused(format!(
+                "the request is addressed to {host:?}: without sign-in (auth mode none) MONTI \
+                 answers only requests addressed to localhost or a loopback address"
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header names this computer: `localhost`, a 127.x address or `[::1]`, with
+/// or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Answers 408 when a request, its body included, takes longer than `[server]
@@ -659,4 +737,34 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// Unknown routes get the same JSON error shape as everything else.
 pub async fn fallback() -> Error {
     Error::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_this_computers_names_are_loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "127.1.2.3",
+            "[::1]:8080",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example.com",
+            "evil.example.com:8080",
+            "10.0.0.1:8080",
+            "localhost.evil.com",
+            "[::2]:80",
+            "0.0.0.0:8080",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

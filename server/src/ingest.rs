@@ -20,8 +20,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::post;
 use monti_protocol::ingest::{
-    AgentEventJson, EventBatchResultJson, EventResultJson, MAX_ID_LEN, Outcome, RosterSyncJson,
-    RosterSyncResultJson, check_id, check_name,
+    AgentEventJson, EventBatchResultJson, EventResultJson, EventWindow, MAX_ID_LEN, Outcome,
+    RosterSyncJson, RosterSyncResultJson, check_id, check_name,
 };
 use monti_protocol::model::StateKind;
 use serde::Deserialize;
@@ -85,8 +85,12 @@ pub struct Event {
 
 impl Event {
     /// Checks a JSON event.
-    pub fn from_json(json: AgentEventJson, now_ms: u64) -> Result<Event, String> {
-        let state = json.check(now_ms)?;
+    pub fn from_json(
+        json: AgentEventJson,
+        now_ms: u64,
+        window: &EventWindow,
+    ) -> Result<Event, String> {
+        let state = json.check(now_ms, window)?;
         Ok(Event {
             event_id: json.event_id,
             agent: json.agent,
@@ -891,6 +895,24 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
+/// Refuses a body that does not say it is JSON (415). Without this a web page could post events
+/// as `text/plain` with no CORS preflight.
+pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), Error> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedMediaType(format!(
+            "send the body as Content-Type: application/json (not {:?})",
+            content_type
+        )))
+    }
+}
+
 /// Reads a request body up to `limit` bytes; beyond it, 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Error> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
@@ -918,9 +940,11 @@ struct LooseBatch {
 async fn post_events(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Json<EventBatchResultJson>, Error> {
     caller.require(Action::Ingest)?;
+    require_json(&headers)?;
     let config = &state.config.ingest;
     let body = read_body(body, config.max_body_bytes).await?;
     let batch: LooseBatch = parse_json(&body)?;
@@ -947,7 +971,7 @@ async fn post_events(
         checked.push(
             serde_json::from_value::<AgentEventJson>(value)
                 .map_err(|err| err.to_string())
-                .and_then(|json| Event::from_json(json, now)),
+                .and_then(|json| Event::from_json(json, now, &config.window())),
         );
     }
     let events: Vec<Event> = checked.iter().filter_map(|c| c.clone().ok()).collect();
@@ -991,9 +1015,11 @@ async fn post_events(
 async fn post_roster(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Json<RosterSyncResultJson>, Error> {
     caller.require(Action::Ingest)?;
+    require_json(&headers)?;
     let body = read_body(body, state.config.ingest.max_body_bytes).await?;
     let sync: RosterSyncJson = parse_json(&body)?;
     Ok(Json(state.ingest.roster(sync).await?))

@@ -94,6 +94,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            http::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             peer::layer,
         ))
         .with_state(state)

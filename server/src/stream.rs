@@ -67,6 +67,11 @@ pub async fn upgrade(
         )
             .into_response();
     }
+    // A caller whose role may not stream (ingest) is refused before the upgrade, with a status.
+    if !can(&caller, Action::Subscribe) {
+        state.metrics.refuse(ErrorCode::Forbidden);
+        return Error::Forbidden.into_response();
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return Error::BadRequest(rejection.body_text()).into_response(),

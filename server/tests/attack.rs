@@ -92,7 +92,7 @@ async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
         let from = [127, 0, 0, 2 + (n % 4) as u8];
         let mut stream = connect_from(from, server.port).await;
         stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: monti\r\nX-Slow: ")
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
             .await
             .expect("half a header");
         attackers.push(stream);
@@ -111,7 +111,7 @@ async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
     let mut silent = connect_from([127, 0, 0, 7], server.port).await;
     assert!(closed_within(&mut silent, Duration::from_secs(15)).await);
     let mut idle = connect_from([127, 0, 0, 7], server.port).await;
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: monti\r\n\r\n")
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("a request");
     let mut answer = [0u8; 12];
@@ -161,7 +161,7 @@ async fn one_address_gets_only_so_many_connections() {
     loop {
         let mut again = connect_from([127, 0, 0, 9], server.port).await;
         again
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: monti\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await
             .expect("a request");
         let mut answer = Vec::new();
@@ -197,7 +197,7 @@ async fn a_body_trickled_too_slowly_gets_408_with_a_json_reason() {
     .await;
     let mut slow = connect_from([127, 0, 0, 11], server.port).await;
     slow.write_all(
-        b"POST /api/v1/events HTTP/1.1\r\nHost: monti\r\nContent-Type: application/json\r\n\
+        b"POST /api/v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
           Content-Length: 1000\r\n\r\n{\"events\": [",
     )
     .await
@@ -368,6 +368,96 @@ async fn three_thousand_distinct_subscriptions_leave_memory_flat() {
     }
     let refused = refused.expect("refused");
     assert!(refused.contains("TooManySubscriptions"), "{refused}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_sign_in_only_local_programs_are_answered() {
+    let data = tempdir("mode-none");
+    let db = format!("sqlite://{}/monti.db", data.display());
+    let server = ServerProcess::start(
+        &["--database-url", &db, "--simulator-enabled", "false"],
+        true,
+    )
+    .await;
+    let events = format!("{}/api/v1/events", server.url);
+    let body = r#"{"events": []}"#;
+    let client = reqwest::Client::new();
+    // A web page's form post: text/plain needs no CORS preflight, so it is refused as such.
+    let plain = client
+        .post(&events)
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(plain.status().as_u16(), 415);
+    let error: serde_json::Value = plain.json().await.expect("JSON");
+    assert_eq!(error["error"], "unsupported_media_type");
+    // Any request from a web page (it carries an Origin), even as JSON.
+    let page = client
+        .post(&events)
+        .header("content-type", "application/json")
+        .header("origin", "https://news.example.com")
+        .body(body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(page.status().as_u16(), 403);
+    let error: serde_json::Value = page.json().await.expect("JSON");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("web page"),
+        "{error}"
+    );
+    // A page that rebinds its own name to 127.0.0.1 still sends its name as Host.
+    let rebound = client
+        .get(format!("{}/api/v1/floor/summary", server.url))
+        .header("host", format!("attacker.example.com:{}", server.port))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(rebound.status().as_u16(), 403);
+    // The stream too.
+    let mut socket = connect_from([127, 0, 0, 1], server.port).await;
+    socket
+        .write_all(
+            format!(
+                "GET /api/v1/stream?protocol={} HTTP/1.1\r\nHost: localhost\r\nOrigin: https://x.example\r\n\
+                 Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                monti_protocol::PROTOCOL_VERSION
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("written");
+    let mut head = [0u8; 12];
+    socket.read_exact(&mut head).await.expect("answered");
+    assert_eq!(&head, b"HTTP/1.1 403");
+    // Oversized headers get a JSON 431.
+    let big = client
+        .get(format!("{}/api/v1/floor/summary", server.url))
+        .header("x-padding", "p".repeat(40 * 1024))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(big.status().as_u16(), 431);
+    let error: serde_json::Value = big.json().await.expect("JSON");
+    assert_eq!(error["error"], "headers_too_large");
+    // What the apps send is answered.
+    let fine = client
+        .post(&events)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(fine.status().as_u16(), 200);
+    still_serving(&server).await;
     drop(server);
     let _ = std::fs::remove_dir_all(data);
 }

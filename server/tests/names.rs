@@ -222,7 +222,16 @@ async fn an_amazon_connect_status_name_of_100_kb_is_cut_to_fit() {
         .await
         .expect("delivered");
     assert_eq!(response.status(), 200);
-    let floor = fresh_floor(&server.url).await;
+    // Acknowledged means stored; the floor has it from the next tick on.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut floor = fresh_floor(&server.url).await;
+    while floor.reasons().next().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the status never became a reason"
+        );
+        floor = fresh_floor(&server.url).await;
+    }
     let reason = floor.reasons().next().expect("the status became a reason");
     assert!(
         reason.label.len() <= MAX_NAME_BYTES,

@@ -405,6 +405,32 @@ async fn missing_or_bad_tokens_get_401_and_roles_limit_what_a_caller_may_do() {
             ..
         })
     ));
+    // A role that may not stream is refused before the upgrade too (403, not 101 then a close).
+    let upgrade = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/stream?protocol={}",
+            server.url,
+            monti_protocol::PROTOCOL_VERSION
+        ))
+        .header("authorization", format!("Bearer {ingest}"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(upgrade.status().as_u16(), 403);
+    let body: ErrorJson = upgrade.json().await.expect("a JSON body");
+    assert_eq!(body.error, "forbidden");
+    // Authorization schemes are case-insensitive.
+    let lower = reqwest::Client::new()
+        .get(format!("{}/api/v1/floor/summary", server.url))
+        .header("authorization", format!("bearer {wall}"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(lower.status().as_u16(), 200);
     let connection = Connection::connect_with(&system(), &server.url, "wallboard", Some(&wall))
         .await
         .expect("connects");
