@@ -727,6 +727,55 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A proxy that answers every CONNECT with `answer`, once.
+    async fn proxy_answering(answer: &'static str) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let _ = read_head(&mut stream).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn proxy_authentication_other_than_basic_is_named_as_unsupported() {
+        let port = proxy_answering(
+            "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: NTLM\r\n\
+             Proxy-Authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        let proxy: Uri = format!("http://desk:secret@127.0.0.1:{port}")
+            .parse()
+            .expect("uri");
+        let err = tunnel(&proxy, None, "floor.example.com", 443)
+            .await
+            .expect_err("refused");
+        assert!(
+            err.contains("wants NTLM or Negotiate authentication (407)")
+                && err.contains("only Basic"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_proxy_refusing_the_destination_says_so() {
+        let port = proxy_answering("HTTP/1.1 403 Filtered\r\nContent-Length: 0\r\n\r\n").await;
+        let proxy: Uri = format!("http://127.0.0.1:{port}").parse().expect("uri");
+        let err = tunnel(&proxy, None, "floor.example.com", 443)
+            .await
+            .expect_err("refused");
+        assert!(
+            err.contains("refused the tunnel to floor.example.com:443: HTTP/1.1 403 Filtered"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn explain_follows_the_cause_chain_without_repeats() {
         #[derive(Debug)]
