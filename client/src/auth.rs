@@ -108,22 +108,7 @@ impl Provider {
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let answer = transport
-            .http()
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status);
-        let discovery: Value = match answer {
-            Ok(response) => response,
-            Err(err) => {
-                let why = transport.describe(&err).await;
-                return Err(AuthError::Http(format!("cannot read {url}: {why}")));
-            }
-        }
-        .json()
-        .await
-        .map_err(http_error)?;
+        let discovery: Value = get_json(transport, &url).await?;
         let endpoint = |name: &str| {
             discovery
                 .get(name)
@@ -296,20 +281,25 @@ pub async fn refresh_stored(provider: &Provider, store: &TokenStore) -> Result<T
 /// The server's sign-in settings, from `GET /api/v1/auth` (no token needed).
 pub async fn server_auth(transport: &Transport, server: &str) -> Result<AuthJson, AuthError> {
     let url = format!("{}/api/v1/auth", server.trim_end_matches('/'));
+    get_json(transport, &url).await
+}
+
+/// `GET url` as JSON; a failure says why, what a proxy answered included.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    transport: &Transport,
+    url: &str,
+) -> Result<T, AuthError> {
     let answer = transport
         .http()
-        .get(&url)
+        .get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status);
     match answer {
-        Ok(response) => response,
+        Ok(response) => response.json().await.map_err(http_error),
         Err(err) => {
             let why = transport.describe(&err).await;
-            return Err(AuthError::Http(format!("cannot read {url}: {why}")));
+            Err(AuthError::Http(format!("cannot read {url}: {why}")))
         }
     }
-    .json()
-    .await
-    .map_err(http_error)
 }

@@ -13,7 +13,7 @@ use monti_protocol::floor::Floor;
 use monti_protocol::ingest::{EventBatchJson, EventWindow};
 use monti_protocol::message::{ServerMsg, Subscription};
 use monti_protocol::model::{
-    AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, StateKind, Team, TeamId,
+    AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, Team, TeamId,
 };
 use monti_protocol::names::shown_name;
 use monti_protocol::scope::Scope;
@@ -30,19 +30,6 @@ impl Ids {
         let next = self.0.len() as u32;
         let id = *self.0.entry(name.to_owned()).or_insert(next);
         (id, id == next)
-    }
-}
-
-fn status(state: StateKind, reason: Option<ReasonId>) -> AgentStatus {
-    match state {
-        StateKind::Offline => AgentStatus::Offline,
-        StateKind::Available => AgentStatus::Available,
-        StateKind::Ringing => AgentStatus::Ringing,
-        StateKind::OnCall => AgentStatus::OnCall,
-        StateKind::OnHold => AgentStatus::OnHold,
-        StateKind::WrapUp => AgentStatus::WrapUp,
-        StateKind::NotReady => AgentStatus::NotReady(reason),
-        StateKind::Stale => AgentStatus::Stale,
     }
 }
 
@@ -98,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
             team: TeamId(team as u16),
             site: SiteId(site as u16),
         }));
-        pending.set_status(AgentId(agent), status(state, reason), event.since_ms);
+        pending.set_status(AgentId(agent), AgentStatus::of(state, reason), event.since_ms);
     }
     // The live path: one tick's delta, as every full-floor viewer gets it.
     let tick = pending.commit(&mut server, NOW);

@@ -51,6 +51,20 @@ pub enum AgentStatus {
 }
 
 impl AgentStatus {
+    /// The state of `kind`, with `reason` when it is not ready (ignored otherwise).
+    pub fn of(kind: StateKind, reason: Option<ReasonId>) -> AgentStatus {
+        match kind {
+            StateKind::Offline => AgentStatus::Offline,
+            StateKind::Available => AgentStatus::Available,
+            StateKind::Ringing => AgentStatus::Ringing,
+            StateKind::OnCall => AgentStatus::OnCall,
+            StateKind::OnHold => AgentStatus::OnHold,
+            StateKind::WrapUp => AgentStatus::WrapUp,
+            StateKind::NotReady => AgentStatus::NotReady(reason),
+            StateKind::Stale => AgentStatus::Stale,
+        }
+    }
+
     /// The state without its reason, for counting and colouring.
     pub fn kind(self) -> StateKind {
         match self {

@@ -783,18 +783,9 @@ impl Inner {
                 let Some(&dense) = catalog.agents.get(&agent) else {
                     anyhow::bail!("a state for agent {agent}, which the floor lacks");
                 };
-                let status = match state {
-                    StateKind::Offline => AgentStatus::Offline,
-                    StateKind::Available => AgentStatus::Available,
-                    StateKind::Ringing => AgentStatus::Ringing,
-                    StateKind::OnCall => AgentStatus::OnCall,
-                    StateKind::OnHold => AgentStatus::OnHold,
-                    StateKind::WrapUp => AgentStatus::WrapUp,
-                    StateKind::NotReady => AgentStatus::NotReady(
-                        reason.and_then(|reason| catalog.reasons.get(&reason).copied()),
-                    ),
-                    StateKind::Stale => anyhow::bail!("a stored state cannot be stale"),
-                };
+                anyhow::ensure!(state != StateKind::Stale, "a stored state cannot be stale");
+                let reason = reason.and_then(|reason| catalog.reasons.get(&reason).copied());
+                let status = AgentStatus::of(state, reason);
                 let entry = &mut catalog.entries[dense.0 as usize];
                 let current = &mut entry.current;
                 // Only fresh news ends staleness; a reload repeating the stored state does not.

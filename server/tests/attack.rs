@@ -7,7 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::ServerProcess;
+use common::{ServerProcess, temp_dir};
 use monti_client::connection::Connection;
 use monti_protocol::message::{ServerMsg, Subscription};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,7 +72,7 @@ async fn metric(server: &ServerProcess, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
-    let data = tempdir("slowloris");
+    let data = temp_dir("slowloris");
     let db = format!("sqlite://{}/monti.db", data.display());
     let server = ServerProcess::start(
         &[
@@ -125,7 +125,7 @@ async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_gets_only_so_many_connections() {
-    let data = tempdir("per-address");
+    let data = temp_dir("per-address");
     let db = format!("sqlite://{}/monti.db", data.display());
     let server = ServerProcess::start(
         &[
@@ -181,7 +181,7 @@ async fn one_address_gets_only_so_many_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_trickled_too_slowly_gets_408_with_a_json_reason() {
-    let data = tempdir("slow-body");
+    let data = temp_dir("slow-body");
     let db = format!("sqlite://{}/monti.db", data.display());
     let server = ServerProcess::start(
         &[
@@ -213,18 +213,6 @@ async fn a_body_trickled_too_slowly_gets_408_with_a_json_reason() {
     still_serving(&server).await;
     drop(server);
     let _ = std::fs::remove_dir_all(data);
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "monti-attack-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 /// A quiet floor of `agents` agents in every state over 10 teams, through the events API.
@@ -279,7 +267,7 @@ fn distinct(n: usize) -> Subscription {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_thousand_distinct_subscriptions_leave_memory_flat() {
-    let data = tempdir("subscriptions");
+    let data = temp_dir("subscriptions");
     let db = format!("sqlite://{}/monti.db", data.display());
     let server = ServerProcess::start(
         &["--database-url", &db, "--simulator-enabled", "false"],
@@ -374,7 +362,7 @@ async fn three_thousand_distinct_subscriptions_leave_memory_flat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_sign_in_only_local_programs_are_answered() {
-    let data = tempdir("mode-none");
+    let data = temp_dir("mode-none");
     let db = format!("sqlite://{}/monti.db", data.display());
     let server = ServerProcess::start(
         &["--database-url", &db, "--simulator-enabled", "false"],

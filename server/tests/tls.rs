@@ -12,25 +12,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::pki::{ServerCert, TestCa};
-use common::{TestDb, TestServer, test_config};
+use common::{TestDb, TestServer, temp_dir, test_config};
 use monti_client::connection::Connection;
 use monti_client::follow::{Event, Follower};
 use monti_client::load::{self, LoadOptions};
 use monti_client::{Transport, TransportOptions, auth};
 use monti_protocol::message::{ServerMsg, Subscription};
 use monti_protocol::rest::MeJson;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "monti-tls-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 fn transport(ca_file: Option<&Path>, proxy: Option<&str>) -> Transport {
     Transport::new(&TransportOptions {

@@ -53,10 +53,7 @@ impl TestServer {
 
     async fn wait_ready(&mut self) {
         // Only asks whether it is up: whether its certificate is trusted is for the test.
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .expect("client");
+        let client = data_client();
         for _ in 0..200 {
             if self
                 .handle
@@ -91,11 +88,7 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        // Tests of TLS check certificates with the client's own transport; this is for data.
-        reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .expect("client")
+        data_client()
             .get(format!("{}{path}", self.url))
             .send()
             .await
@@ -316,16 +309,32 @@ impl ServerProcess {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        // Tests of TLS check certificates with the client's own transport; this is for data.
-        reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .expect("client")
+        data_client()
             .get(format!("{}{path}", self.url))
             .send()
             .await
             .expect("request")
     }
+}
+
+/// An HTTP client for reading data from test servers, plain or TLS: tests of TLS check
+/// certificates with the apps' own transport, this one does not.
+pub fn data_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client")
+}
+
+/// A fresh folder under the system's temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "monti-test-{name}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// A loopback port nobody listens on right now.
