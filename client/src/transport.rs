@@ -552,12 +552,14 @@ fn describe_refusal(
             if subject.as_deref() == Some(issuer.as_str()) {
                 format!(
                     "the server's certificate is self-signed ({issuer}) and not trusted by this \
-                     computer; install it in the system's store or pass it with --ca-file"
+                     computer; install it in the system's store or give it as the company CA \
+                     file (--ca-file, or the app's Settings)"
                 )
             } else {
                 format!(
                     "the server's certificate was issued by \"{issuer}\", which this computer does \
-                     not trust; install that CA in the system's store or pass it with --ca-file"
+                     not trust; install that CA in the system's store or give it as the company CA \
+                     file (--ca-file, or the app's Settings)"
                 )
             }
         }

@@ -72,10 +72,9 @@ pub struct App {
     net: Net,
     search: String,
     focus_search: bool,
-    server_field: String,
-    /// The Settings menu's CA file and proxy fields, applied with Connect.
-    ca_field: String,
-    proxy_field: String,
+    /// The server, CA file and proxy fields (Settings menu and connecting screen), applied with
+    /// Connect.
+    fields: signin::ConnectFields,
     /// The subscription the network thread follows (it keeps it across servers).
     sent: Subscription,
     pub(crate) cache: Cache,
@@ -90,18 +89,18 @@ impl App {
     /// An app showing what `net` delivers; `net` follows [`Subscription::default`] until the
     /// filters say otherwise.
     pub fn new(settings: Settings, net: Net) -> App {
-        let server_field = settings.server.clone();
-        let ca_field = settings.ca_file.clone();
-        let proxy_field = settings.proxy.clone();
+        let fields = signin::ConnectFields {
+            server: settings.server.clone(),
+            ca_file: settings.ca_file.clone(),
+            proxy: settings.proxy.clone(),
+        };
         App {
-            ca_field,
-            proxy_field,
+            fields,
             settings,
             clock: Clock::System,
             net,
             search: String::new(),
             focus_search: false,
-            server_field,
             sent: Subscription::default(),
             cache: Cache::default(),
             kiosk: None,
@@ -318,7 +317,7 @@ impl App {
         ui.menu_button("Settings", |ui| {
             let label = ui.label("Server");
             ui.horizontal(|ui| {
-                ui.text_edit_singleline(&mut self.server_field)
+                ui.text_edit_singleline(&mut self.fields.server)
                     .labelled_by(label.id);
                 if ui.button("Connect").clicked() {
                     self.connect();
@@ -326,11 +325,11 @@ impl App {
                 }
             });
             let label = ui.label("Company CA file (PEM), beside the system's");
-            ui.text_edit_singleline(&mut self.ca_field)
+            ui.text_edit_singleline(&mut self.fields.ca_file)
                 .labelled_by(label.id)
                 .on_hover_text("For https servers whose CA is not installed on this computer");
             let label = ui.label("Proxy (empty: the system's)");
-            ui.text_edit_singleline(&mut self.proxy_field)
+            ui.text_edit_singleline(&mut self.fields.proxy)
                 .labelled_by(label.id)
                 .on_hover_text("http://user:password@host:port; Basic authentication only");
             ui.separator();
@@ -366,9 +365,9 @@ impl App {
 
     /// Applies the server, CA file and proxy fields: a new session when any of them changed.
     fn connect(&mut self) {
-        let server = self.server_field.trim().to_owned();
-        let ca_file = self.ca_field.trim().to_owned();
-        let proxy = self.proxy_field.trim().to_owned();
+        let server = self.fields.server.trim().to_owned();
+        let ca_file = self.fields.ca_file.trim().to_owned();
+        let proxy = self.fields.proxy.trim().to_owned();
         let changed = server != self.settings.server
             || ca_file != self.settings.ca_file
             || proxy != self.settings.proxy;
@@ -723,7 +722,7 @@ impl App {
             SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {
                 let now = self.clock.now_ms();
                 egui::CentralPanel::default().show(ui, |ui| {
-                    match signin::screen(ui, &status, &mut self.server_field, now) {
+                    match signin::screen(ui, &status, &mut self.fields, now) {
                         Some(signin::Action::SignIn) => self.net.send(Command::SignIn),
                         Some(signin::Action::Cancel) => self.net.send(Command::CancelSignIn),
                         Some(signin::Action::Connect) => self.connect(),

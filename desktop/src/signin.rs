@@ -18,11 +18,23 @@ pub enum Action {
     Connect,
 }
 
+/// What the person types to reach a server: its URL, and where the network needs it, the
+/// company CA file and the proxy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectFields {
+    /// The server's URL.
+    pub server: String,
+    /// A CA certificate file (PEM) trusted beside the system's store; empty for none.
+    pub ca_file: String,
+    /// A proxy URL; empty for the system's settings.
+    pub proxy: String,
+}
+
 /// Draws the screen for `status.sign_in`; `now_ms` is the local clock.
 pub fn screen(
     ui: &mut Ui,
     status: &Status,
-    server_field: &mut String,
+    fields: &mut ConnectFields,
     now_ms: u64,
 ) -> Option<Action> {
     let mut action = None;
@@ -60,13 +72,26 @@ pub fn screen(
         }
         if !matches!(status.sign_in, SignIn::Code(_)) {
             ui.add_space(24.0);
-            ui.horizontal(|ui| {
+            egui::Grid::new("connect").num_columns(2).show(ui, |ui| {
                 let label = ui.label("Server");
-                ui.text_edit_singleline(server_field).labelled_by(label.id);
-                if ui.button("Connect").clicked() {
-                    action = Some(Action::Connect);
-                }
+                ui.text_edit_singleline(&mut fields.server)
+                    .labelled_by(label.id);
+                ui.end_row();
+                // Where a certificate or the proxy is the problem, here is where to fix it.
+                let label = ui.label("Company CA file");
+                ui.text_edit_singleline(&mut fields.ca_file)
+                    .labelled_by(label.id)
+                    .on_hover_text("A CA certificate (PEM) trusted beside this computer's own");
+                ui.end_row();
+                let label = ui.label("Proxy");
+                ui.text_edit_singleline(&mut fields.proxy)
+                    .labelled_by(label.id)
+                    .on_hover_text("http://user:password@host:port; empty: the system's settings");
+                ui.end_row();
             });
+            if ui.button("Connect").clicked() {
+                action = Some(Action::Connect);
+            }
         }
     });
     action

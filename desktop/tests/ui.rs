@@ -536,3 +536,38 @@ fn settings_take_a_company_ca_file_and_a_proxy_for_the_next_connection() {
     assert_eq!(settings.ca_file, "/etc/monti/company-ca.pem");
     assert_eq!(settings.proxy, "http://desk:pw@proxy.example.com:3128");
 }
+
+#[test]
+fn a_refused_certificate_is_explained_where_the_ca_file_can_be_given() {
+    let mut status = Status::new("https://floor.example.com");
+    let why = "cannot read https://floor.example.com/api/v1/auth: the server's certificate was \
+               issued by \"CN=Example Corp CA\", which this computer does not trust; install that \
+               CA in the system's store or give it as the company CA file (--ca-file, or the \
+               app's Settings)";
+    status.problem = Some(why.to_owned());
+    let settings = Settings {
+        server: "https://floor.example.com".to_owned(),
+        ..Settings::default()
+    };
+    let (mut harness, mut commands) = harness(status, settings);
+    harness.run_steps(4);
+    assert!(harness.query_by_label(why).is_some());
+    harness.get_by_label("Company CA file").focus();
+    harness.run_steps(4);
+    harness
+        .get_by_label("Company CA file")
+        .type_text("/etc/monti/example-corp-ca.pem");
+    harness.run_steps(4);
+    harness.get_by_label("Connect").click();
+    harness.run_steps(4);
+    assert_eq!(
+        drain(&mut commands),
+        vec![Command::Connect {
+            server: "https://floor.example.com".to_owned(),
+            transport: monti_client::TransportOptions {
+                ca_file: Some("/etc/monti/example-corp-ca.pem".into()),
+                proxy: None,
+            },
+        }]
+    );
+}
