@@ -267,7 +267,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             header_timeout_secs: 10,
             request_timeout_secs: 30,
-            max_connections_per_address: 256,
+            max_connections_per_address: 1_024,
         }
     }
 }
@@ -464,7 +464,7 @@ pub struct Cli {
     /// Seconds a request and its body may take before a 408 [default: 30].
     #[arg(long, env = "MONTI_SERVER_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<u64>,
-    /// Open connections from one client address, trusted proxies not counted [default: 256].
+    /// Open connections from one client address, trusted proxies not counted [default: 1024].
     #[arg(long, env = "MONTI_SERVER_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
 
