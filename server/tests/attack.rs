@@ -63,6 +63,56 @@ async fn still_serving(server: &ServerProcess) {
     assert!(matches!(first, ServerMsg::Snapshot(_)), "{first:?}");
 }
 
+/// An ordinary viewer following the whole floor while an attack runs beside it.
+struct Bystander {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<(u32, Vec<String>, u64)>,
+}
+
+impl Bystander {
+    async fn start(url: &str) -> Bystander {
+        let mut follower = monti_client::Follower::new(url, "bystander", Subscription::default());
+        // Live before the attack begins.
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), follower.next())
+                .await
+                .expect("a snapshot within 30 s")
+                .expect("follows");
+            if let monti_client::Event::Snapshot { .. } = event {
+                break;
+            }
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let until = stop.clone();
+        let task = tokio::spawn(async move {
+            let (mut snapshots, mut lost) = (0, Vec::new());
+            loop {
+                let event = tokio::select! {
+                    () = until.cancelled() => break,
+                    event = follower.next() => event.expect("follows"),
+                };
+                match event {
+                    monti_client::Event::Snapshot { .. } => snapshots += 1,
+                    monti_client::Event::Lost { reason, .. } => lost.push(reason),
+                    _ => {}
+                }
+            }
+            (snapshots, lost, follower.floor().seq())
+        });
+        Bystander { stop, task }
+    }
+
+    /// Ends the watch: the bystander never lost its stream, needed no fresh snapshot and kept
+    /// up with the floor.
+    async fn saw_no_gap(self) {
+        self.stop.cancel();
+        let (snapshots, lost, seq) = self.task.await.expect("bystander");
+        assert!(lost.is_empty(), "the bystander lost its stream: {lost:?}");
+        assert_eq!(snapshots, 0, "the bystander had to resync");
+        assert!(seq > 0, "the bystander followed the floor");
+    }
+}
+
 async fn metric(server: &ServerProcess, name: &str) -> f64 {
     let text = server.get("/metrics").await.text().await.expect("metrics");
     text.lines()
@@ -86,6 +136,7 @@ async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
         true,
     )
     .await;
+    let bystander = Bystander::start(&server.url).await;
     // 1,000 connections from four addresses, each with half a request header.
     let mut attackers = Vec::new();
     for n in 0..1_000u32 {
@@ -119,6 +170,7 @@ async fn a_thousand_half_open_connections_hold_up_nobody_and_are_closed() {
     assert_eq!(&answer, b"HTTP/1.1 200");
     assert!(closed_within(&mut idle, Duration::from_secs(15)).await);
     still_serving(&server).await;
+    bystander.saw_no_gap().await;
     drop(server);
     let _ = std::fs::remove_dir_all(data);
 }
@@ -277,6 +329,7 @@ async fn three_thousand_distinct_subscriptions_leave_memory_flat() {
     quiet_floor(&server, 10_000).await;
     // Warm up: one full snapshot, so that the floor's own memory is counted before.
     still_serving(&server).await;
+    let bystander = Bystander::start(&server.url).await;
     let before = metric(&server, "monti_process_resident_memory_bytes").await;
 
     // 150 viewers x 20 distinct subscriptions each (the burst a viewer may send), reading
@@ -334,6 +387,7 @@ async fn three_thousand_distinct_subscriptions_leave_memory_flat() {
         "server memory grew by {grown:.0} MiB while {sent:.0} MiB of snapshots were sent"
     );
     still_serving(&server).await;
+    bystander.saw_no_gap().await;
 
     // One viewer subscribing without pause is told to stop after its burst.
     let mut greedy = Connection::connect(&server.url, "greedy")
