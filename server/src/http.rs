@@ -394,7 +394,18 @@ async fn history(
                 .ok_or(Error::NotFound)?;
             (Some(found.id), None)
         }
-        (None, Some(team)) => (None, Some(state.live.team_id(team).ok_or(Error::NotFound)?)),
+        (None, Some(team)) => {
+            // A team the caller may not name is as unknown as one that does not exist.
+            let id = state.live.team_id(team).ok_or(Error::NotFound)?;
+            let listed = state
+                .live
+                .dense_team(id)
+                .is_some_and(|dense| scope.lists_team(dense));
+            if !listed {
+                return Err(Error::NotFound);
+            }
+            (None, Some(id))
+        }
         _ => {
             return Err(Error::BadRequest(
                 "name either agent (an external id) or team (a name)".into(),
@@ -599,18 +610,19 @@ async fn agents(
     };
     let needle = query.q.as_deref().map(str::to_lowercase);
     state.live.read(|floor| {
-        if let Some(team) = query
-            .team
-            .filter(|&team| floor.team(monti_protocol::model::TeamId(team)).is_none())
-        {
+        // A team or site the caller may not name is as unknown as one that does not exist.
+        if let Some(team) = query.team.filter(|&team| {
+            let team = monti_protocol::model::TeamId(team);
+            floor.team(team).is_none() || !scope.lists_team(team)
+        }) {
             return Err(Error::BadRequest(format!(
                 "there is no team with id {team}"
             )));
         }
-        if let Some(site) = query
-            .site
-            .filter(|&site| floor.site(monti_protocol::model::SiteId(site)).is_none())
-        {
+        if let Some(site) = query.site.filter(|&site| {
+            let site = monti_protocol::model::SiteId(site);
+            floor.site(site).is_none() || !scope.lists_site(site)
+        }) {
             return Err(Error::BadRequest(format!(
                 "there is no site with id {site}"
             )));

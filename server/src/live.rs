@@ -409,6 +409,11 @@ impl LiveFloor {
         ))
     }
 
+    /// The floor's id of a team, by database id.
+    pub fn dense_team(&self, team: i64) -> Option<TeamId> {
+        lock(&self.inner).catalog.teams.get(&team).copied()
+    }
+
     /// The external ids of the active agents (for a roster sync that deactivates the rest).
     pub fn active_agents(&self) -> Vec<(String, i64)> {
         let inner = lock(&self.inner);

@@ -508,9 +508,44 @@ async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
     assert_eq!(own.status(), 200);
     let other = get(&server, "/api/v1/history?agent=b1", Some(&ben)).await;
     assert_eq!(other.status(), 404);
+    // Another team's history is as unknown as a team that does not exist: same status, same
+    // body, and no cursor that would count its rows.
     let team = get(&server, "/api/v1/history?team=Billing%201", Some(&ben)).await;
-    let page: monti_protocol::ingest::HistoryPageJson = team.json().await.expect("json");
-    assert!(page.entries.is_empty(), "another team's history leaked");
+    let missing = get(&server, "/api/v1/history?team=No%20Such%20Team", Some(&ben)).await;
+    assert_eq!(team.status(), 404);
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        team.text().await.expect("body"),
+        missing.text().await.expect("body")
+    );
+    // And so is its id in the agent list (Sales 1 and Billing 1 are teams 0 and 1, in the order
+    // they were stored).
+    let teams: Vec<monti_protocol::rest::TeamJson> = get(&server, "/api/v1/teams", Some(&wall))
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let billing = teams
+        .iter()
+        .find(|team| team.name == "Billing 1")
+        .expect("Billing 1")
+        .id;
+    let hidden = get(
+        &server,
+        &format!("/api/v1/agents?team={billing}"),
+        Some(&ben),
+    )
+    .await;
+    let unknown = get(&server, "/api/v1/agents?team=999", Some(&ben)).await;
+    assert_eq!(hidden.status(), 400);
+    assert_eq!(unknown.status(), 400);
+    let hidden: ErrorJson = hidden.json().await.expect("json");
+    let unknown: ErrorJson = unknown.json().await.expect("json");
+    assert_eq!(hidden.error, unknown.error);
+    assert_eq!(
+        hidden.message.replace(&billing.to_string(), "N"),
+        unknown.message.replace("999", "N")
+    );
     let by_ingest = get(&server, "/api/v1/history?agent=s1", Some(&ingest)).await;
     assert_eq!(by_ingest.status(), 403);
     server.stop().await.expect("stops");
