@@ -293,8 +293,14 @@ async fn tunnel(
             })
         }
         _ => Err(format!(
-            "the proxy {shown} refused the tunnel to {authority}: {}",
-            status_line.trim()
+            "the proxy {shown} refused the tunnel to {authority}: {}{}",
+            status_line.trim(),
+            if port == 443 {
+                ""
+            } else {
+                " (many proxies allow tunnels only to port 443: use the server's https address, \
+                 or exempt it with NO_PROXY)"
+            }
         )),
     }
 }
@@ -776,6 +782,14 @@ mod tests {
             err.contains("refused the tunnel to floor.example.com:443: HTTP/1.1 403 Filtered"),
             "{err}"
         );
+        assert!(!err.contains("only to port 443"), "{err}");
+        // To another port, the likely reason is named.
+        let port = proxy_answering("HTTP/1.1 403 Filtered\r\nContent-Length: 0\r\n\r\n").await;
+        let proxy: Uri = format!("http://127.0.0.1:{port}").parse().expect("uri");
+        let err = tunnel(&proxy, None, "floor.example.com", 8080)
+            .await
+            .expect_err("refused");
+        assert!(err.contains("only to port 443"), "{err}");
     }
 
     #[test]
