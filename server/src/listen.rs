@@ -145,7 +145,7 @@ pub async fn serve(
             }
         };
         tune(&stream);
-        let service = service(app.clone(), peer);
+        let app = app.clone();
         let http = if trusted {
             http_proxied.clone()
         } else {
@@ -156,10 +156,10 @@ pub async fn serve(
         connections.spawn(async move {
             let _slot = slot;
             match tls {
-                None => serve_io(&http, stream, service, stop, peer).await,
+                None => serve_io(&http, stream, app, stop, peer).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_io(&http, stream, service, stop, peer).await,
+                        Ok(Ok(stream)) => serve_io(&http, stream, app, stop, peer).await,
                         Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -177,23 +177,21 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it ends; at `stop`, lets the request in progress finish.
+/// Serves one connection from `peer` until it ends; at `stop`, lets the request in progress
+/// finish. Handlers read `peer` as `ConnectInfo<SocketAddr>`.
 async fn serve_io<I>(
     http: &http1::Builder,
     io: I,
-    service: impl hyper::service::Service<
-        hyper::Request<Incoming>,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static,
+    app: Router,
     stop: CancellationToken,
     peer: SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().call(request.map(axum::body::Body::new))
+    });
     let connection = http
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
@@ -208,23 +206,4 @@ async fn serve_io<I>(
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "connection ended");
     }
-}
-
-/// The router as a hyper service for one connection from `peer`, which handlers read as
-/// `ConnectInfo<SocketAddr>`.
-fn service(
-    app: Router,
-    peer: SocketAddr,
-) -> impl hyper::service::Service<
-    hyper::Request<Incoming>,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static {
-    hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().call(request.map(axum::body::Body::new))
-    })
 }
