@@ -318,6 +318,66 @@ async fn a_replaced_certificate_is_served_without_a_restart() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Certificate files as certbot and openssl write them, not as rcgen does: the leaf followed by
+/// its intermediate ("fullchain.pem"), and the key in OpenSSL's traditional SEC1 form
+/// (`-----BEGIN EC PRIVATE KEY-----`, what `openssl ecparam -genkey` and `openssl ec` write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fullchain_file_and_a_traditional_openssl_key_are_served() {
+    let Some(openssl) = program("openssl") else {
+        skip_or_fail("openssl is not installed");
+        return;
+    };
+    let dir = temp_dir("fullchain");
+    let root = TestCa::new("MONTI Test Root");
+    let intermediate = root.intermediate("MONTI Test Issuing CA");
+    let leaf = intermediate.server_cert(&["127.0.0.1"]);
+    let fullchain = ServerCert {
+        cert_pem: format!("{}{}", leaf.cert_pem, intermediate.pem),
+        key_pem: leaf.key_pem.clone(),
+    };
+    let (cert, key) = fullchain.write(&dir);
+    let converted = std::process::Command::new(openssl)
+        .args(["ec", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&key)
+        .output()
+        .expect("openssl runs");
+    assert!(converted.status.success(), "{converted:?}");
+    let key_text = std::fs::read_to_string(&key).expect("key");
+    assert!(
+        key_text.starts_with("-----BEGIN EC PRIVATE KEY-----"),
+        "{key_text}"
+    );
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.server.tls_cert = cert.display().to_string();
+    config.server.tls_key = key.display().to_string();
+    let server = TestServer::start(config).await;
+    // The client trusts only the root: the intermediate comes from the server.
+    let root_file = root.write(&dir, "root.pem");
+    let client = transport(Some(&root_file), None);
+    auth::server_auth(&client, &server.url)
+        .await
+        .expect("REST over the chain");
+    assert_eq!(snapshot_agents(&client, &server.url).await, 300);
+    // Without the intermediate in the file, the same root does not reach the leaf.
+    let leaf_only_dir = dir.join("leaf-only");
+    std::fs::create_dir_all(&leaf_only_dir).expect("dir");
+    let leaf_only = intermediate.server_cert(&["127.0.0.1"]);
+    let short_db = TestDb::sqlite();
+    let short = tls_server(&short_db, &leaf_only, &leaf_only_dir).await;
+    let err = auth::server_auth(&client, &short.url)
+        .await
+        .expect_err("an incomplete chain");
+    assert!(err.to_string().contains("MONTI Test Issuing CA"), "{err}");
+    short.stop().await.expect("stops");
+    short_db.drop_database().await;
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_in_the_machines_trust_store_needs_no_settings() {
     // scripts/test makes this CA and installs it into the machine's store for the run.

@@ -34,6 +34,22 @@ impl TestCa {
         }
     }
 
+    /// An intermediate CA signed by this one, as public CAs issue server certificates (the
+    /// server then serves its certificate and the intermediate's: a "fullchain" file).
+    pub fn intermediate(&self, name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("signed");
+        TestCa {
+            name: name.to_owned(),
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
     /// An existing CA from its certificate and key (PEM), such as one installed in the
     /// machine's trust store by the test script.
     pub fn load(cert: &Path, key: &Path) -> TestCa {
