@@ -485,7 +485,12 @@ impl App {
         self.settings.filter = Filter {
             teams: config.teams.iter().cloned().collect(),
             sites: config.sites.iter().cloned().collect(),
-            states: StateSet::ALL,
+            // Configured only for teams or sites this device may not see: nothing, not all.
+            states: if config.shows_nothing() {
+                StateSet::NONE
+            } else {
+                StateSet::ALL
+            },
         };
         // The pages group by themselves; the table view keeps the cache from grouping too.
         self.settings.view = ViewKind::Agents;

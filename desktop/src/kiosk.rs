@@ -605,6 +605,11 @@ fn scope_text(config: &WallboardConfig) -> String {
     if !config.sites.is_empty() {
         parts.push(config.sites.join(", "));
     }
+    if config.hidden_teams || config.hidden_sites {
+        parts.push(
+            "some of this wallboard's teams or sites are outside this device's access".into(),
+        );
+    }
     if parts.is_empty() {
         String::new()
     } else {

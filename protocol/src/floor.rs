@@ -57,6 +57,17 @@ pub enum FoldError {
     AgentOutOfRange(AgentId),
 }
 
+/// A team or site a subscription names that does not exist for its viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unnamed {
+    /// No such team (or none the viewer may name).
+    #[error("there is no team with id {}", .0.0)]
+    Team(TeamId),
+    /// No such site (or none the viewer may name).
+    #[error("there is no site with id {}", .0.0)]
+    Site(SiteId),
+}
+
 /// A roster entry with its current state.
 #[derive(Clone, Debug)]
 pub struct AgentRecord {
@@ -211,6 +222,10 @@ pub struct Floor {
     /// Which sites each team has agents at (and the reverse): the cells a summary adds up.
     team_sites: BTreeMap<TeamId, BTreeSet<SiteId>>,
     site_teams: BTreeMap<SiteId, BTreeSet<TeamId>>,
+    /// Where the roster places agents, with or without a state: how many of each team at each
+    /// site, and the reverse. What a scope may name follows it ([`Floor::names_team`]).
+    placed: BTreeMap<TeamId, BTreeMap<SiteId, u32>>,
+    placed_by_site: BTreeMap<SiteId, BTreeMap<TeamId, u32>>,
     /// Summary detail only: the groups as the server last described them.
     received_groups: BTreeMap<GroupKey, GroupStats>,
     /// A snapshot being received; it replaces this floor when its last chunk arrives.
@@ -264,6 +279,8 @@ impl Floor {
             cells: HashMap::new(),
             team_sites: BTreeMap::new(),
             site_teams: BTreeMap::new(),
+            placed: BTreeMap::new(),
+            placed_by_site: BTreeMap::new(),
             received_groups: BTreeMap::new(),
             incoming: None,
             next_chunk: 0,
@@ -359,6 +376,62 @@ impl Floor {
     /// How many agents the roster of this view has.
     pub fn n_agents(&self) -> usize {
         self.n_agents
+    }
+
+    /// Whether the roster has agents of `team` at `site` (with or without a state).
+    pub fn places(&self, team: TeamId, site: SiteId) -> bool {
+        self.placed
+            .get(&team)
+            .is_some_and(|sites| sites.contains_key(&site))
+    }
+
+    /// The sites where the roster has agents of `team`.
+    pub fn sites_of_team(&self, team: TeamId) -> Vec<SiteId> {
+        self.placed
+            .get(&team)
+            .map(|sites| sites.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The teams the roster has agents of at `site`.
+    pub fn teams_at_site(&self, site: SiteId) -> Vec<TeamId> {
+        self.placed_by_site
+            .get(&site)
+            .map(|teams| teams.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `view` may name the team: it exists, and the view names it where its agents are.
+    pub fn names_team(&self, view: View<'_>, team: TeamId) -> bool {
+        self.teams.contains_key(&team) && view.names_team(team, |site| self.places(team, site))
+    }
+
+    /// Whether `view` may name the site; see [`Floor::names_team`].
+    pub fn names_site(&self, view: View<'_>, site: SiteId) -> bool {
+        self.sites.contains_key(&site) && view.names_site(site, |team| self.places(team, site))
+    }
+
+    /// Whether a viewer limited to `scope` may name the team at all (whatever it subscribes to).
+    pub fn scope_names_team(&self, scope: &Scope, team: TeamId) -> bool {
+        self.names_team(View::new(&Subscription::default(), scope), team)
+    }
+
+    /// Whether a viewer limited to `scope` may name the site at all.
+    pub fn scope_names_site(&self, scope: &Scope, site: SiteId) -> bool {
+        self.names_site(View::new(&Subscription::default(), scope), site)
+    }
+
+    /// Checks that every team and site a subscription names exists and may be named by a viewer
+    /// limited to `scope`. Both failures give the same answer, so that a viewer cannot tell a
+    /// team it may not see from one that does not exist.
+    pub fn check_names(&self, sub: &Subscription, scope: &Scope) -> Result<(), Unnamed> {
+        if let Some(&team) = (sub.teams.iter()).find(|&&team| !self.scope_names_team(scope, team)) {
+            return Err(Unnamed::Team(team));
+        }
+        if let Some(&site) = (sub.sites.iter()).find(|&&site| !self.scope_names_site(scope, site)) {
+            return Err(Unnamed::Site(site));
+        }
+        Ok(())
     }
 
     /// Every (team, site) cell that holds agents, in no particular order.
@@ -508,6 +581,7 @@ impl Floor {
             self.agents.resize(idx + 1, None);
         }
         let Some(record) = self.agents[idx].as_mut() else {
+            self.place(info.team, info.site);
             self.agents[idx] = Some(AgentRecord {
                 info,
                 live: None,
@@ -520,6 +594,9 @@ impl Floor {
             return Ok(Some(std::mem::replace(&mut record.info, info)));
         }
         // Moving cells: take the agent out of its old cell and put it into the new one.
+        let (old_team, old_site) = (record.info.team, record.info.site);
+        self.unplace(old_team, old_site);
+        self.place(info.team, info.site);
         let live = self.unlink(info.id);
         let old = self.agents[idx]
             .as_mut()
@@ -535,8 +612,45 @@ impl Floor {
         self.agents.get(id.0 as usize)?.as_ref()?;
         self.unlink(id);
         let record = self.agents[id.0 as usize].take();
+        if let Some(record) = &record {
+            self.unplace(record.info.team, record.info.site);
+        }
         self.n_agents -= 1;
         record
+    }
+
+    fn place(&mut self, team: TeamId, site: SiteId) {
+        *self
+            .placed
+            .entry(team)
+            .or_default()
+            .entry(site)
+            .or_default() += 1;
+        *self
+            .placed_by_site
+            .entry(site)
+            .or_default()
+            .entry(team)
+            .or_default() += 1;
+    }
+
+    fn unplace(&mut self, team: TeamId, site: SiteId) {
+        fn forget<K: Ord, V: Ord>(index: &mut BTreeMap<K, BTreeMap<V, u32>>, key: K, value: V) {
+            let Some(values) = index.get_mut(&key) else {
+                return;
+            };
+            if let Some(count) = values.get_mut(&value) {
+                *count -= 1;
+                if *count == 0 {
+                    values.remove(&value);
+                }
+            }
+            if values.is_empty() {
+                index.remove(&key);
+            }
+        }
+        forget(&mut self.placed, team, site);
+        forget(&mut self.placed_by_site, site, team);
     }
 
     /// Sets an agent's state. A state outside the view's filter drops the agent from the view.
@@ -656,11 +770,11 @@ impl Floor {
             grouping: sub.grouping,
             states: sub.states,
             sites: (self.sites.values())
-                .filter(|site| view.lists_site(site.id))
+                .filter(|site| self.names_site(view, site.id))
                 .cloned()
                 .collect(),
             teams: (self.teams.values())
-                .filter(|team| view.lists_team(team.id))
+                .filter(|team| self.names_team(view, team.id))
                 .cloned()
                 .collect(),
             reasons: self.reasons.values().cloned().collect(),

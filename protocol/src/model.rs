@@ -158,6 +158,9 @@ impl StateSet {
     /// Every state: the default filter.
     pub const ALL: StateSet = StateSet(u8::MAX >> (8 - StateKind::COUNT));
 
+    /// No state: a filter that lets nothing through.
+    pub const NONE: StateSet = StateSet(0);
+
     /// The set with just these kinds.
     pub fn of(kinds: impl IntoIterator<Item = StateKind>) -> StateSet {
         StateSet(

@@ -307,6 +307,13 @@ pub struct WallboardConfig {
     /// When to dim the screen, if ever.
     #[serde(default)]
     pub night: Option<NightHours>,
+    /// Set by the server when the configuration names teams the caller may not see: they are
+    /// left out of `teams`, and if that leaves it empty the wallboard shows no team (not all).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_teams: bool,
+    /// The same for sites.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_sites: bool,
 }
 
 impl Default for WallboardConfig {
@@ -323,11 +330,18 @@ impl Default for WallboardConfig {
             teams: Vec::new(),
             sites: Vec::new(),
             night: None,
+            hidden_teams: false,
+            hidden_sites: false,
         }
     }
 }
 
 impl WallboardConfig {
+    /// Whether every team or every site it is configured for was left out: it shows nothing.
+    pub fn shows_nothing(&self) -> bool {
+        (self.hidden_teams && self.teams.is_empty()) || (self.hidden_sites && self.sites.is_empty())
+    }
+
     /// Refuses an empty rotation, page times outside 3 s to 1 h, and unreadable night hours.
     pub fn check(&self) -> Result<(), String> {
         if self.pages.is_empty() {

@@ -42,31 +42,32 @@ impl Scope {
         }
     }
 
-    /// Whether the team may be named at all (some grant admits it at some site).
-    pub fn lists_team(&self, team: TeamId) -> bool {
+    /// Whether the team may be named: a grant names it, or a grant for every team covers a site
+    /// where the team has agents (`placed_at`). A site-scoped viewer thus learns the names of the
+    /// teams working at its sites and of no other; a team-scoped viewer keeps its own teams'
+    /// names even while they are empty.
+    pub fn names_team(&self, team: TeamId, placed_at: impl Fn(SiteId) -> bool) -> bool {
         match self {
             Scope::Everything => true,
-            Scope::Only(grants) => {
-                (grants.iter()).any(|grant| grant.teams.is_empty() || grant.teams.contains(&team))
-            }
+            Scope::Only(grants) => grants.iter().any(|grant| {
+                grant.teams.contains(&team)
+                    || (grant.teams.is_empty()
+                        && (grant.sites.is_empty() || grant.sites.iter().any(|&s| placed_at(s))))
+            }),
         }
     }
 
-    /// Whether the site may be named at all.
-    pub fn lists_site(&self, site: SiteId) -> bool {
+    /// Whether the site may be named; see [`Scope::names_team`] (`has` tells whether a team
+    /// has agents at the site).
+    pub fn names_site(&self, site: SiteId, has: impl Fn(TeamId) -> bool) -> bool {
         match self {
             Scope::Everything => true,
-            Scope::Only(grants) => {
-                (grants.iter()).any(|grant| grant.sites.is_empty() || grant.sites.contains(&site))
-            }
+            Scope::Only(grants) => grants.iter().any(|grant| {
+                grant.sites.contains(&site)
+                    || (grant.sites.is_empty()
+                        && (grant.teams.is_empty() || grant.teams.iter().any(|&t| has(t))))
+            }),
         }
-    }
-
-    /// Whether a subscription stays inside the scope: every team and site it names explicitly
-    /// must be one the scope admits. (An empty filter means "all I may see" and always fits.)
-    pub fn admits(&self, sub: &Subscription) -> bool {
-        sub.teams.iter().all(|&team| self.lists_team(team))
-            && sub.sites.iter().all(|&site| self.lists_site(site))
     }
 }
 
@@ -90,14 +91,16 @@ impl<'a> View<'a> {
         self.sub.covers(team, site) && self.scope.covers(team, site)
     }
 
-    /// Whether the view names the team.
-    pub fn lists_team(&self, team: TeamId) -> bool {
-        (self.sub.teams.is_empty() || self.sub.teams.contains(&team)) && self.scope.lists_team(team)
+    /// Whether the view names the team, given where it has agents; see [`Scope::names_team`].
+    pub fn names_team(&self, team: TeamId, placed_at: impl Fn(SiteId) -> bool) -> bool {
+        (self.sub.teams.is_empty() || self.sub.teams.contains(&team))
+            && self.scope.names_team(team, placed_at)
     }
 
-    /// Whether the view names the site.
-    pub fn lists_site(&self, site: SiteId) -> bool {
-        (self.sub.sites.is_empty() || self.sub.sites.contains(&site)) && self.scope.lists_site(site)
+    /// Whether the view names the site, given which teams it has; see [`Scope::names_site`].
+    pub fn names_site(&self, site: SiteId, has: impl Fn(TeamId) -> bool) -> bool {
+        (self.sub.sites.is_empty() || self.sub.sites.contains(&site))
+            && self.scope.names_site(site, has)
     }
 }
 
@@ -125,26 +128,36 @@ mod tests {
     }
 
     #[test]
-    fn a_subscription_naming_a_team_outside_the_scope_is_not_admitted() {
+    fn a_scope_names_what_it_grants_and_what_works_inside_it() {
+        let berlin = Scope::Only(vec![Grant {
+            teams: vec![],
+            sites: vec![SiteId(0)],
+        }]);
+        // Team 1 has agents in Berlin (site 0), team 2 only at site 2.
+        let team_1_placed = |site: SiteId| site == SiteId(0);
+        let team_2_placed = |site: SiteId| site == SiteId(2);
+        assert!(berlin.names_team(TeamId(1), team_1_placed));
+        assert!(!berlin.names_team(TeamId(2), team_2_placed));
+        assert!(!berlin.names_team(TeamId(3), |_| false), "an empty team");
+        assert!(
+            berlin.names_site(SiteId(0), |_| false),
+            "its own site, even empty"
+        );
+        assert!(!berlin.names_site(SiteId(2), |_| true));
+
         let team_1 = Scope::Only(vec![Grant {
             teams: vec![TeamId(1)],
             sites: vec![],
         }]);
-        let all = Subscription::default();
         assert!(
-            team_1.admits(&all),
-            "an empty filter means all the viewer may see"
+            team_1.names_team(TeamId(1), |_| false),
+            "its own team, even empty"
         );
-        let other = Subscription {
-            teams: vec![TeamId(2)],
-            ..Subscription::default()
-        };
-        assert!(!team_1.admits(&other));
-        let own = Subscription {
-            teams: vec![TeamId(1)],
-            sites: vec![SiteId(4)],
-            ..Subscription::default()
-        };
-        assert!(team_1.admits(&own));
+        assert!(!team_1.names_team(TeamId(2), |_| true));
+        assert!(team_1.names_site(SiteId(0), |team| team == TeamId(1)));
+        assert!(!team_1.names_site(SiteId(2), |team| team == TeamId(2)));
+
+        assert!(Scope::Everything.names_team(TeamId(9), |_| false));
+        assert!(!Scope::Only(vec![]).names_site(SiteId(0), |_| true));
     }
 }

@@ -92,6 +92,48 @@ impl Pending {
         let mut roster_events = Vec::with_capacity(self.roster.len());
         let mut changes = Vec::with_capacity(self.status.len() + self.roster.len());
         let mut moved = BTreeSet::new();
+        // Teams and sites this tick may add, rename, remove or place agents in or out of,
+        // with where they stood before: a viewer may gain or lose the right to name them.
+        let mut teams: BTreeMap<TeamId, Touched<Team, SiteId>> = BTreeMap::new();
+        let mut sites: BTreeMap<SiteId, Touched<Site, TeamId>> = BTreeMap::new();
+        let mut touch = |floor: &Floor, team: Option<TeamId>, site: Option<SiteId>| {
+            if let Some(team) = team {
+                teams.entry(team).or_insert_with(|| Touched {
+                    before: floor.team(team).map(|_| floor.sites_of_team(team)),
+                    after: None,
+                    renamed: false,
+                });
+            }
+            if let Some(site) = site {
+                sites.entry(site).or_insert_with(|| Touched {
+                    before: floor.site(site).map(|_| floor.teams_at_site(site)),
+                    after: None,
+                    renamed: false,
+                });
+            }
+        };
+        for update in &self.roster {
+            match update {
+                RosterUpdate::Agent(info) => {
+                    if let Some(old) = floor.agent(info.id) {
+                        touch(floor, Some(old.info.team), Some(old.info.site));
+                    }
+                    touch(floor, Some(info.team), Some(info.site));
+                }
+                RosterUpdate::RemoveAgent(id) => {
+                    if let Some(old) = floor.agent(*id) {
+                        touch(floor, Some(old.info.team), Some(old.info.site));
+                    }
+                }
+                RosterUpdate::Team(Team { id, .. }) | RosterUpdate::RemoveTeam(id) => {
+                    touch(floor, Some(*id), None)
+                }
+                RosterUpdate::Site(Site { id, .. }) | RosterUpdate::RemoveSite(id) => {
+                    touch(floor, None, Some(*id))
+                }
+                RosterUpdate::Reason(_) => {}
+            }
+        }
         for update in self.roster.drain(..) {
             let event = match update {
                 RosterUpdate::Agent(info) => {
@@ -114,20 +156,26 @@ impl Pending {
                     RosterEvent::Agent { old, new: None }
                 }
                 RosterUpdate::Team(team) => {
-                    floor.upsert_team(team.clone());
-                    RosterEvent::Team(team)
+                    if let Some(touched) = teams.get_mut(&team.id) {
+                        touched.renamed = true;
+                    }
+                    floor.upsert_team(team);
+                    continue;
                 }
                 RosterUpdate::RemoveTeam(team) => {
                     floor.remove_team(team);
-                    RosterEvent::TeamRemoved(team)
+                    continue;
                 }
                 RosterUpdate::RemoveSite(site) => {
                     floor.remove_site(site);
-                    RosterEvent::SiteRemoved(site)
+                    continue;
                 }
                 RosterUpdate::Site(site) => {
-                    floor.upsert_site(site.clone());
-                    RosterEvent::Site(site)
+                    if let Some(touched) = sites.get_mut(&site.id) {
+                        touched.renamed = true;
+                    }
+                    floor.upsert_site(site);
+                    continue;
                 }
                 RosterUpdate::Reason(reason) => {
                     floor.upsert_reason(reason.clone());
@@ -136,7 +184,17 @@ impl Pending {
             };
             roster_events.push(event);
         }
-        if !roster_events.is_empty() {
+        for (&team, touched) in &mut teams {
+            touched.after =
+                (floor.team(team).cloned()).map(|entry| (entry, floor.sites_of_team(team)));
+        }
+        for (&site, touched) in &mut sites {
+            touched.after =
+                (floor.site(site).cloned()).map(|entry| (entry, floor.teams_at_site(site)));
+        }
+        teams.retain(|_, touched| touched.changed());
+        sites.retain(|_, touched| touched.changed());
+        if !roster_events.is_empty() || !teams.is_empty() || !sites.is_empty() {
             floor.set_roster_version(seq);
         }
         for (agent, status, since_ms) in self.status.drain(..) {
@@ -184,6 +242,8 @@ impl Pending {
             time_step_ms,
             changes,
             roster: roster_events,
+            teams,
+            sites,
             dirty_teams: dirty.teams,
             dirty_sites: dirty.sites,
             dirty_cells: dirty.cells,
@@ -230,7 +290,8 @@ impl Dirty {
     }
 }
 
-/// What happened to the roster in a tick, with the old entry so scopes can be checked.
+/// What happened to the roster's agents and reasons in a tick, with the old entry so scopes
+/// can be checked. (Teams and sites are in [`Tick::teams`] and [`Tick::sites`].)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RosterEvent {
     /// An agent was added (`old` is `None`), changed, or removed (`new` is `None`).
@@ -240,16 +301,51 @@ pub enum RosterEvent {
         /// The entry after the tick.
         new: Option<AgentInfo>,
     },
-    /// A team was added or renamed.
-    Team(Team),
-    /// A site was added or renamed.
-    Site(Site),
     /// A reason code was added or relabelled.
     Reason(ReasonCode),
-    /// A team was removed.
-    TeamRemoved(TeamId),
-    /// A site was removed.
-    SiteRemoved(SiteId),
+}
+
+/// A team (or site) that a tick added, renamed, removed, or placed agents in or out of: what a
+/// viewer needs to decide whether it may name it before and after the tick. `P` is what places
+/// it: the sites where a team has agents, the teams a site has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched<E, P> {
+    /// Where it had agents before the tick; `None` if it did not exist.
+    pub before: Option<Vec<P>>,
+    /// Its entry and where it has agents after the tick; `None` if it does not exist now.
+    pub after: Option<(E, Vec<P>)>,
+    /// Whether it was added or renamed.
+    pub renamed: bool,
+}
+
+impl<E, P: PartialEq> Touched<E, P> {
+    fn changed(&self) -> bool {
+        self.renamed
+            || match (&self.before, &self.after) {
+                (Some(before), Some((_, after))) => before != after,
+                (None, None) => false,
+                _ => true,
+            }
+    }
+
+    /// Whether a viewer that names it given where it stands (`names`) sees it (re)named,
+    /// dropped, or neither.
+    fn naming(&self, names: impl Fn(&[P]) -> bool) -> Naming<&E> {
+        let before = self.before.as_deref().is_some_and(&names);
+        let after = self.after.as_ref().filter(|(_, placed)| names(placed));
+        match (before, after) {
+            (false, Some((entry, _))) => Naming::Named(entry),
+            (true, Some((entry, _))) if self.renamed => Naming::Named(entry),
+            (true, None) => Naming::Dropped,
+            _ => Naming::Unchanged,
+        }
+    }
+}
+
+enum Naming<E> {
+    Named(E),
+    Dropped,
+    Unchanged,
 }
 
 /// One agent's change in a tick, with what a subscription needs to decide whether it sees it.
@@ -280,8 +376,12 @@ pub struct Tick {
     pub time_step_ms: u64,
     /// Agent changes, at most one per agent.
     pub changes: Vec<TickChange>,
-    /// Roster changes.
+    /// Agent and reason roster changes.
     pub roster: Vec<RosterEvent>,
+    /// Teams added, renamed, removed, or whose agents' sites changed.
+    pub teams: BTreeMap<TeamId, Touched<Team, SiteId>>,
+    /// Sites added, renamed, removed, or whose agents' teams changed.
+    pub sites: BTreeMap<SiteId, Touched<Site, TeamId>>,
     /// Teams whose summary changed.
     pub dirty_teams: BTreeSet<TeamId>,
     /// Sites whose summary changed.
@@ -305,6 +405,29 @@ impl Tick {
             roster: Vec::new(),
             groups: Vec::new(),
         };
+        // Names first, so every agent arrives with its team and site known; names the viewer
+        // loses go last, after the agents that leave with them.
+        let mut dropped = Vec::new();
+        for (&team, touched) in &self.teams {
+            let names = |sites: &[SiteId]| view.names_team(team, |site| sites.contains(&site));
+            match touched.naming(names) {
+                Naming::Named(entry) => {
+                    delta.roster.push(RosterChange::TeamUpserted(entry.clone()))
+                }
+                Naming::Dropped => dropped.push(RosterChange::TeamRemoved(team)),
+                Naming::Unchanged => {}
+            }
+        }
+        for (&site, touched) in &self.sites {
+            let names = |teams: &[TeamId]| view.names_site(site, |team| teams.contains(&team));
+            match touched.naming(names) {
+                Naming::Named(entry) => {
+                    delta.roster.push(RosterChange::SiteUpserted(entry.clone()))
+                }
+                Naming::Dropped => dropped.push(RosterChange::SiteRemoved(site)),
+                Naming::Unchanged => {}
+            }
+        }
         for event in &self.roster {
             match event {
                 RosterEvent::Agent { old, new } => {
@@ -323,33 +446,14 @@ impl Tick {
                         _ => {}
                     }
                 }
-                RosterEvent::Team(team) => {
-                    if view.lists_team(team.id) {
-                        delta.roster.push(RosterChange::TeamUpserted(team.clone()));
-                    }
-                }
-                RosterEvent::Site(site) => {
-                    if view.lists_site(site.id) {
-                        delta.roster.push(RosterChange::SiteUpserted(site.clone()));
-                    }
-                }
                 RosterEvent::Reason(reason) => {
                     delta
                         .roster
                         .push(RosterChange::ReasonUpserted(reason.clone()));
                 }
-                RosterEvent::TeamRemoved(team) => {
-                    if view.lists_team(*team) {
-                        delta.roster.push(RosterChange::TeamRemoved(*team));
-                    }
-                }
-                RosterEvent::SiteRemoved(site) => {
-                    if view.lists_site(*site) {
-                        delta.roster.push(RosterChange::SiteRemoved(*site));
-                    }
-                }
             }
         }
+        delta.roster.extend(dropped);
         match sub.detail {
             Detail::Agents => {
                 for change in &self.changes {

@@ -35,6 +35,24 @@ enum Op {
     Remove {
         agent: u32,
     },
+    /// Adds or renames a team (ids past `N_TEAMS` start out missing).
+    NameTeam {
+        team: u16,
+        name: u8,
+    },
+    /// Adds or renames a site.
+    NameSite {
+        site: u16,
+        name: u8,
+    },
+    /// Removes a team, if no agent is in it by the end of the tick.
+    RemoveTeam {
+        team: u16,
+    },
+    /// Removes a site, likewise.
+    RemoveSite {
+        site: u16,
+    },
 }
 
 fn status() -> impl Strategy<Value = AgentStatus> {
@@ -52,9 +70,13 @@ fn status() -> impl Strategy<Value = AgentStatus> {
 fn op(n_agents: u32) -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..n_agents, status(), 0u64..300).prop_map(|(agent, status, back_ms)| Op::Status { agent, status, back_ms }),
-        1 => (0..n_agents, 0..N_TEAMS, 0..N_SITES).prop_map(|(agent, team, site)| Op::Move { agent, team, site }),
-        1 => (0..n_agents + 5, 0..N_TEAMS, 0..N_SITES).prop_map(|(agent, team, site)| Op::Add { agent, team, site }),
+        1 => (0..n_agents, 0..N_TEAMS + 2, 0..N_SITES + 1).prop_map(|(agent, team, site)| Op::Move { agent, team, site }),
+        1 => (0..n_agents + 5, 0..N_TEAMS + 2, 0..N_SITES + 1).prop_map(|(agent, team, site)| Op::Add { agent, team, site }),
         1 => (0..n_agents).prop_map(|agent| Op::Remove { agent }),
+        1 => (0..N_TEAMS + 2, any::<u8>()).prop_map(|(team, name)| Op::NameTeam { team, name }),
+        1 => (0..N_SITES + 1, any::<u8>()).prop_map(|(site, name)| Op::NameSite { site, name }),
+        1 => (0..N_TEAMS + 2).prop_map(|team| Op::RemoveTeam { team }),
+        1 => (0..N_SITES + 1).prop_map(|site| Op::RemoveSite { site }),
     ]
 }
 
@@ -157,6 +179,27 @@ fn fold_snapshot(floor: &Floor, sub: &Subscription, scope: &Scope, chunk_agents:
     client
 }
 
+/// Whether a viewer limited to `scope` may know of the team and the site, by brute force: the
+/// whole floor, a grant that names them, or an agent on the server's floor the scope covers.
+fn may_name(scope: &Scope, server: &Floor, team: Option<TeamId>, site: Option<SiteId>) -> bool {
+    let Scope::Only(grants) = scope else {
+        return true;
+    };
+    let named = grants.iter().any(|grant| {
+        team.is_none_or(|team| grant.teams.contains(&team))
+            && site.is_none_or(|site| grant.sites.contains(&site))
+    });
+    named
+        || server.agents().any(|agent| {
+            team.is_none_or(|team| agent.info.team == team)
+                && site.is_none_or(|site| agent.info.site == site)
+                && scope.covers(agent.info.team, agent.info.site)
+        })
+        || grants
+            .iter()
+            .any(|grant| grant.teams.is_empty() && grant.sites.is_empty())
+}
+
 fn roundtrip(msg: &ServerMsg) -> ServerMsg {
     decode_server(&encode_server(msg).expect("encodes")).expect("decodes")
 }
@@ -198,6 +241,36 @@ proptest! {
         let mut now = start_ms;
         for ops in ticks {
             now += 100;
+            // As the server does: agents join teams and sites that exist, and only empty teams
+            // and sites are removed.
+            let placed: Vec<(u16, u16)> = ops
+                .iter()
+                .filter_map(|op| match *op {
+                    Op::Move { team, site, .. } | Op::Add { team, site, .. } => Some((team, site)),
+                    _ => None,
+                })
+                .collect();
+            let leaving: std::collections::BTreeSet<u32> = ops
+                .iter()
+                .filter_map(|op| match *op {
+                    Op::Move { agent, .. } | Op::Remove { agent } => Some(agent),
+                    _ => None,
+                })
+                .collect();
+            let stays_in = |team: Option<u16>, site: Option<u16>| {
+                server.agents().any(|agent| {
+                    !leaving.contains(&agent.info.id.0)
+                        && team.is_none_or(|team| agent.info.team.0 == team)
+                        && site.is_none_or(|site| agent.info.site.0 == site)
+                })
+            };
+            let removable_team = |team: u16| {
+                !stays_in(Some(team), None) && placed.iter().all(|&(t, _)| t != team)
+            };
+            let removable_site = |site: u16| {
+                !stays_in(None, Some(site)) && placed.iter().all(|&(_, s)| s != site)
+            };
+            let mut removals = Vec::new();
             for op in ops {
                 match op {
                     Op::Status { agent, status, back_ms } => {
@@ -206,26 +279,55 @@ proptest! {
                         }
                     }
                     Op::Move { agent, team, site } | Op::Add { agent, team, site } => {
-                        pending.roster(RosterUpdate::Agent(info(agent, team, site)));
+                        if server.team(TeamId(team)).is_some() && server.site(SiteId(site)).is_some() {
+                            pending.roster(RosterUpdate::Agent(info(agent, team, site)));
+                        }
                     }
                     Op::Remove { agent } => pending.roster(RosterUpdate::RemoveAgent(AgentId(agent))),
+                    Op::NameTeam { team, name } => pending.roster(RosterUpdate::Team(Team {
+                        id: TeamId(team),
+                        name: format!("Team {team}.{name}"),
+                    })),
+                    Op::NameSite { site, name } => pending.roster(RosterUpdate::Site(Site {
+                        id: SiteId(site),
+                        name: format!("Site {site}.{name}"),
+                    })),
+                    Op::RemoveTeam { team } => {
+                        if removable_team(team) {
+                            removals.push(RosterUpdate::RemoveTeam(TeamId(team)));
+                        }
+                    }
+                    Op::RemoveSite { site } => {
+                        if removable_site(site) {
+                            removals.push(RosterUpdate::RemoveSite(SiteId(site)));
+                        }
+                    }
                 }
+            }
+            for removal in removals {
+                pending.roster(removal);
             }
             let tick = pending.commit(&mut server, now);
             let delta = roundtrip(&ServerMsg::Delta(tick.delta_for(&sub, &scope)));
             client.apply(&delta).expect("delta folds");
             let fresh = fold_snapshot(&server, &sub, &scope, chunk_agents);
             prop_assert_eq!(&client, &fresh);
-            // Nothing outside the scope ever reached the client.
+            // Nothing outside the scope ever reached the client: no agent, and no name of a
+            // team or site that the scope neither grants by name nor sees an agent of.
             prop_assert!(client.agents().all(|agent| scope.covers(agent.info.team, agent.info.site)));
-            prop_assert!(client.teams().all(|team| scope.lists_team(team.id)));
+            for team in client.teams() {
+                prop_assert!(may_name(&scope, &server, Some(team.id), None), "team {:?}", team);
+            }
+            for site in client.sites() {
+                prop_assert!(may_name(&scope, &server, None, Some(site.id)), "site {:?}", site);
+            }
             for stats in client.summaries(sub.grouping) {
-                if let Some(team) = stats.key.team {
-                    prop_assert!(scope.lists_team(team));
-                }
-                if let Some(site) = stats.key.site {
-                    prop_assert!(scope.lists_site(site));
-                }
+                prop_assert!(may_name(&scope, &server, stats.key.team, stats.key.site));
+            }
+            // Every agent the client has comes with its team's and site's names.
+            for agent in client.agents() {
+                prop_assert!(client.team(agent.info.team).is_some());
+                prop_assert!(client.site(agent.info.site).is_some());
             }
             for grouping in Grouping::ALL {
                 prop_assert_eq!(client.summaries(grouping), fresh.summaries(grouping));

@@ -238,6 +238,52 @@ pub struct HistoryQuery {
     pub after_id: i64,
     /// At most this many rows.
     pub limit: i64,
+    /// Only agents the caller may see (`None`: every agent), so that paging never steps over
+    /// rows the caller would not be shown.
+    pub within: Option<Vec<DbGrant>>,
+}
+
+/// One grant of a caller's scope in database ids: agents of these teams at these sites (an
+/// empty list means any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbGrant {
+    /// `team_id`s.
+    pub teams: Vec<i64>,
+    /// `site_id`s.
+    pub sites: Vec<i64>,
+}
+
+/// The SQL condition on the agent `a` for a scope: ids are the server's own database ids (never
+/// request text), written inline so the statement needs no parameter per id.
+fn scope_condition(within: Option<&[DbGrant]>) -> String {
+    let Some(grants) = within else {
+        return "1 = 1".to_owned();
+    };
+    let in_list = |column: &str, ids: &[i64]| {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!("{column} in ({})", ids.join(", "))
+    };
+    let grants: Vec<String> = grants
+        .iter()
+        .map(
+            |grant| match (grant.teams.is_empty(), grant.sites.is_empty()) {
+                (true, true) => "1 = 1".to_owned(),
+                (false, true) => in_list("a.team_id", &grant.teams),
+                (true, false) => in_list("a.site_id", &grant.sites),
+                (false, false) => format!(
+                    "{} and {}",
+                    in_list("a.team_id", &grant.teams),
+                    in_list("a.site_id", &grant.sites)
+                ),
+            },
+        )
+        .map(|condition| format!("({condition})"))
+        .collect();
+    if grants.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        grants.join(" or ")
+    }
 }
 
 /// One audit log entry.
@@ -812,8 +858,9 @@ impl Db {
              join team t on t.team_id = a.team_id join site s on s.site_id = a.site_id \
              left join reason_code r on r.reason_code_id = c.reason_code_id \
              where {filter} and c.started_at >= $2 and c.started_at < $3 \
-             and c.agent_state_change_id > $4 \
-             order by c.agent_state_change_id limit $5"
+             and c.agent_state_change_id > $4 and ({within}) \
+             order by c.agent_state_change_id limit $5",
+            within = scope_condition(query.within.as_deref()),
         );
         sqlx::query_as(&sql)
             .bind(id)

@@ -254,8 +254,34 @@ async fn thresholds(
 ) -> Result<Json<Thresholds>, Error> {
     // Whoever sees the floor may see what colours it: a team lead's tiles turn red too.
     caller.require(Action::ViewSummary)?;
-    let stored = read_setting(&state, THRESHOLDS).await?;
-    Ok(Json(stored.unwrap_or_default()))
+    let scope = caller.scope(Action::ViewSummary);
+    let mut thresholds: Thresholds = read_setting(&state, THRESHOLDS).await?.unwrap_or_default();
+    // Another team's thresholds would name it.
+    state.live.read(|floor| {
+        (thresholds.teams).retain(|name, _| names_team_called(floor, &scope, name));
+    });
+    Ok(Json(thresholds))
+}
+
+/// Whether a team of that name exists and `scope` may name it.
+fn names_team_called(floor: &Floor, scope: &Scope, name: &str) -> bool {
+    (floor.teams()).any(|team| team.name == name && floor.scope_names_team(scope, team.id))
+}
+
+/// Whether a site of that name exists and `scope` may name it.
+fn names_site_called(floor: &Floor, scope: &Scope, name: &str) -> bool {
+    (floor.sites()).any(|site| site.name == name && floor.scope_names_site(scope, site.id))
+}
+
+/// A wallboard's configuration as a caller limited to `scope` may read it: teams and sites it
+/// may not name are left out, and marked so that a list left empty shows nothing.
+fn cut_wallboard(floor: &Floor, scope: &Scope, mut config: WallboardConfig) -> WallboardConfig {
+    let (n_teams, n_sites) = (config.teams.len(), config.sites.len());
+    (config.teams).retain(|name| names_team_called(floor, scope, name));
+    (config.sites).retain(|name| names_site_called(floor, scope, name));
+    config.hidden_teams |= config.teams.len() < n_teams;
+    config.hidden_sites |= config.sites.len() < n_sites;
+    config
 }
 
 /// Replaces the thresholds; admins only, and audited.
@@ -299,7 +325,13 @@ async fn wallboard(
         Some(config) => Some(config),
         None => read_setting(&state, &wallboard_setting("default")?).await?,
     };
-    Ok(Json(config.unwrap_or_default()))
+    let scope = caller.scope(Action::ReadConfig);
+    let config = config.unwrap_or_default();
+    Ok(Json(
+        state
+            .live
+            .read(|floor| cut_wallboard(floor, &scope, config)),
+    ))
 }
 
 /// Replaces wallboard `name`'s configuration (`default` for every wallboard without its own);
@@ -397,10 +429,11 @@ async fn history(
         (None, Some(team)) => {
             // A team the caller may not name is as unknown as one that does not exist.
             let id = state.live.team_id(team).ok_or(Error::NotFound)?;
-            let listed = state
-                .live
-                .dense_team(id)
-                .is_some_and(|dense| scope.lists_team(dense));
+            let listed = (state.live.dense_team(id)).is_some_and(|dense| {
+                state
+                    .live
+                    .read(|floor| floor.scope_names_team(&scope, dense))
+            });
             if !listed {
                 return Err(Error::NotFound);
             }
@@ -421,6 +454,7 @@ async fn history(
             to_ms,
             after_id: params.after.unwrap_or(0),
             limit,
+            within: state.live.db_scope(&scope),
         })
         .await?;
     let next_after = (rows.len() as i64 == limit)
@@ -428,12 +462,6 @@ async fn history(
         .flatten();
     let entries = rows
         .into_iter()
-        .filter(|row| {
-            state
-                .live
-                .dense_team_site(row.team_id, row.site_id)
-                .is_some_and(|(team, site)| scope.covers(team, site))
-        })
         .map(|row| HistoryEntryJson {
             agent: row.external_id,
             name: row.name,
@@ -505,7 +533,7 @@ async fn sites(
         let counts = count_agents(floor, &scope, |record| record.info.site.0);
         floor
             .sites()
-            .filter(|site| scope.lists_site(site.id))
+            .filter(|site| floor.scope_names_site(&scope, site.id))
             .map(|site| SiteJson {
                 id: site.id.0,
                 name: site.name.clone(),
@@ -525,7 +553,7 @@ async fn teams(
         let counts = count_agents(floor, &scope, |record| record.info.team.0);
         floor
             .teams()
-            .filter(|team| scope.lists_team(team.id))
+            .filter(|team| floor.scope_names_team(&scope, team.id))
             .map(|team| TeamJson {
                 id: team.id.0,
                 name: team.name.clone(),
@@ -613,7 +641,7 @@ async fn agents(
         // A team or site the caller may not name is as unknown as one that does not exist.
         if let Some(team) = query.team.filter(|&team| {
             let team = monti_protocol::model::TeamId(team);
-            floor.team(team).is_none() || !scope.lists_team(team)
+            !floor.scope_names_team(&scope, team)
         }) {
             return Err(Error::BadRequest(format!(
                 "there is no team with id {team}"
@@ -621,7 +649,7 @@ async fn agents(
         }
         if let Some(site) = query.site.filter(|&site| {
             let site = monti_protocol::model::SiteId(site);
-            floor.site(site).is_none() || !scope.lists_site(site)
+            !floor.scope_names_site(&scope, site)
         }) {
             return Err(Error::BadRequest(format!(
                 "there is no site with id {site}"

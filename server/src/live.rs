@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use monti_protocol::codec::{MAX_AGENT_ID, encode_server};
-use monti_protocol::floor::Floor;
+use monti_protocol::floor::{Floor, Unnamed};
 use monti_protocol::message::{ErrorCode, Health, ServerMsg, Subscription};
 use monti_protocol::model::{
     AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, StateKind, Team, TeamId,
@@ -414,6 +414,37 @@ impl LiveFloor {
         lock(&self.inner).catalog.teams.get(&team).copied()
     }
 
+    /// A scope in database ids, for reading stored rows with the same cut as the floor: `None`
+    /// for everything, otherwise one (teams, sites) pair per grant (an empty list: any).
+    pub fn db_scope(&self, scope: &Scope) -> Option<Vec<crate::db::DbGrant>> {
+        let Scope::Only(grants) = scope else {
+            return None;
+        };
+        let inner = lock(&self.inner);
+        let catalog = &inner.catalog;
+        fn db_ids<T: PartialEq>(dense: &HashMap<i64, T>, wanted: &[T]) -> Vec<i64> {
+            let mut ids: Vec<i64> = (dense.iter())
+                .filter(|(_, id)| wanted.contains(id))
+                .map(|(&db, _)| db)
+                .collect();
+            ids.sort_unstable();
+            ids
+        }
+        Some(
+            grants
+                .iter()
+                .filter_map(|grant| {
+                    let teams = db_ids(&catalog.teams, &grant.teams);
+                    let sites = db_ids(&catalog.sites, &grant.sites);
+                    // A grant whose names no longer resolve covers nothing (never everything).
+                    let lost = (!grant.teams.is_empty() && teams.is_empty())
+                        || (!grant.sites.is_empty() && sites.is_empty());
+                    (!lost).then_some(crate::db::DbGrant { teams, sites })
+                })
+                .collect(),
+        )
+    }
+
     /// The external ids of the active agents (for a roster sync that deactivates the rest).
     pub fn active_agents(&self) -> Vec<(String, i64)> {
         let inner = lock(&self.inner);
@@ -551,34 +582,16 @@ impl LiveFloor {
         scope: &Scope,
         chunk_agents: usize,
     ) -> Result<Subscribed, (ErrorCode, String)> {
-        if !scope.admits(sub) {
-            return Err((
-                ErrorCode::Forbidden,
-                "the subscription names teams or sites outside what you may see".to_owned(),
-            ));
-        }
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
-        if let Some(team) = sub
-            .teams
-            .iter()
-            .find(|&&team| inner.floor.team(team).is_none())
-        {
-            return Err((
-                ErrorCode::UnknownTeam,
-                format!("there is no team with id {}", team.0),
-            ));
-        }
-        if let Some(site) = sub
-            .sites
-            .iter()
-            .find(|&&site| inner.floor.site(site).is_none())
-        {
-            return Err((
-                ErrorCode::UnknownSite,
-                format!("there is no site with id {}", site.0),
-            ));
-        }
+        // A team or site outside the scope is refused exactly like one that does not exist.
+        inner.floor.check_names(sub, scope).map_err(|unnamed| {
+            let code = match unnamed {
+                Unnamed::Team(_) => ErrorCode::UnknownTeam,
+                Unnamed::Site(_) => ErrorCode::UnknownSite,
+            };
+            (code, unnamed.to_string())
+        })?;
         let seq = inner.floor.seq();
         inner.snapshots.at(seq);
         // Snapshots differ by whether the roster is included; deltas do not.
@@ -1065,11 +1078,21 @@ mod tests {
             teams: vec![TeamId(1)],
             ..Subscription::default()
         };
-        let refused = live
-            .subscribe(&sales, &billing, 100)
-            .err()
-            .map(|(code, _)| code);
-        assert_eq!(refused, Some(ErrorCode::Forbidden));
+        let refused = live.subscribe(&sales, &billing, 100).err();
+        let missing = Subscription {
+            teams: vec![TeamId(7)],
+            ..Subscription::default()
+        };
+        let unknown = live.subscribe(&missing, &billing, 100).err();
+        assert_eq!(
+            refused,
+            Some((ErrorCode::UnknownTeam, "there is no team with id 1".into())),
+            "a team outside the scope is refused as if it did not exist"
+        );
+        assert_eq!(
+            unknown,
+            Some((ErrorCode::UnknownTeam, "there is no team with id 7".into()))
+        );
     }
 
     #[test]

@@ -357,7 +357,7 @@ async fn two_supervisors_of_different_scopes_each_see_only_their_own() {
         matches!(
             err,
             monti_client::ClientError::Refused {
-                code: ErrorCode::Forbidden,
+                code: ErrorCode::UnknownTeam,
                 ..
             }
         ),
@@ -989,4 +989,474 @@ async fn a_wallboard_reads_thresholds_but_only_an_admin_changes_them_and_that_is
 /// The client's transport with the system's trust store and proxy settings.
 fn system() -> monti_client::Transport {
     monti_client::Transport::system().expect("transport")
+}
+
+/// A stream as its bytes arrive: every frame is searched for names the viewer must never
+/// receive, then folded so the test can wait for what it must receive.
+struct RawView {
+    who: &'static str,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    floor: monti_protocol::floor::Floor,
+    forbidden: &'static [&'static str],
+    frames: usize,
+}
+
+impl RawView {
+    async fn open(
+        server: &TestServer,
+        who: &'static str,
+        token: &str,
+        sub: Subscription,
+        forbidden: &'static [&'static str],
+    ) -> RawView {
+        use futures_util::SinkExt;
+        use monti_protocol::message::{ClientHello, ClientMsg};
+        use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+        let url = format!(
+            "ws://{}{}?protocol={}",
+            server.addr,
+            monti_protocol::STREAM_PATH,
+            monti_protocol::PROTOCOL_VERSION
+        );
+        let mut request = url.into_client_request().expect("request");
+        (request.headers_mut()).insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        let hello = ClientMsg::Hello(ClientHello {
+            protocol_version: monti_protocol::PROTOCOL_VERSION,
+            client_name: who.into(),
+        });
+        for msg in [hello, ClientMsg::Subscribe(sub)] {
+            let frame = monti_protocol::codec::encode_client(&msg).expect("encodes");
+            ws.send(Message::Binary(frame.into())).await.expect("send");
+        }
+        RawView {
+            who,
+            ws,
+            floor: monti_protocol::floor::Floor::awaiting_snapshot(),
+            forbidden,
+            frames: 0,
+        }
+    }
+
+    /// Reads frames until `done` holds for the folded floor.
+    async fn until(&mut self, what: &str, done: impl Fn(&monti_protocol::floor::Floor) -> bool) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !(self.floor.is_ready() && done(&self.floor)) {
+            let frame = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(frame)))) => frame,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("{}: no {what} before the stream ended: {other:?}", self.who),
+            };
+            self.frames += 1;
+            assert_no_name(self.who, "the stream", &frame, self.forbidden);
+            let msg = monti_protocol::codec::decode_server(&frame).expect("decodes");
+            if let monti_protocol::message::ServerMsg::Error(error) = &msg {
+                panic!("{}: {error:?}", self.who);
+            }
+            self.floor.apply(&msg).expect("folds");
+        }
+    }
+}
+
+fn assert_no_name(who: &str, answer: &str, bytes: &[u8], forbidden: &[&str]) {
+    for name in forbidden {
+        assert!(
+            !bytes
+                .windows(name.len())
+                .any(|window| window == name.as_bytes()),
+            "{who} received {name:?} in {answer}: {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+fn names_team(floor: &monti_protocol::floor::Floor, name: &str) -> bool {
+    floor.teams().any(|team| team.name == name)
+}
+
+/// Every answer a scoped caller gets, REST and stream, searched byte by byte for the names of
+/// teams, sites and agents outside its scope, over a run in which teams are created, renamed and
+/// emptied and agents move in and out of the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
+    use monti_protocol::message::Detail;
+    use monti_protocol::model::Grouping;
+    use serde_json::json;
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let mut config = oidc_config(&db, &issuer);
+    config.simulator.enabled = false;
+    let server = TestServer::start(config).await;
+    let admin = access_token(&issuer, "admin").await;
+    let anna = access_token(&issuer, "anna").await; // supervisor, Berlin
+    let ben = access_token(&issuer, "ben").await; // team lead, Sales 1
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{}{path}", server.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let sync = |body: Value| send(reqwest::Method::POST, "/api/v1/roster", body);
+    let agent = |id: &str, name: &str, team: &str, site: &str| json!({"external_id": id, "name": name, "team": team, "site": site});
+    let response = sync(json!({
+        "sites": [{"name": "Berlin"}, {"name": "Lisbon Secret"}],
+        "teams": [{"name": "Sales 1"}, {"name": "Inside Team"}, {"name": "Secret Team"},
+                  {"name": "Moving Team"}],
+        "reasons": [{"code": "lunch", "label": "Lunch"}],
+        "agents": [
+            agent("a1", "Sara Sales", "Sales 1", "Berlin"),
+            agent("a2", "Yuri Inside", "Inside Team", "Berlin"),
+            agent("a3", "Xenia Secret", "Secret Team", "Lisbon Secret"),
+            agent("a4", "Mona Moving", "Moving Team", "Lisbon Secret"),
+            agent("a6", "Ivo Hidden", "Inside Team", "Lisbon Secret"),
+        ],
+    }))
+    .await
+    .expect("roster");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let mut event_id = 0;
+    let mut events = |agents: &[&str], state: &str| {
+        let events: Vec<Value> = agents
+            .iter()
+            .map(|agent| {
+                event_id += 1;
+                let mut event = json!({"event_id": format!("e{event_id}"), "agent": agent,
+                    "state": state, "since_ms": monti_server::sim::now_ms()});
+                if state == "not_ready" {
+                    event["reason"] = json!("lunch");
+                }
+                event
+            })
+            .collect();
+        send(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            json!({ "events": events }),
+        )
+    };
+    let everyone = ["a1", "a2", "a3", "a4", "a6"];
+    assert_eq!(
+        events(&everyone, "available")
+            .await
+            .expect("events")
+            .status(),
+        200
+    );
+    // Bindings name sites and teams, resolved on the floor: wait until it holds them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while get(&server, "/api/v1/agents", Some(&admin))
+        .await
+        .json::<AgentPage>()
+        .await
+        .expect("agents")
+        .total
+        < 5
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the roster never reached the floor"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    const ANNA_MUST_NOT: &[&str] = &[
+        "Lisbon Secret",
+        "Secret Team",
+        "Secret Renamed",
+        "Secret New",
+        "Xenia Secret",
+        "Zed Secret",
+        "Ivo Hidden",
+        "a3",
+        "a6",
+        "a7",
+    ];
+    const BEN_MUST_NOT: &[&str] = &[
+        "Lisbon Secret",
+        "Inside Team",
+        "Secret Team",
+        "Secret Renamed",
+        "Secret New",
+        "Moving Team",
+        "Xenia Secret",
+        "Zed Secret",
+        "Ivo Hidden",
+        "Yuri Inside",
+        "Mona Moving",
+    ];
+    let summary = Subscription {
+        detail: Detail::Summary,
+        grouping: Grouping::TeamSite,
+        ..Subscription::default()
+    };
+    let mut views = [
+        RawView::open(
+            &server,
+            "anna",
+            &anna,
+            Subscription::default(),
+            ANNA_MUST_NOT,
+        )
+        .await,
+        RawView::open(
+            &server,
+            "anna's wallboard",
+            &anna,
+            summary.clone(),
+            ANNA_MUST_NOT,
+        )
+        .await,
+        RawView::open(&server, "ben", &ben, Subscription::default(), BEN_MUST_NOT).await,
+        RawView::open(&server, "ben's wallboard", &ben, summary, BEN_MUST_NOT).await,
+    ];
+    for view in &mut views {
+        view.until("snapshot", |_| true).await;
+    }
+    assert!(names_team(&views[0].floor, "Inside Team"));
+    assert!(!names_team(&views[0].floor, "Moving Team"));
+    assert_eq!(views[2].floor.n_agents(), 1);
+
+    // A team created at the other site, a team renamed there, states changing everywhere.
+    let response = sync(json!({
+        "sites": [], "reasons": [],
+        "teams": [{"name": "Secret New"}, {"name": "Secret Team", "rename_to": "Secret Renamed"}],
+        "agents": [agent("a7", "Zed Secret", "Secret New", "Lisbon Secret")],
+    }))
+    .await
+    .expect("roster");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    assert_eq!(
+        events(&["a3", "a6", "a7", "a1"], "not_ready")
+            .await
+            .expect("events")
+            .status(),
+        200
+    );
+    // Moving Team's agent comes to Berlin: Anna may now name the team, and sees it go again.
+    let moving = |site: &str| {
+        sync(json!({"sites": [], "teams": [], "reasons": [],
+            "agents": [agent("a4", "Mona Moving", "Moving Team", site)]}))
+    };
+    assert_eq!(moving("Berlin").await.expect("move").status(), 200);
+    views[0]
+        .until("Moving Team named", |floor| {
+            names_team(floor, "Moving Team")
+        })
+        .await;
+    views[1]
+        .until("Moving Team named", |floor| {
+            names_team(floor, "Moving Team")
+        })
+        .await;
+    assert_eq!(moving("Lisbon Secret").await.expect("move").status(), 200);
+    for view in &mut views[..2] {
+        view.until("Moving Team dropped", |floor| {
+            !names_team(floor, "Moving Team")
+        })
+        .await;
+    }
+    assert_eq!(
+        events(&everyone, "on_call").await.expect("events").status(),
+        200
+    );
+    let on_call = monti_protocol::model::StateKind::OnCall;
+    for view in &mut views {
+        view.until("every change", |floor| {
+            let groups = floor.summaries(floor.grouping());
+            !groups.is_empty()
+                && groups
+                    .iter()
+                    .all(|group| group.total() == group.counts[on_call.index()])
+        })
+        .await;
+    }
+
+    // Configuration naming both sides.
+    let thresholds = json!({
+        "default": {"ringing": {"amber_secs": 15, "red_secs": 20}},
+        "teams": {"Secret Renamed": {"ringing": {"amber_secs": 5, "red_secs": 9}},
+                  "Inside Team": {"ringing": {"amber_secs": 6, "red_secs": 9}}},
+    });
+    let put = send(
+        reqwest::Method::PUT,
+        "/api/v1/config/thresholds",
+        thresholds,
+    )
+    .await;
+    assert_eq!(put.expect("thresholds").status(), 200);
+    let wallboard = json!({
+        "pages": [{"kind": "totals", "seconds": 20}],
+        "teams": ["Secret Renamed", "Inside Team"],
+        "sites": ["Lisbon Secret"],
+    });
+    let put = send(
+        reqwest::Method::PUT,
+        "/api/v1/config/wallboards/default",
+        wallboard,
+    )
+    .await;
+    assert_eq!(put.expect("wallboard").status(), 200);
+
+    // Every REST route, with the other side's names and ids where a route takes them.
+    let admin_teams: Vec<TeamJson> = get(&server, "/api/v1/teams", Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let id_of = |name: &str| {
+        (admin_teams.iter())
+            .find(|team| team.name == name)
+            .map(|team| team.id)
+            .expect(name)
+    };
+    let secret = id_of("Secret Renamed");
+    let inside = id_of("Inside Team");
+    let mut n_answers = 0;
+    for (who, token, forbidden) in [("anna", &anna, ANNA_MUST_NOT), ("ben", &ben, BEN_MUST_NOT)] {
+        let mut read = async |path: String| {
+            let response = get(&server, &path, Some(token)).await;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.expect("body");
+            assert_no_name(who, &path, &body, forbidden);
+            n_answers += 1;
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        for path in [
+            "/api/v1/sites",
+            "/api/v1/teams",
+            "/api/v1/reasons",
+            "/api/v1/agents?limit=1000",
+            "/api/v1/floor/summary?group_by=team",
+            "/api/v1/floor/summary?group_by=site",
+            "/api/v1/floor/summary?group_by=team_site",
+            "/api/v1/me",
+            "/api/v1/auth",
+            "/api/v1/audit",
+            "/api/v1/config/thresholds",
+            "/api/v1/config/wallboards/default",
+            "/api/v1/config/wallboards/lobby",
+            "/api/v1/history?agent=a1",
+            "/api/v1/history?team=Sales%201",
+        ] {
+            read(path.to_owned()).await;
+        }
+        // A team or agent outside the scope answers exactly like one that does not exist.
+        let unknown = secret + 1000;
+        for (hidden, missing, id) in [
+            (
+                "/api/v1/history?team=Secret%20Renamed".to_owned(),
+                "/api/v1/history?team=No%20Such%20Team".to_owned(),
+                None,
+            ),
+            (
+                "/api/v1/history?agent=a3".to_owned(),
+                "/api/v1/history?agent=nobody-here".to_owned(),
+                None,
+            ),
+            (
+                format!("/api/v1/agents?team={secret}"),
+                format!("/api/v1/agents?team={unknown}"),
+                Some((secret, unknown)),
+            ),
+        ] {
+            let (status, body) = read(hidden.clone()).await;
+            let (missing_status, mut missing_body) = read(missing).await;
+            if let Some((secret, unknown)) = id {
+                missing_body = missing_body.replace(&unknown.to_string(), &secret.to_string());
+            }
+            assert_eq!(
+                (status, body),
+                (missing_status, missing_body),
+                "{who}: {hidden}"
+            );
+        }
+    }
+    // History pages hold only rows the caller is shown: a cursor never steps over hidden ones.
+    let mut after = 0;
+    let mut rows = 0;
+    loop {
+        let path = format!("/api/v1/history?team=Inside%20Team&limit=1&after={after}");
+        let body = get(&server, &path, Some(&anna))
+            .await
+            .bytes()
+            .await
+            .expect("body");
+        assert_no_name("anna", &path, &body, ANNA_MUST_NOT);
+        let page: monti_protocol::ingest::HistoryPageJson =
+            serde_json::from_slice(&body).expect("a history page");
+        assert!(
+            page.entries.iter().all(|entry| entry.agent == "a2"),
+            "{page:?}"
+        );
+        rows += page.entries.len();
+        match page.next_after {
+            Some(next) => {
+                assert_eq!(page.entries.len(), 1, "a full page for every cursor");
+                after = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        rows, 2,
+        "Yuri was available, then on a call: one row per page"
+    );
+    // Configuration: another team's thresholds are left out; a wallboard configured for
+    // teams and sites beyond the scope keeps what the caller may name and shows nothing.
+    let thresholds: monti_protocol::rest::Thresholds =
+        get(&server, "/api/v1/config/thresholds", Some(&anna))
+            .await
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(thresholds.teams.keys().collect::<Vec<_>>(), ["Inside Team"]);
+    let wallboard: monti_protocol::rest::WallboardConfig =
+        get(&server, "/api/v1/config/wallboards/default", Some(&anna))
+            .await
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(wallboard.teams, ["Inside Team"]);
+    assert!(wallboard.sites.is_empty() && wallboard.hidden_sites && wallboard.shows_nothing());
+    // A subscription naming a team outside the scope is refused like one naming no team.
+    let hidden = Subscription {
+        teams: vec![monti_protocol::model::TeamId(inside)],
+        ..Subscription::default()
+    };
+    let err = Follower::new(&server.url, "ben", hidden)
+        .with_token(&ben)
+        .until_live()
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, monti_client::ClientError::Refused { code: ErrorCode::UnknownTeam, message }
+            if message == &format!("there is no team with id {inside}")),
+        "{err}"
+    );
+    let frames: usize = views.iter().map(|view| view.frames).sum();
+    println!("searched {frames} stream frames and {n_answers} REST answers");
+    // Each view had its hello, its snapshot and deltas searched.
+    assert!(views.iter().all(|view| view.frames >= 3) && n_answers > 30);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
 }
