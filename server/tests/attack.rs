@@ -503,3 +503,200 @@ async fn without_sign_in_only_local_programs_are_answered() {
     drop(server);
     let _ = std::fs::remove_dir_all(data);
 }
+
+/// Sends `frames` on a fresh stream and returns the close code the server sent: `Some(None)`
+/// when it dropped the connection without one, `None` when it was still open after 10 s.
+async fn closed_after(
+    url: &str,
+    frames: Vec<tokio_tungstenite::tungstenite::Message>,
+) -> Option<Option<u16>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!(
+        "{}{}?protocol={}",
+        url.replacen("http", "ws", 1),
+        monti_protocol::STREAM_PATH,
+        monti_protocol::PROTOCOL_VERSION
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    for frame in frames {
+        if ws.send(frame).await.is_err() {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Some(frame.map(|frame| u16::from(frame.code)));
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => return Some(None),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn hello_frame() -> tokio_tungstenite::tungstenite::Message {
+    use monti_protocol::message::{ClientHello, ClientMsg};
+    let hello = ClientMsg::Hello(ClientHello {
+        protocol_version: monti_protocol::PROTOCOL_VERSION,
+        client_name: "attack".into(),
+    });
+    let frame = monti_protocol::codec::encode_client(&hello).expect("encodes");
+    tokio_tungstenite::tungstenite::Message::Binary(frame.into())
+}
+
+/// What an attack run found already refused cleanly, replayed in one go beside an ordinary
+/// viewer: garbage and oversized frames, a length prefix claiming a huge collection, bodies over
+/// the limit, deeply nested JSON and connection churn. Each gets its refusal; the server stays
+/// up, its memory stays within a bound, and the viewer beside it sees no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_already_held_still_holds_beside_a_viewer() {
+    use tokio_tungstenite::tungstenite::Message;
+    let data = temp_dir("held");
+    let db = format!("sqlite://{}/monti.db", data.display());
+    let server = ServerProcess::start(
+        &["--database-url", &db, "--simulator-enabled", "false"],
+        true,
+    )
+    .await;
+    quiet_floor(&server, 2_000).await;
+    still_serving(&server).await;
+    let bystander = Bystander::start(&server.url).await;
+    let before = metric(&server, "monti_process_resident_memory_bytes").await;
+
+    // Frames: each closes its own connection with the code WIRE.md gives.
+    let bad_frame = 4400;
+    // MONTI's limit, or the WebSocket layer's message size; a frame far over it may be cut off
+    // by closing the connection while it is still being sent.
+    let too_large = [Some(4413), Some(1009), None];
+    // What is sent, and the close codes that count as its refusal (`None`: dropped).
+    type Case = (&'static str, Vec<Message>, Vec<Option<u16>>);
+    let cases: Vec<Case> = vec![
+        (
+            "garbage",
+            vec![Message::Binary(vec![0xff, 0x13, 0x37, 0x00, 0x42].into())],
+            vec![Some(bad_frame), Some(4402)],
+        ),
+        (
+            "garbage after a hello",
+            vec![hello_frame(), Message::Binary(vec![0x07; 64].into())],
+            vec![Some(bad_frame), Some(4402)],
+        ),
+        (
+            // Subscribe whose team list claims 2^63 entries in a 12-byte frame.
+            "a huge length prefix",
+            vec![
+                hello_frame(),
+                Message::Binary(
+                    [&[1u8, 0, 0][..], &[0xff; 9][..], &[0x7f][..]]
+                        .concat()
+                        .into(),
+                ),
+            ],
+            vec![Some(bad_frame), Some(4413)],
+        ),
+        (
+            "a frame over the client limit",
+            vec![hello_frame(), Message::Binary(vec![1; 1024 * 1024].into())],
+            too_large.to_vec(),
+        ),
+        (
+            "a 16 MiB frame",
+            vec![Message::Binary(vec![0; 16 * 1024 * 1024].into())],
+            too_large.to_vec(),
+        ),
+        (
+            "a text frame",
+            vec![Message::Text("hello".into())],
+            vec![Some(1003)],
+        ),
+    ];
+    for (what, frames, codes) in cases {
+        let code = closed_after(&server.url, frames).await;
+        assert!(
+            code.is_some_and(|code| codes.contains(&code)),
+            "{what}: closed with {code:?}, expected one of {codes:?}"
+        );
+    }
+
+    // Bodies: over the limit, and nested deeper than any parser should follow.
+    let http = reqwest::Client::new();
+    let events = format!("{}/api/v1/events", server.url);
+    let big = format!(
+        "{{\"events\": [], \"pad\": \"{}\"}}",
+        "x".repeat(20 * 1024 * 1024)
+    );
+    match http
+        .post(&events)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+    {
+        Ok(response) => {
+            assert_eq!(response.status().as_u16(), 413, "a 20 MB body");
+            let body: serde_json::Value = response.json().await.expect("a JSON reason");
+            assert!(body["message"].is_string(), "{body}");
+        }
+        // The server may answer and close before the client finished sending.
+        Err(err) => assert!(err.is_request() || err.is_body(), "a 20 MB body: {err}"),
+    }
+    let deep = format!(
+        "{{\"events\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let response = http
+        .post(&events)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .expect("deep JSON answered");
+    assert_eq!(response.status().as_u16(), 400, "100,000-deep JSON");
+    let body: serde_json::Value = response.json().await.expect("a JSON reason");
+    assert!(body["message"].is_string(), "{body}");
+
+    // Churn: 500 viewers that connect, subscribe and vanish, 25 at a time.
+    let mut churned = 0;
+    for _ in 0..20 {
+        let batch: Vec<_> = (0..25)
+            .map(|_| {
+                let url = server.url.clone();
+                tokio::spawn(async move {
+                    let mut viewer = Connection::connect(&url, "churn").await.expect("connects");
+                    viewer
+                        .subscribe(&Subscription::default())
+                        .await
+                        .expect("subscribes");
+                    // Gone without reading its snapshot or closing.
+                })
+            })
+            .collect();
+        for task in batch {
+            task.await.expect("churn");
+            churned += 1;
+        }
+    }
+    assert_eq!(churned, 500);
+
+    still_serving(&server).await;
+    let after = metric(&server, "monti_process_resident_memory_bytes").await;
+    eprintln!(
+        "server memory {:.0} -> {:.0} MiB",
+        before / 1_048_576.0,
+        after / 1_048_576.0
+    );
+    assert!(
+        after - before < 64.0 * 1_048_576.0,
+        "memory grew by {:.0} MiB",
+        (after - before) / 1_048_576.0
+    );
+    bystander.saw_no_gap().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
