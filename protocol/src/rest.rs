@@ -501,6 +501,27 @@ mod tests {
     }
 
     #[test]
+    fn a_wallboard_cut_to_nothing_shows_nothing_and_an_uncut_one_reads_as_before() {
+        let plain = WallboardConfig::default();
+        assert!(!plain.shows_nothing());
+        // Apps that predate the flags refuse unknown fields: an uncut configuration omits them.
+        let json = serde_json::to_string(&plain).expect("json");
+        assert!(!json.contains("hidden"), "{json}");
+        let cut = WallboardConfig {
+            teams: vec![],
+            hidden_teams: true,
+            ..WallboardConfig::default()
+        };
+        assert!(cut.shows_nothing(), "an emptied list is not \"every team\"");
+        let partly = WallboardConfig {
+            teams: vec!["Sales 1".into()],
+            hidden_teams: true,
+            ..WallboardConfig::default()
+        };
+        assert!(!partly.shows_nothing());
+    }
+
+    #[test]
     fn a_scoped_summary_counts_and_names_only_the_scope() {
         let mut floor = Floor::new();
         for team in 0..2 {
