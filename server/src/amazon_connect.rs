@@ -1,21 +1,23 @@
 //! Amazon Connect agent event streams, delivered by Amazon Data Firehose to an HTTP endpoint.
 //!
-//! Firehose posts `{"requestId", "timestamp", "records": [{"data": base64}]}` with the access key
-//! in `X-Amz-Firehose-Access-Key`; each record is one agent event (`EventType` `LOGIN`, `LOGOUT`,
-//! `STATE_CHANGE` or `HEART_BEAT`, with `CurrentAgentSnapshot`). Firehose retries a request until
-//! it gets a 200 with `{"requestId", "timestamp"}`, so the answer is 200 once the good records
-//! are durably stored; a record that can never be read is skipped (logged and counted as
-//! refused) rather than blocking the stream forever, and a storage failure is a 500, which
-//! Firehose retries (event ids make the retry harmless).
+//! Firehose posts `{"requestId", "timestamp", "records": [{"data": base64}]}` (only `requestId`
+//! and `records` are required), optionally GZIP-compressed, with the access key in
+//! `X-Amz-Firehose-Access-Key`; each record is one agent event (`EventType` `LOGIN`, `LOGOUT`,
+//! `STATE_CHANGE` or `HEART_BEAT`, with `CurrentAgentSnapshot`). Firehose retries every answer
+//! but 200 (and 413, which it drops), so the answer is 200 once the good records are durably
+//! stored; a record that can never be read is skipped (counted, and logged once per delivery)
+//! rather than blocking the stream forever, empty records are counted, and a storage failure is
+//! a 500, which Firehose retries (event ids make the retry harmless).
 //!
 //! How events map to MONTI's states: an agent's contacts decide first (on hold, then
 //! connected, then incoming or connecting, then ended, which is after-contact work); without one,
-//! the agent status does (`ROUTABLE` is available, `OFFLINE` offline, any other status is not
-//! ready with the status as the reason code). Hierarchy levels name the site and the team, as
-//! configured. Heartbeats say the agent is still reported on; an agent whose heartbeats stop is
-//! shown as stale.
+//! the agent status does: by its `Type` when the event has one (`ROUTABLE` is available,
+//! `OFFLINE` offline), else by its name (`Available`, `Offline`, and
+//! `[amazon_connect] status_names`); any other status is not ready with the status as the
+//! reason code. Hierarchy levels name the site and the team, as configured. Heartbeats say the
+//! agent is still reported on; an agent whose heartbeats stop is shown as stale.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::body::Body;
@@ -48,8 +50,9 @@ pub fn router() -> axum::Router<AppState> {
 pub struct FirehoseRequest {
     /// Same as the `X-Amz-Firehose-Request-Id` header.
     pub request_id: String,
-    /// When Firehose sent it, ms since the epoch.
-    pub timestamp: u64,
+    /// When Firehose sent it, ms since the epoch (optional in Firehose's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
     /// The records.
     pub records: Vec<FirehoseRecord>,
 }
@@ -108,13 +111,19 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
             Some("the access key is not accepted".to_owned()),
         );
     }
-    if headers.contains_key("content-encoding") {
-        return answer(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            request_id,
-            Some("compressed deliveries are not supported; turn GZIP off on the stream".into()),
-        );
-    }
+    let gzip = match header("content-encoding").trim() {
+        "" | "identity" => false,
+        encoding if encoding.eq_ignore_ascii_case("gzip") => true,
+        other => {
+            return answer(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                request_id,
+                Some(format!(
+                    "Content-Encoding {other:?} is not supported; Firehose sends GZIP or nothing"
+                )),
+            );
+        }
+    };
     let body = match crate::ingest::read_body(body, config.max_body_bytes).await {
         Ok(body) => body,
         Err(err) => {
@@ -124,6 +133,21 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
                 Some(err.to_string()),
             );
         }
+    };
+    let body = if gzip {
+        match gunzip(&body, config.max_body_bytes) {
+            Ok(body) => bytes::Bytes::from(body),
+            Err(problem) => {
+                let status = if problem.starts_with("more than") {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return answer(status, request_id, Some(problem));
+            }
+        }
+    } else {
+        body
     };
     let request: FirehoseRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -146,19 +170,32 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         max_age_ms: u64::MAX,
         ..state.config.ingest.window()
     };
-    let (batch, problems) = batch(&request, config, crate::sim::now_ms(), &window);
-    for (index, problem) in &problems {
-        tracing::warn!(%request_id, record = index, %problem, "skipped an Amazon Connect record");
+    let (batch, skipped) = batch(&request, config, crate::sim::now_ms(), &window);
+    // One line per delivery, however many records it skipped: a misconfigured stream sends
+    // thousands a minute.
+    if let Some((index, problem)) = skipped.problems.first() {
+        tracing::warn!(
+            %request_id,
+            skipped = skipped.problems.len(),
+            first_record = index,
+            %problem,
+            "skipped Amazon Connect records that cannot be read"
+        );
     }
-    if !problems.is_empty() {
-        state
-            .metrics
-            .events
-            .get_or_create(&EventLabels {
-                source: Source::AmazonConnect.name(),
-                outcome: "refused",
-            })
-            .inc_by(problems.len() as u64);
+    for (outcome, n) in [
+        ("refused", skipped.problems.len()),
+        ("empty", skipped.empty),
+    ] {
+        if n > 0 {
+            state
+                .metrics
+                .events
+                .get_or_create(&EventLabels {
+                    source: Source::AmazonConnect.name(),
+                    outcome,
+                })
+                .inc_by(n as u64);
+        }
     }
     match state.ingest.submit(batch).await {
         Ok(_) => answer(StatusCode::OK, request_id, None),
@@ -180,28 +217,56 @@ fn same_key(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-/// The events and heartbeats of a delivery, and what was wrong with the records that are not
-/// in it (by record index).
+/// Decompresses a GZIP body, refusing one that grows past `limit` bytes.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|err| format!("the body is not valid GZIP: {err}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "more than {limit} bytes once decompressed; lower the stream's buffer size"
+        ));
+    }
+    Ok(out)
+}
+
+/// The records of a delivery that are not in its batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Records with no data (Firehose permits them).
+    pub empty: usize,
+    /// What was wrong with the records that cannot be read, by record index.
+    pub problems: Vec<(usize, String)>,
+}
+
+/// The events and heartbeats of a delivery, and the records that are not in it.
 pub fn batch(
     request: &FirehoseRequest,
     config: &AmazonConnectConfig,
     now_ms: u64,
     window: &EventWindow,
-) -> (Batch, Vec<(usize, String)>) {
+) -> (Batch, Skipped) {
     let mut batch = Batch {
         source: Source::AmazonConnect,
         events: Vec::new(),
         heartbeats: Vec::new(),
     };
-    let mut problems = Vec::new();
+    let mut skipped = Skipped::default();
     for (index, record) in request.records.iter().enumerate() {
+        if record.data.trim().is_empty() {
+            skipped.empty += 1;
+            continue;
+        }
         match read_record(&record.data, config, now_ms, window) {
             Ok(Reading::Event(event)) => batch.events.push(*event),
             Ok(Reading::Heartbeat(agent)) => batch.heartbeats.push(agent),
-            Err(problem) => problems.push((index, problem)),
+            Err(problem) => skipped.problems.push((index, problem)),
         }
     }
-    (batch, problems)
+    (batch, skipped)
 }
 
 /// What a record says.
@@ -238,7 +303,15 @@ pub fn read_record(
                 .current_agent_snapshot
                 .as_ref()
                 .ok_or("the event has no CurrentAgentSnapshot")?;
-            map_snapshot(snapshot, record.event_timestamp.as_deref())?
+            let had_contacts = (record.previous_agent_snapshot.as_ref()).is_some_and(|previous| {
+                !previous.contacts.as_deref().unwrap_or_default().is_empty()
+            });
+            map_snapshot(
+                snapshot,
+                had_contacts,
+                record.event_timestamp.as_deref(),
+                config,
+            )?
         }
         other => return Err(format!("unknown EventType {other:?}")),
     };
@@ -294,8 +367,14 @@ struct Mapped {
     since: Option<String>,
 }
 
-/// The state a snapshot shows: contacts first, then the agent status.
-fn map_snapshot(snapshot: &Snapshot, event_time: Option<&str>) -> Result<Mapped, String> {
+/// The state a snapshot shows: contacts first, then the agent status. `had_contacts`: the
+/// previous snapshot had contacts (so a status shown now began when they ended, at the event).
+fn map_snapshot(
+    snapshot: &Snapshot,
+    had_contacts: bool,
+    event_time: Option<&str>,
+    config: &AmazonConnectConfig,
+) -> Result<Mapped, String> {
     let contacts = snapshot.contacts.as_deref().unwrap_or_default();
     for (wanted, state) in [
         (&["CONNECTED_ONHOLD"][..], StateKind::OnHold),
@@ -324,22 +403,56 @@ fn map_snapshot(snapshot: &Snapshot, event_time: Option<&str>) -> Result<Mapped,
         .agent_status
         .as_ref()
         .ok_or("the snapshot has neither a contact nor an AgentStatus")?;
-    let (state, reason) = match status.kind.as_deref() {
-        Some("ROUTABLE") => (StateKind::Available, None),
-        Some("OFFLINE") => (StateKind::Offline, None),
-        _ => {
-            // Status names are the contact center's to choose: made to fit, never refused.
-            let code = fit_name(&reason_code(&status.name));
-            if code.is_empty() {
-                return Err("a custom AgentStatus without a name".to_owned());
-            }
-            (StateKind::NotReady, Some((code, fit_name(&status.name))))
+    let state = match status.kind.as_deref() {
+        Some("ROUTABLE") => StateKind::Available,
+        Some("OFFLINE") => StateKind::Offline,
+        // A custom status counts as not ready unless the configuration says otherwise.
+        Some(_) => {
+            configured_status(&config.status_names, &status.name).unwrap_or(StateKind::NotReady)
         }
+        None => status_by_name(&config.status_names, &status.name),
+    };
+    let reason = if state == StateKind::NotReady {
+        // Status names are the contact center's to choose: made to fit, never refused.
+        let code = fit_name(&reason_code(&status.name));
+        if code.is_empty() {
+            return Err("a custom AgentStatus without a name".to_owned());
+        }
+        Some((code, fit_name(&status.name)))
+    } else {
+        None
+    };
+    // The status's own start is when the agent chose it; while contacts kept the agent busy
+    // it did not show. Once the last contact's work ends, it shows from that moment on (AWS's
+    // sample of an agent leaving after-contact work keeps the status's start from before the
+    // call).
+    let since = if had_contacts {
+        event_time.map(str::to_owned)
+    } else {
+        status.start_timestamp.clone()
     };
     Ok(Mapped {
         state,
         reason,
-        since: status.start_timestamp.clone(),
+        since,
+    })
+}
+
+/// The state a status name stands for in `[amazon_connect] status_names` (any case).
+fn configured_status(names: &BTreeMap<String, String>, name: &str) -> Option<StateKind> {
+    let name = name.trim();
+    (names.iter())
+        .find(|(configured, _)| configured.trim().eq_ignore_ascii_case(name))
+        .and_then(|(_, state)| StateKind::from_name(state))
+}
+
+/// The state of a status known only by its name: the configuration's, else Amazon Connect's
+/// two built-in statuses, else not ready.
+fn status_by_name(names: &BTreeMap<String, String>, name: &str) -> StateKind {
+    configured_status(names, name).unwrap_or_else(|| match name.trim() {
+        built_in if built_in.eq_ignore_ascii_case("Available") => StateKind::Available,
+        built_in if built_in.eq_ignore_ascii_case("Offline") => StateKind::Offline,
+        _ => StateKind::NotReady,
     })
 }
 
@@ -356,11 +469,32 @@ pub fn reason_code(name: &str) -> String {
     code.trim_end_matches('_').to_owned()
 }
 
-/// Milliseconds since the epoch of an ISO 8601 time such as `2019-08-13T20:20:27.284Z`.
+/// Milliseconds since the epoch of an ISO 8601 time such as `2019-08-13T20:20:27.284Z`, or
+/// with the milliseconds after a colon (`20:20:27:284Z`), as Amazon Connect's data model spells
+/// its format.
 fn parse_time(text: &str) -> Result<u64, String> {
     let time = chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|err| {
+            colon_milliseconds(text)
+                .ok_or(err)
+                .and_then(|fixed| chrono::DateTime::parse_from_rfc3339(&fixed))
+        })
         .map_err(|err| format!("{text:?} is not an ISO 8601 time: {err}"))?;
     u64::try_from(time.timestamp_millis()).map_err(|_| format!("{text:?} is before 1970"))
+}
+
+/// `2019-08-13T20:20:27:284Z` as `2019-08-13T20:20:27.284Z`; `None` if it is not so spelled.
+fn colon_milliseconds(text: &str) -> Option<String> {
+    let (date, time) = text.split_once('T')?;
+    let end = time.find(['Z', 'z', '+', '-']).unwrap_or(time.len());
+    let (clock, zone) = time.split_at(end);
+    let parts: Vec<&str> = clock.split(':').collect();
+    let [hours, minutes, seconds, millis] = parts[..] else {
+        return None;
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    (digits(seconds) && digits(millis))
+        .then(|| format!("{date}T{hours}:{minutes}:{seconds}.{millis}{zone}"))
 }
 
 /// An Amazon Connect agent event, as far as MONTI reads it.
@@ -373,6 +507,7 @@ struct AgentEvent {
     agent_arn: String,
     event_timestamp: Option<String>,
     current_agent_snapshot: Option<Snapshot>,
+    previous_agent_snapshot: Option<Snapshot>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,7 +567,57 @@ mod tests {
             parse_time("2019-08-13T20:20:27.284Z"),
             Ok(1_565_727_627_284)
         );
+        // As the agent event stream data model spells its format (hh:mm:ss:sssZ).
+        assert_eq!(
+            parse_time("2019-08-13T20:20:27:284Z"),
+            Ok(1_565_727_627_284)
+        );
+        assert_eq!(
+            parse_time("2019-08-13T22:20:27:284+02:00"),
+            Ok(1_565_727_627_284)
+        );
         assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2019-08-13T20:20:27:28a4Z").is_err());
+    }
+
+    #[test]
+    fn a_status_is_read_by_type_then_by_name() {
+        let configured = BTreeMap::from([
+            ("Outbound Calls".to_owned(), "on_call".to_owned()),
+            ("available".to_owned(), "available".to_owned()),
+        ]);
+        assert_eq!(
+            status_by_name(&BTreeMap::new(), "Available"),
+            StateKind::Available
+        );
+        assert_eq!(
+            status_by_name(&BTreeMap::new(), "Offline"),
+            StateKind::Offline
+        );
+        assert_eq!(
+            status_by_name(&BTreeMap::new(), "Lunch"),
+            StateKind::NotReady
+        );
+        assert_eq!(
+            status_by_name(&configured, "outbound calls"),
+            StateKind::OnCall
+        );
+        assert_eq!(configured_status(&configured, "Lunch"), None);
+    }
+
+    #[test]
+    fn gzip_bodies_are_read_within_the_limit() {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&[b'x'; 10_000]).expect("compresses");
+        let compressed = encoder.finish().expect("compressed");
+        assert_eq!(
+            gunzip(&compressed, 10_000).map(|body| body.len()),
+            Ok(10_000)
+        );
+        let refused = gunzip(&compressed, 9_999).expect_err("over the limit");
+        assert!(refused.starts_with("more than 9999 bytes"), "{refused}");
+        assert!(gunzip(b"plain", 100).is_err());
     }
 
     #[test]

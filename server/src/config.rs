@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use monti_protocol::model::StateKind;
 use serde::{Deserialize, Serialize};
 
 /// Everything the server can be told. The file has the same sections.
@@ -107,8 +108,14 @@ pub struct AmazonConnectConfig {
     pub site_level: u8,
     /// Which hierarchy level names the team; 0 for none (the default team).
     pub team_level: u8,
-    /// The largest Firehose request taken (Firehose sends up to its buffer size, 1 to 64 MiB).
+    /// The largest Firehose request taken (Firehose sends up to its buffer size, 1 to 64 MiB),
+    /// after decompression.
     pub max_body_bytes: usize,
+    /// What an agent status means when its event carries no `Type` (AWS's own samples have
+    /// none), or a `CUSTOM` status that should not count as not ready: status name (any case)
+    /// to state name. Added to the built-in `Available` -> `available` and `Offline` ->
+    /// `offline`; any other status is not ready with its name as the reason.
+    pub status_names: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for AmazonConnectConfig {
@@ -118,6 +125,7 @@ impl Default for AmazonConnectConfig {
             site_level: 1,
             team_level: 2,
             max_body_bytes: 16 * 1024 * 1024,
+            status_names: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -794,6 +802,19 @@ impl Config {
         }
         if !connect.access_key.is_empty() && connect.access_key.len() < 16 {
             bail!("amazon_connect.access_key must be at least 16 characters");
+        }
+        for (name, state) in &connect.status_names {
+            let kind = StateKind::from_name(state).filter(|&kind| kind != StateKind::Stale);
+            if kind.is_none() {
+                let names: Vec<&str> = (StateKind::ALL.iter())
+                    .filter(|&&kind| kind != StateKind::Stale)
+                    .map(|kind| kind.name())
+                    .collect();
+                bail!(
+                    "amazon_connect.status_names: {name:?} maps to {state:?}, which is not one of {}",
+                    names.join(", ")
+                );
+            }
         }
         let redis = &self.redis;
         if !(redis.url.is_empty()

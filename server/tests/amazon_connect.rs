@@ -90,12 +90,16 @@ async fn state_of(server: &TestServer, name: &str) -> (String, Option<String>, u
 }
 
 async fn start() -> (TestServer, TestDb) {
+    start_with_stale_after(1).await
+}
+
+async fn start_with_stale_after(secs: u64) -> (TestServer, TestDb) {
     let db = TestDb::sqlite();
     let mut config = ingest_config(&db);
     config.amazon_connect.access_key = KEY.to_owned();
     config.amazon_connect.site_level = 1;
     config.amazon_connect.team_level = 2;
-    config.ingest.stale_after_secs = 1;
+    config.ingest.stale_after_secs = secs;
     (TestServer::start(config).await, db)
 }
 
@@ -334,6 +338,237 @@ async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
     let (status, _) = deliver(&server, KEY, &[encode(&heartbeat)]).await;
     assert_eq!(status, 200);
     assert_eq!(state_of(&server, LENA).await, ("available".into(), None, t));
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+/// Posts a raw delivery body (GZIP-compressed when `gzip`), as Firehose does.
+async fn deliver_raw(
+    server: &TestServer,
+    request_id: &str,
+    body: Vec<u8>,
+    gzip: bool,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "{}{}",
+            server.url,
+            monti_server::amazon_connect::PATH
+        ))
+        .header("Content-Type", "application/json")
+        .header("X-Amz-Firehose-Protocol-Version", "1.0")
+        .header("X-Amz-Firehose-Request-Id", request_id)
+        .header("X-Amz-Firehose-Access-Key", KEY);
+    let body = if gzip {
+        use std::io::Write;
+        request = request.header("Content-Encoding", "gzip");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&body).expect("compresses");
+        encoder.finish().expect("compressed")
+    } else {
+        body
+    };
+    let response = request.body(body).send().await.expect("request");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a Firehose response");
+    assert_eq!(body["requestId"], request_id, "{body}");
+    assert!(body["timestamp"].as_u64().is_some(), "{body}");
+    (status, body)
+}
+
+/// Waits until the agent named `name` shows `state` (REST reads the floor after its tick).
+async fn until_state(
+    server: &TestServer,
+    name: &str,
+    state: &str,
+) -> monti_protocol::rest::AgentJson {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let agent = server.agent(name).await;
+        if let Some(agent) = agent.as_ref().filter(|agent| agent.state == state) {
+            return agent.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never showed {state}: {agent:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+fn ms(iso: &str) -> u64 {
+    chrono::DateTime::parse_from_rfc3339(iso)
+        .expect("time")
+        .timestamp_millis() as u64
+}
+
+/// AWS's own documented samples (fixtures/aws, made valid JSON and nothing else changed),
+/// delivered as Firehose delivers them: without `timestamp`, and compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amazons_documented_samples_show_what_their_documentation_describes() {
+    let (server, db) = start_with_stale_after(600).await;
+    let entered = include_str!("fixtures/aws/agent-event-acw-entered.json");
+    let left = include_str!("fixtures/aws/agent-event-acw-left.json");
+    let heartbeat = include_str!("fixtures/aws/agent-event-heartbeat.json");
+    let delivery = |id: &str, samples: &[&str]| {
+        // Firehose's schema requires only requestId and records.
+        serde_json::to_vec(&json!({
+            "requestId": id,
+            "records": samples.iter().map(|sample| json!({"data": base64::engine::general_purpose::STANDARD.encode(sample)})).collect::<Vec<_>>(),
+        }))
+        .expect("json")
+    };
+    // The call ends: after-contact work from the contact's ENDED time.
+    let (status, body) = deliver_raw(&server, "aws-1", delivery("aws-1", &[entered]), false).await;
+    assert_eq!(status, 200, "{body}");
+    let agent = until_state(&server, "(Removed) (Removed)", "wrap_up").await;
+    assert_eq!(agent.since_ms, ms("2019-05-25T18:55:27.017Z"));
+    // Work ends: the agent is Available (a status without Type), from the event's time, not
+    // from when the status was chosen before the call.
+    let (status, body) = deliver_raw(&server, "aws-2", delivery("aws-2", &[left]), true).await;
+    assert_eq!(status, 200, "{body}");
+    let agent = until_state(&server, "(Removed) (Removed)", "available").await;
+    assert_eq!(agent.reason, None);
+    assert_eq!(agent.since_ms, ms("2019-05-25T18:55:32.022Z"));
+    // The heartbeat sample (an agent MONTI has not seen) and an empty record: taken, counted.
+    let mut with_empty: Value =
+        serde_json::from_slice(&delivery("aws-3", &[heartbeat])).expect("json");
+    with_empty["records"]
+        .as_array_mut()
+        .expect("records")
+        .push(json!({"data": ""}));
+    let (status, body) = deliver_raw(
+        &server,
+        "aws-3",
+        serde_json::to_vec(&with_empty).expect("json"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let empty = server
+        .metric(r#"monti_ingest_events_total{source="amazon_connect",outcome="empty"}"#)
+        .await;
+    assert_eq!(empty, 1.0);
+    // Firehose's own request example: two records that are not agent events, skipped.
+    let example = include_str!("fixtures/aws/firehose-request.json");
+    let (status, body) = deliver_raw(
+        &server,
+        "ed4acda5-034f-9f42-bba1-f29aea6d7d8f",
+        example.as_bytes().to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let refused = server
+        .metric(r#"monti_ingest_events_total{source="amazon_connect",outcome="refused"}"#)
+        .await;
+    assert_eq!(refused, 2.0);
+    // Encodings Firehose never sends, and GZIP that is not.
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "{}{}",
+            server.url,
+            monti_server::amazon_connect::PATH
+        ))
+        .header("X-Amz-Firehose-Request-Id", "r-br")
+        .header("X-Amz-Firehose-Access-Key", KEY);
+    request = request.header("Content-Encoding", "br").body(example);
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("GZIP")),
+        "{body}"
+    );
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}{}",
+            server.url,
+            monti_server::amazon_connect::PATH
+        ))
+        .header("X-Amz-Firehose-Request-Id", "r-fake-gzip")
+        .header("X-Amz-Firehose-Access-Key", KEY)
+        .header("Content-Encoding", "gzip")
+        .body(example)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+/// Every event type x agent status (with and without `Type`) x contact state, as a table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_type_status_and_contact_state_maps_as_the_table_says() {
+    let (server, db) = start_with_stale_after(600).await;
+    let t = monti_server::sim::now_ms() - 3_600_000;
+    let statuses: [(&str, Option<&str>, &str, Option<&str>); 7] = [
+        ("Available", Some("ROUTABLE"), "available", None),
+        ("Available", None, "available", None),
+        ("Offline", Some("OFFLINE"), "offline", None),
+        ("Offline", None, "offline", None),
+        ("Lunch", Some("CUSTOM"), "not_ready", Some("lunch")),
+        ("Lunch", None, "not_ready", Some("lunch")),
+        ("Training Day", None, "not_ready", Some("training_day")),
+    ];
+    let contacts: [(Option<&str>, Option<&str>); 9] = [
+        (None, None),
+        (Some("INCOMING"), Some("ringing")),
+        (Some("PENDING"), Some("ringing")),
+        (Some("CONNECTING"), Some("ringing")),
+        (Some("CONNECTED"), Some("on_call")),
+        (Some("CONNECTED_ONHOLD"), Some("on_hold")),
+        (Some("ENDED"), Some("wrap_up")),
+        (Some("MISSED"), None),
+        (Some("ERROR"), None),
+    ];
+    let mut n = 0u64;
+    for event_type in ["LOGIN", "STATE_CHANGE", "LOGOUT"] {
+        for (name, kind, status_state, reason) in statuses {
+            for (contact_state, contact_shows) in contacts {
+                n += 1;
+                let at = t + n * 1_000;
+                let mut event = record(
+                    &format!("table-{n}"),
+                    event_type,
+                    at,
+                    (name, kind.unwrap_or("")),
+                    contact_state.map_or(json!([]), |state| contact(state, at)),
+                );
+                let agent_status = &mut event["CurrentAgentSnapshot"]["AgentStatus"];
+                if kind.is_none() {
+                    agent_status.as_object_mut().expect("status").remove("Type");
+                }
+                let (status, body) = deliver(&server, KEY, &[encode(&event)]).await;
+                assert_eq!(status, 200, "{body}");
+                let (want, want_reason) = match (event_type, contact_shows) {
+                    ("LOGOUT", _) => ("offline", None),
+                    (_, Some(shows)) => (shows, None),
+                    (_, None) => (status_state, reason),
+                };
+                let agent = until_state(&server, LENA, want).await;
+                // The next row must not pass on this one's state: wait for this one's time.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+                let mut agent = agent;
+                while agent.since_ms != at {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{event_type} {name} {kind:?} {contact_state:?}: {agent:?}"
+                    );
+                    tokio::task::yield_now().await;
+                    agent = until_state(&server, LENA, want).await;
+                }
+                assert_eq!(
+                    agent.reason.as_deref(),
+                    want_reason,
+                    "{event_type} {name} {kind:?} {contact_state:?}"
+                );
+            }
+        }
+    }
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
