@@ -51,4 +51,6 @@ module "monti" {
   simulator_enabled        = false
   log_retention_days       = 365
   deletion_protection      = true
+  # Amazon Connect agent events arrive through Firehose (docs/INGEST.md).
+  amazon_connect_ingest = var.amazon_connect_ingest
 }

@@ -12,3 +12,8 @@ output "service_name" {
   description = "ECS service."
   value       = module.monti.service_name
 }
+
+output "firehose_access_key_secret_arn" {
+  description = "The secret to give the Firehose stream as its access key."
+  value       = module.monti.firehose_access_key_secret_arn
+}

@@ -38,3 +38,9 @@ variable "auth_bindings" {
   description = "Group to role bindings as JSON, for example [{\"group\":\"monti-admins\",\"role\":\"admin\"}]."
   type        = string
 }
+
+variable "amazon_connect_ingest" {
+  description = "Take Amazon Connect agent events through Amazon Data Firehose."
+  type        = bool
+  default     = true
+}

@@ -8,6 +8,10 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 6.0, < 7.0"
     }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.6, < 4.0"
+    }
   }
 }
 
@@ -18,6 +22,36 @@ data "aws_elb_service_account" "current" {}
 locals {
   container_name = "monti-server"
   container_port = 8080
+
+  # The paths sources post to. They carry their own credentials (the Firehose access key, an
+  # ingest token) and their own body limits, so the WAF's body-size and IP-reputation rules do
+  # not apply to them: a roster sync is far over 8 KB, and Firehose comes from AWS's addresses.
+  ingest_paths = ["/api/v1/ingest/", "/api/v1/events", "/api/v1/roster"]
+
+  # Amazon Data Firehose's documented address blocks per region (Firehose Developer Guide,
+  # "Controlling access": the blocks it delivers from to Amazon Redshift and to Splunk). AWS
+  # names no separate blocks for HTTP endpoint destinations; check the load balancer's access
+  # logs after the first deliveries and set var.firehose_cidrs if they differ.
+  documented_firehose_cidrs = {
+    "us-east-1"      = ["52.70.63.192/27", "34.238.188.128/26", "34.238.188.192/26", "34.238.195.0/26"]
+    "us-east-2"      = ["13.58.135.96/27", "18.216.68.160/27", "18.216.170.64/27", "18.216.170.96/27"]
+    "us-west-1"      = ["13.57.135.192/27", "13.57.180.0/26"]
+    "us-west-2"      = ["52.89.255.224/27", "34.216.24.32/27", "34.216.24.192/27", "34.216.24.224/27"]
+    "ca-central-1"   = ["35.183.92.128/27", "35.183.92.64/26"]
+    "eu-central-1"   = ["35.158.127.160/27", "18.194.95.192/27", "18.194.95.224/27", "18.195.48.0/27"]
+    "eu-central-2"   = ["16.62.183.32/27", "16.62.183.64/26"]
+    "eu-west-1"      = ["52.19.239.192/27", "34.241.197.32/27", "34.241.197.64/27", "34.241.197.96/27"]
+    "eu-west-2"      = ["18.130.1.96/27", "18.130.91.0/26"]
+    "eu-west-3"      = ["35.180.1.96/27", "35.180.112.0/26"]
+    "eu-north-1"     = ["13.53.63.224/27", "13.53.191.0/26"]
+    "eu-south-1"     = ["15.161.135.128/27", "15.161.135.192/26"]
+    "eu-south-2"     = ["18.100.71.96/27", "18.100.194.0/26"]
+    "ap-southeast-1" = ["13.228.64.192/27", "13.229.187.128/26"]
+    "ap-southeast-2" = ["13.210.67.224/27", "13.211.12.0/26"]
+    "ap-northeast-1" = ["13.113.196.224/27", "13.230.21.0/27", "13.230.21.32/27"]
+    "ap-south-1"     = ["13.232.67.32/27", "13.232.67.64/26"]
+  }
+  firehose_cidrs = var.firehose_cidrs != null ? var.firehose_cidrs : lookup(local.documented_firehose_cidrs, data.aws_region.current.region, [])
 }
 
 # ---- load balancer --------------------------------------------------------------------------
@@ -32,6 +66,17 @@ resource "aws_vpc_security_group_ingress_rule" "alb_https" {
   for_each          = toset(var.allowed_ingress_cidrs)
   security_group_id = aws_security_group.alb.id
   description       = "HTTPS from allowed networks"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+# Firehose delivers to port 443 only; the WAF keeps these addresses to the ingest paths.
+resource "aws_vpc_security_group_ingress_rule" "alb_https_firehose" {
+  for_each          = var.amazon_connect_ingest ? toset(local.firehose_cidrs) : toset([])
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTPS from Amazon Data Firehose (ingest paths only, see the WAF)"
   cidr_ipv4         = each.value
   ip_protocol       = "tcp"
   from_port         = 443
@@ -217,6 +262,49 @@ resource "aws_wafv2_web_acl" "this" {
     allow {}
   }
 
+  # Firehose's addresses reach the ingest paths and nothing else.
+  dynamic "rule" {
+    for_each = var.amazon_connect_ingest && length(local.firehose_cidrs) > 0 ? [1] : []
+    content {
+      name     = "firehose-ingest-only"
+      priority = 0
+      action {
+        block {}
+      }
+      statement {
+        and_statement {
+          statement {
+            ip_set_reference_statement {
+              arn = aws_wafv2_ip_set.firehose[0].arn
+            }
+          }
+          statement {
+            not_statement {
+              statement {
+                byte_match_statement {
+                  search_string         = "/api/v1/ingest/amazon-connect"
+                  positional_constraint = "STARTS_WITH"
+                  field_to_match {
+                    uri_path {}
+                  }
+                  text_transformation {
+                    priority = 0
+                    type     = "NONE"
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      visibility_config {
+        cloudwatch_metrics_enabled = true
+        metric_name                = "${var.name}-firehose-ingest-only"
+        sampled_requests_enabled   = true
+      }
+    }
+  }
+
   rule {
     name     = "common"
     priority = 1
@@ -227,11 +315,64 @@ resource "aws_wafv2_web_acl" "this" {
       managed_rule_group_statement {
         name        = "AWSManagedRulesCommonRuleSet"
         vendor_name = "AWS"
+        # Counted here, blocked below except on the ingest paths (batches and roster syncs
+        # are far over the rule's 8 KB; MONTI limits them itself).
+        rule_action_override {
+          name = "SizeRestrictions_BODY"
+          action_to_use {
+            count {}
+          }
+        }
       }
     }
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${var.name}-common"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "body-size-outside-ingest"
+    priority = 4
+    action {
+      block {}
+    }
+    # Labelled too large by the common rule group, and on none of the ingest paths (written as
+    # "not this and not that": WAF nests statements three levels deep at most).
+    statement {
+      and_statement {
+        statement {
+          label_match_statement {
+            scope = "LABEL"
+            key   = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
+          }
+        }
+        dynamic "statement" {
+          for_each = local.ingest_paths
+          content {
+            not_statement {
+              statement {
+                byte_match_statement {
+                  search_string         = statement.value
+                  positional_constraint = "STARTS_WITH"
+                  field_to_match {
+                    uri_path {}
+                  }
+                  text_transformation {
+                    priority = 0
+                    type     = "NONE"
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-body-size"
       sampled_requests_enabled   = true
     }
   }
@@ -265,6 +406,32 @@ resource "aws_wafv2_web_acl" "this" {
       managed_rule_group_statement {
         name        = "AWSManagedRulesAnonymousIpList"
         vendor_name = "AWS"
+        # Hosting providers' addresses (AWS's own among them) are where sources run: the list
+        # applies to everything but the ingest paths.
+        scope_down_statement {
+          and_statement {
+            dynamic "statement" {
+              for_each = local.ingest_paths
+              content {
+                not_statement {
+                  statement {
+                    byte_match_statement {
+                      search_string         = statement.value
+                      positional_constraint = "STARTS_WITH"
+                      field_to_match {
+                        uri_path {}
+                      }
+                      text_transformation {
+                        priority = 0
+                        type     = "NONE"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
       }
     }
     visibility_config {
@@ -279,6 +446,46 @@ resource "aws_wafv2_web_acl" "this" {
     metric_name                = var.name
     sampled_requests_enabled   = true
   }
+}
+
+# ---- the Firehose access key -----------------------------------------------------------------
+
+# In the JSON shape Firehose reads from Secrets Manager ({"api_key": ...}), so the Firehose
+# stream and the service use the same secret; the service gets the api_key field.
+resource "random_password" "firehose_access_key" {
+  count   = var.amazon_connect_ingest ? 1 : 0
+  length  = 40
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "firehose_access_key" {
+  # checkov:skip=CKV2_AWS_57:The key is generated by Terraform; rotation is a new apply, a rolling restart and the same secret for Firehose (docs/INGEST.md).
+  count                   = var.amazon_connect_ingest ? 1 : 0
+  name                    = "${var.name}/firehose-access-key"
+  description             = "X-Amz-Firehose-Access-Key for MONTI's Amazon Connect ingest"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "firehose_access_key" {
+  count         = var.amazon_connect_ingest ? 1 : 0
+  secret_id     = aws_secretsmanager_secret.firehose_access_key[0].id
+  secret_string = jsonencode({ api_key = random_password.firehose_access_key[0].result })
+}
+
+locals {
+  firehose_secret = var.amazon_connect_ingest ? {
+    MONTI_AMAZON_CONNECT_ACCESS_KEY = "${aws_secretsmanager_secret.firehose_access_key[0].arn}:api_key::"
+  } : {}
+}
+
+resource "aws_wafv2_ip_set" "firehose" {
+  count              = var.amazon_connect_ingest && length(local.firehose_cidrs) > 0 ? 1 : 0
+  name               = "${var.name}-firehose"
+  description        = "Amazon Data Firehose delivery addresses"
+  scope              = "REGIONAL"
+  ip_address_version = "IPV4"
+  addresses          = local.firehose_cidrs
 }
 
 resource "aws_wafv2_web_acl_association" "this" {
@@ -354,7 +561,7 @@ data "aws_iam_policy_document" "execution" {
   statement {
     sid       = "ReadSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = var.secret_arns
+    resources = concat(var.secret_arns, aws_secretsmanager_secret.firehose_access_key[*].arn)
   }
   statement {
     sid       = "DecryptSecrets"
@@ -403,7 +610,7 @@ resource "aws_ecs_task_definition" "this" {
       # The ALB terminates TLS; the client's address and scheme come in its forwarded headers.
       MONTI_SERVER_TRUSTED_PROXIES = join(",", var.trusted_proxy_cidrs)
     }, var.extra_environment) : { name = key, value = value }]
-    secrets = [for key, arn in var.secret_environment : { name = key, valueFrom = arn }]
+    secrets = [for key, arn in merge(var.secret_environment, local.firehose_secret) : { name = key, valueFrom = arn }]
     healthCheck = {
       command     = ["CMD", "/usr/local/bin/monti-server", "--healthcheck"]
       interval    = 15

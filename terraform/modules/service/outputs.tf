@@ -22,3 +22,8 @@ output "log_group" {
   description = "Server logs."
   value       = aws_cloudwatch_log_group.service.name
 }
+
+output "firehose_access_key_secret_arn" {
+  description = "Secrets Manager secret ({\"api_key\": ...}) to configure as the Firehose stream's access key; null without Amazon Connect ingest."
+  value       = one(aws_secretsmanager_secret.firehose_access_key[*].arn)
+}

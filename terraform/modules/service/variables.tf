@@ -121,3 +121,15 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "amazon_connect_ingest" {
+  description = "Take Amazon Connect agent events from Amazon Data Firehose: its addresses may reach /api/v1/ingest/amazon-connect (and nothing else), and an access key is made in Secrets Manager."
+  type        = bool
+  default     = false
+}
+
+variable "firehose_cidrs" {
+  description = "Firehose's delivery addresses; null for the blocks AWS documents for the region."
+  type        = list(string)
+  default     = null
+}

@@ -138,12 +138,14 @@ module "service" {
     MONTI_DATABASE_URL = module.database.url_secret_arn
     MONTI_REDIS_URL    = module.cache.url_secret_arn
   }
-  extra_environment   = var.server_environment
-  simulator_enabled   = var.simulator_enabled
-  cpu                 = var.task_cpu
-  memory              = var.task_memory
-  min_tasks           = var.min_tasks
-  max_tasks           = var.max_tasks
-  log_retention_days  = var.log_retention_days
-  deletion_protection = var.deletion_protection
+  extra_environment     = var.server_environment
+  simulator_enabled     = var.simulator_enabled
+  cpu                   = var.task_cpu
+  memory                = var.task_memory
+  min_tasks             = var.min_tasks
+  max_tasks             = var.max_tasks
+  log_retention_days    = var.log_retention_days
+  deletion_protection   = var.deletion_protection
+  amazon_connect_ingest = var.amazon_connect_ingest
+  firehose_cidrs        = var.firehose_cidrs
 }

@@ -17,3 +17,8 @@ output "database_endpoint" {
   description = "PostgreSQL endpoint."
   value       = module.database.endpoint
 }
+
+output "firehose_access_key_secret_arn" {
+  description = "The secret to give the Firehose stream as its access key (Amazon Connect ingest only)."
+  value       = module.service.firehose_access_key_secret_arn
+}

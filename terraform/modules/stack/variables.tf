@@ -119,3 +119,15 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "amazon_connect_ingest" {
+  description = "Take Amazon Connect agent events through Amazon Data Firehose (docs/INGEST.md)."
+  type        = bool
+  default     = false
+}
+
+variable "firehose_cidrs" {
+  description = "Firehose's delivery addresses; null for the blocks AWS documents for the region."
+  type        = list(string)
+  default     = null
+}
