@@ -138,6 +138,12 @@ pub struct MeJson {
     /// Whether the caller reached the server over https (at the server or at its trusted proxy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<bool>,
+    /// The groups the token carried, as the server read them (empty in the embedded default).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Why `roles` is empty, or why the token carried no groups: what to fix, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// When time in a state turns an agent's tile amber, then red.

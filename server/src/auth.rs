@@ -243,6 +243,39 @@ impl Authenticator {
         self.caller_of_token(token, from, state).await
     }
 
+    /// Checks `token` and maps its groups to role bindings; the caller may have none (see
+    /// [`Authenticator::caller`] for the refusal). In mode none, the local administrator.
+    pub async fn identify(
+        &self,
+        token: &str,
+        from: Option<IpAddr>,
+        state: &AppState,
+    ) -> Result<(Identity, Caller), Error> {
+        let Authenticator::Oidc { verifier, bindings } = self else {
+            let admin = Caller::local_admin();
+            let identity = Identity {
+                subject: admin.subject.clone(),
+                groups: Vec::new(),
+                groups_note: None,
+                expires_at: u64::MAX,
+            };
+            return Ok((identity, admin));
+        };
+        let identity = verifier.verify(token).await.map_err(|err| {
+            let why = err.to_string();
+            REFUSALS.note(err.reason(), &why);
+            state.metrics.auth_failure(err.reason());
+            state
+                .audit
+                .refused(None, &format!("{}: {why}", err.reason()), from);
+            Error::InvalidToken(why)
+        })?;
+        let caller = state
+            .live
+            .read(|floor| caller_of(&identity, bindings, floor));
+        Ok((identity, caller))
+    }
+
     /// Identifies the holder of `token` (see [`Authenticator::caller`]).
     pub async fn caller_of_token(
         &self,
@@ -250,25 +283,16 @@ impl Authenticator {
         from: Option<IpAddr>,
         state: &AppState,
     ) -> Result<Caller, Error> {
-        let Authenticator::Oidc { verifier, bindings } = self else {
+        let Authenticator::Oidc { bindings, .. } = self else {
             return Ok(Caller::local_admin());
         };
-        let identity = verifier.verify(token).await.map_err(|err| {
-            tracing::debug!(reason = %err, "token refused");
-            state.metrics.auth_failure(err.reason());
-            state.audit.refused(None, err.reason(), from);
-            Error::Unauthorized
-        })?;
-        let caller = state
-            .live
-            .read(|floor| caller_of(&identity, bindings, floor));
+        let (identity, caller) = self.identify(token, from, state).await?;
         if caller.bindings.is_empty() {
-            tracing::debug!(subject = %identity.subject, "no group maps to a role");
+            let why = no_role(&identity, bindings);
+            REFUSALS.note("no_role", &why);
             state.metrics.auth_failure("no_role");
-            state
-                .audit
-                .refused(Some(&identity.subject), "no group maps to a role", from);
-            return Err(Error::Forbidden);
+            state.audit.refused(Some(&identity.subject), &why, from);
+            return Err(Error::Refused(why));
         }
         let roles: Vec<String> = caller
             .bindings
@@ -282,8 +306,96 @@ impl Authenticator {
     }
 }
 
+/// Why a valid token earns no role, for the caller and the log: its groups, and which the
+/// bindings name.
+pub fn no_role(identity: &Identity, bindings: &[GroupBinding]) -> String {
+    let mut bound: Vec<&str> = bindings
+        .iter()
+        .map(|binding| binding.group.as_str())
+        .collect();
+    bound.dedup();
+    let groups = match &identity.groups_note {
+        Some(note) => format!("no groups: {note}"),
+        None => format!("groups {:?}", identity.groups),
+    };
+    let matched: Vec<&GroupBinding> = (bindings.iter())
+        .filter(|binding| identity.groups.contains(&binding.group))
+        .collect();
+    let unresolved = if matched.is_empty() {
+        String::new()
+    } else {
+        // A binding that matched but names teams or sites that do not exist grants nothing.
+        let names: Vec<String> = matched
+            .iter()
+            .map(|binding| {
+                format!(
+                    "{} ({:?} {:?})",
+                    binding.group, binding.teams, binding.sites
+                )
+            })
+            .collect();
+        format!(
+            "; the bindings of {} name teams or sites that do not exist (yet)",
+            names.join(", ")
+        )
+    };
+    format!(
+        "signed in as {:?} with {groups}, but no [[auth.bindings]] gives them a role (bound \
+         groups: {bound:?}){unresolved}; GET /api/v1/me shows what the provider sent",
+        identity.subject
+    )
+}
+
+/// Refusals in the log at info, at most one line per reason a minute (with how many were left
+/// out), so that a flood of bad tokens cannot fill the log while an administrator locked out by
+/// a misconfiguration still finds the reason without the audit log.
+pub static REFUSALS: RefusalLog = RefusalLog::new(std::time::Duration::from_secs(60));
+
+/// See [`REFUSALS`].
+pub struct RefusalLog {
+    every: std::time::Duration,
+    last: std::sync::Mutex<Vec<(&'static str, std::time::Instant, u64)>>,
+}
+
+impl RefusalLog {
+    /// At most one line per reason per `every`.
+    pub const fn new(every: std::time::Duration) -> RefusalLog {
+        RefusalLog {
+            every,
+            last: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Logs `why` unless a refusal for `reason` was logged less than `every` ago.
+    /// Returns whether it logged.
+    pub fn note(&self, reason: &'static str, why: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let suppressed = match last.iter_mut().find(|(seen, ..)| *seen == reason) {
+            Some((_, at, count)) if now.duration_since(*at) < self.every => {
+                *count += 1;
+                return false;
+            }
+            Some((_, at, count)) => {
+                *at = now;
+                std::mem::take(count)
+            }
+            None => {
+                last.push((reason, now, 0));
+                0
+            }
+        };
+        drop(last);
+        tracing::info!(reason, suppressed, "sign-in refused: {why}");
+        true
+    }
+}
+
 /// The token of an `Authorization: Bearer ...` value; the scheme is case-insensitive (RFC 9110).
-fn bearer_token(value: &str) -> Option<&str> {
+pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

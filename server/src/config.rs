@@ -426,6 +426,13 @@ pub struct Cli {
     /// the container health check, which needs no curl in the image.
     #[arg(long)]
     pub healthcheck: bool,
+    /// Check sign-in as configured here and exit: the provider's discovery, issuer, keys and
+    /// device flow, the bindings' team and site names, and with --token a token's every rule.
+    #[arg(long)]
+    pub check_auth: bool,
+    /// With --check-auth: an access token to check.
+    #[arg(long, requires = "check_auth")]
+    pub token: Option<String>,
 
     /// Address and port to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "MONTI_SERVER_LISTEN")]
@@ -947,7 +954,10 @@ mod tests {
         let command = Cli::command();
         for arg in command.get_arguments() {
             let id = arg.get_id().as_str();
-            if matches!(id, "help" | "version" | "print_config" | "healthcheck") {
+            if matches!(
+                id,
+                "help" | "version" | "print_config" | "healthcheck" | "check_auth" | "token"
+            ) {
                 continue;
             }
             assert!(
@@ -975,7 +985,13 @@ mod tests {
             let id = arg.get_id().as_str();
             if matches!(
                 id,
-                "help" | "version" | "print_config" | "healthcheck" | "config"
+                "help"
+                    | "version"
+                    | "print_config"
+                    | "healthcheck"
+                    | "check_auth"
+                    | "token"
+                    | "config"
             ) {
                 continue;
             }

@@ -39,9 +39,14 @@ pub enum Error {
     /// No such route or resource.
     #[error("not found")]
     NotFound,
-    /// The caller is not signed in (or its token is not accepted).
-    #[error("sign-in required")]
+    /// The caller sent no token: sign in.
+    #[error(
+        "sign-in required: send Authorization: Bearer <access token> (GET /api/v1/auth says where to sign in)"
+    )]
     Unauthorized,
+    /// The token is not accepted; the text says which rule it failed (RFC 6750 `invalid_token`).
+    #[error("the token is not accepted: {0}")]
+    InvalidToken(String),
     /// The caller may not do this. Deliberately says no more.
     #[error("you may not do this")]
     Forbidden,
@@ -86,7 +91,9 @@ impl IntoResponse for Error {
         let (status, code) = match &self {
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Unauthorized | Error::InvalidToken(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             Error::Forbidden | Error::Refused(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Error::UnsupportedMediaType(_) => {
@@ -104,8 +111,36 @@ impl IntoResponse for Error {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        (status, Error::body(code, &self.to_string())).into_response()
+        let mut response = (status, Error::body(code, &self.to_string())).into_response();
+        // RFC 6750 section 3: how to authenticate, and for a refused token, why.
+        let challenge = match &self {
+            Error::Unauthorized => Some("Bearer realm=\"monti\"".to_owned()),
+            Error::InvalidToken(why) => Some(format!(
+                "Bearer realm=\"monti\", error=\"invalid_token\", error_description=\"{}\"",
+                quotable(why)
+            )),
+            _ => None,
+        };
+        if let Some(value) = challenge.and_then(|value| header::HeaderValue::from_str(&value).ok())
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
     }
+}
+
+/// Text fit for a quoted header parameter: RFC 6750 allows printable ASCII but `"` and `\\`.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c if (' '..='~').contains(&c) => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 impl From<QueryRejection> for Error {
@@ -480,7 +515,23 @@ async fn history(
     }))
 }
 
-async fn me(caller: Caller, peer: Option<Extension<Peer>>) -> Json<MeJson> {
+/// Who the token names, its groups and the roles they give. Any valid token gets an answer,
+/// one whose groups give no role too (with the reason), so that a person locked out can see
+/// what the provider sent.
+async fn me(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    peer: Option<Extension<Peer>>,
+) -> Result<Json<MeJson>, Error> {
+    let from = peer.as_ref().map(|peer| peer.addr);
+    let token = (headers.get(header::AUTHORIZATION))
+        .and_then(|value| value.to_str().ok())
+        .and_then(crate::auth::bearer_token);
+    let (identity, caller) = match (state.auth.as_ref(), token) {
+        (crate::auth::Authenticator::None, _) => state.auth.identify("", from, &state).await?,
+        (_, Some(token)) => state.auth.identify(token, from, &state).await?,
+        (_, None) => return Err(Error::Unauthorized),
+    };
     let mut roles: Vec<String> = Vec::new();
     for binding in &caller.bindings {
         let name = binding.role.name().to_owned();
@@ -488,12 +539,20 @@ async fn me(caller: Caller, peer: Option<Extension<Peer>>) -> Json<MeJson> {
             roles.push(name);
         }
     }
-    Json(MeJson {
+    let note = match state.auth.as_ref() {
+        crate::auth::Authenticator::Oidc { bindings, .. } if roles.is_empty() => {
+            Some(crate::auth::no_role(&identity, bindings))
+        }
+        _ => identity.groups_note.clone(),
+    };
+    Ok(Json(MeJson {
         subject: caller.subject,
         roles,
         address: peer.as_ref().map(|peer| peer.addr.to_string()),
         https: peer.map(|peer| peer.https),
-    })
+        groups: identity.groups,
+        note,
+    }))
 }
 
 /// Where and how to sign in; needs no token (an app asks before it has one).

@@ -19,6 +19,7 @@
 pub mod amazon_connect;
 pub mod audit;
 pub mod auth;
+pub mod auth_check;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -170,6 +171,26 @@ pub async fn run(
         joined: share.as_ref().map(|share| share.joined.clone()),
         trusted_proxies: Arc::new(config.server.trusted_proxy_nets()?),
     };
+    if config.auth.mode == config::AuthMode::Oidc {
+        // Each step logged; nothing here keeps the server from starting.
+        let (config, live) = (config.clone(), live.clone());
+        tokio::spawn(async move {
+            auth_check::log(&auth_check::provider(&config.auth).await);
+            let (teams, sites) = live.read(|floor| {
+                (
+                    floor
+                        .teams()
+                        .map(|team| team.name.clone())
+                        .collect::<Vec<_>>(),
+                    floor
+                        .sites()
+                        .map(|site| site.name.clone())
+                        .collect::<Vec<_>>(),
+                )
+            });
+            auth_check::log(&auth_check::bindings(&config.auth, &teams, &sites));
+        });
+    }
     let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
     let ticker = tokio::spawn(tick(live.clone(), config.server.tick(), background.clone()));
     let stale = tokio::spawn(ingest::watch_stale(

@@ -21,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
     if cli.healthcheck {
         return healthcheck(&config.server);
     }
+    if cli.check_auth {
+        return check_auth(&config, cli.token.as_deref()).await;
+    }
     let filter = EnvFilter::try_new(&config.log.filter)
         .with_context(|| format!("invalid log filter {:?}", config.log.filter))?;
     let logs = tracing_subscriber::fmt()
@@ -60,6 +63,46 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = terminate => tracing::info!("SIGTERM received"),
     }
     shutdown.cancel();
+}
+
+/// Prints each step of the sign-in check; fails if any step failed.
+async fn check_auth(
+    config: &monti_server::config::Config,
+    token: Option<&str>,
+) -> anyhow::Result<()> {
+    use monti_server::auth_check::{self, Outcome};
+    anyhow::ensure!(
+        config.auth.mode == monti_server::config::AuthMode::Oidc,
+        "[auth] mode is none: every caller on this machine is the administrator; nothing to check"
+    );
+    let mut steps = auth_check::provider(&config.auth).await;
+    // The bindings' names, against the stored roster when the database is reachable.
+    match monti_server::db::Db::connect(&config.database).await {
+        Ok(db) => {
+            let stored = db.load_floor().await?;
+            let names = |named: &[(i64, String)]| {
+                named
+                    .iter()
+                    .map(|(_, name)| name.clone())
+                    .collect::<Vec<_>>()
+            };
+            let (teams, sites) = (names(&stored.teams), names(&stored.sites));
+            steps.extend(auth_check::bindings(&config.auth, &teams, &sites));
+        }
+        Err(err) => println!("warn cannot read the roster to check the bindings' names: {err:#}"),
+    }
+    if let Some(token) = token {
+        steps.extend(auth_check::token(&config.auth, token).await);
+    }
+    for step in &steps {
+        println!("{step}");
+    }
+    let failed = steps
+        .iter()
+        .filter(|step| step.outcome == Outcome::Fail)
+        .count();
+    anyhow::ensure!(failed == 0, "{failed} of {} checks failed", steps.len());
+    Ok(())
 }
 
 /// `GET /readyz` on the configured address with a plain HTTP/1.0 request (over TLS when the

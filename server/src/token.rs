@@ -27,6 +27,9 @@ pub struct Identity {
     pub subject: String,
     /// The groups in the configured claim.
     pub groups: Vec<String>,
+    /// Why `groups` is empty when the token carries no groups claim (it names the claims the
+    /// token does have, never their values); `None` when the claim was there.
+    pub groups_note: Option<String>,
     /// When the token expires, seconds since the Unix epoch.
     pub expires_at: u64,
 }
@@ -36,63 +39,81 @@ pub struct Identity {
 pub struct Rules {
     /// The provider's issuer URL, exactly as in its tokens.
     pub issuer: String,
-    /// The audience MONTI's API is registered as.
+    /// The audience MONTI's API is registered as (in `aud`, or in `client_id` for providers
+    /// whose access tokens have no `aud`, such as Amazon Cognito).
     pub audience: String,
-    /// The claim that lists the holder's groups (`groups` for most providers).
+    /// The claim that lists the holder's groups: a name (`groups`, `cognito:groups`, `roles`),
+    /// or a path through objects (`realm_access.roles` for Keycloak).
     pub groups_claim: String,
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     pub leeway_secs: u64,
 }
 
-/// Why a token was refused. Callers answer every kind with the same 401; the kinds are for
-/// debug logs and metrics.
+/// Why a token was refused, in words a person can act on. Nothing secret: the issuer and
+/// audience are public (`GET /api/v1/auth`), and claims are named, never their values.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Not a JWT at all.
-    #[error("malformed token")]
+    #[error("the token is not a JWT")]
     Malformed,
     /// An algorithm other than RS256 or ES256, or one that does not fit the key.
-    #[error("algorithm not accepted")]
-    Algorithm,
+    #[error(
+        "the token is signed with {0}; MONTI accepts RS256 and ES256, each with a key of its kind"
+    )]
+    Algorithm(String),
     /// No key with the token's `kid`, even after refreshing the key set.
-    #[error("unknown signing key")]
-    UnknownKey,
-    /// The signature does not verify.
-    #[error("bad signature")]
-    Signature,
+    #[error(
+        "the provider publishes no signing key {0} (keys fetched again, at most once a minute)"
+    )]
+    UnknownKey(String),
+    /// The signature does not verify, even with the key set fetched again.
+    #[error("the signature does not verify with the provider's key {0}")]
+    Signature(String),
     /// Past `exp`.
-    #[error("token expired")]
-    Expired,
+    #[error("the token expired {0} s ago")]
+    Expired(u64),
     /// Before `nbf`.
-    #[error("token not yet valid")]
-    NotYetValid,
+    #[error("the token is not valid for another {0} s")]
+    NotYetValid(u64),
     /// Another issuer.
-    #[error("wrong issuer")]
-    Issuer,
+    #[error("the token was issued by {got:?}, MONTI expects {expected:?} ([auth] issuer){hint}")]
+    Issuer {
+        /// The configured issuer.
+        expected: String,
+        /// The token's `iss`.
+        got: String,
+        /// A hint when the two differ only in spelling.
+        hint: &'static str,
+    },
     /// Another audience.
-    #[error("wrong audience")]
-    Audience,
+    #[error("the token is for audience {got}, MONTI expects {expected:?} ([auth] audience)")]
+    Audience {
+        /// The configured audience.
+        expected: String,
+        /// The token's `aud` (or `client_id`), as JSON.
+        got: String,
+    },
     /// A required claim is missing or of the wrong type.
-    #[error("missing or invalid claim {0}")]
-    Claim(&'static str),
+    #[error("the token's claim {0} is missing or not {1}")]
+    Claim(&'static str, &'static str),
     /// The key set could not be fetched.
-    #[error("signing keys unavailable: {0}")]
+    #[error("the provider's signing keys cannot be fetched: {0}")]
     KeysUnavailable(String),
 }
 
 impl TokenError {
-    /// A short stable name, for metric labels.
+    /// A short stable name, for metric labels and log fields.
     pub fn reason(&self) -> &'static str {
         match self {
             TokenError::Malformed => "malformed",
-            TokenError::Algorithm => "algorithm",
-            TokenError::UnknownKey => "unknown_key",
-            TokenError::Signature => "signature",
-            TokenError::Expired => "expired",
-            TokenError::NotYetValid => "not_yet_valid",
-            TokenError::Issuer => "issuer",
-            TokenError::Audience => "audience",
-            TokenError::Claim(_) => "claim",
+            TokenError::Algorithm(_) => "algorithm",
+            TokenError::UnknownKey(_) => "unknown_key",
+            TokenError::Signature(_) => "signature",
+            TokenError::Expired(_) => "expired",
+            TokenError::NotYetValid(_) => "not_yet_valid",
+            TokenError::Issuer { .. } => "issuer",
+            TokenError::Audience { .. } => "audience",
+            TokenError::Claim(..) => "claim",
             TokenError::KeysUnavailable(_) => "keys_unavailable",
         }
     }
@@ -180,78 +201,179 @@ impl<S: KeySource> Verifier<S> {
     pub async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
         let header = decode_header(token).map_err(|err| match err.kind() {
             // `alg: none` and other algorithms the library does not know end up here.
-            jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
+            jsonwebtoken::errors::ErrorKind::Json(_) => {
+                TokenError::Algorithm("an unknown algorithm".into())
+            }
             _ => TokenError::Malformed,
         })?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-            return Err(TokenError::Algorithm);
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let jwk = match self.key(&kid).await {
+        let kid = header.kid.as_deref();
+        let named = || {
+            kid.map_or_else(
+                || "(no kid, and not exactly one key of its kind)".to_owned(),
+                |kid| format!("{kid:?}"),
+            )
+        };
+        let jwk = match self.key(kid, header.alg).await {
             Some(jwk) => jwk,
             None => {
                 self.refetch().await?;
-                self.key(&kid).await.ok_or(TokenError::UnknownKey)?
+                self.key(kid, header.alg)
+                    .await
+                    .ok_or_else(|| TokenError::UnknownKey(named()))?
             }
         };
+        let claims = match self.check(token, &jwk, header.alg) {
+            // A provider that rotates its key under the same kid: fetch the set again (within
+            // the same limit as for an unknown kid) and try once more if the key changed.
+            Err(TokenError::Signature(_)) => {
+                self.refetch().await?;
+                match self.key(kid, header.alg).await {
+                    Some(fresh) if fresh != jwk => self.check(token, &fresh, header.alg)?,
+                    _ => return Err(TokenError::Signature(named())),
+                }
+            }
+            other => other?,
+        };
+        self.identity(&claims)
+    }
+
+    /// Checks the signature with `jwk`, then time, issuer and audience; returns the claims.
+    fn check(&self, token: &str, jwk: &Jwk, alg: Algorithm) -> Result<Value, TokenError> {
         let fits = matches!(
-            (&jwk.algorithm, header.alg),
+            (&jwk.algorithm, alg),
             (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
                 | (AlgorithmParameters::RSA(_), Algorithm::RS256)
         );
         let declared = jwk.common.key_algorithm;
-        if !fits || declared.is_some_and(|alg| alg != KeyAlgorithm::from(header.alg)) {
-            return Err(TokenError::Algorithm);
+        if !fits || declared.is_some_and(|declared| declared != KeyAlgorithm::from(alg)) {
+            return Err(TokenError::Algorithm(format!(
+                "{alg:?} with a key of another kind"
+            )));
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| TokenError::UnknownKey)?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.rules.issuer]);
-        validation.set_audience(&[&self.rules.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = self.rules.leeway_secs;
+        let kid = || format!("{:?}", jwk.common.key_id.as_deref().unwrap_or_default());
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey(kid()))?;
+        // The signature only: times, issuer and audience are checked below, to say which.
+        let mut validation = Validation::new(alg);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
         let claims = decode::<Value>(token, &key, &validation)
-            .map_err(|err| {
-                use jsonwebtoken::errors::ErrorKind;
-                match err.kind() {
-                    ErrorKind::InvalidSignature => TokenError::Signature,
-                    ErrorKind::ExpiredSignature => TokenError::Expired,
-                    ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                    ErrorKind::InvalidIssuer => TokenError::Issuer,
-                    ErrorKind::InvalidAudience => TokenError::Audience,
-                    ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
-                    ErrorKind::MissingRequiredClaim(_) => TokenError::Claim("exp, iss, aud or sub"),
-                    _ => TokenError::Malformed,
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::Signature(kid()),
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                    TokenError::Algorithm(format!("{alg:?}"))
                 }
+                _ => TokenError::Malformed,
             })?
             .claims;
-        let subject = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::Claim("sub"))?;
-        let groups = match claims.get(&self.rules.groups_claim) {
-            Some(Value::Array(groups)) => groups
-                .iter()
-                .map(|group| group.as_str().map(str::to_owned))
-                .collect::<Option<Vec<String>>>()
-                .ok_or(TokenError::Claim("groups"))?,
-            // A single group as a string, as some providers send it.
-            Some(Value::String(group)) => vec![group.clone()],
-            _ => return Err(TokenError::Claim("groups")),
-        };
-        let expires_at = claims
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let leeway = self.rules.leeway_secs;
+        let exp = claims
             .get("exp")
             .and_then(Value::as_u64)
-            .ok_or(TokenError::Claim("exp"))?;
+            .ok_or(TokenError::Claim("exp", "a number"))?;
+        if exp.saturating_add(leeway) < now {
+            return Err(TokenError::Expired(now - exp));
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(Value::as_u64)
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(TokenError::NotYetValid(nbf - now));
+        }
+        let issuer = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Claim("iss", "a string"))?;
+        if issuer != self.rules.issuer {
+            let same_but_slash =
+                issuer.trim_end_matches('/') == self.rules.issuer.trim_end_matches('/');
+            return Err(TokenError::Issuer {
+                expected: self.rules.issuer.clone(),
+                got: issuer.to_owned(),
+                hint: if same_but_slash {
+                    "; they differ only in the trailing slash: write [auth] issuer exactly as the token does"
+                } else {
+                    ""
+                },
+            });
+        }
+        let audience = &self.rules.audience;
+        let accepted = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(audience)),
+            // Amazon Cognito's access tokens carry the app client in client_id and no aud.
+            None => claims.get("client_id").and_then(Value::as_str) == Some(audience),
+            Some(_) => false,
+        };
+        if !accepted {
+            let got = claims
+                .get("aud")
+                .or_else(|| claims.get("client_id"))
+                .map_or_else(|| "(none)".to_owned(), Value::to_string);
+            return Err(TokenError::Audience {
+                expected: audience.clone(),
+                got,
+            });
+        }
+        Ok(claims)
+    }
+
+    /// Who the claims name, and their groups.
+    fn identity(&self, claims: &Value) -> Result<Identity, TokenError> {
+        let subject = (claims.get("sub").and_then(Value::as_str))
+            .ok_or(TokenError::Claim("sub", "a string"))?;
+        let expires_at = (claims.get("exp").and_then(Value::as_u64))
+            .ok_or(TokenError::Claim("exp", "a number"))?;
+        let (groups, groups_note) = match groups_at(claims, &self.rules.groups_claim) {
+            Some(Value::Array(groups)) => (
+                groups
+                    .iter()
+                    .map(|group| group.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or(TokenError::Claim("groups", "a list of strings"))?,
+                None,
+            ),
+            // A single group as a string, as some providers send it.
+            Some(Value::String(group)) => (vec![group.clone()], None),
+            Some(_) => return Err(TokenError::Claim("groups", "a list of strings")),
+            None => (
+                Vec::new(),
+                Some(missing_groups(claims, &self.rules.groups_claim)),
+            ),
+        };
         Ok(Identity {
             subject: subject.to_owned(),
             groups,
+            groups_note,
             expires_at,
         })
     }
 
-    async fn key(&self, kid: &str) -> Option<Jwk> {
-        self.keys.read().await.find(kid).cloned()
+    /// The key named `kid`; without a `kid`, the one key of the algorithm's kind, if there
+    /// is exactly one (providers with a single key may leave `kid` out).
+    async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
+        let keys = self.keys.read().await;
+        match kid {
+            Some(kid) => keys.find(kid).cloned(),
+            None => {
+                let mut fitting = keys.keys.iter().filter(|jwk| {
+                    matches!(
+                        (&jwk.algorithm, alg),
+                        (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+                            | (AlgorithmParameters::RSA(_), Algorithm::RS256)
+                    )
+                });
+                match (fitting.next(), fitting.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }
+        }
     }
 
     /// Fetches the key set again unless that was done less than `min_refetch` ago.
@@ -275,6 +397,40 @@ impl<S: KeySource> Verifier<S> {
         *self.keys.write().await = keys;
         Ok(())
     }
+}
+
+/// The groups claim: a top-level claim of that name (names may hold dots or colons, as in
+/// `cognito:groups`), else a path through objects (`realm_access.roles`).
+fn groups_at<'a>(claims: &'a Value, claim: &str) -> Option<&'a Value> {
+    if let Some(value) = claims.get(claim) {
+        return Some(value).filter(|value| !value.is_null());
+    }
+    let mut value = claims;
+    for part in claim.split('.') {
+        value = value.get(part)?;
+    }
+    Some(value).filter(|value| !value.is_null())
+}
+
+/// Why a token has no groups, for the person reading `/api/v1/me` or a refusal.
+fn missing_groups(claims: &Value, claim: &str) -> String {
+    // Entra ID leaves the groups out past 200 and says so in _claim_names.
+    if claims.pointer("/_claim_names/groups").is_some() {
+        return format!(
+            "the provider left the groups out: it sent a groups overage marker (_claim_names), \
+             as Entra ID does for more than 200 groups; emit only the groups assigned to the \
+             application, or app roles with [auth] groups_claim = \"roles\" (the claim MONTI \
+             reads is {claim:?})"
+        );
+    }
+    let names: Vec<&str> = claims
+        .as_object()
+        .map(|claims| claims.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "the token has no claim {claim:?} ([auth] groups_claim); it has {}",
+        names.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -381,74 +537,171 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_bad_token_is_refused_for_its_own_reason() {
+    async fn every_bad_token_is_refused_for_its_own_reason_in_words() {
         let source = keys(vec![
             jwk("ec-1", Algorithm::ES256),
             jwk("rsa-1", Algorithm::RS256),
         ]);
         let verifier = verifier(&source);
         let hour_ago = now() - 3600;
-        let cases: Vec<(&str, String, TokenError)> = vec![
-            ("garbage", "not.a.token".into(), TokenError::Malformed),
+        let es = |claims: &Value| sign(Algorithm::ES256, "ec-1", claims);
+        let cases: Vec<(&str, String, &str, &str)> = vec![
+            ("garbage", "not.a.token".into(), "malformed", "not a JWT"),
             (
                 "expired",
-                sign(
-                    Algorithm::ES256,
-                    "ec-1",
-                    &with(claims(), "exp", json!(hour_ago)),
-                ),
-                TokenError::Expired,
+                es(&with(claims(), "exp", json!(hour_ago))),
+                "expired",
+                "the token expired 36",
             ),
             (
                 "not yet valid",
-                sign(
-                    Algorithm::ES256,
-                    "ec-1",
-                    &with(claims(), "nbf", json!(now() + 3600)),
-                ),
-                TokenError::NotYetValid,
+                es(&with(claims(), "nbf", json!(now() + 3600))),
+                "not_yet_valid",
+                "not valid for another 3",
             ),
             (
                 "wrong issuer",
-                sign(
-                    Algorithm::ES256,
-                    "ec-1",
-                    &with(claims(), "iss", json!("https://evil.test")),
-                ),
-                TokenError::Issuer,
+                es(&with(claims(), "iss", json!("https://evil.test"))),
+                "issuer",
+                "issued by \"https://evil.test\", MONTI expects \"https://id.example.test\"",
+            ),
+            (
+                "the issuer with a trailing slash",
+                es(&with(claims(), "iss", json!("https://id.example.test/"))),
+                "issuer",
+                "differ only in the trailing slash",
             ),
             (
                 "wrong audience",
-                sign(
-                    Algorithm::ES256,
-                    "ec-1",
-                    &with(claims(), "aud", json!("other-api")),
-                ),
-                TokenError::Audience,
+                es(&with(claims(), "aud", json!(["other-api", "more"]))),
+                "audience",
+                "for audience [\"other-api\",\"more\"], MONTI expects \"monti-api\"",
             ),
             (
                 "unknown key",
                 sign(Algorithm::ES256, "ec-9", &claims()),
-                TokenError::UnknownKey,
+                "unknown_key",
+                "no signing key \"ec-9\"",
             ),
             (
-                "no groups claim",
-                sign(
-                    Algorithm::ES256,
-                    "ec-1",
-                    &with(claims(), "groups", Value::Null),
-                ),
-                TokenError::Claim("groups"),
+                "groups that are not strings",
+                es(&with(claims(), "groups", json!([1, 2]))),
+                "claim",
+                "claim groups is missing or not a list of strings",
+            ),
+            (
+                "no subject",
+                es(&with(claims(), "sub", Value::Null)),
+                "claim",
+                "claim sub",
             ),
             (
                 "an RSA token naming the EC key",
                 sign(Algorithm::RS256, "ec-1", &claims()),
-                TokenError::Algorithm,
+                "algorithm",
+                "RS256 with a key of another kind",
             ),
         ];
-        for (what, token, expected) in cases {
-            assert_eq!(verifier.verify(&token).await, Err(expected), "{what}");
+        for (what, token, reason, words) in cases {
+            let err = verifier.verify(&token).await.expect_err(what);
+            assert_eq!(err.reason(), reason, "{what}: {err}");
+            assert!(err.to_string().contains(words), "{what}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn claims_are_read_as_each_provider_sends_them() {
+        let source = keys(vec![jwk("ec-1", Algorithm::ES256)]);
+        let rules = |groups_claim: &str| Rules {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            groups_claim: groups_claim.into(),
+            leeway_secs: 30,
+        };
+        let plain = |claims: &Value| sign(Algorithm::ES256, "ec-1", claims);
+        // Keycloak: realm roles under realm_access, the API among several audiences.
+        let keycloak = Verifier::new(rules("realm_access.roles"), &source, Duration::ZERO);
+        let mut token = with(claims(), "realm_access", json!({"roles": ["monti-admins"]}));
+        token["aud"] = json!(["account", AUDIENCE]);
+        token["azp"] = json!("monti");
+        let identity = keycloak.verify(&plain(&token)).await.expect("keycloak");
+        assert_eq!(identity.groups, ["monti-admins"]);
+        // Amazon Cognito: cognito:groups, and client_id instead of aud in access tokens.
+        let cognito = Verifier::new(rules("cognito:groups"), &source, Duration::ZERO);
+        let mut token = with(claims(), "cognito:groups", json!(["monti-admins"]));
+        token.as_object_mut().expect("claims").remove("aud");
+        token["client_id"] = json!(AUDIENCE);
+        let identity = cognito.verify(&plain(&token)).await.expect("cognito");
+        assert_eq!(identity.groups, ["monti-admins"]);
+        // Entra ID: app roles as a string list, and a groups overage marker without groups.
+        let entra = Verifier::new(rules("groups"), &source, Duration::ZERO);
+        let mut token = with(claims(), "groups", Value::Null);
+        token.as_object_mut().expect("claims").remove("groups");
+        token["_claim_names"] = json!({"groups": "src1"});
+        let identity = entra.verify(&plain(&token)).await.expect("a valid token");
+        assert!(identity.groups.is_empty());
+        let note = identity.groups_note.expect("a note");
+        assert!(note.contains("overage"), "{note}");
+        // No groups claim at all: a valid token with no groups, and the note names the claims.
+        let mut token = claims();
+        token.as_object_mut().expect("claims").remove("groups");
+        let identity = entra.verify(&plain(&token)).await.expect("a valid token");
+        let note = identity.groups_note.expect("a note");
+        assert!(
+            note.contains("no claim \"groups\"") && note.contains("sub"),
+            "{note}"
+        );
+        // A single-key provider that leaves kid out.
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = None;
+        let key = EncodingKey::from_ec_pem(ES256_KEY).expect("key");
+        let no_kid = encode(&header, &claims(), &key).expect("signs");
+        assert!(entra.verify(&no_kid).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_key_rotated_under_the_same_kid_is_fetched_again() {
+        let source = keys(vec![jwk("only", Algorithm::ES256)]);
+        let verifier = Verifier::new(
+            Rules {
+                issuer: ISSUER.into(),
+                audience: AUDIENCE.into(),
+                groups_claim: "groups".into(),
+                leeway_secs: 30,
+            },
+            &source,
+            Duration::ZERO,
+        );
+        assert!(
+            verifier
+                .verify(&sign(Algorithm::ES256, "only", &claims()))
+                .await
+                .is_ok()
+        );
+        // The provider replaces its key and keeps the kid.
+        let fresh = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let fresh_key = EncodingKey::from_ec_pem(fresh.serialize_pem().as_bytes()).expect("key");
+        let mut fresh_jwk = Jwk::from_encoding_key(&fresh_key, Algorithm::ES256).expect("jwk");
+        fresh_jwk.common.key_id = Some("only".into());
+        *source.set.lock().expect("lock") = JwkSet {
+            keys: vec![fresh_jwk],
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("only".into());
+        let token = encode(&header, &claims(), &fresh_key).expect("signs");
+        let identity = verifier
+            .verify(&token)
+            .await
+            .expect("the new key is fetched");
+        assert_eq!(identity.subject, "anna");
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+        // A token signed with neither key still fails, as a signature.
+        let old = sign(Algorithm::ES256, "only", &claims());
+        let err = verifier
+            .verify(&old)
+            .await
+            .expect_err("the old key is gone");
+        assert_eq!(err.reason(), "signature", "{err}");
     }
 
     #[tokio::test]
@@ -464,13 +717,15 @@ mod tests {
             b64(&json!({"alg": "none", "kid": "rsa-1"})),
             b64(&claims())
         );
-        assert_eq!(verifier.verify(&unsigned).await, Err(TokenError::Algorithm));
+        let refused = verifier.verify(&unsigned).await.expect_err("alg none");
+        assert_eq!(refused.reason(), "algorithm");
         // The classic confusion attack: HS256 with the RSA public key as the shared secret.
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("rsa-1".into());
         let forged =
             encode(&header, &claims(), &EncodingKey::from_secret(RS256_PUBLIC)).expect("signs");
-        assert_eq!(verifier.verify(&forged).await, Err(TokenError::Algorithm));
+        let refused = verifier.verify(&forged).await.expect_err("HS256");
+        assert_eq!(refused.reason(), "algorithm", "{refused}");
     }
 
     #[tokio::test]
@@ -526,12 +781,11 @@ mod tests {
                 .is_ok()
         );
         for _ in 0..20 {
-            assert_eq!(
-                limited
-                    .verify(&sign(Algorithm::ES256, "bogus", &claims()))
-                    .await,
-                Err(TokenError::UnknownKey)
-            );
+            let refused = limited
+                .verify(&sign(Algorithm::ES256, "bogus", &claims()))
+                .await
+                .expect_err("bogus kid");
+            assert_eq!(refused.reason(), "unknown_key");
         }
         assert_eq!(
             source.fetches.load(Ordering::SeqCst),

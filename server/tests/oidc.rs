@@ -13,7 +13,7 @@ use monti_client::follow::Follower;
 use monti_protocol::message::{AuthInfo, ErrorCode, Subscription};
 use monti_protocol::rest::{AgentPage, ErrorJson, SiteJson, TeamJson};
 use monti_server::config::{AuthMode, Config};
-use monti_server::token::{DiscoveredKeys, Rules, TokenError, Verifier};
+use monti_server::token::{DiscoveredKeys, Rules, Verifier};
 use serde_json::Value;
 
 const CLIENT_ID: &str = "monti";
@@ -190,10 +190,11 @@ async fn a_tampered_token_or_one_for_another_issuer_is_refused() {
     let last = tampered.len() - 2;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).expect("ascii");
-    assert_eq!(
-        verifier(&issuer).verify(&tampered).await,
-        Err(TokenError::Signature)
-    );
+    let refused = verifier(&issuer)
+        .verify(&tampered)
+        .await
+        .expect_err("tampered");
+    assert_eq!(refused.reason(), "signature", "{refused}");
     // The same provider's keys, but MONTI configured for another issuer.
     let rules = Rules {
         issuer: "https://elsewhere.example".to_owned(),
@@ -206,7 +207,8 @@ async fn a_tampered_token_or_one_for_another_issuer_is_refused() {
         DiscoveredKeys::new(&issuer).expect("keys"),
         Duration::from_secs(30),
     );
-    assert_eq!(other.verify(&access).await, Err(TokenError::Issuer));
+    let refused = other.verify(&access).await.expect_err("another issuer");
+    assert_eq!(refused.reason(), "issuer", "{refused}");
 }
 
 /// A server signing callers in through the test provider, with one binding per test group.
@@ -856,7 +858,7 @@ async fn the_audit_log_records_sign_ins_once_a_day_and_refusals_and_only_admins_
     // Each entry names where the request came from.
     assert!(events.iter().any(|event| event.kind == "refused"
         && event.subject.is_none()
-        && event.detail == "malformed from 127.0.0.1"));
+        && event.detail == "malformed: the token is not a JWT from 127.0.0.1"));
     assert!(
         (events.iter())
             .filter(|event| event.kind == "sign_in")
@@ -1459,4 +1461,199 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
     assert!(views.iter().all(|view| view.frames >= 3) && n_answers > 30);
     server.stop().await.expect("stops");
     db.drop_database().await;
+}
+
+/// The refusal table: each way a provider and MONTI can be configured apart, with a real token
+/// from the test provider, answers with the status, the RFC 6750 challenge and a message that
+/// names what to fix; `/api/v1/me` answers any valid token with what the provider sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misconfiguration_is_refused_with_its_reason() {
+    let Some(issuer) = provider() else { return };
+    let anna = access_token(&issuer, "anna").await; // groups: monti-sup-berlin
+    let nobody = access_token(&issuer, "nobody").await; // no groups
+    struct Case {
+        what: &'static str,
+        configure: Box<dyn Fn(&mut Config)>,
+        token: Option<String>,
+        status: u16,
+        challenge: Option<&'static str>,
+        words: &'static [&'static str],
+    }
+    let trailing = issuer.clone() + "/";
+    let cases = vec![
+        Case {
+            what: "no token",
+            configure: Box::new(|_| {}),
+            token: None,
+            status: 401,
+            challenge: Some("Bearer realm=\"monti\""),
+            words: &["send Authorization: Bearer"],
+        },
+        Case {
+            what: "garbage",
+            configure: Box::new(|_| {}),
+            token: Some("not-a-token".into()),
+            status: 401,
+            challenge: Some("error=\"invalid_token\""),
+            words: &["not a JWT"],
+        },
+        Case {
+            what: "the issuer configured with a trailing slash",
+            configure: Box::new(move |config| config.auth.issuer = trailing.clone()),
+            token: Some(anna.clone()),
+            status: 401,
+            challenge: Some("error_description=\"the token was issued by"),
+            words: &["trailing slash"],
+        },
+        Case {
+            what: "another audience",
+            configure: Box::new(|config| config.auth.audience = "api://monti".into()),
+            token: Some(anna.clone()),
+            status: 401,
+            challenge: Some("error=\"invalid_token\""),
+            words: &["MONTI expects \"api://monti\"", "[auth] audience"],
+        },
+        Case {
+            what: "the groups claim under another name",
+            configure: Box::new(|config| config.auth.groups_claim = "roles".into()),
+            token: Some(anna.clone()),
+            status: 403,
+            challenge: None,
+            words: &["no claim \"roles\"", "groups", "GET /api/v1/me"],
+        },
+        Case {
+            what: "a binding naming a site that does not exist",
+            configure: Box::new(|config| {
+                config.auth.bindings = serde_json::from_value(serde_json::json!([
+                    {"group": "monti-sup-berlin", "role": "supervisor", "sites": ["Atlantis"]},
+                ]))
+                .expect("bindings")
+            }),
+            token: Some(anna.clone()),
+            status: 403,
+            challenge: None,
+            words: &["monti-sup-berlin", "do not exist"],
+        },
+        Case {
+            what: "no groups at all",
+            configure: Box::new(|_| {}),
+            token: Some(nobody.clone()),
+            status: 403,
+            challenge: None,
+            words: &[
+                "signed in as \"nobody\"",
+                "no [[auth.bindings]] gives them a role",
+            ],
+        },
+    ];
+    for case in cases {
+        let db = TestDb::sqlite();
+        let mut config = oidc_config(&db, &issuer);
+        (case.configure)(&mut config);
+        let server = TestServer::start(config).await;
+        let response = get(&server, "/api/v1/floor/summary", case.token.as_deref()).await;
+        assert_eq!(response.status().as_u16(), case.status, "{}", case.what);
+        let challenge = (response.headers().get("www-authenticate"))
+            .map(|value| value.to_str().expect("ascii").to_owned());
+        match case.challenge {
+            Some(expected) => {
+                let challenge = challenge.unwrap_or_default();
+                assert!(challenge.contains(expected), "{}: {challenge}", case.what);
+            }
+            None => assert_eq!(challenge, None, "{}", case.what),
+        }
+        let body: ErrorJson = response.json().await.expect("a JSON body");
+        for words in case.words {
+            assert!(
+                body.message.contains(words),
+                "{}: {}",
+                case.what,
+                body.message
+            );
+        }
+        // Whoever holds a valid token may ask who they are, role or not.
+        if case.status == 403 {
+            let me: monti_protocol::rest::MeJson =
+                get(&server, "/api/v1/me", case.token.as_deref())
+                    .await
+                    .json()
+                    .await
+                    .expect("me answers a valid token");
+            assert!(me.roles.is_empty(), "{}", case.what);
+            assert!(
+                me.note
+                    .as_deref()
+                    .is_some_and(|note| note.contains("no [[auth.bindings]]")),
+                "{}: {me:?}",
+                case.what
+            );
+        }
+        server.stop().await.expect("stops");
+        db.drop_database().await;
+    }
+}
+
+/// `monti-server --check-auth` against the real provider: every step printed, a configuration
+/// that cannot work fails with the reason, and a token is checked rule by rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_auth_prints_each_step_and_fails_on_what_cannot_work() {
+    let Some(issuer) = provider() else { return };
+    let nobody = access_token(&issuer, "nobody").await;
+    let admin = access_token(&issuer, "admin").await;
+    let data = common::temp_dir("check-auth");
+    let run = |issuer: &str, token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_monti-server"));
+        command
+            .arg("--check-auth")
+            .env("MONTI_AUTH_MODE", "oidc")
+            .env("MONTI_AUTH_ISSUER", issuer)
+            .env("MONTI_AUTH_AUDIENCE", AUDIENCE)
+            .env("MONTI_AUTH_CLIENT_ID", CLIENT_ID)
+            .env(
+                "MONTI_AUTH_BINDINGS",
+                r#"[{"group": "monti-admins", "role": "admin"},
+                    {"group": "monti-sup-berlin", "role": "supervisor", "sites": ["Atlantis"]}]"#,
+            )
+            .env(
+                "MONTI_DATABASE_URL",
+                format!("sqlite://{}/monti.db", data.display()),
+            );
+        if let Some(token) = token {
+            command.arg("--token").arg(token);
+        }
+        let output = command.output().expect("monti-server runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let (ok, text) = run(&issuer, Some(&admin));
+    assert!(ok, "{text}");
+    for words in [
+        "ok   discovery document",
+        "as configured",
+        "signing keys at",
+        "device flow",
+    ] {
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("warn the binding of group \"monti-sup-berlin\"")
+            && text.contains("site \"Atlantis\""),
+        "{text}"
+    );
+    assert!(text.contains("roles: admin via \"monti-admins\""), "{text}");
+    let (ok, text) = run(&format!("{issuer}/"), None);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL") && text.contains("trailing slash"),
+        "{text}"
+    );
+    let (ok, text) = run(&issuer, Some(&nobody));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("no [[auth.bindings]] gives them a role"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(data);
 }
