@@ -38,6 +38,10 @@ pub enum AuthError {
     /// No refresh token is stored: sign in first.
     #[error("not signed in to this server; run monti-cli login")]
     NotSignedIn,
+    /// The provider no longer honours the stored sign-in (`invalid_grant` on refresh): it was
+    /// revoked, expired, or ended at the provider.
+    #[error("your sign-in ended at the provider{}; sign in again (monti-cli login)", .0.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    SignInEnded(Option<String>),
     /// The keyring could not be used.
     #[error("keyring: {0}")]
     Keyring(String),
@@ -82,17 +86,54 @@ pub struct Tokens {
     pub expires_in: u64,
 }
 
-/// One OpenID Connect provider as MONTI's apps use it.
-#[derive(Clone, Debug)]
-pub struct Provider {
+/// Where and how to sign in for one server, as its `GET /api/v1/auth` says; kept with the
+/// sign-in, so that signing out works while the server is away.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct SignInSettings {
     /// Issuer URL.
     pub issuer: String,
     /// Public client id.
     pub client_id: String,
-    /// The API's audience (resource) to ask tokens for.
+    /// The API's audience.
     pub audience: String,
+    /// The scopes to ask for.
+    pub scopes: String,
+    /// The `resource` parameter (RFC 8707) to send, if any.
+    pub resource: Option<String>,
+}
+
+impl SignInSettings {
+    /// The settings a server announces; `None` when it needs no sign-in. A server that
+    /// predates announcing scopes gets what MONTI always asked for: `openid offline_access`
+    /// and its audience as the resource.
+    pub fn from_server(auth: AuthJson) -> Option<SignInSettings> {
+        let (Some(issuer), Some(client_id), Some(audience)) =
+            (auth.issuer, auth.client_id, auth.audience)
+        else {
+            return None;
+        };
+        let (scopes, resource) = match auth.scopes {
+            Some(scopes) => (scopes, auth.resource),
+            None => ("openid offline_access".to_owned(), Some(audience.clone())),
+        };
+        Some(SignInSettings {
+            issuer,
+            client_id,
+            audience,
+            scopes,
+            resource,
+        })
+    }
+}
+
+/// One OpenID Connect provider as MONTI's apps use it.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// How to sign in there.
+    pub settings: SignInSettings,
     device_endpoint: String,
     token_endpoint: String,
+    revocation_endpoint: Option<String>,
     transport: Transport,
 }
 
@@ -100,13 +141,11 @@ impl Provider {
     /// Reads the provider's discovery document, through `transport`.
     pub async fn discover(
         transport: &Transport,
-        issuer: &str,
-        client_id: &str,
-        audience: &str,
+        settings: &SignInSettings,
     ) -> Result<Provider, AuthError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
+            settings.issuer.trim_end_matches('/')
         );
         let discovery: Value = get_json(transport, &url).await?;
         let endpoint = |name: &str| {
@@ -117,23 +156,59 @@ impl Provider {
                 .ok_or_else(|| AuthError::Http(format!("the provider does not announce {name}")))
         };
         Ok(Provider {
-            issuer: issuer.to_owned(),
-            client_id: client_id.to_owned(),
-            audience: audience.to_owned(),
-            device_endpoint: endpoint("device_authorization_endpoint")?,
+            settings: settings.clone(),
+            device_endpoint: endpoint("device_authorization_endpoint").map_err(|_| {
+                AuthError::Http(format!(
+                    "the provider at {} offers no device flow (no device_authorization_endpoint), \
+                     which MONTI's apps sign in with",
+                    settings.issuer
+                ))
+            })?,
             token_endpoint: endpoint("token_endpoint")?,
+            revocation_endpoint: endpoint("revocation_endpoint").ok(),
             transport: transport.clone(),
         })
     }
 
-    /// Asks for a code to show. `offline_access` asks for a refresh token.
+    /// The client id, and the resource when the server asks for one.
+    fn form<'a>(&'a self, mut form: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+        form.push(("client_id", self.settings.client_id.as_str()));
+        if let Some(resource) = &self.settings.resource {
+            form.push(("resource", resource.as_str()));
+        }
+        form
+    }
+
+    /// Asks for a code to show; the scopes include `offline_access` for a refresh token.
     pub async fn start(&self) -> Result<DeviceCode, AuthError> {
-        let form = [
-            ("client_id", self.client_id.as_str()),
-            ("scope", "openid offline_access"),
-            ("resource", self.audience.as_str()),
-        ];
+        let form = self.form(vec![("scope", self.settings.scopes.as_str())]);
         self.post(&self.device_endpoint, &form).await
+    }
+
+    /// Ends the sign-in at the provider (RFC 7009), so that the refresh token stops working
+    /// there too. `Ok(false)` when the provider offers no revocation.
+    pub async fn revoke(&self, refresh_token: &str) -> Result<bool, AuthError> {
+        let Some(endpoint) = &self.revocation_endpoint else {
+            return Ok(false);
+        };
+        let form = [
+            ("client_id", self.settings.client_id.as_str()),
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let response = self
+            .transport
+            .http()
+            .post(endpoint)
+            .form(&form)
+            .send()
+            .await;
+        match response {
+            // RFC 7009: 200 also for a token that was no longer valid.
+            Ok(response) if response.status().is_success() => Ok(true),
+            Ok(response) => parse::<Value>(response).await.map(|_| true),
+            Err(err) => Err(AuthError::Http(self.transport.describe(&err).await)),
+        }
     }
 
     /// Posts a form and reads the answer as `T`, or as an OAuth error.
@@ -159,7 +234,7 @@ impl Provider {
                 return Err(AuthError::Expired);
             }
             let form = [
-                ("client_id", self.client_id.as_str()),
+                ("client_id", self.settings.client_id.as_str()),
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
                 ("device_code", code.device_code.as_str()),
             ];
@@ -181,14 +256,18 @@ impl Provider {
     }
 
     /// A new access token (and usually a new refresh token) for a refresh token.
+    /// [`AuthError::SignInEnded`] when the provider no longer honours it.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError> {
-        let form = [
-            ("client_id", self.client_id.as_str()),
+        let form = self.form(vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
-            ("resource", self.audience.as_str()),
-        ];
-        self.post(&self.token_endpoint, &form).await
+        ]);
+        match self.post(&self.token_endpoint, &form).await {
+            Err(AuthError::Refused { error, description }) if error == "invalid_grant" => {
+                Err(AuthError::SignInEnded(description))
+            }
+            other => other,
+        }
     }
 }
 
@@ -214,56 +293,139 @@ async fn parse<T: serde::de::DeserializeOwned>(
     serde_json::from_value(body).map_err(|err| AuthError::Http(err.to_string()))
 }
 
-/// The refresh token for one provider and client, in the operating system's keyring.
+/// The sign-in for one server, in the operating system's keyring: the refresh token with the
+/// settings it was issued under, keyed by the server (so that signing out of one server leaves
+/// the others signed in, and works while the server is away).
 ///
 /// Keyring calls block (and on Linux drive their own D-Bus client), so each runs on tokio's
 /// blocking pool rather than on an async worker.
 pub struct TokenStore {
     entry: std::sync::Arc<keyring::Entry>,
+    /// Where earlier versions kept a bare refresh token, by issuer and client; moved on save.
+    legacy: Option<std::sync::Arc<keyring::Entry>>,
+    settings: Option<SignInSettings>,
+}
+
+/// What the keyring holds for a server.
+#[derive(serde::Serialize, Deserialize)]
+struct Stored {
+    settings: SignInSettings,
+    refresh_token: String,
+}
+
+fn keyring_error(err: keyring::Error) -> AuthError {
+    AuthError::Keyring(err.to_string())
 }
 
 impl TokenStore {
-    /// The entry for `issuer` and `client_id`.
-    pub fn new(issuer: &str, client_id: &str) -> Result<TokenStore, AuthError> {
-        let entry = keyring::Entry::new("monti", &format!("{issuer} {client_id}"))
-            .map_err(|err| AuthError::Keyring(err.to_string()))?;
+    /// The entry for `server`, signing in with `settings`.
+    pub fn new(server: &str, settings: &SignInSettings) -> Result<TokenStore, AuthError> {
+        let mut store = TokenStore::for_server(server)?;
+        let legacy = keyring::Entry::new(
+            "monti",
+            &format!("{} {}", settings.issuer, settings.client_id),
+        )
+        .map_err(keyring_error)?;
+        store.legacy = Some(std::sync::Arc::new(legacy));
+        store.settings = Some(settings.clone());
+        Ok(store)
+    }
+
+    /// The entry for `server`, to read or forget what is stored (signing out).
+    pub fn for_server(server: &str) -> Result<TokenStore, AuthError> {
+        let entry =
+            keyring::Entry::new("monti", &format!("server {}", server.trim_end_matches('/')))
+                .map_err(keyring_error)?;
         Ok(TokenStore {
             entry: std::sync::Arc::new(entry),
+            legacy: None,
+            settings: None,
         })
     }
 
     async fn with_entry<T: Send + 'static>(
-        &self,
+        entry: &std::sync::Arc<keyring::Entry>,
         call: impl FnOnce(&keyring::Entry) -> keyring::Result<T> + Send + 'static,
     ) -> Result<keyring::Result<T>, AuthError> {
-        let entry = self.entry.clone();
+        let entry = entry.clone();
         tokio::task::spawn_blocking(move || call(&entry))
             .await
             .map_err(|err| AuthError::Keyring(err.to_string()))
     }
 
-    /// The stored refresh token, if any.
-    pub async fn load(&self) -> Result<Option<String>, AuthError> {
-        match self.with_entry(|entry| entry.get_password()).await? {
-            Ok(token) => Ok(Some(token)),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(err) => Err(AuthError::Keyring(err.to_string())),
+    /// Whether the keyring can be used at all: asked before a person is sent through a
+    /// sign-in whose result could not be kept.
+    pub async fn probe(&self) -> Result<(), AuthError> {
+        match Self::with_entry(&self.entry, |entry| entry.get_password()).await? {
+            Ok(_) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(err) => Err(keyring_error(err)),
         }
     }
 
-    /// Stores (replaces) the refresh token.
-    pub async fn save(&self, refresh_token: &str) -> Result<(), AuthError> {
-        let token = refresh_token.to_owned();
-        self.with_entry(move |entry| entry.set_password(&token))
-            .await?
-            .map_err(|err| AuthError::Keyring(err.to_string()))
+    /// What is stored for the server: the settings and the refresh token.
+    pub async fn stored(&self) -> Result<Option<(SignInSettings, String)>, AuthError> {
+        match Self::with_entry(&self.entry, |entry| entry.get_password()).await? {
+            Ok(json) => Ok(serde_json::from_str::<Stored>(&json)
+                .ok()
+                .map(|stored| (stored.settings, stored.refresh_token))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(err) => Err(keyring_error(err)),
+        }
     }
 
-    /// Forgets the refresh token (sign-out).
+    /// The stored refresh token, if any, issued under this store's settings (or kept by an
+    /// earlier version under the issuer and client).
+    pub async fn load(&self) -> Result<Option<String>, AuthError> {
+        if let Some((settings, token)) = self.stored().await? {
+            let same = (self.settings.as_ref()).is_none_or(|own| {
+                own.issuer == settings.issuer && own.client_id == settings.client_id
+            });
+            if same {
+                return Ok(Some(token));
+            }
+        }
+        let Some(legacy) = &self.legacy else {
+            return Ok(None);
+        };
+        match Self::with_entry(legacy, |entry| entry.get_password()).await? {
+            Ok(token) => Ok(Some(token)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(err) => Err(keyring_error(err)),
+        }
+    }
+
+    /// Stores (replaces) the refresh token with this store's settings.
+    pub async fn save(&self, refresh_token: &str) -> Result<(), AuthError> {
+        let Some(settings) = self.settings.clone() else {
+            return Err(AuthError::Keyring("no sign-in settings to store".into()));
+        };
+        let json = serde_json::to_string(&Stored {
+            settings,
+            refresh_token: refresh_token.to_owned(),
+        })
+        .map_err(|err| AuthError::Keyring(err.to_string()))?;
+        Self::with_entry(&self.entry, move |entry| entry.set_password(&json))
+            .await?
+            .map_err(keyring_error)?;
+        self.delete_legacy().await
+    }
+
+    /// Forgets the sign-in (and one an earlier version kept).
     pub async fn delete(&self) -> Result<(), AuthError> {
-        match self.with_entry(|entry| entry.delete_credential()).await? {
+        match Self::with_entry(&self.entry, |entry| entry.delete_credential()).await? {
+            Ok(()) | Err(keyring::Error::NoEntry) => {}
+            Err(err) => return Err(keyring_error(err)),
+        }
+        self.delete_legacy().await
+    }
+
+    async fn delete_legacy(&self) -> Result<(), AuthError> {
+        let Some(legacy) = &self.legacy else {
+            return Ok(());
+        };
+        match Self::with_entry(legacy, |entry| entry.delete_credential()).await? {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(err) => Err(AuthError::Keyring(err.to_string())),
+            Err(err) => Err(keyring_error(err)),
         }
     }
 }

@@ -116,6 +116,10 @@ struct WatchArgs {
     /// Print JSON (with --once: one document summarising the snapshot).
     #[arg(long)]
     json: bool,
+    /// Sign in for this run only, keeping the sign-in in memory (for a computer without a
+    /// keyring).
+    #[arg(long)]
+    no_keyring: bool,
 }
 
 #[derive(Debug, Args)]
@@ -183,28 +187,65 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The server's provider and this machine's stored sign-in for it; `None` when the server needs
-/// no sign-in.
-async fn sign_in_settings(
-    transport: &Transport,
-    server: &str,
-) -> anyhow::Result<Option<(auth::Provider, auth::TokenStore)>> {
-    let settings = auth::server_auth(transport, server).await?;
-    let (Some(issuer), Some(client_id), Some(audience)) =
-        (settings.issuer, settings.client_id, settings.audience)
-    else {
-        return Ok(None);
-    };
-    let provider = auth::Provider::discover(transport, &issuer, &client_id, &audience).await?;
-    let store = auth::TokenStore::new(&issuer, &client_id)?;
-    Ok(Some((provider, store)))
+/// A command's sign-in to one server: the refresh token in the keyring, or (with
+/// `--no-keyring`) in memory for this run only.
+struct Session {
+    provider: auth::Provider,
+    store: Option<auth::TokenStore>,
+    refresh_token: Option<String>,
 }
 
-async fn login(transport: &Transport, server: &str) -> anyhow::Result<()> {
-    let Some((provider, store)) = sign_in_settings(transport, server).await? else {
-        println!("{server} needs no sign-in.");
-        return Ok(());
-    };
+impl Session {
+    /// The server's sign-in; `None` when it needs none. Without the keyring, the person signs
+    /// in now.
+    async fn open(
+        transport: &Transport,
+        server: &str,
+        keyring: bool,
+    ) -> anyhow::Result<Option<Session>> {
+        let Some(settings) =
+            auth::SignInSettings::from_server(auth::server_auth(transport, server).await?)
+        else {
+            return Ok(None);
+        };
+        let provider = auth::Provider::discover(transport, &settings).await?;
+        if keyring {
+            let store = auth::TokenStore::new(server, &settings)?;
+            return Ok(Some(Session {
+                provider,
+                store: Some(store),
+                refresh_token: None,
+            }));
+        }
+        let refresh_token = device_sign_in(&provider).await?;
+        Ok(Some(Session {
+            provider,
+            store: None,
+            refresh_token: Some(refresh_token),
+        }))
+    }
+
+    /// A fresh access token, with when to renew it; the rotated refresh token is kept.
+    async fn access(&mut self) -> anyhow::Result<(String, Instant)> {
+        let tokens = match &self.store {
+            Some(store) => auth::refresh_stored(&self.provider, store).await?,
+            None => {
+                let refresh_token = self.refresh_token.clone().context("not signed in")?;
+                let tokens = self.provider.refresh(&refresh_token).await?;
+                if let Some(rotated) = &tokens.refresh_token {
+                    self.refresh_token = Some(rotated.clone());
+                }
+                tokens
+            }
+        };
+        // Renew when four fifths of the token's life have passed.
+        let renew_at = Instant::now() + Duration::from_secs(tokens.expires_in.max(10) * 4 / 5);
+        Ok((tokens.access_token, renew_at))
+    }
+}
+
+/// The device flow in the terminal; returns the refresh token.
+async fn device_sign_in(provider: &auth::Provider) -> anyhow::Result<String> {
     let code = provider.start().await?;
     println!(
         "To sign in, open {} and enter the code {}",
@@ -218,35 +259,75 @@ async fn login(transport: &Transport, server: &str) -> anyhow::Result<()> {
         code.expires_in / 60
     );
     let tokens = provider.poll(&code).await?;
-    let refresh = tokens.refresh_token.context(
-        "the provider issued no refresh token; is offline_access allowed for this client?",
-    )?;
-    store.save(&refresh).await?;
-    println!("Signed in. The sign-in is kept in this computer's keyring.");
-    Ok(())
+    tokens.refresh_token.context(
+        "the provider issued no refresh token; is offline_access allowed for this client \
+         (and among [auth] scopes)?",
+    )
 }
 
-async fn logout(transport: &Transport, server: &str) -> anyhow::Result<()> {
-    if let Some((_, store)) = sign_in_settings(transport, server).await? {
-        store.delete().await?;
-    }
-    println!("Signed out of {server}.");
-    Ok(())
-}
-
-/// A fresh access token for `server` from the stored sign-in, with when to renew it; `None` when
-/// the server needs no sign-in.
-async fn access_token(
-    transport: &Transport,
-    server: &str,
-) -> anyhow::Result<Option<(String, Instant)>> {
-    let Some((provider, store)) = sign_in_settings(transport, server).await? else {
-        return Ok(None);
+async fn login(transport: &Transport, server: &str) -> anyhow::Result<()> {
+    let Some(settings) =
+        auth::SignInSettings::from_server(auth::server_auth(transport, server).await?)
+    else {
+        println!("{server} needs no sign-in.");
+        return Ok(());
     };
-    let tokens = auth::refresh_stored(&provider, &store).await?;
-    // Renew when four fifths of the token's life have passed.
-    let renew_at = Instant::now() + Duration::from_secs(tokens.expires_in.max(10) * 4 / 5);
-    Ok(Some((tokens.access_token, renew_at)))
+    let provider = auth::Provider::discover(transport, &settings).await?;
+    let store = auth::TokenStore::new(server, &settings)?;
+    // Before anyone approves a code on their phone: could the result be kept?
+    if let Err(err) = store.probe().await {
+        bail!(
+            "this computer has no keyring MONTI can use ({err}), so a sign-in could not be kept; \
+             sign in for one run with `monti-cli watch --no-keyring`"
+        );
+    }
+    let refresh = device_sign_in(&provider).await?;
+    store.save(&refresh).await?;
+    println!("Signed in. The sign-in is kept in this computer's keyring, for {server} only.");
+    Ok(())
+}
+
+/// Forgets the sign-in for `server` and ends it at the provider. Needs the provider, not the
+/// server: the keyring keeps where it signed in.
+async fn logout(transport: &Transport, server: &str) -> anyhow::Result<()> {
+    let store = auth::TokenStore::for_server(server)?;
+    let (settings, refresh_token, store) = match store.stored().await? {
+        Some((settings, token)) => (settings, token, store),
+        // An earlier version kept the token by provider: the server says which.
+        None => {
+            let settings = match auth::server_auth(transport, server).await {
+                Ok(auth) => auth::SignInSettings::from_server(auth),
+                Err(_) => None,
+            };
+            let Some(settings) = settings else {
+                println!("Not signed in to {server}.");
+                return Ok(());
+            };
+            let store = auth::TokenStore::new(server, &settings)?;
+            let Some(token) = store.load().await? else {
+                println!("Not signed in to {server}.");
+                return Ok(());
+            };
+            (settings, token, store)
+        }
+    };
+    let revoked = match auth::Provider::discover(transport, &settings).await {
+        Ok(provider) => provider.revoke(&refresh_token).await,
+        Err(err) => Err(err),
+    };
+    store.delete().await?;
+    match revoked {
+        Ok(true) => println!("Signed out of {server}; the provider ended the sign-in."),
+        Ok(false) => println!(
+            "Signed out of {server} here. The provider offers no revocation: the sign-in ends \
+             there when it expires."
+        ),
+        Err(err) => println!(
+            "Signed out of {server} here, but the provider could not end the sign-in ({err}); \
+             it ends there when it expires."
+        ),
+    }
+    Ok(())
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
@@ -256,7 +337,9 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let mut follower = Follower::new(server, "monti-cli watch", args.view.subscription())
         .with_transport(transport.clone());
     let mut renew_at = None;
-    if let Some((token, at)) = access_token(&transport, server).await? {
+    let mut session = Session::open(&transport, server, !args.no_keyring).await?;
+    if let Some(session) = &mut session {
+        let (token, at) = session.access().await?;
         follower = follower.with_token(&token);
         renew_at = Some(at);
     }
@@ -284,8 +367,9 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let mut last_draw = Instant::now() - Duration::from_secs(1);
     loop {
         if renew_at.is_some_and(|at| Instant::now() >= at)
-            && let Some((token, at)) = access_token(&transport, server).await?
+            && let Some(session) = &mut session
         {
+            let (token, at) = session.access().await?;
             follower.renew_token(&token).await?;
             renew_at = Some(at);
         }
@@ -409,9 +493,10 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         bail!("--clients must be at least 1");
     }
     let transport = args.view.connect.transport()?;
-    let token = access_token(&transport, &args.view.connect.server)
-        .await?
-        .map(|(token, _)| token);
+    let token = match Session::open(&transport, &args.view.connect.server, true).await? {
+        Some(mut session) => Some(session.access().await?.0),
+        None => None,
+    };
     let report = load::run(LoadOptions {
         token,
         transport,

@@ -297,7 +297,11 @@ impl Access {
 fn needs_person(err: &AuthError) -> bool {
     matches!(
         err,
-        AuthError::NotSignedIn | AuthError::Denied | AuthError::Expired | AuthError::Refused { .. }
+        AuthError::NotSignedIn
+            | AuthError::SignInEnded(_)
+            | AuthError::Denied
+            | AuthError::Expired
+            | AuthError::Refused { .. }
     )
 }
 
@@ -383,15 +387,13 @@ impl Worker {
         };
         match settings.mode.as_str() {
             "oidc" => {
-                let (Some(issuer), Some(client_id), Some(audience)) =
-                    (settings.issuer, settings.client_id, settings.audience)
-                else {
+                let Some(settings) = auth::SignInSettings::from_server(settings) else {
                     self.update(|status| {
                         status.problem = Some("the server's sign-in settings are incomplete".into())
                     });
                     return self.until_connect().await;
                 };
-                self.signed_in_session(&issuer, &client_id, &audience).await
+                self.signed_in_session(&settings).await
             }
             _ => {
                 self.update(|status| status.sign_in = SignIn::NotNeeded);
@@ -430,13 +432,13 @@ impl Worker {
         }
     }
 
-    async fn signed_in_session(&mut self, issuer: &str, client_id: &str, audience: &str) -> Next {
+    async fn signed_in_session(&mut self, settings: &auth::SignInSettings) -> Next {
         let mut attempt = 0;
         let provider = loop {
             let Some(transport) = self.transport.clone() else {
                 return self.until_connect().await;
             };
-            match Provider::discover(&transport, issuer, client_id, audience).await {
+            match Provider::discover(&transport, settings).await {
                 Ok(provider) => break provider,
                 Err(err) => {
                     attempt += 1;
@@ -448,7 +450,7 @@ impl Worker {
                 }
             }
         };
-        let store = match TokenStore::new(issuer, client_id) {
+        let store = match TokenStore::new(&self.server, settings) {
             Ok(store) => Some(store),
             Err(err) => {
                 tracing::warn!(%err, "no keyring: the sign-in lasts until the app closes");

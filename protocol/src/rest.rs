@@ -122,6 +122,13 @@ pub struct AuthJson {
     pub client_id: Option<String>,
     /// The audience (resource) to ask tokens for (oidc).
     pub audience: Option<String>,
+    /// The scopes to ask for (oidc); absent from servers that predate it: `openid
+    /// offline_access`, with `audience` as the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+    /// The `resource` parameter to send (RFC 8707), if any (oidc, with `scopes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Who the caller is, from `GET /api/v1/me`, so an app can show who is signed in.

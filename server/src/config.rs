@@ -172,6 +172,12 @@ pub struct AuthConfig {
     pub bindings: Vec<GroupBinding>,
     /// Least time between two fetches of the provider's keys for unknown key ids, seconds.
     pub keys_refetch_secs: u64,
+    /// The scopes the apps ask for, announced in `/api/v1/auth`. Providers that pick the API by
+    /// scope need it here (Entra ID: `openid offline_access api://<app>/.default`).
+    pub scopes: String,
+    /// Whether the apps name the API with the `resource` parameter (RFC 8707, the audience);
+    /// off for providers that pick it by scope and refuse the parameter (Entra ID v2).
+    pub resource_indicator: bool,
 }
 
 impl Default for AuthConfig {
@@ -185,6 +191,8 @@ impl Default for AuthConfig {
             leeway_secs: 60,
             bindings: Vec::new(),
             keys_refetch_secs: 30,
+            scopes: "openid offline_access".to_owned(),
+            resource_indicator: true,
         }
     }
 }
@@ -543,6 +551,12 @@ pub struct Cli {
     /// Least seconds between fetches of the provider's keys for unknown key ids [default: 30].
     #[arg(long, env = "MONTI_AUTH_KEYS_REFETCH_SECS")]
     pub auth_keys_refetch_secs: Option<u64>,
+    /// Scopes the apps ask for [default: openid offline_access].
+    #[arg(long, env = "MONTI_AUTH_SCOPES")]
+    pub auth_scopes: Option<String>,
+    /// Whether the apps send the audience as the resource parameter [default: true].
+    #[arg(long, env = "MONTI_AUTH_RESOURCE_INDICATOR")]
+    pub auth_resource_indicator: Option<bool>,
     /// Group bindings as JSON, e.g. [{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}].
     #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
     pub auth_bindings: Option<Bindings>,
@@ -688,6 +702,8 @@ impl Cli {
         set(&mut auth.client_id, &self.auth_client_id);
         set(&mut auth.groups_claim, &self.auth_groups_claim);
         set(&mut auth.leeway_secs, &self.auth_leeway_secs);
+        set(&mut auth.scopes, &self.auth_scopes);
+        set(&mut auth.resource_indicator, &self.auth_resource_indicator);
         if let Some(Bindings(bindings)) = &self.auth_bindings {
             auth.bindings = bindings.clone();
         }

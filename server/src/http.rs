@@ -564,12 +564,16 @@ async fn auth_settings(State(state): State<AppState>) -> Json<AuthJson> {
             issuer: None,
             client_id: None,
             audience: None,
+            scopes: None,
+            resource: None,
         },
         AuthMode::Oidc => AuthJson {
             mode: "oidc".to_owned(),
             issuer: Some(auth.issuer.clone()),
             client_id: Some(auth.client_id.clone()),
             audience: Some(auth.audience.clone()),
+            scopes: Some(auth.scopes.clone()),
+            resource: auth.resource_indicator.then(|| auth.audience.clone()),
         },
     })
 }

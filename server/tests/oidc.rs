@@ -709,14 +709,12 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
         .await
         .expect("settings");
     assert_eq!(settings.mode, "oidc");
-    let provider = Provider::discover(
-        &system(),
-        settings.issuer.as_deref().expect("issuer"),
-        settings.client_id.as_deref().expect("client id"),
-        settings.audience.as_deref().expect("audience"),
-    )
-    .await
-    .expect("discovery");
+    let settings = auth::SignInSettings::from_server(settings).expect("oidc settings");
+    assert_eq!(settings.scopes, "openid offline_access");
+    assert_eq!(settings.resource.as_deref(), Some(AUDIENCE));
+    let provider = Provider::discover(&system(), &settings)
+        .await
+        .expect("discovery");
     let code = provider.start().await.expect("a code to show");
     assert!(!code.user_code.is_empty());
     // The app polls while the person signs in elsewhere: the first polls are still pending.
@@ -740,7 +738,8 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
     let tokens = polling.await.expect("joins").expect("signed in");
     let refresh = tokens.refresh_token.expect("a refresh token");
 
-    let store = TokenStore::new(&provider.issuer, &provider.client_id).expect("keyring");
+    let store = TokenStore::new(&server.url, &settings).expect("keyring");
+    store.probe().await.expect("a usable keyring");
     store.save(&refresh).await.expect("saved");
     let fresh = auth::refresh_stored(&provider, &store)
         .await
@@ -773,12 +772,23 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
             .all(|agent| agent.info.team.0 == sales)
     );
 
-    // Signing out forgets the token.
+    // Signing out forgets the token here and ends it at the provider (RFC 7009): the provider
+    // refuses it from then on, and the client says the sign-in ended.
+    let stored = store.load().await.expect("loads").expect("stored");
     store.delete().await.expect("deleted");
     assert!(matches!(
         auth::refresh_stored(&provider, &store).await,
         Err(AuthError::NotSignedIn)
     ));
+    assert_eq!(provider.revoke(&stored).await.expect("revoked"), true);
+    let ended = provider.refresh(&stored).await.expect_err("revoked");
+    assert!(matches!(ended, AuthError::SignInEnded(_)), "{ended}");
+    assert!(
+        ended
+            .to_string()
+            .contains("sign in again (monti-cli login)"),
+        "{ended}"
+    );
     server.stop().await.expect("stops");
     db.drop_database().await;
 }

@@ -47,6 +47,7 @@ const provider = new Provider(issuer, {
   enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
   features: {
     deviceFlow: { enabled: true },
+    revocation: { enabled: true },
     devInteractions: { enabled: true },
     resourceIndicators: {
       enabled: true,
