@@ -563,11 +563,22 @@ struct OwnProvider {
 impl OwnProvider {
     /// Starts `tests/oidc/provider.mjs` (its packages are installed by scripts/test).
     async fn start(port: u16, key_id: &str, token_ttl_secs: u32) -> OwnProvider {
+        OwnProvider::start_shaped(port, key_id, token_ttl_secs, "").await
+    }
+
+    /// A provider whose access tokens have the shape of a commercial provider (`SHAPE`).
+    async fn start_shaped(
+        port: u16,
+        key_id: &str,
+        token_ttl_secs: u32,
+        shape: &str,
+    ) -> OwnProvider {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/oidc/provider.mjs");
         let child = std::process::Command::new("node")
             .arg(script)
             .env("PORT", port.to_string())
             .env("KEY_ID", key_id)
+            .env("SHAPE", shape)
             .env("ACCESS_TOKEN_TTL", token_ttl_secs.to_string())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -780,7 +791,10 @@ async fn the_client_signs_in_with_the_device_flow_keeps_the_token_and_sees_only_
         auth::refresh_stored(&provider, &store).await,
         Err(AuthError::NotSignedIn)
     ));
-    assert!(provider.revoke(&stored).await.expect("revoked"), "the provider revokes");
+    assert!(
+        provider.revoke(&stored).await.expect("revoked"),
+        "the provider revokes"
+    );
     let ended = provider.refresh(&stored).await.expect_err("revoked");
     assert!(matches!(ended, AuthError::SignInEnded(_)), "{ended}");
     assert!(
@@ -1666,4 +1680,134 @@ async fn check_auth_prints_each_step_and_fails_on_what_cannot_work() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(data);
+}
+
+/// Each provider's token shape as its vendor documents it (tests/oidc/provider.mjs, SHAPE), with
+/// MONTI configured the way docs/AUTH.md says for that provider: the app signs in with the
+/// device flow using the scopes and resource the server announces, and the token gives the
+/// role its groups are bound to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_provider_shape_signs_in_end_to_end() {
+    use monti_client::auth::{self, Provider};
+    if provider().is_none() {
+        return;
+    }
+    type Configure = fn(&mut Config);
+    let shapes: [(&str, Configure, &[&str], &[&str]); 5] = [
+        ("", |_| {}, &["groups", "aud"], &[]),
+        (
+            "entra",
+            |config| {
+                config.auth.audience = "api://monti-api".into();
+                config.auth.groups_claim = "roles".into();
+                config.auth.scopes = "openid offline_access api://monti-api/.default".into();
+                config.auth.resource_indicator = false;
+            },
+            &["roles", "scp", "tid", "ver"],
+            &["groups"],
+        ),
+        (
+            "okta",
+            |config| {
+                config.auth.audience = "api://default".into();
+                config.auth.resource_indicator = false;
+            },
+            &["groups", "scp", "cid", "uid"],
+            &[],
+        ),
+        (
+            "keycloak",
+            |config| {
+                config.auth.audience = "monti-api".into();
+                config.auth.groups_claim = "realm_access.roles".into();
+                config.auth.resource_indicator = false;
+            },
+            &["realm_access", "azp"],
+            &["groups"],
+        ),
+        (
+            "cognito",
+            |config| {
+                config.auth.audience = CLIENT_ID.into();
+                config.auth.groups_claim = "cognito:groups".into();
+                config.auth.resource_indicator = false;
+            },
+            &["cognito:groups", "client_id", "token_use"],
+            &["aud", "groups"],
+        ),
+    ];
+    for (shape, configure, present, absent) in shapes {
+        let own = OwnProvider::start_shaped(common::free_port(), "shaped-key", 600, shape).await;
+        let db = TestDb::sqlite();
+        let mut config = oidc_config(&db, &own.url);
+        configure(&mut config);
+        let server = TestServer::start(config).await;
+        let settings = auth::SignInSettings::from_server(
+            auth::server_auth(&system(), &server.url)
+                .await
+                .expect("settings"),
+        )
+        .expect("oidc");
+        let provider = Provider::discover(&system(), &settings)
+            .await
+            .expect("discovery");
+        let code = provider
+            .start()
+            .await
+            .unwrap_or_else(|err| panic!("{shape}: {err}"));
+        let polling = tokio::spawn({
+            let provider = provider.clone();
+            let code = code.clone();
+            async move { provider.poll(&code).await }
+        });
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        complete_verification(
+            &browser,
+            &own.url,
+            &code.verification_uri,
+            &code.user_code,
+            "admin",
+        )
+        .await;
+        let tokens = polling
+            .await
+            .expect("joins")
+            .unwrap_or_else(|err| panic!("{shape}: {err}"));
+        // The token has the vendor's shape.
+        let payload = tokens.access_token.split('.').nth(1).expect("a JWT");
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .expect("base64"),
+        )
+        .expect("claims");
+        for claim in present {
+            assert!(
+                claims.get(claim).is_some(),
+                "{shape}: no {claim} in {claims}"
+            );
+        }
+        for claim in absent {
+            assert!(claims.get(claim).is_none(), "{shape}: {claim} in {claims}");
+        }
+        // MONTI, configured for that provider, takes it.
+        let me = get(&server, "/api/v1/me", Some(&tokens.access_token)).await;
+        assert_eq!(me.status().as_u16(), 200, "{shape}");
+        let me: monti_protocol::rest::MeJson = me.json().await.expect("me");
+        assert_eq!(me.roles, ["admin"], "{shape}: {me:?}");
+        let summary = get(&server, "/api/v1/floor/summary", Some(&tokens.access_token)).await;
+        assert_eq!(summary.status().as_u16(), 200, "{shape}");
+        // And the refresh asks the same way.
+        let refreshed = provider
+            .refresh(tokens.refresh_token.as_deref().expect("a refresh token"))
+            .await
+            .unwrap_or_else(|err| panic!("{shape}: refresh: {err}"));
+        let again = get(&server, "/api/v1/me", Some(&refreshed.access_token)).await;
+        assert_eq!(again.status().as_u16(), 200, "{shape}: refreshed token");
+        server.stop().await.expect("stops");
+        db.drop_database().await;
+        drop(own);
+    }
 }

@@ -5,7 +5,16 @@
 //
 // Environment: PORT (default 9400); KEY_ID (default test-es256-1), so a restart with another id
 // looks like a key rotation to the server; TLS_CERT and TLS_KEY (PEM files) serve https, with
-// the issuer https://localhost:PORT.
+// the issuer https://localhost:PORT; SHAPE shapes the access tokens the way a commercial provider
+// documents them, so MONTI's configuration for that provider is tested against its token shape:
+//   (unset)   aud urn:monti:api, groups in `groups`
+//   entra     Entra ID v2: aud = the API's application id URI (api://monti-api), app roles in
+//             `roles`, `scp`, `tid`, `ver`; the API chosen by scope (api://monti-api/.default),
+//             no resource parameter
+//   okta      Okta custom authorization server: aud api://default, `groups`, `scp` as a list,
+//             `cid`, `uid`; no resource parameter
+//   keycloak  Keycloak: aud ["monti-api", "account"], realm roles in `realm_access.roles`, `azp`
+//   cognito   Amazon Cognito access token: no aud, `client_id`, `cognito:groups`, `token_use`
 //
 // Test accounts: any password; the account id decides the groups.
 
@@ -24,6 +33,36 @@ const signingKey = {
   alg: 'ES256',
   use: 'sig',
 };
+
+const shape = process.env.SHAPE || '';
+const audiences = { entra: 'api://monti-api', okta: 'api://default' };
+const audience = audiences[shape] || 'urn:monti:api';
+
+// The access token's payload as the shaped provider writes it.
+function shapeAccessToken(payload, accountGroups) {
+  switch (shape) {
+    case 'entra':
+      delete payload.groups;
+      Object.assign(payload, { roles: accountGroups, scp: 'monti.read', tid: '00000000-0000-4000-8000-000000000001', ver: '2.0', azp: payload.client_id });
+      break;
+    case 'okta':
+      Object.assign(payload, { scp: (payload.scope || '').split(' ').filter(Boolean), cid: payload.client_id, uid: `00u${payload.sub}` });
+      break;
+    case 'keycloak':
+      delete payload.groups;
+      Object.assign(payload, { aud: ['monti-api', 'account'], realm_access: { roles: accountGroups }, azp: payload.client_id, typ: 'Bearer' });
+      break;
+    case 'cognito':
+      delete payload.groups;
+      Object.assign(payload, { 'cognito:groups': accountGroups, token_use: 'access', username: payload.sub });
+      // Cognito's access tokens have no aud. oidc-provider insists on one before signing, so it
+      // stays on the object but out of the JSON that is signed.
+      Object.defineProperty(payload, 'aud', { value: payload.aud, enumerable: false, writable: true });
+      break;
+    default:
+      break;
+  }
+}
 
 const groups = {
   admin: ['monti-admins'],
@@ -52,11 +91,11 @@ const provider = new Provider(issuer, {
     resourceIndicators: {
       enabled: true,
       // Resource indicators must be absolute URIs; this is also the access tokens' audience.
-      defaultResource: () => 'urn:monti:api',
+      defaultResource: () => audience,
       useGrantedResource: () => true,
       getResourceServerInfo: () => ({
-        scope: 'monti',
-        audience: 'urn:monti:api',
+        scope: shape === 'entra' ? 'monti api://monti-api/.default' : 'monti',
+        audience,
         accessTokenFormat: 'jwt',
         accessTokenTTL: Number(process.env.ACCESS_TOKEN_TTL || 600),
         jwt: { sign: { alg: 'ES256' } },
@@ -67,6 +106,13 @@ const provider = new Provider(issuer, {
   findAccount: (ctx, id) => ({ accountId: id, claims: () => ({ sub: id, groups: groups[id] ?? [] }) }),
   extraTokenClaims: (ctx, token) => (token.kind === 'AccessToken' ? { groups: groups[token.accountId] ?? [] } : undefined),
   issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  formats: {
+    customizers: {
+      jwt: async (ctx, token, jwt) => {
+        if (token.kind === 'AccessToken') shapeAccessToken(jwt.payload, groups[token.accountId] ?? []);
+      },
+    },
+  },
 });
 
 const listening = () => console.log(`oidc-provider listening on ${issuer}`);
