@@ -1,5 +1,7 @@
 //! Signing in: the OAuth 2.0 device authorization grant (RFC 8628) at the server's OpenID
-//! Connect provider, token refresh, and the refresh token kept in the operating system's keyring.
+//! Connect provider, or, where the provider has none (Amazon Cognito), the authorization code
+//! flow with PKCE through the system's browser and a loopback redirect (RFC 7636, RFC 8252);
+//! token refresh and revocation, and the refresh token kept in the operating system's keyring.
 //!
 //! The device grant suits MONTI's apps: a wallboard has no one at a keyboard, so it shows a short
 //! code and a URL, someone completes the sign-in on a phone, and the app polls until the provider
@@ -131,7 +133,8 @@ impl SignInSettings {
 pub struct Provider {
     /// How to sign in there.
     pub settings: SignInSettings,
-    device_endpoint: String,
+    device_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
     token_endpoint: String,
     revocation_endpoint: Option<String>,
     transport: Transport,
@@ -157,13 +160,8 @@ impl Provider {
         };
         Ok(Provider {
             settings: settings.clone(),
-            device_endpoint: endpoint("device_authorization_endpoint").map_err(|_| {
-                AuthError::Http(format!(
-                    "the provider at {} offers no device flow (no device_authorization_endpoint), \
-                     which MONTI's apps sign in with",
-                    settings.issuer
-                ))
-            })?,
+            device_endpoint: endpoint("device_authorization_endpoint").ok(),
+            authorization_endpoint: endpoint("authorization_endpoint").ok(),
             token_endpoint: endpoint("token_endpoint")?,
             revocation_endpoint: endpoint("revocation_endpoint").ok(),
             transport: transport.clone(),
@@ -179,10 +177,81 @@ impl Provider {
         form
     }
 
+    /// Whether the provider offers the device flow; without it, sign in with
+    /// [`Provider::browser_sign_in`].
+    pub fn has_device_flow(&self) -> bool {
+        self.device_endpoint.is_some()
+    }
+
     /// Asks for a code to show; the scopes include `offline_access` for a refresh token.
     pub async fn start(&self) -> Result<DeviceCode, AuthError> {
+        let Some(endpoint) = &self.device_endpoint else {
+            return Err(AuthError::Http(format!(
+                "the provider at {} offers no device flow; sign in through the browser",
+                self.settings.issuer
+            )));
+        };
         let form = self.form(vec![("scope", self.settings.scopes.as_str())]);
-        self.post(&self.device_endpoint, &form).await
+        self.post(endpoint, &form).await
+    }
+
+    /// Starts the authorization code flow with PKCE: listens on a loopback port for the
+    /// provider's redirect and returns the page to open in the browser.
+    pub async fn browser_sign_in(&self) -> Result<BrowserSignIn, AuthError> {
+        let Some(authorization_endpoint) = &self.authorization_endpoint else {
+            return Err(AuthError::Http(format!(
+                "the provider at {} offers neither the device flow nor an authorization endpoint",
+                self.settings.issuer
+            )));
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|err| AuthError::Http(format!("cannot listen for the sign-in: {err}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|err| AuthError::Http(err.to_string()))?
+            .port();
+        let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+        let verifier = random_text(32)?;
+        let state = random_text(16)?;
+        let challenge = {
+            use base64::Engine;
+            let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+        };
+        let mut url = reqwest::Url::parse(authorization_endpoint)
+            .map_err(|err| AuthError::Http(format!("{authorization_endpoint}: {err}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &self.settings.client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("scope", &self.settings.scopes)
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            // OpenID Connect hands out offline_access (a refresh token) only after consent.
+            if self
+                .settings
+                .scopes
+                .split(' ')
+                .any(|scope| scope == "offline_access")
+            {
+                query.append_pair("prompt", "consent");
+            }
+            if let Some(resource) = &self.settings.resource {
+                query.append_pair("resource", resource);
+            }
+        }
+        Ok(BrowserSignIn {
+            url: url.to_string(),
+            listener,
+            redirect_uri,
+            verifier,
+            state,
+            provider: self.clone(),
+        })
     }
 
     /// Ends the sign-in at the provider (RFC 7009), so that the refresh token stops working
@@ -269,6 +338,125 @@ impl Provider {
             other => other,
         }
     }
+}
+
+/// A browser sign-in under way: open [`BrowserSignIn::url`], then [`BrowserSignIn::finish`].
+pub struct BrowserSignIn {
+    /// The provider's sign-in page for this attempt.
+    pub url: String,
+    listener: tokio::net::TcpListener,
+    redirect_uri: String,
+    verifier: String,
+    state: String,
+    provider: Provider,
+}
+
+impl BrowserSignIn {
+    /// Waits (at most `timeout`) for the browser to come back with a code, answers it with a
+    /// page saying the app has the sign-in, and exchanges the code for tokens.
+    pub async fn finish(self, timeout: Duration) -> Result<Tokens, AuthError> {
+        let code = tokio::time::timeout(timeout, self.callback())
+            .await
+            .map_err(|_| AuthError::Expired)??;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("code_verifier", self.verifier.as_str()),
+            ("client_id", self.provider.settings.client_id.as_str()),
+        ];
+        let mut form = form.to_vec();
+        if let Some(resource) = &self.provider.settings.resource {
+            form.push(("resource", resource.as_str()));
+        }
+        self.provider
+            .post(&self.provider.token_endpoint, &form)
+            .await
+    }
+
+    /// The code from the redirect to the loopback port; other requests (a browser asking for
+    /// a favicon) are answered and ignored.
+    async fn callback(&self) -> Result<String, AuthError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut stream, _) = (self.listener.accept().await)
+                .map_err(|err| AuthError::Http(format!("the sign-in's redirect: {err}")))?;
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|end| end == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            let target = text.split_whitespace().nth(1).unwrap_or("/");
+            let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1{target}")) else {
+                continue;
+            };
+            if url.path() != "/callback" {
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+                continue;
+            }
+            let param = |name: &str| {
+                url.query_pairs()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.into_owned())
+            };
+            let (outcome, page) = if param("state").as_deref() != Some(self.state.as_str()) {
+                (
+                    Err(AuthError::Http(
+                        "the sign-in came back for another attempt (state)".into(),
+                    )),
+                    "This sign-in was not started here. Close this window and try again.",
+                )
+            } else if let Some(error) = param("error") {
+                let denied = error == "access_denied";
+                (
+                    Err(if denied {
+                        AuthError::Denied
+                    } else {
+                        AuthError::Refused {
+                            error,
+                            description: param("error_description"),
+                        }
+                    }),
+                    "The sign-in did not succeed. Close this window and look at MONTI.",
+                )
+            } else if let Some(code) = param("code") {
+                (Ok(code), "Signed in to MONTI. You can close this window.")
+            } else {
+                (
+                    Err(AuthError::Http(
+                        "the sign-in came back without a code".into(),
+                    )),
+                    "The sign-in came back without a code. Close this window and try again.",
+                )
+            };
+            let body = format!("<!doctype html><title>MONTI</title><p>{page}</p>");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            return outcome;
+        }
+    }
+}
+
+/// `bytes` random bytes as URL-safe text (PKCE verifiers, states).
+fn random_text(bytes: usize) -> Result<String, AuthError> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut random = vec![0u8; bytes];
+    ring::rand::SystemRandom::new()
+        .fill(&mut random)
+        .map_err(|_| AuthError::Http("no random numbers from the system".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random))
 }
 
 /// A successful body as `T`, an OAuth error body as [`AuthError::Refused`].

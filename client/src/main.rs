@@ -244,8 +244,25 @@ impl Session {
     }
 }
 
-/// The device flow in the terminal; returns the refresh token.
+/// Signs in from the terminal: the device flow, or the browser where the provider has none;
+/// returns the refresh token.
 async fn device_sign_in(provider: &auth::Provider) -> anyhow::Result<String> {
+    if !provider.has_device_flow() {
+        let attempt = provider.browser_sign_in().await?;
+        println!(
+            "To sign in, open this page in a browser on this computer:\n  {}",
+            attempt.url
+        );
+        if let Err(err) = open::that_detached(&attempt.url) {
+            println!("(no browser could be opened: {err})");
+        }
+        println!("Waiting for the sign-in to finish (up to 10 minutes)...");
+        let tokens = attempt.finish(Duration::from_secs(600)).await?;
+        return tokens.refresh_token.context(
+            "the provider issued no refresh token; is offline_access allowed for this client \
+             (and among [auth] scopes)?",
+        );
+    }
     let code = provider.start().await?;
     println!(
         "To sign in, open {} and enter the code {}",

@@ -711,7 +711,10 @@ impl App {
             }
             match &status.sign_in {
                 SignIn::NotNeeded | SignIn::SignedIn => self.wallboard_screen(ui, &status),
-                SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {
+                SignIn::Checking
+                | SignIn::Needed { .. }
+                | SignIn::Code(_)
+                | SignIn::Browser { .. } => {
                     let now = self.clock.now_ms();
                     egui::CentralPanel::no_frame().show(ui, |ui| kiosk::sign_in(ui, &status, now));
                     ui.ctx()
@@ -724,7 +727,7 @@ impl App {
         self.settings.zoom = ui.ctx().zoom_factor();
         match &status.sign_in {
             SignIn::NotNeeded | SignIn::SignedIn => self.floor_screen(ui, &status),
-            SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) => {
+            SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) | SignIn::Browser { .. } => {
                 let now = self.clock.now_ms();
                 egui::CentralPanel::default().show(ui, |ui| {
                     match signin::screen(ui, &status, &mut self.fields, now) {

@@ -660,6 +660,22 @@ pub fn sign_in(ui: &mut Ui, status: &Status, now_ms: u64) {
                     .color(DIM_INK),
                 );
             }
+            SignIn::Browser { url } => {
+                ui.label(
+                    RichText::new("This wallboard needs to be signed in")
+                        .size(48.0 * scale)
+                        .color(INK),
+                );
+                ui.label(
+                    RichText::new(
+                        "Its provider signs in through a browser: sign in in the window that \
+                         opened on this PC, or open",
+                    )
+                    .size(34.0 * scale)
+                    .color(DIM_INK),
+                );
+                ui.label(RichText::new(url).size(24.0 * scale).color(INK).monospace());
+            }
             _ => {
                 ui.label(
                     RichText::new(format!("Connecting to {}…", status.server))

@@ -59,6 +59,11 @@ pub enum SignIn {
     },
     /// The device flow runs: show the code.
     Code(CodeScreen),
+    /// The provider has no device flow: the sign-in page is open in the browser.
+    Browser {
+        /// The page, to open again.
+        url: String,
+    },
     /// Signed in.
     SignedIn,
 }
@@ -554,30 +559,45 @@ impl Worker {
             }
             start = false;
             self.update(|status| status.sign_in = SignIn::Checking);
-            let code = match credentials.provider.start().await {
-                Ok(code) => code,
-                Err(err) => {
-                    problem = Some(err.to_string());
-                    continue;
+            let outcome = if credentials.provider.has_device_flow() {
+                let code = match credentials.provider.start().await {
+                    Ok(code) => code,
+                    Err(err) => {
+                        problem = Some(err.to_string());
+                        continue;
+                    }
+                };
+                // The code is on the screen anyway; the log line lets an operator (and the
+                // end-to-end test) complete a wallboard's sign-in from elsewhere.
+                tracing::info!(user_code = %code.user_code, uri = %code.verification_uri, "sign-in code shown");
+                self.update(|status| status.sign_in = SignIn::Code(CodeScreen::new(&code)));
+                let provider = credentials.provider.clone();
+                let poll = provider.poll(&code);
+                match self.until_signed_in(poll).await {
+                    Ok(outcome) => outcome,
+                    Err(next) => return Err(next),
                 }
-            };
-            // The code is on the screen anyway; the log line lets an operator (and the end-to-end
-            // test) complete a wallboard's sign-in from elsewhere.
-            tracing::info!(user_code = %code.user_code, uri = %code.verification_uri, "sign-in code shown");
-            self.update(|status| status.sign_in = SignIn::Code(CodeScreen::new(&code)));
-            let provider = credentials.provider.clone();
-            let poll = provider.poll(&code);
-            tokio::pin!(poll);
-            let outcome = loop {
-                tokio::select! {
-                    outcome = &mut poll => break Some(outcome),
-                    command = self.commands.recv() => match command {
-                        None => return Err(Next::Quit),
-                        Some(Command::CancelSignIn) => break None,
-                        command => if let Some(next) = self.idle_command(command) {
-                            return Err(next);
-                        },
-                    },
+            } else {
+                // No device flow (Amazon Cognito): the authorization code flow in the browser.
+                let attempt = match credentials.provider.browser_sign_in().await {
+                    Ok(attempt) => attempt,
+                    Err(err) => {
+                        problem = Some(err.to_string());
+                        continue;
+                    }
+                };
+                let url = attempt.url.clone();
+                tracing::info!(%url, "sign-in page opened in the browser");
+                if let Err(err) = open::that_detached(&url) {
+                    tracing::warn!(%err, "cannot open a browser; the page is on the screen");
+                }
+                self.update(|status| status.sign_in = SignIn::Browser { url });
+                match self
+                    .until_signed_in(attempt.finish(Duration::from_secs(600)))
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(next) => return Err(next),
                 }
             };
             match outcome {
@@ -593,6 +613,27 @@ impl Worker {
                     return Ok(Access::new(tokens));
                 }
                 Some(Err(err)) => problem = Some(err.to_string()),
+            }
+        }
+    }
+
+    /// Waits for a sign-in to finish, handling commands meanwhile: `Ok(None)` when the person
+    /// cancelled it, `Err` when the session must end.
+    async fn until_signed_in(
+        &mut self,
+        sign_in: impl std::future::Future<Output = Result<Tokens, AuthError>>,
+    ) -> Result<Option<Result<Tokens, AuthError>>, Next> {
+        tokio::pin!(sign_in);
+        loop {
+            tokio::select! {
+                outcome = &mut sign_in => return Ok(Some(outcome)),
+                command = self.commands.recv() => match command {
+                    None => return Err(Next::Quit),
+                    Some(Command::CancelSignIn) => return Ok(None),
+                    command => if let Some(next) = self.idle_command(command) {
+                        return Err(next);
+                    },
+                },
             }
         }
     }

@@ -44,6 +44,22 @@ pub fn screen(
         ui.add_space(12.0);
         match &status.sign_in {
             SignIn::Code(code) => action = code_screen(ui, code, now_ms),
+            SignIn::Browser { url } => {
+                ui.label(RichText::new("Sign in in the browser window that opened").size(20.0));
+                ui.add_space(8.0);
+                ui.label("If none opened, open this page on this computer:");
+                ui.hyperlink_to(RichText::new(url).size(14.0), url);
+                ui.add_space(8.0);
+                if ui
+                    .button(RichText::new("Open in browser").size(18.0))
+                    .clicked()
+                {
+                    ui.ctx().open_url(egui::OpenUrl::new_tab(url));
+                }
+                if ui.button("Cancel").clicked() {
+                    action = Some(Action::Cancel);
+                }
+            }
             SignIn::Needed { problem } => {
                 ui.label(RichText::new(format!("Sign in to {}", status.server)).size(20.0));
                 if let Some(problem) = problem {
@@ -70,7 +86,7 @@ pub fn screen(
                 }
             }
         }
-        if !matches!(status.sign_in, SignIn::Code(_)) {
+        if !matches!(status.sign_in, SignIn::Code(_) | SignIn::Browser { .. }) {
             ui.add_space(24.0);
             egui::Grid::new("connect").num_columns(2).show(ui, |ui| {
                 let label = ui.label("Server");

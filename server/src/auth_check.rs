@@ -159,8 +159,9 @@ pub async fn provider(config: &AuthConfig) -> Vec<Step> {
     } else {
         steps.push(step(
             Outcome::Warn,
-            "the provider lists no device_authorization_endpoint: the desktop app and monti-cli \
-             sign in with the device flow and cannot sign in here",
+            "the provider lists no device_authorization_endpoint: the apps sign in through the \
+             browser (authorization code with PKCE, loopback redirect), so a wallboard needs \
+             someone at its keyboard once; the client must allow http://127.0.0.1/callback",
         ));
     }
     if let Some(revocation) = discovery.get("revocation_endpoint").and_then(Value::as_str) {

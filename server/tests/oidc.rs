@@ -1811,3 +1811,128 @@ async fn every_provider_shape_signs_in_end_to_end() {
         drop(own);
     }
 }
+
+/// Follows a browser sign-in at the test provider as a person would: its login and consent
+/// forms, then the redirect to the app's loopback port; returns that page.
+async fn complete_browser_sign_in(issuer: &str, url: &str, user: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let mut response = browser.get(url).send().await.expect("sign-in page");
+    for _ in 0..5 {
+        let at = response.url().clone();
+        let page = response.text().await.expect("html");
+        if at.host_str() == Some("127.0.0.1") && at.path() == "/callback" {
+            return page;
+        }
+        let (action, fields) = first_form(&page).unwrap_or_else(|| panic!("no form on {page}"));
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(name, value)| match name.as_str() {
+                "login" => (name, user.to_owned()),
+                "password" => (name, "any".to_owned()),
+                _ => (name, value),
+            })
+            .collect();
+        let action = if action.starts_with("http") {
+            action
+        } else {
+            format!("{issuer}{action}")
+        };
+        response = browser
+            .post(action)
+            .form(&fields)
+            .send()
+            .await
+            .expect("form");
+    }
+    panic!("the browser sign-in did not come back to the app");
+}
+
+/// A provider without the device flow (as Amazon Cognito): the app signs in through the browser
+/// with the authorization code flow, PKCE and a loopback redirect, and gets a refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_device_flow_the_app_signs_in_through_the_browser() {
+    use monti_client::auth::{self, AuthError, Provider};
+    if provider().is_none() {
+        return;
+    }
+    let port = common::free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/oidc/provider.mjs");
+    let child = std::process::Command::new("node")
+        .arg(script)
+        .env("PORT", port.to_string())
+        .env("DEVICE_FLOW", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("node runs the provider");
+    let own = OwnProvider {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let discovery = format!("{}/.well-known/openid-configuration", own.url);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&discovery).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the provider did not start"
+        );
+        tokio::task::yield_now().await;
+    }
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &own.url)).await;
+    let settings = auth::SignInSettings::from_server(
+        auth::server_auth(&system(), &server.url)
+            .await
+            .expect("settings"),
+    )
+    .expect("oidc");
+    let provider = Provider::discover(&system(), &settings)
+        .await
+        .expect("discovery");
+    assert!(!provider.has_device_flow());
+    assert!(matches!(provider.start().await, Err(AuthError::Http(_))));
+
+    let attempt = provider.browser_sign_in().await.expect("a sign-in page");
+    assert!(
+        attempt.url.contains("code_challenge_method=S256"),
+        "{}",
+        attempt.url
+    );
+    let url = attempt.url.clone();
+    let finished = tokio::spawn(attempt.finish(Duration::from_secs(60)));
+    let page = complete_browser_sign_in(&own.url, &url, "admin").await;
+    assert!(page.contains("Signed in to MONTI"), "{page}");
+    let tokens = finished.await.expect("joins").expect("tokens");
+    let me = get(&server, "/api/v1/me", Some(&tokens.access_token)).await;
+    let me: monti_protocol::rest::MeJson = me.json().await.expect("me");
+    assert_eq!(me.roles, ["admin"]);
+    let refreshed = provider
+        .refresh(tokens.refresh_token.as_deref().expect("a refresh token"))
+        .await
+        .expect("refreshes");
+    assert!(!refreshed.access_token.is_empty());
+
+    // A page that comes back for another attempt is refused.
+    let attempt = provider.browser_sign_in().await.expect("a sign-in page");
+    let forged = attempt.url.clone();
+    let redirect = reqwest::Url::parse(&forged)
+        .expect("url")
+        .query_pairs()
+        .find(|(key, _)| key == "redirect_uri")
+        .map(|(_, value)| value.into_owned())
+        .expect("redirect_uri");
+    let finished = tokio::spawn(attempt.finish(Duration::from_secs(60)));
+    let page = reqwest::get(format!("{redirect}?code=stolen&state=not-mine"))
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("not started here"), "{page}");
+    assert!(finished.await.expect("joins").is_err());
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

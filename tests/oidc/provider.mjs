@@ -15,6 +15,8 @@
 //             `cid`, `uid`; no resource parameter
 //   keycloak  Keycloak: aud ["monti-api", "account"], realm roles in `realm_access.roles`, `azp`
 //   cognito   Amazon Cognito access token: no aud, `client_id`, `cognito:groups`, `token_use`
+// DEVICE_FLOW=off turns the device flow off (as Cognito has none): the apps then sign in with the
+// authorization code flow and PKCE through a loopback redirect (RFC 8252).
 //
 // Test accounts: any password; the account id decides the groups.
 
@@ -35,6 +37,7 @@ const signingKey = {
 };
 
 const shape = process.env.SHAPE || '';
+const deviceFlow = process.env.DEVICE_FLOW !== 'off';
 const audiences = { entra: 'api://monti-api', okta: 'api://default' };
 const audience = audiences[shape] || 'urn:monti:api';
 
@@ -77,15 +80,17 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: 'monti',
     token_endpoint_auth_method: 'none',
-    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
-    response_types: [],
-    redirect_uris: [],
+    application_type: 'native',
+    grant_types: [...(deviceFlow ? ['urn:ietf:params:oauth:grant-type:device_code'] : []), 'authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    // A native app's loopback redirect: any port (RFC 8252 section 7.3).
+    redirect_uris: ['http://127.0.0.1/callback'],
     id_token_signed_response_alg: 'ES256',
   }],
   jwks: { keys: [signingKey] },
   enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
   features: {
-    deviceFlow: { enabled: true },
+    deviceFlow: { enabled: deviceFlow },
     revocation: { enabled: true },
     devInteractions: { enabled: true },
     resourceIndicators: {
