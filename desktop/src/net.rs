@@ -455,10 +455,23 @@ impl Worker {
                 }
             }
         };
+        // Asked before anyone is sent through a sign-in whose result could not be kept.
         let store = match TokenStore::new(&self.server, settings) {
+            Ok(store) => match store.probe().await {
+                Ok(()) => Ok(store),
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err),
+        };
+        let mut no_keyring = None;
+        let store = match store {
             Ok(store) => Some(store),
             Err(err) => {
                 tracing::warn!(%err, "no keyring: the sign-in lasts until the app closes");
+                no_keyring = Some(format!(
+                    "This computer has no keyring MONTI can use ({err}): a sign-in now lasts \
+                     until MONTI closes. Sign in anyway?"
+                ));
                 None
             }
         };
@@ -467,8 +480,9 @@ impl Worker {
             store,
             refresh_token: None,
         };
-        // A stored sign-in is used silently; without one the device flow starts at once.
-        let mut start_flow = true;
+        // A stored sign-in is used silently; without one the device flow starts at once, unless
+        // the person should first know that it will not be kept (a wallboard goes ahead).
+        let mut start_flow = no_keyring.is_none() || self.wallboard.is_some();
         loop {
             let access = match credentials.refresh().await {
                 Ok(tokens) => Access::new(tokens),
@@ -479,7 +493,7 @@ impl Worker {
                 }
                 Err(err) if needs_person(&err) => {
                     let problem = match err {
-                        AuthError::NotSignedIn => None,
+                        AuthError::NotSignedIn => no_keyring.take(),
                         err => Some(format!("the stored sign-in was not accepted: {err}")),
                     };
                     match self

@@ -463,6 +463,23 @@ mod tests {
     use monti_protocol::model::{SiteId, TeamId};
 
     #[test]
+    fn refusals_are_logged_once_per_reason_a_minute() {
+        let log = RefusalLog::new(std::time::Duration::from_secs(60));
+        assert!(log.note("expired", "the token expired 5 s ago"));
+        assert!(
+            !log.note("expired", "the token expired 6 s ago"),
+            "the same reason waits"
+        );
+        assert!(
+            log.note("issuer", "issued by ..."),
+            "another reason is logged"
+        );
+        let every_time = RefusalLog::new(std::time::Duration::ZERO);
+        assert!(every_time.note("expired", "a"));
+        assert!(every_time.note("expired", "b"));
+    }
+
+    #[test]
     fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(bearer_token("Bearer abc"), Some("abc"));
         assert_eq!(bearer_token("bearer abc"), Some("abc"));
