@@ -479,14 +479,18 @@ mod tests {
         }
     }
 
-    fn verifier(source: &TestKeys) -> Verifier<&TestKeys> {
-        let rules = Rules {
+    fn rules(groups_claim: &str) -> Rules {
+        Rules {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
-            groups_claim: "groups".into(),
+            groups_claim: groups_claim.into(),
             leeway_secs: 30,
-        };
-        Verifier::new(rules, source, Duration::from_secs(60))
+        }
+    }
+
+    /// With the usual limit of one key fetch a minute.
+    fn verifier(source: &TestKeys) -> Verifier<&TestKeys> {
+        Verifier::new(rules("groups"), source, Duration::from_secs(60))
     }
 
     fn now() -> u64 {
@@ -612,12 +616,6 @@ mod tests {
     #[tokio::test]
     async fn claims_are_read_as_each_provider_sends_them() {
         let source = keys(vec![jwk("ec-1", Algorithm::ES256)]);
-        let rules = |groups_claim: &str| Rules {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            groups_claim: groups_claim.into(),
-            leeway_secs: 30,
-        };
         let plain = |claims: &Value| sign(Algorithm::ES256, "ec-1", claims);
         // Keycloak: realm roles under realm_access, the API among several audiences.
         let keycloak = Verifier::new(rules("realm_access.roles"), &source, Duration::ZERO);
@@ -662,16 +660,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_rotated_under_the_same_kid_is_fetched_again() {
         let source = keys(vec![jwk("only", Algorithm::ES256)]);
-        let verifier = Verifier::new(
-            Rules {
-                issuer: ISSUER.into(),
-                audience: AUDIENCE.into(),
-                groups_claim: "groups".into(),
-                leeway_secs: 30,
-            },
-            &source,
-            Duration::ZERO,
-        );
+        let verifier = Verifier::new(rules("groups"), &source, Duration::ZERO);
         assert!(
             verifier
                 .verify(&sign(Algorithm::ES256, "only", &claims()))
@@ -744,16 +733,7 @@ mod tests {
     #[tokio::test]
     async fn a_rotated_key_is_fetched_once_and_bogus_kids_do_not_cause_a_fetch_storm() {
         let source = keys(vec![jwk("old", Algorithm::ES256)]);
-        let rotating = Verifier::new(
-            Rules {
-                issuer: ISSUER.into(),
-                audience: AUDIENCE.into(),
-                groups_claim: "groups".into(),
-                leeway_secs: 30,
-            },
-            &source,
-            Duration::ZERO,
-        );
+        let rotating = Verifier::new(rules("groups"), &source, Duration::ZERO);
         assert!(
             rotating
                 .verify(&sign(Algorithm::ES256, "old", &claims()))

@@ -74,21 +74,7 @@ async fn complete_verification(
         if page.contains("Sign-in Success") {
             break;
         }
-        let (action, fields) = first_form(&page).unwrap_or_else(|| panic!("no form on {page}"));
-        let fields: Vec<(String, String)> = fields
-            .into_iter()
-            .map(|(name, value)| match name.as_str() {
-                "user_code" if value.is_empty() => (name, user_code.to_owned()),
-                "login" => (name, user.to_owned()),
-                "password" => (name, "any".to_owned()),
-                _ => (name, value),
-            })
-            .collect();
-        let url = if action.starts_with("http") {
-            action
-        } else {
-            format!("{issuer}{action}")
-        };
+        let (url, fields) = filled_form(issuer, &page, user, user_code);
         page = http
             .post(url)
             .form(&fields)
@@ -103,6 +89,32 @@ async fn complete_verification(
         page.contains("Sign-in Success"),
         "the device flow did not finish: {page}"
     );
+}
+
+/// The first form of a test provider page, filled in as `user` would (any password; the user
+/// code where one is asked for): where to post it, and its fields.
+fn filled_form(
+    issuer: &str,
+    page: &str,
+    user: &str,
+    user_code: &str,
+) -> (String, Vec<(String, String)>) {
+    let (action, fields) = first_form(page).unwrap_or_else(|| panic!("no form on {page}"));
+    let fields = fields
+        .into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "user_code" if value.is_empty() => (name, user_code.to_owned()),
+            "login" => (name, user.to_owned()),
+            "password" => (name, "any".to_owned()),
+            _ => (name, value),
+        })
+        .collect();
+    let url = if action.starts_with("http") {
+        action
+    } else {
+        format!("{issuer}{action}")
+    };
+    (url, fields)
 }
 
 /// Signs `user` in with the device flow and returns the token response.
@@ -1826,20 +1838,7 @@ async fn complete_browser_sign_in(issuer: &str, url: &str, user: &str) -> String
         if at.host_str() == Some("127.0.0.1") && at.path() == "/callback" {
             return page;
         }
-        let (action, fields) = first_form(&page).unwrap_or_else(|| panic!("no form on {page}"));
-        let fields: Vec<(String, String)> = fields
-            .into_iter()
-            .map(|(name, value)| match name.as_str() {
-                "login" => (name, user.to_owned()),
-                "password" => (name, "any".to_owned()),
-                _ => (name, value),
-            })
-            .collect();
-        let action = if action.starts_with("http") {
-            action
-        } else {
-            format!("{issuer}{action}")
-        };
+        let (action, fields) = filled_form(issuer, &page, user, "");
         response = browser
             .post(action)
             .form(&fields)
