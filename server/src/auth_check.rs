@@ -174,15 +174,19 @@ pub async fn provider(config: &AuthConfig) -> Vec<Step> {
 }
 
 /// Checks that every binding names teams and sites that exist.
-pub fn bindings(config: &AuthConfig, teams: &[String], sites: &[String]) -> Vec<Step> {
+pub fn bindings(
+    config: &AuthConfig,
+    team_exists: impl Fn(&str) -> bool,
+    site_exists: impl Fn(&str) -> bool,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     for binding in &config.bindings {
         let missing: Vec<String> = (binding.teams.iter())
-            .filter(|team| !teams.contains(team))
+            .filter(|team| !team_exists(team))
             .map(|team| format!("team {team:?}"))
             .chain(
                 (binding.sites.iter())
-                    .filter(|site| !sites.contains(site))
+                    .filter(|site| !site_exists(site))
                     .map(|site| format!("site {site:?}")),
             )
             .collect();

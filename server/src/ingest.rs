@@ -1022,7 +1022,16 @@ async fn post_roster(
     require_json(&headers)?;
     let body = read_body(body, state.config.ingest.max_body_bytes).await?;
     let sync: RosterSyncJson = parse_json(&body)?;
-    Ok(Json(state.ingest.roster(sync).await?))
+    let result = state.ingest.roster(sync).await?;
+    // A binding that names a team or site still missing (or now removed) says so again.
+    if state.config.auth.mode == crate::config::AuthMode::Oidc {
+        crate::auth_check::log(&crate::auth_check::bindings(
+            &state.config.auth,
+            |team| state.live.team_id(team).is_some(),
+            |site| state.live.site_id(site).is_some(),
+        ));
+    }
+    Ok(Json(result))
 }
 
 /// Marks agents stale whose source stopped reporting on them, until `stop`.

@@ -176,19 +176,11 @@ pub async fn run(
         let (config, live) = (config.clone(), live.clone());
         tokio::spawn(async move {
             auth_check::log(&auth_check::provider(&config.auth).await);
-            let (teams, sites) = live.read(|floor| {
-                (
-                    floor
-                        .teams()
-                        .map(|team| team.name.clone())
-                        .collect::<Vec<_>>(),
-                    floor
-                        .sites()
-                        .map(|site| site.name.clone())
-                        .collect::<Vec<_>>(),
-                )
-            });
-            auth_check::log(&auth_check::bindings(&config.auth, &teams, &sites));
+            auth_check::log(&auth_check::bindings(
+                &config.auth,
+                |team| live.team_id(team).is_some(),
+                |site| live.site_id(site).is_some(),
+            ));
         });
     }
     let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));

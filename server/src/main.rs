@@ -80,14 +80,14 @@ async fn check_auth(
     match monti_server::db::Db::connect(&config.database).await {
         Ok(db) => {
             let stored = db.load_floor().await?;
-            let names = |named: &[(i64, String)]| {
-                named
-                    .iter()
-                    .map(|(_, name)| name.clone())
-                    .collect::<Vec<_>>()
+            let named = |names: &[(i64, String)], wanted: &str| {
+                names.iter().any(|(_, name)| name == wanted)
             };
-            let (teams, sites) = (names(&stored.teams), names(&stored.sites));
-            steps.extend(auth_check::bindings(&config.auth, &teams, &sites));
+            steps.extend(auth_check::bindings(
+                &config.auth,
+                |team| named(&stored.teams, team),
+                |site| named(&stored.sites, site),
+            ));
         }
         Err(err) => println!("warn cannot read the roster to check the bindings' names: {err:#}"),
     }
