@@ -81,6 +81,11 @@ impl Pending {
         self.status.len()
     }
 
+    /// How many changes of any kind (states and roster) are waiting.
+    pub fn len(&self) -> usize {
+        self.status.len() + self.roster.len()
+    }
+
     /// Applies everything collected to `floor` as sequence number `floor.seq() + 1` at
     /// `time_ms`, and returns the tick. Changes for agents that are not on the floor are dropped
     /// (the caller validates agents before recording their changes).

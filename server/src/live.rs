@@ -483,6 +483,7 @@ impl LiveFloor {
         if !inner.pending.is_empty() && inner.oldest_pending.is_none() {
             inner.oldest_pending = Some(Instant::now());
         }
+        self.metrics.floor_pending.set(inner.pending.len() as i64);
     }
 
     /// Brings the floor in line with the database after changes may have been missed: applies
@@ -524,6 +525,7 @@ impl LiveFloor {
             stale += usize::from(current.stale);
         }
         self.metrics.agents_stale.set(stale as i64);
+        self.metrics.floor_pending.set(inner.pending.len() as i64);
         stale
     }
 
@@ -571,6 +573,7 @@ impl LiveFloor {
         let _ = self.ticks.send(frame);
         self.metrics.ticks.inc();
         self.metrics.floor_agents.set(inner.floor.n_agents() as i64);
+        self.metrics.floor_pending.set(0);
         Some(seq)
     }
 

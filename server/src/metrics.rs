@@ -60,6 +60,8 @@ pub struct Metrics {
     pub ingest_failures: Counter,
     /// Agents shown as stale: their source stopped reporting on them.
     pub agents_stale: Gauge,
+    /// Committed changes waiting for the next tick (0 once the floor shows everything stored).
+    pub floor_pending: Gauge,
     /// 1 while the floor may be out of date (the link to other servers is down).
     pub degraded: Gauge,
     /// 1 while the link to Redis is up (0 without Redis configured).
@@ -112,6 +114,7 @@ impl Metrics {
             ingest_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             ingest_failures: Counter::default(),
             agents_stale: Gauge::default(),
+            floor_pending: Gauge::default(),
             degraded: Gauge::default(),
             redis_up: Gauge::default(),
             shared_published: Counter::default(),
@@ -188,6 +191,11 @@ impl Metrics {
             "agents_stale",
             "Agents whose source stopped reporting on them",
             m.agents_stale.clone(),
+        );
+        registry.register(
+            "floor_pending_changes",
+            "Committed changes waiting for the next tick",
+            m.floor_pending.clone(),
         );
         registry.register(
             "degraded",

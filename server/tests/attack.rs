@@ -113,11 +113,12 @@ impl Bystander {
     }
 }
 
+/// A metric's value; fails when the server does not report it.
 async fn metric(server: &ServerProcess, name: &str) -> f64 {
     let text = server.get("/metrics").await.text().await.expect("metrics");
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("the server reports no metric {name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

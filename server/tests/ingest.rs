@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{TestDb, TestServer, ingest_config};
 use monti_protocol::ingest::{EventBatchResultJson, HistoryPageJson, Outcome};
 use monti_server::config::UnknownAgents;
@@ -40,11 +38,6 @@ async fn roster_refused(server: &TestServer, sync: Value, why: &str) {
     );
 }
 
-/// Waits for the next tick to carry what was ingested to the floor REST reads.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(150)).await;
-}
-
 async fn events_are_judged_one_by_one(db: TestDb) {
     let server = TestServer::start(ingest_config(&db)).await;
     let t = now_ms() - 60_000;
@@ -57,7 +50,7 @@ async fn events_are_judged_one_by_one(db: TestDb) {
     lunch["name"] = json!("Ben Koch");
     let first = send(&server, vec![anna.clone(), lunch.clone()]).await;
     assert_eq!(outcomes(&first), [Outcome::Applied, Outcome::Applied]);
-    settle().await;
+    server.settle().await;
     let anna_now = server.agent("Anna Weber").await.expect("Anna was created");
     assert_eq!((anna_now.state.as_str(), anna_now.since_ms), ("on_call", t));
     let ben = server.agent("Ben Koch").await.expect("Ben was created");
@@ -124,7 +117,7 @@ async fn events_are_judged_one_by_one(db: TestDb) {
     assert!(reasons[2].contains("missing field"), "{reasons:?}");
     assert!(reasons[3].contains("future"));
     assert_eq!(mixed.results[4].event_id, "e7");
-    settle().await;
+    server.settle().await;
     let anna_now = server.agent("Anna Weber").await.expect("Anna");
     assert_eq!(
         (anna_now.state.as_str(), anna_now.since_ms),
@@ -138,7 +131,7 @@ async fn events_are_judged_one_by_one(db: TestDb) {
         outcomes(&send(&server, vec![moved]).await),
         [Outcome::Applied]
     );
-    settle().await;
+    server.settle().await;
     let ben = server.agent("Ben Koch").await.expect("Ben");
     let teams: Vec<Value> = server
         .get("/api/v1/teams")
@@ -293,7 +286,7 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
     let (status, body) = server.post("/api/v1/roster", &sync).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["agents"], 3);
-    settle().await;
+    server.settle().await;
     assert_eq!(server.metric("monti_floor_agents").await, 3.0);
 
     // An agent naming a team that does not exist: nothing of the sync is applied.
@@ -312,7 +305,7 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
         "2 active agents",
     )
     .await;
-    settle().await;
+    server.settle().await;
     assert!(server.agent("Hal Four").await.is_none());
 
     // A full sync: Hugo moves to Billing and is renamed, the rest are deactivated, Sales goes,
@@ -351,7 +344,7 @@ async fn roster_sync_creates_moves_and_deactivates(db: TestDb) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    settle().await;
+    server.settle().await;
     let page: monti_protocol::rest::AgentPage = server
         .get("/api/v1/agents")
         .await
@@ -539,7 +532,7 @@ async fn a_deactivated_agent_comes_back_in_its_old_team_or_is_refused() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    settle().await;
+    server.settle().await;
     assert!(server.agent("Zoe Zed").await.is_none());
     let back = send(
         &server,
@@ -547,7 +540,7 @@ async fn a_deactivated_agent_comes_back_in_its_old_team_or_is_refused() {
     )
     .await;
     assert_eq!(outcomes(&back), [Outcome::Applied]);
-    settle().await;
+    server.settle().await;
     let zoe = server.agent("Zoe Zed").await.expect("back on the floor");
     let teams: Vec<Value> = server
         .get("/api/v1/teams")

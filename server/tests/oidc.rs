@@ -21,16 +21,7 @@ const AUDIENCE: &str = "urn:monti:api";
 
 /// The provider's URL, or `None` (skip) when it is not configured and not required.
 fn provider() -> Option<String> {
-    match std::env::var("MONTI_TEST_OIDC_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("MONTI_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("MONTI_TEST_OIDC_URL is not set but MONTI_REQUIRE_SERVICES=1")
-        }
-        Err(_) => {
-            eprintln!("skipping: MONTI_TEST_OIDC_URL is not set");
-            None
-        }
-    }
+    common::service("MONTI_TEST_OIDC_URL")
 }
 
 /// The first `<form>` of a page: its action and its inputs' names and values.
@@ -517,7 +508,7 @@ async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
     assert_eq!(roster.status(), 403);
     // Ben leads Sales 1 (which exists once the next tick has committed it): he reads Sam's
     // history, not Bea's, and the ingest role reads neither.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.settle().await;
     let own = get(&server, "/api/v1/history?agent=s1", Some(&ben)).await;
     assert_eq!(own.status(), 200);
     let other = get(&server, "/api/v1/history?agent=b1", Some(&ben)).await;

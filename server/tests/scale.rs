@@ -16,16 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// The shared Redis for tests, or `None` (skip) unless services are required.
 fn redis_url() -> Option<String> {
-    match std::env::var("MONTI_TEST_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("MONTI_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("MONTI_TEST_REDIS_URL is not set but MONTI_REQUIRE_SERVICES=1")
-        }
-        Err(_) => {
-            eprintln!("skipping: MONTI_TEST_REDIS_URL is not set");
-            None
-        }
-    }
+    common::service("MONTI_TEST_REDIS_URL")
 }
 
 fn unique_stream() -> String {
@@ -246,11 +237,8 @@ impl PrivateRedis {
                 port,
                 child: Some(child),
             }),
-            Err(err) if std::env::var("MONTI_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-                panic!("cannot start redis-server: {err}")
-            }
             Err(err) => {
-                eprintln!("skipping: cannot start redis-server: {err}");
+                common::missing_service(&format!("cannot start redis-server: {err}"));
                 None
             }
         }

@@ -96,11 +96,34 @@ impl TestServer {
     }
 
     /// One value from `/metrics`.
+    /// Waits until the floor shows everything stored so far: what was acknowledged before the
+    /// call is on the floor (and in REST answers) after it. Polls the server's count of changes
+    /// waiting for a tick; no fixed wait.
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.metric("monti_floor_pending_changes").await > 0.0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the floor never caught up"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A metric's value; fails the test when the server does not report it (a typo in a name
+    /// must not read as zero).
     pub async fn metric(&self, name: &str) -> f64 {
+        self.metric_if_reported(name)
+            .await
+            .unwrap_or_else(|| panic!("the server reports no metric {name}"))
+    }
+
+    /// A metric's value, or `None` when the server does not report it (a labelled counter
+    /// appears on its first increment).
+    pub async fn metric_if_reported(&self, name: &str) -> Option<f64> {
         let text = self.get("/metrics").await.text().await.expect("body");
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
     }
 }
 
@@ -110,7 +133,28 @@ impl Drop for TestServer {
     }
 }
 
-/// A database for one test.
+/// The URL of a service the tests need, from `var`; `None` (the test skips, saying so) when it
+/// is unset, unless `MONTI_REQUIRE_SERVICES=1`, where a missing service fails the test.
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            missing_service(&format!("{var} is not set"));
+            None
+        }
+    }
+}
+
+/// A service the test cannot have: fails under `MONTI_REQUIRE_SERVICES=1`, else says it skips.
+pub fn missing_service(why: &str) {
+    if std::env::var("MONTI_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{why}, and MONTI_REQUIRE_SERVICES=1");
+    }
+    eprintln!("skipping: {why}");
+}
+
+/// A database for one test; dropped (the folder removed, the PostgreSQL database dropped) when
+/// the test ends, failing or not.
 pub enum TestDb {
     Sqlite { dir: PathBuf },
     Postgres { admin_url: String, name: String },
@@ -142,13 +186,7 @@ impl TestDb {
     /// A fresh PostgreSQL database, or `None` (skip) when `MONTI_TEST_POSTGRES_URL` is unset
     /// and `MONTI_REQUIRE_SERVICES` is not `1`.
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(admin_url) = std::env::var("MONTI_TEST_POSTGRES_URL") else {
-            if std::env::var("MONTI_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("MONTI_TEST_POSTGRES_URL is not set but MONTI_REQUIRE_SERVICES=1");
-            }
-            eprintln!("skipping: MONTI_TEST_POSTGRES_URL is not set");
-            return None;
-        };
+        let admin_url = service("MONTI_TEST_POSTGRES_URL")?;
         let name = format!("monti_test_{}_{}", std::process::id(), unique());
         let admin = admin_connection(&admin_url).await;
         sqlx::query(&format!("create database {name}"))
@@ -170,19 +208,42 @@ impl TestDb {
         }
     }
 
+    /// Drops the database now (the same happens when it goes out of scope).
     pub async fn drop_database(self) {
+        if let TestDb::Postgres { admin_url, name } = &self {
+            drop_postgres(admin_url, name).await;
+        }
+        // The folder goes in Drop; a PostgreSQL database dropped twice is harmless.
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
         match self {
             TestDb::Sqlite { dir } => {
                 let _ = std::fs::remove_dir_all(dir);
             }
             TestDb::Postgres { admin_url, name } => {
-                let admin = admin_connection(&admin_url).await;
-                let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
-                    .execute(&admin)
-                    .await;
+                // Drop cannot wait on the test's runtime: a thread of its own with its own.
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on(drop_postgres(&admin_url, &name));
+                });
+                let _ = dropped.join();
             }
         }
     }
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    let admin = admin_connection(admin_url).await;
+    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&admin)
+        .await;
 }
 
 async fn admin_connection(url: &str) -> sqlx::AnyPool {
