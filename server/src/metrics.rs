@@ -70,6 +70,9 @@ pub struct Metrics {
     pub shared_published: Counter,
     /// See [`Metrics::shared_published`].
     pub shared_received: Counter,
+    /// Shared entries this server could not read (another version, or damaged); each makes it
+    /// reload its floor.
+    pub shared_unreadable: Counter,
     /// Times this server reloaded its floor from the database to catch up.
     pub floor_reloads: Counter,
     /// Audit events dropped because the queue or the database could not keep up.
@@ -119,6 +122,7 @@ impl Metrics {
             redis_up: Gauge::default(),
             shared_published: Counter::default(),
             shared_received: Counter::default(),
+            shared_unreadable: Counter::default(),
             floor_reloads: Counter::default(),
             auth_failures: Family::default(),
             audit_dropped: Counter::default(),
@@ -216,6 +220,11 @@ impl Metrics {
             "shared_changes_received",
             "Changes received from the other servers",
             m.shared_received.clone(),
+        );
+        registry.register(
+            "shared_entries_unreadable",
+            "Shared entries this server could not read (each makes it reload)",
+            m.shared_unreadable.clone(),
         );
         registry.register(
             "floor_reloads",

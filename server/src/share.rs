@@ -14,6 +14,11 @@
 //!
 //! While the link is down a server keeps serving its last floor, says so on `/readyz` and in
 //! `monti_degraded`, and tells its viewers that data may be stale.
+//!
+//! An entry carries [`SHARED_VERSION`] in `v` and its changes postcard-encoded in `changes`. An
+//! entry this server cannot read (another version during a rolling upgrade, or damaged) is
+//! counted and answered with a reload, never skipped: skipping would leave this floor apart
+//! from the database until the next reconcile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +35,23 @@ use crate::config::RedisConfig;
 use crate::db::Db;
 use crate::live::{Change, LiveFloor};
 use crate::metrics::Metrics;
+
+/// The version of the shared entries' encoding; changing [`Change`]'s encoding bumps it.
+pub const SHARED_VERSION: &str = "1";
+
+/// The changes of one shared entry, as written to the stream.
+pub fn encode_changes(changes: &[Change]) -> anyhow::Result<Vec<u8>> {
+    postcard::to_allocvec(changes).context("cannot encode changes")
+}
+
+/// The changes of one shared entry: `None` when the entry is of another version or does not
+/// decode.
+pub fn decode_changes(version: Option<&str>, bytes: Option<&[u8]>) -> Option<Vec<Change>> {
+    if version != Some(SHARED_VERSION) {
+        return None;
+    }
+    postcard::from_bytes(bytes?).ok()
+}
 
 /// Hands committed changes to the publishing task. Never blocks the ingest path.
 #[derive(Clone)]
@@ -181,14 +203,19 @@ impl Link {
                 tracing::info!("told the other servers to reload after changes were lost");
                 lost = false;
             }
-            let json = match serde_json::to_string(&batch) {
-                Ok(json) => json,
+            let encoded = match encode_changes(&batch) {
+                Ok(encoded) => encoded,
                 Err(err) => {
-                    tracing::error!(%err, "cannot encode changes");
+                    tracing::error!(error = format!("{err:#}"), "cannot encode changes");
+                    lost = true;
                     continue;
                 }
             };
-            let fields = [("from", self.instance.as_str()), ("changes", json.as_str())];
+            let fields: [(&str, &[u8]); 3] = [
+                ("from", self.instance.as_bytes()),
+                ("v", SHARED_VERSION.as_bytes()),
+                ("changes", &encoded),
+            ];
             match self.append(conn, &fields).await {
                 Ok(()) => {
                     self.metrics.shared_published.inc_by(batch.len() as u64);
@@ -202,10 +229,10 @@ impl Link {
         }
     }
 
-    async fn append(
+    async fn append<V: redis::ToRedisArgs + Send + Sync>(
         &self,
         conn: &mut MultiplexedConnection,
-        fields: &[(&str, &str)],
+        fields: &[(&str, V)],
     ) -> anyhow::Result<()> {
         let _: String = conn
             .xadd_maxlen(
@@ -273,17 +300,22 @@ impl Link {
                     if from.as_deref() == Some(self.instance.as_str()) {
                         continue;
                     }
-                    let Some(json) = entry.get::<String>("changes") else {
-                        tracing::warn!(id = %entry.id, "a shared entry without changes");
-                        continue;
-                    };
-                    match serde_json::from_str::<Vec<Change>>(&json) {
-                        Ok(changes) => {
+                    let version: Option<String> = entry.get("v");
+                    let bytes: Option<Vec<u8>> = entry.get("changes");
+                    match decode_changes(version.as_deref(), bytes.as_deref()) {
+                        Some(changes) => {
                             self.metrics.shared_received.inc_by(changes.len() as u64);
                             self.live.apply(&changes, crate::sim::now_ms());
                         }
-                        Err(err) => {
-                            tracing::warn!(id = %entry.id, %err, "cannot read shared changes");
+                        None => {
+                            // What it said is in the database: reload rather than drift.
+                            tracing::warn!(
+                                id = %entry.id,
+                                version = version.as_deref().unwrap_or("none"),
+                                "cannot read a shared entry; reloading the floor"
+                            );
+                            self.metrics.shared_unreadable.inc();
+                            reload = true;
                         }
                     }
                 }
@@ -311,5 +343,64 @@ impl Link {
         self.live.reload(&stored, crate::sim::now_ms());
         self.metrics.floor_reloads.inc();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monti_protocol::model::StateKind;
+
+    fn sample() -> Vec<Change> {
+        vec![
+            Change::Team {
+                id: 3,
+                name: "Sales 1".into(),
+            },
+            Change::State {
+                agent: 7,
+                state: StateKind::NotReady,
+                reason: Some(2),
+                since_ms: 1_700_000_000_000,
+                seen_ms: 1_700_000_000_500,
+                watched: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn shared_changes_round_trip_and_other_versions_are_not_read() {
+        let bytes = encode_changes(&sample()).expect("encodes");
+        assert_eq!(
+            decode_changes(Some(SHARED_VERSION), Some(&bytes)),
+            Some(sample())
+        );
+        assert_eq!(decode_changes(Some("2"), Some(&bytes)), None);
+        assert_eq!(
+            decode_changes(None, Some(b"[{\"Team\":{}}]")),
+            None,
+            "the JSON of old"
+        );
+        assert_eq!(decode_changes(Some(SHARED_VERSION), Some(&[0xff; 7])), None);
+        assert_eq!(decode_changes(Some(SHARED_VERSION), None), None);
+    }
+
+    /// The bytes of a known entry: if this changes, servers of the old and the new encoding
+    /// cannot read each other, so SHARED_VERSION must change with it.
+    #[test]
+    fn the_shared_encoding_is_pinned_to_its_version() {
+        let bytes = encode_changes(&sample()).expect("encodes");
+        assert_eq!(SHARED_VERSION, "1");
+        assert_eq!(
+            bytes,
+            [
+                2, // two changes
+                1, 6, 7, 83, 97, 108, 101, 115, 32, 49, // Team 3 "Sales 1"
+                7, 14, 6, 1, 4, // State of agent 7: not ready, reason 2
+                128, 208, 149, 255, 188, 49, // since_ms
+                244, 211, 149, 255, 188, 49, // seen_ms
+                1,  // watched
+            ]
+        );
     }
 }

@@ -327,3 +327,70 @@ async fn servers_ride_out_a_redis_restart() {
     redis.kill().await;
     db.drop_database().await;
 }
+
+/// An entry a server cannot read (another version during a rolling upgrade, or damaged) is
+/// counted and answered with a reload from the database, never skipped: skipping would leave
+/// that server's floor apart from the others until the next reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_shared_entry_makes_a_server_reload_not_skip() {
+    let Some(redis_url) = redis_url() else { return };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let stream = unique_stream();
+    let server = start_server(&db.url(), &redis_url, &stream).await;
+    let metric = |name: &'static str| {
+        let url = server.url.clone();
+        async move {
+            let text = reqwest::get(format!("{url}/metrics"))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no metric {name}"))
+        }
+    };
+    let reloads = metric("monti_floor_reloads_total").await;
+    assert_eq!(metric("monti_shared_entries_unreadable_total").await, 0.0);
+    // What an older server wrote (JSON, no version), then a damaged entry of this version.
+    let client = redis::Client::open(redis_url.as_str()).expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    for fields in [
+        vec![("from", b"older".to_vec()), ("changes", b"[]".to_vec())],
+        vec![
+            ("from", b"damaged".to_vec()),
+            ("v", monti_server::share::SHARED_VERSION.as_bytes().to_vec()),
+            ("changes", vec![0xff; 9]),
+        ],
+    ] {
+        let _: String = redis::AsyncCommands::xadd(&mut conn, &stream, "*", &fields)
+            .await
+            .expect("XADD");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric("monti_shared_entries_unreadable_total").await < 2.0 {
+        assert!(Instant::now() < deadline, "the entries were not read");
+        tokio::task::yield_now().await;
+    }
+    // An unreadable entry is followed by a reload.
+    while metric("monti_floor_reloads_total").await <= reloads {
+        assert!(
+            Instant::now() < deadline,
+            "no reload after unreadable entries"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(server);
+    drop(db);
+}
