@@ -76,7 +76,7 @@ struct FirehoseResponse {
 fn answer(status: StatusCode, request_id: String, error: Option<String>) -> Response {
     let body = FirehoseResponse {
         request_id,
-        timestamp: crate::sim::now_ms(),
+        timestamp: crate::clock::now_ms(),
         error_message: error,
     };
     (status, Json(body)).into_response()
@@ -170,7 +170,7 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         max_age_ms: u64::MAX,
         ..state.config.ingest.window()
     };
-    let (batch, skipped) = batch(&request, config, crate::sim::now_ms(), &window);
+    let (batch, skipped) = batch(&request, config, crate::clock::now_ms(), &window);
     // One line per delivery, however many records it skipped: a misconfigured stream sends
     // thousands a minute.
     if let Some((index, problem)) = skipped.problems.first() {

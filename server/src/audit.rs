@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::clock::now_ms;
 use crate::db::{AuditEvent, Db};
 use crate::metrics::Metrics;
-use crate::sim::now_ms;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 

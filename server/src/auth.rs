@@ -21,26 +21,9 @@ use monti_protocol::model::{SiteId, TeamId};
 use monti_protocol::scope::{Grant, Scope};
 
 use crate::AppState;
-use crate::config::{AuthConfig, AuthMode, GroupBinding};
-use crate::http::Error;
+use crate::config::{AuthConfig, AuthMode, GroupBinding, Role};
+use crate::error::Error;
 use crate::token::{DiscoveredKeys, Identity, Rules, Verifier};
-
-/// What a binding lets its holder do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, everywhere in its scope, including configuration and the audit log.
-    Admin,
-    /// Runs sites or teams: sees summaries and agents, reads configuration.
-    Supervisor,
-    /// Runs a team: sees summaries and agents.
-    TeamLead,
-    /// A display on the floor: sees summaries and agents and reads its configuration, changes
-    /// nothing.
-    Wallboard,
-    /// A telephony integration: sends events, sees nothing.
-    Ingest,
-}
 
 /// Everything the API lets a caller do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +44,8 @@ pub enum Action {
     ReadAudit,
 }
 
+// What each role may do is the access policy: it lives here, beside `can`; the role itself is
+// configuration.
 impl Role {
     /// Every role, for table tests and documentation.
     pub const ALL: [Role; 5] = [

@@ -207,6 +207,23 @@ pub enum AuthMode {
     Oidc,
 }
 
+/// What a binding lets its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, everywhere in its scope, including configuration and the audit log.
+    Admin,
+    /// Runs sites or teams: sees summaries and agents, reads configuration.
+    Supervisor,
+    /// Runs a team: sees summaries and agents.
+    TeamLead,
+    /// A display on the floor: sees summaries and agents and reads its configuration, changes
+    /// nothing.
+    Wallboard,
+    /// A telephony integration: sends events, sees nothing.
+    Ingest,
+}
+
 /// Members of `group` get `role`, limited to the named teams and sites (none named: all).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,7 +231,7 @@ pub struct GroupBinding {
     /// The group as it appears in the groups claim.
     pub group: String,
     /// The role it grants.
-    pub role: crate::auth::Role,
+    pub role: Role,
     /// Team names; empty for every team.
     #[serde(default)]
     pub teams: Vec<String>,
@@ -744,8 +761,8 @@ impl Config {
     /// pasted into a ticket.
     pub fn redacted(&self) -> Config {
         let mut config = self.clone();
-        config.database.url = crate::db::redact(&config.database.url);
-        config.redis.url = crate::db::redact(&config.redis.url);
+        config.database.url = redact(&config.database.url);
+        config.redis.url = redact(&config.redis.url);
         if !config.amazon_connect.access_key.is_empty() {
             config.amazon_connect.access_key = "***".to_owned();
         }
@@ -876,9 +893,30 @@ impl Config {
     }
 }
 
+/// The URL without a password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_do_not_reach_messages() {
+        assert_eq!(
+            redact("postgres://monti:secret@db/monti"),
+            "postgres://monti:***@db/monti"
+        );
+        assert_eq!(redact("sqlite://data/monti.db"), "sqlite://data/monti.db");
+    }
 
     #[test]
     fn defaults_need_nothing_and_pass_their_own_check() {

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use monti_protocol::model::StateKind;
 
-use crate::config::DatabaseConfig;
-use crate::live::Change;
+use crate::change::Change;
+use crate::config::{DatabaseConfig, redact};
 
 /// Which database engine a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1101,18 +1101,6 @@ fn placeholders_with(n_rows: usize, n_cols: usize, literal: &str) -> String {
     sql
 }
 
-/// The URL without a password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{user}:***{}", &url[..scheme_end], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1140,14 +1128,5 @@ mod tests {
         assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
         assert_eq!(placeholders_with(1, 3, "true"), "($1, $2, true, $3)");
         assert_eq!(list(3, 2), "$2, $3, $4");
-    }
-
-    #[test]
-    fn passwords_do_not_reach_messages() {
-        assert_eq!(
-            redact("postgres://monti:secret@db/monti"),
-            "postgres://monti:***@db/monti"
-        );
-        assert_eq!(redact("sqlite://data/monti.db"), "sqlite://data/monti.db");
     }
 }

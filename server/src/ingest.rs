@@ -29,10 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
 use crate::auth::{Action, Caller};
+use crate::change::Change;
 use crate::config::{IngestConfig, UnknownAgents};
 use crate::db::{Db, Group, HistoryRow, NewAgent, StoredState, Tx};
-use crate::http::Error;
-use crate::live::{Change, KnownAgent, LiveFloor};
+use crate::error::Error;
+use crate::live::{KnownAgent, LiveFloor};
 use crate::metrics::{EventLabels, Metrics};
 use crate::share::Publisher;
 
@@ -271,7 +272,7 @@ impl Writer {
                 Work::Reload(reply) => {
                     let reloaded = match self.db.load_floor().await {
                         Ok(stored) => {
-                            self.live.reload(&stored, crate::sim::now_ms());
+                            self.live.reload(&stored, crate::clock::now_ms());
                             self.metrics.floor_reloads.inc();
                             Ok(())
                         }
@@ -331,7 +332,7 @@ impl Writer {
 
     /// Stores the events of several batches in one transaction, then applies and shares them.
     async fn events(&self, batches: &[&Batch]) -> anyhow::Result<Vec<Vec<EventResult>>> {
-        let now = crate::sim::now_ms();
+        let now = crate::clock::now_ms();
         let mut results: Vec<Vec<Option<EventResult>>> = batches
             .iter()
             .map(|batch| vec![None; batch.events.len()])
@@ -650,7 +651,7 @@ impl Writer {
 
     async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
         check_roster(&sync).map_err(IngestError::Invalid)?;
-        let now = crate::sim::now_ms();
+        let now = crate::clock::now_ms();
         let mut tx = self.db.begin().await?;
         let mut changes = Vec::new();
         let mut result = RosterSyncResultJson::default();
@@ -955,7 +956,7 @@ async fn post_events(
             batch.events.len()
         )));
     }
-    let now = crate::sim::now_ms();
+    let now = crate::clock::now_ms();
     let mut ids = Vec::with_capacity(batch.events.len());
     let mut checked: Vec<Result<Event, String>> = Vec::with_capacity(batch.events.len());
     for value in batch.events {
@@ -1046,7 +1047,7 @@ pub async fn watch_stale(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = interval.tick() => {
-                live.sweep_stale(crate::sim::now_ms(), after.as_millis() as u64);
+                live.sweep_stale(crate::clock::now_ms(), after.as_millis() as u64);
             }
         }
     }
@@ -1078,7 +1079,7 @@ pub async fn prune_history(db: Db, days: u64, stop: tokio_util::sync::Cancellati
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = interval.tick() => {
-                let before = crate::sim::now_ms().saturating_sub(days * 86_400_000) as i64;
+                let before = crate::clock::now_ms().saturating_sub(days * 86_400_000) as i64;
                 match db.prune_history(before).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, days, "pruned state history"),

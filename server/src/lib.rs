@@ -20,8 +20,11 @@ pub mod amazon_connect;
 pub mod audit;
 pub mod auth;
 pub mod auth_check;
+pub mod change;
+pub mod clock;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod listen;
@@ -120,7 +123,7 @@ pub async fn run(
         .enabled
         .then(|| sim::roster(&config.simulator));
     if let Some(roster) = &roster {
-        db.sync_roster(roster, sim::now_ms() as i64)
+        db.sync_roster(roster, clock::now_ms() as i64)
             .await
             .context("cannot store the simulated roster")?;
     }
@@ -129,7 +132,7 @@ pub async fn run(
         &db.load_floor().await?,
         config.server.queue_ticks,
         metrics.clone(),
-        sim::now_ms(),
+        clock::now_ms(),
     )?);
     // Background tasks stop on their own token, after the viewers have been told.
     let background = CancellationToken::new();
@@ -302,8 +305,8 @@ async fn tick(live: Arc<LiveFloor>, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = interval.tick() => { live.tick(sim::now_ms()); }
+            _ = interval.tick() => { live.tick(clock::now_ms()); }
         }
     }
-    live.tick(sim::now_ms());
+    live.tick(clock::now_ms());
 }

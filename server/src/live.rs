@@ -29,6 +29,7 @@ use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
 
+use crate::change::Change;
 use crate::db::{Group, StoredFloor};
 use crate::metrics::Metrics;
 
@@ -151,87 +152,6 @@ pub fn encode(msg: &ServerMsg) -> Vec<u8> {
         tracing::error!(%err, "cannot encode a server message");
         Vec::new()
     })
-}
-
-/// A fact about the floor in the database's terms (database ids, names), as the ingest path
-/// commits it and as servers share it with each other. [`LiveFloor::apply`] turns these into
-/// the floor's dense ids. Applying a change twice, or late, is harmless: roster changes are
-/// upserts and a state older than the agent's current one is ignored.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Change {
-    /// A site exists (or was renamed).
-    Site {
-        /// `site_id`
-        id: i64,
-        /// Its name.
-        name: String,
-    },
-    /// A team exists (or was renamed).
-    Team {
-        /// `team_id`
-        id: i64,
-        /// Its name.
-        name: String,
-    },
-    /// A site was deactivated; it has no active agents.
-    SiteGone {
-        /// `site_id`
-        id: i64,
-    },
-    /// A team was deactivated; it has no active agents.
-    TeamGone {
-        /// `team_id`
-        id: i64,
-    },
-    /// A reason code exists (or was relabelled).
-    Reason {
-        /// `reason_code_id`
-        id: i64,
-        /// The stable code.
-        code: String,
-        /// What people read.
-        label: String,
-    },
-    /// An agent is active with this name, team and site.
-    Agent {
-        /// `agent_id`
-        id: i64,
-        /// The source's id for the agent.
-        external_id: String,
-        /// Display name.
-        name: String,
-        /// `team_id`
-        team: i64,
-        /// `site_id`
-        site: i64,
-    },
-    /// An agent was deactivated.
-    AgentGone {
-        /// `agent_id`
-        id: i64,
-    },
-    /// An agent's state, as stored in `agent_state`.
-    State {
-        /// `agent_id`
-        agent: i64,
-        /// The state (never [`StateKind::Stale`], which only the floor derives).
-        state: StateKind,
-        /// `reason_code_id` of a not-ready state.
-        reason: Option<i64>,
-        /// When the state began.
-        since_ms: u64,
-        /// When the source last reported on the agent.
-        seen_ms: u64,
-        /// Whether the source sends heartbeats (so that silence marks the agent stale).
-        watched: bool,
-    },
-    /// The source reported on an agent without a new state (a heartbeat).
-    Seen {
-        /// `agent_id`
-        agent: i64,
-        /// When.
-        at_ms: u64,
-    },
 }
 
 /// The server's floor and everything around it that the stream needs.

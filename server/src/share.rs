@@ -31,9 +31,10 @@ use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::change::Change;
 use crate::config::RedisConfig;
 use crate::db::Db;
-use crate::live::{Change, LiveFloor};
+use crate::live::LiveFloor;
 use crate::metrics::Metrics;
 
 /// The version of the shared entries' encoding; changing [`Change`]'s encoding bumps it.
@@ -109,7 +110,7 @@ pub fn start(
     stop: CancellationToken,
 ) -> anyhow::Result<Share> {
     let client = redis::Client::open(config.url.as_str())
-        .with_context(|| format!("invalid redis.url {}", crate::db::redact(&config.url)))?;
+        .with_context(|| format!("invalid redis.url {}", crate::config::redact(&config.url)))?;
     let (queue, changes) = mpsc::channel(4_096);
     let overflowed = Arc::new(AtomicBool::new(false));
     let joined = Joined::default();
@@ -261,7 +262,7 @@ impl Link {
             self.metrics.redis_up.set(0);
             let reason = format!("lost the link to the other servers: {err:#}");
             tracing::warn!(%reason, "degraded");
-            self.live.set_degraded(Some(reason), crate::sim::now_ms());
+            self.live.set_degraded(Some(reason), crate::clock::now_ms());
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(backoff) => {}
@@ -276,7 +277,7 @@ impl Link {
         let mut last_id = self.last_id(&mut conn).await?;
         self.reload(db).await?;
         self.metrics.redis_up.set(1);
-        self.live.set_degraded(None, crate::sim::now_ms());
+        self.live.set_degraded(None, crate::clock::now_ms());
         if !joined.0.swap(true, Ordering::Relaxed) {
             tracing::info!(stream = %self.stream, "joined the shared floor");
         } else {
@@ -305,7 +306,7 @@ impl Link {
                     match decode_changes(version.as_deref(), bytes.as_deref()) {
                         Some(changes) => {
                             self.metrics.shared_received.inc_by(changes.len() as u64);
-                            self.live.apply(&changes, crate::sim::now_ms());
+                            self.live.apply(&changes, crate::clock::now_ms());
                         }
                         None => {
                             // What it said is in the database: reload rather than drift.
@@ -340,7 +341,7 @@ impl Link {
 
     async fn reload(&self, db: &Db) -> anyhow::Result<()> {
         let stored = db.load_floor().await.context("cannot reload the floor")?;
-        self.live.reload(&stored, crate::sim::now_ms());
+        self.live.reload(&stored, crate::clock::now_ms());
         self.metrics.floor_reloads.inc();
         Ok(())
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::config::SimulatorConfig;
 use crate::db::{RosterSeed, SeedAgent};
 use crate::ingest::{Batch, Event, Ingest, IngestError, Source};
@@ -416,13 +417,6 @@ fn ingest_state(status: Status) -> (StateKind, Option<(String, String)>) {
                 .map(|(code, label)| (code.to_string(), label.to_string())),
         ),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// Runs the simulated floor until `shutdown` (or the configured simulated duration) ends it.

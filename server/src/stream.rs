@@ -24,10 +24,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::auth::{Action, Caller, can};
+use crate::clock::now_ms;
 use crate::config::AuthMode;
-use crate::http::Error;
+use crate::error::Error;
 use crate::live::{Subscribed, TickFrame, ViewKey, encode};
-use crate::sim::now_ms;
 
 /// How long a client has to say hello and to subscribe after connecting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -60,7 +60,7 @@ async fn deliver(server: &TestServer, key: &str, records: &[String]) -> (u16, Va
     let request_id = format!("req-{}", records.len());
     let body = json!({
         "requestId": request_id,
-        "timestamp": monti_server::sim::now_ms(),
+        "timestamp": monti_server::clock::now_ms(),
         "records": records.iter().map(|data| json!({"data": data})).collect::<Vec<_>>(),
     });
     let response = reqwest::Client::new()
@@ -106,7 +106,7 @@ async fn start_with_stale_after(secs: u64) -> (TestServer, TestDb) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_events_map_to_monti_states_team_and_site() {
     let (server, db) = start().await;
-    let t = monti_server::sim::now_ms() - 600_000;
+    let t = monti_server::clock::now_ms() - 600_000;
     let available = ("Available", "ROUTABLE");
     let steps = [
         (
@@ -239,7 +239,7 @@ async fn connect_events_map_to_monti_states_team_and_site() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_are_skipped_and_the_rest_is_stored() {
     let (server, db) = start().await;
-    let t = monti_server::sim::now_ms() - 60_000;
+    let t = monti_server::clock::now_ms() - 60_000;
     let good = record("m1", "LOGIN", t, ("Available", "ROUTABLE"), json!([]));
     let mut no_snapshot = record(
         "m2",
@@ -308,7 +308,7 @@ async fn malformed_records_are_skipped_and_the_rest_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
     let (server, db) = start().await;
-    let t = monti_server::sim::now_ms() - 1_000;
+    let t = monti_server::clock::now_ms() - 1_000;
     let (status, _) = deliver(
         &server,
         KEY,
@@ -506,7 +506,7 @@ async fn amazons_documented_samples_show_what_their_documentation_describes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_type_status_and_contact_state_maps_as_the_table_says() {
     let (server, db) = start_with_stale_after(600).await;
-    let t = monti_server::sim::now_ms() - 3_600_000;
+    let t = monti_server::clock::now_ms() - 3_600_000;
     let statuses: [(&str, Option<&str>, &str, Option<&str>); 7] = [
         ("Available", Some("ROUTABLE"), "available", None),
         ("Available", None, "available", None),
