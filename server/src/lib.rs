@@ -1,15 +1,30 @@
 //! MONTI server: keeps the live floor of a call center in memory and streams it to viewers.
 //!
-//! - [`audit`]: the audit log (sign-ins, refusals, configuration changes).
-//! - [`auth`]: roles, actions and the one `can(caller, action)`.
+//! Foundations, importing nothing else of the server:
 //! - [`config`]: settings from defaults, a TOML file, environment variables and flags.
-//! - [`db`]: the SQL adapter (SQLite or PostgreSQL): master data and state history.
-//! - [`live`]: the live floor, pending changes, ticks and their broadcast.
-//! - [`sim`]: the simulated floor that feeds the live floor through the ingest path.
-//! - [`stream`]: the WebSocket stream, one task per viewer.
-//! - [`http`]: REST, health, readiness and metrics, and the error type.
+//! - [`error`]: what a request fails with, and how each failure is answered.
+//! - [`clock`]: the server's time.
+//! - [`change`]: a committed fact in database terms, as stored, applied and shared.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
+//!
+//! The write side:
+//! - [`ingest`]: the one writer task (a transaction per group of batches), the event and roster
+//!   APIs, the stale sweep, history retention and reconciles.
+//! - [`amazon_connect`]: Amazon Connect agent events delivered by Firehose.
+//! - [`sim`]: the simulated floor that feeds the live floor through the ingest path.
+//! - [`db`]: the SQL adapter (SQLite or PostgreSQL): master data and state history.
+//! - [`share`]: the Redis stream that carries committed changes between servers.
+//!
+//! The floor and its viewers:
+//! - [`live`]: the live floor, pending changes, ticks and their broadcast.
+//! - [`stream`]: the WebSocket stream, one task per viewer.
+//! - [`http`]: REST, health, readiness and metrics.
+//!
+//! Callers and connections:
+//! - [`auth`]: roles, actions and the one `can(caller, action)`; refusals that say why.
+//! - [`auth_check`]: the sign-in self-check at start-up and `--check-auth`.
+//! - [`audit`]: the audit log (sign-ins, refusals, configuration changes).
 //! - [`listen`]: accepting connections (plain or TLS) with header deadlines and per-address caps.
 //! - [`tls`]: serving https and wss directly, with certificate reload.
 //! - [`peer`]: the client's address and scheme, forwarded only by trusted proxies.
