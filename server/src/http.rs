@@ -4,7 +4,7 @@
 //! Every API handler asks [`Caller::require`] first and answers only inside the caller's scope.
 //! Health, readiness and metrics are for the load balancer and Prometheus and carry no agent
 //! data. Handlers read the live floor (one short lock each) rather than the database: it holds
-//! the same master data and the current states. Bad input gets a 4xx with an [`ErrorJson`] body.
+//! the same master data and the current states. Bad input gets a 4xx with an `ErrorJson` body.
 
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 //! Each agent has a shift (login between 07:00 and 12:00, eight and a half hours), two short
 //! breaks and a lunch, occasional meetings, training and coaching, and in between a cycle of
 //! contacts: available, ringing, on call (sometimes on hold), wrap-up. The same seed gives the
-//! same roster and the same sequence of states in simulated time. Changes go through
-//! [`LiveFloor::record`], the same path a telephony integration uses.
+//! same roster and the same sequence of states in simulated time. Changes go through the ingest
+//! writer ([`crate::ingest::Ingest`]), the same path a telephony integration uses.
 //!
 //! The behaviour ([`Agent::step`]) is a pure function of the agent, its random stream and the
 //! simulated clock; only [`run`] touches time and the floor.
