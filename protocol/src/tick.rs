@@ -97,48 +97,7 @@ impl Pending {
         let mut roster_events = Vec::with_capacity(self.roster.len());
         let mut changes = Vec::with_capacity(self.status.len() + self.roster.len());
         let mut moved = BTreeSet::new();
-        // Teams and sites this tick may add, rename, remove or place agents in or out of,
-        // with where they stood before: a viewer may gain or lose the right to name them.
-        let mut teams: BTreeMap<TeamId, Touched<Team, SiteId>> = BTreeMap::new();
-        let mut sites: BTreeMap<SiteId, Touched<Site, TeamId>> = BTreeMap::new();
-        let mut touch = |floor: &Floor, team: Option<TeamId>, site: Option<SiteId>| {
-            if let Some(team) = team {
-                teams.entry(team).or_insert_with(|| Touched {
-                    before: floor.team(team).map(|_| floor.sites_of_team(team)),
-                    after: None,
-                    renamed: false,
-                });
-            }
-            if let Some(site) = site {
-                sites.entry(site).or_insert_with(|| Touched {
-                    before: floor.site(site).map(|_| floor.teams_at_site(site)),
-                    after: None,
-                    renamed: false,
-                });
-            }
-        };
-        for update in &self.roster {
-            match update {
-                RosterUpdate::Agent(info) => {
-                    if let Some(old) = floor.agent(info.id) {
-                        touch(floor, Some(old.info.team), Some(old.info.site));
-                    }
-                    touch(floor, Some(info.team), Some(info.site));
-                }
-                RosterUpdate::RemoveAgent(id) => {
-                    if let Some(old) = floor.agent(*id) {
-                        touch(floor, Some(old.info.team), Some(old.info.site));
-                    }
-                }
-                RosterUpdate::Team(Team { id, .. }) | RosterUpdate::RemoveTeam(id) => {
-                    touch(floor, Some(*id), None)
-                }
-                RosterUpdate::Site(Site { id, .. }) | RosterUpdate::RemoveSite(id) => {
-                    touch(floor, None, Some(*id))
-                }
-                RosterUpdate::Reason(_) => {}
-            }
-        }
+        let mut touches = Touches::before(floor, &self.roster);
         for update in self.roster.drain(..) {
             let event = match update {
                 RosterUpdate::Agent(info) => {
@@ -161,9 +120,7 @@ impl Pending {
                     RosterEvent::Agent { old, new: None }
                 }
                 RosterUpdate::Team(team) => {
-                    if let Some(touched) = teams.get_mut(&team.id) {
-                        touched.renamed = true;
-                    }
+                    touches.renamed(Some(team.id), None);
                     floor.upsert_team(team);
                     continue;
                 }
@@ -176,9 +133,7 @@ impl Pending {
                     continue;
                 }
                 RosterUpdate::Site(site) => {
-                    if let Some(touched) = sites.get_mut(&site.id) {
-                        touched.renamed = true;
-                    }
+                    touches.renamed(None, Some(site.id));
                     floor.upsert_site(site);
                     continue;
                 }
@@ -189,16 +144,7 @@ impl Pending {
             };
             roster_events.push(event);
         }
-        for (&team, touched) in &mut teams {
-            touched.after =
-                (floor.team(team).cloned()).map(|entry| (entry, floor.sites_of_team(team)));
-        }
-        for (&site, touched) in &mut sites {
-            touched.after =
-                (floor.site(site).cloned()).map(|entry| (entry, floor.teams_at_site(site)));
-        }
-        teams.retain(|_, touched| touched.changed());
-        sites.retain(|_, touched| touched.changed());
+        let Touches { teams, sites } = touches.after(floor);
         if !roster_events.is_empty() || !teams.is_empty() || !sites.is_empty() {
             floor.set_roster_version(seq);
         }
@@ -254,6 +200,86 @@ impl Pending {
             dirty_cells: dirty.cells,
             cells,
         }
+    }
+}
+
+/// The teams and sites a tick touches (adds, renames, removes, or places agents in or out of),
+/// with where they stood before it and after it: a viewer may gain or lose the right to name
+/// them.
+#[derive(Default)]
+struct Touches {
+    teams: BTreeMap<TeamId, Touched<Team, SiteId>>,
+    sites: BTreeMap<SiteId, Touched<Site, TeamId>>,
+}
+
+impl Touches {
+    /// What `roster` will touch, as it stands on `floor` before the tick.
+    fn before(floor: &Floor, roster: &[RosterUpdate]) -> Touches {
+        let mut touches = Touches::default();
+        let mut touch = |team: Option<TeamId>, site: Option<SiteId>| {
+            if let Some(team) = team {
+                touches.teams.entry(team).or_insert_with(|| Touched {
+                    before: floor.team(team).map(|_| floor.sites_of_team(team)),
+                    after: None,
+                    renamed: false,
+                });
+            }
+            if let Some(site) = site {
+                touches.sites.entry(site).or_insert_with(|| Touched {
+                    before: floor.site(site).map(|_| floor.teams_at_site(site)),
+                    after: None,
+                    renamed: false,
+                });
+            }
+        };
+        for update in roster {
+            match update {
+                RosterUpdate::Agent(info) => {
+                    if let Some(old) = floor.agent(info.id) {
+                        touch(Some(old.info.team), Some(old.info.site));
+                    }
+                    touch(Some(info.team), Some(info.site));
+                }
+                RosterUpdate::RemoveAgent(id) => {
+                    if let Some(old) = floor.agent(*id) {
+                        touch(Some(old.info.team), Some(old.info.site));
+                    }
+                }
+                RosterUpdate::Team(Team { id, .. }) | RosterUpdate::RemoveTeam(id) => {
+                    touch(Some(*id), None)
+                }
+                RosterUpdate::Site(Site { id, .. }) | RosterUpdate::RemoveSite(id) => {
+                    touch(None, Some(*id))
+                }
+                RosterUpdate::Reason(_) => {}
+            }
+        }
+        touches
+    }
+
+    /// Marks a team or site as added or renamed in the tick.
+    fn renamed(&mut self, team: Option<TeamId>, site: Option<SiteId>) {
+        if let Some(touched) = team.and_then(|team| self.teams.get_mut(&team)) {
+            touched.renamed = true;
+        }
+        if let Some(touched) = site.and_then(|site| self.sites.get_mut(&site)) {
+            touched.renamed = true;
+        }
+    }
+
+    /// Where they stand on `floor` after the tick; only those that changed are kept.
+    fn after(mut self, floor: &Floor) -> Touches {
+        for (&team, touched) in &mut self.teams {
+            touched.after =
+                (floor.team(team).cloned()).map(|entry| (entry, floor.sites_of_team(team)));
+        }
+        for (&site, touched) in &mut self.sites {
+            touched.after =
+                (floor.site(site).cloned()).map(|entry| (entry, floor.teams_at_site(site)));
+        }
+        self.teams.retain(|_, touched| touched.changed());
+        self.sites.retain(|_, touched| touched.changed());
+        self
     }
 }
 
