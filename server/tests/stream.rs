@@ -334,7 +334,16 @@ async fn shutdown_tells_viewers_and_flushes_history() {
         .await
         .expect("subscribes");
     let url = server.config.database.url.clone();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Shut down once the simulator's opening states (one per agent) are stored.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server
+        .metric_if_reported(r#"monti_ingest_events_total{source="simulator",outcome="applied"}"#)
+        .await
+        .is_none_or(|applied| applied < 300.0)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no opening states");
+        tokio::task::yield_now().await;
+    }
     server.cancel();
     let reason = loop {
         match viewer.recv().await {
