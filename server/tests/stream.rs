@@ -307,11 +307,21 @@ async fn a_viewer_that_cannot_keep_up_is_disconnected_with_a_reason() {
     let db = TestDb::sqlite_in_ram();
     let mut config = busy_config(&db);
     config.server.max_resyncs_per_minute = 0;
+    config.server.send_timeout_secs = 2;
     let server = TestServer::start(config).await;
     until_ticking(&server).await;
     let mut slow = tiny_buffer_socket(&server).await;
     hello_and_subscribe(&mut slow).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Not reading: the server's sends block until it gives up on this viewer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server
+        .metric_if_reported("monti_slow_clients_dropped_total")
+        .await
+        .is_none_or(|dropped| dropped < 1.0)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never dropped");
+        tokio::task::yield_now().await;
+    }
     let (messages, close) = drain(&mut slow, Duration::from_secs(5)).await;
     assert_eq!(close, Some(ErrorCode::TooSlow.close_code()));
     assert!(
