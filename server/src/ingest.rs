@@ -33,7 +33,7 @@ use crate::change::Change;
 use crate::config::{IngestConfig, UnknownAgents};
 use crate::db::{Db, Group, HistoryRow, NewAgent, StoredState, Tx};
 use crate::error::Error;
-use crate::live::{KnownAgent, LiveFloor};
+use crate::live::{KnownAgent, LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
 use crate::share::Publisher;
 
@@ -166,6 +166,10 @@ enum Work {
         oneshot::Sender<Result<RosterSyncResultJson, IngestError>>,
     ),
     Reload(oneshot::Sender<Result<(), IngestError>>),
+    /// Changes other servers committed (they are in the database already).
+    Shared(Vec<Change>),
+    /// Marks agents stale whose source has been silent this long.
+    SweepStale(u64),
 }
 
 /// The handle to the writer task; cheap to clone.
@@ -182,6 +186,7 @@ impl Ingest {
     pub fn start(
         db: Db,
         live: Arc<LiveFloor>,
+        writes: Writes,
         publisher: Option<Publisher>,
         config: IngestConfig,
         metrics: Arc<Metrics>,
@@ -190,6 +195,7 @@ impl Ingest {
         let writer = Writer {
             db,
             live,
+            writes,
             publisher,
             config,
             metrics,
@@ -233,6 +239,22 @@ impl Ingest {
         answer.await.map_err(|_| IngestError::Closed)?
     }
 
+    /// Applies changes another server committed, in order with this server's own.
+    pub async fn shared(&self, changes: Vec<Change>) -> Result<(), IngestError> {
+        self.jobs
+            .send(Work::Shared(changes))
+            .await
+            .map_err(|_| IngestError::Closed)
+    }
+
+    /// Marks agents stale whose source has said nothing for `after_ms`.
+    pub async fn sweep_stale(&self, after_ms: u64) -> Result<(), IngestError> {
+        self.jobs
+            .send(Work::SweepStale(after_ms))
+            .await
+            .map_err(|_| IngestError::Closed)
+    }
+
     /// Applies a roster sync, all of it or nothing.
     pub async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
         let (reply, answer) = oneshot::channel();
@@ -247,6 +269,8 @@ impl Ingest {
 struct Writer {
     db: Db,
     live: Arc<LiveFloor>,
+    /// The only right to change the floor.
+    writes: Writes,
     publisher: Option<Publisher>,
     config: IngestConfig,
     metrics: Arc<Metrics>,
@@ -269,10 +293,19 @@ impl Writer {
                 Work::Roster(sync, reply) => {
                     let _ = reply.send(self.roster(sync).await);
                 }
+                Work::Shared(changes) => {
+                    self.live
+                        .apply(&self.writes, &changes, crate::clock::now_ms());
+                }
+                Work::SweepStale(after_ms) => {
+                    self.live
+                        .sweep_stale(&self.writes, crate::clock::now_ms(), after_ms);
+                }
                 Work::Reload(reply) => {
                     let reloaded = match self.db.load_floor().await {
                         Ok(stored) => {
-                            self.live.reload(&stored, crate::clock::now_ms());
+                            self.live
+                                .reload(&self.writes, &stored, crate::clock::now_ms());
                             self.metrics.floor_reloads.inc();
                             Ok(())
                         }
@@ -643,7 +676,7 @@ impl Writer {
         if changes.is_empty() {
             return;
         }
-        self.live.apply(&changes, now);
+        self.live.apply(&self.writes, &changes, now);
         if let Some(publisher) = &self.publisher {
             publisher.publish(changes);
         }
@@ -1037,7 +1070,7 @@ async fn post_roster(
 
 /// Marks agents stale whose source stopped reporting on them, until `stop`.
 pub async fn watch_stale(
-    live: Arc<LiveFloor>,
+    ingest: Ingest,
     after: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -1047,7 +1080,9 @@ pub async fn watch_stale(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = interval.tick() => {
-                live.sweep_stale(crate::clock::now_ms(), after.as_millis() as u64);
+                if ingest.sweep_stale(after.as_millis() as u64).await.is_err() {
+                    break;
+                }
             }
         }
     }

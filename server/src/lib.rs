@@ -143,38 +143,44 @@ pub async fn run(
             .context("cannot store the simulated roster")?;
     }
     let (audit_tx, audit_rx) = mpsc::channel(10_000);
-    let live = Arc::new(LiveFloor::new(
+    let (live, writes) = LiveFloor::new(
         &db.load_floor().await?,
         config.server.queue_ticks,
         metrics.clone(),
         clock::now_ms(),
-    )?);
+    )?;
+    let live = Arc::new(live);
     // Background tasks stop on their own token, after the viewers have been told.
     let background = CancellationToken::new();
-    let share = if config.redis.url.is_empty() {
-        None
-    } else {
-        if config.simulator.enabled {
-            tracing::warn!(
-                "the simulator is on with a shared floor: every server running it simulates the \
-                 same agents; turn it off on all but one"
-            );
-        }
-        Some(share::start(
-            &config.redis,
-            db.clone(),
-            live.clone(),
-            metrics.clone(),
-            background.clone(),
-        )?)
-    };
+    let shared = (!config.redis.url.is_empty()).then(share::publisher);
+    // The one writer: it alone holds the right to change the floor (`writes`).
     let (ingest, writer) = ingest::Ingest::start(
         db.clone(),
         live.clone(),
-        share.as_ref().map(|share| share.publisher.clone()),
+        writes,
+        shared.as_ref().map(|(publisher, _)| publisher.clone()),
         config.ingest.clone(),
         metrics.clone(),
     );
+    let share = match shared {
+        None => None,
+        Some((_, published)) => {
+            if config.simulator.enabled {
+                tracing::warn!(
+                    "the simulator is on with a shared floor: every server running it simulates \
+                     the same agents; turn it off on all but one"
+                );
+            }
+            Some(share::start(
+                &config.redis,
+                published,
+                ingest.clone(),
+                live.clone(),
+                metrics.clone(),
+                background.clone(),
+            )?)
+        }
+    };
     let state = AppState {
         config: config.clone(),
         live: live.clone(),
@@ -204,7 +210,7 @@ pub async fn run(
     let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
     let ticker = tokio::spawn(tick(live.clone(), config.server.tick(), background.clone()));
     let stale = tokio::spawn(ingest::watch_stale(
-        live.clone(),
+        ingest.clone(),
         Duration::from_secs(config.ingest.stale_after_secs.max(1)),
         background.clone(),
     ));
@@ -294,6 +300,10 @@ pub async fn run(
         let _ = simulator.await;
     }
     let _ = tokio::join!(stale, prune, reconcile);
+    // The link to the other servers holds a handle to the writer too.
+    if let Some(share) = share {
+        share.join().await;
+    }
     // The ingest writer ends once every handle is gone (the state holds the last one), after
     // storing what is queued; the audit writer likewise.
     drop(state_for_shutdown);
@@ -304,9 +314,6 @@ pub async fn run(
         tracing::warn!("queued events were not stored within 10 s");
     }
     let _ = ticker.await;
-    if let Some(share) = share {
-        share.join().await;
-    }
     drop(live);
     let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
     db.close().await;

@@ -239,6 +239,12 @@ pub struct Subscribed {
     pub ticks: broadcast::Receiver<Arc<TickFrame>>,
 }
 
+/// The right to change the floor: [`LiveFloor::new`] hands out the only one, and the server gives
+/// it to the ingest writer, so every change to the floor (committed events and roster syncs,
+/// other servers' changes, reloads, the stale sweep) goes through that one task, in order. Its
+/// field is private: no other code can make one.
+pub struct Writes(());
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind, still consistent enough to serve
     // (every section below is a handful of assignments); keep serving rather than cascade.
@@ -255,7 +261,7 @@ impl LiveFloor {
         queue_ticks: usize,
         metrics: Arc<Metrics>,
         now_ms: u64,
-    ) -> anyhow::Result<LiveFloor> {
+    ) -> anyhow::Result<(LiveFloor, Writes)> {
         let mut inner = Inner {
             floor: Floor::new(),
             pending: Pending::default(),
@@ -272,13 +278,14 @@ impl LiveFloor {
             reason: String::new(),
             since_ms: now_ms,
         });
-        Ok(LiveFloor {
+        let live = LiveFloor {
             instance: now_ms ^ u64::from(std::process::id()).rotate_left(40),
             inner: Mutex::new(inner),
             ticks,
             health,
             metrics,
-        })
+        };
+        Ok((live, Writes(())))
     }
 
     /// An agent by its external id, active or not.
@@ -393,7 +400,7 @@ impl LiveFloor {
     }
 
     /// Records committed changes for the next tick.
-    pub fn apply(&self, changes: &[Change], now_ms: u64) {
+    pub fn apply(&self, _: &Writes, changes: &[Change], now_ms: u64) {
         if changes.is_empty() {
             return;
         }
@@ -411,18 +418,18 @@ impl LiveFloor {
     /// a state older than the floor's is ignored, and only what the database says is inactive
     /// is dropped (not what it merely lacked when read), so a reload racing a newer change
     /// never undoes it.
-    pub fn reload(&self, stored: &StoredFloor, now_ms: u64) {
+    pub fn reload(&self, writes: &Writes, stored: &StoredFloor, now_ms: u64) {
         let mut changes = stored.changes();
         let inactive = &stored.inactive;
         changes.extend(inactive.agents.iter().map(|&id| Change::AgentGone { id }));
         changes.extend(inactive.teams.iter().map(|&id| Change::TeamGone { id }));
         changes.extend(inactive.sites.iter().map(|&id| Change::SiteGone { id }));
-        self.apply(&changes, now_ms);
+        self.apply(writes, &changes, now_ms);
     }
 
     /// Marks agents whose source sends heartbeats and has said nothing for `after_ms` as stale.
     /// Returns how many agents are stale now.
-    pub fn sweep_stale(&self, now_ms: u64, after_ms: u64) -> usize {
+    pub fn sweep_stale(&self, _: &Writes, now_ms: u64, after_ms: u64) -> usize {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
         let mut stale = 0;
@@ -861,8 +868,13 @@ mod tests {
     }
 
     fn floor_of_two_teams() -> LiveFloor {
-        LiveFloor::new(&stored_two_teams(), 8, Arc::new(Metrics::new()), 1_000).expect("floor")
+        LiveFloor::new(&stored_two_teams(), 8, Arc::new(Metrics::new()), 1_000)
+            .expect("floor")
+            .0
     }
+
+    /// The tests' own right to change the floor.
+    const W: &Writes = &Writes(());
 
     fn state(agent: i64, state: StateKind, since_ms: u64, seen_ms: u64, watched: bool) -> Change {
         Change::State {
@@ -887,14 +899,23 @@ mod tests {
     #[test]
     fn an_older_state_does_not_override_a_newer_one() {
         let live = floor_of_two_teams();
-        live.apply(&[state(101, StateKind::OnCall, 5_000, 5_000, false)], 5_000);
         live.apply(
+            W,
+            &[state(101, StateKind::OnCall, 5_000, 5_000, false)],
+            5_000,
+        );
+        live.apply(
+            W,
             &[state(101, StateKind::Available, 4_000, 6_000, false)],
             6_000,
         );
         live.tick(6_000);
         assert_eq!(shown_status(&live, 1), Some((AgentStatus::OnCall, 5_000)));
-        live.apply(&[state(101, StateKind::WrapUp, 7_000, 7_000, false)], 7_000);
+        live.apply(
+            W,
+            &[state(101, StateKind::WrapUp, 7_000, 7_000, false)],
+            7_000,
+        );
         live.tick(7_000);
         assert_eq!(shown_status(&live, 1), Some((AgentStatus::WrapUp, 7_000)));
     }
@@ -903,18 +924,24 @@ mod tests {
     fn a_silent_watched_agent_turns_stale_and_fresh_news_brings_it_back() {
         let live = floor_of_two_teams();
         live.apply(
+            W,
             &[state(100, StateKind::Available, 1_000, 1_000, true)],
             1_000,
         );
-        live.apply(&[state(102, StateKind::Offline, 1_000, 1_000, true)], 1_000);
         live.apply(
+            W,
+            &[state(102, StateKind::Offline, 1_000, 1_000, true)],
+            1_000,
+        );
+        live.apply(
+            W,
             &[state(104, StateKind::Available, 1_000, 1_000, false)],
             1_000,
         );
         live.tick(1_000);
-        assert_eq!(live.sweep_stale(5_000, 10_000), 0);
+        assert_eq!(live.sweep_stale(W, 5_000, 10_000), 0);
         // Watched and logged in: stale. Offline or unwatched: not.
-        assert_eq!(live.sweep_stale(12_000, 10_000), 1);
+        assert_eq!(live.sweep_stale(W, 12_000, 10_000), 1);
         live.tick(12_000);
         assert_eq!(shown_status(&live, 0), Some((AgentStatus::Stale, 1_000)));
         assert_eq!(
@@ -931,10 +958,11 @@ mod tests {
             seen_at: 1_000,
             watched: true,
         });
-        live.reload(&stored, 13_000);
+        live.reload(W, &stored, 13_000);
         live.tick(13_000);
         assert_eq!(shown_status(&live, 0), Some((AgentStatus::Stale, 1_000)));
         live.apply(
+            W,
             &[Change::Seen {
                 agent: 100,
                 at_ms: 14_000,
@@ -946,7 +974,7 @@ mod tests {
             shown_status(&live, 0),
             Some((AgentStatus::Available, 1_000))
         );
-        assert_eq!(live.sweep_stale(15_000, 10_000), 0);
+        assert_eq!(live.sweep_stale(W, 15_000, 10_000), 0);
     }
 
     #[test]
@@ -963,7 +991,7 @@ mod tests {
             team_id: 22,
             site_id: 10,
         });
-        live.reload(&stored, 2_000);
+        live.reload(W, &stored, 2_000);
         live.tick(2_000);
         assert_eq!(live.read(Floor::n_agents), 8);
         assert!(live.agent("a7").is_some_and(|agent| !agent.active));
@@ -1033,7 +1061,11 @@ mod tests {
             .expect("admitted");
         let mut ticks = everything.ticks;
         // A Sales agent (odd index) changes state.
-        live.apply(&[state(101, StateKind::OnCall, 1_050, 1_050, false)], 1_050);
+        live.apply(
+            W,
+            &[state(101, StateKind::OnCall, 1_050, 1_050, false)],
+            1_050,
+        );
         live.tick(1_100);
         let frame = ticks.try_recv().expect("a tick");
         let decode = |key: &ViewKey| match decode_server(&frame.delta_frame(key)).expect("decodes")

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::change::Change;
 use crate::config::RedisConfig;
-use crate::db::Db;
+use crate::ingest::Ingest;
 use crate::live::LiveFloor;
 use crate::metrics::Metrics;
 
@@ -61,6 +61,29 @@ pub struct Publisher {
     overflowed: Arc<AtomicBool>,
 }
 
+/// What the publishing task reads: made with the [`Publisher`] before the writer starts, handed
+/// to [`start`] after (the writer publishes; the reader hands other servers' changes to it).
+pub struct Published {
+    changes: mpsc::Receiver<Vec<Change>>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// A publisher for the ingest writer and the queue it fills, for [`start`].
+pub fn publisher() -> (Publisher, Published) {
+    let (queue, changes) = mpsc::channel(4_096);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    (
+        Publisher {
+            queue,
+            overflowed: overflowed.clone(),
+        },
+        Published {
+            changes,
+            overflowed,
+        },
+    )
+}
+
 impl Publisher {
     /// Queues changes for the other servers. When the queue is full (Redis is slow or gone)
     /// they are dropped and every server is told to reload once Redis takes writes again.
@@ -84,8 +107,6 @@ impl Joined {
 
 /// The running link to Redis.
 pub struct Share {
-    /// Queues this server's changes for the others.
-    pub publisher: Publisher,
     /// Whether the reader has joined the stream.
     pub joined: Joined,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -102,39 +123,38 @@ impl Share {
 
 /// Starts publishing and reading. Fails only on a malformed URL; an unreachable Redis is
 /// retried forever (degraded meanwhile).
+/// Other servers' changes and reloads go to the floor through the ingest writer (`ingest`),
+/// like this server's own; `live` only hears whether the link is up.
 pub fn start(
     config: &RedisConfig,
-    db: Db,
+    published: Published,
+    ingest: Ingest,
     live: Arc<LiveFloor>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> anyhow::Result<Share> {
     let client = redis::Client::open(config.url.as_str())
         .with_context(|| format!("invalid redis.url {}", crate::config::redact(&config.url)))?;
-    let (queue, changes) = mpsc::channel(4_096);
-    let overflowed = Arc::new(AtomicBool::new(false));
     let joined = Joined::default();
     let link = Link {
         client,
         stream: config.stream.clone(),
         max_len: config.max_len as usize,
         instance: live.instance.to_string(),
+        ingest,
         live,
         metrics,
     };
     let link = Arc::new(link);
+    let Published {
+        changes,
+        overflowed,
+    } = published;
     let tasks = vec![
-        tokio::spawn(
-            link.clone()
-                .publish(changes, overflowed.clone(), stop.clone()),
-        ),
-        tokio::spawn(link.read(db, joined.clone(), stop)),
+        tokio::spawn(link.clone().publish(changes, overflowed, stop.clone())),
+        tokio::spawn(link.read(joined.clone(), stop)),
     ];
-    Ok(Share {
-        publisher: Publisher { queue, overflowed },
-        joined,
-        tasks,
-    })
+    Ok(Share { joined, tasks })
 }
 
 struct Link {
@@ -142,6 +162,7 @@ struct Link {
     stream: String,
     max_len: usize,
     instance: String,
+    ingest: Ingest,
     live: Arc<LiveFloor>,
     metrics: Arc<Metrics>,
 }
@@ -248,12 +269,12 @@ impl Link {
     }
 
     /// Reads the other servers' changes; reloads from the database on every (re)connection.
-    async fn read(self: Arc<Self>, db: Db, joined: Joined, stop: CancellationToken) {
+    async fn read(self: Arc<Self>, joined: Joined, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         loop {
             let result = tokio::select! {
                 _ = stop.cancelled() => break,
-                result = self.follow(&db, &joined) => result,
+                result = self.follow(&joined) => result,
             };
             let err = match result {
                 Ok(()) => break,
@@ -272,10 +293,10 @@ impl Link {
     }
 
     /// One connection's worth of reading: note the last entry, reload, then follow.
-    async fn follow(&self, db: &Db, joined: &Joined) -> anyhow::Result<()> {
+    async fn follow(&self, joined: &Joined) -> anyhow::Result<()> {
         let mut conn = self.connect().await?;
         let mut last_id = self.last_id(&mut conn).await?;
-        self.reload(db).await?;
+        self.reload().await?;
         self.metrics.redis_up.set(1);
         self.live.set_degraded(None, crate::clock::now_ms());
         if !joined.0.swap(true, Ordering::Relaxed) {
@@ -306,7 +327,10 @@ impl Link {
                     match decode_changes(version.as_deref(), bytes.as_deref()) {
                         Some(changes) => {
                             self.metrics.shared_received.inc_by(changes.len() as u64);
-                            self.live.apply(&changes, crate::clock::now_ms());
+                            self.ingest
+                                .shared(changes)
+                                .await
+                                .context("the writer has stopped")?;
                         }
                         None => {
                             // What it said is in the database: reload rather than drift.
@@ -322,7 +346,7 @@ impl Link {
                 }
             }
             if reload {
-                self.reload(db).await?;
+                self.reload().await?;
             }
         }
     }
@@ -339,11 +363,12 @@ impl Link {
             .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone()))
     }
 
-    async fn reload(&self, db: &Db) -> anyhow::Result<()> {
-        let stored = db.load_floor().await.context("cannot reload the floor")?;
-        self.live.reload(&stored, crate::clock::now_ms());
-        self.metrics.floor_reloads.inc();
-        Ok(())
+    /// Reloads the floor from the database, through the writer (so never racing its commits).
+    async fn reload(&self) -> anyhow::Result<()> {
+        self.ingest
+            .reload()
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot reload the floor: {err}"))
     }
 }
 
