@@ -173,10 +173,13 @@ async fn thresholds(
     caller.require(Action::ViewSummary)?;
     let scope = caller.scope(Action::ViewSummary);
     let mut thresholds: Thresholds = read_setting(&state, THRESHOLDS).await?.unwrap_or_default();
-    // Another team's thresholds would name it.
-    state.live.read(|floor| {
-        (thresholds.teams).retain(|name, _| names_team_called(floor, &scope, name));
-    });
+    // Another team's thresholds would name it. (The whole floor's callers get them as stored,
+    // teams not created yet included: an administrator edits what it reads.)
+    if scope != Scope::Everything {
+        state.live.read(|floor| {
+            (thresholds.teams).retain(|name, _| names_team_called(floor, &scope, name));
+        });
+    }
     Ok(Json(thresholds))
 }
 
@@ -193,6 +196,10 @@ fn names_site_called(floor: &Floor, scope: &Scope, name: &str) -> bool {
 /// A wallboard's configuration as a caller limited to `scope` may read it: teams and sites it
 /// may not name are left out, and marked so that a list left empty shows nothing.
 fn cut_wallboard(floor: &Floor, scope: &Scope, mut config: WallboardConfig) -> WallboardConfig {
+    if *scope == Scope::Everything {
+        // As stored, names not on the floor yet included: an administrator edits what it reads.
+        return config;
+    }
     let (n_teams, n_sites) = (config.teams.len(), config.sites.len());
     (config.teams).retain(|name| names_team_called(floor, scope, name));
     (config.sites).retain(|name| names_site_called(floor, scope, name));
@@ -261,8 +268,11 @@ async fn set_wallboard(
 ) -> Result<Json<WallboardConfig>, Error> {
     caller.require(Action::ChangeConfig)?;
     let setting = wallboard_setting(&name)?;
-    let Json(config) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let Json(mut config) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     config.check().map_err(Error::BadRequest)?;
+    // Said by the server when it answers a scoped reader; never part of what is stored.
+    config.hidden_teams = false;
+    config.hidden_sites = false;
     write_setting(&state, &caller, &setting, &config).await?;
     Ok(Json(config))
 }

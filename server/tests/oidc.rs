@@ -1335,8 +1335,9 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
     assert_eq!(put.expect("thresholds").status(), 200);
     let wallboard = json!({
         "pages": [{"kind": "totals", "seconds": 20}],
-        "teams": ["Secret Renamed", "Inside Team"],
+        "teams": ["Secret Renamed", "Inside Team", "Future Team"],
         "sites": ["Lisbon Secret"],
+        "hidden_sites": true,
     });
     let put = send(
         reqwest::Method::PUT,
@@ -1467,6 +1468,20 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
             .expect("json");
     assert_eq!(wallboard.teams, ["Inside Team"]);
     assert!(wallboard.sites.is_empty() && wallboard.hidden_sites && wallboard.shows_nothing());
+    // The administrator reads what was stored (a team not created yet included), and the
+    // hidden flags, which only answers carry, were not stored.
+    let stored: monti_protocol::rest::WallboardConfig =
+        get(&server, "/api/v1/config/wallboards/default", Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(
+        stored.teams,
+        ["Secret Renamed", "Inside Team", "Future Team"]
+    );
+    assert_eq!(stored.sites, ["Lisbon Secret"]);
+    assert!(!stored.hidden_teams && !stored.hidden_sites);
     // A subscription naming a team outside the scope is refused like one naming no team.
     let hidden = Subscription {
         teams: vec![monti_protocol::model::TeamId(inside)],
