@@ -383,11 +383,22 @@ impl BrowserSignIn {
                 .map_err(|err| AuthError::Http(format!("the sign-in's redirect: {err}")))?;
             let mut request = Vec::new();
             let mut buffer = [0u8; 4096];
-            while !request.windows(4).any(|end| end == b"\r\n\r\n") && request.len() < 16 * 1024 {
-                match stream.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+            // A browser may open a connection it never uses (a preconnect): give each a few
+            // seconds to send its request line, then go back to waiting for the next.
+            let read = async {
+                while !request.windows(4).any(|end| end == b"\r\n\r\n") && request.len() < 16 * 1024
+                {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
                 }
+            };
+            if tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .is_err()
+            {
+                continue;
             }
             let text = String::from_utf8_lossy(&request);
             let target = text.split_whitespace().nth(1).unwrap_or("/");

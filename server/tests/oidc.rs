@@ -1908,6 +1908,20 @@ async fn without_the_device_flow_the_app_signs_in_through_the_browser() {
     );
     let url = attempt.url.clone();
     let finished = tokio::spawn(attempt.finish(Duration::from_secs(60)));
+    // A browser's preconnect: a connection to the app's port that never sends a request.
+    let redirect = reqwest::Url::parse(&url)
+        .expect("url")
+        .query_pairs()
+        .find(|(key, _)| key == "redirect_uri")
+        .map(|(_, value)| value.into_owned())
+        .expect("redirect_uri");
+    let port = reqwest::Url::parse(&redirect)
+        .expect("uri")
+        .port()
+        .expect("port");
+    let _idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
     let page = complete_browser_sign_in(&own.url, &url, "admin").await;
     assert!(page.contains("Signed in to MONTI"), "{page}");
     let tokens = finished.await.expect("joins").expect("tokens");
