@@ -15,7 +15,7 @@
 //! `p384`, `ed25519-dalek`, `hmac`, `sha2`, `der`, `pkcs8`) beside the `ring` that rustls
 //! already brings, for ID-token verification the apps never do (they send access tokens to
 //! the server, which verifies them). What MONTI uses of OpenID Connect is four form posts
-//! (device authorization, token, refresh, revocation), discovery and PKCE: about 300 lines
+//! (device authorization, token, refresh, revocation), discovery and PKCE: a few hundred lines
 //! here, on the same `Transport` (CA file, proxy, explained errors) as the rest of the apps.
 
 use std::time::Duration;
