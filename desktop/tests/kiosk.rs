@@ -268,6 +268,53 @@ fn the_code_screen_returns_by_itself_and_has_no_buttons() {
 }
 
 #[test]
+fn a_wallboard_whose_provider_has_no_device_flow_says_where_to_sign_in() {
+    let mut harness = wallboard(None, None);
+    let url = "https://auth.example.com/oauth2/authorize?client_id=monti";
+    {
+        harness.state().net().status().sign_in = SignIn::Browser {
+            url: url.to_owned(),
+        };
+    }
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("This wallboard needs to be signed in")
+            .is_some()
+    );
+    assert!(harness.query_by_label(url).is_some());
+    assert!(
+        harness.query_all_by_role(Role::Button).next().is_none(),
+        "nothing to press"
+    );
+}
+
+/// A wallboard configured only for teams this device may not see shows nothing (not every
+/// team it may see) and says why.
+#[test]
+fn a_wallboard_cut_to_nothing_shows_no_agents() {
+    let config = WallboardConfig {
+        teams: Vec::new(),
+        hidden_teams: true,
+        ..WallboardConfig::default()
+    };
+    let harness = wallboard(None, Some(config));
+    let items = list_items(&harness);
+    let counted: Vec<&String> = items
+        .iter()
+        .filter(|item| item.contains(", longest ") && !item.contains(": 0,"))
+        .collect();
+    assert!(counted.is_empty(), "agents counted: {counted:?}");
+    let everyone = wallboard(None, None);
+    assert!(
+        list_items(&everyone)
+            .iter()
+            .any(|item| item.starts_with("On call: ") && !item.starts_with("On call: 0")),
+        "the same floor uncut counts agents"
+    );
+}
+
+#[test]
 fn the_pages_count_only_the_wallboards_teams() {
     let config = WallboardConfig {
         pages: vec![

@@ -378,6 +378,39 @@ fn the_device_flow_screen_shows_the_code_a_qr_code_and_the_time_left() {
 }
 
 #[test]
+fn a_browser_sign_in_shows_the_page_to_open_and_can_be_cancelled() {
+    let url = "https://auth.example.com/oauth2/authorize?client_id=monti&code_challenge=x";
+    let mut status = status_for(Floor::awaiting_snapshot());
+    status.sign_in = SignIn::Browser {
+        url: url.to_owned(),
+    };
+    let (mut harness, mut commands) = harness(status, Settings::default());
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("Sign in in the browser window that opened")
+            .is_some()
+    );
+    assert!(harness.query_by_label(url).is_some());
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Open in browser")
+            .is_some()
+    );
+    // The server field and the connect button are not in the way while it runs.
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Connect")
+            .is_none()
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Cancel")
+        .click();
+    harness.run();
+    assert_eq!(drain(&mut commands), vec![Command::CancelSignIn]);
+}
+
+#[test]
 fn a_sign_in_that_is_needed_offers_a_button_and_says_why() {
     let mut status = status_for(Floor::awaiting_snapshot());
     status.sign_in = SignIn::Needed {
