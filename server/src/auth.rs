@@ -298,6 +298,7 @@ pub fn no_role(identity: &Identity, bindings: &[GroupBinding]) -> String {
         .iter()
         .map(|binding| binding.group.as_str())
         .collect();
+    bound.sort_unstable();
     bound.dedup();
     let groups = match &identity.groups_note {
         Some(note) => format!("no groups: {note}"),

@@ -242,13 +242,10 @@ impl<S: KeySource> Verifier<S> {
 
     /// Checks the signature with `jwk`, then time, issuer and audience; returns the claims.
     fn check(&self, token: &str, jwk: &Jwk, alg: Algorithm) -> Result<Value, TokenError> {
-        let fits = matches!(
-            (&jwk.algorithm, alg),
-            (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-                | (AlgorithmParameters::RSA(_), Algorithm::RS256)
-        );
         let declared = jwk.common.key_algorithm;
-        if !fits || declared.is_some_and(|declared| declared != KeyAlgorithm::from(alg)) {
+        if !of_its_kind(jwk, alg)
+            || declared.is_some_and(|declared| declared != KeyAlgorithm::from(alg))
+        {
             return Err(TokenError::Algorithm(format!(
                 "{alg:?} with a key of another kind"
             )));
@@ -361,13 +358,7 @@ impl<S: KeySource> Verifier<S> {
         match kid {
             Some(kid) => keys.find(kid).cloned(),
             None => {
-                let mut fitting = keys.keys.iter().filter(|jwk| {
-                    matches!(
-                        (&jwk.algorithm, alg),
-                        (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-                            | (AlgorithmParameters::RSA(_), Algorithm::RS256)
-                    )
-                });
+                let mut fitting = keys.keys.iter().filter(|jwk| of_its_kind(jwk, alg));
                 match (fitting.next(), fitting.next()) {
                     (Some(only), None) => Some(only.clone()),
                     _ => None,
@@ -397,6 +388,15 @@ impl<S: KeySource> Verifier<S> {
         *self.keys.write().await = keys;
         Ok(())
     }
+}
+
+/// Whether `jwk` is a key of the kind `alg` signs with (an EC key for ES256, RSA for RS256).
+fn of_its_kind(jwk: &Jwk, alg: Algorithm) -> bool {
+    matches!(
+        (&jwk.algorithm, alg),
+        (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+            | (AlgorithmParameters::RSA(_), Algorithm::RS256)
+    )
 }
 
 /// The groups claim: a top-level claim of that name (names may hold dots or colons, as in
