@@ -111,6 +111,10 @@ pub struct SignInSettings {
     pub scopes: String,
     /// The `resource` parameter (RFC 8707) to send, if any.
     pub resource: Option<String>,
+    /// The browser sign-in's fixed loopback callback, if the server names one; else a port
+    /// chosen per attempt.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
 }
 
 impl SignInSettings {
@@ -133,6 +137,7 @@ impl SignInSettings {
             audience,
             scopes,
             resource,
+            redirect_uri: auth.redirect_uri,
         })
     }
 }
@@ -213,14 +218,28 @@ impl Provider {
                 self.settings.issuer
             )));
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|err| AuthError::Http(format!("cannot listen for the sign-in: {err}")))?;
+        // The server's fixed callback (providers that match callbacks exactly), else a free
+        // port for this attempt.
+        let fixed = (self.settings.redirect_uri.as_deref())
+            .map(|uri| {
+                let port = reqwest::Url::parse(uri).ok().and_then(|url| url.port());
+                port.map(|port| (uri.to_owned(), port)).ok_or_else(|| {
+                    AuthError::Http(format!(
+                        "the server's sign-in callback {uri:?} names no port"
+                    ))
+                })
+            })
+            .transpose()?;
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", fixed.as_ref().map_or(0, |f| f.1)))
+                .await
+                .map_err(|err| AuthError::Http(format!("cannot listen for the sign-in: {err}")))?;
         let port = listener
             .local_addr()
             .map_err(|err| AuthError::Http(err.to_string()))?
             .port();
-        let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+        let redirect_uri =
+            fixed.map_or_else(|| format!("http://127.0.0.1:{port}/callback"), |f| f.0);
         let verifier = random_text(32)?;
         let state = random_text(16)?;
         let challenge = {
@@ -414,7 +433,8 @@ impl BrowserSignIn {
             let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1{target}")) else {
                 continue;
             };
-            if url.path() != "/callback" {
+            let expected = reqwest::Url::parse(&self.redirect_uri).ok();
+            if Some(url.path()) != expected.as_ref().map(reqwest::Url::path) {
                 let _ = stream
                     .write_all(
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

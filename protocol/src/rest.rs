@@ -129,6 +129,9 @@ pub struct AuthJson {
     /// The `resource` parameter to send (RFC 8707), if any (oidc, with `scopes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// A fixed loopback callback for the browser sign-in, if the server names one (oidc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
 
 /// Who the caller is, from `GET /api/v1/me`, so an app can show who is signed in.

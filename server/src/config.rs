@@ -178,6 +178,10 @@ pub struct AuthConfig {
     /// Whether the apps name the API with the `resource` parameter (RFC 8707, the audience);
     /// off for providers that pick it by scope and refuse the parameter (Entra ID v2).
     pub resource_indicator: bool,
+    /// A fixed loopback callback for the browser sign-in (providers without the device flow
+    /// that match callbacks exactly, as Amazon Cognito): `http://localhost:<port>/callback`.
+    /// Empty: the apps listen on `127.0.0.1` on a port chosen per attempt (RFC 8252).
+    pub redirect_uri: String,
 }
 
 impl Default for AuthConfig {
@@ -193,6 +197,7 @@ impl Default for AuthConfig {
             keys_refetch_secs: 30,
             scopes: "openid offline_access".to_owned(),
             resource_indicator: true,
+            redirect_uri: String::new(),
         }
     }
 }
@@ -574,6 +579,10 @@ pub struct Cli {
     /// Whether the apps send the audience as the resource parameter [default: true].
     #[arg(long, env = "MONTI_AUTH_RESOURCE_INDICATOR")]
     pub auth_resource_indicator: Option<bool>,
+    /// A fixed loopback callback for the browser sign-in, http://localhost:PORT/callback
+    /// [default: empty].
+    #[arg(long, env = "MONTI_AUTH_REDIRECT_URI")]
+    pub auth_redirect_uri: Option<String>,
     /// Group bindings as JSON, e.g. [{"group":"monti-sup-berlin","role":"supervisor","sites":["Berlin"]}].
     #[arg(long, env = "MONTI_AUTH_BINDINGS", value_parser = parse_bindings)]
     pub auth_bindings: Option<Bindings>,
@@ -721,6 +730,7 @@ impl Cli {
         set(&mut auth.leeway_secs, &self.auth_leeway_secs);
         set(&mut auth.scopes, &self.auth_scopes);
         set(&mut auth.resource_indicator, &self.auth_resource_indicator);
+        set(&mut auth.redirect_uri, &self.auth_redirect_uri);
         if let Some(Bindings(bindings)) = &self.auth_bindings {
             auth.bindings = bindings.clone();
         }
@@ -836,6 +846,13 @@ impl Config {
         if ingest.max_body_bytes < 1024 || ingest.max_events == 0 {
             bail!("ingest.max_body_bytes must be at least 1024 and ingest.max_events at least 1");
         }
+        if !self.auth.redirect_uri.is_empty() && loopback_port(&self.auth.redirect_uri).is_none() {
+            bail!(
+                "auth.redirect_uri must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH \
+                 (the apps listen on that port), not {:?}",
+                self.auth.redirect_uri
+            );
+        }
         let connect = &self.amazon_connect;
         if connect.site_level > 5 || connect.team_level > 5 {
             bail!("amazon_connect.site_level and team_level are hierarchy levels 1 to 5, or 0");
@@ -893,6 +910,15 @@ impl Config {
     }
 }
 
+/// The port of a loopback `http` callback URL with an explicit port, if it is one.
+pub fn loopback_port(uri: &str) -> Option<u16> {
+    let rest = uri.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/')?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&port| port > 0)?;
+    (matches!(host, "localhost" | "127.0.0.1") && !path.is_empty()).then_some(port)
+}
+
 /// The URL without a password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -908,6 +934,19 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_callback_must_be_a_loopback_port() {
+        assert_eq!(
+            loopback_port("http://localhost:53682/callback"),
+            Some(53682)
+        );
+        assert_eq!(loopback_port("http://127.0.0.1:8765/cb"), Some(8765));
+        assert_eq!(loopback_port("http://localhost/callback"), None, "no port");
+        assert_eq!(loopback_port("https://localhost:1/callback"), None);
+        assert_eq!(loopback_port("http://example.com:80/callback"), None);
+        assert_eq!(loopback_port("http://localhost:0/callback"), None);
+    }
 
     #[test]
     fn passwords_do_not_reach_messages() {

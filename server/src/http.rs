@@ -458,6 +458,7 @@ async fn auth_settings(State(state): State<AppState>) -> Json<AuthJson> {
             audience: None,
             scopes: None,
             resource: None,
+            redirect_uri: None,
         },
         AuthMode::Oidc => AuthJson {
             mode: "oidc".to_owned(),
@@ -466,6 +467,7 @@ async fn auth_settings(State(state): State<AppState>) -> Json<AuthJson> {
             audience: Some(auth.audience.clone()),
             scopes: Some(auth.scopes.clone()),
             resource: auth.resource_indicator.then(|| auth.audience.clone()),
+            redirect_uri: Some(auth.redirect_uri.clone()).filter(|uri| !uri.is_empty()),
         },
     })
 }

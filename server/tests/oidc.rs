@@ -1954,4 +1954,35 @@ async fn without_the_device_flow_the_app_signs_in_through_the_browser() {
     assert!(finished.await.expect("joins").is_err());
     server.stop().await.expect("stops");
     db.drop_database().await;
+
+    // A provider that matches callbacks exactly (Amazon Cognito): the server names a fixed
+    // loopback callback, and the app listens there and sends exactly that.
+    let fixed = format!("http://127.0.0.1:{}/callback", common::free_port());
+    let db = TestDb::sqlite();
+    let mut config = oidc_config(&db, &own.url);
+    config.auth.redirect_uri = fixed.clone();
+    let server = TestServer::start(config).await;
+    let settings = auth::SignInSettings::from_server(
+        auth::server_auth(&system(), &server.url)
+            .await
+            .expect("settings"),
+    )
+    .expect("oidc");
+    assert_eq!(settings.redirect_uri.as_deref(), Some(fixed.as_str()));
+    let provider = Provider::discover(&system(), &settings)
+        .await
+        .expect("discovery");
+    let attempt = provider.browser_sign_in().await.expect("a sign-in page");
+    let sent = reqwest::Url::parse(&attempt.url)
+        .expect("url")
+        .query_pairs()
+        .find(|(key, _)| key == "redirect_uri")
+        .map(|(_, value)| value.into_owned());
+    assert_eq!(sent.as_deref(), Some(fixed.as_str()));
+    let url = attempt.url.clone();
+    let finished = tokio::spawn(attempt.finish(Duration::from_secs(60)));
+    let page = complete_browser_sign_in(&own.url, &url, "admin").await;
+    assert!(page.contains("Signed in to MONTI"), "{page}");
+    assert!(finished.await.expect("joins").is_ok());
+    server.stop().await.expect("stops");
 }
