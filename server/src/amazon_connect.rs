@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::config::AmazonConnectConfig;
-use crate::ingest::{Batch, Event, Source};
+use crate::ingest::{Batch, Event, EventReason, Source};
 use crate::metrics::EventLabels;
 
 /// The path Firehose is pointed at.
@@ -346,7 +346,7 @@ pub fn read_record(
         event_id: record.event_id,
         agent,
         state: state.state.name().to_owned(),
-        reason: state.reason.as_ref().map(|(code, _)| code.clone()),
+        reason: state.reason.as_ref().map(|reason| reason.code.clone()),
         since_ms,
         name,
         team: (config.team_level > 0)
@@ -363,7 +363,7 @@ pub fn read_record(
 
 struct Mapped {
     state: StateKind,
-    reason: Option<(String, String)>,
+    reason: Option<EventReason>,
     since: Option<String>,
 }
 
@@ -418,7 +418,10 @@ fn map_snapshot(
         if code.is_empty() {
             return Err("a custom AgentStatus without a name".to_owned());
         }
-        Some((code, fit_name(&status.name)))
+        Some(EventReason {
+            code,
+            label: fit_name(&status.name),
+        })
     } else {
         None
     };

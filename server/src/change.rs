@@ -83,3 +83,31 @@ pub enum Change {
         at_ms: u64,
     },
 }
+
+/// Sites or teams: the two kinds of group, stored alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// The `site` table.
+    Site,
+    /// The `team` table.
+    Team,
+}
+
+impl Group {
+    /// `site` or `team`: the table's name, and the word for people.
+    pub fn table(self) -> &'static str {
+        match self {
+            Group::Site => "site",
+            Group::Team => "team",
+        }
+    }
+
+    /// The change a site or team with this id and name makes (created or renamed).
+    pub fn change(self, id: i64, name: &str) -> Change {
+        let name = name.to_owned();
+        match self {
+            Group::Site => Change::Site { id, name },
+            Group::Team => Change::Team { id, name },
+        }
+    }
+}

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use monti_protocol::model::StateKind;
 
 use crate::change::Change;
+pub use crate::change::Group;
 use crate::config::{DatabaseConfig, redact};
+pub use crate::plan::{HistoryRow, NewAgent, StoredState};
 
 /// Which database engine a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,37 +109,6 @@ pub struct StoredAgent {
     pub site_id: i64,
 }
 
-/// A row of `agent_state`: an agent's current state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredState {
-    /// `agent_id`
-    pub agent_id: i64,
-    /// The state.
-    pub state: StateKind,
-    /// `reason_code_id`
-    pub reason_code_id: Option<i64>,
-    /// When the state began.
-    pub started_at: i64,
-    /// When the source last reported on the agent.
-    pub seen_at: i64,
-    /// Whether the source sends heartbeats.
-    pub watched: bool,
-}
-
-impl StoredState {
-    /// As a change to apply to a floor.
-    pub fn change(&self) -> Change {
-        Change::State {
-            agent: self.agent_id,
-            state: self.state,
-            reason: self.reason_code_id,
-            since_ms: self.started_at.max(0) as u64,
-            seen_ms: self.seen_at.max(0) as u64,
-            watched: self.watched,
-        }
-    }
-}
-
 impl StoredFloor {
     /// Everything as changes, in an order a floor can apply: groups, then agents, then states.
     pub fn changes(&self) -> Vec<Change> {
@@ -175,23 +146,6 @@ impl StoredFloor {
         changes.extend(self.states.iter().map(StoredState::change));
         changes
     }
-}
-
-/// One row of state history, written in the same transaction as the state it records.
-#[derive(Clone, Debug)]
-pub struct HistoryRow {
-    /// The source's event id.
-    pub event_id: String,
-    /// `agent_id`
-    pub agent_id: i64,
-    /// The state.
-    pub state: StateKind,
-    /// `reason_code_id` for not-ready states with a reason.
-    pub reason_code_id: Option<i64>,
-    /// When the state began, ms since the epoch.
-    pub started_at: i64,
-    /// When the server stored it, ms since the epoch.
-    pub created_at: i64,
 }
 
 /// A stored history row with the names a reader needs.
@@ -986,38 +940,6 @@ async fn name_ids(
 
 /// A transaction of the ingest path.
 pub type Tx = sqlx::Transaction<'static, Any>;
-
-/// Sites or teams: the two kinds of group, stored alike.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Group {
-    /// The `site` table.
-    Site,
-    /// The `team` table.
-    Team,
-}
-
-impl Group {
-    /// `site` or `team`: the table's name, and the word for people.
-    pub fn table(self) -> &'static str {
-        match self {
-            Group::Site => "site",
-            Group::Team => "team",
-        }
-    }
-}
-
-/// An agent to create or update.
-#[derive(Clone, Copy, Debug)]
-pub struct NewAgent<'a> {
-    /// The source's id.
-    pub external_id: &'a str,
-    /// Display name.
-    pub name: &'a str,
-    /// `team_id`
-    pub team_id: i64,
-    /// `site_id`
-    pub site_id: i64,
-}
 
 /// Ids by name of the (active, when `active_only`) sites or teams with these names.
 async fn name_ids_in(

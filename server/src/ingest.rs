@@ -5,13 +5,8 @@
 //! other servers and answers: an acknowledged event is durable. Concurrent batches are written
 //! together in one transaction (group commit), so many small requests cost one commit.
 //!
-//! The rules an event is judged by:
-//! - an event id stored before makes the event a duplicate: a retried batch changes nothing;
-//! - an event whose state began before the agent's current state is stored as history only;
-//! - an event for an unknown agent creates it or is refused, per `[ingest] unknown_agents`;
-//! - a team or site named in an event moves the agent there (creating the team or site).
+//! The rules an event is judged by are [`crate::plan`]'s.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,108 +15,23 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::post;
 use monti_protocol::ingest::{
-    AgentEventJson, EventBatchResultJson, EventResultJson, EventWindow, MAX_ID_LEN, Outcome,
-    RosterSyncJson, RosterSyncResultJson, check_id, check_name,
+    AgentEventJson, EventBatchResultJson, EventResultJson, GroupEntryJson, MAX_ID_LEN, Outcome,
+    ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
 };
-use monti_protocol::model::StateKind;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
 use crate::auth::{Action, Caller};
-use crate::change::Change;
-use crate::config::{IngestConfig, UnknownAgents};
-use crate::db::{Db, Group, HistoryRow, NewAgent, StoredState, Tx};
+use crate::change::{Change, Group};
+use crate::config::IngestConfig;
+use crate::db::{Db, Tx};
 use crate::error::Error;
-use crate::live::{KnownAgent, LiveFloor, Writes};
+use crate::live::{LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
+use crate::plan::{self, EventPlan, StoredState, count_group, id_of};
+pub use crate::plan::{Batch, Event, EventReason, EventResult, Source};
 use crate::share::Publisher;
-
-/// Where events come from; decides whether silence makes an agent stale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// `POST /api/v1/events`.
-    Api,
-    /// Amazon Connect through Firehose: sends heartbeats.
-    AmazonConnect,
-    /// The built-in simulator.
-    Simulator,
-}
-
-impl Source {
-    /// The metrics label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::AmazonConnect => "amazon_connect",
-            Source::Simulator => "simulator",
-        }
-    }
-
-    fn watched(self) -> bool {
-        self == Source::AmazonConnect
-    }
-}
-
-/// One checked event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// The source's id for the event.
-    pub event_id: String,
-    /// The source's id for the agent.
-    pub agent: String,
-    /// The state.
-    pub state: StateKind,
-    /// Not-ready reason code, and the label to create it with if it is new.
-    pub reason: Option<(String, String)>,
-    /// When the state began.
-    pub since_ms: u64,
-    /// Display name, team and site, when the source names them.
-    pub name: Option<String>,
-    /// See [`Event::name`].
-    pub team: Option<String>,
-    /// See [`Event::name`].
-    pub site: Option<String>,
-}
-
-impl Event {
-    /// Checks a JSON event.
-    pub fn from_json(
-        json: AgentEventJson,
-        now_ms: u64,
-        window: &EventWindow,
-    ) -> Result<Event, String> {
-        let state = json.check(now_ms, window)?;
-        Ok(Event {
-            event_id: json.event_id,
-            agent: json.agent,
-            state,
-            reason: json.reason.map(|code| (code.clone(), code)),
-            since_ms: json.since_ms,
-            name: json.name,
-            team: json.team,
-            site: json.site,
-        })
-    }
-}
-
-/// Events from one source, and the agents it reported on without a new state (heartbeats,
-/// by external id).
-#[derive(Clone, Debug)]
-pub struct Batch {
-    /// Where they come from.
-    pub source: Source,
-    /// The events.
-    pub events: Vec<Event>,
-    /// Heartbeats.
-    pub heartbeats: Vec<String>,
-}
-
-/// The name, team and site an event names for its agent, where it names them.
-type Placement<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
-
-/// What became of one event.
-pub type EventResult = (Outcome, Option<String>);
 
 /// Why something was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -337,12 +247,12 @@ impl Writer {
                                 .ingest_commit_seconds
                                 .observe(started.elapsed().as_secs_f64());
                             for ((batch, reply), results) in group.into_iter().zip(results) {
-                                for (outcome, _) in &results {
+                                for result in &results {
                                     self.metrics
                                         .events
                                         .get_or_create(&EventLabels {
                                             source: batch.source.name(),
-                                            outcome: outcome.name(),
+                                            outcome: result.outcome.name(),
                                         })
                                         .inc();
                                 }
@@ -364,311 +274,54 @@ impl Writer {
     }
 
     /// Stores the events of several batches in one transaction, then applies and shares them.
+    /// The rules are [`EventPlan`]'s; this only carries its questions to the database.
     async fn events(&self, batches: &[&Batch]) -> anyhow::Result<Vec<Vec<EventResult>>> {
         let now = crate::clock::now_ms();
-        let mut results: Vec<Vec<Option<EventResult>>> = batches
-            .iter()
-            .map(|batch| vec![None; batch.events.len()])
-            .collect();
-        let event = |(b, e): (usize, usize)| &batches[b].events[e];
-
-        // Duplicates inside the group, then agents that may not be created.
-        let mut ids = HashSet::new();
-        let mut items = Vec::new();
-        for (b, batch) in batches.iter().enumerate() {
-            for (e, ev) in batch.events.iter().enumerate() {
-                if ids.insert(ev.event_id.as_str()) {
-                    items.push((b, e));
-                } else {
-                    results[b][e] = Some((Outcome::Duplicate, None));
-                }
-            }
-        }
-        let mut known: HashMap<&str, KnownAgent> = HashMap::new();
-        let mut unknown: HashSet<&str> = HashSet::new();
-        for &item in &items {
-            let agent = event(item).agent.as_str();
-            if known.contains_key(agent) || unknown.contains(agent) {
-                continue;
-            }
-            // A deactivated agent counts as unknown: created again (in its old team and site
-            // unless the event names others) or refused, like a new one.
-            match self.live.agent(agent) {
-                Some(found) => {
-                    if !found.active {
-                        unknown.insert(agent);
-                    }
-                    known.insert(agent, found);
-                }
-                None => {
-                    unknown.insert(agent);
-                }
-            }
-        }
-        if self.config.unknown_agents == UnknownAgents::Refuse {
-            items.retain(|&(b, e)| {
-                let agent = batches[b].events[e].agent.as_str();
-                if unknown.contains(agent) {
-                    results[b][e] = Some((
-                        Outcome::Refused,
-                        Some(format!(
-                            "unknown agent {agent:?}: add it with POST /api/v1/roster first \
-                             (this server refuses events for unknown agents)"
-                        )),
-                    ));
-                    false
-                } else {
-                    true
-                }
-            });
-            unknown.clear();
-        }
-
-        // Where each agent in play belongs after this group: the last event naming a team,
-        // site or name wins; new agents without one go to the defaults.
-        let mut placement: HashMap<&str, Placement<'_>> = HashMap::new();
-        for &item in &items {
-            let ev = event(item);
-            let entry = placement.entry(ev.agent.as_str()).or_default();
-            entry.0 = ev.name.as_deref().or(entry.0);
-            entry.1 = ev.team.as_deref().or(entry.1);
-            entry.2 = ev.site.as_deref().or(entry.2);
-        }
-        let mut team_names: Vec<&str> = Vec::new();
-        let mut site_names: Vec<&str> = Vec::new();
-        for (agent, (_, team, site)) in &placement {
-            let new = !known.contains_key(agent);
-            if let Some(team) = team.or(new.then_some(self.config.default_team.as_str())) {
-                team_names.push(team);
-            }
-            if let Some(site) = site.or(new.then_some(self.config.default_site.as_str())) {
-                site_names.push(site);
-            }
-        }
-        team_names.sort_unstable();
-        team_names.dedup();
-        site_names.sort_unstable();
-        site_names.dedup();
-        let mut reasons: Vec<(&str, &str)> = items
-            .iter()
-            .filter_map(|&item| {
-                let (code, label) = event(item).reason.as_ref()?;
-                Some((code.as_str(), label.as_str()))
-            })
-            .collect();
-        reasons.sort_unstable();
-        reasons.dedup_by(|a, b| a.0 == b.0);
-
+        let mut plan = self
+            .live
+            .with_catalog(|catalog| EventPlan::new(batches, catalog, &self.config));
         let mut tx = self.db.begin().await?;
         let mut changes = Vec::new();
-        let teams = self
-            .groups(&mut tx, Group::Team, &team_names, now, &mut changes)
-            .await?;
-        let sites = self
-            .groups(&mut tx, Group::Site, &site_names, now, &mut changes)
-            .await?;
-        let missing: Vec<(&str, &str)> = reasons
-            .iter()
-            .copied()
-            .filter(|(code, _)| self.live.reason_id(code).is_none())
-            .collect();
-        let mut reason_ids: HashMap<String, i64> = reasons
-            .iter()
-            .filter_map(|(code, _)| Some((code.to_string(), self.live.reason_id(code)?)))
-            .collect();
-        if !missing.is_empty() {
-            let created = Db::store_reasons(&mut tx, &missing, false, now as i64).await?;
-            for (code, label) in &missing {
-                if let Some(&id) = created.get(*code) {
-                    reason_ids.insert(code.to_string(), id);
-                    changes.push(Change::Reason {
-                        id,
-                        code: code.to_string(),
-                        label: label.to_string(),
-                    });
-                }
+        for group in [Group::Team, Group::Site] {
+            let missing = plan.missing_groups(group);
+            if !missing.is_empty() {
+                let (stored, _) = Db::ensure_groups(&mut tx, group, missing, now as i64).await?;
+                changes.extend(plan.groups_stored(group, &stored)?);
             }
         }
-
-        // New agents, and known ones that moved or were renamed.
-        let mut upserts: Vec<NewAgent<'_>> = Vec::new();
-        for (&agent, &(name, team, site)) in &placement {
-            let current = known.get(agent);
-            let team_id = match (team, current) {
-                (Some(team), _) => id_of(&teams, team)?,
-                (None, Some(current)) => current.team,
-                (None, None) => id_of(&teams, self.config.default_team.as_str())?,
-            };
-            let site_id = match (site, current) {
-                (Some(site), _) => id_of(&sites, site)?,
-                (None, Some(current)) => current.site,
-                (None, None) => id_of(&sites, self.config.default_site.as_str())?,
-            };
-            let name = name
-                .or(current.map(|current| current.name.as_str()))
-                .unwrap_or(agent);
-            let changed = current.is_none_or(|current| {
-                !current.active
-                    || current.team != team_id
-                    || current.site != site_id
-                    || current.name != name
-            });
-            if changed {
-                upserts.push(NewAgent {
-                    external_id: agent,
-                    name,
-                    team_id,
-                    site_id,
-                });
-            }
+        if !plan.missing_reasons().is_empty() {
+            let created =
+                Db::store_reasons(&mut tx, plan.missing_reasons(), false, now as i64).await?;
+            changes.extend(plan.reasons_stored(&created));
         }
-        let mut agent_ids: HashMap<&str, i64> = known
-            .iter()
-            .map(|(&agent, found)| (agent, found.id))
-            .collect();
+        let upserts = plan.agents_to_store()?;
         if !upserts.is_empty() {
             let stored = Db::upsert_agents(&mut tx, &upserts, now as i64).await?;
             for agent in &upserts {
-                let id = id_of(&stored, agent.external_id)?;
-                agent_ids.insert(agent.external_id, id);
-                changes.push(Change::Agent {
-                    id,
-                    external_id: agent.external_id.to_owned(),
-                    name: agent.name.to_owned(),
-                    team: agent.team_id,
-                    site: agent.site_id,
-                });
+                changes.push(agent.change(id_of(&stored, agent.external_id)?));
             }
+            plan.agents_stored(stored);
         }
-
-        // History, then the current state of each agent: its newest new event, unless the
-        // stored one began later.
-        let rows: Vec<HistoryRow> = items
-            .iter()
-            .map(|&item| {
-                let ev = event(item);
-                Ok(HistoryRow {
-                    event_id: ev.event_id.clone(),
-                    agent_id: id_of(&agent_ids, ev.agent.as_str())?,
-                    state: ev.state,
-                    reason_code_id: ev
-                        .reason
-                        .as_ref()
-                        .and_then(|(code, _)| reason_ids.get(code).copied()),
-                    started_at: ev.since_ms as i64,
-                    created_at: now as i64,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let new_events = Db::insert_history(&mut tx, &rows).await?;
-        let mut newest: HashMap<i64, (usize, usize, usize)> = HashMap::new();
-        for (row_idx, (&(b, e), row)) in items.iter().zip(&rows).enumerate() {
-            if !new_events.contains(&row.event_id) {
-                results[b][e] = Some((Outcome::Duplicate, None));
-                continue;
-            }
-            let entry = newest.entry(row.agent_id).or_insert((b, e, row_idx));
-            if row.started_at >= rows[entry.2].started_at {
-                *entry = (b, e, row_idx);
-            }
-        }
-        let states: Vec<StoredState> = newest
-            .values()
-            .map(|&(b, _, row_idx)| {
-                let row = &rows[row_idx];
-                StoredState {
-                    agent_id: row.agent_id,
-                    state: row.state,
-                    reason_code_id: row.reason_code_id,
-                    started_at: row.started_at,
-                    seen_at: now as i64,
-                    watched: batches[b].source.watched(),
-                }
-            })
-            .collect();
+        let new_events = Db::insert_history(&mut tx, plan.history(now)?).await?;
+        let states = plan.states(&new_events, now);
         let written = Db::upsert_states(&mut tx, &states).await?;
-        for state in &states {
-            if written.contains(&state.agent_id) {
-                changes.push(state.change());
-            }
-        }
-        for (&(b, e), row) in items.iter().zip(&rows) {
-            if results[b][e].is_some() {
-                continue;
-            }
-            let current = newest
-                .get(&row.agent_id)
-                .is_some_and(|&(nb, ne, _)| (nb, ne) == (b, e));
-            results[b][e] = Some(if current && written.contains(&row.agent_id) {
-                (Outcome::Applied, None)
-            } else {
-                (Outcome::Older, None)
-            });
-        }
-
-        // Heartbeats of known agents.
-        let mut heard: Vec<i64> = Vec::new();
-        for batch in batches {
-            for agent in &batch.heartbeats {
-                if let Some(found) = self.live.agent(agent).filter(|found| found.active) {
-                    heard.push(found.id);
-                }
-            }
-        }
-        heard.sort_unstable();
-        heard.dedup();
-        if !heard.is_empty() {
-            Db::touch_states(&mut tx, &heard, now as i64).await?;
+        changes.extend(
+            states
+                .iter()
+                .filter(|state| written.contains(&state.agent_id))
+                .map(StoredState::change),
+        );
+        if !plan.heard().is_empty() {
+            Db::touch_states(&mut tx, plan.heard(), now as i64).await?;
             changes.extend(
-                heard
+                plan.heard()
                     .iter()
                     .map(|&agent| Change::Seen { agent, at_ms: now }),
             );
         }
         tx.commit().await?;
         self.publish(changes, now);
-        Ok(results
-            .into_iter()
-            .map(|results| {
-                results
-                    .into_iter()
-                    .map(|result| result.unwrap_or((Outcome::Refused, None)))
-                    .collect()
-            })
-            .collect())
-    }
-
-    /// Ids of active sites or teams by name, creating (or reactivating) the missing ones.
-    async fn groups<'a>(
-        &self,
-        tx: &mut Tx,
-        group: Group,
-        names: &[&'a str],
-        now: u64,
-        changes: &mut Vec<Change>,
-    ) -> anyhow::Result<HashMap<&'a str, i64>> {
-        let mut ids = HashMap::with_capacity(names.len());
-        let mut missing = Vec::new();
-        for &name in names {
-            match self.live.group_id(group, name) {
-                Some(id) => {
-                    ids.insert(name, id);
-                }
-                None => missing.push(name),
-            }
-        }
-        if missing.is_empty() {
-            return Ok(ids);
-        }
-        let (stored, _) = Db::ensure_groups(tx, group, &missing, now as i64).await?;
-        for name in missing {
-            let id = *stored
-                .get(name)
-                .ok_or_else(|| anyhow::anyhow!("{name} was not stored"))?;
-            ids.insert(name, id);
-            changes.push(group_change(group, id, name));
-        }
-        Ok(ids)
+        Ok(plan.outcomes(&written))
     }
 
     /// Applies committed changes to this server's floor and shares them with the others.
@@ -682,144 +335,167 @@ impl Writer {
         }
     }
 
+    /// Stores a roster sync in one transaction, then applies and shares it. What can be judged
+    /// without the database is [`plan`]'s; a sync that breaks a rule changes nothing.
     async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
-        check_roster(&sync).map_err(IngestError::Invalid)?;
-        let now = crate::clock::now_ms();
-        let mut tx = self.db.begin().await?;
-        let mut changes = Vec::new();
-        let mut result = RosterSyncResultJson::default();
-        let mut gone_groups = Vec::new();
+        plan::check_roster(&sync).map_err(IngestError::Invalid)?;
+        let now = crate::clock::now_ms() as i64;
+        let mut sync_write = RosterWrite {
+            tx: self.db.begin().await?,
+            now,
+            changes: Vec::new(),
+            result: RosterSyncResultJson::default(),
+            gone_groups: Vec::new(),
+        };
         for (group, entries) in [(Group::Site, &sync.sites), (Group::Team, &sync.teams)] {
-            let lookup = |name: &str| self.live.group_id(group, name);
-            let wanted: Vec<&str> = entries
-                .iter()
-                .filter(|entry| entry.active && entry.rename_to.is_none())
-                .map(|entry| entry.name.as_str())
-                .collect();
-            let (ids, created) = Db::ensure_groups(&mut tx, group, &wanted, now as i64).await?;
-            for name in &created {
-                count_group(&mut result, group);
-                changes.push(group_change(group, id_of(&ids, name)?, name));
-            }
-            for entry in entries {
-                let Some(id) = lookup(&entry.name).or_else(|| ids.get(&entry.name).copied()) else {
-                    if !entry.active {
-                        continue;
-                    }
-                    return Err(IngestError::Invalid(format!(
-                        "there is no active {} named {:?} to rename",
-                        group.table(),
-                        entry.name
-                    )));
-                };
-                if let Some(new_name) = &entry.rename_to {
-                    if lookup(new_name).is_some() {
-                        return Err(IngestError::Invalid(format!(
-                            "cannot rename {:?}: a {} named {new_name:?} exists",
-                            entry.name,
-                            group.table()
-                        )));
-                    }
-                    if Db::group_named(&mut tx, group, new_name).await?.is_some() {
-                        return Err(IngestError::Invalid(format!(
-                            "cannot rename {:?}: a deactivated {} named {new_name:?} exists \
-                             (list it as active to bring it back)",
-                            entry.name,
-                            group.table()
-                        )));
-                    }
-                    Db::rename_group(&mut tx, group, id, new_name).await?;
-                    count_group(&mut result, group);
-                    changes.push(group_change(group, id, new_name));
-                }
+            self.roster_groups(&mut sync_write, group, entries).await?;
+        }
+        sync_write.reasons(&sync.reasons).await?;
+        self.roster_agents(&mut sync_write, &sync).await?;
+        sync_write.groups_gone().await?;
+        let RosterWrite {
+            tx,
+            mut changes,
+            result,
+            ..
+        } = sync_write;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        plan::order_roster_changes(&mut changes);
+        self.publish(changes, now as u64);
+        Ok(result)
+    }
+
+    /// A sync's sites or teams: created, renamed, deactivated (once their agents are gone).
+    async fn roster_groups(
+        &self,
+        sync: &mut RosterWrite,
+        group: Group,
+        entries: &[GroupEntryJson],
+    ) -> Result<(), IngestError> {
+        let lookup = |name: &str| self.live.group_id(group, name);
+        let wanted: Vec<&str> = entries
+            .iter()
+            .filter(|entry| entry.active && entry.rename_to.is_none())
+            .map(|entry| entry.name.as_str())
+            .collect();
+        let (ids, created) = Db::ensure_groups(&mut sync.tx, group, &wanted, sync.now).await?;
+        for name in &created {
+            count_group(&mut sync.result, group);
+            sync.changes.push(group.change(id_of(&ids, name)?, name));
+        }
+        for entry in entries {
+            let Some(id) = lookup(&entry.name).or_else(|| ids.get(&entry.name).copied()) else {
                 if !entry.active {
-                    Db::deactivate_group(&mut tx, group, id).await?;
-                    gone_groups.push((group, id, entry.name.clone()));
+                    continue;
                 }
+                return Err(IngestError::Invalid(format!(
+                    "there is no active {} named {:?} to rename",
+                    group.table(),
+                    entry.name
+                )));
+            };
+            if let Some(new_name) = &entry.rename_to {
+                if lookup(new_name).is_some() {
+                    return Err(IngestError::Invalid(format!(
+                        "cannot rename {:?}: a {} named {new_name:?} exists",
+                        entry.name,
+                        group.table()
+                    )));
+                }
+                sync.rename(group, id, &entry.name, new_name).await?;
+            }
+            if !entry.active {
+                Db::deactivate_group(&mut sync.tx, group, id).await?;
+                sync.gone_groups.push((group, id, entry.name.clone()));
             }
         }
-        let reasons: Vec<(&str, &str)> = sync
-            .reasons
+        Ok(())
+    }
+
+    /// A sync's agents: stored as listed, deactivated as listed or as missing.
+    async fn roster_agents(
+        &self,
+        sync: &mut RosterWrite,
+        roster: &RosterSyncJson,
+    ) -> Result<(), IngestError> {
+        let names = plan::roster_group_names(roster);
+        let site_ids = Db::active_group_ids(&mut sync.tx, Group::Site, &names.sites).await?;
+        let team_ids = Db::active_group_ids(&mut sync.tx, Group::Team, &names.teams).await?;
+        let agents = self
+            .live
+            .with_catalog(|catalog| plan::roster_agents(roster, &team_ids, &site_ids, catalog))
+            .map_err(IngestError::Invalid)?;
+        let stored = Db::upsert_agents(&mut sync.tx, &agents.upserts, sync.now).await?;
+        for agent in &agents.upserts {
+            sync.result.agents += 1;
+            sync.changes
+                .push(agent.change(id_of(&stored, agent.external_id)?));
+        }
+        Db::deactivate_agents(&mut sync.tx, &agents.gone).await?;
+        sync.result.agents_deactivated = agents.gone.len();
+        sync.changes
+            .extend(agents.gone.iter().map(|&id| Change::AgentGone { id }));
+        Ok(())
+    }
+}
+
+/// A roster sync's transaction and what it has done so far.
+struct RosterWrite {
+    tx: Tx,
+    now: i64,
+    changes: Vec<Change>,
+    result: RosterSyncResultJson,
+    /// Sites and teams deactivated, checked for agents left once agents are stored.
+    gone_groups: Vec<(Group, i64, String)>,
+}
+
+impl RosterWrite {
+    /// Renames a site or team, unless a deactivated one has the name already.
+    async fn rename(
+        &mut self,
+        group: Group,
+        id: i64,
+        name: &str,
+        new_name: &str,
+    ) -> Result<(), IngestError> {
+        if Db::group_named(&mut self.tx, group, new_name)
+            .await?
+            .is_some()
+        {
+            return Err(IngestError::Invalid(format!(
+                "cannot rename {name:?}: a deactivated {} named {new_name:?} exists \
+                 (list it as active to bring it back)",
+                group.table()
+            )));
+        }
+        Db::rename_group(&mut self.tx, group, id, new_name).await?;
+        count_group(&mut self.result, group);
+        self.changes.push(group.change(id, new_name));
+        Ok(())
+    }
+
+    /// A sync's reason codes, created or relabelled.
+    async fn reasons(&mut self, reasons: &[ReasonEntryJson]) -> Result<(), IngestError> {
+        let reasons: Vec<(&str, &str)> = reasons
             .iter()
             .map(|reason| (reason.code.as_str(), reason.label.as_str()))
             .collect();
-        let reason_ids = Db::store_reasons(&mut tx, &reasons, true, now as i64).await?;
-        for (code, label) in &reasons {
-            result.reasons += 1;
-            changes.push(Change::Reason {
-                id: id_of(&reason_ids, *code)?,
-                code: code.to_string(),
-                label: label.to_string(),
+        let ids = Db::store_reasons(&mut self.tx, &reasons, true, self.now).await?;
+        for (code, label) in reasons {
+            self.result.reasons += 1;
+            self.changes.push(Change::Reason {
+                id: id_of(&ids, code)?,
+                code: code.to_owned(),
+                label: label.to_owned(),
             });
         }
+        Ok(())
+    }
 
-        // Agents: every name they use must be an active team or site by now.
-        let mut names: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
-        for agent in sync.agents.iter().filter(|agent| agent.active) {
-            names[0].push(&agent.site);
-            names[1].push(&agent.team);
-        }
-        let site_ids = Db::active_group_ids(&mut tx, Group::Site, &names[0]).await?;
-        let team_ids = Db::active_group_ids(&mut tx, Group::Team, &names[1]).await?;
-        let mut upserts = Vec::new();
-        let mut gone = Vec::new();
-        for agent in &sync.agents {
-            if !agent.active {
-                if let Some(found) = self.live.agent(&agent.external_id)
-                    && found.active
-                {
-                    gone.push(found.id);
-                }
-                continue;
-            }
-            let (Some(&team_id), Some(&site_id)) =
-                (team_ids.get(&agent.team), site_ids.get(&agent.site))
-            else {
-                return Err(IngestError::Invalid(format!(
-                    "agent {:?} names team {:?} and site {:?}; both must be active teams and \
-                     sites or be created in the same sync",
-                    agent.external_id, agent.team, agent.site
-                )));
-            };
-            upserts.push(NewAgent {
-                external_id: &agent.external_id,
-                name: &agent.name,
-                team_id,
-                site_id,
-            });
-        }
-        if sync.deactivate_missing_agents {
-            let listed: HashSet<&str> = sync
-                .agents
-                .iter()
-                .map(|agent| agent.external_id.as_str())
-                .collect();
-            gone.extend(
-                self.live
-                    .active_agents()
-                    .into_iter()
-                    .filter(|(external_id, _)| !listed.contains(external_id.as_str()))
-                    .map(|(_, id)| id),
-            );
-        }
-        let stored = Db::upsert_agents(&mut tx, &upserts, now as i64).await?;
-        for agent in &upserts {
-            result.agents += 1;
-            changes.push(Change::Agent {
-                id: id_of(&stored, agent.external_id)?,
-                external_id: agent.external_id.to_owned(),
-                name: agent.name.to_owned(),
-                team: agent.team_id,
-                site: agent.site_id,
-            });
-        }
-        gone.sort_unstable();
-        gone.dedup();
-        Db::deactivate_agents(&mut tx, &gone).await?;
-        result.agents_deactivated = gone.len();
-        changes.extend(gone.iter().map(|&id| Change::AgentGone { id }));
-        for (group, id, name) in gone_groups {
-            let left = Db::active_agents_in(&mut tx, group, id).await?;
+    /// Refuses the sync if a site or team it deactivates still has active agents.
+    async fn groups_gone(&mut self) -> Result<(), IngestError> {
+        for (group, id, name) in std::mem::take(&mut self.gone_groups) {
+            let left = Db::active_agents_in(&mut self.tx, group, id).await?;
             if left > 0 {
                 return Err(IngestError::Invalid(format!(
                     "cannot deactivate {} {name:?}: {left} active agents are still in it; \
@@ -827,88 +503,14 @@ impl Writer {
                     group.table()
                 )));
             }
-            result.groups_deactivated += 1;
-            changes.push(match group {
+            self.result.groups_deactivated += 1;
+            self.changes.push(match group {
                 Group::Site => Change::SiteGone { id },
                 Group::Team => Change::TeamGone { id },
             });
         }
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        // Agents leave before their team does.
-        changes.sort_by_key(|change| {
-            matches!(change, Change::SiteGone { .. } | Change::TeamGone { .. })
-        });
-        self.publish(changes, now);
-        Ok(result)
+        Ok(())
     }
-}
-
-/// A database id the transaction just stored or read; its absence is a storage failure, never a
-/// panic (the writer task serves every later request too).
-fn id_of<K, Q>(ids: &HashMap<K, i64>, key: &Q) -> anyhow::Result<i64>
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + std::fmt::Debug + ?Sized,
-{
-    ids.get(key)
-        .copied()
-        .ok_or_else(|| anyhow::anyhow!("{key:?} was not stored"))
-}
-
-fn group_change(group: Group, id: i64, name: &str) -> Change {
-    match group {
-        Group::Site => Change::Site {
-            id,
-            name: name.to_owned(),
-        },
-        Group::Team => Change::Team {
-            id,
-            name: name.to_owned(),
-        },
-    }
-}
-
-/// Counts a site or team a sync created or renamed.
-fn count_group(result: &mut RosterSyncResultJson, group: Group) {
-    match group {
-        Group::Site => result.sites += 1,
-        Group::Team => result.teams += 1,
-    }
-}
-
-/// Checks a roster sync for what can be judged without the database.
-fn check_roster(sync: &RosterSyncJson) -> Result<(), String> {
-    for (what, entries) in [("site", &sync.sites), ("team", &sync.teams)] {
-        let mut names = HashSet::new();
-        for entry in entries {
-            check_name(what, &entry.name)?;
-            if let Some(new_name) = &entry.rename_to {
-                check_name(what, new_name)?;
-            }
-            if !names.insert(entry.name.as_str()) {
-                return Err(format!("{what} {:?} is listed twice", entry.name));
-            }
-        }
-    }
-    let mut codes = HashSet::new();
-    for reason in &sync.reasons {
-        check_name("reason code", &reason.code)?;
-        check_name("reason label", &reason.label)?;
-        if !codes.insert(reason.code.as_str()) {
-            return Err(format!("reason code {:?} is listed twice", reason.code));
-        }
-    }
-    let mut agents = HashSet::new();
-    for agent in &sync.agents {
-        check_id("agent", &agent.external_id)?;
-        check_name("agent name", &agent.name)?;
-        check_name("team", &agent.team)?;
-        check_name("site", &agent.site)?;
-        if !agents.insert(agent.external_id.as_str()) {
-            return Err(format!("agent {:?} is listed twice", agent.external_id));
-        }
-    }
-    Ok(())
 }
 
 /// The ingest API.
@@ -1022,8 +624,11 @@ async fn post_events(
         .into_iter()
         .zip(ids)
         .map(|(checked, event_id)| {
-            let (outcome, reason) = match checked {
-                Ok(_) => stored.next().unwrap_or((Outcome::Refused, None)),
+            let EventResult { outcome, reason } = match checked {
+                Ok(_) => stored.next().unwrap_or(EventResult {
+                    outcome: Outcome::Refused,
+                    reason: None,
+                }),
                 Err(reason) => {
                     state
                         .metrics
@@ -1033,7 +638,10 @@ async fn post_events(
                             outcome: Outcome::Refused.name(),
                         })
                         .inc();
-                    (Outcome::Refused, Some(reason))
+                    EventResult {
+                        outcome: Outcome::Refused,
+                        reason: Some(reason),
+                    }
                 }
             };
             EventResultJson {

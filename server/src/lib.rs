@@ -46,6 +46,7 @@ pub mod listen;
 pub mod live;
 pub mod metrics;
 pub mod peer;
+pub mod plan;
 pub mod share;
 pub mod sim;
 pub mod stream;

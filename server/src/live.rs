@@ -29,9 +29,10 @@ use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
 
-use crate::change::Change;
-use crate::db::{Group, StoredFloor};
+use crate::change::{Change, Group};
+use crate::db::StoredFloor;
 use crate::metrics::Metrics;
+use crate::plan::{self, KnownAgent};
 
 /// One committed tick, shared by every viewer, with its encoded deltas cached per subscription.
 pub struct TickFrame {
@@ -192,6 +193,40 @@ struct Catalog {
     entries: Vec<AgentEntry>,
 }
 
+impl plan::Catalog for Catalog {
+    fn agent(&self, external_id: &str) -> Option<KnownAgent> {
+        let db_id = *self.agent_ids.get(external_id)?;
+        let dense = *self.agents.get(&db_id)?;
+        let entry = &self.entries[dense.0 as usize];
+        Some(KnownAgent {
+            id: entry.db_id,
+            name: entry.name.clone(),
+            team: entry.team,
+            site: entry.site,
+            active: entry.active,
+        })
+    }
+
+    fn group_id(&self, group: Group, name: &str) -> Option<i64> {
+        match group {
+            Group::Team => self.team_ids.get(name).copied(),
+            Group::Site => self.site_ids.get(name).copied(),
+        }
+    }
+
+    fn reason_id(&self, code: &str) -> Option<i64> {
+        self.reason_ids.get(code).copied()
+    }
+
+    fn active_agents(&self) -> Vec<(&str, i64)> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.active)
+            .map(|entry| (entry.external_id.as_str(), entry.db_id))
+            .collect()
+    }
+}
+
 struct AgentEntry {
     db_id: i64,
     external_id: String,
@@ -210,21 +245,6 @@ struct Current {
     seen_ms: u64,
     watched: bool,
     stale: bool,
-}
-
-/// An agent as the ingest path needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KnownAgent {
-    /// `agent_id`
-    pub id: i64,
-    /// Display name.
-    pub name: String,
-    /// `team_id`
-    pub team: i64,
-    /// `site_id`
-    pub site: i64,
-    /// Whether the agent is active.
-    pub active: bool,
 }
 
 /// What a viewer gets when it subscribes.
@@ -290,18 +310,12 @@ impl LiveFloor {
 
     /// An agent by its external id, active or not.
     pub fn agent(&self, external_id: &str) -> Option<KnownAgent> {
-        let inner = lock(&self.inner);
-        let catalog = &inner.catalog;
-        let db_id = *catalog.agent_ids.get(external_id)?;
-        let dense = *catalog.agents.get(&db_id)?;
-        let entry = &catalog.entries[dense.0 as usize];
-        Some(KnownAgent {
-            id: entry.db_id,
-            name: entry.name.clone(),
-            team: entry.team,
-            site: entry.site,
-            active: entry.active,
-        })
+        plan::Catalog::agent(&lock(&self.inner).catalog, external_id)
+    }
+
+    /// Runs `f` against the catalog under one lock (a plan looks up many names at once).
+    pub fn with_catalog<R>(&self, f: impl FnOnce(&dyn plan::Catalog) -> R) -> R {
+        f(&lock(&self.inner).catalog)
     }
 
     /// The database ids of a team, a site and a reason code by name, where known.
@@ -370,18 +384,6 @@ impl LiveFloor {
                 })
                 .collect(),
         )
-    }
-
-    /// The external ids of the active agents (for a roster sync that deactivates the rest).
-    pub fn active_agents(&self) -> Vec<(String, i64)> {
-        let inner = lock(&self.inner);
-        inner
-            .catalog
-            .entries
-            .iter()
-            .filter(|entry| entry.active)
-            .map(|entry| (entry.external_id.clone(), entry.db_id))
-            .collect()
     }
 
     /// How many active agents a team or site has, by database id.

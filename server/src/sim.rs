@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::config::SimulatorConfig;
 use crate::db::{RosterSeed, SeedAgent};
-use crate::ingest::{Batch, Event, Ingest, IngestError, Source};
+use crate::ingest::{Batch, Event, EventReason, Ingest, IngestError, Source};
 
 /// External ids of simulated agents start with this.
 pub const EXTERNAL_ID_PREFIX: &str = "sim-";
@@ -402,7 +402,7 @@ impl Agent {
 }
 
 /// Converts a simulated state to an ingest state and reason code.
-fn ingest_state(status: Status) -> (StateKind, Option<(String, String)>) {
+fn ingest_state(status: Status) -> (StateKind, Option<EventReason>) {
     match status {
         Status::Offline => (StateKind::Offline, None),
         Status::Available => (StateKind::Available, None),
@@ -412,9 +412,10 @@ fn ingest_state(status: Status) -> (StateKind, Option<(String, String)>) {
         Status::WrapUp => (StateKind::WrapUp, None),
         Status::NotReady(reason) => (
             StateKind::NotReady,
-            REASONS
-                .get(reason)
-                .map(|(code, label)| (code.to_string(), label.to_string())),
+            REASONS.get(reason).map(|(code, label)| EventReason {
+                code: code.to_string(),
+                label: label.to_string(),
+            }),
         ),
     }
 }
