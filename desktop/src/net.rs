@@ -493,8 +493,14 @@ impl Worker {
                 }
                 Err(err) if needs_person(&err) => {
                     let problem = match err {
-                        AuthError::NotSignedIn => no_keyring.take(),
-                        err => Some(format!("the stored sign-in was not accepted: {err}")),
+                        AuthError::NotSignedIn => {
+                            tracing::info!("no stored sign-in: a person signs in");
+                            no_keyring.take()
+                        }
+                        err => {
+                            tracing::warn!(%err, "the stored sign-in was not accepted");
+                            Some(format!("the stored sign-in was not accepted: {err}"))
+                        }
                     };
                     match self
                         .device_flow(&mut credentials, start_flow, problem)

@@ -37,35 +37,6 @@ pub struct Db {
     engine: Engine,
 }
 
-/// Master data to make sure exists, for example the simulator's roster.
-#[derive(Clone, Debug, Default)]
-pub struct RosterSeed {
-    /// Site names.
-    pub sites: Vec<String>,
-    /// Team names.
-    pub teams: Vec<String>,
-    /// Reason codes as `(code, label)`.
-    pub reasons: Vec<(String, String)>,
-    /// Agents.
-    pub agents: Vec<SeedAgent>,
-    /// Agents whose external id starts with this and who are not in `agents` are deactivated,
-    /// so that a smaller simulated floor does not keep the agents of a larger earlier one.
-    pub owned_prefix: Option<String>,
-}
-
-/// One agent of a [`RosterSeed`].
-#[derive(Clone, Debug)]
-pub struct SeedAgent {
-    /// The telephony system's id.
-    pub external_id: String,
-    /// Display name.
-    pub name: String,
-    /// Team name (must be in the seed's teams or already in the database).
-    pub team: String,
-    /// Site name.
-    pub site: String,
-}
-
 /// Master data and current states as stored: what a server builds its floor from.
 #[derive(Clone, Debug, Default)]
 pub struct StoredFloor {
@@ -347,82 +318,6 @@ impl Db {
     /// Checks that the database answers.
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// Makes sure every site, team, reason code and agent of `seed` exists and is active, and
-    /// deactivates the seed owner's agents that are no longer in it. One transaction.
-    pub async fn sync_roster(&self, seed: &RosterSeed, now_ms: i64) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (table, names) in [("site", &seed.sites), ("team", &seed.teams)] {
-            for batch in names.chunks(self.engine.rows_per_statement()) {
-                let sql = format!(
-                    "insert into {table} (name, created_at) values {} on conflict (name) do nothing",
-                    placeholders(batch.len(), 2)
-                );
-                let mut query = sqlx::query::<Any>(&sql).persistent(false);
-                for name in batch {
-                    query = query.bind(name.as_str()).bind(now_ms);
-                }
-                query
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("cannot insert {table}s"))?;
-            }
-        }
-        for batch in seed.reasons.chunks(self.engine.rows_per_statement()) {
-            let sql = format!(
-                "insert into reason_code (code, label, created_at) values {} \
-                 on conflict (code) do update set label = excluded.label",
-                placeholders(batch.len(), 3)
-            );
-            let mut query = sqlx::query::<Any>(&sql).persistent(false);
-            for (code, label) in batch {
-                query = query.bind(code.as_str()).bind(label.as_str()).bind(now_ms);
-            }
-            query
-                .execute(&mut *tx)
-                .await
-                .context("cannot insert reason codes")?;
-        }
-        if let Some(prefix) = &seed.owned_prefix {
-            sqlx::query("update agent set active = false where external_id like $1")
-                .bind(format!("{prefix}%"))
-                .execute(&mut *tx)
-                .await
-                .context("cannot deactivate old agents")?;
-        }
-        let site_ids = name_ids(&mut tx, "select site_id, name from site").await?;
-        let team_ids = name_ids(&mut tx, "select team_id, name from team").await?;
-        for batch in seed.agents.chunks(self.engine.rows_per_statement()) {
-            let sql = format!(
-                "insert into agent (external_id, display_name, team_id, site_id, active, created_at) \
-                 values {} on conflict (external_id) do update set display_name = \
-                 excluded.display_name, team_id = excluded.team_id, site_id = excluded.site_id, \
-                 active = true",
-                placeholders_with(batch.len(), 5, "true")
-            );
-            let mut query = sqlx::query::<Any>(&sql).persistent(false);
-            for agent in batch {
-                let team_id = *team_ids
-                    .get(&agent.team)
-                    .with_context(|| format!("agent {} names unknown team", agent.external_id))?;
-                let site_id = *site_ids
-                    .get(&agent.site)
-                    .with_context(|| format!("agent {} names unknown site", agent.external_id))?;
-                query = query
-                    .bind(agent.external_id.as_str())
-                    .bind(agent.name.as_str())
-                    .bind(team_id)
-                    .bind(site_id)
-                    .bind(now_ms);
-            }
-            query
-                .execute(&mut *tx)
-                .await
-                .context("cannot upsert agents")?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -928,14 +823,6 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-async fn name_ids(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    sql: &str,
-) -> anyhow::Result<std::collections::HashMap<String, i64>> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(sql).fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(|(id, name)| (name, id)).collect())
 }
 
 /// A transaction of the ingest path.

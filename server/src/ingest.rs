@@ -29,7 +29,7 @@ use crate::db::{Db, Tx};
 use crate::error::Error;
 use crate::live::{LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
-use crate::plan::{self, EventPlan, StoredState, count_group, id_of};
+use crate::plan::{self, EventPlan, RosterSync, StoredState, count_group, id_of};
 pub use crate::plan::{Batch, Event, EventReason, EventResult, Source};
 use crate::share::Publisher;
 
@@ -72,7 +72,7 @@ enum Work {
         oneshot::Sender<Result<Vec<EventResult>, IngestError>>,
     ),
     Roster(
-        RosterSyncJson,
+        RosterSync,
         oneshot::Sender<Result<RosterSyncResultJson, IngestError>>,
     ),
     Reload(oneshot::Sender<Result<(), IngestError>>),
@@ -166,7 +166,7 @@ impl Ingest {
     }
 
     /// Applies a roster sync, all of it or nothing.
-    pub async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
+    pub async fn roster(&self, sync: RosterSync) -> Result<RosterSyncResultJson, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Work::Roster(sync, reply))
@@ -337,8 +337,8 @@ impl Writer {
 
     /// Stores a roster sync in one transaction, then applies and shares it. What can be judged
     /// without the database is [`plan`]'s; a sync that breaks a rule changes nothing.
-    async fn roster(&self, sync: RosterSyncJson) -> Result<RosterSyncResultJson, IngestError> {
-        plan::check_roster(&sync).map_err(IngestError::Invalid)?;
+    async fn roster(&self, sync: RosterSync) -> Result<RosterSyncResultJson, IngestError> {
+        plan::check_roster(&sync.roster).map_err(IngestError::Invalid)?;
         let now = crate::clock::now_ms() as i64;
         let mut sync_write = RosterWrite {
             tx: self.db.begin().await?,
@@ -347,10 +347,11 @@ impl Writer {
             result: RosterSyncResultJson::default(),
             gone_groups: Vec::new(),
         };
-        for (group, entries) in [(Group::Site, &sync.sites), (Group::Team, &sync.teams)] {
+        let roster = &sync.roster;
+        for (group, entries) in [(Group::Site, &roster.sites), (Group::Team, &roster.teams)] {
             self.roster_groups(&mut sync_write, group, entries).await?;
         }
-        sync_write.reasons(&sync.reasons).await?;
+        sync_write.reasons(&roster.reasons).await?;
         self.roster_agents(&mut sync_write, &sync).await?;
         sync_write.groups_gone().await?;
         let RosterWrite {
@@ -416,9 +417,9 @@ impl Writer {
     async fn roster_agents(
         &self,
         sync: &mut RosterWrite,
-        roster: &RosterSyncJson,
+        roster: &RosterSync,
     ) -> Result<(), IngestError> {
-        let names = plan::roster_group_names(roster);
+        let names = plan::roster_group_names(&roster.roster);
         let site_ids = Db::active_group_ids(&mut sync.tx, Group::Site, &names.sites).await?;
         let team_ids = Db::active_group_ids(&mut sync.tx, Group::Team, &names.teams).await?;
         let agents = self
@@ -664,7 +665,7 @@ async fn post_roster(
     require_json(&headers)?;
     let body = read_body(body, state.config.ingest.max_body_bytes).await?;
     let sync: RosterSyncJson = parse_json(&body)?;
-    let result = state.ingest.roster(sync).await?;
+    let result = state.ingest.roster(sync.into()).await?;
     // A binding that names a team or site still missing (or now removed) says so again.
     if state.config.auth.mode == crate::config::AuthMode::Oidc {
         crate::auth_check::log(&crate::auth_check::bindings(

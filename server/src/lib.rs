@@ -9,8 +9,10 @@
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
 //!
 //! The write side:
-//! - [`ingest`]: the one writer task (a transaction per group of batches), the event and roster
-//!   APIs, the stale sweep, history retention and reconciles.
+//! - [`plan`]: the rules, without IO: what a group of events or a roster sync stores and changes,
+//!   decided against a [`plan::Catalog`] of what the floor knows.
+//! - [`ingest`]: the one writer task (a transaction per group of batches, driving a plan), the
+//!   event and roster APIs, the stale sweep, history retention and reconciles.
 //! - [`amazon_connect`]: Amazon Connect agent events delivered by Firehose.
 //! - [`sim`]: the simulated floor that feeds the live floor through the ingest path.
 //! - [`db`]: the SQL adapter (SQLite or PostgreSQL): master data and state history.
@@ -138,11 +140,6 @@ pub async fn run(
         .simulator
         .enabled
         .then(|| sim::roster(&config.simulator));
-    if let Some(roster) = &roster {
-        db.sync_roster(roster, clock::now_ms() as i64)
-            .await
-            .context("cannot store the simulated roster")?;
-    }
     let (audit_tx, audit_rx) = mpsc::channel(10_000);
     let (live, writes) = LiveFloor::new(
         &db.load_floor().await?,
@@ -163,6 +160,21 @@ pub async fn run(
         config.ingest.clone(),
         metrics.clone(),
     );
+    // The simulated roster goes through the writer like every roster change; the simulator
+    // then needs only the agents' ids.
+    let simulated = match roster {
+        Some(roster) => {
+            let ids: Vec<String> = (roster.roster.agents.iter())
+                .map(|agent| agent.external_id.clone())
+                .collect();
+            ingest
+                .roster(roster)
+                .await
+                .context("cannot store the simulated roster")?;
+            Some(ids)
+        }
+        None => None,
+    };
     let share = match shared {
         None => None,
         Some((_, published)) => {
@@ -225,10 +237,10 @@ pub async fn run(
         Duration::from_secs(config.database.reconcile_secs.max(1)),
         background.clone(),
     ));
-    let simulator = roster.map(|roster| {
+    let simulator = simulated.map(|ids| {
         tokio::spawn(sim::run(
             config.simulator.clone(),
-            roster,
+            ids,
             ingest.clone(),
             background.clone(),
         ))

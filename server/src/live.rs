@@ -181,16 +181,76 @@ struct Inner {
 /// deactivated agent that comes back gets its old id.
 #[derive(Default)]
 struct Catalog {
-    sites: HashMap<i64, SiteId>,
-    site_ids: HashMap<String, i64>,
-    teams: HashMap<i64, TeamId>,
-    team_ids: HashMap<String, i64>,
-    reasons: HashMap<i64, ReasonId>,
-    reason_ids: HashMap<String, i64>,
+    sites: Index<SiteId>,
+    teams: Index<TeamId>,
+    /// Reason codes by code.
+    reasons: Index<ReasonId>,
     agents: HashMap<i64, AgentId>,
     agent_ids: HashMap<String, i64>,
     /// By dense id.
     entries: Vec<AgentEntry>,
+}
+
+/// Sites, teams or reason codes: database ids to the floor's dense ids, and the current name
+/// of each to its database id.
+struct Index<D> {
+    dense: HashMap<i64, D>,
+    by_name: HashMap<String, i64>,
+    names: HashMap<i64, String>,
+}
+
+impl<D> Default for Index<D> {
+    fn default() -> Self {
+        Index {
+            dense: HashMap::new(),
+            by_name: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+}
+
+impl<D: Copy> Index<D> {
+    /// The floor's id of a database id.
+    fn dense(&self, id: i64) -> Option<D> {
+        self.dense.get(&id).copied()
+    }
+
+    /// The database id of a name in use.
+    fn id(&self, name: &str) -> Option<i64> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Records a database id under its (new) name; a new id gets the next dense id.
+    fn upsert(&mut self, id: i64, name: &str, what: &str, make: fn(u16) -> D) -> anyhow::Result<D> {
+        let next = make(dense_u16(self.dense.len(), what)?);
+        let dense = *self.dense.entry(id).or_insert(next);
+        self.forget_name(id);
+        self.names.insert(id, name.to_owned());
+        self.by_name.insert(name.to_owned(), id);
+        Ok(dense)
+    }
+
+    /// Frees the name of a deactivated id; its dense id stays, never reused.
+    fn forget_name(&mut self, id: i64) {
+        if let Some(old) = self.names.remove(&id)
+            && self.by_name.get(&old) == Some(&id)
+        {
+            self.by_name.remove(&old);
+        }
+    }
+
+    /// The database ids whose floor ids are among `wanted`, sorted.
+    fn ids_of(&self, wanted: &[D]) -> Vec<i64>
+    where
+        D: PartialEq,
+    {
+        let mut ids: Vec<i64> = (self.dense.iter())
+            .filter(|(_, dense)| wanted.contains(dense))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
 }
 
 impl plan::Catalog for Catalog {
@@ -209,13 +269,13 @@ impl plan::Catalog for Catalog {
 
     fn group_id(&self, group: Group, name: &str) -> Option<i64> {
         match group {
-            Group::Team => self.team_ids.get(name).copied(),
-            Group::Site => self.site_ids.get(name).copied(),
+            Group::Team => self.teams.id(name),
+            Group::Site => self.sites.id(name),
         }
     }
 
     fn reason_id(&self, code: &str) -> Option<i64> {
-        self.reason_ids.get(code).copied()
+        self.reasons.id(code)
     }
 
     fn active_agents(&self) -> Vec<(&str, i64)> {
@@ -320,12 +380,12 @@ impl LiveFloor {
 
     /// The database ids of a team, a site and a reason code by name, where known.
     pub fn team_id(&self, name: &str) -> Option<i64> {
-        lock(&self.inner).catalog.team_ids.get(name).copied()
+        lock(&self.inner).catalog.teams.id(name)
     }
 
     /// See [`LiveFloor::team_id`].
     pub fn site_id(&self, name: &str) -> Option<i64> {
-        lock(&self.inner).catalog.site_ids.get(name).copied()
+        lock(&self.inner).catalog.sites.id(name)
     }
 
     /// [`LiveFloor::team_id`] or [`LiveFloor::site_id`].
@@ -338,21 +398,21 @@ impl LiveFloor {
 
     /// See [`LiveFloor::team_id`].
     pub fn reason_id(&self, code: &str) -> Option<i64> {
-        lock(&self.inner).catalog.reason_ids.get(code).copied()
+        lock(&self.inner).catalog.reasons.id(code)
     }
 
     /// The dense team and site of a database team and site (for checking a caller's scope).
     pub fn dense_team_site(&self, team: i64, site: i64) -> Option<(TeamId, SiteId)> {
         let inner = lock(&self.inner);
         Some((
-            *inner.catalog.teams.get(&team)?,
-            *inner.catalog.sites.get(&site)?,
+            inner.catalog.teams.dense(team)?,
+            inner.catalog.sites.dense(site)?,
         ))
     }
 
     /// The floor's id of a team, by database id.
     pub fn dense_team(&self, team: i64) -> Option<TeamId> {
-        lock(&self.inner).catalog.teams.get(&team).copied()
+        lock(&self.inner).catalog.teams.dense(team)
     }
 
     /// A scope in database ids, for reading stored rows with the same cut as the floor: `None`
@@ -363,20 +423,12 @@ impl LiveFloor {
         };
         let inner = lock(&self.inner);
         let catalog = &inner.catalog;
-        fn db_ids<T: PartialEq>(dense: &HashMap<i64, T>, wanted: &[T]) -> Vec<i64> {
-            let mut ids: Vec<i64> = (dense.iter())
-                .filter(|(_, id)| wanted.contains(id))
-                .map(|(&db, _)| db)
-                .collect();
-            ids.sort_unstable();
-            ids
-        }
         Some(
             grants
                 .iter()
                 .filter_map(|grant| {
-                    let teams = db_ids(&catalog.teams, &grant.teams);
-                    let sites = db_ids(&catalog.sites, &grant.sites);
+                    let teams = catalog.teams.ids_of(&grant.teams);
+                    let sites = catalog.sites.ids_of(&grant.sites);
                     // A grant whose names no longer resolve covers nothing (never everything).
                     let lost = (!grant.teams.is_empty() && teams.is_empty())
                         || (!grant.sites.is_empty() && sites.is_empty());
@@ -590,13 +642,9 @@ impl Inner {
 
     /// Returns whether the change set a new state (not a roster change, not staleness).
     fn apply_one(&mut self, change: &Change, now_ms: u64) -> anyhow::Result<bool> {
-        let catalog = &mut self.catalog;
         match change {
             Change::Site { id, name } => {
-                let next = SiteId(dense_u16(catalog.sites.len(), "sites")?);
-                let dense = *catalog.sites.entry(*id).or_insert(next);
-                catalog.site_ids.retain(|_, db_id| db_id != id);
-                catalog.site_ids.insert(name.clone(), *id);
+                let dense = self.catalog.sites.upsert(*id, name, "sites", SiteId)?;
                 let name = shown_name(name);
                 if self.floor.site(dense).is_none_or(|site| site.name != name) {
                     self.pending
@@ -604,118 +652,40 @@ impl Inner {
                 }
             }
             Change::Team { id, name } => {
-                let next = TeamId(dense_u16(catalog.teams.len(), "teams")?);
-                let dense = *catalog.teams.entry(*id).or_insert(next);
-                catalog.team_ids.retain(|_, db_id| db_id != id);
-                catalog.team_ids.insert(name.clone(), *id);
+                let dense = self.catalog.teams.upsert(*id, name, "teams", TeamId)?;
                 let name = shown_name(name);
                 if self.floor.team(dense).is_none_or(|team| team.name != name) {
                     self.pending
                         .roster(RosterUpdate::Team(Team { id: dense, name }));
                 }
             }
-            Change::SiteGone { id } => {
-                catalog.site_ids.retain(|_, db_id| db_id != id);
-                if let Some(&dense) = catalog.sites.get(id)
+            &Change::SiteGone { id } => {
+                self.catalog.sites.forget_name(id);
+                if let Some(dense) = self.catalog.sites.dense(id)
                     && self.floor.site(dense).is_some()
                 {
                     self.pending.roster(RosterUpdate::RemoveSite(dense));
                 }
             }
-            Change::TeamGone { id } => {
-                catalog.team_ids.retain(|_, db_id| db_id != id);
-                if let Some(&dense) = catalog.teams.get(id)
+            &Change::TeamGone { id } => {
+                self.catalog.teams.forget_name(id);
+                if let Some(dense) = self.catalog.teams.dense(id)
                     && self.floor.team(dense).is_some()
                 {
                     self.pending.roster(RosterUpdate::RemoveTeam(dense));
                 }
             }
-            Change::Reason { id, code, label } => {
-                let next = ReasonId(dense_u16(catalog.reasons.len(), "reason codes")?);
-                let dense = *catalog.reasons.entry(*id).or_insert(next);
-                catalog.reason_ids.insert(code.clone(), *id);
-                let (code, label) = (shown_name(code), shown_name(label));
-                if self
-                    .floor
-                    .reason(dense)
-                    .is_none_or(|reason| reason.code != code || reason.label != label)
-                {
-                    self.pending.roster(RosterUpdate::Reason(ReasonCode {
-                        id: dense,
-                        code,
-                        label,
-                    }));
-                }
-            }
+            Change::Reason { id, code, label } => self.apply_reason(*id, code, label)?,
             Change::Agent {
                 id,
                 external_id,
                 name,
                 team,
                 site,
-            } => {
-                let (Some(&team_dense), Some(&site_dense)) =
-                    (catalog.teams.get(team), catalog.sites.get(site))
-                else {
-                    anyhow::bail!("agent {external_id} names a team or site the floor lacks");
-                };
-                let dense = match catalog.agents.get(id) {
-                    Some(&dense) => dense,
-                    None => {
-                        let dense = AgentId(catalog.entries.len() as u32);
-                        anyhow::ensure!(dense.0 <= MAX_AGENT_ID, "too many agents");
-                        catalog.agents.insert(*id, dense);
-                        catalog.entries.push(AgentEntry {
-                            db_id: *id,
-                            external_id: external_id.clone(),
-                            name: name.clone(),
-                            team: *team,
-                            site: *site,
-                            active: false,
-                            // Nothing known yet: any state wins (0); shown offline since now.
-                            current: Current {
-                                status: AgentStatus::Offline,
-                                since_ms: 0,
-                                seen_ms: now_ms,
-                                watched: false,
-                                stale: false,
-                            },
-                        });
-                        dense
-                    }
-                };
-                let entry = &mut catalog.entries[dense.0 as usize];
-                if entry.external_id != *external_id {
-                    catalog.agent_ids.remove(&entry.external_id);
-                    entry.external_id = external_id.clone();
-                }
-                catalog.agent_ids.insert(external_id.clone(), *id);
-                entry.team = *team;
-                entry.site = *site;
-                entry.name.clone_from(name);
-                let info = AgentInfo {
-                    id: dense,
-                    name: shown_name(name),
-                    team: team_dense,
-                    site: site_dense,
-                };
-                if self
-                    .floor
-                    .agent(dense)
-                    .is_none_or(|record| record.info != info)
-                {
-                    self.pending.roster(RosterUpdate::Agent(info));
-                }
-                if !entry.active {
-                    entry.active = true;
-                    let current = entry.current;
-                    self.pending
-                        .set_status(dense, shown(current), shown_since(current));
-                }
-            }
-            Change::AgentGone { id } => {
-                if let Some(&dense) = catalog.agents.get(id) {
-                    let entry = &mut catalog.entries[dense.0 as usize];
+            } => self.apply_agent(*id, external_id, name, (*team, *site), now_ms)?,
+            &Change::AgentGone { id } => {
+                if let Some(&dense) = self.catalog.agents.get(&id) {
+                    let entry = &mut self.catalog.entries[dense.0 as usize];
                     if entry.active {
                         entry.active = false;
                         self.pending.roster(RosterUpdate::RemoveAgent(dense));
@@ -730,52 +700,159 @@ impl Inner {
                 seen_ms,
                 watched,
             } => {
-                let Some(&dense) = catalog.agents.get(&agent) else {
-                    anyhow::bail!("a state for agent {agent}, which the floor lacks");
-                };
                 anyhow::ensure!(state != StateKind::Stale, "a stored state cannot be stale");
-                let reason = reason.and_then(|reason| catalog.reasons.get(&reason).copied());
-                let status = AgentStatus::of(state, reason);
-                let entry = &mut catalog.entries[dense.0 as usize];
-                let current = &mut entry.current;
-                // Only fresh news ends staleness; a reload repeating the stored state does not.
-                let was_stale = current.stale && seen_ms > current.seen_ms;
-                if was_stale {
-                    current.stale = false;
-                }
-                current.seen_ms = current.seen_ms.max(seen_ms);
-                current.watched = watched;
-                // Newer wins; at the same moment, the later report wins.
-                let newer = since_ms > current.since_ms
-                    || (since_ms == current.since_ms && status != current.status);
-                if newer {
-                    current.status = status;
-                    current.since_ms = since_ms;
-                }
-                if (newer || was_stale) && entry.active {
-                    self.pending
-                        .set_status(dense, shown(*current), shown_since(*current));
-                }
-                return Ok(newer);
-            }
-            &Change::Seen { agent, at_ms } => {
-                let Some(&dense) = catalog.agents.get(&agent) else {
-                    anyhow::bail!("a heartbeat for agent {agent}, which the floor lacks");
+                let reason = reason.and_then(|reason| self.catalog.reasons.dense(reason));
+                let report = Current {
+                    status: AgentStatus::of(state, reason),
+                    since_ms,
+                    seen_ms,
+                    watched,
+                    stale: false,
                 };
-                let entry = &mut catalog.entries[dense.0 as usize];
-                let current = &mut entry.current;
-                current.seen_ms = current.seen_ms.max(at_ms);
-                current.watched = true;
-                if current.stale {
-                    current.stale = false;
-                    if entry.active {
-                        self.pending
-                            .set_status(dense, current.status, current.since_ms);
-                    }
-                }
+                return self.apply_state(agent, report);
             }
+            &Change::Seen { agent, at_ms } => self.apply_seen(agent, at_ms)?,
         }
         Ok(false)
+    }
+
+    fn apply_reason(&mut self, id: i64, code: &str, label: &str) -> anyhow::Result<()> {
+        let dense = self
+            .catalog
+            .reasons
+            .upsert(id, code, "reason codes", ReasonId)?;
+        let (code, label) = (shown_name(code), shown_name(label));
+        if self
+            .floor
+            .reason(dense)
+            .is_none_or(|reason| reason.code != code || reason.label != label)
+        {
+            self.pending.roster(RosterUpdate::Reason(ReasonCode {
+                id: dense,
+                code,
+                label,
+            }));
+        }
+        Ok(())
+    }
+
+    /// An agent active with this name, team and site (by database ids); a new one is shown
+    /// offline since now until a state says otherwise.
+    fn apply_agent(
+        &mut self,
+        id: i64,
+        external_id: &str,
+        name: &str,
+        (team, site): (i64, i64),
+        now_ms: u64,
+    ) -> anyhow::Result<()> {
+        let catalog = &mut self.catalog;
+        let (Some(team_dense), Some(site_dense)) =
+            (catalog.teams.dense(team), catalog.sites.dense(site))
+        else {
+            anyhow::bail!("agent {external_id} names a team or site the floor lacks");
+        };
+        let dense = match catalog.agents.get(&id) {
+            Some(&dense) => dense,
+            None => {
+                let dense = AgentId(catalog.entries.len() as u32);
+                anyhow::ensure!(dense.0 <= MAX_AGENT_ID, "too many agents");
+                catalog.agents.insert(id, dense);
+                catalog.entries.push(AgentEntry {
+                    db_id: id,
+                    external_id: external_id.to_owned(),
+                    name: name.to_owned(),
+                    team,
+                    site,
+                    active: false,
+                    // Nothing known yet: any state wins (0); shown offline since now.
+                    current: Current {
+                        status: AgentStatus::Offline,
+                        since_ms: 0,
+                        seen_ms: now_ms,
+                        watched: false,
+                        stale: false,
+                    },
+                });
+                dense
+            }
+        };
+        let entry = &mut catalog.entries[dense.0 as usize];
+        if entry.external_id != external_id {
+            catalog.agent_ids.remove(&entry.external_id);
+            entry.external_id = external_id.to_owned();
+        }
+        catalog.agent_ids.insert(external_id.to_owned(), id);
+        entry.team = team;
+        entry.site = site;
+        name.clone_into(&mut entry.name);
+        let info = AgentInfo {
+            id: dense,
+            name: shown_name(name),
+            team: team_dense,
+            site: site_dense,
+        };
+        if self
+            .floor
+            .agent(dense)
+            .is_none_or(|record| record.info != info)
+        {
+            self.pending.roster(RosterUpdate::Agent(info));
+        }
+        if !entry.active {
+            entry.active = true;
+            let current = entry.current;
+            self.pending
+                .set_status(dense, shown(current), shown_since(current));
+        }
+        Ok(())
+    }
+
+    /// A source's report of an agent's state; whether it became the current one.
+    fn apply_state(&mut self, agent: i64, report: Current) -> anyhow::Result<bool> {
+        let Some(&dense) = self.catalog.agents.get(&agent) else {
+            anyhow::bail!("a state for agent {agent}, which the floor lacks");
+        };
+        let entry = &mut self.catalog.entries[dense.0 as usize];
+        let current = &mut entry.current;
+        // Only fresh news ends staleness; a reload repeating the stored state does not.
+        let was_stale = current.stale && report.seen_ms > current.seen_ms;
+        if was_stale {
+            current.stale = false;
+        }
+        current.seen_ms = current.seen_ms.max(report.seen_ms);
+        current.watched = report.watched;
+        // Newer wins; at the same moment, the later report wins.
+        let newer = report.since_ms > current.since_ms
+            || (report.since_ms == current.since_ms && report.status != current.status);
+        if newer {
+            current.status = report.status;
+            current.since_ms = report.since_ms;
+        }
+        if (newer || was_stale) && entry.active {
+            self.pending
+                .set_status(dense, shown(*current), shown_since(*current));
+        }
+        Ok(newer)
+    }
+
+    /// A heartbeat: the agent's source is alive, which ends staleness.
+    fn apply_seen(&mut self, agent: i64, at_ms: u64) -> anyhow::Result<()> {
+        let Some(&dense) = self.catalog.agents.get(&agent) else {
+            anyhow::bail!("a heartbeat for agent {agent}, which the floor lacks");
+        };
+        let entry = &mut self.catalog.entries[dense.0 as usize];
+        let current = &mut entry.current;
+        current.seen_ms = current.seen_ms.max(at_ms);
+        current.watched = true;
+        if current.stale {
+            current.stale = false;
+            if entry.active {
+                self.pending
+                    .set_status(dense, current.status, current.since_ms);
+            }
+        }
+        Ok(())
     }
 }
 

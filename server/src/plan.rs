@@ -707,14 +707,52 @@ pub fn check_roster(sync: &RosterSyncJson) -> Result<(), String> {
     Ok(())
 }
 
-/// The sites and teams a sync's active agents name (each must be active once the sync's own
-/// groups are stored).
+/// A roster sync as the writer takes it: the roster API's, or the simulator's roster.
+#[derive(Clone, Debug)]
+pub struct RosterSync {
+    /// Groups, reasons and agents, as the roster API takes them.
+    pub roster: RosterSyncJson,
+    /// The active agents it deactivates because it does not list them.
+    pub unlisted: Unlisted,
+}
+
+/// See [`RosterSync::unlisted`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unlisted {
+    /// None: agents the sync does not list stay as they are.
+    Keep,
+    /// All of them (`deactivate_missing_agents`).
+    Deactivate,
+    /// Those whose external id starts with this: the simulator's own, so that a smaller
+    /// simulated floor does not keep the agents of a larger earlier one, and agents from other
+    /// sources stay.
+    DeactivateWithPrefix(String),
+}
+
+impl From<RosterSyncJson> for RosterSync {
+    fn from(roster: RosterSyncJson) -> RosterSync {
+        let unlisted = if roster.deactivate_missing_agents {
+            Unlisted::Deactivate
+        } else {
+            Unlisted::Keep
+        };
+        RosterSync { roster, unlisted }
+    }
+}
+
+/// The sites and teams a sync's active agents name, each once (each must be active once the
+/// sync's own groups are stored).
 pub fn roster_group_names(sync: &RosterSyncJson) -> RosterGroupNames<'_> {
     let active = sync.agents.iter().filter(|agent| agent.active);
-    RosterGroupNames {
+    let mut names = RosterGroupNames {
         sites: active.clone().map(|agent| agent.site.as_str()).collect(),
         teams: active.map(|agent| agent.team.as_str()).collect(),
+    };
+    for names in [&mut names.sites, &mut names.teams] {
+        names.sort_unstable();
+        names.dedup();
     }
+    names
 }
 
 /// See [`roster_group_names`].
@@ -735,15 +773,19 @@ pub struct RosterAgents<'a> {
     pub gone: Vec<i64>,
 }
 
-/// The agents a sync stores and the ones it deactivates: listed as inactive, or (with
-/// `deactivate_missing_agents`) not listed at all. `team_ids` and `site_ids` are the active
-/// teams and sites by name after the sync's own groups were stored.
+/// The agents a sync stores and the ones it deactivates: listed as inactive, or not listed
+/// at all (per [`RosterSync::unlisted`]). `team_ids` and `site_ids` are the active teams and
+/// sites by name after the sync's own groups were stored.
 pub fn roster_agents<'a>(
-    sync: &'a RosterSyncJson,
+    sync: &'a RosterSync,
     team_ids: &HashMap<String, i64>,
     site_ids: &HashMap<String, i64>,
     catalog: &dyn Catalog,
 ) -> Result<RosterAgents<'a>, String> {
+    let RosterSync {
+        roster: sync,
+        unlisted,
+    } = sync;
     let mut agents = RosterAgents::default();
     for agent in &sync.agents {
         if !agent.active {
@@ -770,7 +812,12 @@ pub fn roster_agents<'a>(
             site_id,
         });
     }
-    if sync.deactivate_missing_agents {
+    let prefix = match unlisted {
+        Unlisted::Keep => None,
+        Unlisted::Deactivate => Some(""),
+        Unlisted::DeactivateWithPrefix(prefix) => Some(prefix.as_str()),
+    };
+    if let Some(prefix) = prefix {
         let listed: HashSet<&str> = sync
             .agents
             .iter()
@@ -780,7 +827,9 @@ pub fn roster_agents<'a>(
             catalog
                 .active_agents()
                 .into_iter()
-                .filter(|(external_id, _)| !listed.contains(external_id))
+                .filter(|(external_id, _)| {
+                    external_id.starts_with(prefix) && !listed.contains(external_id)
+                })
                 .map(|(_, id)| id),
         );
     }
@@ -1386,59 +1435,71 @@ mod tests {
     #[test]
     fn a_roster_sync_stores_listed_agents_and_deactivates_the_rest_when_asked() {
         let mut catalog = floor();
-        catalog.agents.insert(
-            "a2".into(),
-            KnownAgent {
-                id: 9,
-                name: "Bo".into(),
-                team: 1,
-                site: 10,
-                active: true,
-            },
-        );
+        for (external_id, id) in [("a2", 9), ("sim-000001", 11), ("sim-000002", 12)] {
+            catalog.agents.insert(
+                external_id.into(),
+                KnownAgent {
+                    id,
+                    name: external_id.into(),
+                    team: 1,
+                    site: 10,
+                    active: true,
+                },
+            );
+        }
         let teams = HashMap::from([("Sales".to_owned(), 1)]);
         let sites = HashMap::from([("Lisbon".to_owned(), 10)]);
-        let mut sync = RosterSyncJson {
+        let mut sync = RosterSync::from(RosterSyncJson {
             agents: vec![
                 agent_entry("a1", "Sales", "Lisbon", true),
                 agent_entry("gone", "Sales", "Lisbon", false),
+                agent_entry("a4", "Sales", "Lisbon", true),
             ],
             ..RosterSyncJson::default()
-        };
-        let names = roster_group_names(&sync);
-        assert_eq!(names.teams, vec!["Sales"]);
+        });
+        let names = roster_group_names(&sync.roster);
+        assert_eq!(names.teams, vec!["Sales"], "each name once");
         assert_eq!(names.sites, vec!["Lisbon"]);
+        let gone = |sync: &RosterSync| {
+            roster_agents(sync, &teams, &sites, &catalog)
+                .expect("a valid sync")
+                .gone
+        };
         let kept = roster_agents(&sync, &teams, &sites, &catalog).expect("a valid sync");
         assert_eq!(
-            kept.upserts,
-            vec![NewAgent {
+            kept.upserts.first(),
+            Some(&NewAgent {
                 external_id: "a1",
                 name: "A1",
                 team_id: 1,
                 site_id: 10
-            }]
+            })
         );
+        assert_eq!(kept.upserts.len(), 2);
         assert!(kept.gone.is_empty(), "an inactive agent listed inactive");
 
-        sync.agents[1] = agent_entry("a2", "Sales", "Lisbon", false);
+        sync.roster.agents[1] = agent_entry("a2", "Sales", "Lisbon", false);
+        assert_eq!(gone(&sync), vec![9], "listed as inactive");
+
+        sync.roster.agents.remove(1);
+        sync.unlisted = Unlisted::Deactivate;
         assert_eq!(
-            roster_agents(&sync, &teams, &sites, &catalog)
-                .expect("a valid sync")
-                .gone,
-            vec![9]
+            gone(&sync),
+            vec![9, 11, 12],
+            "every active agent not listed"
         );
 
-        sync.agents.truncate(1);
-        sync.deactivate_missing_agents = true;
+        sync.unlisted = Unlisted::DeactivateWithPrefix("sim-".into());
+        sync.roster
+            .agents
+            .push(agent_entry("sim-000001", "Sales", "Lisbon", true));
         assert_eq!(
-            roster_agents(&sync, &teams, &sites, &catalog)
-                .expect("a valid sync")
-                .gone,
-            vec![9],
-            "a2 is not listed; gone is already inactive"
+            gone(&sync),
+            vec![12],
+            "the simulator's unlisted agents only"
         );
 
-        sync.agents = vec![agent_entry("a3", "Support", "Lisbon", true)];
+        sync.roster.agents = vec![agent_entry("a3", "Support", "Lisbon", true)];
         let refused = roster_agents(&sync, &teams, &sites, &catalog).expect_err("an unknown team");
         assert!(refused.contains("names team \"Support\""), "{refused}");
     }

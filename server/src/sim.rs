@@ -13,13 +13,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use monti_protocol::ingest::{AgentEntryJson, GroupEntryJson, ReasonEntryJson, RosterSyncJson};
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::SimulatorConfig;
-use crate::db::{RosterSeed, SeedAgent};
 use crate::ingest::{Batch, Event, EventReason, Ingest, IngestError, Source};
+use crate::plan::{RosterSync, Unlisted};
 
 /// External ids of simulated agents start with this.
 pub const EXTERNAL_ID_PREFIX: &str = "sim-";
@@ -140,8 +141,10 @@ impl Rng {
     }
 }
 
-/// The simulated roster for `config`: teams of uneven size at a handful of sites.
-pub fn roster(config: &SimulatorConfig) -> RosterSeed {
+/// The simulated roster for `config`: teams of uneven size at a handful of sites. Stored
+/// through the writer like any roster sync; it deactivates the simulator's agents it does not
+/// list (a smaller floor than last time), no one else's.
+pub fn roster(config: &SimulatorConfig) -> RosterSync {
     let mut rng = Rng::new(config.seed, u64::MAX);
     let n_agents = config.agents as usize;
     let n_sites = (n_agents / 400).clamp(2, SITES.len());
@@ -175,23 +178,35 @@ pub fn roster(config: &SimulatorConfig) -> RosterSeed {
             };
             let first = FIRST_NAMES[rng.range(0, FIRST_NAMES.len() as u64) as usize];
             let last = LAST_NAMES[rng.range(0, LAST_NAMES.len() as u64) as usize];
-            agents.push(SeedAgent {
+            agents.push(AgentEntryJson {
                 external_id: format!("{EXTERNAL_ID_PREFIX}{:06}", idx + 1),
                 name: format!("{first} {last}"),
                 team: team.clone(),
                 site: sites[site].clone(),
+                active: true,
             });
         }
     }
-    RosterSeed {
-        sites,
-        teams: teams.into_iter().map(|(name, _, _)| name).collect(),
-        reasons: REASONS
-            .iter()
-            .map(|(code, label)| ((*code).to_owned(), (*label).to_owned()))
-            .collect(),
-        agents,
-        owned_prefix: Some(EXTERNAL_ID_PREFIX.to_owned()),
+    let group = |name: String| GroupEntryJson {
+        name,
+        rename_to: None,
+        active: true,
+    };
+    RosterSync {
+        roster: RosterSyncJson {
+            sites: sites.into_iter().map(group).collect(),
+            teams: teams.into_iter().map(|(name, _, _)| group(name)).collect(),
+            reasons: REASONS
+                .iter()
+                .map(|(code, label)| ReasonEntryJson {
+                    code: (*code).to_owned(),
+                    label: (*label).to_owned(),
+                })
+                .collect(),
+            agents,
+            deactivate_missing_agents: false,
+        },
+        unlisted: Unlisted::DeactivateWithPrefix(EXTERNAL_ID_PREFIX.to_owned()),
     }
 }
 
@@ -423,7 +438,7 @@ fn ingest_state(status: Status) -> (StateKind, Option<EventReason>) {
 /// Runs the simulated floor until `shutdown` (or the configured simulated duration) ends it.
 pub async fn run(
     config: SimulatorConfig,
-    roster: RosterSeed,
+    ids: Vec<String>,
     ingest: Ingest,
     shutdown: CancellationToken,
 ) {
@@ -433,12 +448,6 @@ pub async fn run(
     let sim_start = start_of_day * 1000;
     let sim_end =
         (config.duration_minutes > 0).then(|| sim_start + config.duration_minutes * MINUTE_MS);
-    // Only the agents' ids are needed from here on; names and groups are the database's.
-    // (The collect reuses the roster's larger buffer, hence the shrink.)
-    let mut ids: Vec<String> = (roster.agents.into_iter())
-        .map(|agent| agent.external_id)
-        .collect();
-    ids.shrink_to_fit();
     let mut agents: Vec<Agent> = (0..ids.len())
         .map(|idx| Agent::new(config.seed, idx as u64))
         .collect();
@@ -548,8 +557,8 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_roster_and_another_seed_does_not() {
         let config = SimulatorConfig::default();
-        let a = roster(&config);
-        let b = roster(&config);
+        let a = roster(&config).roster;
+        let b = roster(&config).roster;
         assert_eq!(a.agents.len(), 2_000);
         assert_eq!(
             a.agents
@@ -561,7 +570,7 @@ mod tests {
                 .map(|agent| (&agent.name, &agent.team, &agent.site))
                 .collect::<Vec<_>>()
         );
-        let other = roster(&SimulatorConfig { seed: 2, ..config });
+        let other = roster(&SimulatorConfig { seed: 2, ..config }).roster;
         assert_ne!(
             a.agents.iter().map(|agent| &agent.name).collect::<Vec<_>>(),
             other
@@ -574,7 +583,7 @@ mod tests {
 
     #[test]
     fn teams_are_uneven_and_sites_are_a_handful() {
-        let seed = roster(&SimulatorConfig::default());
+        let seed = roster(&SimulatorConfig::default()).roster;
         assert!((2..=6).contains(&seed.sites.len()));
         let mut sizes = std::collections::HashMap::new();
         for agent in &seed.agents {
