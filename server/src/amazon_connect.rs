@@ -73,96 +73,38 @@ struct FirehoseResponse {
     error_message: Option<String>,
 }
 
-fn answer(status: StatusCode, request_id: String, error: Option<String>) -> Response {
+fn answer(status: StatusCode, request_id: String, error: Option<String>, now_ms: u64) -> Response {
     let body = FirehoseResponse {
         request_id,
-        timestamp: crate::clock::now_ms(),
+        timestamp: now_ms,
         error_message: error,
     };
     (status, Json(body)).into_response()
 }
 
+/// Why a delivery is not read: the status, and the error message Firehose shows.
+struct Refusal(StatusCode, String);
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let config = &state.config.amazon_connect;
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let request_id = header("x-amz-firehose-request-id");
-    if config.access_key.is_empty() {
-        return answer(
-            StatusCode::NOT_FOUND,
-            request_id,
-            Some("Amazon Connect ingest is off: set [amazon_connect] access_key".to_owned()),
-        );
-    }
-    if !same_key(
-        header("x-amz-firehose-access-key").as_bytes(),
-        config.access_key.as_bytes(),
-    ) {
-        // Counted, not audited: like requests without a token, anyone can send these.
-        state.metrics.auth_failure("firehose_access_key");
-        return answer(
-            StatusCode::UNAUTHORIZED,
-            request_id,
-            Some("the access key is not accepted".to_owned()),
-        );
-    }
-    let gzip = match header("content-encoding").trim() {
-        "" | "identity" => false,
-        encoding if encoding.eq_ignore_ascii_case("gzip") => true,
-        other => {
-            return answer(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                request_id,
-                Some(format!(
-                    "Content-Encoding {other:?} is not supported; Firehose sends GZIP or nothing"
-                )),
-            );
-        }
-    };
-    let body = match crate::ingest::read_body(body, config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(err) => {
-            return answer(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                request_id,
-                Some(err.to_string()),
-            );
-        }
-    };
-    let body = if gzip {
-        match gunzip(&body, config.max_body_bytes) {
-            Ok(body) => bytes::Bytes::from(body),
-            Err(problem) => {
-                let status = if problem.starts_with("more than") {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                return answer(status, request_id, Some(problem));
-            }
-        }
-    } else {
-        body
-    };
-    let request: FirehoseRequest = match serde_json::from_slice(&body) {
+    let header_id = header(&headers, "x-amz-firehose-request-id");
+    let request = match read_delivery(&state, &headers, body).await {
         Ok(request) => request,
-        Err(err) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                request_id,
-                Some(format!("not a Firehose delivery request: {err}")),
-            );
+        Err(Refusal(status, problem)) => {
+            return answer(status, header_id, Some(problem), state.clock.now_ms());
         }
     };
-    let request_id = if request_id.is_empty() {
+    let request_id = if header_id.is_empty() {
         request.request_id.clone()
     } else {
-        request_id
+        header_id
     };
     // Connect's status start times are the contact center's own record: no age limit, but
     // the same clock skew as every source.
@@ -170,9 +112,85 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         max_age_ms: u64::MAX,
         ..state.config.ingest.window()
     };
-    let (batch, skipped) = batch(&request, config, crate::clock::now_ms(), &window);
-    // One line per delivery, however many records it skipped: a misconfigured stream sends
-    // thousands a minute.
+    let config = &state.config.amazon_connect;
+    let (batch, skipped) = batch(&request, config, state.clock.now_ms(), &window);
+    report_skipped(&state, &request_id, &skipped);
+    let stored = state.ingest.submit(batch).await;
+    let now_ms = state.clock.now_ms();
+    match stored {
+        Ok(_) => answer(StatusCode::OK, request_id, None, now_ms),
+        Err(err) => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            request_id,
+            Some(err.to_string()),
+            now_ms,
+        ),
+    }
+}
+
+/// Checks a delivery's access key and encoding, and reads its body.
+async fn read_delivery(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<FirehoseRequest, Refusal> {
+    let config = &state.config.amazon_connect;
+    if config.access_key.is_empty() {
+        return Err(Refusal(
+            StatusCode::NOT_FOUND,
+            "Amazon Connect ingest is off: set [amazon_connect] access_key".to_owned(),
+        ));
+    }
+    if !same_key(
+        header(headers, "x-amz-firehose-access-key").as_bytes(),
+        config.access_key.as_bytes(),
+    ) {
+        // Counted, not audited: like requests without a token, anyone can send these.
+        state.metrics.auth_failure("firehose_access_key");
+        return Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "the access key is not accepted".to_owned(),
+        ));
+    }
+    let gzip = match header(headers, "content-encoding").trim() {
+        "" | "identity" => false,
+        encoding if encoding.eq_ignore_ascii_case("gzip") => true,
+        other => {
+            return Err(Refusal(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Encoding {other:?} is not supported; Firehose sends GZIP or nothing"
+                ),
+            ));
+        }
+    };
+    let body = crate::ingest::read_body(body, config.max_body_bytes)
+        .await
+        .map_err(|err| Refusal(StatusCode::PAYLOAD_TOO_LARGE, err.to_string()))?;
+    let body = if gzip {
+        let body = gunzip(&body, config.max_body_bytes).map_err(|problem| {
+            let status = if problem.starts_with("more than") {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Refusal(status, problem)
+        })?;
+        bytes::Bytes::from(body)
+    } else {
+        body
+    };
+    serde_json::from_slice(&body).map_err(|err| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("not a Firehose delivery request: {err}"),
+        )
+    })
+}
+
+/// Logs and counts the records a delivery skipped: one line per delivery, however many it
+/// skipped (a misconfigured stream sends thousands a minute).
+fn report_skipped(state: &AppState, request_id: &str, skipped: &Skipped) {
     if let Some((index, problem)) = skipped.problems.first() {
         tracing::warn!(
             %request_id,
@@ -196,14 +214,6 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
                 })
                 .inc_by(n as u64);
         }
-    }
-    match state.ingest.submit(batch).await {
-        Ok(_) => answer(StatusCode::OK, request_id, None),
-        Err(err) => answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            request_id,
-            Some(err.to_string()),
-        ),
     }
 }
 

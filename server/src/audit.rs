@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::db::{AuditEvent, Db};
 use crate::metrics::Metrics;
 
@@ -24,21 +24,23 @@ pub struct Audit {
     /// The subjects already recorded as signed in today (and which day that is).
     signed_in_today: Mutex<(u64, HashSet<String>)>,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl Audit {
     /// An audit log writing through `events`.
-    pub fn new(events: mpsc::Sender<AuditEvent>, metrics: Arc<Metrics>) -> Audit {
+    pub fn new(events: mpsc::Sender<AuditEvent>, metrics: Arc<Metrics>, clock: Clock) -> Audit {
         Audit {
             events,
             signed_in_today: Mutex::new((0, HashSet::new())),
             metrics,
+            clock,
         }
     }
 
     fn record(&self, subject: Option<&str>, kind: &str, detail: String) {
         let event = AuditEvent {
-            created_at: now_ms() as i64,
+            created_at: self.clock.now_ms() as i64,
             subject: subject.map(str::to_owned),
             kind: kind.to_owned(),
             detail,
@@ -51,7 +53,7 @@ impl Audit {
     /// A request carried a valid token; recorded once per subject and day, with the client's
     /// address when known.
     pub fn signed_in(&self, subject: &str, roles: &str, from: Option<IpAddr>) {
-        let today = now_ms() / DAY_MS;
+        let today = self.clock.now_ms() / DAY_MS;
         {
             // Short section, no await: a std Mutex is right.
             let mut seen = self

@@ -153,7 +153,7 @@ async fn write_setting<T: serde::Serialize>(
     value: &T,
 ) -> Result<(), Error> {
     let json = serde_json::to_string(value).map_err(anyhow::Error::from)?;
-    let now = crate::clock::now_ms() as i64;
+    let now = state.clock.now_ms() as i64;
     state
         .db
         .set_setting(name, &json, &caller.subject, now)
@@ -333,7 +333,7 @@ async fn history(
             "limit must be between 1 and 10000".into(),
         ));
     }
-    let to_ms = params.to_ms.unwrap_or(crate::clock::now_ms() as i64 + 1);
+    let to_ms = params.to_ms.unwrap_or(state.clock.now_ms() as i64 + 1);
     let from_ms = params.from_ms.unwrap_or(to_ms - DAY_MS);
     if from_ms >= to_ms {
         return Err(Error::BadRequest("from_ms must be before to_ms".into()));

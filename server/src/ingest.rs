@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::AppState;
 use crate::auth::{Action, Caller};
 use crate::change::{Change, Group};
+use crate::clock::Clock;
 use crate::config::IngestConfig;
 use crate::db::{Db, Tx};
 use crate::error::Error;
@@ -100,6 +101,7 @@ impl Ingest {
         publisher: Option<Publisher>,
         config: IngestConfig,
         metrics: Arc<Metrics>,
+        clock: Clock,
     ) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(1_024);
         let writer = Writer {
@@ -109,6 +111,7 @@ impl Ingest {
             publisher,
             config,
             metrics,
+            clock,
         };
         (Ingest { jobs }, tokio::spawn(writer.run(queue)))
     }
@@ -184,6 +187,7 @@ struct Writer {
     publisher: Option<Publisher>,
     config: IngestConfig,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 type Reply = oneshot::Sender<Result<Vec<EventResult>, IngestError>>;
@@ -204,18 +208,17 @@ impl Writer {
                     let _ = reply.send(self.roster(sync).await);
                 }
                 Work::Shared(changes) => {
-                    self.live
-                        .apply(&self.writes, &changes, crate::clock::now_ms());
+                    self.live.apply(&self.writes, &changes, self.clock.now_ms());
                 }
                 Work::SweepStale(after_ms) => {
                     self.live
-                        .sweep_stale(&self.writes, crate::clock::now_ms(), after_ms);
+                        .sweep_stale(&self.writes, self.clock.now_ms(), after_ms);
+                    self.metrics.stale_sweeps.inc();
                 }
                 Work::Reload(reply) => {
                     let reloaded = match self.db.load_floor().await {
                         Ok(stored) => {
-                            self.live
-                                .reload(&self.writes, &stored, crate::clock::now_ms());
+                            self.live.reload(&self.writes, &stored, self.clock.now_ms());
                             self.metrics.floor_reloads.inc();
                             Ok(())
                         }
@@ -276,7 +279,7 @@ impl Writer {
     /// Stores the events of several batches in one transaction, then applies and shares them.
     /// The rules are [`EventPlan`]'s; this only carries its questions to the database.
     async fn events(&self, batches: &[&Batch]) -> anyhow::Result<Vec<Vec<EventResult>>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let mut plan = self
             .live
             .with_catalog(|catalog| EventPlan::new(batches, catalog, &self.config));
@@ -339,7 +342,7 @@ impl Writer {
     /// without the database is [`plan`]'s; a sync that breaks a rule changes nothing.
     async fn roster(&self, sync: RosterSync) -> Result<RosterSyncResultJson, IngestError> {
         plan::check_roster(&sync.roster).map_err(IngestError::Invalid)?;
-        let now = crate::clock::now_ms() as i64;
+        let now = self.clock.now_ms() as i64;
         let mut sync_write = RosterWrite {
             tx: self.db.begin().await?,
             now,
@@ -592,7 +595,7 @@ async fn post_events(
             batch.events.len()
         )));
     }
-    let now = crate::clock::now_ms();
+    let now = state.clock.now_ms();
     let mut ids = Vec::with_capacity(batch.events.len());
     let mut checked: Vec<Result<Event, String>> = Vec::with_capacity(batch.events.len());
     for value in batch.events {
@@ -714,7 +717,12 @@ pub async fn reconcile(ingest: Ingest, every: Duration, stop: tokio_util::sync::
 }
 
 /// Deletes history older than the retention, hourly, until `stop`.
-pub async fn prune_history(db: Db, days: u64, stop: tokio_util::sync::CancellationToken) {
+pub async fn prune_history(
+    db: Db,
+    days: u64,
+    clock: Clock,
+    stop: tokio_util::sync::CancellationToken,
+) {
     if days == 0 {
         return;
     }
@@ -723,7 +731,7 @@ pub async fn prune_history(db: Db, days: u64, stop: tokio_util::sync::Cancellati
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = interval.tick() => {
-                let before = crate::clock::now_ms().saturating_sub(days * 86_400_000) as i64;
+                let before = clock.now_ms().saturating_sub(days * 86_400_000) as i64;
                 match db.prune_history(before).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, days, "pruned state history"),

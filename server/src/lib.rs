@@ -3,7 +3,7 @@
 //! Foundations, importing nothing else of the server:
 //! - [`config`]: settings from defaults, a TOML file, environment variables and flags.
 //! - [`error`]: what a request fails with, and how each failure is answered.
-//! - [`clock`]: the server's time.
+//! - [`clock`]: the server's time, one [`clock::Clock`] handed to everything that reads it.
 //! - [`change`]: a committed fact in database terms, as stored, applied and shared.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
@@ -67,6 +67,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::live::LiveFloor;
@@ -99,6 +100,8 @@ pub struct AppState {
     pub joined: Option<share::Joined>,
     /// `[server] trusted_proxies`, parsed.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The time.
+    pub clock: Clock,
 }
 
 /// The whole HTTP surface: one router per concern, merged here.
@@ -132,6 +135,16 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock(listener, config, Clock::system(), shutdown).await
+}
+
+/// [`run`] on a clock of the caller's (tests hand it a [`clock::ManualClock`]'s).
+pub async fn run_with_clock(
+    listener: TcpListener,
+    config: Config,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     config.check()?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
@@ -145,7 +158,7 @@ pub async fn run(
         &db.load_floor().await?,
         config.server.queue_ticks,
         metrics.clone(),
-        clock::now_ms(),
+        clock.now_ms(),
     )?;
     let live = Arc::new(live);
     // Background tasks stop on their own token, after the viewers have been told.
@@ -159,6 +172,7 @@ pub async fn run(
         shared.as_ref().map(|(publisher, _)| publisher.clone()),
         config.ingest.clone(),
         metrics.clone(),
+        clock.clone(),
     );
     // The simulated roster goes through the writer like every roster change; the simulator
     // then needs only the agents' ids.
@@ -190,6 +204,7 @@ pub async fn run(
                 ingest.clone(),
                 live.clone(),
                 metrics.clone(),
+                clock.clone(),
                 background.clone(),
             )?)
         }
@@ -200,13 +215,14 @@ pub async fn run(
         db: db.clone(),
         metrics: metrics.clone(),
         auth: Arc::new(auth::Authenticator::from_config(&config.auth)?),
-        audit: Arc::new(audit::Audit::new(audit_tx, metrics.clone())),
+        audit: Arc::new(audit::Audit::new(audit_tx, metrics.clone(), clock.clone())),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
         ingest: ingest.clone(),
         joined: share.as_ref().map(|share| share.joined.clone()),
         trusted_proxies: Arc::new(config.server.trusted_proxy_nets()?),
+        clock: clock.clone(),
     };
     if config.auth.mode == config::AuthMode::Oidc {
         // Each step logged; nothing here keeps the server from starting.
@@ -221,7 +237,12 @@ pub async fn run(
         });
     }
     let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
-    let ticker = tokio::spawn(tick(live.clone(), config.server.tick(), background.clone()));
+    let ticker = tokio::spawn(tick(
+        live.clone(),
+        config.server.tick(),
+        clock.clone(),
+        background.clone(),
+    ));
     let stale = tokio::spawn(ingest::watch_stale(
         ingest.clone(),
         Duration::from_secs(config.ingest.stale_after_secs.max(1)),
@@ -230,6 +251,7 @@ pub async fn run(
     let prune = tokio::spawn(ingest::prune_history(
         db.clone(),
         config.database.history_retention_days,
+        clock.clone(),
         background.clone(),
     ));
     let reconcile = tokio::spawn(ingest::reconcile(
@@ -242,6 +264,7 @@ pub async fn run(
             config.simulator.clone(),
             ids,
             ingest.clone(),
+            clock.clone(),
             background.clone(),
         ))
     });
@@ -334,14 +357,14 @@ pub async fn run(
 }
 
 /// Commits pending changes once per tick.
-async fn tick(live: Arc<LiveFloor>, every: Duration, stop: CancellationToken) {
+async fn tick(live: Arc<LiveFloor>, every: Duration, clock: Clock, stop: CancellationToken) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = interval.tick() => { live.tick(clock::now_ms()); }
+            _ = interval.tick() => { live.tick(clock.now_ms()); }
         }
     }
-    live.tick(clock::now_ms());
+    live.tick(clock.now_ms());
 }

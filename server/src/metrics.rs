@@ -75,6 +75,8 @@ pub struct Metrics {
     pub shared_unreadable: Counter,
     /// Times this server reloaded its floor from the database to catch up.
     pub floor_reloads: Counter,
+    /// Times the writer looked for agents whose watched source went silent.
+    pub stale_sweeps: Counter,
     /// Audit events dropped because the queue or the database could not keep up.
     pub audit_dropped: Counter,
     /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
@@ -124,6 +126,7 @@ impl Metrics {
             shared_received: Counter::default(),
             shared_unreadable: Counter::default(),
             floor_reloads: Counter::default(),
+            stale_sweeps: Counter::default(),
             auth_failures: Family::default(),
             audit_dropped: Counter::default(),
             connections_refused: Family::default(),
@@ -230,6 +233,11 @@ impl Metrics {
             "floor_reloads",
             "Floor reloads from the database to catch up",
             m.floor_reloads.clone(),
+        );
+        registry.register(
+            "stale_sweeps",
+            "Sweeps for agents whose watched source went silent",
+            m.stale_sweeps.clone(),
         );
         registry.register(
             "audit_events_dropped",

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::change::Change;
+use crate::clock::Clock;
 use crate::config::RedisConfig;
 use crate::ingest::Ingest;
 use crate::live::LiveFloor;
@@ -131,6 +132,7 @@ pub fn start(
     ingest: Ingest,
     live: Arc<LiveFloor>,
     metrics: Arc<Metrics>,
+    clock: Clock,
     stop: CancellationToken,
 ) -> anyhow::Result<Share> {
     let client = redis::Client::open(config.url.as_str())
@@ -144,6 +146,7 @@ pub fn start(
         ingest,
         live,
         metrics,
+        clock,
     };
     let link = Arc::new(link);
     let Published {
@@ -165,6 +168,7 @@ struct Link {
     ingest: Ingest,
     live: Arc<LiveFloor>,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 /// How long one Redis command may take before the link counts as down.
@@ -283,7 +287,7 @@ impl Link {
             self.metrics.redis_up.set(0);
             let reason = format!("lost the link to the other servers: {err:#}");
             tracing::warn!(%reason, "degraded");
-            self.live.set_degraded(Some(reason), crate::clock::now_ms());
+            self.live.set_degraded(Some(reason), self.clock.now_ms());
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(backoff) => {}
@@ -298,7 +302,7 @@ impl Link {
         let mut last_id = self.last_id(&mut conn).await?;
         self.reload().await?;
         self.metrics.redis_up.set(1);
-        self.live.set_degraded(None, crate::clock::now_ms());
+        self.live.set_degraded(None, self.clock.now_ms());
         if !joined.0.swap(true, Ordering::Relaxed) {
             tracing::info!(stream = %self.stream, "joined the shared floor");
         } else {

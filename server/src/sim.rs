@@ -17,7 +17,7 @@ use monti_protocol::ingest::{AgentEntryJson, GroupEntryJson, ReasonEntryJson, Ro
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::SimulatorConfig;
 use crate::ingest::{Batch, Event, EventReason, Ingest, IngestError, Source};
 use crate::plan::{RosterSync, Unlisted};
@@ -440,6 +440,7 @@ pub async fn run(
     config: SimulatorConfig,
     ids: Vec<String>,
     ingest: Ingest,
+    clock: Clock,
     shutdown: CancellationToken,
 ) {
     let Ok(start_of_day) = config.start_second_of_day() else {
@@ -453,7 +454,7 @@ pub async fn run(
         .collect();
     let mut due = BinaryHeap::with_capacity(agents.len());
     let started = Instant::now();
-    let wall_start = now_ms();
+    let wall_start = clock.now_ms();
     // Event ids are unique per run: a restarted simulator starts a new day.
     let mut events = EventIds {
         run: wall_start,
@@ -479,7 +480,7 @@ pub async fn run(
         }
         let sim_now = sim_start + (started.elapsed().as_secs_f64() * config.speed * 1000.0) as u64;
         let sim_now = sim_end.map_or(sim_now, |end| sim_now.min(end));
-        let wall_now = now_ms();
+        let wall_now = clock.now_ms();
         let mut batch = Vec::new();
         while let Some(&Reverse((at, idx))) = due.peek() {
             if at > sim_now || sim_end.is_some_and(|end| at >= end) {

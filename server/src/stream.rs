@@ -24,7 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::auth::{Action, Caller, can};
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::AuthMode;
 use crate::error::Error;
 use crate::live::{Subscribed, TickFrame, ViewKey, encode};
@@ -168,10 +168,10 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
 
 /// Resolves when a token expiring at `expires_at` (seconds since the epoch) has expired; never
 /// for `None`.
-async fn token_expiry(expires_at: Option<u64>) {
+async fn token_expiry(expires_at: Option<u64>, clock: &Clock) {
     match expires_at {
         Some(expires_at) => {
-            let now_secs = now_ms() / 1000;
+            let now_secs = clock.now_ms() / 1000;
             tokio::time::sleep(Duration::from_secs(expires_at.saturating_sub(now_secs))).await;
         }
         None => std::future::pending().await,
@@ -290,7 +290,7 @@ impl Connection {
         let config = &self.state.config.server;
         let hello = ServerMsg::Hello(ServerHello {
             protocol_version: PROTOCOL_VERSION,
-            server_time_ms: now_ms(),
+            server_time_ms: self.state.clock.now_ms(),
             server_name: format!("monti-server {}", env!("CARGO_PKG_VERSION")),
             keepalive_ms: (config.keepalive_secs * 1000) as u32,
             instance: self.state.live.instance,
@@ -330,6 +330,7 @@ impl Connection {
         let mut keepalive = tokio::time::interval(keepalive_every);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.state.shutdown.clone();
+        let clock = self.state.clock.clone();
         let mut health = self.state.live.health();
         if health.borrow_and_update().degraded {
             let msg = ServerMsg::Health(health.borrow().clone());
@@ -353,7 +354,7 @@ impl Connection {
                     }
                     Inbound::Message(ClientMsg::RenewToken(token)) => self.renew(socket, view, &token).await?,
                 },
-                _ = token_expiry(expires_at) => {
+                _ = token_expiry(expires_at, &clock) => {
                     return Err(Closing::new(
                         ErrorCode::Unauthorized,
                         "the access token expired; sign in again or renew it on the connection",
@@ -379,7 +380,7 @@ impl Connection {
                         return Ok(());
                     }
                     if self.last_sent.elapsed() >= keepalive_every {
-                        let msg = ServerMsg::Keepalive(Keepalive { seq: view.seq, server_time_ms: now_ms() });
+                        let msg = ServerMsg::Keepalive(Keepalive { seq: view.seq, server_time_ms: self.state.clock.now_ms() });
                         self.send(socket, encode(&msg).into()).await?;
                     }
                     self.send_raw(socket, Message::Ping(Bytes::new())).await?;

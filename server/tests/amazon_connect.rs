@@ -60,7 +60,7 @@ async fn deliver(server: &TestServer, key: &str, records: &[String]) -> (u16, Va
     let request_id = format!("req-{}", records.len());
     let body = json!({
         "requestId": request_id,
-        "timestamp": monti_server::clock::now_ms(),
+        "timestamp": monti_server::clock::Clock::system().now_ms(),
         "records": records.iter().map(|data| json!({"data": data})).collect::<Vec<_>>(),
     });
     let response = reqwest::Client::new()
@@ -89,24 +89,26 @@ async fn state_of(server: &TestServer, name: &str) -> (String, Option<String>, u
     (agent.state, agent.reason, agent.since_ms)
 }
 
+/// A server whose agents do not go stale while a test runs (staleness has a test of its own,
+/// on a clock it moves).
 async fn start() -> (TestServer, TestDb) {
-    start_with_stale_after(1).await
+    let db = TestDb::sqlite();
+    (TestServer::start(connect_config(&db, 600)).await, db)
 }
 
-async fn start_with_stale_after(secs: u64) -> (TestServer, TestDb) {
-    let db = TestDb::sqlite();
-    let mut config = ingest_config(&db);
+fn connect_config(db: &TestDb, stale_after_secs: u64) -> monti_server::config::Config {
+    let mut config = ingest_config(db);
     config.amazon_connect.access_key = KEY.to_owned();
     config.amazon_connect.site_level = 1;
     config.amazon_connect.team_level = 2;
-    config.ingest.stale_after_secs = secs;
-    (TestServer::start(config).await, db)
+    config.ingest.stale_after_secs = stale_after_secs;
+    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_events_map_to_monti_states_team_and_site() {
     let (server, db) = start().await;
-    let t = monti_server::clock::now_ms() - 600_000;
+    let t = monti_server::clock::Clock::system().now_ms() - 600_000;
     let available = ("Available", "ROUTABLE");
     let steps = [
         (
@@ -239,7 +241,7 @@ async fn connect_events_map_to_monti_states_team_and_site() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_are_skipped_and_the_rest_is_stored() {
     let (server, db) = start().await;
-    let t = monti_server::clock::now_ms() - 60_000;
+    let t = monti_server::clock::Clock::system().now_ms() - 60_000;
     let good = record("m1", "LOGIN", t, ("Available", "ROUTABLE"), json!([]));
     let mut no_snapshot = record(
         "m2",
@@ -307,8 +309,12 @@ async fn malformed_records_are_skipped_and_the_rest_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
-    let (server, db) = start().await;
-    let t = monti_server::clock::now_ms() - 1_000;
+    // The server's time stands still until the test moves it: the agent cannot go stale while
+    // the test is slow, only when its silence is made to last.
+    let time = monti_server::clock::ManualClock::at_system_time();
+    let db = TestDb::sqlite();
+    let server = TestServer::start_with_clock(connect_config(&db, 10), time.clock()).await;
+    let t = time.now_ms() - 1_000;
     let (status, _) = deliver(
         &server,
         KEY,
@@ -323,7 +329,11 @@ async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(state_of(&server, LENA).await.0, "available");
-    // stale_after_secs = 1: a second or so of silence and the agent is stale...
+    // Sweeps later (one a second for 10 s of silence), still not stale...
+    server.wait_for_sweeps(2).await;
+    assert_eq!(state_of(&server, LENA).await.0, "available");
+    // ...11 s of silence, and the next sweep marks it stale...
+    time.advance(Duration::from_secs(11));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while state_of(&server, LENA).await.0 != "stale" {
         assert!(tokio::time::Instant::now() < deadline, "never stale");
@@ -408,7 +418,7 @@ fn ms(iso: &str) -> u64 {
 /// delivered as Firehose delivers them: without `timestamp`, and compressed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amazons_documented_samples_show_what_their_documentation_describes() {
-    let (server, db) = start_with_stale_after(600).await;
+    let (server, db) = start().await;
     let entered = include_str!("fixtures/aws/agent-event-acw-entered.json");
     let left = include_str!("fixtures/aws/agent-event-acw-left.json");
     let heartbeat = include_str!("fixtures/aws/agent-event-heartbeat.json");
@@ -505,8 +515,8 @@ async fn amazons_documented_samples_show_what_their_documentation_describes() {
 /// Every event type x agent status (with and without `Type`) x contact state, as a table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_type_status_and_contact_state_maps_as_the_table_says() {
-    let (server, db) = start_with_stale_after(600).await;
-    let t = monti_server::clock::now_ms() - 3_600_000;
+    let (server, db) = start().await;
+    let t = monti_server::clock::Clock::system().now_ms() - 3_600_000;
     let statuses: [(&str, Option<&str>, &str, Option<&str>); 7] = [
         ("Available", Some("ROUTABLE"), "available", None),
         ("Available", None, "available", None),

@@ -91,7 +91,7 @@ async fn acknowledged_events_survive_a_kill(db: TestDb) {
     let db_url = db.url();
     let args = ["--database-url", &db_url, "--simulator-enabled", "false"];
     let server = ServerProcess::start(&args, true).await;
-    let base_ms = monti_server::clock::now_ms() - 3_600_000;
+    let base_ms = monti_server::clock::Clock::system().now_ms() - 3_600_000;
 
     // Two senders stream batches until the server dies under them.
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();

@@ -9,7 +9,7 @@ use monti_server::config::UnknownAgents;
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
-    monti_server::clock::now_ms()
+    monti_server::clock::Clock::system().now_ms()
 }
 
 fn event(id: &str, agent: &str, state: &str, since_ms: u64) -> Value {

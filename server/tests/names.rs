@@ -19,7 +19,7 @@ use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
-    monti_server::clock::now_ms()
+    monti_server::clock::Clock::system().now_ms()
 }
 
 fn event(id: &str, agent: &str, name: &str, team: &str, site: &str, reason: &str) -> Value {

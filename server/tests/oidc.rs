@@ -469,7 +469,7 @@ async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
     let ingest = access_token(&issuer, "ingest").await;
     let wall = access_token(&issuer, "wall").await;
     let ben = access_token(&issuer, "ben").await;
-    let since = monti_server::clock::now_ms() - 1_000;
+    let since = monti_server::clock::Clock::system().now_ms() - 1_000;
     let batch = serde_json::json!({"events": [
         {"event_id": "o-1", "agent": "s1", "name": "Sam Sales", "team": "Sales 1",
          "site": "Berlin", "state": "on_call", "since_ms": since},
@@ -1165,7 +1165,7 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
             .map(|agent| {
                 event_id += 1;
                 let mut event = json!({"event_id": format!("e{event_id}"), "agent": agent,
-                    "state": state, "since_ms": monti_server::clock::now_ms()});
+                    "state": state, "since_ms": monti_server::clock::Clock::system().now_ms()});
                 if state == "not_ready" {
                     event["reason"] = json!("lunch");
                 }

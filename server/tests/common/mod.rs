@@ -27,14 +27,29 @@ impl TestServer {
         TestServer::start_at("127.0.0.1:0".parse().expect("addr"), config).await
     }
 
+    /// Starts on a clock the test moves (a `ManualClock`'s).
+    #[allow(dead_code)] // Not every test binary moves time.
+    pub async fn start_with_clock(config: Config, clock: monti_server::clock::Clock) -> TestServer {
+        TestServer::start_on("127.0.0.1:0".parse().expect("addr"), config, clock).await
+    }
+
     /// Starts on a given address, for restarting a server where its viewers expect it.
     pub async fn start_at(addr: SocketAddr, config: Config) -> TestServer {
+        TestServer::start_on(addr, config, monti_server::clock::Clock::system()).await
+    }
+
+    async fn start_on(
+        addr: SocketAddr,
+        config: Config,
+        clock: monti_server::clock::Clock,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(monti_server::run(
+        let handle = tokio::spawn(monti_server::run_with_clock(
             listener,
             config.clone(),
+            clock,
             shutdown.clone(),
         ));
         let mut server = TestServer {
@@ -107,6 +122,18 @@ impl TestServer {
                 "the floor never caught up"
             );
             tokio::task::yield_now().await;
+        }
+    }
+
+    /// Waits until the writer has swept for stale agents `n` more times.
+    #[allow(dead_code)] // Not every test binary has watched sources.
+    pub async fn wait_for_sweeps(&self, n: u32) {
+        let name = "monti_stale_sweeps_total";
+        let target = self.metric(name).await + f64::from(n);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.metric(name).await < target {
+            assert!(tokio::time::Instant::now() < deadline, "no stale sweep");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
