@@ -49,7 +49,7 @@ impl Backoff {
 
 /// What one call to [`Follower::next`] did.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
+pub enum Step {
     /// Connected and subscribed; a snapshot is on its way.
     Connected {
         /// The server's name and version.
@@ -109,9 +109,9 @@ pub struct Follower {
     last_update_ms: u64,
     jitter: u64,
     /// The teams and sites of the subscription the floor's last snapshot answered.
-    floor_scope: Option<Scope>,
+    floor_scope: Option<RosterScope>,
     /// The teams and sites of the subscription last sent.
-    sent_scope: Option<Scope>,
+    sent_scope: Option<RosterScope>,
     /// Bearer token presented on connect, if the server wants one.
     token: Option<String>,
     /// TLS and proxy settings; the system's when `None`.
@@ -224,7 +224,7 @@ impl Follower {
     ///
     /// Cancel-safe between steps: dropping the future (in a `select!`) loses no message and
     /// keeps the backoff deadline.
-    pub async fn next(&mut self) -> Result<Event, ClientError> {
+    pub async fn next(&mut self) -> Result<Step, ClientError> {
         if let Some(at) = self.retry_at {
             tokio::time::sleep_until(at).await;
             self.retry_at = None;
@@ -243,7 +243,7 @@ impl Follower {
         }
     }
 
-    async fn connect(&mut self) -> Result<Event, ClientError> {
+    async fn connect(&mut self) -> Result<Step, ClientError> {
         self.link = Link::Connecting;
         let transport = match &self.transport {
             Some(transport) => transport.clone(),
@@ -262,10 +262,10 @@ impl Follower {
         self.degraded = None;
         self.send_subscription().await?;
         self.link = Link::Syncing;
-        Ok(Event::Connected { server_name })
+        Ok(Step::Connected { server_name })
     }
 
-    async fn fold(&mut self, msg: ServerMsg) -> Result<Event, ClientError> {
+    async fn fold(&mut self, msg: ServerMsg) -> Result<Step, ClientError> {
         self.last_update_ms = now_ms();
         let folded = lock(&self.floor).apply(&msg);
         if let Err(err) = folded {
@@ -273,24 +273,24 @@ impl Follower {
             tracing::debug!(%err, "fold failed; resubscribing");
             self.send_subscription().await?;
             self.link = Link::Syncing;
-            return Ok(Event::Progress);
+            return Ok(Step::Progress);
         }
         Ok(match msg {
             ServerMsg::Snapshot(chunk) if chunk.last => {
                 self.floor_scope = self.sent_scope.clone();
                 self.link = Link::Live;
                 self.attempt = 0;
-                Event::Snapshot { seq: chunk.seq }
+                Step::Snapshot { seq: chunk.seq }
             }
-            ServerMsg::Delta(delta) => Event::Delta {
+            ServerMsg::Delta(delta) => Step::Delta {
                 seq: delta.seq,
                 n_changes: delta.changes.len(),
             },
             ServerMsg::Health(health) => {
                 self.degraded = health.degraded.then(|| health.clone());
-                Event::Health(health)
+                Step::Health(health)
             }
-            _ => Event::Progress,
+            _ => Step::Progress,
         })
     }
 
@@ -308,11 +308,15 @@ impl Follower {
             instance,
         );
         connection.subscribe(&sub).await?;
-        self.sent_scope = Some((instance, sub.teams, sub.sites));
+        self.sent_scope = Some(RosterScope {
+            instance,
+            teams: sub.teams,
+            sites: sub.sites,
+        });
         Ok(())
     }
 
-    fn lose(&mut self, reason: String) -> Event {
+    fn lose(&mut self, reason: String) -> Step {
         if let Some(connection) = self.connection.take() {
             // Dropping is enough; a polite close could block on a dead peer.
             drop(connection);
@@ -326,12 +330,12 @@ impl Follower {
         let jitter = (self.jitter >> 11) as f64 / (1u64 << 53) as f64;
         let retry_in = self.backoff.delay(self.attempt, jitter);
         self.retry_at = Some(tokio::time::Instant::now() + retry_in);
-        Event::Lost { reason, retry_in }
+        Step::Lost { reason, retry_in }
     }
 
     /// Runs until a complete snapshot has been folded in (or a fatal error).
     pub async fn until_live(&mut self) -> Result<(), ClientError> {
-        while !matches!(self.next().await?, Event::Snapshot { .. }) {}
+        while !matches!(self.next().await?, Step::Snapshot { .. }) {}
         Ok(())
     }
 }
@@ -343,21 +347,26 @@ fn lock(floor: &Mutex<Floor>) -> MutexGuard<'_, Floor> {
 }
 
 /// The server instance and the teams and sites a floor's roster was fetched for.
-type Scope = (u64, Vec<TeamId>, Vec<SiteId>);
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RosterScope {
+    instance: u64,
+    teams: Vec<TeamId>,
+    sites: Vec<SiteId>,
+}
 
 /// The subscription to send: the roster is asked for unless the floor holds it for the same
 /// server instance, teams and sites.
 fn subscription_for(
     sub: &Subscription,
     floor: &Floor,
-    floor_scope: Option<&Scope>,
+    floor_scope: Option<&RosterScope>,
     instance: u64,
 ) -> Subscription {
     let same_scope = floor.is_ready()
         && floor.detail() == Detail::Agents
         && sub.detail == Detail::Agents
-        && floor_scope.is_some_and(|(floor_instance, teams, sites)| {
-            *floor_instance == instance && *teams == sub.teams && *sites == sub.sites
+        && floor_scope.is_some_and(|scope| {
+            scope.instance == instance && scope.teams == sub.teams && scope.sites == sub.sites
         });
     Subscription {
         known_roster: same_scope.then(|| floor.roster_version()),
@@ -377,7 +386,11 @@ mod tests {
             teams: vec![TeamId(1)],
             ..Subscription::default()
         };
-        let scope: Scope = (42, vec![TeamId(1)], vec![]);
+        let scope = RosterScope {
+            instance: 42,
+            teams: vec![TeamId(1)],
+            sites: vec![],
+        };
         assert_eq!(
             subscription_for(&sub, &floor, Some(&scope), 42).known_roster,
             Some(7)

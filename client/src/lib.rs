@@ -17,5 +17,5 @@ pub mod load;
 pub mod transport;
 
 pub use connection::{ClientError, Connection};
-pub use follow::{Event, Follower, Link};
+pub use follow::{Follower, Link, Step};
 pub use transport::{Transport, TransportOptions};

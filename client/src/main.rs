@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use monti_client::auth;
 use monti_client::connection::now_ms;
-use monti_client::follow::{Event, Follower, Link};
+use monti_client::follow::{Follower, Link, Step};
 use monti_client::load::{self, LoadOptions, LoadReport};
 use monti_client::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
@@ -364,12 +364,12 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         // Give up after a few failed attempts rather than retrying forever.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let event = tokio::time::timeout_at(deadline.into(), follower.next())
+            let step = tokio::time::timeout_at(deadline.into(), follower.next())
                 .await
                 .context("no snapshot from the server within 30 s")??;
-            match event {
-                Event::Snapshot { .. } => break,
-                Event::Lost { reason, .. } => eprintln!("monti-cli: {reason}; retrying"),
+            match step {
+                Step::Snapshot { .. } => break,
+                Step::Lost { reason, .. } => eprintln!("monti-cli: {reason}; retrying"),
                 _ => {}
             }
         }
@@ -390,22 +390,22 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             follower.renew_token(&token).await?;
             renew_at = Some(at);
         }
-        let event = follower.next().await?;
-        match &event {
-            Event::Lost { reason, retry_in } => {
+        let step = follower.next().await?;
+        match &step {
+            Step::Lost { reason, retry_in } => {
                 eprintln!("monti-cli: {reason}; reconnecting in {retry_in:.1?}");
             }
-            Event::Health(health) if health.degraded => {
+            Step::Health(health) if health.degraded => {
                 eprintln!(
                     "monti-cli: the server says data may be stale: {}",
                     health.reason
                 );
             }
-            Event::Health(_) => eprintln!("monti-cli: the server's data is complete again"),
+            Step::Health(_) => eprintln!("monti-cli: the server's data is complete again"),
             _ => {}
         }
         if last_draw.elapsed() >= Duration::from_millis(500)
-            || matches!(event, Event::Snapshot { .. })
+            || matches!(step, Step::Snapshot { .. })
         {
             last_draw = Instant::now();
             let summary =

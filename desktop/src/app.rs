@@ -15,10 +15,10 @@ use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 
 use crate::kiosk::{self, Kiosk};
+use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::net::{Command, Net, SignIn, Status, lock};
 use crate::settings::{Filter, STORAGE_KEY, Settings, SortKey, Theme, ViewKind};
-use crate::view::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
-use crate::{signin, style, views};
+use crate::{signin, style, widgets};
 
 /// Where the app's clock comes from: the system, or a fixed moment (tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,8 +194,8 @@ impl App {
             self.settings.sort,
         );
         self.cache.cards = match self.settings.view {
-            ViewKind::Teams => view::cards(floor, &selection, false),
-            ViewKind::Sites => view::cards(floor, &selection, true),
+            ViewKind::Teams => model::cards(floor, &selection, false),
+            ViewKind::Sites => model::cards(floor, &selection, true),
             ViewKind::Matrix | ViewKind::Agents => Vec::new(),
         };
         self.cache.matrix = match self.settings.view {
@@ -291,7 +291,7 @@ impl App {
                     .unwrap_or_default();
                 (
                     style::STALE,
-                    format!("STALE · data {} old{retry}", view::duration_text(age)),
+                    format!("STALE · data {} old{retry}", model::duration_text(age)),
                 )
             }
             Link::Connecting => (style::PENDING, "CONNECTING…".to_owned()),
@@ -391,8 +391,8 @@ impl App {
                 let only = self.settings.filter.states == StateSet::of([kind]);
                 let text = RichText::new(format!(
                     "{} {} {count}",
-                    view::state_mark(kind),
-                    view::state_label(kind)
+                    model::state_mark(kind),
+                    model::state_label(kind)
                 ))
                 .color(Color32::WHITE)
                 .strong();
@@ -431,7 +431,7 @@ impl App {
                 .show(ui, |ui| {
                     for kind in StateKind::ALL {
                         let mut on = self.settings.filter.states.contains(kind);
-                        if ui.checkbox(&mut on, view::state_label(kind)).changed() {
+                        if ui.checkbox(&mut on, model::state_label(kind)).changed() {
                             let bit = StateSet::of([kind]).0;
                             let states = &mut self.settings.filter.states;
                             states.0 = if on { states.0 | bit } else { states.0 & !bit };
@@ -445,7 +445,7 @@ impl App {
 
     fn attention_panel(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
         let now = self.server_now_ms(status);
-        let alerts = view::attention(&self.cache.selection, &self.cache.levels, now);
+        let alerts = model::attention(&self.cache.selection, &self.cache.levels, now);
         ui.heading(format!("Attention ({})", alerts.len()));
         if alerts.is_empty() {
             ui.label("Nobody is over a threshold.");
@@ -565,11 +565,11 @@ impl App {
             }
             let drill = match self.settings.view {
                 ViewKind::Teams | ViewKind::Sites => {
-                    views::tiles(ui, &floor, &self.cache, self.settings.view, now)
+                    widgets::tiles(ui, &floor, &self.cache, self.settings.view, now)
                 }
-                ViewKind::Matrix => views::matrix(ui, &self.cache.matrix),
+                ViewKind::Matrix => widgets::matrix(ui, &self.cache.matrix),
                 ViewKind::Agents => {
-                    views::table(ui, &floor, &self.cache, &mut self.settings.sort, now);
+                    widgets::table(ui, &floor, &self.cache, &mut self.settings.sort, now);
                     None
                 }
             };
@@ -582,7 +582,7 @@ impl App {
             .request_repaint_after(std::time::Duration::from_millis(1000 - now % 1000));
     }
 
-    fn drill(&mut self, drill: views::Drill) {
+    fn drill(&mut self, drill: widgets::Drill) {
         let filter = &mut self.settings.filter;
         if let Some(team) = drill.team {
             filter.teams = BTreeSet::from([team]);
@@ -642,12 +642,12 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
         .and_then(|reason| floor.reason(reason))
         .map(|reason| format!(" ({})", reason.label))
         .unwrap_or_default();
-    let elapsed = view::duration_text(now.saturating_sub(row.since_ms));
+    let elapsed = model::duration_text(now.saturating_sub(row.since_ms));
     let colour = style::level_colour(alert.level).unwrap_or(Color32::GRAY);
     let label = format!(
         "{} {name}, {}{reason}, {elapsed}, {team}",
         style::level_mark(alert.level),
-        view::state_label(kind),
+        model::state_label(kind),
     );
     ui.vertical(|ui| {
         // The time first, on the right, so that a long name is cut short before it instead of
@@ -664,7 +664,7 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
                 ui.add(egui::Label::new(RichText::new(name).strong()).truncate());
             });
         });
-        ui.label(format!("{}{reason} · {team}", view::state_label(kind)));
+        ui.label(format!("{}{reason} · {team}", model::state_label(kind)));
     })
     .response
     .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));

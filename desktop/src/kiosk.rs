@@ -15,8 +15,8 @@ use monti_protocol::model::StateKind;
 use monti_protocol::rest::{PageKind, WallboardConfig};
 
 use crate::app::Cache;
+use crate::model::{self, Level};
 use crate::net::{SignIn, Status};
-use crate::view::{self, Level};
 use crate::{signin, style};
 
 /// The wallboard's state: which configuration, which page, since when.
@@ -262,8 +262,8 @@ impl Frame<'_> {
             // The headline beside the count: how long the longest-standing agent has been in
             // the state (the longest ring, hold or break on the floor).
             let longest = self.cache.selection.oldest_since_ms[kind.index()]
-                .map(|since| view::duration_text(self.server_now_ms.saturating_sub(since)));
-            let mut description = format!("{}: {count}", view::state_label(*kind));
+                .map(|since| model::duration_text(self.server_now_ms.saturating_sub(since)));
+            let mut description = format!("{}: {count}", model::state_label(*kind));
             if let Some(longest) = &longest {
                 description.push_str(&format!(", longest {longest}"));
             }
@@ -278,7 +278,11 @@ impl Frame<'_> {
             painter.text(
                 rect.left_top() + Vec2::new(34.0 * scale, 18.0 * scale),
                 Align2::LEFT_TOP,
-                format!("{}  {}", view::state_mark(*kind), view::state_label(*kind)),
+                format!(
+                    "{}  {}",
+                    model::state_mark(*kind),
+                    model::state_label(*kind)
+                ),
                 FontId::proportional(40.0 * scale),
                 INK,
             );
@@ -314,7 +318,7 @@ impl Frame<'_> {
 
     /// A row per site (or a card per team) with its counts per state (see [`shown_kinds`]).
     fn group_rows(&self, ui: &mut Ui, scale: f32, by_site: bool) {
-        let cards = view::cards(self.floor, &self.cache.selection, by_site);
+        let cards = model::cards(self.floor, &self.cache.selection, by_site);
         let body = ui.available_rect_before_wrap();
         let kinds = shown_kinds(&self.cache.selection.counts);
         if cards.is_empty() {
@@ -352,7 +356,7 @@ impl Frame<'_> {
                 painter.text(
                     egui::pos2(left + name_width + (index as f32 + 0.5) * cell, body.top()),
                     Align2::CENTER_TOP,
-                    view::state_mark(*kind),
+                    model::state_mark(*kind),
                     FontId::proportional(32.0 * scale),
                     style::state_colour(*kind),
                 );
@@ -372,7 +376,7 @@ impl Frame<'_> {
             let middle = top + row_height / 2.0;
             let counts: Vec<String> = kinds
                 .iter()
-                .map(|kind| format!("{} {}", view::state_mark(*kind), card.counts[kind.index()]))
+                .map(|kind| format!("{} {}", model::state_mark(*kind), card.counts[kind.index()]))
                 .collect();
             describe(
                 ui,
@@ -410,7 +414,7 @@ impl Frame<'_> {
 
     /// The agents over threshold, worst first, as many as fit.
     fn attention(&self, ui: &mut Ui, scale: f32) {
-        let alerts = view::attention(
+        let alerts = model::attention(
             &self.cache.selection,
             &self.cache.levels,
             self.server_now_ms,
@@ -437,7 +441,7 @@ impl Frame<'_> {
                 .status
                 .reason()
                 .and_then(|reason| self.floor.reason(reason))
-                .map_or(view::state_label(kind), |reason| reason.label.as_str());
+                .map_or(model::state_label(kind), |reason| reason.label.as_str());
             let team = self
                 .floor
                 .team(alert.row.team)
@@ -453,7 +457,7 @@ impl Frame<'_> {
                 format!(
                     "{} {name}, {reason}, {team}, {}",
                     style::level_mark(alert.level),
-                    view::duration_text(elapsed)
+                    model::duration_text(elapsed)
                 ),
             );
             painter.rect_filled(
@@ -474,14 +478,14 @@ impl Frame<'_> {
             painter.text(
                 egui::pos2(body.left() + body.width() * 0.45, middle),
                 Align2::LEFT_CENTER,
-                format!("{} {reason} · {team}", view::state_mark(kind)),
+                format!("{} {reason} · {team}", model::state_mark(kind)),
                 FontId::proportional(40.0 * scale),
                 DIM_INK,
             );
             painter.text(
                 egui::pos2(body.right() - 10.0 * scale, middle),
                 Align2::RIGHT_CENTER,
-                view::duration_text(elapsed),
+                model::duration_text(elapsed),
                 FontId::monospace(54.0 * scale),
                 colour,
             );
@@ -523,7 +527,7 @@ impl Frame<'_> {
             Color32::from_rgba_unmultiplied(60, 0, 0, 225),
         );
         let since = local_time(self.status.last_update_ms).format("%H:%M:%S");
-        let age = view::duration_text(self.now_ms.saturating_sub(self.status.last_update_ms));
+        let age = model::duration_text(self.now_ms.saturating_sub(self.status.last_update_ms));
         let centre = body.center();
         painter.text(
             centre - Vec2::new(0.0, 90.0 * scale),
@@ -654,7 +658,7 @@ pub fn sign_in(ui: &mut Ui, status: &Status, now_ms: u64) {
                 ui.label(
                     RichText::new(format!(
                         "The code expires in {}; a new one follows by itself",
-                        view::duration_text(left)
+                        model::duration_text(left)
                     ))
                     .size(30.0 * scale)
                     .color(DIM_INK),

@@ -2,20 +2,21 @@
 //! table, with filters, search, thresholds and sign-in.
 //!
 //! - [`net`]: the network thread (sign-in, stream, REST); the UI never waits on it.
-//! - [`view`]: what is shown, as plain functions of the floor and the settings.
-//! - [`app`]: the eframe app that lays it out; `views` and `signin` hold its screens.
+//! - [`model`]: what is shown, as plain functions of the floor and the settings.
+//! - [`app`]: the eframe app that lays it out; `widgets` draws the floor's four views and
+//!   `signin` the sign-in screens.
 //! - [`kiosk`]: the wallboard mode: rotating fullscreen pages.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
 
 pub mod app;
 pub mod kiosk;
+pub mod model;
 pub mod net;
 pub mod sample;
 pub mod settings;
 mod signin;
 mod style;
-pub mod view;
-mod views;
+mod widgets;
 
 pub use app::App;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use monti_client::auth::{self, AuthError, DeviceCode, Provider, TokenStore, Tokens};
 use monti_client::connection::{ClientError, now_ms};
-use monti_client::follow::{Backoff, Event, Follower, Link};
+use monti_client::follow::{Backoff, Follower, Link, Step};
 use monti_client::transport::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{ErrorCode, Subscription};
@@ -677,7 +677,7 @@ impl Worker {
                 event = follower.next() => {
                     let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
                     match event {
-                        Ok(event) => self.followed(&follower, event, token.as_deref()).await,
+                        Ok(step) => self.followed(&follower, step, token.as_deref()).await,
                         Err(ClientError::Refused { code: ErrorCode::Unauthorized, message })
                             if signed_in.is_some() =>
                         {
@@ -769,12 +769,12 @@ impl Worker {
     }
 
     /// Shows what one step of the follower did.
-    async fn followed(&mut self, follower: &Follower, event: Event, token: Option<&str>) {
+    async fn followed(&mut self, follower: &Follower, step: Step, token: Option<&str>) {
         let link = follower.link().clone();
         let last_update_ms = follower.last_update_ms();
         let clock_offset_ms = follower.clock_offset_ms();
-        match event {
-            Event::Connected { server_name } => {
+        match step {
+            Step::Connected { server_name } => {
                 tracing::info!(server = %self.server, %server_name, "connected");
                 self.update(|status| {
                     status.degraded = None;
@@ -786,7 +786,7 @@ impl Worker {
                 });
                 self.fetch_details(token).await;
             }
-            Event::Lost { reason, retry_in } => {
+            Step::Lost { reason, retry_in } => {
                 tracing::info!(%reason, ?retry_in, "connection lost");
                 self.update(|status| {
                     status.link = link;
@@ -794,18 +794,16 @@ impl Worker {
                     status.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
                 })
             }
-            Event::Health(health) => {
+            Step::Health(health) => {
                 tracing::info!(degraded = health.degraded, reason = %health.reason, "server health");
                 self.update(|status| {
                     status.degraded = health.degraded.then_some(health.reason);
                 })
             }
-            Event::Snapshot { .. } | Event::Delta { .. } | Event::Progress => {
-                self.update(|status| {
-                    status.link = link;
-                    status.last_update_ms = last_update_ms;
-                })
-            }
+            Step::Snapshot { .. } | Step::Delta { .. } | Step::Progress => self.update(|status| {
+                status.link = link;
+                status.last_update_ms = last_update_ms;
+            }),
         }
     }
 

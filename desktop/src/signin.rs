@@ -4,8 +4,8 @@
 use egui::{Align, Color32, Layout, RichText, Sense, Ui, Vec2};
 use qrcode::QrCode;
 
+use crate::model::duration_text;
 use crate::net::{CodeScreen, SignIn, Status};
-use crate::view::duration_text;
 
 /// What the person asked for on the screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

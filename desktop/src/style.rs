@@ -4,7 +4,7 @@
 use egui::Color32;
 use monti_protocol::model::StateKind;
 
-use crate::view::Level;
+use crate::model::Level;
 
 /// A state's colour, readable on both themes.
 pub fn state_colour(kind: StateKind) -> Color32 {

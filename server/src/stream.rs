@@ -207,7 +207,7 @@ const SUBSCRIBE_BURST: f64 = 20.0;
 const SUBSCRIBES_PER_SECOND: f64 = 2.0;
 
 /// The subscription a viewer currently follows.
-struct View {
+struct Followed {
     /// The view's key: shared encoded deltas are looked up by it.
     key: ViewKey,
     seq: u64,
@@ -325,7 +325,7 @@ impl Connection {
     }
 
     /// The main loop: deltas out, subscriptions in, keepalives, shutdown.
-    async fn follow(&mut self, socket: &mut WebSocket, view: &mut View) -> Result<(), Closing> {
+    async fn follow(&mut self, socket: &mut WebSocket, view: &mut Followed) -> Result<(), Closing> {
         let keepalive_every = self.state.config.server.keepalive();
         let mut keepalive = tokio::time::interval(keepalive_every);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -394,7 +394,7 @@ impl Connection {
     async fn renew(
         &mut self,
         socket: &mut WebSocket,
-        view: &mut View,
+        view: &mut Followed,
         token: &str,
     ) -> Result<(), Closing> {
         let state = &self.state;
@@ -428,7 +428,7 @@ impl Connection {
     async fn forward(
         &mut self,
         socket: &mut WebSocket,
-        view: &mut View,
+        view: &mut Followed,
         frame: &TickFrame,
     ) -> Result<(), Closing> {
         let seq = frame.tick.seq;
@@ -450,7 +450,7 @@ impl Connection {
 
     /// Replaces the view with a fresh snapshot of the same subscription, unless the viewer has
     /// needed too many of those lately.
-    async fn resync(&mut self, socket: &mut WebSocket, view: &mut View) -> Result<(), Closing> {
+    async fn resync(&mut self, socket: &mut WebSocket, view: &mut Followed) -> Result<(), Closing> {
         let now = Instant::now();
         while self
             .resyncs
@@ -478,7 +478,7 @@ impl Connection {
         &mut self,
         socket: &mut WebSocket,
         sub: &Subscription,
-    ) -> Result<View, Closing> {
+    ) -> Result<Followed, Closing> {
         let action = Action::to_view(sub.detail);
         if !can(&self.caller, Action::Subscribe) || !can(&self.caller, action) {
             tracing::debug!(subject = %self.caller.subject, "subscription refused");
@@ -502,7 +502,7 @@ impl Connection {
         for chunk in chunks.iter() {
             self.send(socket, chunk.clone()).await?;
         }
-        Ok(View { key, seq, ticks })
+        Ok(Followed { key, seq, ticks })
     }
 
     /// Reads the next client message; pings, pongs and oversized or undecodable frames are

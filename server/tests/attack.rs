@@ -78,7 +78,7 @@ impl Bystander {
                 .await
                 .expect("a snapshot within 30 s")
                 .expect("follows");
-            if let monti_client::Event::Snapshot { .. } = event {
+            if let monti_client::Step::Snapshot { .. } = event {
                 break;
             }
         }
@@ -92,8 +92,8 @@ impl Bystander {
                     event = follower.next() => event.expect("follows"),
                 };
                 match event {
-                    monti_client::Event::Snapshot { .. } => snapshots += 1,
-                    monti_client::Event::Lost { reason, .. } => lost.push(reason),
+                    monti_client::Step::Snapshot { .. } => snapshots += 1,
+                    monti_client::Step::Lost { reason, .. } => lost.push(reason),
                     _ => {}
                 }
             }

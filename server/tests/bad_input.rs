@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{TestDb, TestServer, test_config};
 use futures_util::{SinkExt, StreamExt};
-use monti_client::follow::{Event, Follower};
+use monti_client::follow::{Follower, Step};
 use monti_protocol::PROTOCOL_VERSION;
 use monti_protocol::codec::encode_client;
 use monti_protocol::message::{ClientHello, ClientMsg, ErrorCode, ServerMsg, Subscription};
@@ -144,8 +144,8 @@ async fn every_bad_frame_closes_only_its_connection_with_a_clear_code() {
     let mut deltas = 0;
     while deltas < 5 {
         match bystander.next().await.expect("no fatal error") {
-            Event::Delta { .. } => deltas += 1,
-            Event::Lost { reason, .. } => panic!("bystander lost its connection: {reason}"),
+            Step::Delta { .. } => deltas += 1,
+            Step::Lost { reason, .. } => panic!("bystander lost its connection: {reason}"),
             _ => {}
         }
     }

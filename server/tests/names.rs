@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use common::{TestDb, TestServer, ingest_config};
 use monti_client::connection::Connection;
-use monti_client::follow::{Event, Follower};
+use monti_client::follow::{Follower, Step};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{ServerMsg, Subscription};
 use monti_protocol::names::{CUT_MARK, MAX_NAME_BYTES};
@@ -38,8 +38,8 @@ async fn fresh_floor(url: &str) -> Floor {
             .expect("a snapshot within 30 s")
             .expect("follows")
         {
-            Event::Snapshot { .. } => return follower.floor().clone(),
-            Event::Lost { reason, .. } => panic!("a new viewer lost the stream: {reason}"),
+            Step::Snapshot { .. } => return follower.floor().clone(),
+            Step::Lost { reason, .. } => panic!("a new viewer lost the stream: {reason}"),
             _ => {}
         }
     }
@@ -119,7 +119,7 @@ async fn whatever_ingest_accepts_every_viewer_decodes() {
     // A viewer that follows throughout: it must never lose the stream to a frame it cannot read.
     let mut watcher = Follower::new(&server.url, "watcher", Subscription::default());
     loop {
-        if let Event::Snapshot { .. } = watcher.next().await.expect("follows") {
+        if let Step::Snapshot { .. } = watcher.next().await.expect("follows") {
             break;
         }
     }
@@ -179,7 +179,7 @@ async fn whatever_ingest_accepts_every_viewer_decodes() {
             .expect("the watcher catches up")
             .expect("follows");
         assert!(
-            !matches!(event, Event::Lost { .. }),
+            !matches!(event, Step::Lost { .. }),
             "the watcher lost the stream: {event:?}"
         );
     }

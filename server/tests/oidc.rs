@@ -648,7 +648,7 @@ async fn an_expired_token_closes_the_stream_unless_it_was_renewed() {
             }
             event = renewing.next() => {
                 let event = event.expect("the renewed connection stays open");
-                assert!(!matches!(event, monti_client::Event::Lost { .. }), "renewed viewer lost: {event:?}");
+                assert!(!matches!(event, monti_client::Step::Lost { .. }), "renewed viewer lost: {event:?}");
             }
         }
     }

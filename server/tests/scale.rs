@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ServerProcess, TestDb, floor_rows, free_port};
-use monti_client::follow::{Event, Follower};
+use monti_client::follow::{Follower, Step};
 use monti_protocol::message::Subscription;
 use monti_protocol::model::StateKind;
 use serde_json::json;
@@ -198,8 +198,8 @@ async fn three_servers_share_one_floor_and_viewers_survive_losing_one() {
     loop {
         assert!(Instant::now() < deadline, "the viewer never resynced");
         match tokio::time::timeout(Duration::from_millis(500), behind.next()).await {
-            Ok(Ok(Event::Lost { .. })) => lost = true,
-            Ok(Ok(Event::Snapshot { .. })) if lost => break,
+            Ok(Ok(Step::Lost { .. })) => lost = true,
+            Ok(Ok(Step::Snapshot { .. })) if lost => break,
             Ok(Err(err)) => panic!("fatal: {err}"),
             _ => {}
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestDb, TestServer, test_config};
 use monti_client::connection::Connection;
-use monti_client::follow::{Event, Follower};
+use monti_client::follow::{Follower, Step};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, ErrorCode, ServerMsg, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
@@ -22,7 +22,7 @@ async fn follow_until_quiet(follower: &mut Follower, quiet: Duration, limit: Dur
             Err(_) if follower.floor().is_ready() => return,
             Err(_) => {}
             Ok(result) => {
-                if let Event::Lost { reason, .. } = result.expect("no fatal error") {
+                if let Step::Lost { reason, .. } = result.expect("no fatal error") {
                     panic!("connection lost while following: {reason}");
                 }
             }
@@ -265,9 +265,9 @@ async fn a_slow_viewer_is_resynced_while_a_fast_one_is_undisturbed() {
         let until = Instant::now() + Duration::from_secs(3);
         while Instant::now() < until {
             match fast.next().await.expect("no fatal error") {
-                Event::Snapshot { .. } => snapshots += 1,
-                Event::Delta { .. } => deltas += 1,
-                Event::Lost { reason, .. } => panic!("fast viewer lost its connection: {reason}"),
+                Step::Snapshot { .. } => snapshots += 1,
+                Step::Delta { .. } => deltas += 1,
+                Step::Lost { reason, .. } => panic!("fast viewer lost its connection: {reason}"),
                 _ => {}
             }
         }
@@ -482,7 +482,7 @@ async fn a_viewer_reconnects_and_resyncs_after_the_server_restarts() {
     // The viewer notices, then keeps retrying while the server is down.
     let mut losses = 0;
     while losses < 2 {
-        if let Event::Lost { .. } = viewer.next().await.expect("not fatal") {
+        if let Step::Lost { .. } = viewer.next().await.expect("not fatal") {
             losses += 1;
         }
     }
@@ -497,7 +497,7 @@ async fn a_viewer_reconnects_and_resyncs_after_the_server_restarts() {
     let server = TestServer::start_at(addr, smaller).await;
     let resynced = async {
         loop {
-            if let Event::Snapshot { .. } = viewer.next().await.expect("not fatal") {
+            if let Step::Snapshot { .. } = viewer.next().await.expect("not fatal") {
                 break;
             }
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::pki::{ServerCert, TestCa};
 use common::{TestDb, TestServer, temp_dir, test_config};
 use monti_client::connection::Connection;
-use monti_client::follow::{Event, Follower};
+use monti_client::follow::{Follower, Step};
 use monti_client::load::{self, LoadOptions};
 use monti_client::{Transport, TransportOptions, auth};
 use monti_protocol::message::{ServerMsg, Subscription};
@@ -48,8 +48,8 @@ async fn snapshot_agents(transport: &Transport, url: &str) -> usize {
             .unwrap_or_else(|_| panic!("no snapshot from {url} within 30 s"))
             .expect("follows");
         match event {
-            Event::Snapshot { .. } => return follower.floor().n_agents(),
-            Event::Lost { reason, .. } => panic!("lost the stream from {url}: {reason}"),
+            Step::Snapshot { .. } => return follower.floor().n_agents(),
+            Step::Lost { reason, .. } => panic!("lost the stream from {url}: {reason}"),
             _ => {}
         }
     }

@@ -7,9 +7,9 @@ use monti_protocol::floor::Floor;
 use monti_protocol::model::StateKind;
 
 use crate::app::Cache;
+use crate::model::{self, CardKey, Level, Matrix, Row};
 use crate::settings::{Sort, SortKey, ViewKind};
 use crate::style;
-use crate::view::{self, CardKey, Level, Matrix, Row};
 
 /// A drill-down the person asked for: show only this team and/or site.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,7 +74,7 @@ pub fn tiles(
     drill
 }
 
-fn card_header(ui: &mut Ui, card: &view::Card) -> Option<Drill> {
+fn card_header(ui: &mut Ui, card: &model::Card) -> Option<Drill> {
     let mut drill = None;
     ui.allocate_ui(Vec2::new(ui.available_width(), style::TILE.y), |ui| {
         ui.horizontal_centered(|ui| {
@@ -115,12 +115,12 @@ pub fn counts(ui: &mut Ui, counts: &[u32; StateKind::COUNT]) {
             continue;
         }
         ui.label(
-            RichText::new(format!("{} {count}", view::state_mark(kind)))
+            RichText::new(format!("{} {count}", model::state_mark(kind)))
                 .color(Color32::WHITE)
                 .background_color(style::state_colour(kind))
                 .monospace(),
         )
-        .on_hover_text(view::state_label(kind));
+        .on_hover_text(model::state_label(kind));
     }
 }
 
@@ -134,8 +134,8 @@ pub fn tile_label(floor: &Floor, row: &Row, level: Level, elapsed_ms: u64) -> St
         .unwrap_or_default();
     format!(
         "{name}, {}{reason}, {}, {}",
-        view::state_label(row.status.kind()),
-        view::duration_text(elapsed_ms),
+        model::state_label(row.status.kind()),
+        model::duration_text(elapsed_ms),
         level.word()
     )
 }
@@ -143,11 +143,11 @@ pub fn tile_label(floor: &Floor, row: &Row, level: Level, elapsed_ms: u64) -> St
 /// A time in state with the threshold's mark in front: `!! 16:02`.
 fn time_text(level: Level, elapsed_ms: u64) -> String {
     match level {
-        Level::Normal => view::duration_text(elapsed_ms),
+        Level::Normal => model::duration_text(elapsed_ms),
         level => format!(
             "{} {}",
             style::level_mark(level),
-            view::duration_text(elapsed_ms)
+            model::duration_text(elapsed_ms)
         ),
     }
 }
@@ -187,8 +187,8 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
         text_colour,
     );
     let state = match reason_label(floor, row) {
-        Some(reason) => format!("{} · {reason}", view::state_mark(kind)),
-        None => format!("{} · {}", view::state_mark(kind), view::state_label(kind)),
+        Some(reason) => format!("{} · {reason}", model::state_mark(kind)),
+        None => format!("{} · {}", model::state_mark(kind), model::state_label(kind)),
     };
     painter.text(
         egui::pos2(left, rect.bottom() - 6.0),
@@ -332,8 +332,8 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
                     ui.label(
                         RichText::new(format!(
                             "{} {}",
-                            view::state_mark(kind),
-                            view::state_label(kind)
+                            model::state_mark(kind),
+                            model::state_label(kind)
                         ))
                         .color(Color32::WHITE)
                         .background_color(style::state_colour(kind)),
