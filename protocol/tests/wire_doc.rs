@@ -60,3 +60,44 @@ fn every_error_code_is_in_the_table_with_its_index_and_close_code() {
         "ErrorCode has a variant this test does not list"
     );
 }
+
+/// The bytes of the document's delta example, read from the document itself: the hex at the
+/// start of each line of the code block after "Example:".
+fn documented_example() -> Vec<u8> {
+    let example = WIRE
+        .split_once("Example: sequence 40,000")
+        .expect("the delta example")
+        .1;
+    let block = example.split("```").nth(1).expect("its code block");
+    block
+        .lines()
+        .flat_map(|line| {
+            let hex = line.split("  ").next().unwrap_or_default();
+            hex.split_whitespace()
+                .map(|byte| u8::from_str_radix(byte, 16).expect("a hex byte"))
+                .collect::<Vec<u8>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_documented_delta_example_is_what_the_codec_writes() {
+    use monti_protocol::codec::encode_server;
+    use monti_protocol::message::{Delta, ServerMsg, StatusChange};
+    use monti_protocol::model::{AgentId, AgentStatus};
+
+    let delta = ServerMsg::Delta(Delta {
+        seq: 40_000,
+        time_step_ms: 100,
+        changes: vec![StatusChange {
+            agent: AgentId(1234),
+            status: AgentStatus::OnCall,
+            since_ms_ago: 30,
+        }],
+        roster: vec![],
+        groups: vec![],
+    });
+    let documented = documented_example();
+    assert_eq!(documented.len(), 12, "the document says twelve bytes");
+    assert_eq!(encode_server(&delta).expect("encodes"), documented);
+}
