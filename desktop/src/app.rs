@@ -17,7 +17,7 @@ use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 use crate::kiosk::{self, Kiosk};
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::net::{Command, Net, SignIn, Status, lock};
-use crate::settings::{Filter, STORAGE_KEY, Settings, SortKey, Theme, ViewKind};
+use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
 use crate::{signin, style, widgets};
 
 /// Where the app's clock comes from: the system, or a fixed moment (tests).
@@ -39,6 +39,21 @@ impl Clock {
     }
 }
 
+/// What a screen shows of the floor: the floor manager's filters, view, order and search, or
+/// a wallboard's scope ([`Kiosk::shown`]). Each screen makes its own; neither borrows the
+/// other's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shown {
+    /// Teams, sites and states.
+    pub filter: Filter,
+    /// Cards by team or site, the matrix, or the table.
+    pub view: ViewKind,
+    /// The order of agents.
+    pub sort: Sort,
+    /// Agents whose name contains this.
+    pub search: String,
+}
+
 /// What the cached parts were computed from.
 #[derive(Clone, Debug, PartialEq)]
 struct CacheKey {
@@ -46,8 +61,7 @@ struct CacheKey {
     roster_version: u64,
     n_agents: usize,
     ready: bool,
-    settings: Settings,
-    search: String,
+    shown: Shown,
 }
 
 /// The parts of a frame that only change with the floor or the settings.
@@ -80,9 +94,6 @@ pub struct App {
     pub(crate) cache: Cache,
     /// Set when the app runs as a wallboard.
     pub kiosk: Option<Kiosk>,
-    /// The settings as they were before the wallboard narrowed the filter to its scope: what is
-    /// stored, so that `--desktop` later finds the floor manager's own.
-    kept_settings: Option<Settings>,
 }
 
 impl App {
@@ -104,7 +115,6 @@ impl App {
             sent: Subscription::default(),
             cache: Cache::default(),
             kiosk: None,
-            kept_settings: None,
         }
     }
 
@@ -137,11 +147,20 @@ impl App {
         }
     }
 
-    /// The subscription the settings call for: team and site filters are applied by the server
+    /// What the floor manager's screen shows: the settings and the search.
+    fn shown(&self) -> Shown {
+        Shown {
+            filter: self.settings.filter.clone(),
+            view: self.settings.view,
+            sort: self.settings.sort,
+            search: self.search.clone(),
+        }
+    }
+
+    /// The subscription a filter calls for: team and site filters are applied by the server
     /// (they cut traffic); names the server has not listed yet are applied here only. The state
     /// filter and the search are applied here, so that they answer at once.
-    pub fn subscription(&self, status: &Status) -> Subscription {
-        let filter = &self.settings.filter;
+    pub fn subscription(status: &Status, filter: &Filter) -> Subscription {
         let teams: Vec<TeamId> = status
             .teams
             .iter()
@@ -165,14 +184,13 @@ impl App {
         }
     }
 
-    fn refresh_cache(&mut self, floor: &Floor, status: &Status) {
+    fn refresh_cache(&mut self, floor: &Floor, status: &Status, shown: Shown) {
         let key = CacheKey {
             seq: floor.seq(),
             roster_version: floor.roster_version(),
             n_agents: floor.n_agents(),
             ready: floor.is_ready(),
-            settings: self.settings.clone(),
-            search: self.search.clone(),
+            shown,
         };
         let thresholds_key = (status.thresholds.clone(), floor.roster_version());
         if self.cache.thresholds.as_ref() != Some(&thresholds_key) || self.cache.key.is_none() {
@@ -186,19 +204,20 @@ impl App {
             self.cache.ranks = Ranks::new(floor);
             self.cache.ranks_version = Some(floor.roster_version());
         }
+        let shown = &key.shown;
         let selection = Selection::compute_ranked(
             floor,
             &self.cache.ranks,
-            &self.settings.filter,
-            &self.search,
-            self.settings.sort,
+            &shown.filter,
+            &shown.search,
+            shown.sort,
         );
-        self.cache.cards = match self.settings.view {
+        self.cache.cards = match shown.view {
             ViewKind::Teams => model::cards(floor, &selection, false),
             ViewKind::Sites => model::cards(floor, &selection, true),
             ViewKind::Matrix | ViewKind::Agents => Vec::new(),
         };
-        self.cache.matrix = match self.settings.view {
+        self.cache.matrix = match shown.view {
             ViewKind::Matrix => Matrix::new(floor, &selection),
             _ => Matrix::default(),
         };
@@ -464,14 +483,14 @@ impl App {
         );
     }
 
-    /// Follows the settings' subscription and brings the cache up to date.
-    fn prepare(&mut self, floor: &Floor, status: &Status) {
-        let wanted = self.subscription(status);
+    /// Follows the subscription of what is shown and brings the cache up to date.
+    fn prepare(&mut self, floor: &Floor, status: &Status, shown: Shown) {
+        let wanted = App::subscription(status, &shown.filter);
         if self.sent != wanted {
             self.net.send(Command::Subscribe(wanted.clone()));
             self.sent = wanted;
         }
-        self.refresh_cache(floor, status);
+        self.refresh_cache(floor, status, shown);
     }
 
     /// The wallboard: its configuration's scope, no search, every state; pages rotate.
@@ -480,24 +499,9 @@ impl App {
             return;
         };
         let config = kiosk.config(status);
-        self.kept_settings
-            .get_or_insert_with(|| self.settings.clone());
-        self.settings.filter = Filter {
-            teams: config.teams.iter().cloned().collect(),
-            sites: config.sites.iter().cloned().collect(),
-            // Configured only for teams or sites this device may not see: nothing, not all.
-            states: if config.shows_nothing() {
-                StateSet::NONE
-            } else {
-                StateSet::ALL
-            },
-        };
-        // The pages group by themselves; the table view keeps the cache from grouping too.
-        self.settings.view = ViewKind::Agents;
-        self.search.clear();
         let floor_handle = status.floor.clone();
         let floor = lock(&floor_handle);
-        self.prepare(&floor, status);
+        self.prepare(&floor, status, Kiosk::shown(&config));
         let now_ms = self.clock.now_ms();
         let step = kiosk::arrow_step(ui.ctx());
         let Some(kiosk) = &mut self.kiosk else {
@@ -534,7 +538,7 @@ impl App {
     fn floor_screen(&mut self, ui: &mut Ui, status: &Status) {
         let floor_handle = status.floor.clone();
         let floor = lock(&floor_handle);
-        self.prepare(&floor, status);
+        self.prepare(&floor, status, self.shown());
         let now = self.server_now_ms(status);
 
         egui::Panel::top("top").show(ui, |ui| {
@@ -750,7 +754,6 @@ impl eframe::App for App {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        let settings = self.kept_settings.as_ref().unwrap_or(&self.settings);
-        eframe::set_value(storage, STORAGE_KEY, settings);
+        eframe::set_value(storage, STORAGE_KEY, &self.settings);
     }
 }

@@ -11,12 +11,13 @@ use chrono::{Local, TimeZone, Timelike};
 use egui::{Align, Align2, Color32, FontId, Key, Layout, Rect, RichText, Ui, UiBuilder, Vec2};
 use monti_client::follow::Link;
 use monti_protocol::floor::Floor;
-use monti_protocol::model::StateKind;
+use monti_protocol::model::{StateKind, StateSet};
 use monti_protocol::rest::{PageKind, WallboardConfig};
 
-use crate::app::Cache;
+use crate::app::{Cache, Shown};
 use crate::model::{self, Level};
 use crate::net::{SignIn, Status};
+use crate::settings::{Filter, Sort, ViewKind};
 use crate::{signin, style};
 
 /// The wallboard's state: which configuration, which page, since when.
@@ -50,6 +51,26 @@ impl Kiosk {
     /// Notes that the window was resized.
     pub fn resized(&mut self, now_ms: u64) {
         self.resized_at_ms = Some(now_ms);
+    }
+
+    /// What a wallboard shows: its configuration's scope, every state, no search. The pages
+    /// group by themselves; the table view keeps the cache from grouping too.
+    pub fn shown(config: &WallboardConfig) -> Shown {
+        Shown {
+            filter: Filter {
+                teams: config.teams.iter().cloned().collect(),
+                sites: config.sites.iter().cloned().collect(),
+                // Configured only for teams or sites this device may not see: nothing, not all.
+                states: if config.shows_nothing() {
+                    StateSet::NONE
+                } else {
+                    StateSet::ALL
+                },
+            },
+            view: ViewKind::Agents,
+            sort: Sort::default(),
+            search: String::new(),
+        }
     }
 
     /// The configuration in force: the local file's, else the server's, else every page.

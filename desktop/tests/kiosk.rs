@@ -396,16 +396,40 @@ impl eframe::Storage for Memory {
 }
 
 #[test]
-fn the_wallboards_scope_is_not_stored_as_the_desktops_filter() {
+fn the_wallboard_follows_its_own_scope_and_leaves_the_desktops_settings_alone() {
     let config = WallboardConfig {
         teams: vec!["Billing".to_owned()],
         ..WallboardConfig::default()
     };
-    let mut harness = wallboard(None, Some(config));
-    assert!(harness.state().settings.filter.teams.contains("Billing"));
+    let mut status = sample::live_status(sample::floor(400, 5, NOW), NOW);
+    status.wallboard = Some(config);
+    let billing = status
+        .teams
+        .iter()
+        .find(|team| team.name == "Billing")
+        .map(|team| monti_protocol::model::TeamId(team.id))
+        .expect("the sample floor has a Billing team");
+    let (net, mut commands) = Net::detached(status);
+    let mut app = App::new(Settings::default(), net);
+    app.clock = Clock::Fixed(NOW);
+    app.kiosk = Some(Kiosk::new(None));
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1920.0, 1080.0))
+        .build_eframe(|_| app);
+    harness.run();
+    let mut subscribed = Vec::new();
+    while let Ok(command) = commands.try_recv() {
+        if let monti_desktop::net::Command::Subscribe(subscription) = command {
+            subscribed.push(subscription.teams);
+        }
+    }
+    assert_eq!(subscribed.last(), Some(&vec![billing]), "{subscribed:?}");
+    assert_eq!(
+        harness.state().settings,
+        Settings::default(),
+        "never borrowed"
+    );
     let mut storage = Memory::default();
     eframe::App::save(harness.state_mut(), &mut storage);
-    let stored = App::stored_settings(Some(&storage));
-    assert!(stored.filter.teams.is_empty(), "{stored:?}");
-    assert_eq!(stored.view, Settings::default().view);
+    assert_eq!(App::stored_settings(Some(&storage)), Settings::default());
 }
