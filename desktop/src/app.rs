@@ -16,7 +16,7 @@ use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 
 use crate::kiosk::{self, Kiosk};
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
-use crate::net::{Command, Net, SignIn, Status, lock};
+use crate::net::{Net, Request, SignIn, Status, lock};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
 use crate::{signin, style, widgets};
 
@@ -37,6 +37,22 @@ impl Clock {
             Clock::Fixed(ms) => ms,
         }
     }
+}
+
+/// What a person asked for during a frame, from whichever screen; the app applies it after
+/// the frame ([`App::apply`]), so that no screen changes state another one is drawing from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Start the device flow.
+    SignIn,
+    /// Stop the device flow.
+    CancelSignIn,
+    /// Forget the sign-in.
+    SignOut,
+    /// Use the server, CA file and proxy in the fields.
+    Connect,
+    /// Show one team or site (a card's header, a matrix cell): the filter narrows to it.
+    Drill(widgets::Drill),
 }
 
 /// What a screen shows of the floor: the floor manager's filters, view, order and search, or
@@ -94,6 +110,8 @@ pub struct App {
     pub(crate) cache: Cache,
     /// Set when the app runs as a wallboard.
     pub kiosk: Option<Kiosk>,
+    /// Asked for during this frame.
+    commands: Vec<Command>,
 }
 
 impl App {
@@ -115,6 +133,7 @@ impl App {
             sent: Subscription::default(),
             cache: Cache::default(),
             kiosk: None,
+            commands: Vec::new(),
         }
     }
 
@@ -281,7 +300,7 @@ impl App {
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
                 if status.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
-                    self.net.send(Command::SignOut);
+                    self.commands.push(Command::SignOut);
                 }
                 if let Some(me) = &status.me {
                     ui.label(format!("{} · {}", me.subject, me.roles.join(", ")));
@@ -394,7 +413,7 @@ impl App {
             self.settings.server = server.clone();
             self.settings.ca_file = ca_file;
             self.settings.proxy = proxy;
-            self.net.send(Command::Connect {
+            self.net.send(Request::Connect {
                 server,
                 transport: self.settings.transport(),
             });
@@ -487,7 +506,7 @@ impl App {
     fn prepare(&mut self, floor: &Floor, status: &Status, shown: Shown) {
         let wanted = App::subscription(status, &shown.filter);
         if self.sent != wanted {
-            self.net.send(Command::Subscribe(wanted.clone()));
+            self.net.send(Request::Subscribe(wanted.clone()));
             self.sent = wanted;
         }
         self.refresh_cache(floor, status, shown);
@@ -577,9 +596,7 @@ impl App {
                     None
                 }
             };
-            if let Some(drill) = drill {
-                self.drill(drill);
-            }
+            self.commands.extend(drill.map(Command::Drill));
         });
         // Times in state tick every second.
         ui.ctx()
@@ -701,8 +718,26 @@ fn gui_zoom(ctx: &egui::Context, step: f32) {
 }
 
 impl App {
-    /// One frame of the whole window.
+    /// One frame of the whole window, then what was asked for during it.
     pub fn show(&mut self, ui: &mut Ui) {
+        self.show_screen(ui);
+        for command in std::mem::take(&mut self.commands) {
+            self.apply(command);
+        }
+    }
+
+    /// Carries out what a person asked for.
+    pub fn apply(&mut self, command: Command) {
+        match command {
+            Command::SignIn => self.net.send(Request::SignIn),
+            Command::CancelSignIn => self.net.send(Request::CancelSignIn),
+            Command::SignOut => self.net.send(Request::SignOut),
+            Command::Connect => self.connect(),
+            Command::Drill(drill) => self.drill(drill),
+        }
+    }
+
+    fn show_screen(&mut self, ui: &mut Ui) {
         let status = self.net.status().clone();
         if self.kiosk.is_some() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::None);
@@ -734,12 +769,8 @@ impl App {
             SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) | SignIn::Browser { .. } => {
                 let now = self.clock.now_ms();
                 egui::CentralPanel::default().show(ui, |ui| {
-                    match signin::screen(ui, &status, &mut self.fields, now) {
-                        Some(signin::Action::SignIn) => self.net.send(Command::SignIn),
-                        Some(signin::Action::Cancel) => self.net.send(Command::CancelSignIn),
-                        Some(signin::Action::Connect) => self.connect(),
-                        None => {}
-                    }
+                    let command = signin::screen(ui, &status, &mut self.fields, now);
+                    self.commands.extend(command);
                 });
                 ui.ctx()
                     .request_repaint_after(std::time::Duration::from_millis(500));

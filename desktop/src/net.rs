@@ -3,7 +3,7 @@
 //!
 //! The UI talks to it through a [`Net`] handle: it reads the [`Status`] (a short lock, once per
 //! frame) and the floor (which the thread's [`Follower`] folds into under a lock held only for one
-//! message), and sends [`Command`]s. Everything the thread learns ends with a repaint request.
+//! message), and sends [`Request`]s. Everything the thread learns ends with a repaint request.
 //!
 //! The thread runs one *session* per server: ask the server how it signs callers in, sign in
 //! (a stored refresh token silently, else the device flow), follow the subscription with
@@ -26,7 +26,7 @@ use tokio::time::{Instant, sleep_until};
 
 /// What the UI asks of the network thread.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Command {
+pub enum Request {
     /// Use another server, or reach it differently (a new session).
     Connect {
         /// The server's URL.
@@ -162,7 +162,7 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The UI's handle on the network thread.
 pub struct Net {
     status: Arc<Mutex<Status>>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Request>,
 }
 
 impl Net {
@@ -207,7 +207,7 @@ impl Net {
     }
 
     /// A handle with no thread behind it: tests set the status and read the commands.
-    pub fn detached(status: Status) -> (Net, mpsc::UnboundedReceiver<Command>) {
+    pub fn detached(status: Status) -> (Net, mpsc::UnboundedReceiver<Request>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let net = Net {
             status: Arc::new(Mutex::new(status)),
@@ -223,8 +223,8 @@ impl Net {
 
     /// Asks the network thread to do something. A stopped thread is not an error for the UI:
     /// the status keeps showing what was last known.
-    pub fn send(&self, command: Command) {
-        if self.commands.send(command).is_err() {
+    pub fn send(&self, request: Request) {
+        if self.commands.send(request).is_err() {
             tracing::warn!("the network thread has stopped");
         }
     }
@@ -312,7 +312,7 @@ fn needs_person(err: &AuthError) -> bool {
 
 struct Worker {
     status: Arc<Mutex<Status>>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Request>,
     repaint: Box<dyn Fn() + Send + Sync>,
     server: String,
     subscription: Subscription,
@@ -339,18 +339,18 @@ impl Worker {
 
     /// Handles a command that arrives while nothing session-specific waits for one. Returns
     /// how the session must end, if it must.
-    fn idle_command(&mut self, command: Option<Command>) -> Option<Next> {
+    fn idle_command(&mut self, command: Option<Request>) -> Option<Next> {
         match command? {
-            Command::Connect { server, transport } => {
+            Request::Connect { server, transport } => {
                 self.server = server;
                 self.transport_options = transport;
                 Some(Next::Restart)
             }
-            Command::Subscribe(subscription) => {
+            Request::Subscribe(subscription) => {
                 self.subscription = subscription;
                 None
             }
-            Command::SignIn | Command::CancelSignIn | Command::SignOut => None,
+            Request::SignIn | Request::CancelSignIn | Request::SignOut => None,
         }
     }
 
@@ -568,7 +568,7 @@ impl Worker {
                 loop {
                     match self.commands.recv().await {
                         None => return Err(Next::Quit),
-                        Some(Command::SignIn) => break,
+                        Some(Request::SignIn) => break,
                         command => {
                             if let Some(next) = self.idle_command(command) {
                                 return Err(next);
@@ -649,7 +649,7 @@ impl Worker {
                 outcome = &mut sign_in => return Ok(Some(outcome)),
                 command = self.commands.recv() => match command {
                     None => return Err(Next::Quit),
-                    Some(Command::CancelSignIn) => return Ok(None),
+                    Some(Request::CancelSignIn) => return Ok(None),
                     command => if let Some(next) = self.idle_command(command) {
                         return Err(next);
                     },
@@ -701,11 +701,11 @@ impl Worker {
                             loop {
                                 match self.commands.recv().await {
                                     None => return (Some(Next::Quit), false),
-                                    Some(Command::Subscribe(subscription)) => {
+                                    Some(Request::Subscribe(subscription)) => {
                                         self.subscription = subscription;
                                         break;
                                     }
-                                    Some(Command::SignOut) if signed_in.is_some() => {
+                                    Some(Request::SignOut) if signed_in.is_some() => {
                                         return (None, true);
                                     }
                                     command => if let Some(next) = self.idle_command(command) {
@@ -724,11 +724,11 @@ impl Worker {
                 }
                 command = self.commands.recv() => match command {
                     None => return (Some(Next::Quit), false),
-                    Some(Command::Subscribe(subscription)) => {
+                    Some(Request::Subscribe(subscription)) => {
                         self.subscription = subscription.clone();
                         follower.resubscribe(subscription).await;
                     }
-                    Some(Command::SignOut) if signed_in.is_some() => return (None, true),
+                    Some(Request::SignOut) if signed_in.is_some() => return (None, true),
                     command => if let Some(next) = self.idle_command(command) {
                         return (Some(next), false);
                     },

@@ -4,19 +4,9 @@
 use egui::{Align, Color32, Layout, RichText, Sense, Ui, Vec2};
 use qrcode::QrCode;
 
+use crate::app::Command;
 use crate::model::duration_text;
 use crate::net::{CodeScreen, SignIn, Status};
-
-/// What the person asked for on the screen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Start the device flow.
-    SignIn,
-    /// Stop the device flow.
-    Cancel,
-    /// Use the server URL in the field.
-    Connect,
-}
 
 /// What the person types to reach a server: its URL, and where the network needs it, the
 /// company CA file and the proxy.
@@ -36,7 +26,7 @@ pub fn screen(
     status: &Status,
     fields: &mut ConnectFields,
     now_ms: u64,
-) -> Option<Action> {
+) -> Option<Command> {
     let mut action = None;
     ui.with_layout(Layout::top_down(Align::Center), |ui| {
         ui.add_space(24.0);
@@ -57,7 +47,7 @@ pub fn screen(
                     ui.ctx().open_url(egui::OpenUrl::new_tab(url));
                 }
                 if ui.button("Cancel").clicked() {
-                    action = Some(Action::Cancel);
+                    action = Some(Command::CancelSignIn);
                 }
             }
             SignIn::Needed { problem } => {
@@ -67,7 +57,7 @@ pub fn screen(
                 }
                 ui.add_space(8.0);
                 if ui.button(RichText::new("Sign in").size(20.0)).clicked() {
-                    action = Some(Action::SignIn);
+                    action = Some(Command::SignIn);
                 }
             }
             _ => {
@@ -106,14 +96,14 @@ pub fn screen(
                 ui.end_row();
             });
             if ui.button("Connect").clicked() {
-                action = Some(Action::Connect);
+                action = Some(Command::Connect);
             }
         }
     });
     action
 }
 
-fn code_screen(ui: &mut Ui, code: &CodeScreen, now_ms: u64) -> Option<Action> {
+fn code_screen(ui: &mut Ui, code: &CodeScreen, now_ms: u64) -> Option<Command> {
     let mut action = None;
     ui.label(RichText::new("Sign in with your phone or another computer").size(20.0));
     ui.add_space(8.0);
@@ -144,7 +134,7 @@ fn code_screen(ui: &mut Ui, code: &CodeScreen, now_ms: u64) -> Option<Action> {
     ui.label(RichText::new(format!("The code expires in {}", duration_text(left))).size(16.0));
     ui.add_space(8.0);
     if ui.button("Cancel").clicked() {
-        action = Some(Action::Cancel);
+        action = Some(Command::CancelSignIn);
     }
     action
 }

@@ -419,7 +419,7 @@ fn the_wallboard_follows_its_own_scope_and_leaves_the_desktops_settings_alone() 
     harness.run();
     let mut subscribed = Vec::new();
     while let Ok(command) = commands.try_recv() {
-        if let monti_desktop::net::Command::Subscribe(subscription) = command {
+        if let monti_desktop::net::Request::Subscribe(subscription) = command {
             subscribed.push(subscription.teams);
         }
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use monti_client::follow::{Follower, Link};
-use monti_desktop::net::{Command, Net, SignIn, lock};
+use monti_desktop::net::{Net, Request, SignIn, lock};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::Subscription;
 use monti_protocol::model::TeamId;
@@ -183,7 +183,7 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
         teams: vec![TeamId(0)],
         ..Subscription::default()
     };
-    net.send(Command::Subscribe(team.clone()));
+    net.send(Request::Subscribe(team.clone()));
     let narrowed = until_equal(&net, &url, &team, Duration::from_secs(30)).await;
     assert!(narrowed.n_agents() > 0 && narrowed.n_agents() < 300);
     assert!(
@@ -191,7 +191,7 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
             .agents()
             .all(|record| record.info.team == TeamId(0))
     );
-    net.send(Command::Subscribe(everything.clone()));
+    net.send(Request::Subscribe(everything.clone()));
     until_equal(&net, &url, &everything, Duration::from_secs(30)).await;
 
     // Killed: the app keeps the last floor and says it is not live.
@@ -247,7 +247,7 @@ async fn a_missing_ca_file_is_shown_until_the_settings_change() {
     .await;
     assert_ne!(net.status().link, Link::Live);
     // Without the file the same server streams.
-    net.send(Command::Connect {
+    net.send(Request::Connect {
         server: server.url.clone(),
         transport: Default::default(),
     });

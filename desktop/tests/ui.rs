@@ -11,7 +11,7 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use monti_client::follow::Link;
 use monti_desktop::App;
 use monti_desktop::app::Clock;
-use monti_desktop::net::{CodeScreen, Command, Net, SignIn, Status};
+use monti_desktop::net::{CodeScreen, Net, Request, SignIn, Status};
 use monti_desktop::sample;
 use monti_desktop::settings::{Settings, ViewKind};
 use monti_protocol::floor::Floor;
@@ -28,7 +28,7 @@ fn status_for(floor: Floor) -> Status {
 fn harness(
     status: Status,
     settings: Settings,
-) -> (Harness<'static, App>, UnboundedReceiver<Command>) {
+) -> (Harness<'static, App>, UnboundedReceiver<Request>) {
     let (net, commands) = Net::detached(status);
     let mut app = App::new(settings, net);
     app.clock = Clock::Fixed(NOW);
@@ -38,7 +38,7 @@ fn harness(
     (harness, commands)
 }
 
-fn floor_screen(agents: u32) -> (Harness<'static, App>, UnboundedReceiver<Command>, Floor) {
+fn floor_screen(agents: u32) -> (Harness<'static, App>, UnboundedReceiver<Request>, Floor) {
     let floor = sample::floor(agents, 42, NOW);
     let (mut harness, commands) = harness(status_for(floor.clone()), Settings::default());
     harness.run();
@@ -67,7 +67,7 @@ fn label(node: &Node<'_>) -> String {
     .unwrap_or_default()
 }
 
-fn drain(commands: &mut UnboundedReceiver<Command>) -> Vec<Command> {
+fn drain(commands: &mut UnboundedReceiver<Request>) -> Vec<Request> {
     std::iter::from_fn(|| commands.try_recv().ok()).collect()
 }
 
@@ -109,7 +109,7 @@ fn choosing_a_team_filter_shows_only_that_team_and_subscribes_to_it() {
     assert!(
         sent.iter().any(|command| matches!(
             command,
-            Command::Subscribe(sub) if sub.teams == vec![sales] && sub.sites.is_empty()
+            Request::Subscribe(sub) if sub.teams == vec![sales] && sub.sites.is_empty()
         )),
         "the team filter is a server-side subscription: {sent:?}"
     );
@@ -374,7 +374,7 @@ fn the_device_flow_screen_shows_the_code_a_qr_code_and_the_time_left() {
         .get_by_role_and_label(Role::Button, "Cancel")
         .click();
     harness.run();
-    assert_eq!(drain(&mut commands), vec![Command::CancelSignIn]);
+    assert_eq!(drain(&mut commands), vec![Request::CancelSignIn]);
 }
 
 #[test]
@@ -407,7 +407,7 @@ fn a_browser_sign_in_shows_the_page_to_open_and_can_be_cancelled() {
         .get_by_role_and_label(Role::Button, "Cancel")
         .click();
     harness.run();
-    assert_eq!(drain(&mut commands), vec![Command::CancelSignIn]);
+    assert_eq!(drain(&mut commands), vec![Request::CancelSignIn]);
 }
 
 #[test]
@@ -427,7 +427,7 @@ fn a_sign_in_that_is_needed_offers_a_button_and_says_why() {
         .get_by_role_and_label(Role::Button, "Sign in")
         .click();
     harness.run();
-    assert_eq!(drain(&mut commands), vec![Command::SignIn]);
+    assert_eq!(drain(&mut commands), vec![Request::SignIn]);
 }
 
 #[test]
@@ -557,7 +557,7 @@ fn settings_take_a_company_ca_file_and_a_proxy_for_the_next_connection() {
     harness.run();
     assert_eq!(
         drain(&mut commands),
-        vec![Command::Connect {
+        vec![Request::Connect {
             server: monti_desktop::settings::DEFAULT_SERVER.to_owned(),
             transport: monti_client::TransportOptions {
                 ca_file: Some("/etc/monti/company-ca.pem".into()),
@@ -595,7 +595,7 @@ fn a_refused_certificate_is_explained_where_the_ca_file_can_be_given() {
     harness.run_steps(4);
     assert_eq!(
         drain(&mut commands),
-        vec![Command::Connect {
+        vec![Request::Connect {
             server: "https://floor.example.com".to_owned(),
             transport: monti_client::TransportOptions {
                 ca_file: Some("/etc/monti/example-corp-ca.pem".into()),
