@@ -25,7 +25,18 @@ fn wallboard(
 ) -> Harness<'static, App> {
     let mut status = sample::live_status(sample::floor(400, 5, NOW), NOW);
     status.wallboard = server;
-    let (net, _commands) = Net::detached(status);
+    wallboard_on(status, local).0
+}
+
+/// A wallboard on `status`, and what it asks of the network thread.
+fn wallboard_on(
+    status: monti_desktop::net::Status,
+    local: Option<WallboardConfig>,
+) -> (
+    Harness<'static, App>,
+    tokio::sync::mpsc::UnboundedReceiver<monti_desktop::net::Request>,
+) {
+    let (net, requests) = Net::detached(status);
     let mut app = App::new(Settings::default(), net);
     app.clock = Clock::Fixed(NOW);
     app.kiosk = Some(Kiosk::new(local));
@@ -33,7 +44,7 @@ fn wallboard(
         .with_size(egui::vec2(1920.0, 1080.0))
         .build_eframe(|_| app);
     harness.run();
-    harness
+    (harness, requests)
 }
 
 fn at(harness: &mut Harness<'_, App>, ms_later: u64) {
@@ -409,17 +420,10 @@ fn the_wallboard_follows_its_own_scope_and_leaves_the_desktops_settings_alone() 
         .find(|team| team.name == "Billing")
         .map(|team| monti_protocol::model::TeamId(team.id))
         .expect("the sample floor has a Billing team");
-    let (net, mut commands) = Net::detached(status);
-    let mut app = App::new(Settings::default(), net);
-    app.clock = Clock::Fixed(NOW);
-    app.kiosk = Some(Kiosk::new(None));
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1920.0, 1080.0))
-        .build_eframe(|_| app);
-    harness.run();
+    let (mut harness, mut requests) = wallboard_on(status, None);
     let mut subscribed = Vec::new();
-    while let Ok(command) = commands.try_recv() {
-        if let monti_desktop::net::Request::Subscribe(subscription) = command {
+    while let Ok(request) = requests.try_recv() {
+        if let monti_desktop::net::Request::Subscribe(subscription) = request {
             subscribed.push(subscription.teams);
         }
     }

@@ -389,25 +389,3 @@ fn a_state_change_costs_at_most_eight_bytes_in_a_delta() {
     };
     assert!(postcard::to_allocvec(&worst).expect("encodes").len() <= 9);
 }
-
-/// The example in docs/WIRE.md, byte for byte.
-#[test]
-fn the_documented_delta_example_is_exact() {
-    let delta = ServerMsg::Delta(Delta {
-        seq: 40_000,
-        time_step_ms: 100,
-        changes: vec![StatusChange {
-            agent: AgentId(1234),
-            status: AgentStatus::OnCall,
-            since_ms_ago: 30,
-        }],
-        roster: vec![],
-        groups: vec![],
-    });
-    assert_eq!(
-        encode_server(&delta).expect("encodes"),
-        [
-            0x02, 0xc0, 0xb8, 0x02, 0x64, 0x01, 0xd2, 0x09, 0x03, 0x1e, 0x00, 0x00
-        ]
-    );
-}
