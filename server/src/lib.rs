@@ -139,6 +139,10 @@ pub async fn run(
 }
 
 /// [`run`] on a clock of the caller's (tests hand it a [`clock::ManualClock`]'s).
+///
+/// In order: the floor from the database, the one writer, the simulated roster through it, the
+/// link to the other servers, the background tasks; then connections until `shutdown`; then
+/// viewers closed, background tasks stopped, the writer's queue stored.
 pub async fn run_with_clock(
     listener: TcpListener,
     config: Config,
@@ -149,11 +153,6 @@ pub async fn run_with_clock(
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let db = Db::connect(&config.database).await?;
-    let roster = config
-        .simulator
-        .enabled
-        .then(|| sim::roster(&config.simulator));
-    let (audit_tx, audit_rx) = mpsc::channel(10_000);
     let (live, writes) = LiveFloor::new(
         &db.load_floor().await?,
         config.server.queue_ticks,
@@ -174,21 +173,7 @@ pub async fn run_with_clock(
         metrics.clone(),
         clock.clone(),
     );
-    // The simulated roster goes through the writer like every roster change; the simulator
-    // then needs only the agents' ids.
-    let simulated = match roster {
-        Some(roster) => {
-            let ids: Vec<String> = (roster.roster.agents.iter())
-                .map(|agent| agent.external_id.clone())
-                .collect();
-            ingest
-                .roster(roster)
-                .await
-                .context("cannot store the simulated roster")?;
-            Some(ids)
-        }
-        None => None,
-    };
+    let simulated = simulated_roster(&config, &ingest).await?;
     let share = match shared {
         None => None,
         Some((_, published)) => {
@@ -209,6 +194,7 @@ pub async fn run_with_clock(
             )?)
         }
     };
+    let (audit_tx, audit_rx) = mpsc::channel(10_000);
     let state = AppState {
         config: config.clone(),
         live: live.clone(),
@@ -219,123 +205,29 @@ pub async fn run_with_clock(
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
-        ingest: ingest.clone(),
+        ingest,
         joined: share.as_ref().map(|share| share.joined.clone()),
         trusted_proxies: Arc::new(config.server.trusted_proxy_nets()?),
-        clock: clock.clone(),
+        clock,
     };
-    if config.auth.mode == config::AuthMode::Oidc {
-        // Each step logged; nothing here keeps the server from starting.
-        let (config, live) = (config.clone(), live.clone());
-        tokio::spawn(async move {
-            auth_check::log(&auth_check::provider(&config.auth).await);
-            auth_check::log(&auth_check::bindings(
-                &config.auth,
-                |team| live.team_id(team).is_some(),
-                |site| live.site_id(site).is_some(),
-            ));
-        });
-    }
-    let audit_writer = tokio::spawn(audit::write(db.clone(), audit_rx, metrics.clone()));
-    let ticker = tokio::spawn(tick(
-        live.clone(),
-        config.server.tick(),
-        clock.clone(),
-        background.clone(),
-    ));
-    let stale = tokio::spawn(ingest::watch_stale(
-        ingest.clone(),
-        Duration::from_secs(config.ingest.stale_after_secs.max(1)),
-        background.clone(),
-    ));
-    let prune = tokio::spawn(ingest::prune_history(
-        db.clone(),
-        config.database.history_retention_days,
-        clock.clone(),
-        background.clone(),
-    ));
-    let reconcile = tokio::spawn(ingest::reconcile(
-        ingest.clone(),
-        Duration::from_secs(config.database.reconcile_secs.max(1)),
-        background.clone(),
-    ));
-    let simulator = simulated.map(|ids| {
-        tokio::spawn(sim::run(
-            config.simulator.clone(),
-            ids,
-            ingest.clone(),
-            clock.clone(),
-            background.clone(),
-        ))
-    });
-    drop(ingest);
-
-    let addr = listener.local_addr()?;
-    match config.auth.mode {
-        config::AuthMode::None => {
-            tracing::warn!("auth mode none: every caller is treated as the local administrator")
-        }
-        config::AuthMode::Oidc => {
-            tracing::info!(issuer = %config.auth.issuer, "sign-in through OpenID Connect")
-        }
-    }
-    let scheme = if config.server.tls() { "https" } else { "http" };
-    tracing::info!(%addr, scheme, agents = live.read(monti_protocol::floor::Floor::n_agents), database = ?db.engine(), "monti-server listening");
-    let send_buffer = config.server.socket_send_buffer;
-    let tune = move |tcp: &tokio::net::TcpStream| {
-        // Deltas are small and latency matters more than packet count.
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "cannot set TCP_NODELAY");
-        }
-        if send_buffer > 0
-            && let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer)
-        {
-            tracing::debug!(%err, "cannot set the socket send buffer");
-        }
-    };
-    let tasks = state.tasks.clone();
+    check_sign_in(&config, &live);
+    let mut tasks = Background::spawn(&state, audit_rx, simulated, &background);
     // Kept until shutdown so the audit queue outlives every request that records into it.
     let state_for_shutdown = state.clone();
-    let tls = if config.server.tls() {
-        Some(tls::acceptor(
-            Path::new(&config.server.tls_cert),
-            Path::new(&config.server.tls_key),
-            metrics.clone(),
-            background.clone(),
-        )?)
-    } else {
-        None
-    };
-    let limits = listen::Limits {
-        header_read: Duration::from_secs(config.server.header_timeout_secs),
-        per_address: config.server.max_connections_per_address,
-        trusted: state.trusted_proxies.clone(),
-    };
-    listen::serve(
-        listener,
-        tls,
-        router(state),
-        limits,
-        tune,
-        metrics.clone(),
-        shutdown.clone(),
-    )
-    .await;
+    serve(listener, state, &background).await?;
 
     tracing::info!("shutting down: closing viewers");
     shutdown.cancel();
-    tasks.close();
-    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+    let viewers = state_for_shutdown.tasks.clone();
+    viewers.close();
+    if tokio::time::timeout(Duration::from_secs(5), viewers.wait())
         .await
         .is_err()
     {
         tracing::warn!("some viewers did not close within 5 s");
     }
     background.cancel();
-    if let Some(simulator) = simulator {
-        let _ = simulator.await;
-    }
-    let _ = tokio::join!(stale, prune, reconcile);
+    tasks.stop_feeding().await;
     // The link to the other servers holds a handle to the writer too.
     if let Some(share) = share {
         share.join().await;
@@ -349,10 +241,179 @@ pub async fn run_with_clock(
     {
         tracing::warn!("queued events were not stored within 10 s");
     }
-    let _ = ticker.await;
+    tasks.stop_rest().await;
     drop(live);
-    let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
     db.close().await;
+    Ok(())
+}
+
+/// Stores the simulated roster through the writer like every roster change, when the
+/// simulator is on; the simulator then needs only the agents' ids.
+async fn simulated_roster(
+    config: &Config,
+    ingest: &ingest::Ingest,
+) -> anyhow::Result<Option<Vec<String>>> {
+    if !config.simulator.enabled {
+        return Ok(None);
+    }
+    let roster = sim::roster(&config.simulator);
+    let ids: Vec<String> = (roster.roster.agents.iter())
+        .map(|agent| agent.external_id.clone())
+        .collect();
+    ingest
+        .roster(roster)
+        .await
+        .context("cannot store the simulated roster")?;
+    Ok(Some(ids))
+}
+
+/// Logs each step of the sign-in self-check; nothing here keeps the server from starting.
+fn check_sign_in(config: &Arc<Config>, live: &Arc<LiveFloor>) {
+    if config.auth.mode != config::AuthMode::Oidc {
+        return;
+    }
+    let (config, live) = (config.clone(), live.clone());
+    tokio::spawn(async move {
+        auth_check::log(&auth_check::provider(&config.auth).await);
+        auth_check::log(&auth_check::bindings(
+            &config.auth,
+            |team| live.team_id(team).is_some(),
+            |site| live.site_id(site).is_some(),
+        ));
+    });
+}
+
+/// The server's own tasks beside the connections.
+struct Background {
+    audit_writer: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
+    stale: tokio::task::JoinHandle<()>,
+    prune: tokio::task::JoinHandle<()>,
+    reconcile: tokio::task::JoinHandle<()>,
+    simulator: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts them; they stop when `stop` is cancelled (the audit writer when the state's
+    /// last handle on its queue is gone).
+    fn spawn(
+        state: &AppState,
+        audit_rx: mpsc::Receiver<db::AuditEvent>,
+        simulated: Option<Vec<String>>,
+        stop: &CancellationToken,
+    ) -> Background {
+        let config = &state.config;
+        Background {
+            audit_writer: tokio::spawn(audit::write(
+                state.db.clone(),
+                audit_rx,
+                state.metrics.clone(),
+            )),
+            ticker: tokio::spawn(tick(
+                state.live.clone(),
+                config.server.tick(),
+                state.clock.clone(),
+                stop.clone(),
+            )),
+            stale: tokio::spawn(ingest::watch_stale(
+                state.ingest.clone(),
+                Duration::from_secs(config.ingest.stale_after_secs.max(1)),
+                stop.clone(),
+            )),
+            prune: tokio::spawn(ingest::prune_history(
+                state.db.clone(),
+                config.database.history_retention_days,
+                state.clock.clone(),
+                stop.clone(),
+            )),
+            reconcile: tokio::spawn(ingest::reconcile(
+                state.ingest.clone(),
+                Duration::from_secs(config.database.reconcile_secs.max(1)),
+                stop.clone(),
+            )),
+            simulator: simulated.map(|ids| {
+                tokio::spawn(sim::run(
+                    config.simulator.clone(),
+                    ids,
+                    state.ingest.clone(),
+                    state.clock.clone(),
+                    stop.clone(),
+                ))
+            }),
+        }
+    }
+
+    /// Waits for the tasks that feed the writer (once `stop` is cancelled).
+    async fn stop_feeding(&mut self) {
+        if let Some(simulator) = self.simulator.take() {
+            let _ = simulator.await;
+        }
+        let _ = tokio::join!(&mut self.stale, &mut self.prune, &mut self.reconcile);
+    }
+
+    /// Waits for the last tick and the audit writer, once the writer has stored its queue.
+    async fn stop_rest(self) {
+        let _ = self.ticker.await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.audit_writer).await;
+    }
+}
+
+/// Accepts connections until the state's shutdown token is cancelled.
+async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    background: &CancellationToken,
+) -> anyhow::Result<()> {
+    let config = state.config.clone();
+    let addr = listener.local_addr()?;
+    match config.auth.mode {
+        config::AuthMode::None => {
+            tracing::warn!("auth mode none: every caller is treated as the local administrator")
+        }
+        config::AuthMode::Oidc => {
+            tracing::info!(issuer = %config.auth.issuer, "sign-in through OpenID Connect")
+        }
+    }
+    let scheme = if config.server.tls() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, agents = state.live.read(monti_protocol::floor::Floor::n_agents), database = ?state.db.engine(), "monti-server listening");
+    let send_buffer = config.server.socket_send_buffer;
+    let tune = move |tcp: &tokio::net::TcpStream| {
+        // Deltas are small and latency matters more than packet count.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+        if send_buffer > 0
+            && let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer)
+        {
+            tracing::debug!(%err, "cannot set the socket send buffer");
+        }
+    };
+    let tls = if config.server.tls() {
+        Some(tls::acceptor(
+            Path::new(&config.server.tls_cert),
+            Path::new(&config.server.tls_key),
+            state.metrics.clone(),
+            background.clone(),
+        )?)
+    } else {
+        None
+    };
+    let limits = listen::Limits {
+        header_read: Duration::from_secs(config.server.header_timeout_secs),
+        per_address: config.server.max_connections_per_address,
+        trusted: state.trusted_proxies.clone(),
+    };
+    let (metrics, shutdown) = (state.metrics.clone(), state.shutdown.clone());
+    listen::serve(
+        listener,
+        tls,
+        router(state),
+        limits,
+        tune,
+        metrics,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
