@@ -1,59 +1,26 @@
 //! MONTI server: keeps the live floor of a call center in memory and streams it to viewers.
 //!
-//! Foundations, importing nothing else of the server:
-//! - [`config`]: settings from defaults, a TOML file, environment variables and flags.
-//! - [`error`]: what a request fails with, and how each failure is answered.
-//! - [`clock`]: the server's time, one [`clock::Clock`] handed to everything that reads it.
-//! - [`change`]: a committed fact in database terms, as stored, applied and shared.
-//! - [`metrics`]: Prometheus metrics.
-//! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
-//!
-//! The write side:
-//! - [`plan`]: the rules, without IO: what a group of events or a roster sync stores and changes,
-//!   decided against a [`plan::Catalog`] of what the floor knows.
-//! - [`ingest`]: the one writer task (a transaction per group of batches, driving a plan), the
-//!   event and roster APIs, the stale sweep, history retention and reconciles.
-//! - [`amazon_connect`]: Amazon Connect agent events delivered by Firehose.
-//! - [`sim`]: the simulated floor that feeds the live floor through the ingest path.
-//! - [`db`]: the SQL adapter (SQLite or PostgreSQL): master data and state history.
-//! - [`share`]: the Redis stream that carries committed changes between servers.
-//!
-//! The floor and its viewers:
-//! - [`live`]: the live floor, pending changes, ticks and their broadcast.
-//! - [`stream`]: the WebSocket stream, one task per viewer.
-//! - [`http`]: REST, health, readiness and metrics.
-//!
-//! Callers and connections:
-//! - [`auth`]: roles, actions and the one `can(caller, action)`; refusals that say why.
-//! - [`auth_check`]: the sign-in self-check at start-up and `--check-auth`.
-//! - [`audit`]: the audit log (sign-ins, refusals, configuration changes).
-//! - [`listen`]: accepting connections (plain or TLS) with header deadlines and per-address caps.
-//! - [`tls`]: serving https and wss directly, with certificate reload.
-//! - [`peer`]: the client's address and scheme, forwarded only by trusted proxies.
+//! The folders are the layers; each module's header says what it holds:
+//! - [`core`]: the write side's pure core (`Change`, the `Clock`, the plan that decides what
+//!   events and roster syncs do). No IO; imports only `config` besides the protocol.
+//! - [`store`]: the database (SQLite or PostgreSQL) and the Redis stream between servers.
+//! - [`sources`]: the one writer (`ingest`) and what feeds it: the ingest API, Amazon Connect,
+//!   the simulator.
+//! - [`floor`]: the live floor in memory, its ticks, and the WebSocket stream to viewers.
+//! - [`api`]: REST, errors, sign-in (roles, tokens, the self-check) and the audit log.
+//! - [`net`]: accepting connections, TLS, the client's address.
+//! - [`config`] and [`metrics`], used by all of them.
 //!
 //! [`run`] wires them together; `main.rs` only parses configuration and sets up logging.
 
-pub mod amazon_connect;
-pub mod audit;
-pub mod auth;
-pub mod auth_check;
-pub mod change;
-pub mod clock;
+pub mod api;
 pub mod config;
-pub mod db;
-pub mod error;
-pub mod http;
-pub mod ingest;
-pub mod listen;
-pub mod live;
+pub mod core;
+pub mod floor;
 pub mod metrics;
-pub mod peer;
-pub mod plan;
-pub mod share;
-pub mod sim;
-pub mod stream;
-pub mod tls;
-pub mod token;
+pub mod net;
+pub mod sources;
+pub mod store;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,11 +34,16 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::Clock;
+use crate::api::{audit, auth, auth_check, http};
 use crate::config::Config;
-use crate::db::Db;
-use crate::live::LiveFloor;
+use crate::core::clock::Clock;
+use crate::floor::live::LiveFloor;
+use crate::floor::stream;
 use crate::metrics::Metrics;
+use crate::net::{listen, peer, tls};
+use crate::sources::{amazon_connect, ingest, sim};
+use crate::store::db::Db;
+use crate::store::{db, share};
 
 /// What every handler and connection task shares. Cheap to clone.
 #[derive(Clone)]
@@ -138,7 +110,7 @@ pub async fn run(
     run_with_clock(listener, config, Clock::system(), shutdown).await
 }
 
-/// [`run`] on a clock of the caller's (tests hand it a [`clock::ManualClock`]'s).
+/// [`run`] on a clock of the caller's (tests hand it a [`ManualClock`](crate::core::clock::ManualClock)'s).
 ///
 /// In order: the floor from the database, the one writer, the simulated roster through it, the
 /// link to the other servers, the background tasks; then connections until `shutdown`; then

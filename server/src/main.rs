@@ -70,14 +70,14 @@ async fn check_auth(
     config: &monti_server::config::Config,
     token: Option<&str>,
 ) -> anyhow::Result<()> {
-    use monti_server::auth_check::{self, Outcome};
+    use monti_server::api::auth_check::{self, Outcome};
     anyhow::ensure!(
         config.auth.mode == monti_server::config::AuthMode::Oidc,
         "[auth] mode is none: every caller on this machine is the administrator; nothing to check"
     );
     let mut steps = auth_check::provider(&config.auth).await;
     // The bindings' names, against the stored roster when the database is reachable.
-    match monti_server::db::Db::connect(&config.database).await {
+    match monti_server::store::db::Db::connect(&config.database).await {
         Ok(db) => {
             let stored = db.load_floor().await?;
             let named = |names: &[(i64, String)], wanted: &str| {
@@ -121,7 +121,7 @@ fn healthcheck(server: &monti_server::config::ServerConfig) -> anyhow::Result<()
     let mut response = String::new();
     if server.tls() {
         let config =
-            monti_server::tls::health_check_client(std::path::Path::new(&server.tls_cert))?;
+            monti_server::net::tls::health_check_client(std::path::Path::new(&server.tls_cert))?;
         let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
         let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
         let mut tls = rustls::StreamOwned::new(connection, stream);

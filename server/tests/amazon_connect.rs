@@ -60,14 +60,14 @@ async fn deliver(server: &TestServer, key: &str, records: &[String]) -> (u16, Va
     let request_id = format!("req-{}", records.len());
     let body = json!({
         "requestId": request_id,
-        "timestamp": monti_server::clock::Clock::system().now_ms(),
+        "timestamp": monti_server::core::clock::Clock::system().now_ms(),
         "records": records.iter().map(|data| json!({"data": data})).collect::<Vec<_>>(),
     });
     let response = reqwest::Client::new()
         .post(format!(
             "{}{}",
             server.url,
-            monti_server::amazon_connect::PATH
+            monti_server::sources::amazon_connect::PATH
         ))
         .header("X-Amz-Firehose-Protocol-Version", "1.0")
         .header("X-Amz-Firehose-Request-Id", &request_id)
@@ -108,7 +108,7 @@ fn connect_config(db: &TestDb, stale_after_secs: u64) -> monti_server::config::C
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_events_map_to_monti_states_team_and_site() {
     let (server, db) = start().await;
-    let t = monti_server::clock::Clock::system().now_ms() - 600_000;
+    let t = monti_server::core::clock::Clock::system().now_ms() - 600_000;
     let available = ("Available", "ROUTABLE");
     let steps = [
         (
@@ -241,7 +241,7 @@ async fn connect_events_map_to_monti_states_team_and_site() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_are_skipped_and_the_rest_is_stored() {
     let (server, db) = start().await;
-    let t = monti_server::clock::Clock::system().now_ms() - 60_000;
+    let t = monti_server::core::clock::Clock::system().now_ms() - 60_000;
     let good = record("m1", "LOGIN", t, ("Available", "ROUTABLE"), json!([]));
     let mut no_snapshot = record(
         "m2",
@@ -292,7 +292,7 @@ async fn malformed_records_are_skipped_and_the_rest_is_stored() {
         .post(format!(
             "{}{}",
             server.url,
-            monti_server::amazon_connect::PATH
+            monti_server::sources::amazon_connect::PATH
         ))
         .header("X-Amz-Firehose-Request-Id", "r-garbage")
         .header("X-Amz-Firehose-Access-Key", KEY)
@@ -311,7 +311,7 @@ async fn malformed_records_are_skipped_and_the_rest_is_stored() {
 async fn an_agent_whose_heartbeats_stop_is_shown_stale_until_one_arrives() {
     // The server's time stands still until the test moves it: the agent cannot go stale while
     // the test is slow, only when its silence is made to last.
-    let time = monti_server::clock::ManualClock::at_system_time();
+    let time = monti_server::core::clock::ManualClock::at_system_time();
     let db = TestDb::sqlite();
     let server = TestServer::start_with_clock(connect_config(&db, 10), time.clock()).await;
     let t = time.now_ms() - 1_000;
@@ -365,7 +365,7 @@ async fn deliver_raw(
         .post(format!(
             "{}{}",
             server.url,
-            monti_server::amazon_connect::PATH
+            monti_server::sources::amazon_connect::PATH
         ))
         .header("Content-Type", "application/json")
         .header("X-Amz-Firehose-Protocol-Version", "1.0")
@@ -480,7 +480,7 @@ async fn amazons_documented_samples_show_what_their_documentation_describes() {
         .post(format!(
             "{}{}",
             server.url,
-            monti_server::amazon_connect::PATH
+            monti_server::sources::amazon_connect::PATH
         ))
         .header("X-Amz-Firehose-Request-Id", "r-br")
         .header("X-Amz-Firehose-Access-Key", KEY);
@@ -498,7 +498,7 @@ async fn amazons_documented_samples_show_what_their_documentation_describes() {
         .post(format!(
             "{}{}",
             server.url,
-            monti_server::amazon_connect::PATH
+            monti_server::sources::amazon_connect::PATH
         ))
         .header("X-Amz-Firehose-Request-Id", "r-fake-gzip")
         .header("X-Amz-Firehose-Access-Key", KEY)
@@ -516,7 +516,7 @@ async fn amazons_documented_samples_show_what_their_documentation_describes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_type_status_and_contact_state_maps_as_the_table_says() {
     let (server, db) = start().await;
-    let t = monti_server::clock::Clock::system().now_ms() - 3_600_000;
+    let t = monti_server::core::clock::Clock::system().now_ms() - 3_600_000;
     let statuses: [(&str, Option<&str>, &str, Option<&str>); 7] = [
         ("Available", Some("ROUTABLE"), "available", None),
         ("Available", None, "available", None),

@@ -278,7 +278,7 @@ async fn quiet_floor(server: &ServerProcess, agents: usize) {
         "on_hold",
         "offline",
     ];
-    let now = monti_server::clock::Clock::system().now_ms();
+    let now = monti_server::core::clock::Clock::system().now_ms();
     let events: Vec<serde_json::Value> = (0..agents)
         .map(|n| {
             serde_json::json!({

@@ -91,7 +91,7 @@ async fn acknowledged_events_survive_a_kill(db: TestDb) {
     let db_url = db.url();
     let args = ["--database-url", &db_url, "--simulator-enabled", "false"];
     let server = ServerProcess::start(&args, true).await;
-    let base_ms = monti_server::clock::Clock::system().now_ms() - 3_600_000;
+    let base_ms = monti_server::core::clock::Clock::system().now_ms() - 3_600_000;
 
     // Two senders stream batches until the server dies under them.
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
@@ -187,7 +187,7 @@ async fn acknowledged_events_survive_a_kill(db: TestDb) {
     assert_eq!(floor_rows(&server.url).await, floor);
     server.kill().await;
 
-    let stored = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+    let stored = monti_server::store::db::Db::connect(&monti_server::config::DatabaseConfig {
         url: db_url.clone(),
         ..Default::default()
     })

@@ -9,7 +9,7 @@ use monti_server::config::UnknownAgents;
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
-    monti_server::clock::Clock::system().now_ms()
+    monti_server::core::clock::Clock::system().now_ms()
 }
 
 fn event(id: &str, agent: &str, state: &str, since_ms: u64) -> Value {
@@ -418,7 +418,7 @@ async fn history_beyond_the_retention_is_pruned_and_current_states_stay() {
     .await;
     let url = server.config.database.url.clone();
     server.stop().await.expect("stops");
-    let stored = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+    let stored = monti_server::store::db::Db::connect(&monti_server::config::DatabaseConfig {
         url,
         ..Default::default()
     })
@@ -450,13 +450,14 @@ async fn the_openapi_document_matches_the_api() {
         .json()
         .await
         .expect("served as JSON");
-    let file: Value = serde_json::from_str(monti_server::ingest::OPENAPI).expect("valid JSON");
+    let file: Value =
+        serde_json::from_str(monti_server::sources::ingest::OPENAPI).expect("valid JSON");
     assert_eq!(served, file);
     for path in [
         "/api/v1/events",
         "/api/v1/roster",
         "/api/v1/history",
-        monti_server::amazon_connect::PATH,
+        monti_server::sources::amazon_connect::PATH,
     ] {
         assert!(file["paths"][path].is_object(), "{path} is not documented");
     }

@@ -19,7 +19,7 @@ use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
-    monti_server::clock::Clock::system().now_ms()
+    monti_server::core::clock::Clock::system().now_ms()
 }
 
 fn event(id: &str, agent: &str, name: &str, team: &str, site: &str, reason: &str) -> Value {
@@ -212,7 +212,7 @@ async fn an_amazon_connect_status_name_of_100_kb_is_cut_to_fit() {
         .post(format!(
             "{}{}",
             server.url,
-            monti_server::amazon_connect::PATH
+            monti_server::sources::amazon_connect::PATH
         ))
         .header("X-Amz-Firehose-Access-Key", key)
         .json(&json!({

@@ -12,8 +12,8 @@ use monti_client::connection::Connection;
 use monti_client::follow::Follower;
 use monti_protocol::message::{AuthInfo, ErrorCode, Subscription};
 use monti_protocol::rest::{AgentPage, ErrorJson, SiteJson, TeamJson};
+use monti_server::api::token::{DiscoveredKeys, Rules, Verifier};
 use monti_server::config::{AuthMode, Config};
-use monti_server::token::{DiscoveredKeys, Rules, Verifier};
 use serde_json::Value;
 
 const CLIENT_ID: &str = "monti";
@@ -469,7 +469,7 @@ async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
     let ingest = access_token(&issuer, "ingest").await;
     let wall = access_token(&issuer, "wall").await;
     let ben = access_token(&issuer, "ben").await;
-    let since = monti_server::clock::Clock::system().now_ms() - 1_000;
+    let since = monti_server::core::clock::Clock::system().now_ms() - 1_000;
     let batch = serde_json::json!({"events": [
         {"event_id": "o-1", "agent": "s1", "name": "Sam Sales", "team": "Sales 1",
          "site": "Berlin", "state": "on_call", "since_ms": since},
@@ -851,7 +851,7 @@ async fn the_audit_log_records_sign_ins_once_a_day_and_refusals_and_only_admins_
     );
 
     // Events are written in the background; wait until the last one is there.
-    let mut events: Vec<monti_server::db::AuditEvent> = Vec::new();
+    let mut events: Vec<monti_server::store::db::AuditEvent> = Vec::new();
     for _ in 0..50 {
         events = get(&server, "/api/v1/audit?limit=100", Some(&admin))
             .await
@@ -997,11 +997,12 @@ async fn a_wallboard_reads_thresholds_but_only_an_admin_changes_them_and_that_is
     assert_eq!(now, changed);
     let mut audited = false;
     for _ in 0..50 {
-        let events: Vec<monti_server::db::AuditEvent> = get(&server, "/api/v1/audit", Some(&admin))
-            .await
-            .json()
-            .await
-            .expect("audit");
+        let events: Vec<monti_server::store::db::AuditEvent> =
+            get(&server, "/api/v1/audit", Some(&admin))
+                .await
+                .json()
+                .await
+                .expect("audit");
         audited = events.iter().any(|event| {
             event.kind == "config_change" && event.subject.as_deref() == Some("admin")
         });
@@ -1165,7 +1166,7 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
             .map(|agent| {
                 event_id += 1;
                 let mut event = json!({"event_id": format!("e{event_id}"), "agent": agent,
-                    "state": state, "since_ms": monti_server::clock::Clock::system().now_ms()});
+                    "state": state, "since_ms": monti_server::core::clock::Clock::system().now_ms()});
                 if state == "not_ready" {
                     event["reason"] = json!("lunch");
                 }

@@ -23,7 +23,7 @@ fn unique_stream() -> String {
     format!(
         "monti:test:{}:{}",
         std::process::id(),
-        monti_server::clock::Clock::system().now_ms()
+        monti_server::core::clock::Clock::system().now_ms()
     )
 }
 
@@ -51,7 +51,7 @@ async fn start_server(db_url: &str, redis: &str, stream: &str) -> ServerProcess 
 async fn ingest(server: &ServerProcess, id: &str, name: &str, state: &str) {
     let body = json!({"events": [{
         "event_id": id, "agent": name, "name": name, "team": "Scale", "site": "Loopback",
-        "state": state, "since_ms": monti_server::clock::Clock::system().now_ms() - 10,
+        "state": state, "since_ms": monti_server::core::clock::Clock::system().now_ms() - 10,
     }]});
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/events", server.url))
@@ -370,7 +370,12 @@ async fn an_unreadable_shared_entry_makes_a_server_reload_not_skip() {
         vec![("from", b"older".to_vec()), ("changes", b"[]".to_vec())],
         vec![
             ("from", b"damaged".to_vec()),
-            ("v", monti_server::share::SHARED_VERSION.as_bytes().to_vec()),
+            (
+                "v",
+                monti_server::store::share::SHARED_VERSION
+                    .as_bytes()
+                    .to_vec(),
+            ),
             ("changes", vec![0xff; 9]),
         ],
     ] {

@@ -122,7 +122,7 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
         .unwrap_or(0.0);
     let url = server.config.database.url.clone();
     server.stop().await.expect("clean shutdown");
-    let db_after = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+    let db_after = monti_server::store::db::Db::connect(&monti_server::config::DatabaseConfig {
         url,
         ..Default::default()
     })
@@ -372,7 +372,7 @@ async fn shutdown_tells_viewers_and_flushes_history() {
         "{reason}"
     );
     server.stop().await.expect("clean shutdown");
-    let db_after = monti_server::db::Db::connect(&monti_server::config::DatabaseConfig {
+    let db_after = monti_server::store::db::Db::connect(&monti_server::config::DatabaseConfig {
         url,
         ..Default::default()
     })

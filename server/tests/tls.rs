@@ -279,7 +279,7 @@ async fn a_replaced_certificate_is_served_without_a_restart() {
             tokio::time::Instant::now() < deadline,
             "the broken key was not noticed"
         );
-        tokio::time::sleep(monti_server::tls::RELOAD_EVERY / 4).await;
+        tokio::time::sleep(monti_server::net::tls::RELOAD_EVERY / 4).await;
     }
     auth::server_auth(&transport(Some(&old_file), None), &server.url)
         .await
@@ -292,7 +292,7 @@ async fn a_replaced_certificate_is_served_without_a_restart() {
             tokio::time::Instant::now() < deadline,
             "the new certificate was not served within 30 s"
         );
-        tokio::time::sleep(monti_server::tls::RELOAD_EVERY / 4).await;
+        tokio::time::sleep(monti_server::net::tls::RELOAD_EVERY / 4).await;
     }
     // A new client (not one with a pooled connection from before) meets the new certificate.
     let err = auth::server_auth(&transport(Some(&old_file), None), &server.url)

@@ -29,19 +29,22 @@ impl TestServer {
 
     /// Starts on a clock the test moves (a `ManualClock`'s).
     #[allow(dead_code)] // Not every test binary moves time.
-    pub async fn start_with_clock(config: Config, clock: monti_server::clock::Clock) -> TestServer {
+    pub async fn start_with_clock(
+        config: Config,
+        clock: monti_server::core::clock::Clock,
+    ) -> TestServer {
         TestServer::start_on("127.0.0.1:0".parse().expect("addr"), config, clock).await
     }
 
     /// Starts on a given address, for restarting a server where its viewers expect it.
     pub async fn start_at(addr: SocketAddr, config: Config) -> TestServer {
-        TestServer::start_on(addr, config, monti_server::clock::Clock::system()).await
+        TestServer::start_on(addr, config, monti_server::core::clock::Clock::system()).await
     }
 
     async fn start_on(
         addr: SocketAddr,
         config: Config,
-        clock: monti_server::clock::Clock,
+        clock: monti_server::core::clock::Clock,
     ) -> TestServer {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");

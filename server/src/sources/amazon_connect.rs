@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::config::AmazonConnectConfig;
-use crate::ingest::{Batch, Event, EventReason, Source};
 use crate::metrics::EventLabels;
+use crate::sources::ingest::{Batch, Event, EventReason, Source};
 
 /// The path Firehose is pointed at.
 pub const PATH: &str = "/api/v1/ingest/amazon-connect";
@@ -164,7 +164,7 @@ async fn read_delivery(
             ));
         }
     };
-    let body = crate::ingest::read_body(body, config.max_body_bytes)
+    let body = crate::sources::ingest::read_body(body, config.max_body_bytes)
         .await
         .map_err(|err| Refusal(StatusCode::PAYLOAD_TOO_LARGE, err.to_string()))?;
     let body = if gzip {

@@ -1,7 +1,7 @@
 //! The write side's rules, without IO: what a group of event batches does to the roster, to
 //! the state history and to each agent's current state.
 //!
-//! The writer ([`crate::ingest`]) drives an [`EventPlan`] through one transaction: it asks the
+//! The writer ([`crate::sources::ingest`]) drives an [`EventPlan`] through one transaction: it asks the
 //! plan what to store, stores it, tells the plan what the database answered (ids of what it
 //! created, which events it had not seen, which states it kept), and finally asks for each
 //! event's outcome. Everything the plan decides is decided here, against a [`Catalog`] of what
@@ -29,8 +29,8 @@ use monti_protocol::ingest::{
 };
 use monti_protocol::model::StateKind;
 
-use crate::change::{Change, Group};
 use crate::config::{IngestConfig, UnknownAgents};
+use crate::core::change::{Change, Group};
 
 /// Where events come from; decides whether silence makes an agent stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,11 +25,11 @@ use monti_protocol::scope::Scope;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{Action, Caller};
+use crate::api::auth::{Action, Caller};
+use crate::api::error::Error;
 use crate::config::AuthMode;
-use crate::db::AuditEvent;
-use crate::error::Error;
-use crate::peer::Peer;
+use crate::net::peer::Peer;
+use crate::store::db::AuditEvent;
 
 /// The most bytes of request headers taken (431 beyond). hyper itself closes a connection whose
 /// header outgrows its read buffer (about 400 KiB) with a bare 431.
@@ -374,7 +374,7 @@ async fn history(
     };
     let rows = state
         .db
-        .history(&crate::db::HistoryQuery {
+        .history(&crate::store::db::HistoryQuery {
             agent,
             team,
             from_ms,
@@ -418,9 +418,9 @@ async fn me(
     let from = peer.as_ref().map(|peer| peer.addr);
     let token = (headers.get(header::AUTHORIZATION))
         .and_then(|value| value.to_str().ok())
-        .and_then(crate::auth::bearer_token);
+        .and_then(crate::api::auth::bearer_token);
     let (identity, caller) = match (state.auth.as_ref(), token) {
-        (crate::auth::Authenticator::None, _) => state.auth.identify("", from, &state).await?,
+        (crate::api::auth::Authenticator::None, _) => state.auth.identify("", from, &state).await?,
         (_, Some(token)) => state.auth.identify(token, from, &state).await?,
         (_, None) => return Err(Error::Unauthorized),
     };
@@ -432,8 +432,8 @@ async fn me(
         }
     }
     let note = match state.auth.as_ref() {
-        crate::auth::Authenticator::Oidc { bindings, .. } if roles.is_empty() => {
-            Some(crate::auth::no_role(&identity, bindings))
+        crate::api::auth::Authenticator::Oidc { bindings, .. } if roles.is_empty() => {
+            Some(crate::api::auth::no_role(&identity, bindings))
         }
         _ => identity.groups_note.clone(),
     };

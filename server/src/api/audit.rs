@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::clock::Clock;
-use crate::db::{AuditEvent, Db};
+use crate::core::clock::Clock;
 use crate::metrics::Metrics;
+use crate::store::db::{AuditEvent, Db};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 

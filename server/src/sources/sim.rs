@@ -4,7 +4,7 @@
 //! breaks and a lunch, occasional meetings, training and coaching, and in between a cycle of
 //! contacts: available, ringing, on call (sometimes on hold), wrap-up. The same seed gives the
 //! same roster and the same sequence of states in simulated time. Changes go through the ingest
-//! writer ([`crate::ingest::Ingest`]), the same path a telephony integration uses.
+//! writer ([`crate::sources::ingest::Ingest`]), the same path a telephony integration uses.
 //!
 //! The behaviour ([`Agent::step`]) is a pure function of the agent, its random stream and the
 //! simulated clock; only [`run`] touches time and the floor.
@@ -17,10 +17,10 @@ use monti_protocol::ingest::{AgentEntryJson, GroupEntryJson, ReasonEntryJson, Ro
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
 use crate::config::SimulatorConfig;
-use crate::ingest::{Batch, Event, EventReason, Ingest, IngestError, Source};
-use crate::plan::{RosterSync, Unlisted};
+use crate::core::clock::Clock;
+use crate::core::plan::{RosterSync, Unlisted};
+use crate::sources::ingest::{Batch, Event, EventReason, Ingest, IngestError, Source};
 
 /// External ids of simulated agents start with this.
 pub const EXTERNAL_ID_PREFIX: &str = "sim-";

@@ -31,12 +31,12 @@ use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::change::Change;
-use crate::clock::Clock;
 use crate::config::RedisConfig;
-use crate::ingest::Ingest;
-use crate::live::LiveFloor;
+use crate::core::change::Change;
+use crate::core::clock::Clock;
+use crate::floor::live::LiveFloor;
 use crate::metrics::Metrics;
+use crate::sources::ingest::Ingest;
 
 /// The version of the shared entries' encoding; changing [`Change`]'s encoding bumps it.
 pub const SHARED_VERSION: &str = "1";

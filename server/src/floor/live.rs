@@ -29,10 +29,10 @@ use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
 
-use crate::change::{Change, Group};
-use crate::db::StoredFloor;
+use crate::core::change::{Change, Group};
+use crate::core::plan::{self, KnownAgent};
 use crate::metrics::Metrics;
-use crate::plan::{self, KnownAgent};
+use crate::store::db::StoredFloor;
 
 /// One committed tick, shared by every viewer, with its encoded deltas cached per subscription.
 pub struct TickFrame {
@@ -417,7 +417,7 @@ impl LiveFloor {
 
     /// A scope in database ids, for reading stored rows with the same cut as the floor: `None`
     /// for everything, otherwise one (teams, sites) pair per grant (an empty list: any).
-    pub fn db_scope(&self, scope: &Scope) -> Option<Vec<crate::db::DbGrant>> {
+    pub fn db_scope(&self, scope: &Scope) -> Option<Vec<crate::store::db::DbGrant>> {
         let Scope::Only(grants) = scope else {
             return None;
         };
@@ -432,7 +432,7 @@ impl LiveFloor {
                     // A grant whose names no longer resolve covers nothing (never everything).
                     let lost = (!grant.teams.is_empty() && teams.is_empty())
                         || (!grant.sites.is_empty() && sites.is_empty());
-                    (!lost).then_some(crate::db::DbGrant { teams, sites })
+                    (!lost).then_some(crate::store::db::DbGrant { teams, sites })
                 })
                 .collect(),
         )
@@ -923,7 +923,7 @@ mod tests {
         cache.insert(view(1), chunk(SnapshotCache::MAX_BYTES / 1024 + 1));
         assert!(cache.is_empty());
     }
-    use crate::db::StoredAgent;
+    use crate::store::db::StoredAgent;
     use monti_protocol::codec::decode_server;
     use monti_protocol::scope::Grant;
 
@@ -1029,7 +1029,7 @@ mod tests {
         );
         // A reload repeating what is stored does not end staleness; a heartbeat does.
         let mut stored = stored_two_teams();
-        stored.states.push(crate::db::StoredState {
+        stored.states.push(crate::store::db::StoredState {
             agent_id: 100,
             state: StateKind::Available,
             reason_code_id: None,

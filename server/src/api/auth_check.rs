@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::api::token::{DiscoveredKeys, Rules, Verifier};
 use crate::config::AuthConfig;
-use crate::token::{DiscoveredKeys, Rules, Verifier};
 
 /// How a step went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +248,7 @@ pub async fn token(config: &AuthConfig, token: &str) -> Vec<Step> {
     if bound.is_empty() {
         steps.push(step(
             Outcome::Fail,
-            crate::auth::no_role(&identity, &config.bindings),
+            crate::api::auth::no_role(&identity, &config.bindings),
         ));
     } else {
         steps.push(step(Outcome::Ok, format!("roles: {}", bound.join(", "))));

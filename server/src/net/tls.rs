@@ -1,6 +1,6 @@
 //! Serving https and wss directly, for installations without a TLS-terminating load balancer.
 //!
-//! [`acceptor`] is the TLS side; [`crate::listen`] runs each handshake in the connection's own
+//! [`acceptor`] is the TLS side; [`crate::net::listen`] runs each handshake in the connection's own
 //! task with a deadline, so one slow or hostile client never holds up the next accept.
 //!
 //! The certificate and key are read from PEM files and read again every few seconds: when

@@ -5,7 +5,7 @@
 //! other servers and answers: an acknowledged event is durable. Concurrent batches are written
 //! together in one transaction (group commit), so many small requests cost one commit.
 //!
-//! The rules an event is judged by are [`crate::plan`]'s.
+//! The rules an event is judged by are [`crate::core::plan`]'s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,17 +22,17 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
-use crate::auth::{Action, Caller};
-use crate::change::{Change, Group};
-use crate::clock::Clock;
+use crate::api::auth::{Action, Caller};
+use crate::api::error::Error;
 use crate::config::IngestConfig;
-use crate::db::{Db, Tx};
-use crate::error::Error;
-use crate::live::{LiveFloor, Writes};
+use crate::core::change::{Change, Group};
+use crate::core::clock::Clock;
+use crate::core::plan::{self, EventPlan, RosterSync, StoredState, count_group, id_of};
+pub use crate::core::plan::{Batch, Event, EventReason, EventResult, Source};
+use crate::floor::live::{LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
-use crate::plan::{self, EventPlan, RosterSync, StoredState, count_group, id_of};
-pub use crate::plan::{Batch, Event, EventReason, EventResult, Source};
-use crate::share::Publisher;
+use crate::store::db::{Db, Tx};
+use crate::store::share::Publisher;
 
 /// Why something was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -526,7 +526,7 @@ pub fn router() -> axum::Router<AppState> {
 }
 
 /// The ingest API's OpenAPI description, `server/openapi.json`.
-pub const OPENAPI: &str = include_str!("../openapi.json");
+pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 async fn openapi() -> impl axum::response::IntoResponse {
     (
@@ -671,7 +671,7 @@ async fn post_roster(
     let result = state.ingest.roster(sync.into()).await?;
     // A binding that names a team or site still missing (or now removed) says so again.
     if state.config.auth.mode == crate::config::AuthMode::Oidc {
-        crate::auth_check::log(&crate::auth_check::bindings(
+        crate::api::auth_check::log(&crate::api::auth_check::bindings(
             &state.config.auth,
             |team| state.live.team_id(team).is_some(),
             |site| state.live.site_id(site).is_some(),

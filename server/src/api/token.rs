@@ -441,9 +441,9 @@ mod tests {
     use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
-    const ES256_KEY: &[u8] = include_bytes!("../tests/fixtures/es256-test-key.pem");
-    const RS256_KEY: &[u8] = include_bytes!("../tests/fixtures/rs256-test-key.pem");
-    const RS256_PUBLIC: &[u8] = include_bytes!("../tests/fixtures/rs256-test-pub.pem");
+    const ES256_KEY: &[u8] = include_bytes!("../../tests/fixtures/es256-test-key.pem");
+    const RS256_KEY: &[u8] = include_bytes!("../../tests/fixtures/rs256-test-key.pem");
+    const RS256_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/rs256-test-pub.pem");
     const ISSUER: &str = "https://id.example.test";
     const AUDIENCE: &str = "monti-api";
 

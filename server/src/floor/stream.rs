@@ -23,11 +23,11 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::auth::{Action, Caller, can};
-use crate::clock::Clock;
+use crate::api::auth::{Action, Caller, can};
+use crate::api::error::Error;
 use crate::config::AuthMode;
-use crate::error::Error;
-use crate::live::{Subscribed, TickFrame, ViewKey, encode};
+use crate::core::clock::Clock;
+use crate::floor::live::{Subscribed, TickFrame, ViewKey, encode};
 
 /// How long a client has to say hello and to subscribe after connecting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

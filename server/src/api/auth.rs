@@ -7,7 +7,7 @@
 //!
 //! Callers are identified by the [`Authenticator`]: with `auth.mode = "none"` (the embedded
 //! default, loopback only) every caller is the local administrator; with `"oidc"` a caller
-//! presents a bearer token from the company's OpenID Connect provider, [`crate::token`] checks
+//! presents a bearer token from the company's OpenID Connect provider, [`crate::api::token`] checks
 //! it, and the configured group bindings turn its groups into role bindings, with team and site
 //! names resolved against the floor.
 
@@ -21,9 +21,9 @@ use monti_protocol::model::{SiteId, TeamId};
 use monti_protocol::scope::{Grant, Scope};
 
 use crate::AppState;
+use crate::api::error::Error;
+use crate::api::token::{DiscoveredKeys, Identity, Rules, Verifier};
 use crate::config::{AuthConfig, AuthMode, GroupBinding, Role};
-use crate::error::Error;
-use crate::token::{DiscoveredKeys, Identity, Rules, Verifier};
 
 /// Everything the API lets a caller do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -437,7 +437,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Error> {
         let from = parts
             .extensions
-            .get::<crate::peer::Peer>()
+            .get::<crate::net::peer::Peer>()
             .map(|peer| peer.addr);
         state.auth.caller(&parts.headers, from, state).await
     }

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 
 use monti_protocol::model::StateKind;
 
-use crate::change::Change;
-pub use crate::change::Group;
 use crate::config::{DatabaseConfig, redact};
-pub use crate::plan::{HistoryRow, NewAgent, StoredState};
+use crate::core::change::Change;
+pub use crate::core::change::Group;
+pub use crate::core::plan::{HistoryRow, NewAgent, StoredState};
 
 /// Which database engine a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

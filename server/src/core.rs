@@ -1,0 +1,10 @@
+//! The write side's pure core: no IO, no async, no clock of its own.
+//!
+//! - [`change`]: a committed fact in database terms, as stored, applied and shared.
+//! - [`clock`]: the server's time, one [`clock::Clock`] handed to everything that reads it.
+//! - [`plan`]: the rules: what a group of events or a roster sync stores and changes, decided
+//!   against a [`plan::Catalog`] of what the floor knows.
+
+pub mod change;
+pub mod clock;
+pub mod plan;
