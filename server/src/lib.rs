@@ -134,7 +134,7 @@ pub async fn run_with_clock(
     let live = Arc::new(live);
     // Background tasks stop on their own token, after the viewers have been told.
     let background = CancellationToken::new();
-    let shared = (!config.redis.url.is_empty()).then(share::publisher);
+    let shared = (!config.redis.url.is_empty()).then(ingest::publisher);
     // The one writer: it alone holds the right to change the floor (`writes`).
     let (ingest, writer) = ingest::Ingest::start(
         db.clone(),

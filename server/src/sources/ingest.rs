@@ -8,6 +8,7 @@
 //! The rules an event is judged by are [`crate::core::plan`]'s.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -32,7 +33,50 @@ pub use crate::core::plan::{Batch, Event, EventReason, EventResult, Source};
 use crate::floor::live::{LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
 use crate::store::db::{Db, Tx};
-use crate::store::share::Publisher;
+
+/// The writer's outbox: hands committed changes to the link to the other servers
+/// (`store::share`), which imports this, never the other way. Never blocks the writer.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Vec<Change>>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// What the publishing task reads: made with the [`Publisher`] before the writer starts, handed
+/// to `store::share::start` after (the writer publishes; the reader hands other servers'
+/// changes to it).
+pub struct Published {
+    /// Changes in commit order.
+    pub changes: mpsc::Receiver<Vec<Change>>,
+    /// Set when changes were dropped for a full queue: every server must reload.
+    pub overflowed: Arc<AtomicBool>,
+}
+
+/// A publisher for the writer and the queue it fills, for `store::share::start`.
+pub fn publisher() -> (Publisher, Published) {
+    let (queue, changes) = mpsc::channel(4_096);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    (
+        Publisher {
+            queue,
+            overflowed: overflowed.clone(),
+        },
+        Published {
+            changes,
+            overflowed,
+        },
+    )
+}
+
+impl Publisher {
+    /// Queues changes for the other servers. When the queue is full (Redis is slow or gone)
+    /// they are dropped and every server is told to reload once Redis takes writes again.
+    pub fn publish(&self, changes: Vec<Change>) {
+        if self.queue.try_send(changes).is_err() {
+            self.overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Why something was not stored.
 #[derive(Debug, thiserror::Error)]

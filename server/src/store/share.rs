@@ -36,7 +36,7 @@ use crate::core::change::Change;
 use crate::core::clock::Clock;
 use crate::floor::live::LiveFloor;
 use crate::metrics::Metrics;
-use crate::sources::ingest::Ingest;
+use crate::sources::ingest::{Ingest, Published};
 
 /// The version of the shared entries' encoding; changing [`Change`]'s encoding bumps it.
 pub const SHARED_VERSION: &str = "1";
@@ -53,46 +53,6 @@ pub fn decode_changes(version: Option<&str>, bytes: Option<&[u8]>) -> Option<Vec
         return None;
     }
     postcard::from_bytes(bytes?).ok()
-}
-
-/// Hands committed changes to the publishing task. Never blocks the ingest path.
-#[derive(Clone)]
-pub struct Publisher {
-    queue: mpsc::Sender<Vec<Change>>,
-    overflowed: Arc<AtomicBool>,
-}
-
-/// What the publishing task reads: made with the [`Publisher`] before the writer starts, handed
-/// to [`start`] after (the writer publishes; the reader hands other servers' changes to it).
-pub struct Published {
-    changes: mpsc::Receiver<Vec<Change>>,
-    overflowed: Arc<AtomicBool>,
-}
-
-/// A publisher for the ingest writer and the queue it fills, for [`start`].
-pub fn publisher() -> (Publisher, Published) {
-    let (queue, changes) = mpsc::channel(4_096);
-    let overflowed = Arc::new(AtomicBool::new(false));
-    (
-        Publisher {
-            queue,
-            overflowed: overflowed.clone(),
-        },
-        Published {
-            changes,
-            overflowed,
-        },
-    )
-}
-
-impl Publisher {
-    /// Queues changes for the other servers. When the queue is full (Redis is slow or gone)
-    /// they are dropped and every server is told to reload once Redis takes writes again.
-    pub fn publish(&self, changes: Vec<Change>) {
-        if self.queue.try_send(changes).is_err() {
-            self.overflowed.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Whether this server has joined the shared stream at least once (it is ready only then).
