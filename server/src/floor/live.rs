@@ -396,11 +396,6 @@ impl LiveFloor {
         }
     }
 
-    /// See [`LiveFloor::team_id`].
-    pub fn reason_id(&self, code: &str) -> Option<i64> {
-        lock(&self.inner).catalog.reasons.id(code)
-    }
-
     /// The dense team and site of a database team and site (for checking a caller's scope).
     pub fn dense_team_site(&self, team: i64, site: i64) -> Option<(TeamId, SiteId)> {
         let inner = lock(&self.inner);
