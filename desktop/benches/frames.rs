@@ -28,9 +28,9 @@ fn ms(duration: Duration) -> f64 {
 fn bench(agents: u32, view: ViewKind) {
     // Sixty teams at four sites, as a large call center has (the matrix is 60 x 4).
     let floor = sample::floor_with_teams(agents, 60, 9, now_ms());
-    let status = sample::live_status(floor, now_ms());
-    let shared = status.floor.clone();
-    let (net, _commands) = Net::detached(status);
+    let session = sample::live_session(floor, now_ms());
+    let shared = session.floor.clone();
+    let (net, _commands) = Net::detached(session);
     let settings = Settings {
         view,
         ..Settings::default()

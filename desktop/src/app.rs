@@ -1,7 +1,7 @@
 //! The app: one frame is the top bar, the strip of counts, the filter and attention panels and
 //! one view, or the sign-in screen while signing in.
 //!
-//! The frame reads the network thread's status and the floor under short locks and never waits
+//! The frame reads the network thread's session and the floor under short locks and never waits
 //! for the network. Everything costly (filtering, sorting, grouping) is cached and recomputed
 //! only when the floor's sequence number or the settings change.
 
@@ -16,7 +16,7 @@ use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 
 use crate::kiosk::{self, Kiosk};
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
-use crate::net::{Net, Request, SignIn, Status, lock};
+use crate::net::{Net, Request, Session, SignIn, lock};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
 use crate::{signin, style, widgets};
 
@@ -137,7 +137,7 @@ impl App {
         }
     }
 
-    /// The handle on the network thread (tests change its status through it).
+    /// The handle on the network thread (tests change its session through it).
     pub fn net(&self) -> &Net {
         &self.net
     }
@@ -179,14 +179,14 @@ impl App {
     /// The subscription a filter calls for: team and site filters are applied by the server
     /// (they cut traffic); names the server has not listed yet are applied here only. The state
     /// filter and the search are applied here, so that they answer at once.
-    pub fn subscription(status: &Status, filter: &Filter) -> Subscription {
-        let teams: Vec<TeamId> = status
+    pub fn subscription(session: &Session, filter: &Filter) -> Subscription {
+        let teams: Vec<TeamId> = session
             .teams
             .iter()
             .filter(|team| filter.teams.contains(&team.name))
             .map(|team| TeamId(team.id))
             .collect();
-        let sites: Vec<SiteId> = status
+        let sites: Vec<SiteId> = session
             .sites
             .iter()
             .filter(|site| filter.sites.contains(&site.name))
@@ -203,7 +203,7 @@ impl App {
         }
     }
 
-    fn refresh_cache(&mut self, floor: &Floor, status: &Status, shown: Shown) {
+    fn refresh_cache(&mut self, floor: &Floor, session: &Session, shown: Shown) {
         let key = CacheKey {
             seq: floor.seq(),
             roster_version: floor.roster_version(),
@@ -211,9 +211,9 @@ impl App {
             ready: floor.is_ready(),
             shown,
         };
-        let thresholds_key = (status.thresholds.clone(), floor.roster_version());
+        let thresholds_key = (session.thresholds.clone(), floor.roster_version());
         if self.cache.thresholds.as_ref() != Some(&thresholds_key) || self.cache.key.is_none() {
-            self.cache.levels = Levels::new(&status.thresholds, floor);
+            self.cache.levels = Levels::new(&session.thresholds, floor);
             self.cache.thresholds = Some(thresholds_key);
         }
         if self.cache.key.as_ref() == Some(&key) {
@@ -258,17 +258,17 @@ impl App {
     }
 
     /// Server time now, as the floor's `since_ms` values count it.
-    fn server_now_ms(&self, status: &Status) -> u64 {
+    fn server_now_ms(&self, session: &Session) -> u64 {
         self.clock
             .now_ms()
-            .saturating_add_signed(status.clock_offset_ms)
+            .saturating_add_signed(session.clock_offset_ms)
     }
 
-    fn top_bar(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
+    fn top_bar(&mut self, ui: &mut Ui, session: &Session, floor: &Floor) {
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("MONTI").strong().size(18.0));
             ui.separator();
-            self.connection_chip(ui, status, floor);
+            self.connection_chip(ui, session, floor);
             ui.separator();
             for kind in ViewKind::ALL {
                 if ui
@@ -299,31 +299,31 @@ impl App {
             ui.toggle_value(&mut sort.descending, "Descending");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
-                if status.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
+                if session.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
                     self.commands.push(Command::SignOut);
                 }
-                if let Some(me) = &status.me {
+                if let Some(me) = &session.me {
                     ui.label(format!("{} · {}", me.subject, me.roles.join(", ")));
                 }
             });
         });
     }
 
-    fn connection_chip(&self, ui: &mut Ui, status: &Status, floor: &Floor) {
+    fn connection_chip(&self, ui: &mut Ui, session: &Session, floor: &Floor) {
         let now = self.clock.now_ms();
-        let age = now.saturating_sub(status.last_update_ms);
-        let has_data = floor.is_ready() && status.last_update_ms > 0;
-        let (colour, text) = match status.link {
+        let age = now.saturating_sub(session.last_update_ms);
+        let has_data = floor.is_ready() && session.last_update_ms > 0;
+        let (colour, text) = match session.link {
             // A quiet floor sends nothing but keepalives; the follower itself notices a silent
             // server (three keepalives missed) and reconnects, so Live is trusted.
-            Link::Live if status.degraded.is_some() => {
+            Link::Live if session.degraded.is_some() => {
                 (style::PENDING, "LIVE · MAY BE STALE".to_owned())
             }
             Link::Live => (style::LIVE, "LIVE".to_owned()),
             // Connected, a fresh snapshot on its way (after a filter change or a reconnect).
             Link::Syncing => (style::PENDING, "SYNCING…".to_owned()),
             Link::Connecting if has_data => {
-                let retry = status
+                let retry = session
                     .retry_at_ms
                     .map(|at| format!(" · retry in {} s", at.saturating_sub(now).div_ceil(1000)))
                     .unwrap_or_default();
@@ -341,8 +341,8 @@ impl App {
             .show(ui, |ui| {
                 ui.label(RichText::new(text).color(Color32::WHITE).strong());
             });
-        if let Some(problem) = status.degraded.as_ref().or(status.problem.as_ref()) {
-            if status.link == Link::Live && status.degraded.is_none() {
+        if let Some(problem) = session.degraded.as_ref().or(session.problem.as_ref()) {
+            if session.link == Link::Live && session.degraded.is_none() {
                 chip.response.on_hover_text(problem);
             } else {
                 ui.add(egui::Label::new(RichText::new(problem).color(style::STALE)).truncate())
@@ -452,16 +452,16 @@ impl App {
         });
     }
 
-    fn filter_panel(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
+    fn filter_panel(&mut self, ui: &mut Ui, session: &Session, floor: &Floor) {
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.heading("Filters");
             let teams = names(
-                status.teams.iter().map(|team| team.name.clone()),
+                session.teams.iter().map(|team| team.name.clone()),
                 floor.teams().map(|team| team.name.clone()),
             );
             let sites = names(
-                status.sites.iter().map(|site| site.name.clone()),
+                session.sites.iter().map(|site| site.name.clone()),
                 floor.sites().map(|site| site.name.clone()),
             );
             egui::CollapsingHeader::new("States")
@@ -481,8 +481,8 @@ impl App {
         });
     }
 
-    fn attention_panel(&mut self, ui: &mut Ui, status: &Status, floor: &Floor) {
-        let now = self.server_now_ms(status);
+    fn attention_panel(&mut self, ui: &mut Ui, session: &Session, floor: &Floor) {
+        let now = self.server_now_ms(session);
         let alerts = model::attention(&self.cache.selection, &self.cache.levels, now);
         ui.heading(format!("Attention ({})", alerts.len()));
         if alerts.is_empty() {
@@ -503,24 +503,24 @@ impl App {
     }
 
     /// Follows the subscription of what is shown and brings the cache up to date.
-    fn prepare(&mut self, floor: &Floor, status: &Status, shown: Shown) {
-        let wanted = App::subscription(status, &shown.filter);
+    fn prepare(&mut self, floor: &Floor, session: &Session, shown: Shown) {
+        let wanted = App::subscription(session, &shown.filter);
         if self.sent != wanted {
             self.net.send(Request::Subscribe(wanted.clone()));
             self.sent = wanted;
         }
-        self.refresh_cache(floor, status, shown);
+        self.refresh_cache(floor, session, shown);
     }
 
     /// The wallboard: its configuration's scope, no search, every state; pages rotate.
-    fn wallboard_screen(&mut self, ui: &mut Ui, status: &Status) {
+    fn wallboard_screen(&mut self, ui: &mut Ui, session: &Session) {
         let Some(kiosk) = &self.kiosk else {
             return;
         };
-        let config = kiosk.config(status);
-        let floor_handle = status.floor.clone();
+        let config = kiosk.config(session);
+        let floor_handle = session.floor.clone();
         let floor = lock(&floor_handle);
-        self.prepare(&floor, status, Kiosk::shown(&config));
+        self.prepare(&floor, session, Kiosk::shown(&config));
         let now_ms = self.clock.now_ms();
         let step = kiosk::arrow_step(ui.ctx());
         let Some(kiosk) = &mut self.kiosk else {
@@ -530,12 +530,12 @@ impl App {
         let frame = kiosk::Frame {
             floor: &floor,
             cache: &self.cache,
-            status,
+            session,
             config: &config,
             page,
             progress,
             now_ms,
-            server_now_ms: self.server_now_ms(status),
+            server_now_ms: self.server_now_ms(session),
         };
         egui::CentralPanel::no_frame().show(ui, |ui| {
             frame.show(ui);
@@ -554,26 +554,26 @@ impl App {
     }
 
     /// The main screen.
-    fn floor_screen(&mut self, ui: &mut Ui, status: &Status) {
-        let floor_handle = status.floor.clone();
+    fn floor_screen(&mut self, ui: &mut Ui, session: &Session) {
+        let floor_handle = session.floor.clone();
         let floor = lock(&floor_handle);
-        self.prepare(&floor, status, self.shown());
-        let now = self.server_now_ms(status);
+        self.prepare(&floor, session, self.shown());
+        let now = self.server_now_ms(session);
 
         egui::Panel::top("top").show(ui, |ui| {
-            self.top_bar(ui, status, &floor);
+            self.top_bar(ui, session, &floor);
             self.strip(ui);
         });
         egui::Panel::left("filters")
             .resizable(true)
             .default_size(190.0)
             .min_size(150.0)
-            .show(ui, |ui| self.filter_panel(ui, status, &floor));
+            .show(ui, |ui| self.filter_panel(ui, session, &floor));
         if self.settings.show_attention {
             egui::Panel::right("attention")
                 .resizable(true)
                 .default_size(270.0)
-                .show(ui, |ui| self.attention_panel(ui, status, &floor));
+                .show(ui, |ui| self.attention_panel(ui, session, &floor));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if !floor.is_ready() {
@@ -738,7 +738,7 @@ impl App {
     }
 
     fn show_screen(&mut self, ui: &mut Ui) {
-        let status = self.net.status().clone();
+        let session = self.net.session().clone();
         if self.kiosk.is_some() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::None);
             let now = self.clock.now_ms();
@@ -748,14 +748,14 @@ impl App {
             {
                 kiosk.resized(now);
             }
-            match &status.sign_in {
-                SignIn::NotNeeded | SignIn::SignedIn => self.wallboard_screen(ui, &status),
+            match &session.sign_in {
+                SignIn::NotNeeded | SignIn::SignedIn => self.wallboard_screen(ui, &session),
                 SignIn::Checking
                 | SignIn::Needed { .. }
                 | SignIn::Code(_)
                 | SignIn::Browser { .. } => {
                     let now = self.clock.now_ms();
-                    egui::CentralPanel::no_frame().show(ui, |ui| kiosk::sign_in(ui, &status, now));
+                    egui::CentralPanel::no_frame().show(ui, |ui| kiosk::sign_in(ui, &session, now));
                     ui.ctx()
                         .request_repaint_after(std::time::Duration::from_millis(500));
                 }
@@ -764,12 +764,12 @@ impl App {
         }
         self.shortcuts(ui.ctx());
         self.settings.zoom = ui.ctx().zoom_factor();
-        match &status.sign_in {
-            SignIn::NotNeeded | SignIn::SignedIn => self.floor_screen(ui, &status),
+        match &session.sign_in {
+            SignIn::NotNeeded | SignIn::SignedIn => self.floor_screen(ui, &session),
             SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) | SignIn::Browser { .. } => {
                 let now = self.clock.now_ms();
                 egui::CentralPanel::default().show(ui, |ui| {
-                    let command = signin::screen(ui, &status, &mut self.fields, now);
+                    let command = signin::screen(ui, &session, &mut self.fields, now);
                     self.commands.extend(command);
                 });
                 ui.ctx()

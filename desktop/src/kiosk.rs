@@ -16,7 +16,7 @@ use monti_protocol::rest::{PageKind, WallboardConfig};
 
 use crate::app::{Cache, Shown};
 use crate::model::{self, Level};
-use crate::net::{SignIn, Status};
+use crate::net::{Session, SignIn};
 use crate::settings::{Filter, Sort, ViewKind};
 use crate::{signin, style};
 
@@ -74,10 +74,10 @@ impl Kiosk {
     }
 
     /// The configuration in force: the local file's, else the server's, else every page.
-    pub fn config(&self, status: &Status) -> WallboardConfig {
+    pub fn config(&self, session: &Session) -> WallboardConfig {
         self.local
             .clone()
-            .or_else(|| status.wallboard.clone())
+            .or_else(|| session.wallboard.clone())
             .unwrap_or_default()
     }
 
@@ -137,7 +137,7 @@ const DIM_INK: Color32 = Color32::from_gray(170);
 pub(crate) struct Frame<'a> {
     pub floor: &'a Floor,
     pub cache: &'a Cache,
-    pub status: &'a Status,
+    pub session: &'a Session,
     pub config: &'a WallboardConfig,
     pub page: PageKind,
     pub progress: f32,
@@ -208,7 +208,7 @@ impl Frame<'_> {
     }
 
     fn header(&self, ui: &mut Ui, scale: f32) {
-        let live = self.status.link != Link::Connecting;
+        let live = self.session.link != Link::Connecting;
         ui.horizontal(|ui| {
             ui.label(
                 RichText::new(self.page.title())
@@ -226,7 +226,7 @@ impl Frame<'_> {
                         .color(INK)
                         .monospace(),
                 );
-                let (colour, text) = if live && self.status.degraded.is_some() {
+                let (colour, text) = if live && self.session.degraded.is_some() {
                     (style::PENDING, "MAY BE STALE")
                 } else if live {
                     (style::LIVE, "LIVE")
@@ -538,7 +538,7 @@ impl Frame<'_> {
     fn stale_overlay(&self, ui: &mut Ui, body: Rect, scale: f32) {
         // Syncing is connected with a snapshot on its way: the data on screen is the last
         // live view, and the snapshot follows within a tick.
-        if self.status.link != Link::Connecting || self.status.last_update_ms == 0 {
+        if self.session.link != Link::Connecting || self.session.last_update_ms == 0 {
             return;
         }
         let painter = ui.painter();
@@ -547,8 +547,8 @@ impl Frame<'_> {
             12.0 * scale,
             Color32::from_rgba_unmultiplied(60, 0, 0, 225),
         );
-        let since = local_time(self.status.last_update_ms).format("%H:%M:%S");
-        let age = model::duration_text(self.now_ms.saturating_sub(self.status.last_update_ms));
+        let since = local_time(self.session.last_update_ms).format("%H:%M:%S");
+        let age = model::duration_text(self.now_ms.saturating_sub(self.session.last_update_ms));
         let centre = body.center();
         painter.text(
             centre - Vec2::new(0.0, 90.0 * scale),
@@ -572,7 +572,7 @@ impl Frame<'_> {
             DIM_INK,
         );
         // Why, so that whoever walks past can tell IT (a refused certificate, the proxy).
-        let problem = self.status.problem.clone().unwrap_or_default();
+        let problem = self.session.problem.clone().unwrap_or_default();
         if !problem.is_empty() {
             let galley = painter.layout(
                 problem.clone(),
@@ -650,13 +650,13 @@ fn centred(ui: &mut Ui, text: &str, size: f32, colour: Color32) {
 
 /// The unattended sign-in screen: the code and a QR code big enough to scan from a phone across
 /// a desk, and no buttons (nobody is there to press them).
-pub fn sign_in(ui: &mut Ui, status: &Status, now_ms: u64) {
+pub fn sign_in(ui: &mut Ui, session: &Session, now_ms: u64) {
     let screen = ui.max_rect();
     ui.painter().rect_filled(screen, 0.0, Color32::BLACK);
     let scale = (screen.height() / 1080.0).max(0.3);
     ui.with_layout(Layout::top_down(Align::Center), |ui| {
         ui.add_space(40.0 * scale);
-        match &status.sign_in {
+        match &session.sign_in {
             SignIn::Code(code) => {
                 ui.label(
                     RichText::new("This wallboard needs to be signed in")
@@ -703,13 +703,13 @@ pub fn sign_in(ui: &mut Ui, status: &Status, now_ms: u64) {
             }
             _ => {
                 ui.label(
-                    RichText::new(format!("Connecting to {}…", status.server))
+                    RichText::new(format!("Connecting to {}…", session.server))
                         .size(48.0 * scale)
                         .color(INK),
                 );
-                let problem = match &status.sign_in {
-                    SignIn::Needed { problem } => problem.as_ref().or(status.problem.as_ref()),
-                    _ => status.problem.as_ref(),
+                let problem = match &session.sign_in {
+                    SignIn::Needed { problem } => problem.as_ref().or(session.problem.as_ref()),
+                    _ => session.problem.as_ref(),
                 };
                 if let Some(problem) = problem {
                     ui.label(

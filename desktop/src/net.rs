@@ -1,7 +1,7 @@
 //! The network thread: sign-in, the live stream and the REST calls, on a thread of its own with
 //! its own tokio runtime, so that the UI thread never waits on the network.
 //!
-//! The UI talks to it through a [`Net`] handle: it reads the [`Status`] (a short lock, once per
+//! The UI talks to it through a [`Net`] handle: it reads the [`Session`] (a short lock, once per
 //! frame) and the floor (which the thread's [`Follower`] folds into under a lock held only for one
 //! message), and sends [`Request`]s. Everything the thread learns ends with a repaint request.
 //!
@@ -98,7 +98,7 @@ impl CodeScreen {
 
 /// Everything the UI shows about the connection, and the data that is not on the stream.
 #[derive(Clone, Debug)]
-pub struct Status {
+pub struct Session {
     /// The server's URL.
     pub server: String,
     /// Where signing in stands.
@@ -131,10 +131,10 @@ pub struct Status {
     pub floor: Arc<Mutex<Floor>>,
 }
 
-impl Status {
+impl Session {
     /// The state before anything is known about `server`.
-    pub fn new(server: &str) -> Status {
-        Status {
+    pub fn new(server: &str) -> Session {
+        Session {
             server: server.to_owned(),
             sign_in: SignIn::Checking,
             link: Link::Connecting,
@@ -161,7 +161,7 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The UI's handle on the network thread.
 pub struct Net {
-    status: Arc<Mutex<Status>>,
+    session: Arc<Mutex<Session>>,
     commands: mpsc::UnboundedSender<Request>,
 }
 
@@ -177,9 +177,9 @@ impl Net {
         wallboard: Option<String>,
         repaint: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<Net> {
-        let (net, commands) = Net::detached(Status::new(server));
+        let (net, commands) = Net::detached(Session::new(server));
         let worker = Worker {
-            status: net.status.clone(),
+            session: net.session.clone(),
             commands,
             repaint: Box::new(repaint),
             server: server.to_owned(),
@@ -206,23 +206,23 @@ impl Net {
         Ok(net)
     }
 
-    /// A handle with no thread behind it: tests set the status and read the commands.
-    pub fn detached(status: Status) -> (Net, mpsc::UnboundedReceiver<Request>) {
+    /// A handle with no thread behind it: tests set the session and read the commands.
+    pub fn detached(session: Session) -> (Net, mpsc::UnboundedReceiver<Request>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let net = Net {
-            status: Arc::new(Mutex::new(status)),
+            session: Arc::new(Mutex::new(session)),
             commands: sender,
         };
         (net, receiver)
     }
 
-    /// The current status. Hold it briefly: the network thread writes it.
-    pub fn status(&self) -> MutexGuard<'_, Status> {
-        lock(&self.status)
+    /// The current session. Hold it briefly: the network thread writes it.
+    pub fn session(&self) -> MutexGuard<'_, Session> {
+        lock(&self.session)
     }
 
     /// Asks the network thread to do something. A stopped thread is not an error for the UI:
-    /// the status keeps showing what was last known.
+    /// the session keeps showing what was last known.
     pub fn send(&self, request: Request) {
         if self.commands.send(request).is_err() {
             tracing::warn!("the network thread has stopped");
@@ -311,7 +311,7 @@ fn needs_person(err: &AuthError) -> bool {
 }
 
 struct Worker {
-    status: Arc<Mutex<Status>>,
+    session: Arc<Mutex<Session>>,
     commands: mpsc::UnboundedReceiver<Request>,
     repaint: Box<dyn Fn() + Send + Sync>,
     server: String,
@@ -332,8 +332,8 @@ impl Worker {
         while let Next::Restart = self.session().await {}
     }
 
-    fn update(&self, change: impl FnOnce(&mut Status)) {
-        change(&mut lock(&self.status));
+    fn update(&self, change: impl FnOnce(&mut Session)) {
+        change(&mut lock(&self.session));
         (self.repaint)();
     }
 
@@ -356,12 +356,12 @@ impl Worker {
 
     async fn session(&mut self) -> Next {
         let server = self.server.clone();
-        self.update(|status| *status = Status::new(&server));
+        self.update(|session| *session = Session::new(&server));
         let transport = match Transport::new(&self.transport_options) {
             Ok(transport) => transport,
             Err(err) => {
                 // A missing CA file or a malformed proxy: only new settings can help.
-                self.update(|status| status.problem = Some(err.to_string()));
+                self.update(|session| session.problem = Some(err.to_string()));
                 self.transport = None;
                 return self.until_connect().await;
             }
@@ -375,9 +375,9 @@ impl Worker {
                     Err(err) => {
                         attempt += 1;
                         let wait = Backoff::default().delay(attempt, 1.0);
-                        self.update(|status| {
-                            status.problem = Some(err.to_string());
-                            status.retry_at_ms = Some(now_ms() + wait.as_millis() as u64);
+                        self.update(|session| {
+                            session.problem = Some(err.to_string());
+                            session.retry_at_ms = Some(now_ms() + wait.as_millis() as u64);
                         });
                         if let Some(next) = self.wait(wait).await {
                             return next;
@@ -393,15 +393,16 @@ impl Worker {
         match settings.mode.as_str() {
             "oidc" => {
                 let Some(settings) = auth::SignInSettings::from_server(settings) else {
-                    self.update(|status| {
-                        status.problem = Some("the server's sign-in settings are incomplete".into())
+                    self.update(|session| {
+                        session.problem =
+                            Some("the server's sign-in settings are incomplete".into())
                     });
                     return self.until_connect().await;
                 };
                 self.signed_in_session(&settings).await
             }
             _ => {
-                self.update(|status| status.sign_in = SignIn::NotNeeded);
+                self.update(|session| session.sign_in = SignIn::NotNeeded);
                 // Without credentials the session only ends for good reasons; a server that now
                 // wants sign-in is asked again.
                 self.follow(None).await.0.unwrap_or(Next::Restart)
@@ -448,7 +449,7 @@ impl Worker {
                 Err(err) => {
                     attempt += 1;
                     let wait = Backoff::default().delay(attempt, 1.0);
-                    self.update(|status| status.problem = Some(err.to_string()));
+                    self.update(|session| session.problem = Some(err.to_string()));
                     if let Some(next) = self.wait(wait).await {
                         return next;
                     }
@@ -511,16 +512,16 @@ impl Worker {
                     }
                 }
                 Err(err) => {
-                    self.update(|status| status.problem = Some(err.to_string()));
+                    self.update(|session| session.problem = Some(err.to_string()));
                     if let Some(next) = self.wait(Duration::from_secs(10)).await {
                         return next;
                     }
                     continue;
                 }
             };
-            self.update(|status| {
-                status.sign_in = SignIn::SignedIn;
-                status.problem = None;
+            self.update(|session| {
+                session.sign_in = SignIn::SignedIn;
+                session.problem = None;
             });
             let (next, signed_out) = self.follow(Some((&mut credentials, access))).await;
             match next {
@@ -530,9 +531,9 @@ impl Worker {
                     start_flow = false;
                     // Nothing of this person's view may stay for the next one.
                     let server = self.server.clone();
-                    self.update(|status| {
-                        *status = Status::new(&server);
-                        status.sign_in = SignIn::Needed { problem: None };
+                    self.update(|session| {
+                        *session = Session::new(&server);
+                        session.sign_in = SignIn::Needed { problem: None };
                     });
                 }
                 // The sign-in was refused on the way: sign in again, right away.
@@ -553,15 +554,15 @@ impl Worker {
             if problem.is_some() && self.wallboard.is_some() {
                 // Unattended: show the problem for a moment, then a fresh code.
                 tracing::info!(problem = ?problem, "signing in again");
-                self.update(|status| status.problem = problem.take());
+                self.update(|session| session.problem = problem.take());
                 if let Some(next) = self.wait(Duration::from_secs(5)).await {
                     return Err(next);
                 }
                 start = true;
             }
             if !start {
-                self.update(|status| {
-                    status.sign_in = SignIn::Needed {
+                self.update(|session| {
+                    session.sign_in = SignIn::Needed {
                         problem: problem.take(),
                     }
                 });
@@ -578,7 +579,7 @@ impl Worker {
                 }
             }
             start = false;
-            self.update(|status| status.sign_in = SignIn::Checking);
+            self.update(|session| session.sign_in = SignIn::Checking);
             let outcome = if credentials.provider.has_device_flow() {
                 let code = match credentials.provider.start().await {
                     Ok(code) => code,
@@ -590,7 +591,7 @@ impl Worker {
                 // The code is on the screen anyway; the log line lets an operator (and the
                 // end-to-end test) complete a wallboard's sign-in from elsewhere.
                 tracing::info!(user_code = %code.user_code, uri = %code.verification_uri, "sign-in code shown");
-                self.update(|status| status.sign_in = SignIn::Code(CodeScreen::new(&code)));
+                self.update(|session| session.sign_in = SignIn::Code(CodeScreen::new(&code)));
                 let provider = credentials.provider.clone();
                 let poll = provider.poll(&code);
                 match self.until_signed_in(poll).await {
@@ -611,7 +612,7 @@ impl Worker {
                 if let Err(err) = open::that_detached(&url) {
                     tracing::warn!(%err, "cannot open a browser; the page is on the screen");
                 }
-                self.update(|status| status.sign_in = SignIn::Browser { url });
+                self.update(|session| session.sign_in = SignIn::Browser { url });
                 match self
                     .until_signed_in(attempt.finish(Duration::from_secs(600)))
                     .await
@@ -669,7 +670,7 @@ impl Worker {
             follower = follower.with_token(&access.token);
         }
         let floor = follower.shared_floor();
-        self.update(|status| status.floor = floor);
+        self.update(|session| session.floor = floor);
         let mut details_at = Instant::now() + DETAILS_EVERY;
         loop {
             let renew_at = signed_in.as_ref().map(|(_, access)| access.renew_at);
@@ -694,9 +695,9 @@ impl Worker {
                         Err(err) => {
                             // Retrying the same cannot help (a version or permission problem):
                             // say so and wait for another subscription, server or sign-in.
-                            self.update(|status| {
-                                status.problem = Some(err.to_string());
-                                status.link = Link::Connecting;
+                            self.update(|session| {
+                                session.problem = Some(err.to_string());
+                                session.link = Link::Connecting;
                             });
                             loop {
                                 match self.commands.recv().await {
@@ -718,7 +719,7 @@ impl Worker {
                                 follower = follower.with_token(&access.token);
                             }
                             let floor = follower.shared_floor();
-                            self.update(|status| status.floor = floor);
+                            self.update(|session| session.floor = floor);
                         }
                     }
                 }
@@ -776,33 +777,33 @@ impl Worker {
         match step {
             Step::Connected { server_name } => {
                 tracing::info!(server = %self.server, %server_name, "connected");
-                self.update(|status| {
-                    status.degraded = None;
-                    status.server_name = Some(server_name);
-                    status.clock_offset_ms = clock_offset_ms;
-                    status.link = link;
-                    status.retry_at_ms = None;
-                    status.problem = None;
+                self.update(|session| {
+                    session.degraded = None;
+                    session.server_name = Some(server_name);
+                    session.clock_offset_ms = clock_offset_ms;
+                    session.link = link;
+                    session.retry_at_ms = None;
+                    session.problem = None;
                 });
                 self.fetch_details(token).await;
             }
             Step::Lost { reason, retry_in } => {
                 tracing::info!(%reason, ?retry_in, "connection lost");
-                self.update(|status| {
-                    status.link = link;
-                    status.problem = Some(reason);
-                    status.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
+                self.update(|session| {
+                    session.link = link;
+                    session.problem = Some(reason);
+                    session.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
                 })
             }
             Step::Health(health) => {
                 tracing::info!(degraded = health.degraded, reason = %health.reason, "server health");
-                self.update(|status| {
-                    status.degraded = health.degraded.then_some(health.reason);
+                self.update(|session| {
+                    session.degraded = health.degraded.then_some(health.reason);
                 })
             }
-            Step::Snapshot { .. } | Step::Delta { .. } | Step::Progress => self.update(|status| {
-                status.link = link;
-                status.last_update_ms = last_update_ms;
+            Step::Snapshot { .. } | Step::Delta { .. } | Step::Progress => self.update(|session| {
+                session.link = link;
+                session.last_update_ms = last_update_ms;
             }),
         }
     }
@@ -823,21 +824,21 @@ impl Worker {
             }
             None => None,
         };
-        self.update(|status| {
+        self.update(|session| {
             if let Some(me) = me {
-                status.me = Some(me);
+                session.me = Some(me);
             }
             if let Some(thresholds) = thresholds {
-                status.thresholds = thresholds;
+                session.thresholds = thresholds;
             }
             if let Some(teams) = teams {
-                status.teams = teams;
+                session.teams = teams;
             }
             if let Some(sites) = sites {
-                status.sites = sites;
+                session.sites = sites;
             }
             if wallboard.is_some() {
-                status.wallboard = wallboard;
+                session.wallboard = wallboard;
             }
         });
     }

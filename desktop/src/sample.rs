@@ -1,7 +1,7 @@
 //! A made-up floor of any size, the same for the same seed: for the frame-time benchmark and the
 //! UI tests, which must not depend on a server's timing.
 
-use crate::net::{SignIn, Status};
+use crate::net::{Session, SignIn};
 
 use std::sync::{Arc, Mutex};
 
@@ -145,14 +145,14 @@ pub fn tick(floor: &mut Floor, rng: &mut Rng, changes: u32, now_ms: u64) {
     floor.advance(floor.seq() + 1, now_ms);
 }
 
-/// The status the network thread would show, live at `now_ms`, with `floor` just received from a
+/// The session the network thread would show, live at `now_ms`, with `floor` just received from a
 /// server that needs no sign-in.
-pub fn live_status(floor: Floor, now_ms: u64) -> Status {
-    let mut status = Status::new("http://monti.test:8080");
-    status.sign_in = SignIn::NotNeeded;
-    status.link = Link::Live;
-    status.last_update_ms = now_ms;
-    status.teams = floor
+pub fn live_session(floor: Floor, now_ms: u64) -> Session {
+    let mut session = Session::new("http://monti.test:8080");
+    session.sign_in = SignIn::NotNeeded;
+    session.link = Link::Live;
+    session.last_update_ms = now_ms;
+    session.teams = floor
         .teams()
         .map(|team| TeamJson {
             id: team.id.0,
@@ -160,7 +160,7 @@ pub fn live_status(floor: Floor, now_ms: u64) -> Status {
             n_agents: 0,
         })
         .collect();
-    status.sites = floor
+    session.sites = floor
         .sites()
         .map(|site| SiteJson {
             id: site.id.0,
@@ -168,6 +168,6 @@ pub fn live_status(floor: Floor, now_ms: u64) -> Status {
             n_agents: 0,
         })
         .collect();
-    status.floor = Arc::new(Mutex::new(floor));
-    status
+    session.floor = Arc::new(Mutex::new(floor));
+    session
 }

@@ -6,7 +6,7 @@ use qrcode::QrCode;
 
 use crate::app::Command;
 use crate::model::duration_text;
-use crate::net::{CodeScreen, SignIn, Status};
+use crate::net::{CodeScreen, Session, SignIn};
 
 /// What the person types to reach a server: its URL, and where the network needs it, the
 /// company CA file and the proxy.
@@ -20,10 +20,10 @@ pub struct ConnectFields {
     pub proxy: String,
 }
 
-/// Draws the screen for `status.sign_in`; `now_ms` is the local clock.
+/// Draws the screen for `session.sign_in`; `now_ms` is the local clock.
 pub fn screen(
     ui: &mut Ui,
-    status: &Status,
+    session: &Session,
     fields: &mut ConnectFields,
     now_ms: u64,
 ) -> Option<Command> {
@@ -32,7 +32,7 @@ pub fn screen(
         ui.add_space(24.0);
         ui.label(RichText::new("MONTI").size(28.0).strong());
         ui.add_space(12.0);
-        match &status.sign_in {
+        match &session.sign_in {
             SignIn::Code(code) => action = code_screen(ui, code, now_ms),
             SignIn::Browser { url } => {
                 ui.label(RichText::new("Sign in in the browser window that opened").size(20.0));
@@ -51,7 +51,7 @@ pub fn screen(
                 }
             }
             SignIn::Needed { problem } => {
-                ui.label(RichText::new(format!("Sign in to {}", status.server)).size(20.0));
+                ui.label(RichText::new(format!("Sign in to {}", session.server)).size(20.0));
                 if let Some(problem) = problem {
                     ui.colored_label(Color32::from_rgb(0xe5, 0x39, 0x35), problem);
                 }
@@ -63,11 +63,13 @@ pub fn screen(
             _ => {
                 ui.horizontal(|ui| {
                     ui.spinner();
-                    ui.label(RichText::new(format!("Connecting to {}…", status.server)).size(18.0));
+                    ui.label(
+                        RichText::new(format!("Connecting to {}…", session.server)).size(18.0),
+                    );
                 });
-                if let Some(problem) = &status.problem {
+                if let Some(problem) = &session.problem {
                     ui.colored_label(Color32::from_rgb(0xe5, 0x39, 0x35), problem);
-                    if let Some(at) = status.retry_at_ms {
+                    if let Some(at) = session.retry_at_ms {
                         ui.label(format!(
                             "Trying again in {} s",
                             at.saturating_sub(now_ms).div_ceil(1000)
@@ -76,7 +78,7 @@ pub fn screen(
                 }
             }
         }
-        if !matches!(status.sign_in, SignIn::Code(_) | SignIn::Browser { .. }) {
+        if !matches!(session.sign_in, SignIn::Code(_) | SignIn::Browser { .. }) {
             ui.add_space(24.0);
             egui::Grid::new("connect").num_columns(2).show(ui, |ui| {
                 let label = ui.label("Server");

@@ -23,20 +23,20 @@ fn wallboard(
     local: Option<WallboardConfig>,
     server: Option<WallboardConfig>,
 ) -> Harness<'static, App> {
-    let mut status = sample::live_status(sample::floor(400, 5, NOW), NOW);
-    status.wallboard = server;
-    wallboard_on(status, local).0
+    let mut session = sample::live_session(sample::floor(400, 5, NOW), NOW);
+    session.wallboard = server;
+    wallboard_on(session, local).0
 }
 
-/// A wallboard on `status`, and what it asks of the network thread.
+/// A wallboard on `session`, and what it asks of the network thread.
 fn wallboard_on(
-    status: monti_desktop::net::Status,
+    session: monti_desktop::net::Session,
     local: Option<WallboardConfig>,
 ) -> (
     Harness<'static, App>,
     tokio::sync::mpsc::UnboundedReceiver<monti_desktop::net::Request>,
 ) {
-    let (net, requests) = Net::detached(status);
+    let (net, requests) = Net::detached(session);
     let mut app = App::new(Settings::default(), net);
     app.clock = Clock::Fixed(NOW);
     app.kiosk = Some(Kiosk::new(local));
@@ -137,9 +137,9 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
     assert!(harness.query_by_role(Role::Alert).is_none());
     assert!(harness.query_by_label("LIVE").is_some());
     {
-        let mut status = harness.state().net().status();
-        status.link = Link::Connecting;
-        status.last_update_ms = NOW - 75_000;
+        let mut session = harness.state().net().session();
+        session.link = Link::Connecting;
+        session.last_update_ms = NOW - 75_000;
     }
     harness.run();
     let overlay = harness.get_by_role(Role::Alert);
@@ -156,7 +156,7 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
     // Why it is not live, for whoever walks past: here a certificate the wallboard refused.
     let why = "connection failed: floor.example.com:443: the server's certificate for \
                floor.example.com expired on 2026-11-29 00:00 UTC";
-    harness.state().net().status().problem = Some(why.to_owned());
+    harness.state().net().session().problem = Some(why.to_owned());
     harness.run();
     let overlay = harness.get_by_role(Role::Alert);
     let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
@@ -165,15 +165,15 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
     assert!(label.ends_with(&format!("1:15 ago. {why}")), "{label}");
 
     // Reconnected, the snapshot on its way: the last live view stays without the overlay.
-    harness.state().net().status().link = Link::Syncing;
+    harness.state().net().session().link = Link::Syncing;
     harness.run();
     assert!(harness.query_by_role(Role::Alert).is_none());
 
     // Resynced.
     {
-        let mut status = harness.state().net().status();
-        status.link = Link::Live;
-        status.last_update_ms = NOW;
+        let mut session = harness.state().net().session();
+        session.link = Link::Live;
+        session.last_update_ms = NOW;
     }
     harness.run();
     assert!(harness.query_by_role(Role::Alert).is_none());
@@ -183,7 +183,7 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
 #[test]
 fn a_degraded_server_shows_may_be_stale_without_hiding_the_floor() {
     let mut harness = wallboard(None, None);
-    harness.state().net().status().degraded = Some("lost the shared floor (Redis)".to_owned());
+    harness.state().net().session().degraded = Some("lost the shared floor (Redis)".to_owned());
     harness.run();
     assert!(harness.query_by_label("MAY BE STALE").is_some());
     assert!(harness.query_by_label("LIVE").is_none());
@@ -193,7 +193,7 @@ fn a_degraded_server_shows_may_be_stale_without_hiding_the_floor() {
     );
     assert_eq!(page(&harness), "Floor");
 
-    harness.state().net().status().degraded = None;
+    harness.state().net().session().degraded = None;
     harness.run();
     assert!(harness.query_by_label("LIVE").is_some());
     assert!(harness.query_by_label("MAY BE STALE").is_none());
@@ -210,8 +210,8 @@ fn the_no_signal_tile_shows_only_while_an_agent_has_no_signal() {
         list_items(&harness)
     );
     {
-        let status = harness.state().net().status();
-        let mut floor = status.floor.lock().expect("floor");
+        let session = harness.state().net().session();
+        let mut floor = session.floor.lock().expect("floor");
         let agent = floor
             .agents()
             .find(|record| {
@@ -249,8 +249,8 @@ fn the_code_screen_returns_by_itself_and_has_no_buttons() {
     assert_eq!(page(&harness), "Floor");
     {
         // What the network thread shows when the refresh token is no longer accepted.
-        let mut status = harness.state().net().status();
-        status.sign_in = SignIn::Code(CodeScreen {
+        let mut session = harness.state().net().session();
+        session.sign_in = SignIn::Code(CodeScreen {
             user_code: "QKMV-MBLJ".to_owned(),
             verification_uri: "https://id.example.com/device".to_owned(),
             qr_uri: "https://id.example.com/device?user_code=QKMV-MBLJ".to_owned(),
@@ -272,7 +272,7 @@ fn the_code_screen_returns_by_itself_and_has_no_buttons() {
         "nothing to press"
     );
     {
-        harness.state().net().status().sign_in = SignIn::SignedIn;
+        harness.state().net().session().sign_in = SignIn::SignedIn;
     }
     harness.run();
     assert_eq!(page(&harness), "Floor");
@@ -283,7 +283,7 @@ fn a_wallboard_whose_provider_has_no_device_flow_says_where_to_sign_in() {
     let mut harness = wallboard(None, None);
     let url = "https://auth.example.com/oauth2/authorize?client_id=monti";
     {
-        harness.state().net().status().sign_in = SignIn::Browser {
+        harness.state().net().session().sign_in = SignIn::Browser {
             url: url.to_owned(),
         };
     }
@@ -412,15 +412,15 @@ fn the_wallboard_follows_its_own_scope_and_leaves_the_desktops_settings_alone() 
         teams: vec!["Billing".to_owned()],
         ..WallboardConfig::default()
     };
-    let mut status = sample::live_status(sample::floor(400, 5, NOW), NOW);
-    status.wallboard = Some(config);
-    let billing = status
+    let mut session = sample::live_session(sample::floor(400, 5, NOW), NOW);
+    session.wallboard = Some(config);
+    let billing = session
         .teams
         .iter()
         .find(|team| team.name == "Billing")
         .map(|team| monti_protocol::model::TeamId(team.id))
         .expect("the sample floor has a Billing team");
-    let (mut harness, mut requests) = wallboard_on(status, None);
+    let (mut harness, mut requests) = wallboard_on(session, None);
     let mut subscribed = Vec::new();
     while let Ok(request) = requests.try_recv() {
         if let monti_desktop::net::Request::Subscribe(subscription) = request {

@@ -95,7 +95,7 @@ async fn fresh_view(url: &str, sub: &Subscription) -> Option<Floor> {
 
 /// A copy of the floor the app shows.
 fn app_floor(net: &Net) -> Floor {
-    let floor = net.status().floor.clone();
+    let floor = net.session().floor.clone();
     lock(&floor).clone()
 }
 
@@ -113,7 +113,7 @@ async fn until_equal(net: &Net, url: &str, sub: &Subscription, limit: Duration) 
         assert!(
             started.elapsed() < limit,
             "the app's floor never matched the server's (link {:?}, {} agents)",
-            net.status().link,
+            net.session().link,
             app_floor.n_agents()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -150,13 +150,13 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     .expect("network thread");
 
     until(&net, "the first snapshot", Duration::from_secs(30), |net| {
-        net.status().link == Link::Live
+        net.session().link == Link::Live
     })
     .await;
     {
-        let status = net.status();
-        assert_eq!(status.sign_in, SignIn::NotNeeded);
-        assert!(status.server_name.is_some());
+        let session = net.session();
+        assert_eq!(session.sign_in, SignIn::NotNeeded);
+        assert!(session.server_name.is_some());
     }
     let everything = Subscription::default();
     let before = until_equal(&net, &url, &everything, Duration::from_secs(30)).await;
@@ -167,13 +167,13 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
         "who is signed in and the lists",
         Duration::from_secs(10),
         |net| {
-            let status = net.status();
-            status.me.as_ref().is_some_and(|me| me.subject == "local") && !status.teams.is_empty()
+            let session = net.session();
+            session.me.as_ref().is_some_and(|me| me.subject == "local") && !session.teams.is_empty()
         },
     )
     .await;
     assert_eq!(
-        net.status().wallboard,
+        net.session().wallboard,
         Some(monti_protocol::rest::WallboardConfig::default()),
         "the wallboard's configuration is read"
     );
@@ -197,10 +197,13 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     // Killed: the app keeps the last floor and says it is not live.
     server.kill();
     until(&net, "the loss to show", Duration::from_secs(10), |net| {
-        net.status().link != Link::Live
+        net.session().link != Link::Live
     })
     .await;
-    assert!(lock(&net.status().floor).is_ready(), "the last floor stays");
+    assert!(
+        lock(&net.session().floor).is_ready(),
+        "the last floor stays"
+    );
 
     // Started again with another day: the app reconnects and resyncs to it.
     let server = Server::start(port, &data, 2);
@@ -216,7 +219,7 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
             .collect::<Vec<_>>(),
         "the floor is the restarted server's"
     );
-    assert_eq!(net.status().link, Link::Live);
+    assert_eq!(net.session().link, Link::Live);
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -238,21 +241,21 @@ async fn a_missing_ca_file_is_shown_until_the_settings_change() {
         "the CA file problem",
         Duration::from_secs(30),
         |net| {
-            net.status()
+            net.session()
                 .problem
                 .as_deref()
                 .is_some_and(|problem| problem.contains("no-such-ca.pem"))
         },
     )
     .await;
-    assert_ne!(net.status().link, Link::Live);
+    assert_ne!(net.session().link, Link::Live);
     // Without the file the same server streams.
     net.send(Request::Connect {
         server: server.url.clone(),
         transport: Default::default(),
     });
     until(&net, "the stream", Duration::from_secs(30), |net| {
-        net.status().link == Link::Live
+        net.session().link == Link::Live
     })
     .await;
     drop(server);

@@ -11,7 +11,7 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use monti_client::follow::Link;
 use monti_desktop::App;
 use monti_desktop::app::Clock;
-use monti_desktop::net::{CodeScreen, Net, Request, SignIn, Status};
+use monti_desktop::net::{CodeScreen, Net, Request, Session, SignIn};
 use monti_desktop::sample;
 use monti_desktop::settings::{Settings, ViewKind};
 use monti_protocol::floor::Floor;
@@ -21,15 +21,15 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 const NOW: u64 = 1_800_000_000_000;
 
-fn status_for(floor: Floor) -> Status {
-    sample::live_status(floor, NOW)
+fn session_for(floor: Floor) -> Session {
+    sample::live_session(floor, NOW)
 }
 
 fn harness(
-    status: Status,
+    session: Session,
     settings: Settings,
 ) -> (Harness<'static, App>, UnboundedReceiver<Request>) {
-    let (net, commands) = Net::detached(status);
+    let (net, commands) = Net::detached(session);
     let mut app = App::new(settings, net);
     app.clock = Clock::Fixed(NOW);
     let harness = Harness::builder()
@@ -40,7 +40,7 @@ fn harness(
 
 fn floor_screen(agents: u32) -> (Harness<'static, App>, UnboundedReceiver<Request>, Floor) {
     let floor = sample::floor(agents, 42, NOW);
-    let (mut harness, commands) = harness(status_for(floor.clone()), Settings::default());
+    let (mut harness, commands) = harness(session_for(floor.clone()), Settings::default());
     harness.run();
     (harness, commands, floor)
 }
@@ -284,11 +284,11 @@ fn list_items(harness: &Harness<'_, App>) -> Vec<String> {
         .collect()
 }
 
-/// The one agent's tile, in `status` for `minutes`, and whether the attention list has it.
-fn one_agent_shown(status: AgentStatus, minutes: u64) -> (String, bool) {
-    let floor = one_agent_floor(status, minutes);
+/// The one agent's tile, in `session` for `minutes`, and whether the attention list has it.
+fn one_agent_shown(session: AgentStatus, minutes: u64) -> (String, bool) {
+    let floor = one_agent_floor(session, minutes);
     let name = floor.agent(AgentId(0)).expect("agent").info.name.clone();
-    let (mut harness, _commands) = harness(status_for(floor), Settings::default());
+    let (mut harness, _commands) = harness(session_for(floor), Settings::default());
     harness.run();
     let items = list_items(&harness);
     let tile = items
@@ -312,8 +312,8 @@ fn a_threshold_turns_a_tile_amber_then_red_and_lists_it_for_attention() {
     // A team's own threshold wins over the default.
     let floor = one_agent_floor(not_ready, 5);
     let team = floor.team(TeamId(floor.agent(AgentId(0)).expect("agent").info.team.0));
-    let mut status = status_for(floor.clone());
-    status.thresholds.teams.insert(
+    let mut session = session_for(floor.clone());
+    session.thresholds.teams.insert(
         team.expect("team").name.clone(),
         BTreeMap::from([(
             "not_ready".to_owned(),
@@ -323,7 +323,7 @@ fn a_threshold_turns_a_tile_amber_then_red_and_lists_it_for_attention() {
             },
         )]),
     );
-    let (mut harness, _commands) = harness(status, Settings::default());
+    let (mut harness, _commands) = harness(session, Settings::default());
     harness.run();
     let items = list_items(&harness);
     assert_eq!(
@@ -341,14 +341,14 @@ fn a_threshold_turns_a_tile_amber_then_red_and_lists_it_for_attention() {
 
 #[test]
 fn the_device_flow_screen_shows_the_code_a_qr_code_and_the_time_left() {
-    let mut status = status_for(Floor::awaiting_snapshot());
-    status.sign_in = SignIn::Code(CodeScreen {
+    let mut session = session_for(Floor::awaiting_snapshot());
+    session.sign_in = SignIn::Code(CodeScreen {
         user_code: "WDJB-MJHT".to_owned(),
         verification_uri: "https://id.example.com/device".to_owned(),
         qr_uri: "https://id.example.com/device?user_code=WDJB-MJHT".to_owned(),
         expires_at_ms: NOW + 299_000,
     });
-    let (mut harness, mut commands) = harness(status, Settings::default());
+    let (mut harness, mut commands) = harness(session, Settings::default());
     harness.run();
     assert!(harness.query_by_label("WDJB-MJHT").is_some());
     assert!(
@@ -380,11 +380,11 @@ fn the_device_flow_screen_shows_the_code_a_qr_code_and_the_time_left() {
 #[test]
 fn a_browser_sign_in_shows_the_page_to_open_and_can_be_cancelled() {
     let url = "https://auth.example.com/oauth2/authorize?client_id=monti&code_challenge=x";
-    let mut status = status_for(Floor::awaiting_snapshot());
-    status.sign_in = SignIn::Browser {
+    let mut session = session_for(Floor::awaiting_snapshot());
+    session.sign_in = SignIn::Browser {
         url: url.to_owned(),
     };
-    let (mut harness, mut commands) = harness(status, Settings::default());
+    let (mut harness, mut commands) = harness(session, Settings::default());
     harness.run();
     assert!(
         harness
@@ -412,11 +412,11 @@ fn a_browser_sign_in_shows_the_page_to_open_and_can_be_cancelled() {
 
 #[test]
 fn a_sign_in_that_is_needed_offers_a_button_and_says_why() {
-    let mut status = status_for(Floor::awaiting_snapshot());
-    status.sign_in = SignIn::Needed {
+    let mut session = session_for(Floor::awaiting_snapshot());
+    session.sign_in = SignIn::Needed {
         problem: Some("the stored sign-in was not accepted".to_owned()),
     };
-    let (mut harness, mut commands) = harness(status, Settings::default());
+    let (mut harness, mut commands) = harness(session, Settings::default());
     harness.run();
     assert!(
         harness
@@ -432,11 +432,11 @@ fn a_sign_in_that_is_needed_offers_a_button_and_says_why() {
 
 #[test]
 fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
-    let mut status = status_for(sample::floor(50, 3, NOW));
-    status.link = Link::Connecting;
-    status.last_update_ms = NOW - 75_000;
-    status.retry_at_ms = Some(NOW + 4_000);
-    let (mut harness, _commands) = harness(status, Settings::default());
+    let mut session = session_for(sample::floor(50, 3, NOW));
+    session.link = Link::Connecting;
+    session.last_update_ms = NOW - 75_000;
+    session.retry_at_ms = Some(NOW + 4_000);
+    let (mut harness, _commands) = harness(session, Settings::default());
     harness.run();
     assert!(
         harness
@@ -449,16 +449,16 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
     let why = "connection failed: floor.example.com:443: the server's certificate was issued by \
                \"CN=Example Corp CA\", which this computer does not trust; install that CA in the \
                system's store or pass it with --ca-file";
-    harness.state().net().status().problem = Some(why.to_owned());
+    harness.state().net().session().problem = Some(why.to_owned());
     harness.run();
     assert!(harness.query_by_label(why).is_some());
 }
 
 #[test]
 fn a_degraded_server_keeps_the_floor_live_but_says_it_may_be_stale_and_why() {
-    let mut status = status_for(sample::floor(50, 3, NOW));
-    status.degraded = Some("lost the shared floor (Redis): connection refused".to_owned());
-    let (mut harness, _commands) = harness(status, Settings::default());
+    let mut session = session_for(sample::floor(50, 3, NOW));
+    session.degraded = Some("lost the shared floor (Redis): connection refused".to_owned());
+    let (mut harness, _commands) = harness(session, Settings::default());
     harness.run();
     assert!(harness.query_by_label("LIVE · MAY BE STALE").is_some());
     assert!(harness.query_by_label("LIVE").is_none());
@@ -469,7 +469,7 @@ fn a_degraded_server_keeps_the_floor_live_but_says_it_may_be_stale_and_why() {
     );
 
     // The server's all-clear.
-    harness.state().net().status().degraded = None;
+    harness.state().net().session().degraded = None;
     harness.run();
     assert!(harness.query_by_label("LIVE").is_some());
     assert!(harness.query_by_label("LIVE · MAY BE STALE").is_none());
@@ -572,17 +572,17 @@ fn settings_take_a_company_ca_file_and_a_proxy_for_the_next_connection() {
 
 #[test]
 fn a_refused_certificate_is_explained_where_the_ca_file_can_be_given() {
-    let mut status = Status::new("https://floor.example.com");
+    let mut session = Session::new("https://floor.example.com");
     let why = "cannot read https://floor.example.com/api/v1/auth: the server's certificate was \
                issued by \"CN=Example Corp CA\", which this computer does not trust; install that \
                CA in the system's store or give it as the company CA file (--ca-file, or the \
                app's Settings)";
-    status.problem = Some(why.to_owned());
+    session.problem = Some(why.to_owned());
     let settings = Settings {
         server: "https://floor.example.com".to_owned(),
         ..Settings::default()
     };
-    let (mut harness, mut commands) = harness(status, settings);
+    let (mut harness, mut commands) = harness(session, settings);
     harness.run_steps(4);
     assert!(harness.query_by_label(why).is_some());
     harness.get_by_label("Company CA file").focus();
