@@ -1,5 +1,6 @@
-//! The app: one frame is the top bar, the strip of counts, the filter and attention panels and
-//! one view, or the sign-in screen while signing in.
+//! The app: one of two top-level screens ([`Screen`]) over one [`Feed`]. The floor manager's
+//! screen is the top bar, the strip of counts, the filter and attention panels and one view, or
+//! the sign-in screen while signing in; the wallboard's is in [`crate::kiosk`].
 //!
 //! The frame reads the network thread's session and the floor under short locks and never waits
 //! for the network. Everything costly (filtering, sorting, grouping) is cached and recomputed
@@ -14,7 +15,7 @@ use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 
-use crate::kiosk::{self, Kiosk};
+use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::net::{Net, Request, Session, SignIn, lock};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
@@ -93,23 +94,38 @@ pub(crate) struct Cache {
     ranks_version: Option<u64>,
 }
 
+/// What both screens draw from: the network thread, the subscription it follows and the
+/// parts computed from the floor for what the screen shows.
+pub(crate) struct Feed {
+    net: Net,
+    /// The subscription the network thread follows (it keeps it across servers).
+    sent: Subscription,
+    pub(crate) cache: Cache,
+}
+
+/// The app's top-level screen: each has its own state and makes its own [`Shown`].
+pub enum Screen {
+    /// The floor manager's screen: top bar, counts, filters, attention list and one view, as
+    /// the [`Settings`] say.
+    Floor,
+    /// A wallboard: fullscreen pages that turn by themselves, in its configuration's scope.
+    Wallboard(Kiosk),
+}
+
 /// The desktop app.
 pub struct App {
     /// What is kept between runs.
     pub settings: Settings,
     /// The clock the times in state are measured with.
     pub clock: Clock,
-    net: Net,
+    /// Which screen the app runs.
+    pub screen: Screen,
+    feed: Feed,
     search: String,
     focus_search: bool,
     /// The server, CA file and proxy fields (Settings menu and connecting screen), applied with
     /// Connect.
     fields: signin::ConnectFields,
-    /// The subscription the network thread follows (it keeps it across servers).
-    sent: Subscription,
-    pub(crate) cache: Cache,
-    /// Set when the app runs as a wallboard.
-    pub kiosk: Option<Kiosk>,
     /// Asked for during this frame.
     commands: Vec<Command>,
 }
@@ -127,19 +143,21 @@ impl App {
             fields,
             settings,
             clock: Clock::System,
-            net,
+            screen: Screen::Floor,
+            feed: Feed {
+                net,
+                sent: Subscription::default(),
+                cache: Cache::default(),
+            },
             search: String::new(),
             focus_search: false,
-            sent: Subscription::default(),
-            cache: Cache::default(),
-            kiosk: None,
             commands: Vec::new(),
         }
     }
 
     /// The handle on the network thread (tests change its session through it).
     pub fn net(&self) -> &Net {
-        &self.net
+        &self.feed.net
     }
 
     /// The settings stored by eframe, or the defaults.
@@ -155,7 +173,7 @@ impl App {
             Theme::Dark => egui::Theme::Dark,
             Theme::Light => egui::Theme::Light,
         });
-        if self.kiosk.is_some() {
+        if let Screen::Wallboard(_) = self.screen {
             // A wallboard scales itself to the screen; text size and theme are the desktop's.
             ctx.set_theme(egui::Theme::Dark);
             ctx.set_zoom_factor(1.0);
@@ -201,47 +219,6 @@ impl App {
             states: StateSet::ALL,
             known_roster: None,
         }
-    }
-
-    fn refresh_cache(&mut self, floor: &Floor, session: &Session, shown: Shown) {
-        let key = CacheKey {
-            seq: floor.seq(),
-            roster_version: floor.roster_version(),
-            n_agents: floor.n_agents(),
-            ready: floor.is_ready(),
-            shown,
-        };
-        let thresholds_key = (session.thresholds.clone(), floor.roster_version());
-        if self.cache.thresholds.as_ref() != Some(&thresholds_key) || self.cache.key.is_none() {
-            self.cache.levels = Levels::new(&session.thresholds, floor);
-            self.cache.thresholds = Some(thresholds_key);
-        }
-        if self.cache.key.as_ref() == Some(&key) {
-            return;
-        }
-        if self.cache.ranks_version != Some(floor.roster_version()) {
-            self.cache.ranks = Ranks::new(floor);
-            self.cache.ranks_version = Some(floor.roster_version());
-        }
-        let shown = &key.shown;
-        let selection = Selection::compute_ranked(
-            floor,
-            &self.cache.ranks,
-            &shown.filter,
-            &shown.search,
-            shown.sort,
-        );
-        self.cache.cards = match shown.view {
-            ViewKind::Teams => model::cards(floor, &selection, false),
-            ViewKind::Sites => model::cards(floor, &selection, true),
-            ViewKind::Matrix | ViewKind::Agents => Vec::new(),
-        };
-        self.cache.matrix = match shown.view {
-            ViewKind::Matrix => Matrix::new(floor, &selection),
-            _ => Matrix::default(),
-        };
-        self.cache.selection = selection;
-        self.cache.key = Some(key);
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
@@ -413,7 +390,7 @@ impl App {
             self.settings.server = server.clone();
             self.settings.ca_file = ca_file;
             self.settings.proxy = proxy;
-            self.net.send(Request::Connect {
+            self.feed.net.send(Request::Connect {
                 server,
                 transport: self.settings.transport(),
             });
@@ -423,9 +400,9 @@ impl App {
     /// The counts per state of what is shown; a click shows only that state (again: all).
     fn strip(&mut self, ui: &mut Ui) {
         ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new(format!("{} shown", self.cache.selection.len())).strong());
+            ui.label(RichText::new(format!("{} shown", self.feed.cache.selection.len())).strong());
             for kind in StateKind::ALL {
-                let count = self.cache.selection.counts[kind.index()];
+                let count = self.feed.cache.selection.counts[kind.index()];
                 let only = self.settings.filter.states == StateSet::of([kind]);
                 let text = RichText::new(format!(
                     "{} {} {count}",
@@ -483,7 +460,7 @@ impl App {
 
     fn attention_panel(&mut self, ui: &mut Ui, session: &Session, floor: &Floor) {
         let now = self.server_now_ms(session);
-        let alerts = model::attention(&self.cache.selection, &self.cache.levels, now);
+        let alerts = model::attention(&self.feed.cache.selection, &self.feed.cache.levels, now);
         ui.heading(format!("Attention ({})", alerts.len()));
         if alerts.is_empty() {
             ui.label("Nobody is over a threshold.");
@@ -502,62 +479,11 @@ impl App {
         );
     }
 
-    /// Follows the subscription of what is shown and brings the cache up to date.
-    fn prepare(&mut self, floor: &Floor, session: &Session, shown: Shown) {
-        let wanted = App::subscription(session, &shown.filter);
-        if self.sent != wanted {
-            self.net.send(Request::Subscribe(wanted.clone()));
-            self.sent = wanted;
-        }
-        self.refresh_cache(floor, session, shown);
-    }
-
-    /// The wallboard: its configuration's scope, no search, every state; pages rotate.
-    fn wallboard_screen(&mut self, ui: &mut Ui, session: &Session) {
-        let Some(kiosk) = &self.kiosk else {
-            return;
-        };
-        let config = kiosk.config(session);
-        let floor_handle = session.floor.clone();
-        let floor = lock(&floor_handle);
-        self.prepare(&floor, session, Kiosk::shown(&config));
-        let now_ms = self.clock.now_ms();
-        let step = kiosk::arrow_step(ui.ctx());
-        let Some(kiosk) = &mut self.kiosk else {
-            return;
-        };
-        let (page, progress) = kiosk.turn(&config, now_ms, step);
-        let frame = kiosk::Frame {
-            floor: &floor,
-            cache: &self.cache,
-            session,
-            config: &config,
-            page,
-            progress,
-            now_ms,
-            server_now_ms: self.server_now_ms(session),
-        };
-        egui::CentralPanel::no_frame().show(ui, |ui| {
-            frame.show(ui);
-            ui.allocate_rect(ui.max_rect(), egui::Sense::hover())
-                .widget_info(|| {
-                    egui::WidgetInfo::labeled(
-                        egui::Role::Pane,
-                        true,
-                        format!("Page {}", page.title()),
-                    )
-                });
-        });
-        // The clock and the progress bar move smoothly enough at 4 frames a second.
-        ui.ctx()
-            .request_repaint_after(std::time::Duration::from_millis(250));
-    }
-
     /// The main screen.
     fn floor_screen(&mut self, ui: &mut Ui, session: &Session) {
         let floor_handle = session.floor.clone();
         let floor = lock(&floor_handle);
-        self.prepare(&floor, session, self.shown());
+        self.feed.prepare(&floor, session, self.shown());
         let now = self.server_now_ms(session);
 
         egui::Panel::top("top").show(ui, |ui| {
@@ -582,17 +508,17 @@ impl App {
                 });
                 return;
             }
-            if self.cache.selection.is_empty() {
+            if self.feed.cache.selection.is_empty() {
                 ui.label("No agent matches the filters and the search.");
                 return;
             }
             let drill = match self.settings.view {
                 ViewKind::Teams | ViewKind::Sites => {
-                    widgets::tiles(ui, &floor, &self.cache, self.settings.view, now)
+                    widgets::tiles(ui, &floor, &self.feed.cache, self.settings.view, now)
                 }
-                ViewKind::Matrix => widgets::matrix(ui, &self.cache.matrix),
+                ViewKind::Matrix => widgets::matrix(ui, &self.feed.cache.matrix),
                 ViewKind::Agents => {
-                    widgets::table(ui, &floor, &self.cache, &mut self.settings.sort, now);
+                    widgets::table(ui, &floor, &self.feed.cache, &mut self.settings.sort, now);
                     None
                 }
             };
@@ -614,6 +540,59 @@ impl App {
         if self.settings.view == ViewKind::Matrix {
             self.settings.view = ViewKind::Teams;
         }
+    }
+}
+
+impl Feed {
+    /// Follows the subscription of what is shown and brings the cache up to date.
+    pub(crate) fn prepare(&mut self, floor: &Floor, session: &Session, shown: Shown) {
+        let wanted = App::subscription(session, &shown.filter);
+        if self.sent != wanted {
+            self.net.send(Request::Subscribe(wanted.clone()));
+            self.sent = wanted;
+        }
+        self.refresh_cache(floor, session, shown);
+    }
+
+    fn refresh_cache(&mut self, floor: &Floor, session: &Session, shown: Shown) {
+        let key = CacheKey {
+            seq: floor.seq(),
+            roster_version: floor.roster_version(),
+            n_agents: floor.n_agents(),
+            ready: floor.is_ready(),
+            shown,
+        };
+        let thresholds_key = (session.thresholds.clone(), floor.roster_version());
+        if self.cache.thresholds.as_ref() != Some(&thresholds_key) || self.cache.key.is_none() {
+            self.cache.levels = Levels::new(&session.thresholds, floor);
+            self.cache.thresholds = Some(thresholds_key);
+        }
+        if self.cache.key.as_ref() == Some(&key) {
+            return;
+        }
+        if self.cache.ranks_version != Some(floor.roster_version()) {
+            self.cache.ranks = Ranks::new(floor);
+            self.cache.ranks_version = Some(floor.roster_version());
+        }
+        let shown = &key.shown;
+        let selection = Selection::compute_ranked(
+            floor,
+            &self.cache.ranks,
+            &shown.filter,
+            &shown.search,
+            shown.sort,
+        );
+        self.cache.cards = match shown.view {
+            ViewKind::Teams => model::cards(floor, &selection, false),
+            ViewKind::Sites => model::cards(floor, &selection, true),
+            ViewKind::Matrix | ViewKind::Agents => Vec::new(),
+        };
+        self.cache.matrix = match shown.view {
+            ViewKind::Matrix => Matrix::new(floor, &selection),
+            _ => Matrix::default(),
+        };
+        self.cache.selection = selection;
+        self.cache.key = Some(key);
     }
 }
 
@@ -691,27 +670,6 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
     .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
 }
 
-/// Makes the window as large as the screen where fullscreen is not honoured (an X server
-/// without a window manager, as on many kiosk PCs). Returns whether it asked for a resize.
-fn fill_the_screen(ctx: &egui::Context) -> bool {
-    let (monitor, inner, fullscreen) = ctx.input(|input| {
-        let viewport = input.viewport();
-        (
-            viewport.monitor_size,
-            viewport.inner_rect,
-            viewport.fullscreen.unwrap_or(false),
-        )
-    });
-    if let (Some(monitor), Some(inner), false) = (monitor, inner, fullscreen)
-        && (inner.size() - monitor).length() > 1.0
-    {
-        ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::Pos2::ZERO));
-        ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(monitor));
-        return true;
-    }
-    false
-}
-
 fn gui_zoom(ctx: &egui::Context, step: f32) {
     let zoom = (ctx.zoom_factor() + step).clamp(0.5, 3.0);
     ctx.set_zoom_factor(zoom);
@@ -729,37 +687,18 @@ impl App {
     /// Carries out what a person asked for.
     pub fn apply(&mut self, command: Command) {
         match command {
-            Command::SignIn => self.net.send(Request::SignIn),
-            Command::CancelSignIn => self.net.send(Request::CancelSignIn),
-            Command::SignOut => self.net.send(Request::SignOut),
+            Command::SignIn => self.feed.net.send(Request::SignIn),
+            Command::CancelSignIn => self.feed.net.send(Request::CancelSignIn),
+            Command::SignOut => self.feed.net.send(Request::SignOut),
             Command::Connect => self.connect(),
             Command::Drill(drill) => self.drill(drill),
         }
     }
 
     fn show_screen(&mut self, ui: &mut Ui) {
-        let session = self.net.session().clone();
-        if self.kiosk.is_some() {
-            ui.ctx().set_cursor_icon(egui::CursorIcon::None);
-            let now = self.clock.now_ms();
-            if let Some(kiosk) = &mut self.kiosk
-                && kiosk.may_resize(now)
-                && fill_the_screen(ui.ctx())
-            {
-                kiosk.resized(now);
-            }
-            match &session.sign_in {
-                SignIn::NotNeeded | SignIn::SignedIn => self.wallboard_screen(ui, &session),
-                SignIn::Checking
-                | SignIn::Needed { .. }
-                | SignIn::Code(_)
-                | SignIn::Browser { .. } => {
-                    let now = self.clock.now_ms();
-                    egui::CentralPanel::no_frame().show(ui, |ui| kiosk::sign_in(ui, &session, now));
-                    ui.ctx()
-                        .request_repaint_after(std::time::Duration::from_millis(500));
-                }
-            }
+        let session = self.feed.net.session().clone();
+        if let Screen::Wallboard(kiosk) = &mut self.screen {
+            kiosk.show(ui, &mut self.feed, &session, self.clock);
             return;
         }
         self.shortcuts(ui.ctx());

@@ -14,9 +14,9 @@ use monti_protocol::floor::Floor;
 use monti_protocol::model::{StateKind, StateSet};
 use monti_protocol::rest::{PageKind, WallboardConfig};
 
-use crate::app::{Cache, Shown};
+use crate::app::{Cache, Clock, Feed, Shown};
 use crate::model::{self, Level};
-use crate::net::{Session, SignIn};
+use crate::net::{Session, SignIn, lock};
 use crate::settings::{Filter, Sort, ViewKind};
 use crate::{signin, style};
 
@@ -51,6 +51,58 @@ impl Kiosk {
     /// Notes that the window was resized.
     pub fn resized(&mut self, now_ms: u64) {
         self.resized_at_ms = Some(now_ms);
+    }
+
+    /// One frame of the wallboard screen: the sign-in code while signing in, else the page of
+    /// the moment, with the window kept as large as the screen and no cursor.
+    pub(crate) fn show(&mut self, ui: &mut Ui, feed: &mut Feed, session: &Session, clock: Clock) {
+        ui.ctx().set_cursor_icon(egui::CursorIcon::None);
+        let now_ms = clock.now_ms();
+        if self.may_resize(now_ms) && fill_the_screen(ui.ctx()) {
+            self.resized(now_ms);
+        }
+        match &session.sign_in {
+            SignIn::NotNeeded | SignIn::SignedIn => self.pages(ui, feed, session, now_ms),
+            SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) | SignIn::Browser { .. } => {
+                egui::CentralPanel::no_frame().show(ui, |ui| sign_in(ui, session, now_ms));
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(500));
+            }
+        }
+    }
+
+    /// The pages: the configuration's scope, no search, every state; they turn by themselves
+    /// and with the arrow keys.
+    fn pages(&mut self, ui: &mut Ui, feed: &mut Feed, session: &Session, now_ms: u64) {
+        let config = self.config(session);
+        let floor_handle = session.floor.clone();
+        let floor = lock(&floor_handle);
+        feed.prepare(&floor, session, Kiosk::shown(&config));
+        let (page, progress) = self.turn(&config, now_ms, arrow_step(ui.ctx()));
+        let frame = Frame {
+            floor: &floor,
+            cache: &feed.cache,
+            session,
+            config: &config,
+            page,
+            progress,
+            now_ms,
+            server_now_ms: now_ms.saturating_add_signed(session.clock_offset_ms),
+        };
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            frame.show(ui);
+            ui.allocate_rect(ui.max_rect(), egui::Sense::hover())
+                .widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::Role::Pane,
+                        true,
+                        format!("Page {}", page.title()),
+                    )
+                });
+        });
+        // The clock and the progress bar move smoothly enough at 4 frames a second.
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_millis(250));
     }
 
     /// What a wallboard shows: its configuration's scope, every state, no search. The pages
@@ -145,6 +197,27 @@ pub(crate) struct Frame<'a> {
     pub now_ms: u64,
     /// Server clock, as the floor's times count.
     pub server_now_ms: u64,
+}
+
+/// Makes the window as large as the screen where fullscreen is not honoured (an X server
+/// without a window manager, as on many kiosk PCs). Returns whether it asked for a resize.
+fn fill_the_screen(ctx: &egui::Context) -> bool {
+    let (monitor, inner, fullscreen) = ctx.input(|input| {
+        let viewport = input.viewport();
+        (
+            viewport.monitor_size,
+            viewport.inner_rect,
+            viewport.fullscreen.unwrap_or(false),
+        )
+    });
+    if let (Some(monitor), Some(inner), false) = (monitor, inner, fullscreen)
+        && (inner.size() - monitor).length() > 1.0
+    {
+        ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::Pos2::ZERO));
+        ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(monitor));
+        return true;
+    }
+    false
 }
 
 /// Which way the arrow keys turned the pages this frame.

@@ -5,7 +5,7 @@
 //! - [`model`]: what is shown, as plain functions of the floor and the settings.
 //! - [`app`]: the eframe app that lays it out; `widgets` draws the floor's four views and
 //!   `signin` the sign-in screens.
-//! - [`kiosk`]: the wallboard mode: rotating fullscreen pages.
+//! - [`kiosk`]: the wallboard screen: rotating fullscreen pages, its own state.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
 

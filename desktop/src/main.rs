@@ -5,6 +5,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use monti_desktop::App;
+use monti_desktop::app::Screen;
 use monti_desktop::kiosk::{self, Kiosk};
 use monti_desktop::net::Net;
 use monti_desktop::settings::{Theme, ViewKind};
@@ -121,7 +122,7 @@ fn main() -> anyhow::Result<()> {
             )?;
             let mut app = App::new(settings, net);
             if kiosk {
-                app.kiosk = Some(Kiosk::new(local_wallboard));
+                app.screen = Screen::Wallboard(Kiosk::new(local_wallboard));
             }
             app.setup(&cc.egui_ctx);
             Ok(Box::new(app))

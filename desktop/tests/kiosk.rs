@@ -8,7 +8,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use monti_client::follow::Link;
 use monti_desktop::App;
-use monti_desktop::app::Clock;
+use monti_desktop::app::{Clock, Screen};
 use monti_desktop::kiosk::Kiosk;
 use monti_desktop::net::{CodeScreen, Net, SignIn};
 use monti_desktop::sample;
@@ -39,7 +39,7 @@ fn wallboard_on(
     let (net, requests) = Net::detached(session);
     let mut app = App::new(Settings::default(), net);
     app.clock = Clock::Fixed(NOW);
-    app.kiosk = Some(Kiosk::new(local));
+    app.screen = Screen::Wallboard(Kiosk::new(local));
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1920.0, 1080.0))
         .build_eframe(|_| app);
