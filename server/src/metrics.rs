@@ -29,70 +29,128 @@ pub struct EventLabels {
     pub outcome: &'static str,
 }
 
-/// Every metric the server exports.
-pub struct Metrics {
-    registry: Registry,
+/// Declares [`Metrics`]: each metric's field, type, initial value, exported name (after the
+/// `monti_` prefix) and help text, in one place, so that none is declared without being
+/// registered.
+macro_rules! metrics {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty = $init:expr, $name:literal, $help:literal;
+    )*) => {
+        /// Every metric the server exports.
+        pub struct Metrics {
+            registry: Registry,
+            $(
+                $(#[doc = $doc])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl Metrics {
+            /// Creates and registers every metric.
+            pub fn new() -> Metrics {
+                let mut registry = Registry::with_prefix("monti");
+                $(
+                    let $field: $ty = $init;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Metrics { registry, $($field),* }
+            }
+        }
+    };
+}
+
+metrics! {
     /// WebSocket viewers connected right now.
-    pub connected_clients: Gauge,
+    connected_clients: Gauge = Gauge::default(),
+        "connected_clients", "WebSocket viewers connected";
     /// Agent state changes accepted (before coalescing).
-    pub state_changes: Counter,
+    state_changes: Counter = Counter::default(),
+        "agent_state_changes", "Agent state changes accepted";
     /// Ticks that carried changes (sequence numbers issued).
-    pub ticks: Counter,
+    ticks: Counter = Counter::default(),
+        "ticks", "Ticks that carried changes";
     /// Bytes of stream frames sent (WebSocket payloads).
-    pub bytes_sent: Counter,
+    bytes_sent: Counter = Counter::default(),
+        "stream_bytes_sent", "Bytes of stream frames sent";
     /// Stream frames sent.
-    pub frames_sent: Counter,
+    frames_sent: Counter = Counter::default(),
+        "stream_frames_sent", "Stream frames sent";
     /// Fresh snapshots sent to viewers that fell behind.
-    pub resyncs: Counter,
+    resyncs: Counter = Counter::default(),
+        "resyncs", "Snapshots resent to viewers that fell behind";
     /// Viewers disconnected because they could not keep up.
-    pub slow_clients_dropped: Counter,
+    slow_clients_dropped: Counter = Counter::default(),
+        "slow_clients_dropped", "Viewers disconnected for not keeping up";
     /// Viewer connections the server closed with an error code (bad frames, version mismatch,
     /// too slow, shutdown...), by that code.
-    pub refused: Family<CodeLabel, Counter>,
+    refused: Family<CodeLabel, Counter> = Family::default(),
+        "refused", "Viewers closed and frames refused by the server, by error code";
     /// Seconds from the oldest change in a delta reaching the server to the delta being written
     /// to a viewer's socket.
-    pub change_to_send_seconds: Histogram,
+    change_to_send_seconds: Histogram = Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+        "change_to_send_seconds", "Seconds from a change reaching the server to its delta being sent";
     /// Ingested events by source and outcome (applied, older, duplicate, refused).
-    pub events: Family<EventLabels, Counter>,
+    events: Family<EventLabels, Counter> = Family::default(),
+        "ingest_events", "Ingested agent events by source and outcome";
     /// Seconds from an ingest batch reaching the writer to its commit.
-    pub ingest_commit_seconds: Histogram,
+    ingest_commit_seconds: Histogram = Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        "ingest_commit_seconds", "Seconds from an ingest batch reaching the writer to its commit";
     /// Ingest batches that could not be stored (and were not acknowledged).
-    pub ingest_failures: Counter,
+    ingest_failures: Counter = Counter::default(),
+        "ingest_failures", "Ingest batches that could not be stored and were not acknowledged";
     /// Agents shown as stale: their source stopped reporting on them.
-    pub agents_stale: Gauge,
+    agents_stale: Gauge = Gauge::default(),
+        "agents_stale", "Agents whose source stopped reporting on them";
     /// Committed changes waiting for the next tick (0 once the floor shows everything stored).
-    pub floor_pending: Gauge,
+    floor_pending: Gauge = Gauge::default(),
+        "floor_pending_changes", "Committed changes waiting for the next tick";
     /// 1 while the floor may be out of date (the link to other servers is down).
-    pub degraded: Gauge,
+    degraded: Gauge = Gauge::default(),
+        "degraded", "1 while the floor may be out of date";
     /// 1 while the link to Redis is up (0 without Redis configured).
-    pub redis_up: Gauge,
+    redis_up: Gauge = Gauge::default(),
+        "redis_up", "1 while the link to Redis is up";
     /// Changes published to other servers, and received from them.
-    pub shared_published: Counter,
+    shared_published: Counter = Counter::default(),
+        "shared_changes_published", "Changes published to the other servers";
     /// See [`Metrics::shared_published`].
-    pub shared_received: Counter,
+    shared_received: Counter = Counter::default(),
+        "shared_changes_received", "Changes received from the other servers";
     /// Shared entries this server could not read (another version, or damaged); each makes it
     /// reload its floor.
-    pub shared_unreadable: Counter,
+    shared_unreadable: Counter = Counter::default(),
+        "shared_entries_unreadable", "Shared entries this server could not read (each makes it reload)";
     /// Times this server reloaded its floor from the database to catch up.
-    pub floor_reloads: Counter,
+    floor_reloads: Counter = Counter::default(),
+        "floor_reloads", "Floor reloads from the database to catch up";
     /// Times the writer looked for agents whose watched source went silent.
-    pub stale_sweeps: Counter,
+    stale_sweeps: Counter = Counter::default(),
+        "stale_sweeps", "Sweeps for agents whose watched source went silent";
     /// Audit events dropped because the queue or the database could not keep up.
-    pub audit_dropped: Counter,
+    audit_dropped: Counter = Counter::default(),
+        "audit_events_dropped", "Audit events dropped because the database could not keep up";
     /// Requests refused for their token (missing, expired, bad signature, no role...), by reason.
-    pub auth_failures: Family<CodeLabel, Counter>,
+    auth_failures: Family<CodeLabel, Counter> = Family::default(),
+        "auth_failures", "Requests refused for their token, by reason";
     /// Connections closed as soon as they were accepted, by why (`too_many_from_address`).
-    pub connections_refused: Family<CodeLabel, Counter>,
+    connections_refused: Family<CodeLabel, Counter> = Family::default(),
+        "connections_refused", "Connections closed as soon as they were accepted, by why";
     /// TLS certificate loads after the first: `code` is `loaded` or `failed` (kept the old one).
-    pub tls_reloads: Family<CodeLabel, Counter>,
+    tls_reloads: Family<CodeLabel, Counter> = Family::default(),
+        "tls_reloads", "TLS certificate reloads, loaded or failed (the old one kept)";
     /// When the served TLS certificate expires, seconds since the Unix epoch (0 without TLS).
-    pub tls_cert_expiry: Gauge,
+    tls_cert_expiry: Gauge = Gauge::default(),
+        "tls_certificate_expiry_seconds", "When the served TLS certificate expires, Unix seconds";
     /// Agents on the floor.
-    pub floor_agents: Gauge,
+    floor_agents: Gauge = Gauge::default(),
+        "floor_agents", "Agents on the floor";
     /// Resident memory of the server process (read at scrape time).
-    pub resident_memory_bytes: Gauge,
+    resident_memory_bytes: Gauge = Gauge::default(),
+        "process_resident_memory_bytes", "Resident memory of the server process";
     /// CPU seconds used by the server process (read at scrape time).
-    pub cpu_seconds: Gauge<f64, AtomicU64>,
+    cpu_seconds: Gauge<f64, AtomicU64> = Gauge::default(),
+        "process_cpu_seconds", "CPU seconds used by the server process";
 }
 
 impl Default for Metrics {
@@ -102,189 +160,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("monti");
-        let metrics = Metrics {
-            connected_clients: Gauge::default(),
-            state_changes: Counter::default(),
-            ticks: Counter::default(),
-            bytes_sent: Counter::default(),
-            frames_sent: Counter::default(),
-            resyncs: Counter::default(),
-            slow_clients_dropped: Counter::default(),
-            refused: Family::default(),
-            change_to_send_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            events: Family::default(),
-            ingest_commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
-            ingest_failures: Counter::default(),
-            agents_stale: Gauge::default(),
-            floor_pending: Gauge::default(),
-            degraded: Gauge::default(),
-            redis_up: Gauge::default(),
-            shared_published: Counter::default(),
-            shared_received: Counter::default(),
-            shared_unreadable: Counter::default(),
-            floor_reloads: Counter::default(),
-            stale_sweeps: Counter::default(),
-            auth_failures: Family::default(),
-            audit_dropped: Counter::default(),
-            connections_refused: Family::default(),
-            tls_reloads: Family::default(),
-            tls_cert_expiry: Gauge::default(),
-            floor_agents: Gauge::default(),
-            resident_memory_bytes: Gauge::default(),
-            cpu_seconds: Gauge::default(),
-            registry: Registry::default(),
-        };
-        let m = &metrics;
-        registry.register(
-            "connected_clients",
-            "WebSocket viewers connected",
-            m.connected_clients.clone(),
-        );
-        registry.register(
-            "agent_state_changes",
-            "Agent state changes accepted",
-            m.state_changes.clone(),
-        );
-        registry.register("ticks", "Ticks that carried changes", m.ticks.clone());
-        registry.register(
-            "stream_bytes_sent",
-            "Bytes of stream frames sent",
-            m.bytes_sent.clone(),
-        );
-        registry.register(
-            "stream_frames_sent",
-            "Stream frames sent",
-            m.frames_sent.clone(),
-        );
-        registry.register(
-            "resyncs",
-            "Snapshots resent to viewers that fell behind",
-            m.resyncs.clone(),
-        );
-        registry.register(
-            "slow_clients_dropped",
-            "Viewers disconnected for not keeping up",
-            m.slow_clients_dropped.clone(),
-        );
-        registry.register(
-            "refused",
-            "Viewers closed and frames refused by the server, by error code",
-            m.refused.clone(),
-        );
-        registry.register(
-            "change_to_send_seconds",
-            "Seconds from a change reaching the server to its delta being sent",
-            m.change_to_send_seconds.clone(),
-        );
-        registry.register(
-            "ingest_events",
-            "Ingested agent events by source and outcome",
-            m.events.clone(),
-        );
-        registry.register(
-            "ingest_commit_seconds",
-            "Seconds from an ingest batch reaching the writer to its commit",
-            m.ingest_commit_seconds.clone(),
-        );
-        registry.register(
-            "ingest_failures",
-            "Ingest batches that could not be stored and were not acknowledged",
-            m.ingest_failures.clone(),
-        );
-        registry.register(
-            "agents_stale",
-            "Agents whose source stopped reporting on them",
-            m.agents_stale.clone(),
-        );
-        registry.register(
-            "floor_pending_changes",
-            "Committed changes waiting for the next tick",
-            m.floor_pending.clone(),
-        );
-        registry.register(
-            "degraded",
-            "1 while the floor may be out of date",
-            m.degraded.clone(),
-        );
-        registry.register(
-            "redis_up",
-            "1 while the link to Redis is up",
-            m.redis_up.clone(),
-        );
-        registry.register(
-            "shared_changes_published",
-            "Changes published to the other servers",
-            m.shared_published.clone(),
-        );
-        registry.register(
-            "shared_changes_received",
-            "Changes received from the other servers",
-            m.shared_received.clone(),
-        );
-        registry.register(
-            "shared_entries_unreadable",
-            "Shared entries this server could not read (each makes it reload)",
-            m.shared_unreadable.clone(),
-        );
-        registry.register(
-            "floor_reloads",
-            "Floor reloads from the database to catch up",
-            m.floor_reloads.clone(),
-        );
-        registry.register(
-            "stale_sweeps",
-            "Sweeps for agents whose watched source went silent",
-            m.stale_sweeps.clone(),
-        );
-        registry.register(
-            "audit_events_dropped",
-            "Audit events dropped because the database could not keep up",
-            m.audit_dropped.clone(),
-        );
-        registry.register(
-            "auth_failures",
-            "Requests refused for their token, by reason",
-            m.auth_failures.clone(),
-        );
-        registry.register(
-            "connections_refused",
-            "Connections closed as soon as they were accepted, by why",
-            m.connections_refused.clone(),
-        );
-        registry.register(
-            "tls_reloads",
-            "TLS certificate reloads, loaded or failed (the old one kept)",
-            m.tls_reloads.clone(),
-        );
-        registry.register(
-            "tls_certificate_expiry_seconds",
-            "When the served TLS certificate expires, Unix seconds",
-            m.tls_cert_expiry.clone(),
-        );
-        registry.register(
-            "floor_agents",
-            "Agents on the floor",
-            m.floor_agents.clone(),
-        );
-        registry.register(
-            "process_resident_memory_bytes",
-            "Resident memory of the server process",
-            m.resident_memory_bytes.clone(),
-        );
-        registry.register(
-            "process_cpu_seconds",
-            "CPU seconds used by the server process",
-            m.cpu_seconds.clone(),
-        );
-        Metrics {
-            registry,
-            ..metrics
-        }
-    }
-
     /// Counts a refusal with its error code.
     pub fn refuse(&self, code: monti_protocol::message::ErrorCode) {
         self.refused
