@@ -781,86 +781,108 @@ impl Config {
 
     /// Refuses settings the server cannot run with, with a message saying which and why.
     pub fn check(&self) -> anyhow::Result<()> {
-        let server = &self.server;
-        if server.tick_ms == 0 || server.tick_ms > 10_000 {
+        self.server.check()?;
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            bail!("database.url must start with sqlite: or postgres://");
+        }
+        self.simulator.check()?;
+        self.ingest.check()?;
+        self.amazon_connect.check()?;
+        self.redis.check()?;
+        self.auth.check(self.server.listen)
+    }
+}
+
+impl ServerConfig {
+    /// `[server]`: tick, limits, deadlines, TLS and trusted proxies.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.tick_ms == 0 || self.tick_ms > 10_000 {
             bail!(
                 "server.tick_ms must be between 1 and 10000, not {}",
-                server.tick_ms
+                self.tick_ms
             );
         }
-        if server.keepalive_secs == 0 {
+        if self.keepalive_secs == 0 {
             bail!("server.keepalive_secs must be at least 1");
         }
-        if server.queue_ticks == 0 {
+        if self.queue_ticks == 0 {
             bail!("server.queue_ticks must be at least 1");
         }
-        if server.max_connections == 0 {
+        if self.max_connections == 0 {
             bail!("server.max_connections must be at least 1");
         }
-        if server.snapshot_chunk_agents == 0
-            || server.snapshot_chunk_agents > monti_protocol::codec::MAX_CHUNK_AGENTS
+        if self.snapshot_chunk_agents == 0
+            || self.snapshot_chunk_agents > monti_protocol::codec::MAX_CHUNK_AGENTS
         {
             bail!(
                 "server.snapshot_chunk_agents must be between 1 and {}",
                 monti_protocol::codec::MAX_CHUNK_AGENTS
             );
         }
-        if server.tls_cert.is_empty() != server.tls_key.is_empty() {
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             bail!("server.tls_cert and server.tls_key go together: set both, or neither");
         }
-        server.trusted_proxy_nets()?;
-        if server.header_timeout_secs == 0
-            || server.request_timeout_secs == 0
-            || server.max_connections_per_address == 0
+        self.trusted_proxy_nets()?;
+        if self.header_timeout_secs == 0
+            || self.request_timeout_secs == 0
+            || self.max_connections_per_address == 0
         {
             bail!(
                 "server.header_timeout_secs, request_timeout_secs and max_connections_per_address \
                  must be at least 1"
             );
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
-        {
-            bail!("database.url must start with sqlite: or postgres://");
-        }
-        let simulator = &self.simulator;
-        if !(simulator.speed.is_finite() && simulator.speed > 0.0 && simulator.speed <= 100_000.0) {
+        Ok(())
+    }
+}
+
+impl SimulatorConfig {
+    /// `[simulator]`: speed, size and start time.
+    fn check(&self) -> anyhow::Result<()> {
+        if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 100_000.0) {
             bail!(
                 "simulator.speed must be above 0 and at most 100000, not {}",
-                simulator.speed
+                self.speed
             );
         }
-        if simulator.agents > monti_protocol::codec::MAX_AGENT_ID {
+        if self.agents > monti_protocol::codec::MAX_AGENT_ID {
             bail!(
                 "simulator.agents must be at most {}",
                 monti_protocol::codec::MAX_AGENT_ID
             );
         }
-        simulator.start_second_of_day()?;
-        let ingest = &self.ingest;
-        if ingest.default_team.trim().is_empty() || ingest.default_site.trim().is_empty() {
+        self.start_second_of_day()?;
+        Ok(())
+    }
+}
+
+impl IngestConfig {
+    /// `[ingest]`: default placement, event age and body limits.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.default_team.trim().is_empty() || self.default_site.trim().is_empty() {
             bail!("ingest.default_team and ingest.default_site must not be empty");
         }
-        if ingest.max_event_age_days == 0 {
+        if self.max_event_age_days == 0 {
             bail!("ingest.max_event_age_days must be at least 1");
         }
-        if ingest.max_body_bytes < 1024 || ingest.max_events == 0 {
+        if self.max_body_bytes < 1024 || self.max_events == 0 {
             bail!("ingest.max_body_bytes must be at least 1024 and ingest.max_events at least 1");
         }
-        if !self.auth.redirect_uri.is_empty() && loopback_port(&self.auth.redirect_uri).is_none() {
-            bail!(
-                "auth.redirect_uri must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH \
-                 (the apps listen on that port), not {:?}",
-                self.auth.redirect_uri
-            );
-        }
-        let connect = &self.amazon_connect;
-        if connect.site_level > 5 || connect.team_level > 5 {
+        Ok(())
+    }
+}
+
+impl AmazonConnectConfig {
+    /// `[amazon_connect]`: hierarchy levels, access key and status names.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.site_level > 5 || self.team_level > 5 {
             bail!("amazon_connect.site_level and team_level are hierarchy levels 1 to 5, or 0");
         }
-        if !connect.access_key.is_empty() && connect.access_key.len() < 16 {
+        if !self.access_key.is_empty() && self.access_key.len() < 16 {
             bail!("amazon_connect.access_key must be at least 16 characters");
         }
-        for (name, state) in &connect.status_names {
+        for (name, state) in &self.status_names {
             let kind = StateKind::from_name(state).filter(|&kind| kind != StateKind::Stale);
             if kind.is_none() {
                 let names: Vec<&str> = (StateKind::ALL.iter())
@@ -873,35 +895,55 @@ impl Config {
                 );
             }
         }
-        let redis = &self.redis;
-        if !(redis.url.is_empty()
-            || redis.url.starts_with("redis://")
-            || redis.url.starts_with("rediss://"))
+        Ok(())
+    }
+}
+
+impl RedisConfig {
+    /// `[redis]`: URL scheme, stream name and length.
+    fn check(&self) -> anyhow::Result<()> {
+        if !(self.url.is_empty()
+            || self.url.starts_with("redis://")
+            || self.url.starts_with("rediss://"))
         {
             bail!("redis.url must start with redis:// or rediss://");
         }
-        if redis.stream.trim().is_empty() || redis.max_len < 1_000 {
+        if self.stream.trim().is_empty() || self.max_len < 1_000 {
             bail!("redis.stream must be set and redis.max_len at least 1000");
         }
-        let auth = &self.auth;
-        match auth.mode {
-            AuthMode::None if !server.listen.ip().is_loopback() => bail!(
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    /// `[auth]`: the callback URL, and what the mode needs (`none` only on `listen` when it is a
+    /// loopback address).
+    fn check(&self, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+        if !self.redirect_uri.is_empty() && loopback_port(&self.redirect_uri).is_none() {
+            bail!(
+                "auth.redirect_uri must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH \
+                 (the apps listen on that port), not {:?}",
+                self.redirect_uri
+            );
+        }
+        match self.mode {
+            AuthMode::None if !listen.ip().is_loopback() => bail!(
                 "auth mode none lets every caller in as administrator, so it only listens on a \
                  loopback address, not {}; set [auth] mode = \"oidc\" with an issuer to listen there",
-                server.listen
+                listen
             ),
             AuthMode::None => {}
             AuthMode::Oidc => {
                 for (name, value) in [
-                    ("auth.issuer", &auth.issuer),
-                    ("auth.audience", &auth.audience),
-                    ("auth.client_id", &auth.client_id),
+                    ("auth.issuer", &self.issuer),
+                    ("auth.audience", &self.audience),
+                    ("auth.client_id", &self.client_id),
                 ] {
                     if value.trim().is_empty() {
                         bail!("{name} must be set when auth.mode is oidc");
                     }
                 }
-                if auth.bindings.is_empty() {
+                if self.bindings.is_empty() {
                     bail!("auth.bindings is empty: with oidc no group would get any role");
                 }
             }
