@@ -77,37 +77,42 @@ pub async fn provider(config: &AuthConfig) -> Vec<Step> {
             return steps;
         }
     };
+    steps.push(issuer_step(&discovery, &config.issuer));
+    steps.push(keys_step(&http, &discovery).await);
+    steps.extend(flow_steps(&discovery));
+    steps
+}
+
+/// Whether the provider calls itself by the configured issuer.
+fn issuer_step(discovery: &Value, configured: &str) -> Step {
     match discovery.get("issuer").and_then(Value::as_str) {
-        Some(issuer) if issuer == config.issuer => {
-            steps.push(step(
-                Outcome::Ok,
-                format!("the provider calls itself {issuer:?}, as configured"),
-            ));
-        }
-        Some(issuer) if issuer.trim_end_matches('/') == config.issuer.trim_end_matches('/') => {
-            steps.push(step(
-                Outcome::Fail,
-                format!(
-                    "the provider calls itself {issuer:?}, [auth] issuer is {:?}: they differ only \
-                     in the trailing slash, and tokens carry the provider's spelling",
-                    config.issuer
-                ),
-            ));
-        }
-        Some(issuer) => steps.push(step(
+        Some(issuer) if issuer == configured => step(
+            Outcome::Ok,
+            format!("the provider calls itself {issuer:?}, as configured"),
+        ),
+        Some(issuer) if issuer.trim_end_matches('/') == configured.trim_end_matches('/') => step(
+            Outcome::Fail,
+            format!(
+                "the provider calls itself {issuer:?}, [auth] issuer is {:?}: they differ only \
+                 in the trailing slash, and tokens carry the provider's spelling",
+                configured
+            ),
+        ),
+        Some(issuer) => step(
             Outcome::Fail,
             format!(
                 "the provider calls itself {issuer:?}, [auth] issuer is {:?}",
-                config.issuer
+                configured
             ),
-        )),
-        None => steps.push(step(
-            Outcome::Fail,
-            "the discovery document names no issuer",
-        )),
+        ),
+        None => step(Outcome::Fail, "the discovery document names no issuer"),
     }
+}
+
+/// Whether the provider publishes signing keys, and which.
+async fn keys_step(http: &reqwest::Client, discovery: &Value) -> Step {
     match discovery.get("jwks_uri").and_then(Value::as_str) {
-        Some(jwks_uri) => match get_json(&http, jwks_uri).await {
+        Some(jwks_uri) => match get_json(http, jwks_uri).await {
             Ok(keys) => {
                 let described: Vec<String> = (keys.get("keys").and_then(Value::as_array))
                     .map(|keys| {
@@ -129,7 +134,7 @@ pub async fn provider(config: &AuthConfig) -> Vec<Step> {
                 } else {
                     Outcome::Ok
                 };
-                steps.push(step(
+                step(
                     outcome,
                     format!(
                         "signing keys at {jwks_uri}: {}",
@@ -139,18 +144,17 @@ pub async fn provider(config: &AuthConfig) -> Vec<Step> {
                             described.join(", ")
                         }
                     ),
-                ));
+                )
             }
-            Err(err) => steps.push(step(
-                Outcome::Fail,
-                format!("signing keys at {jwks_uri}: {err}"),
-            )),
+            Err(err) => step(Outcome::Fail, format!("signing keys at {jwks_uri}: {err}")),
         },
-        None => steps.push(step(
-            Outcome::Fail,
-            "the discovery document names no jwks_uri",
-        )),
+        None => step(Outcome::Fail, "the discovery document names no jwks_uri"),
     }
+}
+
+/// Which of the apps' sign-in flows the provider offers, and whether it revokes tokens.
+fn flow_steps(discovery: &Value) -> Vec<Step> {
+    let mut steps = Vec::new();
     if discovery.get("device_authorization_endpoint").is_some() {
         steps.push(step(
             Outcome::Ok,
