@@ -94,10 +94,41 @@ impl Pending {
         let time_ms = time_ms.max(floor.time_ms());
         let time_step_ms = time_ms - floor.time_ms();
         let mut dirty = Dirty::default();
-        let mut roster_events = Vec::with_capacity(self.roster.len());
-        let mut changes = Vec::with_capacity(self.status.len() + self.roster.len());
-        let mut moved = BTreeSet::new();
         let mut touches = Touches::before(floor, &self.roster);
+        let (roster_events, moved) = self.apply_roster(floor, &mut dirty, &mut touches);
+        let Touches { teams, sites } = touches.after(floor);
+        if !roster_events.is_empty() || !teams.is_empty() || !sites.is_empty() {
+            floor.set_roster_version(seq);
+        }
+        let changes = self.apply_states(floor, &mut dirty, moved);
+        self.index_of.clear();
+        floor.advance(seq, time_ms);
+        let cells = dirty.cell_stats(floor);
+        Tick {
+            seq,
+            time_ms,
+            time_step_ms,
+            changes,
+            roster: roster_events,
+            teams,
+            sites,
+            dirty_teams: dirty.teams,
+            dirty_sites: dirty.sites,
+            dirty_cells: dirty.cells,
+            cells,
+        }
+    }
+
+    /// Applies the roster updates to `floor`: the events viewers are told of, and the agents
+    /// whose entry changed.
+    fn apply_roster(
+        &mut self,
+        floor: &mut Floor,
+        dirty: &mut Dirty,
+        touches: &mut Touches,
+    ) -> (Vec<RosterEvent>, BTreeSet<AgentId>) {
+        let mut roster_events = Vec::with_capacity(self.roster.len());
+        let mut moved = BTreeSet::new();
         for update in self.roster.drain(..) {
             let event = match update {
                 RosterUpdate::Agent(info) => {
@@ -144,10 +175,18 @@ impl Pending {
             };
             roster_events.push(event);
         }
-        let Touches { teams, sites } = touches.after(floor);
-        if !roster_events.is_empty() || !teams.is_empty() || !sites.is_empty() {
-            floor.set_roster_version(seq);
-        }
+        (roster_events, moved)
+    }
+
+    /// Applies the state changes to `floor`, and repeats the state of each agent in `moved` that
+    /// had no change of its own.
+    fn apply_states(
+        &mut self,
+        floor: &mut Floor,
+        dirty: &mut Dirty,
+        moved: BTreeSet<AgentId>,
+    ) -> Vec<TickChange> {
+        let mut changes = Vec::with_capacity(self.status.len() + moved.len());
         for (agent, status, since_ms) in self.status.drain(..) {
             let Some(info) = floor.agent(agent).map(|record| record.info.clone()) else {
                 continue;
@@ -184,22 +223,7 @@ impl Pending {
                 });
             }
         }
-        self.index_of.clear();
-        floor.advance(seq, time_ms);
-        let cells = dirty.cell_stats(floor);
-        Tick {
-            seq,
-            time_ms,
-            time_step_ms,
-            changes,
-            roster: roster_events,
-            teams,
-            sites,
-            dirty_teams: dirty.teams,
-            dirty_sites: dirty.sites,
-            dirty_cells: dirty.cells,
-            cells,
-        }
+        changes
     }
 }
 
