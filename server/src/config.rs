@@ -386,6 +386,9 @@ pub struct SimulatorConfig {
     /// Stop producing events after this many simulated minutes (0: never). Tests use it to let
     /// the floor come to rest.
     pub duration_minutes: u64,
+    /// How many queues the agents serve (0: one per 60 agents, at most 1,000; never more than
+    /// there are teams).
+    pub queues: u32,
 }
 
 impl Default for SimulatorConfig {
@@ -397,6 +400,7 @@ impl Default for SimulatorConfig {
             speed: 1.0,
             start_time: "11:00".to_owned(),
             duration_minutes: 0,
+            queues: 0,
         }
     }
 }
@@ -544,6 +548,9 @@ pub struct Cli {
     /// Stop after this many simulated minutes, 0 for never [default: 0].
     #[arg(long, env = "MONTI_SIMULATOR_DURATION_MINUTES")]
     pub simulator_duration_minutes: Option<u64>,
+    /// Queues the simulated agents serve, 0 for one per 60 agents (at most 1000) [default: 0].
+    #[arg(long, env = "MONTI_SIMULATOR_QUEUES")]
+    pub simulator_queues: Option<u32>,
 
     /// Log JSON lines [default: false].
     #[arg(long, env = "MONTI_LOG_JSON")]
@@ -719,6 +726,7 @@ impl Cli {
             &mut simulator.duration_minutes,
             &self.simulator_duration_minutes,
         );
+        set(&mut simulator.queues, &self.simulator_queues);
         set(&mut config.log.json, &self.log_json);
         set(&mut config.log.filter, &self.log_filter);
         let auth = &mut config.auth;
@@ -853,6 +861,9 @@ impl SimulatorConfig {
             );
         }
         self.start_second_of_day()?;
+        if self.queues > 100_000 {
+            bail!("simulator.queues must be at most 100000, not {}", self.queues);
+        }
         Ok(())
     }
 }

@@ -1,22 +1,31 @@
-//! The simulated call-center floor: a deterministic roster and a believable day per agent.
+//! The simulated call center: a deterministic roster of teams at a handful of sites, the queues
+//! they serve, and a day of contacts that puts every agent in the states a real floor shows.
 //!
 //! Each agent has a shift (login between 07:00 and 12:00, eight and a half hours), two short
-//! breaks and a lunch, occasional meetings, training and coaching, and in between a cycle of
-//! contacts: available, ringing, on call (sometimes on hold), wrap-up. The same seed gives the
-//! same roster and the same sequence of states in simulated time. Changes go through the ingest
-//! writer ([`crate::sources::ingest::Ingest`]), the same path a telephony integration uses.
+//! breaks and a lunch; between them, the [`model`] routes contacts to it: they arrive per queue at
+//! a rate that follows how many agents are scheduled (a time-of-day curve), wait, ring at the
+//! longest-idle available agent, are talked (sometimes with a hold) and wrapped up, or are
+//! abandoned. Meetings, training, coaching and the like come after a few contacts. The same seed
+//! gives the same floor and the same day. Changes go through the ingest writer
+//! ([`crate::sources::ingest::Ingest`]), the same path a telephony integration uses.
 //!
-//! The behaviour ([`Agent::step`]) is a pure function of the agent, its random stream and the
-//! simulated clock; only [`run`] touches time and the floor.
+//! The behaviour is the pure [`model::Model`], checked against queueing theory ([`erlang`]); only
+//! [`run`] touches time and the floor. The contacts themselves do not reach the floor yet: only
+//! the agents' states they cause do.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+pub mod erlang;
+pub mod model;
+
 use std::time::{Duration, Instant};
 
 use monti_protocol::ingest::{AgentEntryJson, GroupEntryJson, ReasonEntryJson, RosterSyncJson};
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
+use self::model::{
+    AgentSpec, DAY_MS, Day, Handling, INTERVAL_MS, MINUTE_MS, Model, QueueSpec, Setup, Shift,
+    Status,
+};
 use crate::config::SimulatorConfig;
 use crate::core::clock::Clock;
 use crate::core::plan::{RosterSync, Unlisted};
@@ -129,10 +138,10 @@ impl Rng {
         low + self.next_u64() % (high - low).max(1)
     }
 
-    /// Exponentially distributed with the given mean, never below `min`.
-    pub fn exp(&mut self, mean: f64, min: f64) -> u64 {
-        let sample = -mean * (1.0 - self.unit()).ln();
-        (sample.max(min) * 1000.0) as u64
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let radius = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
+        radius * (std::f64::consts::TAU * self.unit()).cos()
     }
 
     /// True with probability `p`.
@@ -141,10 +150,52 @@ impl Rng {
     }
 }
 
-/// The simulated roster for `config`: teams of uneven size at a handful of sites. Stored
-/// through the writer like any roster sync; it deactivates the simulator's agents it does not
-/// list (a smaller floor than last time), no one else's.
-pub fn roster(config: &SimulatorConfig) -> RosterSync {
+/// Reason indices into [`REASONS`].
+const BREAK: usize = 0;
+const LUNCH: usize = 1;
+
+/// How busy the floor is meant to be: the arrival rate is this share of what the agents
+/// scheduled (in shift and not on a planned pause) can handle.
+const OCCUPANCY: f64 = 0.80;
+
+/// A contact channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Phone calls.
+    Voice,
+    /// Web chat.
+    Chat,
+}
+
+/// A simulated queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuePlan {
+    /// Its name, for example "Billing Voice 2".
+    pub name: String,
+    /// Its channel.
+    pub channel: Channel,
+}
+
+/// The simulated floor: sites, teams (name, home site), agents (name, team, site), queues and
+/// which queues each team serves.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// Site names.
+    pub sites: Vec<String>,
+    /// Team names.
+    pub teams: Vec<String>,
+    /// Agents: name, team index, site index.
+    pub agents: Vec<(String, usize, usize)>,
+    /// The queues.
+    pub queues: Vec<QueuePlan>,
+    /// The queues each team serves, by team index.
+    pub serves: Vec<Vec<u32>>,
+}
+
+/// The simulated floor of `config`: teams of 8 to 60 agents, each with a home site where most
+/// of its agents sit; queues per department (mostly voice, every third one chat), each team
+/// serving one of its department's queues and some teams a second one.
+pub fn layout(config: &SimulatorConfig) -> Layout {
     let mut rng = Rng::new(config.seed, u64::MAX);
     let n_agents = config.agents as usize;
     let n_sites = (n_agents / 400).clamp(2, SITES.len());
@@ -152,8 +203,6 @@ pub fn roster(config: &SimulatorConfig) -> RosterSync {
         .iter()
         .map(|name| (*name).to_owned())
         .collect();
-    // Teams of 8 to 60 agents until everyone has a team; each team has a home site where most
-    // of its agents sit.
     let mut teams: Vec<(String, usize, usize)> = Vec::new();
     let mut assigned = 0;
     while assigned < n_agents {
@@ -168,9 +217,8 @@ pub fn roster(config: &SimulatorConfig) -> RosterSync {
         assigned += size;
     }
     let mut agents = Vec::with_capacity(n_agents);
-    for (team, size, home) in &teams {
+    for (team, (_, size, home)) in teams.iter().enumerate() {
         for _ in 0..*size {
-            let idx = agents.len();
             let site = if rng.chance(0.85) {
                 *home
             } else {
@@ -178,24 +226,93 @@ pub fn roster(config: &SimulatorConfig) -> RosterSync {
             };
             let first = FIRST_NAMES[rng.range(0, FIRST_NAMES.len() as u64) as usize];
             let last = LAST_NAMES[rng.range(0, LAST_NAMES.len() as u64) as usize];
-            agents.push(AgentEntryJson {
-                external_id: format!("{EXTERNAL_ID_PREFIX}{:06}", idx + 1),
-                name: format!("{first} {last}"),
-                team: team.clone(),
-                site: sites[site].clone(),
-                active: true,
-            });
+            agents.push((format!("{first} {last}"), team, site));
         }
     }
-    let group = |name: String| GroupEntryJson {
-        name,
+    let (queues, serves) = queues(config, teams.len(), &mut rng);
+    Layout {
+        sites,
+        teams: teams.into_iter().map(|(name, ..)| name).collect(),
+        agents,
+        queues,
+        serves,
+    }
+}
+
+/// The queues (per department, in turn) and the queues each team serves.
+fn queues(
+    config: &SimulatorConfig,
+    n_teams: usize,
+    rng: &mut Rng,
+) -> (Vec<QueuePlan>, Vec<Vec<u32>>) {
+    let wanted = match config.queues {
+        0 => (config.agents as usize / 60).clamp(1, 1_000),
+        n => n as usize,
+    };
+    let n_queues = wanted.min(n_teams).max(1);
+    let mut queues: Vec<QueuePlan> = Vec::with_capacity(n_queues);
+    let mut by_department: Vec<Vec<u32>> = vec![Vec::new(); DEPARTMENTS.len()];
+    for idx in 0..n_queues {
+        let department = idx % DEPARTMENTS.len();
+        let within = by_department[department].len();
+        let channel = if within % 3 == 2 {
+            Channel::Chat
+        } else {
+            Channel::Voice
+        };
+        let label = match channel {
+            Channel::Voice => "Voice",
+            Channel::Chat => "Chat",
+        };
+        let same = (by_department[department].iter())
+            .filter(|&&queue| queues[queue as usize].channel == channel)
+            .count();
+        let name = match same {
+            0 => format!("{} {label}", DEPARTMENTS[department]),
+            n => format!("{} {label} {}", DEPARTMENTS[department], n + 1),
+        };
+        by_department[department].push(idx as u32);
+        queues.push(QueuePlan { name, channel });
+    }
+    let all: Vec<u32> = (0..n_queues as u32).collect();
+    let serves = (0..n_teams)
+        .map(|team| {
+            let own = &by_department[team % DEPARTMENTS.len()];
+            let candidates = if own.is_empty() { &all } else { own };
+            let first = (team / DEPARTMENTS.len()) % candidates.len();
+            let mut served = vec![candidates[first]];
+            if candidates.len() > 1 && rng.chance(0.3) {
+                served.push(candidates[(first + 1) % candidates.len()]);
+            }
+            served
+        })
+        .collect();
+    (queues, serves)
+}
+
+/// The simulated roster for `config`. Stored through the writer like any roster sync; it
+/// deactivates the simulator's agents it does not list (a smaller floor than last time), no
+/// one else's.
+pub fn roster(config: &SimulatorConfig) -> RosterSync {
+    let layout = layout(config);
+    let group = |name: &String| GroupEntryJson {
+        name: name.clone(),
         rename_to: None,
         active: true,
     };
+    let agents = (layout.agents.iter().enumerate())
+        .map(|(idx, (name, team, site))| AgentEntryJson {
+            external_id: external_id(idx),
+            name: name.clone(),
+            team: layout.teams[*team].clone(),
+            site: layout.sites[*site].clone(),
+            active: true,
+        })
+        .collect();
     RosterSync {
         roster: RosterSyncJson {
-            sites: sites.into_iter().map(group).collect(),
-            teams: teams.into_iter().map(|(name, _, _)| group(name)).collect(),
+            sites: layout.sites.iter().map(group).collect(),
+            teams: layout.teams.iter().map(group).collect(),
             reasons: REASONS
                 .iter()
                 .map(|(code, label)| ReasonEntryJson {
@@ -210,211 +327,97 @@ pub fn roster(config: &SimulatorConfig) -> RosterSync {
     }
 }
 
-const DAY_MS: u64 = 24 * 3600 * 1000;
-const MINUTE_MS: u64 = 60 * 1000;
-
-/// Reason indices into [`REASONS`].
-const BREAK: usize = 0;
-const LUNCH: usize = 1;
-
-/// One simulated agent's day plan and current state.
-#[derive(Clone, Debug)]
-pub struct Agent {
-    rng: Rng,
-    /// Shift start, ms after midnight.
-    shift_start: u64,
-    /// Planned pauses `(start ms after midnight, length ms, reason index)`, in order.
-    pauses: [(u64, u64, usize); 3],
-    /// The state the agent is in.
-    pub status: Status,
-    /// Remaining talk time to resume after a hold, ms.
-    talk_left: u64,
-    /// Index of the next planned pause today.
-    next_pause: usize,
-}
-
-/// A simulated state; `NotReady` carries an index into [`REASONS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Logged out.
-    Offline,
-    /// Waiting for a call.
-    Available,
-    /// A call is offered.
-    Ringing,
-    /// Talking.
-    OnCall,
-    /// Customer on hold.
-    OnHold,
-    /// After-call work.
-    WrapUp,
-    /// Not ready for the reason at this index of [`REASONS`].
-    NotReady(usize),
+/// The external id of the simulated agent with index `idx`.
+pub fn external_id(idx: usize) -> String {
+    format!("{EXTERNAL_ID_PREFIX}{:06}", idx + 1)
 }
 
 const SHIFT_MS: u64 = 8 * 3600 * 1000 + 30 * MINUTE_MS;
 
-impl Agent {
-    /// The agent with index `idx` of the floor of `seed`.
-    pub fn new(seed: u64, idx: u64) -> Agent {
-        let mut rng = Rng::new(seed, idx);
-        let shift_start = 7 * 3600 * 1000 + rng.range(0, 21) * 15 * MINUTE_MS;
-        let pauses = [
+/// The shift of the agent with index `idx` of the floor of `seed`: it starts between 07:00
+/// and 12:00 on the quarter hour, with a break, a lunch and a break.
+pub fn shift(seed: u64, idx: u64) -> Shift {
+    let mut rng = Rng::new(seed, idx);
+    let start = 7 * 3600 * 1000 + rng.range(0, 21) * 15 * MINUTE_MS;
+    Shift {
+        start,
+        length: SHIFT_MS,
+        pauses: vec![
             (
-                shift_start + 2 * 3600 * 1000 + rng.range(0, 30) * MINUTE_MS,
+                start + 2 * 3600 * 1000 + rng.range(0, 30) * MINUTE_MS,
                 15 * MINUTE_MS,
                 BREAK,
             ),
             (
-                shift_start + 4 * 3600 * 1000 + rng.range(0, 60) * MINUTE_MS,
+                start + 4 * 3600 * 1000 + rng.range(0, 60) * MINUTE_MS,
                 30 * MINUTE_MS,
                 LUNCH,
             ),
             (
-                shift_start + 6 * 3600 * 1000 + rng.range(15, 45) * MINUTE_MS,
+                start + 6 * 3600 * 1000 + rng.range(15, 45) * MINUTE_MS,
                 15 * MINUTE_MS,
                 BREAK,
             ),
-        ];
-        Agent {
-            rng,
-            shift_start,
-            pauses,
-            status: Status::Offline,
-            talk_left: 0,
-            next_pause: 0,
-        }
-    }
-
-    fn in_shift(&self, time_of_day: u64) -> bool {
-        time_of_day >= self.shift_start && time_of_day < self.shift_start + SHIFT_MS
-    }
-
-    /// Puts the agent where it would plausibly be at simulated time `now` (ms since the
-    /// simulation's midnight) and returns how long ago that state began and when its next event
-    /// is due.
-    pub fn start(&mut self, now: u64) -> (u64, u64) {
-        let time_of_day = now % DAY_MS;
-        self.next_pause = self
-            .pauses
-            .iter()
-            .take_while(|(start, ..)| *start < time_of_day)
-            .count();
-        if !self.in_shift(time_of_day) {
-            self.status = Status::Offline;
-            let shift_end = (self.shift_start + SHIFT_MS) % DAY_MS;
-            let offline_for = (time_of_day + DAY_MS - shift_end) % DAY_MS;
-            return (offline_for, now + self.until_shift(time_of_day));
-        }
-        let roll = self.rng.unit();
-        let (status, length) = if roll < 0.55 {
-            (Status::OnCall, self.rng.exp(200.0, 30.0))
-        } else if roll < 0.70 {
-            (Status::WrapUp, self.rng.range(15_000, 75_000))
-        } else if roll < 0.95 {
-            (Status::Available, self.rng.exp(30.0, 2.0))
-        } else {
-            (Status::NotReady(5), self.rng.range(2, 10) * MINUTE_MS)
-        };
-        self.status = status;
-        self.talk_left = 0;
-        let elapsed = self.rng.range(0, length.max(1));
-        (elapsed, now + (length - elapsed))
-    }
-
-    fn until_shift(&self, time_of_day: u64) -> u64 {
-        (self.shift_start + DAY_MS - time_of_day) % DAY_MS
-    }
-
-    /// The agent's next state at simulated time `now`, and when the one after is due.
-    pub fn step(&mut self, now: u64) -> u64 {
-        let time_of_day = now % DAY_MS;
-        let in_shift = self.in_shift(time_of_day);
-        let until_shift = self.until_shift(time_of_day);
-        let rng = &mut self.rng;
-        let (status, length) = match self.status {
-            Status::Offline => {
-                if in_shift {
-                    self.next_pause = 0;
-                    (Status::Available, rng.exp(20.0, 1.0))
-                } else {
-                    (Status::Offline, until_shift.max(MINUTE_MS))
-                }
-            }
-            Status::Ringing => {
-                if rng.chance(0.04) {
-                    (Status::Available, rng.exp(30.0, 2.0))
-                } else {
-                    let talk = rng.exp(200.0, 25.0);
-                    if rng.chance(0.15) {
-                        let before_hold = rng.range(10_000, talk.max(10_001));
-                        self.talk_left = talk - before_hold.min(talk);
-                        (Status::OnCall, before_hold)
-                    } else {
-                        self.talk_left = 0;
-                        (Status::OnCall, talk)
-                    }
-                }
-            }
-            Status::OnCall => {
-                if self.talk_left > 0 {
-                    (Status::OnHold, rng.range(15_000, 120_000))
-                } else {
-                    (Status::WrapUp, rng.range(15_000, 75_000))
-                }
-            }
-            Status::OnHold => (
-                Status::OnCall,
-                std::mem::take(&mut self.talk_left).max(5_000),
-            ),
-            Status::Available | Status::WrapUp | Status::NotReady(_) => {
-                self.between_calls(time_of_day)
-            }
-        };
-        self.status = status;
-        now + length.max(500)
-    }
-
-    /// After a call, a pause or an idle spell: log out, take a due pause, or take the next call.
-    fn between_calls(&mut self, time_of_day: u64) -> (Status, u64) {
-        if !self.in_shift(time_of_day) {
-            return (
-                Status::Offline,
-                self.until_shift(time_of_day).max(MINUTE_MS),
-            );
-        }
-        let rng = &mut self.rng;
-        if let Some(&(start, length, reason)) = self.pauses.get(self.next_pause)
-            && time_of_day >= start
-        {
-            self.next_pause += 1;
-            return (
-                Status::NotReady(reason),
-                length + rng.range(0, 3 * MINUTE_MS),
-            );
-        }
-        if self.status == Status::WrapUp {
-            // Now and then something else than the next call.
-            let roll = rng.unit();
-            if roll < 0.010 {
-                return (Status::NotReady(2), rng.range(20, 45) * MINUTE_MS);
-            } else if roll < 0.016 {
-                return (Status::NotReady(3), rng.range(30, 60) * MINUTE_MS);
-            } else if roll < 0.022 {
-                return (Status::NotReady(4), rng.range(10, 25) * MINUTE_MS);
-            } else if roll < 0.040 {
-                return (Status::NotReady(5), rng.range(2, 10) * MINUTE_MS);
-            } else if roll < 0.043 {
-                return (Status::NotReady(6), rng.range(3, 15) * MINUTE_MS);
-            }
-            return (Status::Available, rng.exp(30.0, 1.0));
-        }
-        if self.status == Status::Available {
-            return (Status::Ringing, rng.range(3_000, 13_000));
-        }
-        (Status::Available, rng.exp(30.0, 1.0))
+        ],
     }
 }
+
+/// The model of the simulated floor: its queues, each agent's shift and queues, voice
+/// handling, and arrivals per queue and quarter hour at [`OCCUPANCY`] of what the agents
+/// scheduled then can handle.
+pub fn setup(config: &SimulatorConfig, layout: &Layout) -> Setup {
+    let handling = Handling::voice();
+    let handle_ms = handling.mean_handle_ms();
+    let intervals = (DAY_MS / INTERVAL_MS) as usize;
+    let mut ready = vec![vec![0.0_f64; intervals]; layout.queues.len()];
+    let agents: Vec<AgentSpec> = (layout.agents.iter().enumerate())
+        .map(|(idx, (_, team, _))| {
+            let shift = shift(config.seed, idx as u64);
+            let queues = layout.serves[*team].clone();
+            let share = 1.0 / queues.len() as f64;
+            for (interval, slot) in (0..intervals).zip(0..) {
+                let begin = slot * INTERVAL_MS;
+                let present = scheduled_ms(&shift, begin, begin + INTERVAL_MS) as f64;
+                for &queue in &queues {
+                    ready[queue as usize][interval] += share * present / INTERVAL_MS as f64;
+                }
+            }
+            AgentSpec {
+                queues,
+                day: Day::Shift(shift),
+            }
+        })
+        .collect();
+    let queues = ready
+        .into_iter()
+        .map(|ready| QueueSpec {
+            arrivals_per_hour: ready
+                .into_iter()
+                .map(|agents| OCCUPANCY * agents * 3_600_000.0 / handle_ms)
+                .collect(),
+            target_secs: 20,
+            short_abandon_secs: 5,
+        })
+        .collect();
+    Setup {
+        queues,
+        agents,
+        handling,
+    }
+}
+
+/// How much of `[from, to)` (ms after midnight) the shift is in, outside its planned pauses.
+fn scheduled_ms(shift: &Shift, from: u64, to: u64) -> u64 {
+    let overlap = |start: u64, length: u64| to.min(start + length).saturating_sub(from.max(start));
+    let paused: u64 = (shift.pauses.iter())
+        .map(|&(start, length, _)| overlap(start, length))
+        .sum();
+    overlap(shift.start, shift.length).saturating_sub(paused)
+}
+
+/// How long the floor runs before the simulator shows it, so that it opens mid-morning with
+/// contacts waiting and agents on calls, not everyone available at once.
+const WARM_UP_MS: u64 = 60 * MINUTE_MS;
 
 /// Converts a simulated state to an ingest state and reason code.
 fn ingest_state(status: Status) -> (StateKind, Option<EventReason>) {
@@ -446,31 +449,60 @@ pub async fn run(
     let Ok(start_of_day) = config.start_second_of_day() else {
         return;
     };
-    let sim_start = start_of_day * 1000;
+    // Day 1, so that the warm-up never reaches before the simulation's first midnight.
+    let sim_start = DAY_MS + start_of_day * 1000;
     let sim_end =
         (config.duration_minutes > 0).then(|| sim_start + config.duration_minutes * MINUTE_MS);
-    let mut agents: Vec<Agent> = (0..ids.len())
-        .map(|idx| Agent::new(config.seed, idx as u64))
+    let layout = layout(&config);
+    let setup = setup(&config, &layout);
+    let shifts: Vec<Shift> = (setup.agents.iter())
+        .filter_map(|agent| match &agent.day {
+            Day::Shift(shift) => Some(shift.clone()),
+            Day::AlwaysOn => None,
+        })
         .collect();
-    let mut due = BinaryHeap::with_capacity(agents.len());
-    let started = Instant::now();
+    let warm_from = sim_start - WARM_UP_MS;
+    let mut model = Model::new(setup, config.seed, warm_from);
+    // When each agent's state began, simulated ms: logged-out agents since their last shift
+    // ended, the rest since the warm-up began unless it changed during it.
+    let mut since: Vec<u64> = (model.statuses().zip(&shifts))
+        .map(|(status, shift)| match status {
+            Status::Offline => last_shift_end(shift, warm_from),
+            _ => warm_from,
+        })
+        .collect();
+    for change in model.advance(sim_start) {
+        since[change.agent as usize] = change.at;
+    }
     let wall_start = clock.now_ms();
+    let wall = |at: u64| -> u64 {
+        let offset = (at.abs_diff(sim_start) as f64 / config.speed) as u64;
+        if at >= sim_start {
+            wall_start + offset
+        } else {
+            wall_start.saturating_sub(offset)
+        }
+    };
     // Event ids are unique per run: a restarted simulator starts a new day.
     let mut events = EventIds {
         run: wall_start,
         next: 0,
     };
-    let mut batch = Vec::with_capacity(agents.len());
-    for (idx, agent) in agents.iter_mut().enumerate() {
-        let (elapsed, next) = agent.start(sim_start);
-        let since = wall_start.saturating_sub((elapsed as f64 / config.speed) as u64);
-        batch.push(events.event(&ids[idx], agent.status, since));
-        due.push(Reverse((next, idx)));
-    }
+    let batch: Vec<Event> = (model.statuses().enumerate())
+        .take(ids.len())
+        .map(|(idx, status)| events.event(&ids[idx], status, wall(since[idx])))
+        .collect();
     if !submit(&ingest, batch).await {
         return;
     }
-    tracing::info!(agents = agents.len(), speed = config.speed, start = %config.start_time, "simulator started");
+    tracing::info!(
+        agents = ids.len(),
+        queues = layout.queues.len(),
+        speed = config.speed,
+        start = %config.start_time,
+        "simulator started"
+    );
+    let started = Instant::now();
     let mut interval = tokio::time::interval(Duration::from_millis(20));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -480,21 +512,10 @@ pub async fn run(
         }
         let sim_now = sim_start + (started.elapsed().as_secs_f64() * config.speed * 1000.0) as u64;
         let sim_now = sim_end.map_or(sim_now, |end| sim_now.min(end));
-        let wall_now = clock.now_ms();
-        let mut batch = Vec::new();
-        while let Some(&Reverse((at, idx))) = due.peek() {
-            if at > sim_now || sim_end.is_some_and(|end| at >= end) {
-                break;
-            }
-            due.pop();
-            let agent = &mut agents[idx];
-            let before = agent.status;
-            let next = agent.step(at);
-            if agent.status != before {
-                batch.push(events.event(&ids[idx], agent.status, wall_now));
-            }
-            due.push(Reverse((next, idx)));
-        }
+        let batch: Vec<Event> = (model.advance(sim_now).into_iter())
+            .filter(|change| (change.agent as usize) < ids.len())
+            .map(|change| events.event(&ids[change.agent as usize], change.status, wall(change.at)))
+            .collect();
         if !batch.is_empty() && !submit(&ingest, batch).await {
             break;
         }
@@ -502,6 +523,17 @@ pub async fn run(
             tracing::info!("simulator reached its configured duration and stopped");
             break;
         }
+    }
+}
+
+/// When the shift last ended before `at` (simulated ms).
+fn last_shift_end(shift: &Shift, at: u64) -> u64 {
+    let end_of_day = (shift.start + shift.length) % DAY_MS;
+    let day_start = at - at % DAY_MS;
+    if day_start + end_of_day <= at {
+        day_start + end_of_day
+    } else {
+        (day_start + end_of_day).saturating_sub(DAY_MS)
     }
 }
 
@@ -595,33 +627,115 @@ mod tests {
         assert!(max - min >= 20, "team sizes {min}..{max}");
     }
 
-    /// Runs one agent through a whole simulated day and checks it does what a day holds.
     #[test]
-    fn an_agent_day_has_calls_breaks_lunch_and_ends_logged_out() {
-        let mut agent = Agent::new(7, 3);
-        let mut now = 0;
-        let mut seen = std::collections::HashSet::new();
-        let mut transitions = 0;
-        while now < DAY_MS {
-            let before = agent.status;
-            now = agent.step(now);
-            if agent.status != before {
-                transitions += 1;
+    fn a_few_dozen_queues_by_default_each_served_by_its_department() {
+        let floor = layout(&SimulatorConfig::default());
+        assert_eq!(floor.queues.len(), 33);
+        let names: std::collections::HashSet<&str> = floor
+            .queues
+            .iter()
+            .map(|queue| queue.name.as_str())
+            .collect();
+        assert_eq!(names.len(), floor.queues.len(), "queue names are unique");
+        assert!(
+            names.contains("Billing Voice") && names.contains("Billing Chat"),
+            "{names:?}"
+        );
+        let mut served = vec![0; floor.queues.len()];
+        for (team, queues) in floor.serves.iter().enumerate() {
+            assert!(!queues.is_empty());
+            for &queue in queues {
+                served[queue as usize] += 1;
+                let department = floor.teams[team].rsplit_once(' ').map(|(name, _)| name);
+                assert!(
+                    floor.queues[queue as usize]
+                        .name
+                        .starts_with(department.unwrap_or("?")),
+                    "{} serves {}",
+                    floor.teams[team],
+                    floor.queues[queue as usize].name
+                );
             }
-            seen.insert(agent.status);
+        }
+        assert!(served.iter().all(|&teams| teams > 0), "{served:?}");
+        let large = layout(&SimulatorConfig {
+            agents: 100_000,
+            queues: 1_000,
+            ..SimulatorConfig::default()
+        });
+        assert_eq!(large.queues.len(), 1_000);
+    }
+
+    #[test]
+    fn arrivals_follow_the_agents_scheduled() {
+        let config = SimulatorConfig::default();
+        let floor = layout(&config);
+        let setup = setup(&config, &floor);
+        let per_hour = |hour: usize| -> f64 {
+            (setup.queues.iter())
+                .map(|queue| queue.arrivals_per_hour[hour * 4])
+                .sum()
+        };
+        assert_eq!(per_hour(3), 0.0, "nobody works at 03:00, nobody calls");
+        assert!(
+            per_hour(11) > 10.0 * per_hour(7),
+            "{} vs {}",
+            per_hour(11),
+            per_hour(7)
+        );
+        // 2,000 agents, most of them in at 11:00, each good for about 10 contacts an hour.
+        assert!(
+            (10_000.0..20_000.0).contains(&per_hour(11)),
+            "{}",
+            per_hour(11)
+        );
+    }
+
+    /// A simulated morning on the default floor: the figures a floor manager would expect, and
+    /// agents in every state.
+    #[test]
+    fn a_simulated_morning_looks_like_a_call_center() {
+        let config = SimulatorConfig::default();
+        let floor = layout(&config);
+        let mut model = Model::new(setup(&config, &floor), config.seed, DAY_MS + 9 * 3_600_000);
+        model.advance(DAY_MS + 10 * 3_600_000);
+        model.reset_figures();
+        let changes = model.advance(DAY_MS + 11 * 3_600_000);
+        let total = model.total();
+        assert!(total.offered > 10_000, "{total:?}");
+        let service_level = total.service_level();
+        assert!((0.6..0.98).contains(&service_level), "{total:?}");
+        assert!(total.abandon_rate() < 0.1, "{total:?}");
+        assert!((200.0..450.0).contains(&total.aht_secs()), "{total:?}");
+        let mut counts = std::collections::HashMap::new();
+        for status in model.statuses() {
+            *counts.entry(std::mem::discriminant(&status)).or_insert(0) += 1;
         }
         for status in [
             Status::Available,
             Status::Ringing,
             Status::OnCall,
+            Status::OnHold,
             Status::WrapUp,
-            Status::NotReady(BREAK),
-            Status::NotReady(LUNCH),
+            Status::NotReady(0),
             Status::Offline,
         ] {
-            assert!(seen.contains(&status), "{status:?} never happened");
+            assert!(
+                counts.contains_key(&std::mem::discriminant(&status)),
+                "nobody is {status:?}: {counts:?}"
+            );
         }
-        assert!(transitions > 200, "only {transitions} transitions in a day");
-        assert_eq!(agent.status, Status::Offline);
+        // About 8 changes per agent an hour: ring, talk, wrap-up, available...
+        assert!(changes.len() > 8_000, "{}", changes.len());
+    }
+
+    #[test]
+    fn a_logged_out_agent_has_been_so_since_its_last_shift() {
+        let shift = shift(1, 0);
+        let end = shift.start + shift.length;
+        let morning = DAY_MS + 6 * 3_600_000;
+        assert_eq!(last_shift_end(&shift, morning), end);
+        let evening = DAY_MS + end + 3_600_000;
+        assert_eq!(last_shift_end(&shift, evening), DAY_MS + end);
     }
 }
