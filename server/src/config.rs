@@ -862,7 +862,10 @@ impl SimulatorConfig {
         }
         self.start_second_of_day()?;
         if self.queues > 100_000 {
-            bail!("simulator.queues must be at most 100000, not {}", self.queues);
+            bail!(
+                "simulator.queues must be at most 100000, not {}",
+                self.queues
+            );
         }
         Ok(())
     }

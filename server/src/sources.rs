@@ -3,7 +3,8 @@
 //! - [`ingest`]: the one writer task (a transaction per group of batches, driving a plan), the
 //!   event and roster APIs, the stale sweep, history retention and reconciles.
 //! - [`amazon_connect`]: Amazon Connect agent events delivered by Firehose.
-//! - [`sim`]: the simulated floor that feeds the live floor through the ingest path.
+//! - [`sim`]: the simulated call center (a pure model of queues, contacts and agents) that feeds
+//!   the live floor through the ingest path.
 
 pub mod amazon_connect;
 pub mod ingest;
