@@ -474,7 +474,10 @@ pub async fn run(
     for change in model.advance(sim_start) {
         since[change.agent as usize] = change.at;
     }
+    // Simulated time runs from here, in step with the wall clock: changes due while the opening
+    // states are stored are sent right after, with the times they began.
     let wall_start = clock.now_ms();
+    let started = Instant::now();
     let wall = |at: u64| -> u64 {
         let offset = (at.abs_diff(sim_start) as f64 / config.speed) as u64;
         if at >= sim_start {
@@ -502,7 +505,6 @@ pub async fn run(
         start = %config.start_time,
         "simulator started"
     );
-    let started = Instant::now();
     let mut interval = tokio::time::interval(Duration::from_millis(20));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
