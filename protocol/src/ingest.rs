@@ -1,4 +1,5 @@
-//! The JSON bodies of MONTI's ingest API: agent state events, roster sync and state history.
+//! The JSON bodies of MONTI's ingest API: agent state events, contact events, roster sync and
+//! state history.
 //!
 //! A telephony system or an HR system writes these; `server/openapi.json` (served at `/api/v1/openapi.json`) describes the same
 //! shapes for people and code generators. Fields are named as a JSON integration expects them:
@@ -74,30 +75,187 @@ impl AgentEventJson {
         if self.reason.is_some() && state != StateKind::NotReady {
             return Err("only a not_ready event has a reason".to_owned());
         }
-        if self.since_ms == 0 {
-            return Err("since_ms must be milliseconds since the Unix epoch".to_owned());
-        }
-        if self.since_ms > now_ms.saturating_add(window.max_skew_ms) {
-            return Err(format!(
-                "since_ms {} lies {} s in the future; at most {} s are taken (clock skew)",
-                self.since_ms,
-                (self.since_ms - now_ms) / 1000,
-                window.max_skew_ms / 1000
-            ));
-        }
-        if self.since_ms < now_ms.saturating_sub(window.max_age_ms) {
-            return Err(format!(
-                "since_ms {} lies {} days in the past; events older than {} days are not taken",
-                self.since_ms,
-                (now_ms - self.since_ms) / DAY_MS,
-                window.max_age_ms / DAY_MS
-            ));
-        }
+        check_time("since_ms", self.since_ms, now_ms, window)?;
         Ok(state)
     }
 }
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// `POST /api/v1/contact-events`: a batch of contact events (calls, chats, emails, tasks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEventBatchJson {
+    /// The events, in any order; each is judged on its own.
+    pub events: Vec<ContactEventJson>,
+}
+
+/// One step of a contact's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactEventJson {
+    /// The source's unique id for this event. A second event with the same id changes nothing.
+    pub event_id: String,
+    /// The source's id for the contact.
+    pub contact: String,
+    /// `queued`, `offered`, `connected` or `ended`.
+    pub kind: String,
+    /// When it happened, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The queue (with `queued`): created if new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// `voice`, `chat`, `email` or `task`: the channel of a queue created by this event
+    /// (default `voice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The agent's external id (with `offered` and `connected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// What a contact event says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContactEventKind {
+    /// The contact entered a queue: it arrived, or was transferred there.
+    Queued,
+    /// It was offered to an agent (ringing).
+    Offered,
+    /// An agent answered it.
+    Connected,
+    /// The customer or the agent ended it (while queued: abandoned).
+    Ended,
+}
+
+impl ContactEventKind {
+    /// Every kind, in the order of a contact's life.
+    pub const ALL: [ContactEventKind; 4] = [
+        ContactEventKind::Queued,
+        ContactEventKind::Offered,
+        ContactEventKind::Connected,
+        ContactEventKind::Ended,
+    ];
+
+    /// Its name in JSON and in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactEventKind::Queued => "queued",
+            ContactEventKind::Offered => "offered",
+            ContactEventKind::Connected => "connected",
+            ContactEventKind::Ended => "ended",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<ContactEventKind> {
+        ContactEventKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// The channels a queue can serve.
+pub const CHANNELS: [&str; 4] = ["voice", "chat", "email", "task"];
+
+impl ContactEventJson {
+    /// The event's kind, after checking everything that can be checked without the database.
+    /// `at_ms` must lie within `window` around `now_ms`.
+    pub fn check(&self, now_ms: u64, window: &EventWindow) -> Result<ContactEventKind, String> {
+        check_id("event_id", &self.event_id)?;
+        check_id("contact", &self.contact)?;
+        let kind = ContactEventKind::from_name(&self.kind).ok_or_else(|| {
+            let names: Vec<&str> = ContactEventKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "unknown kind {:?}; use one of {}",
+                self.kind,
+                names.join(", ")
+            )
+        })?;
+        match (kind, &self.queue) {
+            (ContactEventKind::Queued, None) => {
+                return Err("a queued event names its queue".to_owned());
+            }
+            (ContactEventKind::Queued, Some(queue)) => check_name("queue", queue)?,
+            (_, Some(_)) => return Err("only a queued event names a queue".to_owned()),
+            (_, None) => {}
+        }
+        if let Some(channel) = &self.channel {
+            if kind != ContactEventKind::Queued {
+                return Err("only a queued event names a channel".to_owned());
+            }
+            if !CHANNELS.contains(&channel.as_str()) {
+                return Err(format!(
+                    "unknown channel {channel:?}; use one of {}",
+                    CHANNELS.join(", ")
+                ));
+            }
+        }
+        match (kind, &self.agent) {
+            (ContactEventKind::Offered | ContactEventKind::Connected, None) => {
+                return Err(format!("an {} event names its agent", kind.name()));
+            }
+            (ContactEventKind::Offered | ContactEventKind::Connected, Some(agent)) => {
+                check_id("agent", agent)?
+            }
+            (_, Some(_)) => {
+                return Err("only offered and connected events name an agent".to_owned());
+            }
+            (_, None) => {}
+        }
+        check_time("at_ms", self.at_ms, now_ms, window)?;
+        Ok(kind)
+    }
+}
+
+/// A time an event carries: since the epoch, at most `window.max_skew_ms` ahead of `now_ms` and
+/// at most `window.max_age_ms` behind it.
+fn check_time(field: &str, at_ms: u64, now_ms: u64, window: &EventWindow) -> Result<(), String> {
+    if at_ms == 0 {
+        return Err(format!("{field} must be milliseconds since the Unix epoch"));
+    }
+    if at_ms > now_ms.saturating_add(window.max_skew_ms) {
+        return Err(format!(
+            "{field} {} lies {} s in the future; at most {} s are taken (clock skew)",
+            at_ms,
+            (at_ms - now_ms) / 1000,
+            window.max_skew_ms / 1000
+        ));
+    }
+    if at_ms < now_ms.saturating_sub(window.max_age_ms) {
+        return Err(format!(
+            "{field} {} lies {} days in the past; events older than {} days are not taken",
+            at_ms,
+            (now_ms - at_ms) / DAY_MS,
+            window.max_age_ms / DAY_MS
+        ));
+    }
+    Ok(())
+}
+
+/// One stretch of a contact in one queue, as `GET /api/v1/contacts` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactLegJson {
+    /// The source's id for the contact.
+    pub contact: String,
+    /// The queue.
+    pub queue: String,
+    /// When it entered the queue, ms since the epoch.
+    pub queued_ms: u64,
+    /// When it was last offered to an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_ms: Option<u64>,
+    /// When an agent answered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_ms: Option<u64>,
+    /// When it left the queue's hands: ended, abandoned or transferred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
+    /// The agent it was offered to or answered by (external id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// `waiting`, `ringing`, `connected`, `answered`, `abandoned` or `transferred`.
+    pub outcome: String,
+}
 
 /// How far from the server's clock an event's `since_ms` may lie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

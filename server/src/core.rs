@@ -2,9 +2,11 @@
 //!
 //! - [`change`]: a committed fact in database terms, as stored, applied and shared.
 //! - [`clock`]: the server's time, one [`clock::Clock`] handed to everything that reads it.
+//! - [`contact`]: a contact's legs in queues, folded from its events in any order.
 //! - [`plan`]: the rules: what a group of events or a roster sync stores and changes, decided
 //!   against a [`plan::Catalog`] of what the floor knows.
 
 pub mod change;
 pub mod clock;
+pub mod contact;
 pub mod plan;

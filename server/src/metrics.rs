@@ -93,6 +93,9 @@ metrics! {
     /// Ingested events by source and outcome (applied, older, duplicate, refused).
     events: Family<EventLabels, Counter> = Family::default(),
         "ingest_events", "Ingested agent events by source and outcome";
+    /// Ingested contact events by source and outcome (applied, duplicate, refused).
+    contact_events: Family<EventLabels, Counter> = Family::default(),
+        "ingest_contact_events", "Ingested contact events by source and outcome";
     /// Seconds from an ingest batch reaching the writer to its commit.
     ingest_commit_seconds: Histogram = Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
         "ingest_commit_seconds", "Seconds from an ingest batch reaching the writer to its commit";

@@ -455,6 +455,8 @@ async fn the_openapi_document_matches_the_api() {
     assert_eq!(served, file);
     for path in [
         "/api/v1/events",
+        "/api/v1/contact-events",
+        "/api/v1/contacts",
         "/api/v1/roster",
         "/api/v1/history",
         monti_server::sources::amazon_connect::PATH,
@@ -490,6 +492,44 @@ async fn the_openapi_document_matches_the_api() {
         schema_fields("AgentEvent"),
         code_fields(serde_json::to_value(full_event).expect("json"))
     );
+    let full_contact_event = monti_protocol::ingest::ContactEventJson {
+        event_id: "e".into(),
+        contact: "c".into(),
+        kind: "queued".into(),
+        at_ms: 1,
+        queue: Some("q".into()),
+        channel: Some("voice".into()),
+        agent: Some("a".into()),
+    };
+    assert_eq!(
+        schema_fields("ContactEvent"),
+        code_fields(serde_json::to_value(full_contact_event).expect("json"))
+    );
+    let full_leg = monti_protocol::ingest::ContactLegJson {
+        contact: "c".into(),
+        queue: "q".into(),
+        queued_ms: 1,
+        offered_ms: Some(2),
+        connected_ms: Some(3),
+        ended_ms: Some(4),
+        agent: Some("a".into()),
+        outcome: "answered".into(),
+    };
+    assert_eq!(
+        schema_fields("ContactLeg"),
+        code_fields(serde_json::to_value(full_leg).expect("json"))
+    );
+    let kinds: Vec<&str> =
+        file["components"]["schemas"]["ContactEvent"]["properties"]["kind"]["enum"]
+            .as_array()
+            .expect("enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+    let names: Vec<&str> = (monti_protocol::ingest::ContactEventKind::ALL.iter())
+        .map(|kind| kind.name())
+        .collect();
+    assert_eq!(kinds, names);
     assert_eq!(
         schema_fields("RosterSync"),
         code_fields(

@@ -136,7 +136,8 @@ pub struct EventResult {
 }
 
 impl EventResult {
-    fn of(outcome: Outcome) -> EventResult {
+    /// A result without a reason.
+    pub fn of(outcome: Outcome) -> EventResult {
         EventResult {
             outcome,
             reason: None,

@@ -16,9 +16,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::post;
 use monti_protocol::ingest::{
-    AgentEventJson, EventBatchResultJson, EventResultJson, GroupEntryJson, MAX_ID_LEN, Outcome,
-    ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
+    AgentEventJson, ContactEventJson, ContactLegJson, EventBatchResultJson, EventResultJson,
+    GroupEntryJson, MAX_ID_LEN, Outcome, ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
 };
+use monti_protocol::scope::Scope;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,11 +31,12 @@ use crate::api::error::Error;
 use crate::config::IngestConfig;
 use crate::core::change::{Change, Group};
 use crate::core::clock::Clock;
+use crate::core::contact::{self, ContactBatch, ContactEvent};
 use crate::core::plan::{self, EventPlan, RosterSync, StoredState, count_group, id_of};
 pub use crate::core::plan::{Batch, Event, EventReason, EventResult, Source};
 use crate::floor::live::{LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
-use crate::store::db::{Db, Tx};
+use crate::store::db::{ContactEventRow, Db, Tx};
 
 /// The writer's outbox: hands committed changes to the link to the other servers
 /// (`store::share`), which imports this, never the other way. Never blocks the writer.
@@ -120,6 +124,7 @@ enum Work {
         RosterSync,
         oneshot::Sender<Result<RosterSyncResultJson, IngestError>>,
     ),
+    Contacts(ContactBatch, Reply),
     Reload(oneshot::Sender<Result<(), IngestError>>),
     /// Changes other servers committed (they are in the database already).
     Shared(Vec<Change>),
@@ -212,6 +217,27 @@ impl Ingest {
             .map_err(|_| IngestError::Closed)
     }
 
+    /// Stores contact events and the legs they make, and returns what became of each event,
+    /// in order, once durable.
+    pub async fn contacts(&self, batch: ContactBatch) -> Result<Vec<EventResult>, IngestError> {
+        self.enqueue_contacts(batch).await?.await
+    }
+
+    /// Like [`Ingest::contacts`], returning once queued (the simulator's way, as
+    /// [`Ingest::enqueue`]).
+    pub async fn enqueue_contacts(
+        &self,
+        batch: ContactBatch,
+    ) -> Result<impl Future<Output = Result<Vec<EventResult>, IngestError>> + use<>, IngestError>
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Work::Contacts(batch, reply))
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        Ok(async move { answer.await.map_err(|_| IngestError::Closed)? })
+    }
+
     /// Applies a roster sync, all of it or nothing.
     pub async fn roster(&self, sync: RosterSync) -> Result<RosterSyncResultJson, IngestError> {
         let (reply, answer) = oneshot::channel();
@@ -250,6 +276,26 @@ impl Writer {
             match work {
                 Work::Roster(sync, reply) => {
                     let _ = reply.send(self.roster(sync).await);
+                }
+                Work::Contacts(batch, reply) => {
+                    let stored = self.contacts(&batch).await;
+                    match &stored {
+                        Ok(results) => {
+                            for result in results {
+                                self.metrics
+                                    .contact_events
+                                    .get_or_create(&EventLabels {
+                                        source: batch.source.name(),
+                                        outcome: result.outcome.name(),
+                                    })
+                                    .inc();
+                            }
+                        }
+                        Err(_) => {
+                            self.metrics.ingest_failures.inc();
+                        }
+                    }
+                    let _ = reply.send(stored.map_err(IngestError::Store));
                 }
                 Work::Shared(changes) => {
                     self.live.apply(&self.writes, &changes, self.clock.now_ms());
@@ -318,6 +364,67 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Stores contact events in one transaction: the queues they name, the events not seen
+    /// before, and the legs of each contact with a new event, folded again from all of its
+    /// events ([`contact::legs`]). Contacts do not change the floor.
+    async fn contacts(&self, batch: &ContactBatch) -> anyhow::Result<Vec<EventResult>> {
+        let now = self.clock.now_ms() as i64;
+        let mut tx = self.db.begin().await?;
+        let mut queues: Vec<(&str, &str)> = (batch.events.iter())
+            .filter_map(|event| Some((event.queue.as_deref()?, event.channel)))
+            .collect();
+        queues.sort_unstable();
+        queues.dedup_by_key(|(name, _)| *name);
+        let queue_ids = Db::ensure_queues(&mut tx, &queues, now).await?;
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<bool> = (batch.events.iter())
+            .map(|event| seen.insert(event.event_id.as_str()))
+            .collect();
+        let rows: Vec<ContactEventRow> = (batch.events.iter().zip(&first))
+            .filter(|(_, first)| **first)
+            .map(|(event, _)| ContactEventRow {
+                event_id: &event.event_id,
+                contact: &event.contact,
+                kind: event.kind,
+                at_ms: event.at_ms as i64,
+                queue_id: event
+                    .queue
+                    .as_ref()
+                    .and_then(|name| queue_ids.get(name).copied()),
+                agent: event.agent.as_deref(),
+            })
+            .collect();
+        let new = Db::insert_contact_events(&mut tx, &rows, now).await?;
+        let mut touched: Vec<&str> = (rows.iter())
+            .filter(|row| new.contains(row.event_id))
+            .map(|row| row.contact)
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let steps = Db::contact_steps(&mut tx, &touched).await?;
+        let legs: Vec<(&str, Vec<contact::Leg>)> = (touched.iter())
+            .map(|&id| {
+                (
+                    id,
+                    steps
+                        .get(id)
+                        .map_or_else(Vec::new, |steps| contact::legs(steps)),
+                )
+            })
+            .collect();
+        Db::replace_legs(&mut tx, &legs).await?;
+        anyhow::Context::context(tx.commit().await, "cannot commit contact events")?;
+        Ok((batch.events.iter().zip(first))
+            .map(|(event, first)| {
+                EventResult::of(if first && new.contains(&event.event_id) {
+                    Outcome::Applied
+                } else {
+                    Outcome::Duplicate
+                })
+            })
+            .collect())
     }
 
     /// Stores the events of several batches in one transaction, then applies and shares them.
@@ -565,6 +672,8 @@ impl RosterWrite {
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/events", post(post_events))
+        .route("/api/v1/contact-events", post(post_contact_events))
+        .route("/api/v1/contacts", axum::routing::get(get_contacts))
         .route("/api/v1/roster", post(post_roster))
         .route("/api/v1/openapi.json", axum::routing::get(openapi))
 }
@@ -621,14 +730,15 @@ struct LooseBatch {
     events: Vec<serde_json::Value>,
 }
 
-async fn post_events(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: axum::http::HeaderMap,
+/// Reads a batch of events to be judged one by one, with the ingest API's limits.
+async fn read_batch(
+    state: &AppState,
+    caller: &Caller,
+    headers: &axum::http::HeaderMap,
     body: Body,
-) -> Result<Json<EventBatchResultJson>, Error> {
+) -> Result<Vec<serde_json::Value>, Error> {
     caller.require(Action::Ingest)?;
-    require_json(&headers)?;
+    require_json(headers)?;
     let config = &state.config.ingest;
     let body = read_body(body, config.max_body_bytes).await?;
     let batch: LooseBatch = parse_json(&body)?;
@@ -639,35 +749,39 @@ async fn post_events(
             batch.events.len()
         )));
     }
-    let now = state.clock.now_ms();
-    let mut ids = Vec::with_capacity(batch.events.len());
-    let mut checked: Vec<Result<Event, String>> = Vec::with_capacity(batch.events.len());
-    for value in batch.events {
-        ids.push(
-            value
-                .get("event_id")
-                .and_then(|id| id.as_str())
+    Ok(batch.events)
+}
+
+/// Each event's id (as far as it has one) and the event, checked by `check`, or why not.
+fn judge<J: serde::de::DeserializeOwned, E>(
+    values: Vec<serde_json::Value>,
+    check: impl Fn(J) -> Result<E, String>,
+) -> (Vec<String>, Vec<Result<E, String>>) {
+    values
+        .into_iter()
+        .map(|value| {
+            let id = (value.get("event_id").and_then(|id| id.as_str()))
                 .unwrap_or_default()
                 .chars()
                 .take(MAX_ID_LEN)
-                .collect::<String>(),
-        );
-        checked.push(
-            serde_json::from_value::<AgentEventJson>(value)
+                .collect::<String>();
+            let checked = serde_json::from_value::<J>(value)
                 .map_err(|err| err.to_string())
-                .and_then(|json| Event::from_json(json, now, &config.window())),
-        );
-    }
-    let events: Vec<Event> = checked.iter().filter_map(|c| c.clone().ok()).collect();
-    let mut stored = state
-        .ingest
-        .submit(Batch {
-            source: Source::Api,
-            events,
-            heartbeats: Vec::new(),
+                .and_then(&check);
+            (id, checked)
         })
-        .await?
-        .into_iter();
+        .unzip()
+}
+
+/// The answer to a batch: the writer's results for the events it took, in order, and the
+/// refusals (counted in `refused`) where checking failed.
+fn answer<E>(
+    ids: Vec<String>,
+    checked: Vec<Result<E, String>>,
+    stored: Vec<EventResult>,
+    refused: &Counter,
+) -> EventBatchResultJson {
+    let mut stored = stored.into_iter();
     let results = checked
         .into_iter()
         .zip(ids)
@@ -678,14 +792,7 @@ async fn post_events(
                     reason: None,
                 }),
                 Err(reason) => {
-                    state
-                        .metrics
-                        .events
-                        .get_or_create(&EventLabels {
-                            source: Source::Api.name(),
-                            outcome: Outcome::Refused.name(),
-                        })
-                        .inc();
+                    refused.inc();
                     EventResult {
                         outcome: Outcome::Refused,
                         reason: Some(reason),
@@ -699,7 +806,113 @@ async fn post_events(
             }
         })
         .collect();
-    Ok(Json(EventBatchResultJson::new(results)))
+    EventBatchResultJson::new(results)
+}
+
+fn refused_counter(family: &Family<EventLabels, Counter>) -> Counter {
+    family
+        .get_or_create(&EventLabels {
+            source: Source::Api.name(),
+            outcome: Outcome::Refused.name(),
+        })
+        .clone()
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Json<EventBatchResultJson>, Error> {
+    let values = read_batch(&state, &caller, &headers, body).await?;
+    let (now, window) = (state.clock.now_ms(), state.config.ingest.window());
+    let (ids, checked) = judge(values, |json: AgentEventJson| {
+        Event::from_json(json, now, &window)
+    });
+    let events: Vec<Event> = checked.iter().filter_map(|c| c.clone().ok()).collect();
+    let stored = state
+        .ingest
+        .submit(Batch {
+            source: Source::Api,
+            events,
+            heartbeats: Vec::new(),
+        })
+        .await?;
+    let refused = refused_counter(&state.metrics.events);
+    Ok(Json(answer(ids, checked, stored, &refused)))
+}
+
+async fn post_contact_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Json<EventBatchResultJson>, Error> {
+    let values = read_batch(&state, &caller, &headers, body).await?;
+    let (now, window) = (state.clock.now_ms(), state.config.ingest.window());
+    let (ids, checked) = judge(values, |json: ContactEventJson| {
+        ContactEvent::from_json(json, now, &window)
+    });
+    let events: Vec<ContactEvent> = checked.iter().filter_map(|c| c.clone().ok()).collect();
+    let stored = state
+        .ingest
+        .contacts(ContactBatch {
+            source: Source::Api,
+            events,
+        })
+        .await?;
+    let refused = refused_counter(&state.metrics.contact_events);
+    Ok(Json(answer(ids, checked, stored, &refused)))
+}
+
+/// `GET /api/v1/contacts`: which contacts entered which queue, and how each stay ended.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactsQuery {
+    /// Only this queue.
+    queue: Option<String>,
+    /// From (ms since the epoch, inclusive); default the last 24 hours.
+    from: Option<u64>,
+    /// To (exclusive); default now.
+    to: Option<u64>,
+    /// At most this many (default and most 10,000).
+    limit: Option<u32>,
+}
+
+async fn get_contacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<ContactsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ContactLegJson>>, Error> {
+    caller.require(Action::ViewAgents)?;
+    // Queues are not tied to the teams that serve them yet, so a scoped caller could read
+    // another team's contacts: only callers who see the whole floor may.
+    if caller.scope(Action::ViewAgents) != Scope::Everything {
+        return Err(Error::Refused(
+            "contacts are shown to callers who see the whole floor until queues know the \
+             teams that serve them"
+                .to_owned(),
+        ));
+    }
+    let axum::extract::Query(query) = query.map_err(|err| Error::BadRequest(err.body_text()))?;
+    let now = state.clock.now_ms();
+    let to = query.to.unwrap_or(now);
+    let from = query.from.unwrap_or(to.saturating_sub(24 * 3600 * 1000));
+    if from > to {
+        return Err(Error::BadRequest(format!("from {from} is after to {to}")));
+    }
+    let limit = query.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let legs = state
+        .db
+        .contact_legs(
+            query.queue.as_deref(),
+            from as i64,
+            to as i64,
+            i64::from(limit),
+        )
+        .await
+        .map_err(Error::Internal)?;
+    Ok(Json(legs))
 }
 
 async fn post_roster(

@@ -14,11 +14,13 @@ use sqlx::{Any, AnyPool, Executor};
 
 use std::collections::HashMap;
 
+use monti_protocol::ingest::{ContactEventKind, ContactLegJson};
 use monti_protocol::model::StateKind;
 
 use crate::config::{DatabaseConfig, redact};
 use crate::core::change::Change;
 pub use crate::core::change::Group;
+use crate::core::contact::{ContactStep, Leg};
 pub use crate::core::plan::{HistoryRow, NewAgent, StoredState};
 
 /// Which database engine a URL selects.
@@ -28,6 +30,23 @@ pub enum Engine {
     Sqlite,
     /// A PostgreSQL server.
     Postgres,
+}
+
+/// A contact event to store.
+#[derive(Clone, Copy, Debug)]
+pub struct ContactEventRow<'a> {
+    /// The source's id for the event.
+    pub event_id: &'a str,
+    /// The source's id for the contact.
+    pub contact: &'a str,
+    /// What happened.
+    pub kind: ContactEventKind,
+    /// When.
+    pub at_ms: i64,
+    /// The queue (with `queued`).
+    pub queue_id: Option<i64>,
+    /// The agent's external id.
+    pub agent: Option<&'a str>,
 }
 
 /// A connection pool with the schema migrated.
@@ -602,6 +621,218 @@ impl Db {
                 .context("cannot deactivate agents")?;
         }
         Ok(())
+    }
+
+    /// Makes sure queues with these names exist (a new one with the channel given beside its
+    /// name); returns their ids by name.
+    pub async fn ensure_queues(
+        tx: &mut Tx,
+        queues: &[(&str, &str)],
+        now_ms: i64,
+    ) -> anyhow::Result<HashMap<String, i64>> {
+        for batch in queues.chunks(Engine::of(tx).rows_per_statement()) {
+            let sql = format!(
+                "insert into queue (name, channel, created_at) values {} \
+                 on conflict (name) do nothing",
+                placeholders(batch.len(), 3)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            for (name, channel) in batch {
+                query = query.bind(*name).bind(*channel).bind(now_ms);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot insert queues")?;
+        }
+        let names: Vec<&str> = queues.iter().map(|(name, _)| *name).collect();
+        let mut ids = HashMap::with_capacity(names.len());
+        for batch in names.chunks(Engine::of(tx).rows_per_statement()) {
+            ids.extend(name_ids_in(tx, "queue", batch, false).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Appends contact events; one whose event id is already stored is skipped. Returns the
+    /// event ids that were new.
+    pub async fn insert_contact_events(
+        tx: &mut Tx,
+        rows: &[ContactEventRow<'_>],
+        now_ms: i64,
+    ) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut new = std::collections::HashSet::with_capacity(rows.len());
+        for batch in rows.chunks(Engine::of(tx).rows_per_statement()) {
+            let sql = format!(
+                "insert into contact_event \
+                 (event_id, contact, kind, at_ms, queue_id, agent, created_at) values {} \
+                 on conflict (event_id) do nothing returning event_id",
+                placeholders(batch.len(), 7)
+            );
+            let mut query = sqlx::query_as::<Any, (String,)>(&sql).persistent(false);
+            for row in batch {
+                query = query
+                    .bind(row.event_id)
+                    .bind(row.contact)
+                    .bind(row.kind.name())
+                    .bind(row.at_ms)
+                    .bind(row.queue_id)
+                    .bind(row.agent)
+                    .bind(now_ms);
+            }
+            let stored = query
+                .fetch_all(&mut **tx)
+                .await
+                .context("cannot write contact events")?;
+            new.extend(stored.into_iter().map(|(event_id,)| event_id));
+        }
+        Ok(new)
+    }
+
+    /// Every stored event of these contacts, in the order they were stored.
+    pub async fn contact_steps(
+        tx: &mut Tx,
+        contacts: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<ContactStep>>> {
+        let mut steps: HashMap<String, Vec<ContactStep>> = HashMap::with_capacity(contacts.len());
+        for batch in contacts.chunks(Engine::of(tx).rows_per_statement()) {
+            let sql = format!(
+                "select contact, kind, at_ms, queue_id, agent from contact_event \
+                 where contact in ({}) order by contact_event_id",
+                list(batch.len(), 1)
+            );
+            let mut query =
+                sqlx::query_as::<Any, (String, String, i64, Option<i64>, Option<String>)>(&sql)
+                    .persistent(false);
+            for contact in batch {
+                query = query.bind(*contact);
+            }
+            let rows = query
+                .fetch_all(&mut **tx)
+                .await
+                .context("cannot read contact events")?;
+            for (contact, kind, at_ms, queue_id, agent) in rows {
+                let kind = ContactEventKind::from_name(&kind)
+                    .with_context(|| format!("stored contact event of unknown kind {kind:?}"))?;
+                steps.entry(contact).or_default().push(ContactStep {
+                    kind,
+                    at_ms: at_ms.max(0) as u64,
+                    queue_id,
+                    agent,
+                });
+            }
+        }
+        Ok(steps)
+    }
+
+    /// Replaces the legs of each contact with the ones given (folded from all its events).
+    pub async fn replace_legs(tx: &mut Tx, legs: &[(&str, Vec<Leg>)]) -> anyhow::Result<()> {
+        let contacts: Vec<&str> = legs.iter().map(|(contact, _)| *contact).collect();
+        for batch in contacts.chunks(Engine::of(tx).rows_per_statement()) {
+            let sql = format!(
+                "delete from contact_leg where contact in ({})",
+                list(batch.len(), 1)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            for contact in batch {
+                query = query.bind(*contact);
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot replace contact legs")?;
+        }
+        let rows: Vec<(&str, usize, &Leg)> = (legs.iter())
+            .flat_map(|(contact, legs)| {
+                legs.iter()
+                    .enumerate()
+                    .map(|(idx, leg)| (*contact, idx, leg))
+            })
+            .collect();
+        for batch in rows.chunks(Engine::of(tx).rows_per_statement()) {
+            let sql = format!(
+                "insert into contact_leg (contact, leg, queue_id, queued_at, offered_at, \
+                 connected_at, ended_at, agent, outcome) values {}",
+                placeholders(batch.len(), 9)
+            );
+            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            let ms = |value: Option<u64>| value.map(|ms| ms as i64);
+            for (contact, idx, leg) in batch {
+                query = query
+                    .bind(*contact)
+                    .bind(*idx as i64)
+                    .bind(leg.queue_id)
+                    .bind(leg.queued_ms as i64)
+                    .bind(ms(leg.offered_ms))
+                    .bind(ms(leg.connected_ms))
+                    .bind(ms(leg.ended_ms))
+                    .bind(leg.agent.as_deref())
+                    .bind(leg.outcome.name());
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .context("cannot write contact legs")?;
+        }
+        Ok(())
+    }
+
+    /// Legs that entered a queue in `[from_ms, to_ms)`, oldest first, at most `limit`; only
+    /// the queue called `queue` when given.
+    pub async fn contact_legs(
+        &self,
+        queue: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<ContactLegJson>> {
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            String,
+        );
+        let sql = format!(
+            "select l.contact, q.name, l.queued_at, l.offered_at, l.connected_at, l.ended_at, \
+             l.agent, l.outcome from contact_leg l join queue q on q.queue_id = l.queue_id \
+             where l.queued_at >= $1 and l.queued_at < $2{} \
+             order by l.queued_at, l.contact, l.leg limit {}",
+            if queue.is_some() {
+                " and q.name = $3"
+            } else {
+                ""
+            },
+            limit.max(0)
+        );
+        let mut query = sqlx::query_as::<Any, Row>(&sql).bind(from_ms).bind(to_ms);
+        if let Some(queue) = queue {
+            query = query.bind(queue);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read contacts")?;
+        let ms = |value: Option<i64>| value.map(|ms| ms.max(0) as u64);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(contact, queue, queued, offered, connected, ended, agent, outcome)| {
+                    ContactLegJson {
+                        contact,
+                        queue,
+                        queued_ms: queued.max(0) as u64,
+                        offered_ms: ms(offered),
+                        connected_ms: ms(connected),
+                        ended_ms: ms(ended),
+                        agent,
+                        outcome,
+                    }
+                },
+            )
+            .collect())
     }
 
     /// Appends history rows; a row whose event id is already stored is skipped. Returns the

@@ -1,0 +1,208 @@
+//! Contact events end to end: stored once, folded into legs per queue whatever order they came
+//! in, kept across a restart, refused with reasons; on SQLite and PostgreSQL.
+
+mod common;
+
+use common::{TestDb, TestServer, ingest_config};
+use monti_protocol::ingest::{ContactLegJson, EventBatchResultJson, Outcome};
+use serde_json::{Value, json};
+
+fn now_ms() -> u64 {
+    monti_server::core::clock::Clock::system().now_ms()
+}
+
+fn contact(id: &str, contact: &str, kind: &str, at_ms: u64) -> Value {
+    json!({"event_id": id, "contact": contact, "kind": kind, "at_ms": at_ms})
+}
+
+fn queued(id: &str, contact_id: &str, at_ms: u64, queue: &str) -> Value {
+    let mut event = contact(id, contact_id, "queued", at_ms);
+    event["queue"] = json!(queue);
+    event
+}
+
+fn by(id: &str, contact_id: &str, kind: &str, at_ms: u64, agent: &str) -> Value {
+    let mut event = contact(id, contact_id, kind, at_ms);
+    event["agent"] = json!(agent);
+    event
+}
+
+async fn send(server: &TestServer, events: Vec<Value>) -> EventBatchResultJson {
+    let (status, body) = server
+        .post("/api/v1/contact-events", &json!({ "events": events }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).expect("a batch result")
+}
+
+async fn legs(server: &TestServer, query: &str) -> Vec<ContactLegJson> {
+    let response = server.get(&format!("/api/v1/contacts?{query}")).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("legs")
+}
+
+fn outcomes(result: &EventBatchResultJson) -> Vec<Outcome> {
+    result.results.iter().map(|r| r.outcome).collect()
+}
+
+async fn contacts_fold_into_legs(db: TestDb) {
+    let config = ingest_config(&db);
+    let server = TestServer::start(config.clone()).await;
+    let t = now_ms() - 600_000;
+    // c1: answered in Billing Voice after 12 s. Sent out of order: the end first.
+    let first = send(
+        &server,
+        vec![
+            contact("c1-4", "c1", "ended", t + 300_000),
+            queued("c1-1", "c1", t, "Billing Voice"),
+            by("c1-3", "c1", "connected", t + 12_000, "ext-anna"),
+            by("c1-2", "c1", "offered", t + 8_000, "ext-anna"),
+        ],
+    )
+    .await;
+    assert_eq!(outcomes(&first), [Outcome::Applied; 4]);
+    // c2: abandoned after 40 s in a chat queue that the event creates; c3: overflows from
+    // Billing Voice to Sales Voice and is answered there, its events over two batches. A
+    // retried batch is all duplicates, and an event repeated inside a batch counts once.
+    let mut chat = queued("c2-1", "c2", t + 1_000, "Billing Chat");
+    chat["channel"] = json!("chat");
+    let second = send(
+        &server,
+        vec![
+            chat,
+            contact("c2-2", "c2", "ended", t + 41_000),
+            queued("c3-1", "c3", t + 2_000, "Billing Voice"),
+            queued("c3-1", "c3", t + 2_000, "Billing Voice"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&second),
+        [
+            Outcome::Applied,
+            Outcome::Applied,
+            Outcome::Applied,
+            Outcome::Duplicate
+        ]
+    );
+    let third = send(
+        &server,
+        vec![
+            by("c3-3", "c3", "connected", t + 70_000, "ext-ben"),
+            queued("c3-2", "c3", t + 60_000, "Sales Voice"),
+            contact("c1-4", "c1", "ended", t + 300_000),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&third),
+        [Outcome::Applied, Outcome::Applied, Outcome::Duplicate]
+    );
+    let check = |legs: &[ContactLegJson]| {
+        let summary: Vec<(&str, &str, &str, Option<u64>)> = legs
+            .iter()
+            .map(|leg| {
+                (
+                    leg.contact.as_str(),
+                    leg.queue.as_str(),
+                    leg.outcome.as_str(),
+                    leg.connected_ms.map(|ms| ms - leg.queued_ms),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("c1", "Billing Voice", "answered", Some(12_000)),
+                ("c2", "Billing Chat", "abandoned", None),
+                ("c3", "Billing Voice", "transferred", None),
+                ("c3", "Sales Voice", "connected", Some(10_000)),
+            ]
+        );
+    };
+    let all = legs(&server, &format!("from={}", t - 1)).await;
+    check(&all);
+    assert_eq!(all[0].agent.as_deref(), Some("ext-anna"));
+    assert_eq!(all[1].ended_ms, Some(t + 41_000));
+    let sales = legs(&server, &format!("from={}&queue=Sales%20Voice", t - 1)).await;
+    assert_eq!(sales.len(), 1);
+    assert_eq!(
+        server
+            .metric(r#"monti_ingest_contact_events_total{source="api",outcome="applied"}"#)
+            .await,
+        9.0
+    );
+    // Stored, not kept in memory: a restarted server answers the same.
+    server.stop().await.expect("stops");
+    let server = TestServer::start(config).await;
+    check(&legs(&server, &format!("from={}", t - 1)).await);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_fold_into_legs_on_sqlite() {
+    contacts_fold_into_legs(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_fold_into_legs_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        contacts_fold_into_legs(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_contact_events_are_refused_one_by_one_with_reasons() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(ingest_config(&db)).await;
+    let t = now_ms() - 1_000;
+    let mut wrong_channel = queued("x4", "c", t, "Q");
+    wrong_channel["channel"] = json!("fax");
+    let result = send(
+        &server,
+        vec![
+            contact("x1", "c", "queued", t),
+            contact("x2", "c", "connected", t),
+            contact("x3", "c", "teleported", t),
+            wrong_channel,
+            queued("x5", "c", t + 24 * 3_600_000, "Q"),
+            json!({"event_id": "x6", "contact": "c"}),
+            queued("ok", "c", t, "Q"),
+        ],
+    )
+    .await;
+    let reasons: Vec<(Outcome, String)> = result
+        .results
+        .iter()
+        .map(|r| (r.outcome, r.reason.clone().unwrap_or_default()))
+        .collect();
+    for (idx, words) in [
+        "names its queue",
+        "names its agent",
+        "unknown kind \"teleported\"",
+        "unknown channel \"fax\"",
+        "in the future",
+        "missing field",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(reasons[idx].0, Outcome::Refused, "{reasons:?}");
+        assert!(reasons[idx].1.contains(words), "{idx}: {reasons:?}");
+    }
+    assert_eq!(reasons[6].0, Outcome::Applied);
+    assert_eq!(result.refused, 6);
+    assert_eq!(
+        server
+            .metric(r#"monti_ingest_contact_events_total{source="api",outcome="refused"}"#)
+            .await,
+        6.0
+    );
+    let (status, body) = server
+        .post("/api/v1/contact-events", &json!({"events": 1}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
