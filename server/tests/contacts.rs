@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, TestServer, ingest_config};
+use common::{TestDb, TestServer, ingest_config, test_config};
 use monti_protocol::ingest::{ContactLegJson, EventBatchResultJson, Outcome};
 use serde_json::{Value, json};
 
@@ -203,6 +203,52 @@ async fn malformed_contact_events_are_refused_one_by_one_with_reasons() {
         .post("/api/v1/contact-events", &json!({"events": 1}))
         .await;
     assert_eq!(status, 422, "{body}");
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+/// The simulator's contacts go the same way: a simulated half hour at 600x stores contacts in
+/// the simulated queues, answered by simulated agents or abandoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_contacts_are_stored() {
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.simulator.speed = 600.0;
+    config.simulator.duration_minutes = 30;
+    let layout = monti_server::sources::sim::layout(&config.simulator);
+    let server = TestServer::start(config).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let legs = loop {
+        let legs = legs(&server, "").await;
+        let ended = |outcome: &str| legs.iter().any(|leg| leg.outcome == outcome);
+        if ended("answered") && ended("abandoned") {
+            break legs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answered and abandoned contacts yet: {legs:?}"
+        );
+        tokio::task::yield_now().await;
+    };
+    let queues: Vec<&str> = layout
+        .queues
+        .iter()
+        .map(|queue| queue.name.as_str())
+        .collect();
+    for leg in &legs {
+        assert!(queues.contains(&leg.queue.as_str()), "{leg:?}");
+        if leg.outcome == "answered" {
+            let agent = leg.agent.as_deref().unwrap_or_default();
+            assert!(agent.starts_with("sim-"), "{leg:?}");
+            assert!(leg.connected_ms >= Some(leg.queued_ms), "{leg:?}");
+        }
+    }
+    assert!(
+        server
+            .metric(r#"monti_ingest_contact_events_total{source="simulator",outcome="applied"}"#)
+            .await
+            > 100.0
+    );
     server.stop().await.expect("stops");
     db.drop_database().await;
 }

@@ -10,24 +10,28 @@
 //! ([`crate::sources::ingest::Ingest`]), the same path a telephony integration uses.
 //!
 //! The behaviour is the pure [`model::Model`], checked against queueing theory ([`erlang`]); only
-//! [`run`] touches time and the floor. The contacts themselves do not reach the floor yet: only
-//! the agents' states they cause do.
+//! [`run`] touches time and the floor. The contacts are stored through the writer as contact
+//! events (`/api/v1/contacts` lists them); they do not reach the live floor yet, only the agents'
+//! states they cause do.
 
 pub mod erlang;
 pub mod model;
 
 use std::time::{Duration, Instant};
 
-use monti_protocol::ingest::{AgentEntryJson, GroupEntryJson, ReasonEntryJson, RosterSyncJson};
+use monti_protocol::ingest::{
+    AgentEntryJson, ContactEventKind, GroupEntryJson, ReasonEntryJson, RosterSyncJson,
+};
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
 
 use self::model::{
-    AgentSpec, DAY_MS, Day, Handling, INTERVAL_MS, MINUTE_MS, Model, QueueSpec, Setup, Shift,
-    Status,
+    AgentSpec, ContactNote, ContactStep, DAY_MS, Day, Handling, INTERVAL_MS, MINUTE_MS, Model,
+    QueueSpec, Setup, Shift, Status,
 };
 use crate::config::SimulatorConfig;
 use crate::core::clock::Clock;
+use crate::core::contact::{ContactBatch, ContactEvent};
 use crate::core::plan::{RosterSync, Unlisted};
 use crate::sources::ingest::{Batch, Event, EventReason, Ingest, IngestError, Source};
 
@@ -498,6 +502,9 @@ pub async fn run(
     if !submit(&ingest, batch).await {
         return;
     }
+    // Contacts from here on: one that began in the warm-up has no queued event and makes no
+    // leg (core::contact).
+    model.record_contacts();
     tracing::info!(
         agents = ids.len(),
         queues = layout.queues.len(),
@@ -519,6 +526,12 @@ pub async fn run(
             .map(|change| events.event(&ids[change.agent as usize], change.status, wall(change.at)))
             .collect();
         if !batch.is_empty() && !submit(&ingest, batch).await {
+            break;
+        }
+        let contacts: Vec<ContactEvent> = (model.take_contacts().into_iter())
+            .map(|note| events.contact(note, wall(note.at), &layout, &ids))
+            .collect();
+        if !contacts.is_empty() && !submit_contacts(&ingest, contacts).await {
             break;
         }
         if sim_end.is_some_and(|end| sim_now >= end) {
@@ -546,6 +559,38 @@ struct EventIds {
 }
 
 impl EventIds {
+    /// A contact step as a contact event: the contact's id is unique per run, the queue and
+    /// agent are named as the roster names them.
+    fn contact(
+        &mut self,
+        note: ContactNote,
+        at_ms: u64,
+        layout: &Layout,
+        ids: &[String],
+    ) -> ContactEvent {
+        self.next += 1;
+        let queue = &layout.queues[note.queue as usize];
+        let (kind, agent) = match note.step {
+            ContactStep::Queued => (ContactEventKind::Queued, None),
+            ContactStep::Offered(agent) => (ContactEventKind::Offered, Some(agent)),
+            ContactStep::Connected(agent) => (ContactEventKind::Connected, Some(agent)),
+            ContactStep::Ended => (ContactEventKind::Ended, None),
+        };
+        let queued = kind == ContactEventKind::Queued;
+        ContactEvent {
+            event_id: format!("sim-{:x}-{}", self.run, self.next),
+            contact: format!("sim-{:x}-c{}", self.run, note.contact),
+            kind,
+            at_ms,
+            queue: queued.then(|| queue.name.clone()),
+            channel: match queue.channel {
+                Channel::Voice => "voice",
+                Channel::Chat => "chat",
+            },
+            agent: agent.and_then(|agent| ids.get(agent as usize).cloned()),
+        }
+    }
+
     fn event(&mut self, agent: &str, status: Status, since_ms: u64) -> Event {
         self.next += 1;
         let (state, reason) = ingest_state(status);
@@ -559,6 +604,26 @@ impl EventIds {
             team: None,
             site: None,
         }
+    }
+}
+
+/// Sends simulated contact events down the ingest path without waiting for their commit, like
+/// [`submit`].
+async fn submit_contacts(ingest: &Ingest, events: Vec<ContactEvent>) -> bool {
+    let batch = ContactBatch {
+        source: Source::Simulator,
+        events,
+    };
+    match ingest.enqueue_contacts(batch).await {
+        Ok(stored) => {
+            tokio::spawn(async move {
+                if let Err(err @ IngestError::Store(_)) = stored.await {
+                    tracing::warn!(%err, "simulated contacts were not stored");
+                }
+            });
+            true
+        }
+        Err(_) => false,
     }
 }
 

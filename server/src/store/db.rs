@@ -953,15 +953,33 @@ impl Db {
             .context("cannot read state history")
     }
 
-    /// Deletes history of states that began before `before_ms`; returns how many rows went.
-    /// Current states live in `agent_state` and are kept.
+    /// Deletes the history of states that began before `before_ms`, and the contact events and
+    /// legs from before it; returns how many rows went. Current states live in `agent_state` and
+    /// are kept.
     pub async fn prune_history(&self, before_ms: i64) -> anyhow::Result<u64> {
-        let result = sqlx::query("delete from agent_state_change where started_at < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await
-            .context("cannot prune state history")?;
-        Ok(result.rows_affected())
+        let mut pruned = 0;
+        for (sql, what) in [
+            (
+                "delete from agent_state_change where started_at < $1",
+                "state history",
+            ),
+            (
+                "delete from contact_leg where queued_at < $1",
+                "contact legs",
+            ),
+            (
+                "delete from contact_event where at_ms < $1",
+                "contact events",
+            ),
+        ] {
+            let result = sqlx::query(sql)
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await
+                .with_context(|| format!("cannot prune {what}"))?;
+            pruned += result.rows_affected();
+        }
+        Ok(pruned)
     }
 
     /// Appends audit events in one statement per batch.

@@ -329,6 +329,32 @@ pub struct Change {
     pub at: u64,
 }
 
+/// A step of a contact's life, for a source that reports contacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactNote {
+    /// The contact's number, unique in the model.
+    pub contact: u64,
+    /// Its queue.
+    pub queue: u32,
+    /// What happened.
+    pub step: ContactStep,
+    /// When, simulated ms.
+    pub at: u64,
+}
+
+/// What happened to a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactStep {
+    /// It arrived in its queue.
+    Queued,
+    /// It rings at this agent.
+    Offered(u32),
+    /// This agent answered it.
+    Connected(u32),
+    /// The customer hung up (abandoned, or at the end of the talk).
+    Ended,
+}
+
 /// What happens next; ordered by time, then by when it was scheduled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
@@ -352,6 +378,8 @@ enum Stage {
 struct Contact {
     /// Counts the slot's uses.
     generation: u32,
+    /// Unique in the model.
+    serial: u64,
     queue: u32,
     arrived: u64,
     /// When an agent's work on it began (the offer).
@@ -392,6 +420,9 @@ pub struct Model {
     idle: Vec<BTreeSet<(u64, u32)>>,
     figures: Vec<Figures>,
     changes: Vec<Change>,
+    /// Contact steps since last taken, when recorded.
+    notes: Option<Vec<ContactNote>>,
+    serials: u64,
 }
 
 impl Model {
@@ -413,6 +444,8 @@ impl Model {
             idle: vec![BTreeSet::new(); n_queues],
             figures: vec![Figures::default(); n_queues],
             changes: Vec::new(),
+            notes: None,
+            serials: 0,
             setup,
         };
         let time_of_day = start % DAY_MS;
@@ -486,6 +519,28 @@ impl Model {
     /// Contacts waiting in a queue now.
     pub fn waiting(&self, queue: u32) -> u32 {
         self.n_waiting[queue as usize]
+    }
+
+    /// Starts recording the steps of contacts, from now on.
+    pub fn record_contacts(&mut self) {
+        self.notes = Some(Vec::new());
+    }
+
+    /// The contact steps recorded since the last call, in order.
+    pub fn take_contacts(&mut self) -> Vec<ContactNote> {
+        self.notes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn note(&mut self, id: u32, step: ContactStep) {
+        if let Some(notes) = &mut self.notes {
+            let contact = &self.contacts[id as usize];
+            notes.push(ContactNote {
+                contact: contact.serial,
+                queue: contact.queue,
+                step,
+                at: self.now,
+            });
+        }
     }
 
     /// Starts the figures again from zero (after a warm-up).
@@ -570,6 +625,7 @@ impl Model {
             None => {
                 self.contacts.push(Contact {
                     generation: 0,
+                    serial: 0,
                     queue,
                     arrived: now,
                     offered: now,
@@ -578,13 +634,16 @@ impl Model {
                 (self.contacts.len() - 1) as u32
             }
         };
+        self.serials += 1;
         let contact = &mut self.contacts[id as usize];
         contact.generation = contact.generation.wrapping_add(1);
+        contact.serial = self.serials;
         contact.queue = queue;
         contact.arrived = now;
         contact.offered = now;
         contact.stage = Stage::Waiting;
         let generation = contact.generation;
+        self.note(id, ContactStep::Queued);
         if let Some(&(_, agent)) = self.idle[queue as usize].first() {
             self.offer(agent, id);
         } else {
@@ -604,6 +663,7 @@ impl Model {
         contact.stage = Stage::Ended;
         let queue = contact.queue as usize;
         let wait = self.now - contact.arrived;
+        self.note(id, ContactStep::Ended);
         self.n_waiting[queue] -= 1;
         let figures = &mut self.figures[queue];
         figures.abandoned += 1;
@@ -635,6 +695,7 @@ impl Model {
         contact.stage = Stage::WithAgent;
         contact.offered = now;
         self.agents[agent as usize].contact = Some(id);
+        self.note(id, ContactStep::Offered(agent));
         self.set(agent, Status::Ringing, now);
         let ring = self.setup.handling.ring.sample(&mut self.rng);
         self.schedule_agent(agent, now + ring);
@@ -713,6 +774,7 @@ impl Model {
                         figures.answered_in_target += 1;
                     }
                     figures.longest_wait_ms = figures.longest_wait_ms.max(wait);
+                    self.note(id, ContactStep::Connected(agent));
                 }
                 let talk = handling.talk.sample(&mut self.rng).max(1);
                 let length = if self.rng.chance(handling.hold_chance) {
@@ -732,6 +794,9 @@ impl Model {
                 self.schedule_agent(agent, now + hold);
             }
             Status::OnCall => {
+                if let Some(id) = contact {
+                    self.note(id, ContactStep::Ended);
+                }
                 let wrap = handling.wrap.sample(&mut self.rng);
                 self.set(agent, Status::WrapUp, now);
                 self.schedule_agent(agent, now + wrap);
@@ -945,6 +1010,45 @@ mod tests {
         for pair in changes.windows(2) {
             assert!(pair[0].at <= pair[1].at);
         }
+    }
+
+    #[test]
+    fn contacts_are_recorded_queued_offered_connected_ended() {
+        let mut model = Model::new(one_queue(10, 60.0, Handling::voice()), 4, 0);
+        model.advance(600_000);
+        assert!(
+            model.take_contacts().is_empty(),
+            "not recorded before asked"
+        );
+        model.record_contacts();
+        model.advance(4 * 3_600_000);
+        let notes = model.take_contacts();
+        let mut by_contact: std::collections::BTreeMap<u64, Vec<ContactStep>> =
+            std::collections::BTreeMap::new();
+        for note in &notes {
+            by_contact.entry(note.contact).or_default().push(note.step);
+        }
+        let mut answered = 0;
+        let mut abandoned = 0;
+        for steps in by_contact.values() {
+            match steps.as_slice() {
+                [
+                    ContactStep::Queued,
+                    ContactStep::Offered(a),
+                    ContactStep::Connected(b),
+                    ContactStep::Ended,
+                ] if a == b => answered += 1,
+                [ContactStep::Queued, ContactStep::Ended] => abandoned += 1,
+                // Still going on at the end, or begun before recording.
+                other => assert!(
+                    !matches!(other.last(), Some(ContactStep::Ended))
+                        || other.first() != Some(&ContactStep::Queued),
+                    "{other:?}"
+                ),
+            }
+        }
+        assert!(answered > 100 && abandoned > 0, "{answered} {abandoned}");
+        assert!(notes.windows(2).all(|pair| pair[0].at <= pair[1].at));
     }
 
     #[test]
