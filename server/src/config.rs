@@ -116,6 +116,13 @@ pub struct AmazonConnectConfig {
     /// to state name. Added to the built-in `Available` -> `available` and `Offline` ->
     /// `offline`; any other status is not ready with its name as the reason.
     pub status_names: std::collections::BTreeMap<String, String>,
+    /// The API key an EventBridge API destination sends with contact events, in
+    /// `eventbridge_key_header`; empty turns the contact events endpoint off.
+    pub eventbridge_key: String,
+    /// The header the API destination's connection puts the key in.
+    pub eventbridge_key_header: String,
+    /// Queue names by queue ARN or queue id; a queue not named here is called by its id.
+    pub queue_names: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for AmazonConnectConfig {
@@ -126,6 +133,9 @@ impl Default for AmazonConnectConfig {
             team_level: 2,
             max_body_bytes: 16 * 1024 * 1024,
             status_names: std::collections::BTreeMap::new(),
+            eventbridge_key: String::new(),
+            eventbridge_key_header: "x-monti-key".to_owned(),
+            queue_names: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -625,6 +635,13 @@ pub struct Cli {
     /// endpoint off [default: empty].
     #[arg(long, env = "MONTI_AMAZON_CONNECT_ACCESS_KEY", hide_env_values = true)]
     pub amazon_connect_access_key: Option<String>,
+    /// The API key EventBridge sends with Amazon Connect contact events (empty: off).
+    #[arg(
+        long,
+        env = "MONTI_AMAZON_CONNECT_EVENTBRIDGE_KEY",
+        hide_env_values = true
+    )]
+    pub amazon_connect_eventbridge_key: Option<String>,
     /// Agent hierarchy level (1 to 5) that names the site, 0 for none [default: 1].
     #[arg(long, env = "MONTI_AMAZON_CONNECT_SITE_LEVEL")]
     pub amazon_connect_site_level: Option<u8>,
@@ -760,6 +777,10 @@ impl Cli {
         );
         let connect = &mut config.amazon_connect;
         set(&mut connect.access_key, &self.amazon_connect_access_key);
+        set(
+            &mut connect.eventbridge_key,
+            &self.amazon_connect_eventbridge_key,
+        );
         set(&mut connect.site_level, &self.amazon_connect_site_level);
         set(&mut connect.team_level, &self.amazon_connect_team_level);
         set(
@@ -783,6 +804,9 @@ impl Config {
         config.redis.url = redact(&config.redis.url);
         if !config.amazon_connect.access_key.is_empty() {
             config.amazon_connect.access_key = "***".to_owned();
+        }
+        if !config.amazon_connect.eventbridge_key.is_empty() {
+            config.amazon_connect.eventbridge_key = "***".to_owned();
         }
         config
     }
@@ -895,6 +919,20 @@ impl AmazonConnectConfig {
         }
         if !self.access_key.is_empty() && self.access_key.len() < 16 {
             bail!("amazon_connect.access_key must be at least 16 characters");
+        }
+        if !self.eventbridge_key.is_empty() && self.eventbridge_key.len() < 16 {
+            bail!("amazon_connect.eventbridge_key must be at least 16 characters");
+        }
+        if axum::http::HeaderName::from_bytes(self.eventbridge_key_header.as_bytes()).is_err() {
+            bail!(
+                "amazon_connect.eventbridge_key_header {:?} is not a header name",
+                self.eventbridge_key_header
+            );
+        }
+        for (queue, name) in &self.queue_names {
+            if let Err(problem) = monti_protocol::ingest::check_name("queue name", name) {
+                bail!("amazon_connect.queue_names: {queue:?}: {problem}");
+            }
         }
         for (name, state) in &self.status_names {
             let kind = StateKind::from_name(state).filter(|&kind| kind != StateKind::Stale);

@@ -41,7 +41,7 @@ use crate::floor::live::LiveFloor;
 use crate::floor::stream;
 use crate::metrics::Metrics;
 use crate::net::{listen, peer, tls};
-use crate::sources::{amazon_connect, ingest, sim};
+use crate::sources::{amazon_connect, connect_contacts, ingest, sim};
 use crate::store::db::Db;
 use crate::store::{db, share};
 
@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(http::api_router())
         .merge(ingest::router())
         .merge(amazon_connect::router())
+        .merge(connect_contacts::router())
         .merge(http::ops_router())
         .fallback(http::fallback)
         .layer(axum::middleware::from_fn_with_state(

@@ -252,3 +252,119 @@ async fn the_simulators_contacts_are_stored() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+const EVENTBRIDGE_KEY: &str = "eventbridge-key-for-tests";
+
+async fn deliver(server: &TestServer, key: &str, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}{}",
+            server.url,
+            monti_server::sources::connect_contacts::PATH
+        ))
+        .header("content-type", "application/json")
+        .header("x-monti-key", key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn aws_sample(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/aws/contact-event-{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).expect("the sample is there")
+}
+
+/// AWS's own sample contact events, as an EventBridge API destination posts them: stored as
+/// legs, the same facts twice stored once, other event types acknowledged and skipped, a wrong
+/// key refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amazon_connect_contact_events_from_eventbridge() {
+    let db = TestDb::sqlite();
+    let mut config = ingest_config(&db);
+    let off = TestServer::start(config.clone()).await;
+    let (status, _) = deliver(&off, "", &aws_sample("connected")).await;
+    assert_eq!(status, 404, "off without a key");
+    off.stop().await.expect("stops");
+    config.amazon_connect.eventbridge_key = EVENTBRIDGE_KEY.to_owned();
+    config.amazon_connect.queue_names.insert(
+        "12345678-1234-1234-1234-123456789012".to_owned(),
+        "Billing Voice".to_owned(),
+    );
+    let server = TestServer::start(config).await;
+    let (status, body) = deliver(&server, "wrong-key-wrong-key", &aws_sample("connected")).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("x-monti-key")
+    );
+    for name in ["connected", "routing-criteria"] {
+        let (status, body) = deliver(&server, EVENTBRIDGE_KEY, &aws_sample(name)).await;
+        assert_eq!(
+            (status, &body["stored"]),
+            (200, &json!(2)),
+            "{name}: {body}"
+        );
+    }
+    // EventBridge retries: the same event again changes nothing.
+    let (status, _) = deliver(&server, EVENTBRIDGE_KEY, &aws_sample("connected")).await;
+    assert_eq!(status, 200);
+    let (status, body) = deliver(
+        &server,
+        EVENTBRIDGE_KEY,
+        &aws_sample("routing-step-expired"),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["skipped"]),
+        (200, &json!("CONTACT_DATA_UPDATED"))
+    );
+    let (status, body) = deliver(&server, EVENTBRIDGE_KEY, "{\"detail-type\": ").await;
+    assert_eq!(status, 400, "{body}");
+    let legs = legs(&server, "from=0").await;
+    let summary: Vec<(&str, &str, &str, Option<u64>)> = legs
+        .iter()
+        .map(|leg| {
+            (
+                leg.contact.as_str(),
+                leg.queue.as_str(),
+                leg.outcome.as_str(),
+                leg.connected_ms.map(|ms| ms - leg.queued_ms),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "11111111-1111-1111-1111-111111111111",
+                "Billing Voice",
+                "connected",
+                Some(5_000)
+            ),
+            (
+                "12345678-1234-1234-1234-123456789012",
+                "Billing Voice",
+                "connected",
+                Some(5_000)
+            ),
+        ]
+    );
+    let metric = |outcome: &str| {
+        format!(
+            r#"monti_ingest_contact_events_total{{source="amazon_connect",outcome="{outcome}"}}"#
+        )
+    };
+    assert_eq!(server.metric(&metric("applied")).await, 4.0);
+    assert_eq!(server.metric(&metric("duplicate")).await, 2.0);
+    assert_eq!(server.metric(&metric("skipped")).await, 1.0);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

@@ -218,7 +218,7 @@ fn report_skipped(state: &AppState, request_id: &str, skipped: &Skipped) {
 }
 
 /// Compares keys in time independent of where they differ.
-fn same_key(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_key(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()
@@ -485,7 +485,7 @@ pub fn reason_code(name: &str) -> String {
 /// Milliseconds since the epoch of an ISO 8601 time such as `2019-08-13T20:20:27.284Z`, or
 /// with the milliseconds after a colon (`20:20:27:284Z`), as Amazon Connect's data model spells
 /// its format.
-fn parse_time(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
     let time = chrono::DateTime::parse_from_rfc3339(text)
         .or_else(|err| {
             colon_milliseconds(text)
