@@ -578,3 +578,88 @@ mod tests {
         assert_eq!(all.groups.len(), 2);
     }
 }
+
+/// A queue: `GET /api/v1/queues`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueJson {
+    /// Its name.
+    pub name: String,
+    /// `voice`, `chat`, `email` or `task`.
+    pub channel: String,
+    /// Service level target: answered within this many seconds...
+    pub target_secs: u64,
+    /// ... this share of the time, percent.
+    pub goal_percent: u8,
+}
+
+/// A queue's figures over a period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueFiguresJson {
+    /// The queue.
+    pub queue: QueueJson,
+    /// Contacts waiting (or ringing) now.
+    pub waiting: u64,
+    /// When the oldest of them entered the queue, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_waiting_since_ms: Option<u64>,
+    /// Contacts that entered the queue in the period.
+    pub offered: u64,
+    /// Of those, answered.
+    pub answered: u64,
+    /// Of those, answered within the target.
+    pub answered_in_target: u64,
+    /// Abandoned.
+    pub abandoned: u64,
+    /// Of those, within `[queues] short_abandon_secs`.
+    pub abandoned_short: u64,
+    /// Service level by the formula the summary names, 0 to 1 (none before anything counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<f64>,
+    /// Average speed of answer, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asa_secs: Option<f64>,
+    /// The longest wait of an answered or abandoned contact, seconds.
+    pub longest_wait_secs: f64,
+}
+
+/// `GET /api/v1/queues/summary`: every queue's figures over a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummaryJson {
+    /// `15m`, `30m`, `60m` or `today`.
+    pub window: String,
+    /// The period, ms since the epoch: from (inclusive)...
+    pub from_ms: u64,
+    /// ... to (exclusive).
+    pub to_ms: u64,
+    /// The service level formula, in words, for the apps to show.
+    pub service_level_formula: String,
+    /// Per queue.
+    pub queues: Vec<QueueFiguresJson>,
+}
+
+/// One interval of one queue: `GET /api/v1/intervals`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalJson {
+    /// The queue.
+    pub queue: String,
+    /// When the interval begins, ms since the epoch.
+    pub from_ms: u64,
+    /// The figures of the contacts that entered the queue in it (`waiting` is 0).
+    pub offered: u64,
+    /// See [`QueueFiguresJson`].
+    pub answered: u64,
+    /// See [`QueueFiguresJson`].
+    pub answered_in_target: u64,
+    /// See [`QueueFiguresJson`].
+    pub abandoned: u64,
+    /// See [`QueueFiguresJson`].
+    pub abandoned_short: u64,
+    /// See [`QueueFiguresJson`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level: Option<f64>,
+    /// See [`QueueFiguresJson`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asa_secs: Option<f64>,
+    /// See [`QueueFiguresJson`].
+    pub longest_wait_secs: f64,
+}

@@ -1,6 +1,7 @@
 //! Requests and callers.
 //!
 //! - [`http`]: REST, health, readiness and metrics.
+//! - [`queues`]: queues, their figures and intervals, and contacts over REST.
 //! - [`error`]: what a request fails with, and how each failure is answered.
 //! - [`auth`]: roles, actions and the one `can(caller, action)`; refusals that say why.
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
@@ -12,4 +13,5 @@ pub mod auth;
 pub mod auth_check;
 pub mod error;
 pub mod http;
+pub mod queues;
 pub mod token;

@@ -34,6 +34,42 @@ pub struct Config {
     pub amazon_connect: AmazonConnectConfig,
     /// Sharing one floor between several servers.
     pub redis: RedisConfig,
+    /// Queue figures.
+    pub queues: QueuesConfig,
+}
+
+/// `[queues]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesConfig {
+    /// The service level formula (see `core::figures`).
+    pub service_level: ServiceLevel,
+    /// An abandon within this many seconds is a short abandon.
+    pub short_abandon_secs: u64,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        QueuesConfig {
+            service_level: ServiceLevel::default(),
+            short_abandon_secs: 5,
+        }
+    }
+}
+
+/// Which service level formula is used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceLevel {
+    /// Answered within target over answered and abandoned.
+    AnsweredAndAbandoned,
+    /// Answered within target over answered and abandoned, short abandons left out.
+    #[default]
+    IgnoreShortAbandons,
+    /// Answered within target over offered.
+    Offered,
+    /// Answered within target over answered.
+    Answered,
 }
 
 /// `[ingest]`

@@ -3,10 +3,12 @@
 //! - [`change`]: a committed fact in database terms, as stored, applied and shared.
 //! - [`clock`]: the server's time, one [`clock::Clock`] handed to everything that reads it.
 //! - [`contact`]: a contact's legs in queues, folded from its events in any order.
+//! - [`figures`]: queue figures (service level by the configured formula, speed of answer).
 //! - [`plan`]: the rules: what a group of events or a roster sync stores and changes, decided
 //!   against a [`plan::Catalog`] of what the floor knows.
 
 pub mod change;
 pub mod clock;
 pub mod contact;
+pub mod figures;
 pub mod plan;

@@ -368,3 +368,131 @@ async fn amazon_connect_contact_events_from_eventbridge() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+/// Queue figures over a window and per interval, from known contacts: the service level by the
+/// configured formula (the default leaves short abandons out), speed of answer, waiting now,
+/// and the intervals as JSON and CSV.
+async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
+    let server = TestServer::start(ingest_config(&db)).await;
+    let t = now_ms() - 20 * 60_000;
+    let q = "Billing Voice";
+    let result = send(
+        &server,
+        vec![
+            queued("1a", "c1", t, q),
+            by("1b", "c1", "connected", t + 12_000, "a"),
+            contact("1c", "c1", "ended", t + 200_000),
+            queued("2a", "c2", t + 1_000, q),
+            by("2b", "c2", "connected", t + 41_000, "b"),
+            queued("3a", "c3", t + 2_000, q),
+            contact("3b", "c3", "ended", t + 4_000),
+            queued("4a", "c4", t + 3_000, q),
+            contact("4b", "c4", "ended", t + 63_000),
+            queued("5a", "c5", t + 5_000, q),
+        ],
+    )
+    .await;
+    assert_eq!(result.applied, 10);
+    let response = server.get("/api/v1/queues/summary?window=60m").await;
+    assert_eq!(response.status(), 200);
+    let summary: monti_protocol::rest::QueueSummaryJson = response.json().await.expect("json");
+    assert_eq!(
+        summary.service_level_formula,
+        "answered within target / (answered + abandoned - short abandons)"
+    );
+    let [billing] = summary.queues.as_slice() else {
+        panic!("{summary:?}");
+    };
+    assert_eq!(
+        (
+            billing.offered,
+            billing.answered,
+            billing.answered_in_target,
+            billing.abandoned,
+            billing.abandoned_short,
+            billing.waiting,
+        ),
+        (5, 2, 1, 2, 1, 1)
+    );
+    assert_eq!(billing.service_level, Some(1.0 / 3.0));
+    assert_eq!(billing.asa_secs, Some(26.0));
+    assert_eq!(billing.longest_wait_secs, 60.0);
+    assert_eq!(billing.oldest_waiting_since_ms, Some(t + 5_000));
+    assert_eq!(billing.queue.target_secs, 20);
+    // Nothing in the last 15 minutes but the one still waiting.
+    let recent: monti_protocol::rest::QueueSummaryJson = server
+        .get("/api/v1/queues/summary?window=15m")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((recent.queues[0].offered, recent.queues[0].waiting), (0, 1));
+    assert_eq!(recent.queues[0].service_level, None, "no figure, not 0 %");
+    let bad = server.get("/api/v1/queues/summary?window=2h").await;
+    assert_eq!(bad.status(), 400);
+    // Intervals of the day the contacts came in, in the server's time zone.
+    use chrono::TimeZone;
+    let day = chrono::Local
+        .timestamp_millis_opt(t as i64)
+        .single()
+        .expect("a time")
+        .format("%Y-%m-%d")
+        .to_string();
+    let rows: Vec<monti_protocol::rest::IntervalJson> = server
+        .get(&format!("/api/v1/intervals?day={day}&interval=30"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rows.iter().map(|row| row.offered).sum::<u64>(), 5);
+    assert!(
+        rows.iter()
+            .all(|row| row.from_ms % (30 * 60_000) == 0 || row.from_ms <= t)
+    );
+    let csv = server
+        .get(&format!(
+            "/api/v1/intervals?day={day}&format=csv&queue=Billing%20Voice"
+        ))
+        .await;
+    assert_eq!(
+        csv.headers()["content-type"].to_str().unwrap_or_default(),
+        "text/csv; charset=utf-8"
+    );
+    let text = csv.text().await.expect("text");
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap_or_default()
+            .starts_with("queue,interval_start,offered,answered,answered_in_target,abandoned,")
+    );
+    let total: u64 = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields[0], "Billing Voice", "{line}");
+            fields[2].parse::<u64>().expect("offered")
+        })
+        .sum();
+    assert_eq!(total, 5);
+    let queues: Vec<monti_protocol::rest::QueueJson> = server
+        .get("/api/v1/queues")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(queues.len(), 1);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_figures_on_sqlite() {
+    queue_figures_count_what_the_contacts_did(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_figures_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        queue_figures_count_what_the_contacts_did(db).await;
+    }
+}

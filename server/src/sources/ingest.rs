@@ -16,10 +16,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::post;
 use monti_protocol::ingest::{
-    AgentEventJson, ContactEventJson, ContactLegJson, EventBatchResultJson, EventResultJson,
-    GroupEntryJson, MAX_ID_LEN, Outcome, ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
+    AgentEventJson, ContactEventJson, EventBatchResultJson, EventResultJson, GroupEntryJson,
+    MAX_ID_LEN, Outcome, ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
 };
-use monti_protocol::scope::Scope;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Deserialize;
@@ -673,7 +672,6 @@ pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/events", post(post_events))
         .route("/api/v1/contact-events", post(post_contact_events))
-        .route("/api/v1/contacts", axum::routing::get(get_contacts))
         .route("/api/v1/roster", post(post_roster))
         .route("/api/v1/openapi.json", axum::routing::get(openapi))
 }
@@ -863,56 +861,6 @@ async fn post_contact_events(
         .await?;
     let refused = refused_counter(&state.metrics.contact_events);
     Ok(Json(answer(ids, checked, stored, &refused)))
-}
-
-/// `GET /api/v1/contacts`: which contacts entered which queue, and how each stay ended.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContactsQuery {
-    /// Only this queue.
-    queue: Option<String>,
-    /// From (ms since the epoch, inclusive); default the last 24 hours.
-    from: Option<u64>,
-    /// To (exclusive); default now.
-    to: Option<u64>,
-    /// At most this many (default and most 10,000).
-    limit: Option<u32>,
-}
-
-async fn get_contacts(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<axum::extract::Query<ContactsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ContactLegJson>>, Error> {
-    caller.require(Action::ViewAgents)?;
-    // Queues are not tied to the teams that serve them yet, so a scoped caller could read
-    // another team's contacts: only callers who see the whole floor may.
-    if caller.scope(Action::ViewAgents) != Scope::Everything {
-        return Err(Error::Refused(
-            "contacts are shown to callers who see the whole floor until queues know the \
-             teams that serve them"
-                .to_owned(),
-        ));
-    }
-    let axum::extract::Query(query) = query.map_err(|err| Error::BadRequest(err.body_text()))?;
-    let now = state.clock.now_ms();
-    let to = query.to.unwrap_or(now);
-    let from = query.from.unwrap_or(to.saturating_sub(24 * 3600 * 1000));
-    if from > to {
-        return Err(Error::BadRequest(format!("from {from} is after to {to}")));
-    }
-    let limit = query.limit.unwrap_or(10_000).clamp(1, 10_000);
-    let legs = state
-        .db
-        .contact_legs(
-            query.queue.as_deref(),
-            from as i64,
-            to as i64,
-            i64::from(limit),
-        )
-        .await
-        .map_err(Error::Internal)?;
-    Ok(Json(legs))
 }
 
 async fn post_roster(

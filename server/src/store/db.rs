@@ -21,6 +21,7 @@ use crate::config::{DatabaseConfig, redact};
 use crate::core::change::Change;
 pub use crate::core::change::Group;
 use crate::core::contact::{ContactStep, Leg};
+use crate::core::figures::Counts;
 pub use crate::core::plan::{HistoryRow, NewAgent, StoredState};
 
 /// Which database engine a URL selects.
@@ -47,6 +48,21 @@ pub struct ContactEventRow<'a> {
     pub queue_id: Option<i64>,
     /// The agent's external id.
     pub agent: Option<&'a str>,
+}
+
+/// A queue as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredQueue {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// `voice`, `chat`, `email` or `task`.
+    pub channel: String,
+    /// Service level target: answered within this many seconds...
+    pub target_secs: u64,
+    /// ... this share of the time, percent.
+    pub goal_percent: u8,
 }
 
 /// A connection pool with the schema migrated.
@@ -774,6 +790,101 @@ impl Db {
                 .context("cannot write contact legs")?;
         }
         Ok(())
+    }
+
+    /// Every queue, by name.
+    pub async fn queues(&self) -> anyhow::Result<Vec<StoredQueue>> {
+        let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
+            "select queue_id, name, channel, target_secs, goal_percent from queue \
+             where active order by name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read queues")?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, name, channel, target_secs, goal_percent)| StoredQueue {
+                    id,
+                    name,
+                    channel,
+                    target_secs: target_secs.max(0) as u64,
+                    goal_percent: goal_percent.clamp(0, 100) as u8,
+                },
+            )
+            .collect())
+    }
+
+    /// The figures of the legs that entered each queue in `[from_ms, to_ms)`, per queue and,
+    /// with `bucket_ms`, per bucket of that length from `from_ms` (`(queue_id, bucket, counts)`;
+    /// the bucket is 0 without). An abandon within `short_ms` is short.
+    pub async fn queue_counts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        short_ms: i64,
+        bucket_ms: Option<i64>,
+    ) -> anyhow::Result<Vec<(i64, i64, Counts)>> {
+        type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        let bucket = match bucket_ms {
+            Some(_) => "(l.queued_at - $1) / $4",
+            None => "0 * $4",
+        };
+        let wait = "l.connected_at - l.queued_at";
+        let sql = format!(
+            "select l.queue_id, {bucket} as bucket, count(*), \
+             cast(sum(case when l.connected_at is not null then 1 else 0 end) as bigint), \
+             cast(sum(case when l.connected_at is not null \
+                  and {wait} <= q.target_secs * 1000 then 1 else 0 end) as bigint), \
+             cast(sum(case when l.outcome = 'abandoned' then 1 else 0 end) as bigint), \
+             cast(sum(case when l.outcome = 'abandoned' \
+                  and l.ended_at - l.queued_at <= $3 then 1 else 0 end) as bigint), \
+             cast(sum(case when l.connected_at is not null then {wait} else 0 end) as bigint), \
+             cast(max(case when l.connected_at is not null then {wait} \
+                  when l.outcome = 'abandoned' then l.ended_at - l.queued_at else 0 end) as bigint) \
+             from contact_leg l join queue q on q.queue_id = l.queue_id \
+             where l.queued_at >= $1 and l.queued_at < $2 \
+             group by l.queue_id, {bucket} order by l.queue_id, bucket"
+        );
+        let rows: Vec<Row> = sqlx::query_as(&sql)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(short_ms)
+            .bind(bucket_ms.unwrap_or(1).max(1))
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot count contacts")?;
+        let n = |value: i64| value.max(0) as u64;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(queue, bucket, offered, answered, in_target, abandoned, short, wait, longest)| {
+                    let counts = Counts {
+                        offered: n(offered),
+                        answered: n(answered),
+                        answered_in_target: n(in_target),
+                        abandoned: n(abandoned),
+                        abandoned_short: n(short),
+                        answered_wait_ms: n(wait),
+                        longest_wait_ms: n(longest),
+                    };
+                    (queue, bucket, counts)
+                },
+            )
+            .collect())
+    }
+
+    /// Per queue, the legs waiting or ringing now that entered it after `since_ms`, and when
+    /// the oldest of them did: `(queue_id, waiting, oldest queued_at)`.
+    pub async fn waiting(&self, since_ms: i64) -> anyhow::Result<Vec<(i64, i64, i64)>> {
+        sqlx::query_as(
+            "select queue_id, count(*), min(queued_at) from contact_leg \
+             where outcome in ('waiting', 'ringing') and queued_at >= $1 group by queue_id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot count waiting contacts")
     }
 
     /// Legs that entered a queue in `[from_ms, to_ms)`, oldest first, at most `limit`; only

@@ -1,0 +1,381 @@
+//! Queues and contacts over REST: the queues, their figures over a window, intervals for
+//! workforce planners (JSON or CSV), and the contacts' legs.
+//!
+//! Queues do not know the teams that serve them yet, so a scoped caller could read another
+//! team's contacts through them: every route here answers only callers who see the whole floor,
+//! and says so to the others.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{Local, NaiveDate, TimeZone};
+use monti_protocol::ingest::ContactLegJson;
+use monti_protocol::rest::{IntervalJson, QueueFiguresJson, QueueJson, QueueSummaryJson};
+use monti_protocol::scope::Scope;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::auth::{Action, Caller};
+use crate::api::error::Error;
+use crate::core::figures::Counts;
+use crate::store::db::StoredQueue;
+
+/// The queue routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/api/v1/queues", get(queues))
+        .route("/api/v1/queues/summary", get(summary))
+        .route("/api/v1/intervals", get(intervals))
+        .route("/api/v1/contacts", get(contacts))
+}
+
+/// Contacts waiting longer than this are taken for lost events, not for waiting callers.
+const WAITING_AT_MOST_MS: u64 = 24 * 3600 * 1000;
+
+fn require_whole_floor(caller: &Caller) -> Result<(), Error> {
+    caller.require(Action::ViewAgents)?;
+    if caller.scope(Action::ViewAgents) != Scope::Everything {
+        return Err(Error::Refused(
+            "queues and contacts are shown to callers who see the whole floor until queues know \
+             the teams that serve them"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Error> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|err| Error::BadRequest(err.body_text()))
+}
+
+fn queue_json(queue: &StoredQueue) -> QueueJson {
+    QueueJson {
+        name: queue.name.clone(),
+        channel: queue.channel.clone(),
+        target_secs: queue.target_secs,
+        goal_percent: queue.goal_percent,
+    }
+}
+
+async fn queues(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<QueueJson>>, Error> {
+    require_whole_floor(&caller)?;
+    let queues = state.db.queues().await.map_err(Error::Internal)?;
+    Ok(Json(queues.iter().map(queue_json).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryQuery {
+    /// `15m`, `30m`, `60m` or `today` (the default).
+    window: Option<String>,
+}
+
+/// Midnight today on the server's clock, in its time zone, ms since the epoch.
+fn midnight(now_ms: u64) -> u64 {
+    let now = Local
+        .timestamp_millis_opt(now_ms as i64)
+        .single()
+        .unwrap_or_else(Local::now);
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| Local.from_local_datetime(&midnight).earliest())
+        .map_or(now_ms - now_ms % (24 * 3600 * 1000), |midnight| {
+            midnight.timestamp_millis().max(0) as u64
+        })
+}
+
+async fn summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<SummaryQuery>, QueryRejection>,
+) -> Result<Json<QueueSummaryJson>, Error> {
+    require_whole_floor(&caller)?;
+    let params = query(params)?;
+    let now = state.clock.now_ms();
+    let window = params.window.unwrap_or_else(|| "today".to_owned());
+    let from = match window.as_str() {
+        "15m" => now.saturating_sub(15 * 60_000),
+        "30m" => now.saturating_sub(30 * 60_000),
+        "60m" => now.saturating_sub(60 * 60_000),
+        "today" => midnight(now),
+        other => {
+            return Err(Error::BadRequest(format!(
+                "window {other:?}: use 15m, 30m, 60m or today"
+            )));
+        }
+    };
+    let config = &state.config.queues;
+    let short_ms = (config.short_abandon_secs * 1000) as i64;
+    let db = &state.db;
+    let queues = db.queues().await.map_err(Error::Internal)?;
+    let counts = (db
+        .queue_counts(from as i64, now as i64 + 1, short_ms, None)
+        .await)
+        .map_err(Error::Internal)?;
+    let waiting = (db
+        .waiting(now.saturating_sub(WAITING_AT_MOST_MS) as i64)
+        .await)
+        .map_err(Error::Internal)?;
+    let figures = queues
+        .iter()
+        .map(|queue| {
+            let counts = (counts.iter())
+                .find(|(id, ..)| *id == queue.id)
+                .map(|(.., counts)| *counts)
+                .unwrap_or_default();
+            let (waiting, oldest) = (waiting.iter())
+                .find(|(id, ..)| *id == queue.id)
+                .map_or((0, None), |(_, n, oldest)| {
+                    (*n as u64, Some((*oldest).max(0) as u64))
+                });
+            QueueFiguresJson {
+                queue: queue_json(queue),
+                waiting,
+                oldest_waiting_since_ms: oldest,
+                offered: counts.offered,
+                answered: counts.answered,
+                answered_in_target: counts.answered_in_target,
+                abandoned: counts.abandoned,
+                abandoned_short: counts.abandoned_short,
+                service_level: config.service_level.of(&counts),
+                asa_secs: counts.asa_secs(),
+                longest_wait_secs: counts.longest_wait_ms as f64 / 1000.0,
+            }
+        })
+        .collect();
+    Ok(Json(QueueSummaryJson {
+        window,
+        from_ms: from,
+        to_ms: now + 1,
+        service_level_formula: config.service_level.formula().to_owned(),
+        queues: figures,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalsQuery {
+    /// Only this queue.
+    queue: Option<String>,
+    /// `YYYY-MM-DD` in the server's time zone; default today.
+    day: Option<String>,
+    /// Minutes: 15 (the default) or 30.
+    interval: Option<u32>,
+    /// `json` (the default) or `csv`.
+    format: Option<String>,
+}
+
+async fn intervals(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<IntervalsQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    require_whole_floor(&caller)?;
+    let params = query(params)?;
+    let minutes = params.interval.unwrap_or(15);
+    if minutes != 15 && minutes != 30 {
+        return Err(Error::BadRequest(format!(
+            "interval {minutes}: use 15 or 30 (minutes)"
+        )));
+    }
+    let from = match params.day.as_deref() {
+        None => midnight(state.clock.now_ms()),
+        Some(day) => {
+            let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .map_err(|err| Error::BadRequest(format!("day {day:?}: {err}; use YYYY-MM-DD")))?;
+            let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+            Local
+                .from_local_datetime(&midnight)
+                .earliest()
+                .map(|at| at.timestamp_millis().max(0) as u64)
+                .ok_or_else(|| Error::BadRequest(format!("day {day:?} has no midnight here")))?
+        }
+    };
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "format {other:?}: use json or csv"
+            )));
+        }
+    };
+    let interval_ms = i64::from(minutes) * 60_000;
+    let config = &state.config.queues;
+    let db = &state.db;
+    let queues = db.queues().await.map_err(Error::Internal)?;
+    let to = from as i64 + 24 * 3600 * 1000;
+    let counts = (db.queue_counts(
+        from as i64,
+        to,
+        (config.short_abandon_secs * 1000) as i64,
+        Some(interval_ms),
+    ))
+    .await
+    .map_err(Error::Internal)?;
+    let rows: Vec<IntervalJson> = counts
+        .into_iter()
+        .filter_map(|(queue_id, bucket, counts)| {
+            let queue = queues.iter().find(|queue| queue.id == queue_id)?;
+            if params
+                .queue
+                .as_ref()
+                .is_some_and(|wanted| *wanted != queue.name)
+            {
+                return None;
+            }
+            Some(interval_json(
+                &queue.name,
+                from + (bucket * interval_ms).max(0) as u64,
+                &counts,
+                config.service_level.of(&counts),
+            ))
+        })
+        .collect();
+    if csv {
+        let body = intervals_csv(&rows, config.service_level.formula());
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"monti-intervals.csv\"",
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(rows).into_response())
+}
+
+fn interval_json(
+    queue: &str,
+    from_ms: u64,
+    counts: &Counts,
+    service_level: Option<f64>,
+) -> IntervalJson {
+    IntervalJson {
+        queue: queue.to_owned(),
+        from_ms,
+        offered: counts.offered,
+        answered: counts.answered,
+        answered_in_target: counts.answered_in_target,
+        abandoned: counts.abandoned,
+        abandoned_short: counts.abandoned_short,
+        service_level,
+        asa_secs: counts.asa_secs(),
+        longest_wait_secs: counts.longest_wait_ms as f64 / 1000.0,
+    }
+}
+
+/// A CSV field: quoted when it needs to be (RFC 4180), and a leading `=`, `+`, `-` or `@`
+/// defused so that a spreadsheet does not run a queue name as a formula.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The intervals as CSV, the interval's start in RFC 3339 local time; the service level
+/// column names its formula.
+fn intervals_csv(rows: &[IntervalJson], formula: &str) -> String {
+    let mut out = format!(
+        "queue,interval_start,offered,answered,answered_in_target,abandoned,abandoned_short,\
+         {},asa_secs,longest_wait_secs\n",
+        csv_field(&format!("service_level ({formula})"))
+    );
+    for row in rows {
+        let start = Local
+            .timestamp_millis_opt(row.from_ms as i64)
+            .single()
+            .map(|at| at.to_rfc3339())
+            .unwrap_or_default();
+        let optional = |value: Option<f64>, digits: usize| {
+            value.map_or_else(String::new, |value| format!("{value:.digits$}"))
+        };
+        out.push_str(&format!(
+            "{},{start},{},{},{},{},{},{},{},{:.1}\n",
+            csv_field(&row.queue),
+            row.offered,
+            row.answered,
+            row.answered_in_target,
+            row.abandoned,
+            row.abandoned_short,
+            optional(row.service_level, 4),
+            optional(row.asa_secs, 1),
+            row.longest_wait_secs,
+        ));
+    }
+    out
+}
+
+/// `GET /api/v1/contacts`: which contacts entered which queue, and how each stay ended.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactsQuery {
+    /// Only this queue.
+    queue: Option<String>,
+    /// From (ms since the epoch, inclusive); default the last 24 hours.
+    from: Option<u64>,
+    /// To (exclusive); default now.
+    to: Option<u64>,
+    /// At most this many (default and most 10,000).
+    limit: Option<u32>,
+}
+
+async fn contacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<ContactsQuery>, QueryRejection>,
+) -> Result<Json<Vec<ContactLegJson>>, Error> {
+    require_whole_floor(&caller)?;
+    let params = query(params)?;
+    let now = state.clock.now_ms();
+    let to = params.to.unwrap_or(now);
+    let from = params.from.unwrap_or(to.saturating_sub(24 * 3600 * 1000));
+    if from > to {
+        return Err(Error::BadRequest(format!("from {from} is after to {to}")));
+    }
+    let limit = params.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let legs = state
+        .db
+        .contact_legs(
+            params.queue.as_deref(),
+            from as i64,
+            to as i64,
+            i64::from(limit),
+        )
+        .await
+        .map_err(Error::Internal)?;
+    Ok(Json(legs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("Billing Voice"), "Billing Voice");
+        assert_eq!(csv_field("Sales, North"), "\"Sales, North\"");
+        assert_eq!(csv_field("The \"A\" team"), "\"The \"\"A\"\" team\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-5"), "'-5");
+    }
+}
