@@ -394,6 +394,75 @@ pub struct RosterSyncJson {
     pub agents: Vec<AgentEntryJson>,
     /// Deactivate every active agent not listed in `agents` (a full sync from an HR system).
     pub deactivate_missing_agents: bool,
+    /// Queues by name, with the teams that serve them.
+    pub queues: Vec<QueueEntryJson>,
+}
+
+/// A queue in a roster sync: created or updated, its serving teams replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueEntryJson {
+    /// Its name, which identifies it.
+    pub name: String,
+    /// `voice` (the default), `chat`, `email` or `task`.
+    #[serde(default = "voice")]
+    pub channel: String,
+    /// Service level target: answered within this many seconds (default 20)...
+    #[serde(default = "twenty")]
+    pub target_secs: u64,
+    /// ... this share of the time, percent (default 80).
+    #[serde(default = "eighty")]
+    pub goal_percent: u8,
+    /// The teams that serve it (existing, or in this sync): callers who see one of them see
+    /// the queue.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// `false` deactivates it.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn voice() -> String {
+    "voice".to_owned()
+}
+
+fn twenty() -> u64 {
+    20
+}
+
+fn eighty() -> u8 {
+    80
+}
+
+impl QueueEntryJson {
+    /// Checks what can be checked without the database.
+    pub fn check(&self) -> Result<(), String> {
+        check_name("queue", &self.name)?;
+        if !CHANNELS.contains(&self.channel.as_str()) {
+            return Err(format!(
+                "queue {:?}: unknown channel {:?}; use one of {}",
+                self.name,
+                self.channel,
+                CHANNELS.join(", ")
+            ));
+        }
+        if !(1..=3_600).contains(&self.target_secs) {
+            return Err(format!(
+                "queue {:?}: target_secs must be 1 to 3600, not {}",
+                self.name, self.target_secs
+            ));
+        }
+        if !(1..=100).contains(&self.goal_percent) {
+            return Err(format!(
+                "queue {:?}: goal_percent must be 1 to 100, not {}",
+                self.name, self.goal_percent
+            ));
+        }
+        for team in &self.teams {
+            check_name("team", team)?;
+        }
+        Ok(())
+    }
 }
 
 /// A site or team in a roster sync.
@@ -456,6 +525,9 @@ pub struct RosterSyncResultJson {
     pub agents_deactivated: usize,
     /// Teams and sites deactivated.
     pub groups_deactivated: usize,
+    /// Queues created or updated.
+    #[serde(default)]
+    pub queues: usize,
 }
 
 /// A page of `GET /api/v1/history`.

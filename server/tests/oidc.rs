@@ -1987,3 +1987,130 @@ async fn without_the_device_flow_the_app_signs_in_through_the_browser() {
     assert!(finished.await.expect("joins").is_ok());
     server.stop().await.expect("stops");
 }
+
+/// Queues are seen through the teams that serve them: a team lead sees its team's queues, a
+/// site's supervisor those served by a team with agents at the site, and neither reads the name
+/// or the contacts of any other queue, in figures, intervals or contacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_caller_sees_only_the_queues_its_teams_serve() {
+    use serde_json::json;
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let mut config = oidc_config(&db, &issuer);
+    config.simulator.enabled = false;
+    let server = TestServer::start(config).await;
+    let admin = access_token(&issuer, "admin").await;
+    let anna = access_token(&issuer, "anna").await; // supervisor, Berlin
+    let ben = access_token(&issuer, "ben").await; // team lead, Sales 1
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", server.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let agent = |id: &str, name: &str, team: &str, site: &str| json!({"external_id": id, "name": name, "team": team, "site": site});
+    let response = post(
+        "/api/v1/roster",
+        json!({
+            "sites": [{"name": "Berlin"}, {"name": "Lisbon Secret"}],
+            "teams": [{"name": "Sales 1"}, {"name": "Secret Team"}],
+            "agents": [
+                agent("a1", "Sara Sales", "Sales 1", "Berlin"),
+                agent("a3", "Xenia Secret", "Secret Team", "Lisbon Secret"),
+            ],
+            "queues": [
+                {"name": "Sales Voice", "teams": ["Sales 1"]},
+                {"name": "Secret Voice", "channel": "chat", "teams": ["Secret Team"]},
+                {"name": "Orphan Secret Queue"},
+            ],
+        }),
+    )
+    .await
+    .expect("roster");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        (status.as_u16(), &body["queues"]),
+        (200, &json!(3)),
+        "{body}"
+    );
+    let now = monti_server::core::clock::Clock::system().now_ms();
+    let response = post(
+        "/api/v1/events",
+        json!({"events": [
+            {"event_id": "e1", "agent": "a1", "state": "available", "since_ms": now},
+            {"event_id": "e3", "agent": "a3", "state": "available", "since_ms": now},
+        ]}),
+    )
+    .await
+    .expect("events");
+    assert_eq!(response.status(), 200);
+    let response = post(
+        "/api/v1/contact-events",
+        json!({"events": [
+            {"event_id": "c1", "contact": "call-sales", "kind": "queued", "at_ms": now,
+             "queue": "Sales Voice"},
+            {"event_id": "c2", "contact": "call-secret", "kind": "queued", "at_ms": now,
+             "queue": "Secret Voice"},
+            {"event_id": "c3", "contact": "call-orphan", "kind": "queued", "at_ms": now,
+             "queue": "Orphan Secret Queue"},
+        ]}),
+    )
+    .await
+    .expect("contacts");
+    assert_eq!(response.status(), 200);
+    // Scopes name teams on the floor: wait until it holds both agents.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while get(&server, "/api/v1/agents", Some(&admin))
+        .await
+        .json::<AgentPage>()
+        .await
+        .expect("agents")
+        .total
+        < 2
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no floor");
+        tokio::task::yield_now().await;
+    }
+    let names = |queues: Vec<monti_protocol::rest::QueueJson>| -> Vec<String> {
+        queues.into_iter().map(|queue| queue.name).collect()
+    };
+    let all: Vec<monti_protocol::rest::QueueJson> = get(&server, "/api/v1/queues", Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("queues");
+    assert_eq!(all.len(), 3);
+    for token in [&ben, &anna] {
+        let queues = get(&server, "/api/v1/queues", Some(token))
+            .await
+            .json()
+            .await
+            .expect("queues");
+        assert_eq!(names(queues), ["Sales Voice"]);
+        for path in [
+            "/api/v1/queues",
+            "/api/v1/queues/summary",
+            "/api/v1/intervals",
+            "/api/v1/intervals?format=csv",
+            "/api/v1/contacts",
+        ] {
+            let response = get(&server, path, Some(token)).await;
+            assert_eq!(response.status(), 200, "{path}");
+            let text = response.text().await.expect("body");
+            assert!(!text.contains("Secret"), "{path}: {text}");
+            assert!(!text.contains("call-secret"), "{path}: {text}");
+        }
+        let contacts: Vec<monti_protocol::ingest::ContactLegJson> =
+            get(&server, "/api/v1/contacts", Some(token))
+                .await
+                .json()
+                .await
+                .expect("contacts");
+        assert_eq!(contacts.len(), 1);
+        assert_eq!(contacts[0].contact, "call-sales");
+    }
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

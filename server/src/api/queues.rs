@@ -1,9 +1,10 @@
 //! Queues and contacts over REST: the queues, their figures over a window, intervals for
 //! workforce planners (JSON or CSV), and the contacts' legs.
 //!
-//! Queues do not know the teams that serve them yet, so a scoped caller could read another
-//! team's contacts through them: every route here answers only callers who see the whole floor,
-//! and says so to the others.
+//! A caller sees a queue when its scope names one of the teams that serve the queue (the
+//! roster sync says which), the same rule as for team names: a team lead sees the queues their
+//! team serves, a site's supervisor those served by a team with agents at the site. Figures
+//! need the right to see summaries (wallboards have it), contacts the right to see agents.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{Local, NaiveDate, TimeZone};
 use monti_protocol::ingest::ContactLegJson;
+use monti_protocol::model::TeamId;
 use monti_protocol::rest::{IntervalJson, QueueFiguresJson, QueueJson, QueueSummaryJson};
 use monti_protocol::scope::Scope;
 use serde::Deserialize;
@@ -35,16 +37,34 @@ pub fn router() -> axum::Router<AppState> {
 /// Contacts waiting longer than this are taken for lost events, not for waiting callers.
 const WAITING_AT_MOST_MS: u64 = 24 * 3600 * 1000;
 
-fn require_whole_floor(caller: &Caller) -> Result<(), Error> {
-    caller.require(Action::ViewAgents)?;
-    if caller.scope(Action::ViewAgents) != Scope::Everything {
-        return Err(Error::Refused(
-            "queues and contacts are shown to callers who see the whole floor until queues know \
-             the teams that serve them"
-                .to_owned(),
-        ));
+/// The queues `caller` may see when doing `action`: all of them for a caller who sees the
+/// whole floor, else those served by a team its scope names.
+async fn visible_queues(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+) -> Result<Vec<StoredQueue>, Error> {
+    caller.require(action)?;
+    let scope = caller.scope(action);
+    let queues = state.db.queues().await.map_err(Error::Internal)?;
+    if scope == Scope::Everything {
+        return Ok(queues);
     }
-    Ok(())
+    // Floor ids first: the floor's lock is taken once, for reading names.
+    let teams: Vec<(i64, TeamId)> = (queues.iter())
+        .flat_map(|queue| queue.teams.iter().copied())
+        .filter_map(|team| Some((team, state.live.dense_team(team)?)))
+        .collect();
+    let named: Vec<i64> = state.live.read(|floor| {
+        (teams.iter())
+            .filter(|(_, dense)| floor.scope_names_team(&scope, *dense))
+            .map(|(team, _)| *team)
+            .collect()
+    });
+    Ok(queues
+        .into_iter()
+        .filter(|queue| queue.teams.iter().any(|team| named.contains(team)))
+        .collect())
 }
 
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Error> {
@@ -66,8 +86,7 @@ async fn queues(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<QueueJson>>, Error> {
-    require_whole_floor(&caller)?;
-    let queues = state.db.queues().await.map_err(Error::Internal)?;
+    let queues = visible_queues(&state, &caller, Action::ViewSummary).await?;
     Ok(Json(queues.iter().map(queue_json).collect()))
 }
 
@@ -97,7 +116,7 @@ async fn summary(
     caller: Caller,
     params: Result<Query<SummaryQuery>, QueryRejection>,
 ) -> Result<Json<QueueSummaryJson>, Error> {
-    require_whole_floor(&caller)?;
+    let queues = visible_queues(&state, &caller, Action::ViewSummary).await?;
     let params = query(params)?;
     let now = state.clock.now_ms();
     let window = params.window.unwrap_or_else(|| "today".to_owned());
@@ -115,7 +134,6 @@ async fn summary(
     let config = &state.config.queues;
     let short_ms = (config.short_abandon_secs * 1000) as i64;
     let db = &state.db;
-    let queues = db.queues().await.map_err(Error::Internal)?;
     let counts = (db
         .queue_counts(from as i64, now as i64 + 1, short_ms, None)
         .await)
@@ -178,7 +196,7 @@ async fn intervals(
     caller: Caller,
     params: Result<Query<IntervalsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    require_whole_floor(&caller)?;
+    let queues = visible_queues(&state, &caller, Action::ViewSummary).await?;
     let params = query(params)?;
     let minutes = params.interval.unwrap_or(15);
     if minutes != 15 && minutes != 30 {
@@ -211,7 +229,6 @@ async fn intervals(
     let interval_ms = i64::from(minutes) * 60_000;
     let config = &state.config.queues;
     let db = &state.db;
-    let queues = db.queues().await.map_err(Error::Internal)?;
     let to = from as i64 + 24 * 3600 * 1000;
     let counts = (db.queue_counts(
         from as i64,
@@ -344,7 +361,7 @@ async fn contacts(
     caller: Caller,
     params: Result<Query<ContactsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ContactLegJson>>, Error> {
-    require_whole_floor(&caller)?;
+    let queues = visible_queues(&state, &caller, Action::ViewAgents).await?;
     let params = query(params)?;
     let now = state.clock.now_ms();
     let to = params.to.unwrap_or(now);
@@ -353,14 +370,13 @@ async fn contacts(
         return Err(Error::BadRequest(format!("from {from} is after to {to}")));
     }
     let limit = params.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let ids: Vec<i64> = (queues.iter())
+        .filter(|queue| params.queue.as_ref().is_none_or(|name| *name == queue.name))
+        .map(|queue| queue.id)
+        .collect();
     let legs = state
         .db
-        .contact_legs(
-            params.queue.as_deref(),
-            from as i64,
-            to as i64,
-            i64::from(limit),
-        )
+        .contact_legs(&ids, from as i64, to as i64, i64::from(limit))
         .await
         .map_err(Error::Internal)?;
     Ok(Json(legs))

@@ -695,6 +695,13 @@ pub fn check_roster(sync: &RosterSyncJson) -> Result<(), String> {
             return Err(format!("reason code {:?} is listed twice", reason.code));
         }
     }
+    let mut queues = HashSet::new();
+    for queue in &sync.queues {
+        queue.check()?;
+        if !queues.insert(queue.name.as_str()) {
+            return Err(format!("queue {:?} is listed twice", queue.name));
+        }
+    }
     let mut agents = HashSet::new();
     for agent in &sync.agents {
         check_id("agent", &agent.external_id)?;

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::routing::post;
 use monti_protocol::ingest::{
     AgentEventJson, ContactEventJson, EventBatchResultJson, EventResultJson, GroupEntryJson,
-    MAX_ID_LEN, Outcome, ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
+    MAX_ID_LEN, Outcome, QueueEntryJson, ReasonEntryJson, RosterSyncJson, RosterSyncResultJson,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -506,6 +506,7 @@ impl Writer {
         }
         sync_write.reasons(&roster.reasons).await?;
         self.roster_agents(&mut sync_write, &sync).await?;
+        sync_write.queues(&roster.queues).await?;
         sync_write.groups_gone().await?;
         let RosterWrite {
             tx,
@@ -642,6 +643,30 @@ impl RosterWrite {
                 code: code.to_owned(),
                 label: label.to_owned(),
             });
+        }
+        Ok(())
+    }
+
+    /// Creates or updates the queues and replaces their serving teams, which must exist by
+    /// now (before this sync or in it).
+    async fn queues(&mut self, queues: &[QueueEntryJson]) -> Result<(), IngestError> {
+        let names: Vec<&str> = (queues.iter())
+            .flat_map(|queue| queue.teams.iter().map(String::as_str))
+            .collect();
+        let ids = Db::team_ids(&mut self.tx, &names).await?;
+        for queue in queues {
+            let teams = (queue.teams.iter())
+                .map(|team| {
+                    ids.get(team).copied().ok_or_else(|| {
+                        IngestError::Invalid(format!(
+                            "queue {:?} is served by team {team:?}, which is not an active team",
+                            queue.name
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<i64>, IngestError>>()?;
+            Db::store_queue(&mut self.tx, queue, &teams, self.now).await?;
+            self.result.queues += 1;
         }
         Ok(())
     }

@@ -20,7 +20,8 @@ pub mod model;
 use std::time::{Duration, Instant};
 
 use monti_protocol::ingest::{
-    AgentEntryJson, ContactEventKind, GroupEntryJson, ReasonEntryJson, RosterSyncJson,
+    AgentEntryJson, ContactEventKind, GroupEntryJson, QueueEntryJson, ReasonEntryJson,
+    RosterSyncJson,
 };
 use monti_protocol::model::StateKind;
 use tokio_util::sync::CancellationToken;
@@ -326,6 +327,23 @@ pub fn roster(config: &SimulatorConfig) -> RosterSync {
                 .collect(),
             agents,
             deactivate_missing_agents: false,
+            queues: (layout.queues.iter().enumerate())
+                .map(|(idx, queue)| QueueEntryJson {
+                    name: queue.name.clone(),
+                    channel: match queue.channel {
+                        Channel::Voice => "voice",
+                        Channel::Chat => "chat",
+                    }
+                    .to_owned(),
+                    target_secs: 20,
+                    goal_percent: 80,
+                    teams: (layout.serves.iter().enumerate())
+                        .filter(|(_, served)| served.contains(&(idx as u32)))
+                        .map(|(team, _)| layout.teams[team].clone())
+                        .collect(),
+                    active: true,
+                })
+                .collect(),
         },
         unlisted: Unlisted::DeactivateWithPrefix(EXTERNAL_ID_PREFIX.to_owned()),
     }

@@ -14,7 +14,7 @@ use sqlx::{Any, AnyPool, Executor};
 
 use std::collections::HashMap;
 
-use monti_protocol::ingest::{ContactEventKind, ContactLegJson};
+use monti_protocol::ingest::{ContactEventKind, ContactLegJson, QueueEntryJson};
 use monti_protocol::model::StateKind;
 
 use crate::config::{DatabaseConfig, redact};
@@ -63,6 +63,8 @@ pub struct StoredQueue {
     pub target_secs: u64,
     /// ... this share of the time, percent.
     pub goal_percent: u8,
+    /// The teams that serve it, by id.
+    pub teams: Vec<i64>,
 }
 
 /// A connection pool with the schema migrated.
@@ -792,7 +794,7 @@ impl Db {
         Ok(())
     }
 
-    /// Every queue, by name.
+    /// Every active queue, by name, with the teams that serve it.
     pub async fn queues(&self) -> anyhow::Result<Vec<StoredQueue>> {
         let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
             "select queue_id, name, channel, target_secs, goal_percent from queue \
@@ -801,6 +803,11 @@ impl Db {
         .fetch_all(&self.pool)
         .await
         .context("cannot read queues")?;
+        let serving: Vec<(i64, i64)> =
+            sqlx::query_as("select queue_id, team_id from queue_team order by team_id")
+                .fetch_all(&self.pool)
+                .await
+                .context("cannot read the teams serving queues")?;
         Ok(rows
             .into_iter()
             .map(
@@ -810,9 +817,62 @@ impl Db {
                     channel,
                     target_secs: target_secs.max(0) as u64,
                     goal_percent: goal_percent.clamp(0, 100) as u8,
+                    teams: (serving.iter())
+                        .filter(|(queue, _)| *queue == id)
+                        .map(|(_, team)| *team)
+                        .collect(),
                 },
             )
             .collect())
+    }
+
+    /// Creates or updates a queue from a roster sync and replaces its serving teams (by id);
+    /// returns its id.
+    pub async fn store_queue(
+        tx: &mut Tx,
+        queue: &QueueEntryJson,
+        teams: &[i64],
+        now_ms: i64,
+    ) -> anyhow::Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "insert into queue (name, channel, target_secs, goal_percent, active, created_at) \
+             values ($1, $2, $3, $4, $5, $6) on conflict (name) do update set \
+             channel = excluded.channel, target_secs = excluded.target_secs, \
+             goal_percent = excluded.goal_percent, active = excluded.active \
+             returning queue_id",
+        )
+        .bind(queue.name.as_str())
+        .bind(queue.channel.as_str())
+        .bind(queue.target_secs as i64)
+        .bind(i64::from(queue.goal_percent))
+        .bind(queue.active)
+        .bind(now_ms)
+        .fetch_one(&mut **tx)
+        .await
+        .with_context(|| format!("cannot store queue {:?}", queue.name))?;
+        sqlx::query("delete from queue_team where queue_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .context("cannot replace a queue's teams")?;
+        for team in teams {
+            sqlx::query("insert into queue_team (queue_id, team_id) values ($1, $2)")
+                .bind(id)
+                .bind(*team)
+                .execute(&mut **tx)
+                .await
+                .context("cannot store a queue's teams")?;
+        }
+        Ok(id)
+    }
+
+    /// Active team ids by name, read inside the sync's transaction (teams it created count).
+    pub async fn team_ids(tx: &mut Tx, names: &[&str]) -> anyhow::Result<HashMap<String, i64>> {
+        let mut ids = HashMap::with_capacity(names.len());
+        for batch in names.chunks(Engine::of(tx).rows_per_statement()) {
+            ids.extend(name_ids_in(tx, "team", batch, true).await?);
+        }
+        Ok(ids)
     }
 
     /// The figures of the legs that entered each queue in `[from_ms, to_ms)`, per queue and,
@@ -887,11 +947,11 @@ impl Db {
         .context("cannot count waiting contacts")
     }
 
-    /// Legs that entered a queue in `[from_ms, to_ms)`, oldest first, at most `limit`; only
-    /// the queue called `queue` when given.
+    /// Legs that entered one of `queues` (ids) in `[from_ms, to_ms)`, oldest first, at most
+    /// `limit`.
     pub async fn contact_legs(
         &self,
-        queue: Option<&str>,
+        queues: &[i64],
         from_ms: i64,
         to_ms: i64,
         limit: i64,
@@ -911,18 +971,18 @@ impl Db {
              l.agent, l.outcome from contact_leg l join queue q on q.queue_id = l.queue_id \
              where l.queued_at >= $1 and l.queued_at < $2{} \
              order by l.queued_at, l.contact, l.leg limit {}",
-            if queue.is_some() {
-                " and q.name = $3"
+            if queues.is_empty() {
+                " and 1 = 0".to_owned()
             } else {
-                ""
+                // The server's own ids, never request text.
+                let ids: Vec<String> = queues.iter().map(i64::to_string).collect();
+                format!(" and l.queue_id in ({})", ids.join(", "))
             },
             limit.max(0)
         );
-        let mut query = sqlx::query_as::<Any, Row>(&sql).bind(from_ms).bind(to_ms);
-        if let Some(queue) = queue {
-            query = query.bind(queue);
-        }
-        let rows = query
+        let rows = sqlx::query_as::<Any, Row>(&sql)
+            .bind(from_ms)
+            .bind(to_ms)
             .fetch_all(&self.pool)
             .await
             .context("cannot read contacts")?;
