@@ -1,14 +1,20 @@
 //! The load generator behind `monti-cli load`: many real viewers, measured.
 //!
-//! Each viewer is a real WebSocket connection that subscribes, folds nothing, and measures: for
-//! every agent change it receives, the latency from the moment the state began on the server
-//! (which for simulated and live events is when the server learned of it) to receipt, corrected
-//! by the clock offset seen at the handshake when that is over a second; and the bytes it receives (WebSocket payloads,
-//! before framing). The server's CPU and memory come from its `/metrics`.
+//! Each viewer is a real WebSocket connection that subscribes, folds nothing, and counts the
+//! bytes and frames it receives (WebSocket payloads, before framing). Decoding every change on a
+//! thousand connections would cost the load generator more than the server spends sending them,
+//! so only a sample of viewers (`sample`) decodes its frames and measures latency: for every
+//! agent change, from the moment the state began on the server (for simulated and live events,
+//! when the server learned of it) to receipt; for group summaries, from the tick that carried
+//! them to receipt. Latency is corrected by the clock offset seen at the handshake when that is
+//! over a second. The others read each frame's kind from its first byte and decode only
+//! snapshots (rare: they tell a resync). The server's CPU, memory and own change-to-send
+//! histogram come from its `/metrics` at both ends of the window; the load generator's CPU from
+//! its own process.
 
 use std::time::{Duration, Instant};
 
-use monti_protocol::codec::decode_server;
+use monti_protocol::codec::{ServerMsgKind, decode_server, server_msg_kind};
 use monti_protocol::message::{ServerMsg, Subscription};
 use serde::Serialize;
 
@@ -30,6 +36,8 @@ pub struct LoadOptions {
     pub token: Option<String>,
     /// TLS and proxy settings every viewer and the metrics scrape use.
     pub transport: Transport,
+    /// How many viewers decode every frame and measure latency (the rest only count).
+    pub sample: usize,
 }
 
 /// The measured figures; printed as a table or as JSON.
@@ -47,8 +55,13 @@ pub struct LoadReport {
     pub changes_received: u64,
     /// Agent changes per second one viewer received (the floor's visible change rate).
     pub changes_per_second: f64,
-    /// Change-to-receipt latency, milliseconds.
+    /// Viewers that decoded every frame (the latency and change figures are theirs).
+    pub sampled: usize,
+    /// Change-to-receipt latency of agent changes, milliseconds (sampled viewers).
     pub latency_ms: Percentiles,
+    /// Tick-to-receipt latency of group summaries, milliseconds (sampled viewers; summary
+    /// subscriptions only).
+    pub summary_latency_ms: Percentiles,
     /// Time from opening the connection to the server's hello (TCP, any proxy tunnel, TLS
     /// handshake, WebSocket upgrade), milliseconds.
     pub connect_ms: Percentiles,
@@ -66,6 +79,8 @@ pub struct LoadReport {
     pub resyncs: u64,
     /// The server's figures from `/metrics`.
     pub server: ServerUsage,
+    /// CPU the load generator used during the window, percent of one core (all its threads).
+    pub load_cpu_percent: Option<f64>,
 }
 
 /// Latency percentiles.
@@ -90,14 +105,34 @@ pub struct ServerUsage {
     pub rss_start_bytes: Option<u64>,
     /// Resident memory at the end, bytes.
     pub rss_end_bytes: Option<u64>,
+    /// The server's own `monti_change_to_send_seconds` over the window: from a change reaching
+    /// it to the delta being written to a viewer's socket, every viewer counted.
+    pub change_to_send: Option<ServerHistogram>,
+}
+
+/// A histogram from `/metrics`, as the difference between two scrapes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerHistogram {
+    /// Observations in the window.
+    pub samples: u64,
+    /// The bucket bound under which half of them fell, milliseconds.
+    pub p50_at_most_ms: f64,
+    /// The bucket bound under which 99 % fell, milliseconds (infinite past the last bucket).
+    pub p99_at_most_ms: f64,
+    /// The share above 256 ms.
+    pub over_256_ms: f64,
+    /// The share above 2 s.
+    pub over_2_s: f64,
 }
 
 #[derive(Default)]
 struct ViewerStats {
     live: bool,
+    decoded: bool,
     failure: Option<String>,
     connect_ms: Option<u32>,
     latencies_ms: Vec<u32>,
+    summary_latencies_ms: Vec<u32>,
     changes: u64,
     bytes_after_snapshot: u64,
     delta_bytes: u64,
@@ -117,6 +152,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let window_start = tokio::time::Instant::now() + warmup;
     let deadline = window_start + options.duration;
     let mut tasks = Vec::with_capacity(options.clients);
+    let sample = options.sample.clamp(1, options.clients.max(1));
     for idx in 0..options.clients {
         let server = options.server.clone();
         let sub = options.subscription.clone();
@@ -130,6 +166,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
                 token: token.as_deref(),
                 sub: &sub,
                 probe_resync: idx == 0,
+                decode: idx < sample,
             };
             if let Err(err) = measure(viewer, window_start, deadline, &mut stats).await {
                 stats.failure = Some(format!("viewer {idx}: {err}"));
@@ -142,10 +179,15 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     }
     tokio::time::sleep_until(window_start).await;
     let start_usage = scrape(&http, &metrics_url).await;
+    let load_cpu_start = own_cpu_seconds();
     let window_started = Instant::now();
     tokio::time::sleep_until(deadline).await;
     let end_usage = scrape(&http, &metrics_url).await;
     let window = window_started.elapsed();
+    let load_cpu_percent = match (load_cpu_start, own_cpu_seconds()) {
+        (Some(start), Some(end)) => Some((end - start) / window.as_secs_f64() * 100.0),
+        _ => None,
+    };
 
     let mut report = LoadReport {
         clients: options.clients,
@@ -154,7 +196,9 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         duration_s: window.as_secs_f64(),
         changes_received: 0,
         changes_per_second: 0.0,
+        sampled: sample,
         latency_ms: Percentiles::default(),
+        summary_latency_ms: Percentiles::default(),
         connect_ms: Percentiles::default(),
         bytes_per_client_per_second: 0.0,
         bytes_per_agent_change: 0.0,
@@ -163,8 +207,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         live_snapshot_bytes: 0,
         resyncs: 0,
         server: ServerUsage::default(),
+        load_cpu_percent,
     };
     let mut latencies = Vec::new();
+    let mut summary_latencies = Vec::new();
+    let mut sampled_live = 0usize;
     let mut connects = Vec::new();
     let mut total_bytes = 0u64;
     let mut total_delta_bytes = 0u64;
@@ -182,6 +229,9 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         };
         if stats.live {
             report.clients_live += 1;
+            if stats.decoded {
+                sampled_live += 1;
+            }
         }
         if let Some(failure) = stats.failure
             && report.failures.len() < 10
@@ -198,17 +248,22 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         total_bytes += stats.bytes_after_snapshot;
         total_delta_bytes += stats.delta_bytes;
         latencies.extend(stats.latencies_ms);
+        summary_latencies.extend(stats.summary_latencies_ms);
         connects.extend(stats.connect_ms);
     }
     let viewer_seconds = report.clients_live as f64 * window.as_secs_f64();
     if viewer_seconds > 0.0 {
-        report.changes_per_second = report.changes_received as f64 / viewer_seconds;
         report.bytes_per_client_per_second = total_bytes as f64 / viewer_seconds;
+    }
+    let sampled_seconds = sampled_live as f64 * window.as_secs_f64();
+    if sampled_seconds > 0.0 {
+        report.changes_per_second = report.changes_received as f64 / sampled_seconds;
     }
     if report.changes_received > 0 {
         report.bytes_per_agent_change = total_delta_bytes as f64 / report.changes_received as f64;
     }
     report.latency_ms = percentiles(&mut latencies);
+    report.summary_latency_ms = percentiles(&mut summary_latencies);
     report.connect_ms = percentiles(&mut connects);
     report.server = ServerUsage {
         cpu_percent: match (start_usage.cpu_seconds, end_usage.cpu_seconds) {
@@ -217,6 +272,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         },
         rss_start_bytes: start_usage.rss_bytes,
         rss_end_bytes: end_usage.rss_bytes,
+        change_to_send: histogram_between(&start_usage.change_to_send, &end_usage.change_to_send),
     };
     Ok(report)
 }
@@ -228,6 +284,8 @@ struct Viewer<'a> {
     token: Option<&'a str>,
     sub: &'a Subscription,
     probe_resync: bool,
+    /// Decode every frame and measure latency; else count, decoding only snapshots.
+    decode: bool,
 }
 
 /// One viewer: connect, subscribe, take the snapshot, then count what arrives inside the window.
@@ -245,7 +303,9 @@ async fn measure(
         token,
         sub,
         probe_resync,
+        decode,
     } = viewer;
+    stats.decoded = decode;
     let opened = Instant::now();
     let mut connection =
         Connection::connect_with(transport, server, "monti-cli load", token).await?;
@@ -269,6 +329,19 @@ async fn measure(
         };
         let received_ms = now_ms() as i64 + offset_ms;
         let in_window = tokio::time::Instant::now() >= window_start;
+        if !decode {
+            match server_msg_kind(&frame) {
+                Some(ServerMsgKind::Delta | ServerMsgKind::Keepalive) => {
+                    if in_window {
+                        stats.bytes_after_snapshot += frame.len() as u64;
+                    }
+                    continue;
+                }
+                Some(ServerMsgKind::Health) => continue,
+                // Snapshots (they tell a resync), errors and the unknown: decoded.
+                _ => {}
+            }
+        }
         match decode_server(&frame)? {
             ServerMsg::Snapshot(chunk) => {
                 time_ms = chunk.time_ms;
@@ -310,6 +383,12 @@ async fn measure(
                         let since = time_ms.saturating_sub(change.since_ms_ago) as i64;
                         stats.latencies_ms.push((received_ms - since).max(0) as u32);
                     }
+                    if !delta.groups.is_empty() {
+                        let tick = time_ms as i64;
+                        stats
+                            .summary_latencies_ms
+                            .push((received_ms - tick).max(0) as u32);
+                    }
                 }
             }
             ServerMsg::Keepalive(_) if in_window => {
@@ -331,6 +410,8 @@ async fn measure(
 struct Usage {
     cpu_seconds: Option<f64>,
     rss_bytes: Option<u64>,
+    /// `(upper bound in seconds, cumulative count)` per bucket of `monti_change_to_send_seconds`.
+    change_to_send: Vec<(f64, u64)>,
 }
 
 async fn scrape(http: &reqwest::Client, url: &str) -> Usage {
@@ -347,10 +428,69 @@ async fn scrape(http: &reqwest::Client, url: &str) -> Usage {
                 .ok()
         })
     };
+    let change_to_send = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("monti_change_to_send_seconds_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect();
     Usage {
         cpu_seconds: value("monti_process_cpu_seconds"),
         rss_bytes: value("monti_process_resident_memory_bytes").map(|rss| rss as u64),
+        change_to_send,
     }
+}
+
+/// The histogram of the observations between two scrapes of its cumulative buckets.
+fn histogram_between(start: &[(f64, u64)], end: &[(f64, u64)]) -> Option<ServerHistogram> {
+    if end.is_empty() || start.len() != end.len() {
+        return None;
+    }
+    let buckets: Vec<(f64, u64)> = (start.iter().zip(end))
+        .map(|(&(bound, before), &(_, after))| (bound, after.saturating_sub(before)))
+        .collect();
+    let samples = buckets.last()?.1;
+    if samples == 0 {
+        return Some(ServerHistogram::default());
+    }
+    let at_most = |share: f64| {
+        let wanted = (samples as f64 * share).ceil() as u64;
+        (buckets.iter())
+            .find(|(_, count)| *count >= wanted)
+            .map_or(f64::INFINITY, |(bound, _)| bound * 1000.0)
+    };
+    let above = |seconds: f64| {
+        let within = (buckets.iter())
+            .filter(|(bound, _)| *bound <= seconds)
+            .map(|(_, count)| *count)
+            .max()
+            .unwrap_or(0);
+        (samples - within.min(samples)) as f64 / samples as f64
+    };
+    Some(ServerHistogram {
+        samples,
+        p50_at_most_ms: at_most(0.5),
+        p99_at_most_ms: at_most(0.99),
+        over_256_ms: above(0.256),
+        over_2_s: above(2.048),
+    })
+}
+
+/// CPU seconds this process has used, all threads (Linux; `None` elsewhere).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux counts in clock ticks of 1/100 s (USER_HZ) on every architecture MONTI targets.
+    Some((utime + stime) / 100.0)
 }
 
 fn percentiles(samples: &mut [u32]) -> Percentiles {
@@ -364,5 +504,36 @@ fn percentiles(samples: &mut [u32]) -> Percentiles {
         p99: at(0.99),
         max: at(1.0),
         samples: samples.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_histogram_is_read_as_the_difference_of_two_scrapes() {
+        let start = [(0.001, 10), (0.256, 20), (2.048, 20), (f64::INFINITY, 20)];
+        // 100 more: 50 within 1 ms, 45 more within 256 ms, 4 within 2 s, 1 beyond.
+        let end = [
+            (0.001, 60),
+            (0.256, 115),
+            (2.048, 119),
+            (f64::INFINITY, 120),
+        ];
+        let histogram = histogram_between(&start, &end).expect("a histogram");
+        assert_eq!(histogram.samples, 100);
+        assert_eq!(histogram.p50_at_most_ms, 1.0);
+        assert_eq!(histogram.p99_at_most_ms, 2048.0);
+        assert!((histogram.over_256_ms - 0.05).abs() < 1e-12);
+        assert!((histogram.over_2_s - 0.01).abs() < 1e-12);
+        assert!(histogram_between(&[], &end).is_none(), "no first scrape");
+    }
+
+    #[test]
+    fn percentiles_are_of_the_sorted_samples() {
+        let mut samples: Vec<u32> = (1..=100).rev().collect();
+        let p = percentiles(&mut samples);
+        assert_eq!((p.p50, p.p99, p.max, p.samples), (51.0, 99.0, 100.0, 100));
     }
 }

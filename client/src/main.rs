@@ -132,6 +132,10 @@ struct LoadArgs {
     /// How long to measure, for example 60s or 2m.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
+    /// How many viewers decode every frame and measure latency; the rest count bytes and
+    /// frames only, so that the load generator is not the bottleneck.
+    #[arg(long, default_value_t = 20)]
+    sample: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -521,6 +525,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         clients: args.clients,
         duration: args.duration,
         subscription: args.view.subscription(),
+        sample: args.sample,
     })
     .await?;
     if args.json {
@@ -546,12 +551,33 @@ fn print_report(report: &LoadReport) {
     );
     println!("window                   {:.1} s", report.duration_s);
     println!(
-        "latency p50 / p99 / max  {:.0} / {:.0} / {:.0} ms ({} samples)",
+        "latency p50 / p99 / max  {:.0} / {:.0} / {:.0} ms ({} samples, {} decoding viewers)",
         report.latency_ms.p50,
         report.latency_ms.p99,
         report.latency_ms.max,
-        report.latency_ms.samples
+        report.latency_ms.samples,
+        report.sampled
     );
+    if report.summary_latency_ms.samples > 0 {
+        println!(
+            "summaries p50 / p99 / max {:.0} / {:.0} / {:.0} ms tick to receipt ({} samples)",
+            report.summary_latency_ms.p50,
+            report.summary_latency_ms.p99,
+            report.summary_latency_ms.max,
+            report.summary_latency_ms.samples
+        );
+    }
+    if let Some(server) = &report.server.change_to_send {
+        println!(
+            "server change to send    p50 <= {:.0} ms, p99 <= {:.0} ms, {:.2} % over 256 ms, \
+             {:.2} % over 2 s ({} sends)",
+            server.p50_at_most_ms,
+            server.p99_at_most_ms,
+            server.over_256_ms * 100.0,
+            server.over_2_s * 100.0,
+            server.samples
+        );
+    }
     println!(
         "connect p50 / p99 / max  {:.0} / {:.0} / {:.0} ms (TCP, TLS, upgrade, hello)",
         report.connect_ms.p50, report.connect_ms.p99, report.connect_ms.max
@@ -585,6 +611,12 @@ fn print_report(report: &LoadReport) {
             .map_or("?".to_owned(), |cpu| format!("{cpu:.1} %")),
         mib(report.server.rss_end_bytes),
         mib(report.server.rss_start_bytes)
+    );
+    println!(
+        "load generator CPU       {}",
+        report
+            .load_cpu_percent
+            .map_or("?".to_owned(), |cpu| format!("{cpu:.1} % of a core"))
     );
     for failure in &report.failures {
         println!("failure                  {failure}");

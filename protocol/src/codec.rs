@@ -94,6 +94,53 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMsg, DecodeError> {
     decode(frame, MAX_SERVER_FRAME, SERVER_MSG_VARIANTS)
 }
 
+/// What kind of message a server frame holds, read from its first byte without decoding it: for
+/// a reader that only counts frames (the load generator's unsampled viewers). `None` for an empty
+/// frame or a tag this protocol does not know.
+pub fn server_msg_kind(frame: &[u8]) -> Option<ServerMsgKind> {
+    // Postcard writes the variant index first, as a varint: one byte below 128.
+    Some(match frame.first()? {
+        0 => ServerMsgKind::Hello,
+        1 => ServerMsgKind::Snapshot,
+        2 => ServerMsgKind::Delta,
+        3 => ServerMsgKind::Keepalive,
+        4 => ServerMsgKind::Error,
+        5 => ServerMsgKind::Health,
+        _ => return None,
+    })
+}
+
+/// The variants of [`ServerMsg`], without their contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerMsgKind {
+    /// [`ServerMsg::Hello`]
+    Hello,
+    /// [`ServerMsg::Snapshot`]
+    Snapshot,
+    /// [`ServerMsg::Delta`]
+    Delta,
+    /// [`ServerMsg::Keepalive`]
+    Keepalive,
+    /// [`ServerMsg::Error`]
+    Error,
+    /// [`ServerMsg::Health`]
+    Health,
+}
+
+impl ServerMsgKind {
+    /// The kind of a decoded message.
+    pub fn of(msg: &ServerMsg) -> ServerMsgKind {
+        match msg {
+            ServerMsg::Hello(_) => ServerMsgKind::Hello,
+            ServerMsg::Snapshot(_) => ServerMsgKind::Snapshot,
+            ServerMsg::Delta(_) => ServerMsgKind::Delta,
+            ServerMsg::Keepalive(_) => ServerMsgKind::Keepalive,
+            ServerMsg::Error(_) => ServerMsgKind::Error,
+            ServerMsg::Health(_) => ServerMsgKind::Health,
+        }
+    }
+}
+
 /// Decodes a frame sent by a client.
 pub fn decode_client(frame: &[u8]) -> Result<ClientMsg, DecodeError> {
     decode(frame, MAX_CLIENT_FRAME, CLIENT_MSG_VARIANTS)

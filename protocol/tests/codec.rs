@@ -284,6 +284,16 @@ proptest! {
         prop_assert_eq!(decode_server(&frame), Ok(msg));
     }
 
+    /// A reader that only peeks at a frame's first byte tells its kind as a full decode would.
+    #[test]
+    fn the_kind_of_every_server_frame_is_read_without_decoding(msg in server_msg()) {
+        let frame = encode_server(&msg).expect("encodes");
+        prop_assert_eq!(
+            monti_protocol::codec::server_msg_kind(&frame),
+            Some(monti_protocol::codec::ServerMsgKind::of(&msg))
+        );
+    }
+
     #[test]
     fn every_client_message_round_trips(msg in client_msg()) {
         let frame = encode_client(&msg).expect("encodes");

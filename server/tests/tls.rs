@@ -109,6 +109,8 @@ async fn rest_stream_and_load_run_over_the_servers_own_tls() {
         subscription: Subscription::default(),
         token: None,
         transport: client.clone(),
+        // Two decode, two only count: both kinds of viewer go live.
+        sample: 2,
     })
     .await
     .expect("load over wss");
@@ -119,6 +121,15 @@ async fn rest_stream_and_load_run_over_the_servers_own_tls() {
         report.server.cpu_percent.is_some(),
         "metrics read over https"
     );
+    assert!(
+        report
+            .server
+            .change_to_send
+            .as_ref()
+            .is_some_and(|histogram| histogram.samples > 0),
+        "the server's own histogram read: {report:?}"
+    );
+    assert!(report.load_cpu_percent.is_some());
 
     // Clients that connect and never finish a handshake (or send garbage) hold up nobody.
     let mut idle = Vec::new();
