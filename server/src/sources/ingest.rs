@@ -179,12 +179,21 @@ impl Ingest {
         batch: Batch,
     ) -> Result<impl Future<Output = Result<Vec<EventResult>, IngestError>> + use<>, IngestError>
     {
+        let answer = self.queue_work(|reply| Work::Events(batch, reply)).await?;
+        Ok(async move { answer.await.map_err(|_| IngestError::Closed)? })
+    }
+
+    /// Queues work that answers with per-event results; returns where the answer comes.
+    async fn queue_work(
+        &self,
+        work: impl FnOnce(Reply) -> Work,
+    ) -> Result<oneshot::Receiver<Result<Vec<EventResult>, IngestError>>, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Work::Events(batch, reply))
+            .send(work(reply))
             .await
             .map_err(|_| IngestError::Closed)?;
-        Ok(async move { answer.await.map_err(|_| IngestError::Closed)? })
+        Ok(answer)
     }
 
     /// Brings the floor in line with the database, between two of this server's commits (so it
@@ -229,11 +238,9 @@ impl Ingest {
         batch: ContactBatch,
     ) -> Result<impl Future<Output = Result<Vec<EventResult>, IngestError>> + use<>, IngestError>
     {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Work::Contacts(batch, reply))
-            .await
-            .map_err(|_| IngestError::Closed)?;
+        let answer = self
+            .queue_work(|reply| Work::Contacts(batch, reply))
+            .await?;
         Ok(async move { answer.await.map_err(|_| IngestError::Closed)? })
     }
 

@@ -870,7 +870,7 @@ impl Model {
 mod tests {
     use super::*;
 
-    fn one_queue(agents: usize, per_hour: f64, handling: Handling) -> Setup {
+    pub(super) fn one_queue(agents: usize, per_hour: f64, handling: Handling) -> Setup {
         Setup {
             queues: vec![QueueSpec {
                 arrivals_per_hour: vec![per_hour],
@@ -1075,20 +1075,7 @@ mod against_theory {
         hours: u64,
         seed: u64,
     ) -> Figures {
-        let setup = Setup {
-            queues: vec![QueueSpec {
-                arrivals_per_hour: vec![per_hour],
-                target_secs: 20,
-                short_abandon_secs: 5,
-            }],
-            agents: (0..agents)
-                .map(|_| AgentSpec {
-                    queues: vec![0],
-                    day: Day::AlwaysOn,
-                })
-                .collect(),
-            handling,
-        };
+        let setup = super::tests::one_queue(agents, per_hour, handling);
         let mut model = Model::new(setup, seed, 0);
         model.advance(3_600_000);
         model.reset_figures();
