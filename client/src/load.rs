@@ -12,7 +12,11 @@
 //! histogram come from its `/metrics` at both ends of the window; the load generator's CPU from
 //! its own process.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use monti_protocol::codec::{ServerMsgKind, decode_server, server_msg_kind};
 use monti_protocol::message::{ServerMsg, Subscription};
@@ -146,11 +150,10 @@ struct ViewerStats {
 pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let http = options.transport.http().clone();
     let metrics_url = format!("{}/metrics", options.server.trim_end_matches('/'));
-    // Viewers connect in waves of 50 so a thousand do not all knock at once. The window starts
-    // once every viewer has had time to connect and take its snapshot.
-    let warmup = Duration::from_secs(2) + Duration::from_millis(20 * options.clients as u64 / 50);
-    let window_start = tokio::time::Instant::now() + warmup;
-    let deadline = window_start + options.duration;
+    // Viewers connect in waves of 50 so a thousand do not all knock at once. The window opens
+    // two seconds after every viewer has its first snapshot (or has failed), so that the storm
+    // of first snapshots is not measured as the latency of deltas; at most a minute is waited.
+    let window = Arc::new(Window::default());
     let mut tasks = Vec::with_capacity(options.clients);
     let sample = options.sample.clamp(1, options.clients.max(1));
     for idx in 0..options.clients {
@@ -158,6 +161,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         let sub = options.subscription.clone();
         let token = options.token.clone();
         let transport = options.transport.clone();
+        let window = window.clone();
+        let duration = options.duration;
         tasks.push(tokio::spawn(async move {
             let mut stats = ViewerStats::default();
             let viewer = Viewer {
@@ -168,8 +173,13 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
                 probe_resync: idx == 0,
                 decode: idx < sample,
             };
-            if let Err(err) = measure(viewer, window_start, deadline, &mut stats).await {
+            if let Err(err) = measure(viewer, &window, duration, &mut stats).await {
                 stats.failure = Some(format!("viewer {idx}: {err}"));
+            }
+            if !stats.live {
+                // Counted as settled: the window does not wait for a viewer that failed.
+                window.settled.fetch_add(1, Ordering::Relaxed);
+                window.changed.notify_one();
             }
             stats
         }));
@@ -177,6 +187,18 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    while window.settled.load(Ordering::Relaxed) < options.clients {
+        if tokio::time::timeout_at(give_up, window.changed.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let window_start = tokio::time::Instant::now() + Duration::from_secs(2);
+    let deadline = window_start + options.duration;
+    let _ = window.start.set(window_start);
     tokio::time::sleep_until(window_start).await;
     let start_usage = scrape(&http, &metrics_url).await;
     let load_cpu_start = own_cpu_seconds();
@@ -277,6 +299,28 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     Ok(report)
 }
 
+/// When the measurement window opens, shared by the viewers: unset until every viewer has its
+/// first snapshot.
+#[derive(Default)]
+struct Window {
+    start: OnceLock<tokio::time::Instant>,
+    /// Viewers that have their first snapshot, or failed.
+    settled: AtomicUsize,
+    changed: Notify,
+}
+
+impl Window {
+    fn open(&self, now: tokio::time::Instant) -> bool {
+        self.start.get().is_some_and(|start| now >= *start)
+    }
+
+    fn over(&self, now: tokio::time::Instant, duration: Duration) -> bool {
+        self.start
+            .get()
+            .is_some_and(|start| now >= *start + duration)
+    }
+}
+
 /// Who one simulated viewer is and what it watches.
 struct Viewer<'a> {
     transport: &'a Transport,
@@ -293,8 +337,8 @@ struct Viewer<'a> {
 /// the snapshot a resync costs (that snapshot is not counted as a resync).
 async fn measure(
     viewer: Viewer<'_>,
-    window_start: tokio::time::Instant,
-    deadline: tokio::time::Instant,
+    window: &Window,
+    duration: Duration,
     stats: &mut ViewerStats,
 ) -> Result<(), ClientError> {
     let Viewer {
@@ -323,12 +367,17 @@ async fn measure(
     let mut probing = false;
     let mut roster_version = 0;
     loop {
-        let frame = match tokio::time::timeout_at(deadline, connection.recv_frame()).await {
-            Ok(frame) => frame?,
-            Err(_) => break,
-        };
+        if window.over(tokio::time::Instant::now(), duration) {
+            break;
+        }
+        // Wakes now and then to see whether the window has closed on a quiet stream.
+        let frame =
+            match tokio::time::timeout(Duration::from_millis(250), connection.recv_frame()).await {
+                Ok(frame) => frame?,
+                Err(_) => continue,
+            };
         let received_ms = now_ms() as i64 + offset_ms;
-        let in_window = tokio::time::Instant::now() >= window_start;
+        let in_window = window.open(tokio::time::Instant::now());
         if !decode {
             match server_msg_kind(&frame) {
                 Some(ServerMsgKind::Delta | ServerMsgKind::Keepalive) => {
@@ -368,6 +417,10 @@ async fn measure(
                         probing = false;
                     } else if !first_snapshot {
                         stats.resyncs += 1;
+                    }
+                    if !stats.live {
+                        window.settled.fetch_add(1, Ordering::Relaxed);
+                        window.changed.notify_one();
                     }
                     first_snapshot = false;
                     stats.live = true;
