@@ -1,5 +1,6 @@
 //! No acknowledged event is lost: `monti-server` processes are killed with SIGKILL while events
-//! stream in, and the restarted server's floor holds every acknowledged event, applied once.
+//! stream in, and the restarted server's floor holds every acknowledged event, applied once; the
+//! same for contact events and the legs they make.
 
 mod common;
 
@@ -213,5 +214,119 @@ async fn acknowledged_events_survive_a_kill_on_sqlite() {
 async fn acknowledged_events_survive_a_kill_on_postgres() {
     if let Some(db) = TestDb::postgres().await {
         acknowledged_events_survive_a_kill(db).await;
+    }
+}
+
+/// A batch of contact events and the contacts it holds.
+type ContactBatch = (Vec<String>, Value);
+
+/// Twenty contacts, each queued, answered and ended, in one batch: a batch is stored whole or
+/// not at all.
+fn contact_batch(seq: usize, base_ms: u64) -> ContactBatch {
+    let mut contacts = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..20 {
+        let contact = format!("k-{seq}-{i}");
+        let at = base_ms + (seq * 20 + i) as u64 * 10;
+        events.push(
+            json!({"event_id": format!("{contact}-q"), "contact": contact,
+            "kind": "queued", "at_ms": at, "queue": format!("Queue {}", i % 3)}),
+        );
+        events.push(
+            json!({"event_id": format!("{contact}-c"), "contact": contact,
+            "kind": "connected", "at_ms": at + 5_000, "agent": format!("agent-{i}")}),
+        );
+        events.push(
+            json!({"event_id": format!("{contact}-e"), "contact": contact,
+            "kind": "ended", "at_ms": at + 60_000}),
+        );
+        contacts.push(contact);
+    }
+    (contacts, json!({ "events": events }))
+}
+
+async fn post_contacts(url: &str, body: &Value) -> Option<EventBatchResultJson> {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v1/contact-events"))
+        .json(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+/// Contacts acknowledged before a SIGKILL are all there after the restart, each exactly once
+/// and whole (a batch's contacts are answered legs, never half of one), and retrying every
+/// acknowledged batch changes nothing.
+async fn acknowledged_contacts_survive_a_kill(db: TestDb) {
+    let db_url = db.url();
+    let args = ["--database-url", &db_url, "--simulator-enabled", "false"];
+    let server = ServerProcess::start(&args, true).await;
+    let base_ms = monti_server::core::clock::Clock::system().now_ms() - 3_600_000;
+    let acked: Arc<Mutex<Vec<ContactBatch>>> = Arc::default();
+    let sender = {
+        let (url, acked) = (server.url.clone(), acked.clone());
+        tokio::spawn(async move {
+            for seq in 0.. {
+                let (contacts, body) = contact_batch(seq, base_ms);
+                match post_contacts(&url, &body).await {
+                    Some(result) => {
+                        assert_eq!(result.applied, 60, "{result:?}");
+                        acked.lock().expect("lock").push((contacts, body));
+                    }
+                    None => break,
+                }
+            }
+        })
+    };
+    while acked.lock().expect("lock").len() < 30 {
+        tokio::task::yield_now().await;
+    }
+    server.kill().await;
+    sender.await.expect("sender");
+    let acked = acked.lock().expect("lock").clone();
+
+    let server = ServerProcess::start(&args, true).await;
+    let legs: Vec<monti_protocol::ingest::ContactLegJson> = server
+        .get(&format!(
+            "/api/v1/contacts?from={}&limit=10000",
+            base_ms - 1
+        ))
+        .await
+        .json()
+        .await
+        .expect("legs");
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for leg in &legs {
+        *seen.entry(leg.contact.as_str()).or_default() += 1;
+        assert_eq!(leg.outcome, "answered", "a contact stored in part: {leg:?}");
+    }
+    assert!(seen.values().all(|&n| n == 1), "a contact twice");
+    for (contacts, _) in &acked {
+        for contact in contacts {
+            assert!(seen.contains_key(contact.as_str()), "{contact} was lost");
+        }
+    }
+    for (_, body) in &acked {
+        let result = post_contacts(&server.url, body).await.expect("accepted");
+        assert_eq!(result.duplicates, 60, "a retried batch changed something");
+    }
+    server.kill().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_contacts_survive_a_kill_on_sqlite() {
+    acknowledged_contacts_survive_a_kill(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_contacts_survive_a_kill_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        acknowledged_contacts_survive_a_kill(db).await;
     }
 }
