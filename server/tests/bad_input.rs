@@ -199,6 +199,15 @@ async fn bad_rest_input_gets_a_4xx_with_a_json_body() {
         ("/api/v1/agents?colour=red", 400),
         ("/api/v1/floor/summary?group_by=floor", 400),
         ("/api/v1/nothing-here", 404),
+        ("/api/v1/queues/summary?window=forever", 400),
+        ("/api/v1/queues/summary?window=15m&colour=red", 400),
+        ("/api/v1/intervals?day=yesterday", 400),
+        ("/api/v1/intervals?day=2026-02-30", 400),
+        ("/api/v1/intervals?interval=7", 400),
+        ("/api/v1/intervals?format=xlsx", 400),
+        ("/api/v1/contacts?from=20&to=10", 400),
+        ("/api/v1/contacts?from=-1", 400),
+        ("/api/v1/contacts?limit=lots", 400),
     ] {
         let response = server.get(path).await;
         assert_eq!(response.status().as_u16(), status, "{path}");
@@ -226,6 +235,102 @@ async fn bad_rest_input_gets_a_4xx_with_a_json_body() {
         .await
         .expect("teams");
     assert_eq!(teams.iter().map(|team| team.n_agents).sum::<u32>(), 300);
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+/// Hostile bodies on the contact events API: each refused with a reason, nothing stored, the
+/// server still answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_contact_events_get_a_4xx_with_a_json_body() {
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.simulator.enabled = false;
+    config.ingest.max_body_bytes = 64 * 1024;
+    config.amazon_connect.eventbridge_key = "a-key-of-sixteen-chars".to_owned();
+    let server = TestServer::start(config).await;
+    let http = reqwest::Client::new();
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let many: Vec<serde_json::Value> = (0..20_000)
+        .map(|n| serde_json::json!({"event_id": format!("e{n}"), "contact": "c", "kind": "ended", "at_ms": 1}))
+        .collect();
+    let too_many = serde_json::json!({ "events": many }).to_string();
+    let connect = monti_server::sources::connect_contacts::PATH;
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        (
+            "/api/v1/contact-events",
+            "text/plain",
+            b"{\"events\": []}".to_vec(),
+            415,
+        ),
+        (
+            "/api/v1/contact-events",
+            "application/json",
+            b"not json".to_vec(),
+            400,
+        ),
+        (
+            "/api/v1/contact-events",
+            "application/json",
+            vec![0xff, 0xfe, 0x00],
+            400,
+        ),
+        (
+            "/api/v1/contact-events",
+            "application/json",
+            nested.clone().into_bytes(),
+            400,
+        ),
+        (
+            "/api/v1/contact-events",
+            "application/json",
+            b"{\"events\": 5}".to_vec(),
+            422,
+        ),
+        (
+            "/api/v1/contact-events",
+            "application/json",
+            b"{\"events\": [], \"x\": 1}".to_vec(),
+            422,
+        ),
+        (
+            "/api/v1/contact-events",
+            "application/json",
+            too_many.into_bytes(),
+            413,
+        ),
+        (connect, "application/json", b"{}".to_vec(), 400),
+        (connect, "application/json", nested.into_bytes(), 400),
+        (connect, "application/json", vec![b'x'; 70 * 1024], 400),
+    ];
+    for (path, content_type, body, status) in cases {
+        let response = http
+            .post(format!("{}{path}", server.url))
+            .header("content-type", content_type)
+            .header("x-monti-key", "a-key-of-sixteen-chars")
+            .body(body)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), status, "{path} {content_type}");
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .unwrap_or_else(|err| panic!("{path}: no JSON error body: {err}"));
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|message| !message.is_empty()),
+            "{path}: {body}"
+        );
+    }
+    let legs: Vec<serde_json::Value> = server
+        .get("/api/v1/contacts?from=0")
+        .await
+        .json()
+        .await
+        .expect("legs");
+    assert!(legs.is_empty(), "nothing stored: {legs:?}");
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
