@@ -98,7 +98,7 @@ pub struct ContactEventJson {
     pub event_id: String,
     /// The source's id for the contact.
     pub contact: String,
-    /// `queued`, `offered`, `connected` or `ended`.
+    /// `queued`, `offered`, `connected`, `ended` or `transferred`.
     pub kind: String,
     /// When it happened, milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -125,15 +125,19 @@ pub enum ContactEventKind {
     Connected,
     /// The customer or the agent ended it (while queued: abandoned).
     Ended,
+    /// It went on as another contact (a source that gives a transfer a new id): its stay in
+    /// the queue ended transferred, not abandoned, whenever the `ended` came.
+    Transferred,
 }
 
 impl ContactEventKind {
     /// Every kind, in the order of a contact's life.
-    pub const ALL: [ContactEventKind; 4] = [
+    pub const ALL: [ContactEventKind; 5] = [
         ContactEventKind::Queued,
         ContactEventKind::Offered,
         ContactEventKind::Connected,
         ContactEventKind::Ended,
+        ContactEventKind::Transferred,
     ];
 
     /// Its name in JSON and in the database.
@@ -143,6 +147,7 @@ impl ContactEventKind {
             ContactEventKind::Offered => "offered",
             ContactEventKind::Connected => "connected",
             ContactEventKind::Ended => "ended",
+            ContactEventKind::Transferred => "transferred",
         }
     }
 

@@ -19,6 +19,10 @@
 //!   waiting or ringing); the contact is over, later events open nothing.
 //! - `offered`, `connected` and `ended` with no open leg (a contact that never queued, such
 //!   as an outbound call) make no leg.
+//! - `transferred` says the contact went on under another id (Amazon Connect gives a transfer a
+//!   new contact): its last leg, if abandoned, was transferred instead, whatever the order of the
+//!   `ended` and the `transferred` (a source may stamp them a moment apart either way). An
+//!   answered leg stays answered.
 
 use monti_protocol::ingest::{ContactEventJson, ContactEventKind, EventWindow};
 
@@ -211,7 +215,16 @@ pub fn legs(steps: &[ContactStep]) -> Vec<Leg> {
                 over = true;
             }
             (ContactEventKind::Offered | ContactEventKind::Connected, None) => {}
+            (ContactEventKind::Transferred, _) => {}
         }
+    }
+    if steps
+        .iter()
+        .any(|step| step.kind == ContactEventKind::Transferred)
+        && let Some(last) = legs.last_mut()
+        && last.outcome == LegOutcome::Abandoned
+    {
+        last.outcome = LegOutcome::Transferred;
     }
     legs
 }
@@ -314,6 +327,26 @@ mod tests {
                 "never queued (outbound): no leg",
                 vec![by(Connected, 3, "a"), step(Ended, 9)],
                 vec![],
+            ),
+            (
+                "moved on under another id before an answer: transferred",
+                vec![queued(1, 7), step(Ended, 30), step(Transferred, 29)],
+                vec![(7, LegOutcome::Transferred)],
+            ),
+            (
+                "the same, the transfer stamped after the end",
+                vec![queued(1, 7), step(Ended, 30), step(Transferred, 31)],
+                vec![(7, LegOutcome::Transferred)],
+            ),
+            (
+                "transferred after an answer: still answered",
+                vec![
+                    queued(1, 7),
+                    by(Connected, 3, "a"),
+                    step(Transferred, 50),
+                    step(Ended, 50),
+                ],
+                vec![(7, LegOutcome::Answered)],
             ),
             (
                 "nothing after the end",

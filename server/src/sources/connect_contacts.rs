@@ -19,9 +19,10 @@
 //! events; queues by `[amazon_connect.queue_names]` (queue ARN or id to name), else by their
 //! id.
 //!
-//! Not yet: Connect makes a new contact id for a transfer (`previousContactId` links them), so
-//! a contact moved to another queue by a flow before it was answered counts as abandoned in the
-//! first queue, not as transferred.
+//! Connect gives a transfer a new contact id (`initiationMethod` `TRANSFER` or
+//! `QUEUE_TRANSFER`, `previousContactId` naming the one before): an event of the new contact also
+//! says that the previous one was transferred (at the new one's `initiationTimestamp`), so a
+//! contact moved to another queue before an answer counts as transferred there, not abandoned.
 
 use axum::Json;
 use axum::body::Body;
@@ -241,6 +242,21 @@ pub fn read_event(
             .ok_or("a DISCONNECTED event with no time")?;
         events.push(fact(ContactEventKind::Ended, at, None, None));
     }
+    if let Some(previous) = text(detail, "previousContactId")
+        && previous != contact
+        && matches!(
+            text(detail, "initiationMethod"),
+            Some("TRANSFER" | "QUEUE_TRANSFER")
+        )
+    {
+        let at = time_of(detail, "initiationTimestamp")?
+            .or(event_time)
+            .ok_or("a transfer with no time")?;
+        let mut transferred = fact(ContactEventKind::Transferred, at, None, None);
+        transferred.contact = previous.to_owned();
+        transferred.event_id = format!("connect:{previous}:transferred");
+        events.push(transferred);
+    }
     if event_type == "QUEUED" && events.is_empty() {
         return Err("a QUEUED event with no queueInfo".to_owned());
     }
@@ -362,6 +378,46 @@ mod tests {
                 ),
                 "connect:11111111-1111-1111-1111-111111111111:connected".to_owned(),
             ]
+        );
+    }
+
+    #[test]
+    fn a_transfer_says_the_previous_contact_was_transferred() {
+        let config = AmazonConnectConfig::default();
+        let window = EventWindow {
+            max_age_ms: u64::MAX,
+            ..EventWindow::default()
+        };
+        let mut event = sample("connected");
+        event["detail"]["initiationMethod"] = Value::from("QUEUE_TRANSFER");
+        event["detail"]["previousContactId"] = Value::from("00000000-0000-0000-0000-000000000001");
+        let Ok(Reading::Events(events)) = read_event(&event, &config, 1_800_000_000_000, &window)
+        else {
+            panic!("read");
+        };
+        let transferred = events.last().expect("a fact");
+        assert_eq!(
+            (
+                transferred.kind,
+                transferred.contact.as_str(),
+                transferred.at_ms
+            ),
+            (
+                ContactEventKind::Transferred,
+                "00000000-0000-0000-0000-000000000001",
+                1_628_097_473_000
+            )
+        );
+        // An outbound call's previous contact (AWS's sample) was not transferred.
+        let Ok(Reading::Events(outbound)) =
+            read_event(&sample("disconnected"), &config, 1_800_000_000_000, &window)
+        else {
+            panic!("read");
+        };
+        assert!(
+            outbound
+                .iter()
+                .all(|event| event.kind != ContactEventKind::Transferred)
         );
     }
 
