@@ -415,7 +415,6 @@ pub struct Model {
     free_contacts: Vec<u32>,
     /// Waiting contacts per queue, oldest first (abandoned ones are skipped when met).
     waiting: Vec<VecDeque<u32>>,
-    n_waiting: Vec<u32>,
     /// Available agents per queue, longest idle first.
     idle: Vec<BTreeSet<(u64, u32)>>,
     figures: Vec<Figures>,
@@ -440,7 +439,6 @@ impl Model {
             contacts: Vec::new(),
             free_contacts: Vec::new(),
             waiting: vec![VecDeque::new(); n_queues],
-            n_waiting: vec![0; n_queues],
             idle: vec![BTreeSet::new(); n_queues],
             figures: vec![Figures::default(); n_queues],
             changes: Vec::new(),
@@ -514,11 +512,6 @@ impl Model {
             total.add(figures);
         }
         total
-    }
-
-    /// Contacts waiting in a queue now.
-    pub fn waiting(&self, queue: u32) -> u32 {
-        self.n_waiting[queue as usize]
     }
 
     /// Starts recording the steps of contacts, from now on.
@@ -648,7 +641,6 @@ impl Model {
             self.offer(agent, id);
         } else {
             self.waiting[queue as usize].push_back(id);
-            self.n_waiting[queue as usize] += 1;
             let patience = self.setup.handling.patience.sample(&mut self.rng);
             self.push(now + patience, Due::Patience(id, generation));
         }
@@ -664,7 +656,6 @@ impl Model {
         let queue = contact.queue as usize;
         let wait = self.now - contact.arrived;
         self.note(id, ContactStep::Ended);
-        self.n_waiting[queue] -= 1;
         let figures = &mut self.figures[queue];
         figures.abandoned += 1;
         if wait <= self.setup.queues[queue].short_abandon_secs * 1000 {
@@ -722,7 +713,6 @@ impl Model {
         }
         let (_, queue) = best?;
         let id = self.waiting[queue as usize].pop_front()?;
-        self.n_waiting[queue as usize] -= 1;
         self.drop_ended(queue as usize);
         Some(id)
     }
