@@ -602,6 +602,15 @@ pub struct QueueFiguresJson {
     /// When the oldest of them entered the queue, ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_waiting_since_ms: Option<u64>,
+    /// What the contacts that entered the queue in the period did.
+    #[serde(flatten)]
+    pub counts: QueueCountsJson,
+}
+
+/// What the contacts that entered a queue in a period did (flattened into the figures and
+/// the intervals).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueCountsJson {
     /// Contacts that entered the queue in the period.
     pub offered: u64,
     /// Of those, answered.
@@ -612,7 +621,7 @@ pub struct QueueFiguresJson {
     pub abandoned: u64,
     /// Of those, within `[queues] short_abandon_secs`.
     pub abandoned_short: u64,
-    /// Service level by the formula the summary names, 0 to 1 (none before anything counts).
+    /// Service level by the formula the answer names, 0 to 1 (none before anything counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level: Option<f64>,
     /// Average speed of answer, seconds.
@@ -644,22 +653,7 @@ pub struct IntervalJson {
     pub queue: String,
     /// When the interval begins, ms since the epoch.
     pub from_ms: u64,
-    /// The figures of the contacts that entered the queue in it (`waiting` is 0).
-    pub offered: u64,
-    /// See [`QueueFiguresJson`].
-    pub answered: u64,
-    /// See [`QueueFiguresJson`].
-    pub answered_in_target: u64,
-    /// See [`QueueFiguresJson`].
-    pub abandoned: u64,
-    /// See [`QueueFiguresJson`].
-    pub abandoned_short: u64,
-    /// See [`QueueFiguresJson`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_level: Option<f64>,
-    /// See [`QueueFiguresJson`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asa_secs: Option<f64>,
-    /// See [`QueueFiguresJson`].
-    pub longest_wait_secs: f64,
+    /// What the contacts that entered the queue in the interval did.
+    #[serde(flatten)]
+    pub counts: QueueCountsJson,
 }

@@ -395,7 +395,11 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
     assert_eq!(result.applied, 10);
     let response = server.get("/api/v1/queues/summary?window=60m").await;
     assert_eq!(response.status(), 200);
-    let summary: monti_protocol::rest::QueueSummaryJson = response.json().await.expect("json");
+    let raw: Value = response.json().await.expect("json");
+    // The counts sit beside the queue in the JSON, as the apps and scripts read them.
+    assert_eq!(raw["queues"][0]["offered"], json!(5), "{raw}");
+    let summary: monti_protocol::rest::QueueSummaryJson =
+        serde_json::from_value(raw).expect("a summary");
     assert_eq!(
         summary.service_level_formula,
         "answered within target / (answered + abandoned - short abandons)"
@@ -405,18 +409,18 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
     };
     assert_eq!(
         (
-            billing.offered,
-            billing.answered,
-            billing.answered_in_target,
-            billing.abandoned,
-            billing.abandoned_short,
+            billing.counts.offered,
+            billing.counts.answered,
+            billing.counts.answered_in_target,
+            billing.counts.abandoned,
+            billing.counts.abandoned_short,
             billing.waiting,
         ),
         (5, 2, 1, 2, 1, 1)
     );
-    assert_eq!(billing.service_level, Some(1.0 / 3.0));
-    assert_eq!(billing.asa_secs, Some(26.0));
-    assert_eq!(billing.longest_wait_secs, 60.0);
+    assert_eq!(billing.counts.service_level, Some(1.0 / 3.0));
+    assert_eq!(billing.counts.asa_secs, Some(26.0));
+    assert_eq!(billing.counts.longest_wait_secs, 60.0);
     assert_eq!(billing.oldest_waiting_since_ms, Some(t + 5_000));
     assert_eq!(billing.queue.target_secs, 20);
     // Nothing in the last 15 minutes but the one still waiting.
@@ -426,8 +430,14 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
         .json()
         .await
         .expect("json");
-    assert_eq!((recent.queues[0].offered, recent.queues[0].waiting), (0, 1));
-    assert_eq!(recent.queues[0].service_level, None, "no figure, not 0 %");
+    assert_eq!(
+        (recent.queues[0].counts.offered, recent.queues[0].waiting),
+        (0, 1)
+    );
+    assert_eq!(
+        recent.queues[0].counts.service_level, None,
+        "no figure, not 0 %"
+    );
     let bad = server.get("/api/v1/queues/summary?window=2h").await;
     assert_eq!(bad.status(), 400);
     // Intervals of the day the contacts came in, in the server's time zone.
@@ -444,7 +454,7 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
         .json()
         .await
         .expect("json");
-    assert_eq!(rows.iter().map(|row| row.offered).sum::<u64>(), 5);
+    assert_eq!(rows.iter().map(|row| row.counts.offered).sum::<u64>(), 5);
     assert!(
         rows.iter()
             .all(|row| row.from_ms % (30 * 60_000) == 0 || row.from_ms <= t)

@@ -15,14 +15,16 @@ use axum::routing::get;
 use chrono::{Local, NaiveDate, TimeZone};
 use monti_protocol::ingest::ContactLegJson;
 use monti_protocol::model::TeamId;
-use monti_protocol::rest::{IntervalJson, QueueFiguresJson, QueueJson, QueueSummaryJson};
+use monti_protocol::rest::{
+    IntervalJson, QueueCountsJson, QueueFiguresJson, QueueJson, QueueSummaryJson,
+};
 use monti_protocol::scope::Scope;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::api::auth::{Action, Caller};
 use crate::api::error::Error;
-use crate::core::figures::Counts;
+use crate::core::figures::{Counts, ServiceLevel};
 use crate::store::db::StoredQueue;
 
 /// The queue routes.
@@ -158,14 +160,7 @@ async fn summary(
                 queue: queue_json(queue),
                 waiting,
                 oldest_waiting_since_ms: oldest,
-                offered: counts.offered,
-                answered: counts.answered,
-                answered_in_target: counts.answered_in_target,
-                abandoned: counts.abandoned,
-                abandoned_short: counts.abandoned_short,
-                service_level: config.service_level.of(&counts),
-                asa_secs: counts.asa_secs(),
-                longest_wait_secs: counts.longest_wait_ms as f64 / 1000.0,
+                counts: counts_json(&counts, config.service_level),
             }
         })
         .collect();
@@ -249,12 +244,11 @@ async fn intervals(
             {
                 return None;
             }
-            Some(interval_json(
-                &queue.name,
-                from + (bucket * interval_ms).max(0) as u64,
-                &counts,
-                config.service_level.of(&counts),
-            ))
+            Some(IntervalJson {
+                queue: queue.name.clone(),
+                from_ms: from + (bucket * interval_ms).max(0) as u64,
+                counts: counts_json(&counts, config.service_level),
+            })
         })
         .collect();
     if csv {
@@ -274,21 +268,15 @@ async fn intervals(
     Ok(Json(rows).into_response())
 }
 
-fn interval_json(
-    queue: &str,
-    from_ms: u64,
-    counts: &Counts,
-    service_level: Option<f64>,
-) -> IntervalJson {
-    IntervalJson {
-        queue: queue.to_owned(),
-        from_ms,
+/// A queue's counts as the apps read them, the service level by `formula`.
+fn counts_json(counts: &Counts, formula: ServiceLevel) -> QueueCountsJson {
+    QueueCountsJson {
         offered: counts.offered,
         answered: counts.answered,
         answered_in_target: counts.answered_in_target,
         abandoned: counts.abandoned,
         abandoned_short: counts.abandoned_short,
-        service_level,
+        service_level: formula.of(counts),
         asa_secs: counts.asa_secs(),
         longest_wait_secs: counts.longest_wait_ms as f64 / 1000.0,
     }
@@ -318,6 +306,7 @@ fn intervals_csv(rows: &[IntervalJson], formula: &str) -> String {
         csv_field(&format!("service_level ({formula})"))
     );
     for row in rows {
+        let counts = &row.counts;
         let start = Local
             .timestamp_millis_opt(row.from_ms as i64)
             .single()
@@ -329,14 +318,14 @@ fn intervals_csv(rows: &[IntervalJson], formula: &str) -> String {
         out.push_str(&format!(
             "{},{start},{},{},{},{},{},{},{},{:.1}\n",
             csv_field(&row.queue),
-            row.offered,
-            row.answered,
-            row.answered_in_target,
-            row.abandoned,
-            row.abandoned_short,
-            optional(row.service_level, 4),
-            optional(row.asa_secs, 1),
-            row.longest_wait_secs,
+            counts.offered,
+            counts.answered,
+            counts.answered_in_target,
+            counts.abandoned,
+            counts.abandoned_short,
+            optional(counts.service_level, 4),
+            optional(counts.asa_secs, 1),
+            counts.longest_wait_secs,
         ));
     }
     out
