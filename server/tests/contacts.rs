@@ -41,6 +41,20 @@ async fn legs(server: &TestServer, query: &str) -> Vec<ContactLegJson> {
     response.json().await.expect("legs")
 }
 
+/// Each leg as (contact, queue, outcome, wait until answered).
+fn summary(legs: &[ContactLegJson]) -> Vec<(&str, &str, &str, Option<u64>)> {
+    legs.iter()
+        .map(|leg| {
+            (
+                leg.contact.as_str(),
+                leg.queue.as_str(),
+                leg.outcome.as_str(),
+                leg.connected_ms.map(|ms| ms - leg.queued_ms),
+            )
+        })
+        .collect()
+}
+
 fn outcomes(result: &EventBatchResultJson) -> Vec<Outcome> {
     result.results.iter().map(|r| r.outcome).collect()
 }
@@ -99,19 +113,8 @@ async fn contacts_fold_into_legs(db: TestDb) {
         [Outcome::Applied, Outcome::Applied, Outcome::Duplicate]
     );
     let check = |legs: &[ContactLegJson]| {
-        let summary: Vec<(&str, &str, &str, Option<u64>)> = legs
-            .iter()
-            .map(|leg| {
-                (
-                    leg.contact.as_str(),
-                    leg.queue.as_str(),
-                    leg.outcome.as_str(),
-                    leg.connected_ms.map(|ms| ms - leg.queued_ms),
-                )
-            })
-            .collect();
         assert_eq!(
-            summary,
+            summary(legs),
             [
                 ("c1", "Billing Voice", "answered", Some(12_000)),
                 ("c2", "Billing Chat", "abandoned", None),
@@ -329,19 +332,8 @@ async fn amazon_connect_contact_events_from_eventbridge() {
     let (status, body) = deliver(&server, EVENTBRIDGE_KEY, "{\"detail-type\": ").await;
     assert_eq!(status, 400, "{body}");
     let legs = legs(&server, "from=0").await;
-    let summary: Vec<(&str, &str, &str, Option<u64>)> = legs
-        .iter()
-        .map(|leg| {
-            (
-                leg.contact.as_str(),
-                leg.queue.as_str(),
-                leg.outcome.as_str(),
-                leg.connected_ms.map(|ms| ms - leg.queued_ms),
-            )
-        })
-        .collect();
     assert_eq!(
-        summary,
+        summary(&legs),
         [
             (
                 "11111111-1111-1111-1111-111111111111",

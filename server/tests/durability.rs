@@ -57,8 +57,13 @@ fn body(batch: &[Sent]) -> Value {
 }
 
 async fn post(url: &str, body: &Value) -> Option<EventBatchResultJson> {
+    post_to(url, "/api/v1/events", body).await
+}
+
+/// Posts a batch; `None` when the server did not answer it with success.
+async fn post_to(url: &str, path: &str, body: &Value) -> Option<EventBatchResultJson> {
     let response = reqwest::Client::new()
-        .post(format!("{url}/api/v1/events"))
+        .post(format!("{url}{path}"))
         .json(body)
         .timeout(Duration::from_secs(10))
         .send()
@@ -246,17 +251,7 @@ fn contact_batch(seq: usize, base_ms: u64) -> ContactBatch {
 }
 
 async fn post_contacts(url: &str, body: &Value) -> Option<EventBatchResultJson> {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/api/v1/contact-events"))
-        .json(body)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.json().await.ok()
+    post_to(url, "/api/v1/contact-events", body).await
 }
 
 /// Contacts acknowledged before a SIGKILL are all there after the restart, each exactly once
