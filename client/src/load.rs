@@ -55,9 +55,9 @@ pub struct LoadReport {
     pub failures: Vec<String>,
     /// Measurement window, seconds.
     pub duration_s: f64,
-    /// Agent changes received by all viewers.
+    /// Agent changes received by the viewers that decode (see [`LoadReport::sampled`]).
     pub changes_received: u64,
-    /// Agent changes per second one viewer received (the floor's visible change rate).
+    /// Agent changes per second one decoding viewer received (the floor's visible change rate).
     pub changes_per_second: f64,
     /// Viewers that decoded every frame (the latency and change figures are theirs).
     pub sampled: usize,
