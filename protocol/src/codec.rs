@@ -309,7 +309,21 @@ impl Validate for SnapshotHeader {
             fit(&mut reason.code);
             fit(&mut reason.label);
         }
+        for queue in &mut self.queues {
+            queue.validate()?;
+        }
         Ok(())
+    }
+}
+
+impl Validate for crate::queue::QueueInfo {
+    fn validate(&mut self) -> Result<(), DecodeError> {
+        fit(&mut self.name);
+        check(
+            self.teams.len() <= MAX_FILTER_IDS,
+            "too many teams serving a queue",
+        )?;
+        check(self.goal_percent <= 100, "service-level goal over 100 %")
     }
 }
 
@@ -335,6 +349,8 @@ impl Validate for Delta {
                     fit(&mut reason.code);
                     fit(&mut reason.label);
                 }
+                RosterChange::QueueUpserted(queue) => queue.validate()?,
+                RosterChange::QueueRemoved(_) => {}
             }
         }
         Ok(())

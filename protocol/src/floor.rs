@@ -25,6 +25,7 @@ use crate::model::{
     AgentId, AgentInfo, AgentStatus, GroupKey, Grouping, ReasonCode, ReasonId, Site, SiteId,
     StateKind, StateSet, Team, TeamId,
 };
+use crate::queue::{QueueId, QueueInfo, QueueLive, QueueNow, QueueRules};
 use crate::scope::{Scope, View};
 
 /// Why a message could not be folded into a floor. Every variant means "ask for a new snapshot".
@@ -55,6 +56,9 @@ pub enum FoldError {
     /// An agent id beyond [`MAX_AGENT_ID`].
     #[error("agent id {0:?} out of range")]
     AgentOutOfRange(AgentId),
+    /// Figures arrived for a queue the floor does not have.
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(QueueId),
 }
 
 /// A team or site a subscription names that does not exist for its viewer.
@@ -96,6 +100,36 @@ pub struct Live {
     pub status: AgentStatus,
     /// When it began, milliseconds since the Unix epoch (server clock).
     pub since_ms: u64,
+}
+
+/// A queue on a floor: what it is and its figures now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueRecord {
+    /// What the queue is.
+    pub info: QueueInfo,
+    /// Its figures as of the floor's sequence number.
+    pub now: QueueNow,
+}
+
+/// The agents of a queue's serving teams, as a floor can count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueAgents {
+    /// Logged in (neither offline nor stale).
+    pub staffed: u32,
+    /// Available for the next contact.
+    pub available: u32,
+    /// Ringing, on a contact, on hold or in wrap-up.
+    pub on_contact: u32,
+}
+
+impl QueueAgents {
+    fn add(&mut self, counts: &[u32; StateKind::COUNT]) {
+        let n = |kind: StateKind| counts[kind.index()];
+        self.staffed += counts.iter().sum::<u32>() - n(StateKind::Offline) - n(StateKind::Stale);
+        self.available += n(StateKind::Available);
+        self.on_contact +=
+            n(StateKind::Ringing) + n(StateKind::OnCall) + n(StateKind::OnHold) + n(StateKind::WrapUp);
+    }
 }
 
 /// Counts and longest time in state of one group, with absolute times.
@@ -228,6 +262,9 @@ pub struct Floor {
     placed_by_site: BTreeMap<SiteId, BTreeMap<TeamId, u32>>,
     /// Summary detail only: the groups as the server last described them.
     received_groups: BTreeMap<GroupKey, GroupStats>,
+    /// The queues (on a client: those its viewer may see, when it asked for queues).
+    queues: BTreeMap<QueueId, QueueRecord>,
+    queue_rules: QueueRules,
     /// A snapshot being received; it replaces this floor when its last chunk arrives.
     incoming: Option<Box<Floor>>,
     next_chunk: u32,
@@ -252,6 +289,8 @@ impl PartialEq for Floor {
             && self.n_agents == other.n_agents
             && self.agents().eq(other.agents())
             && self.received_groups == other.received_groups
+            && self.queues == other.queues
+            && self.queue_rules == other.queue_rules
     }
 }
 
@@ -282,6 +321,8 @@ impl Floor {
             placed: BTreeMap::new(),
             placed_by_site: BTreeMap::new(),
             received_groups: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            queue_rules: QueueRules::default(),
             incoming: None,
             next_chunk: 0,
             ready: true,
@@ -376,6 +417,68 @@ impl Floor {
     /// How many agents the roster of this view has.
     pub fn n_agents(&self) -> usize {
         self.n_agents
+    }
+
+    /// The queues, by id.
+    pub fn queues(&self) -> impl Iterator<Item = &QueueRecord> {
+        self.queues.values()
+    }
+
+    /// One queue.
+    pub fn queue(&self, id: QueueId) -> Option<&QueueRecord> {
+        self.queues.get(&id)
+    }
+
+    /// How the queue figures are counted.
+    pub fn queue_rules(&self) -> QueueRules {
+        self.queue_rules
+    }
+
+    /// The agents of the queue's serving teams this floor holds: counted from its agents, or,
+    /// for a summary view grouped by team (or team and site), from the summaries. `None` when
+    /// the floor cannot tell (a summary view grouped by site).
+    pub fn queue_agents(&self, id: QueueId) -> Option<QueueAgents> {
+        let queue = self.queues.get(&id)?;
+        let mut agents = QueueAgents::default();
+        match (self.detail, self.grouping) {
+            (Detail::Agents, _) => {
+                for &team in &queue.info.teams {
+                    for &site in self.team_sites.get(&team).into_iter().flatten() {
+                        if let Some(cell) = self.cells.get(&(team, site)) {
+                            agents.add(&cell.counts);
+                        }
+                    }
+                }
+            }
+            (Detail::Summary, Grouping::Site) => return None,
+            (Detail::Summary, _) => {
+                for stats in self.received_groups.values() {
+                    if stats.key.team.is_some_and(|team| queue.info.teams.contains(&team)) {
+                        agents.add(&stats.counts);
+                    }
+                }
+            }
+        }
+        Some(agents)
+    }
+
+    /// The serving teams of `info` that a viewer limited to `scope` may name; a queue is in its
+    /// view when this is not empty (or, for a viewer who sees everything, always).
+    pub fn queue_teams_named(&self, scope: &Scope, info: &QueueInfo) -> Vec<TeamId> {
+        (info.teams.iter().copied())
+            .filter(|&team| scope.names_team(team, |site| self.places(team, site)))
+            .collect()
+    }
+
+    /// The queue as a viewer limited to `scope` sees it: naming only the serving teams it may
+    /// name; `None` when the queue is not in its view.
+    pub fn queue_for(&self, scope: &Scope, id: QueueId) -> Option<QueueInfo> {
+        let info = &self.queues.get(&id)?.info;
+        let teams = self.queue_teams_named(scope, info);
+        (*scope == Scope::Everything || !teams.is_empty()).then(|| QueueInfo {
+            teams,
+            ..info.clone()
+        })
     }
 
     /// Whether the roster has agents of `team` at `site` (with or without a state).
@@ -571,6 +674,35 @@ impl Floor {
     /// Adds or relabels a reason code.
     pub fn upsert_reason(&mut self, reason: ReasonCode) {
         self.reasons.insert(reason.id, reason);
+    }
+
+    /// Sets how queue figures are counted (the server's configuration).
+    pub fn set_queue_rules(&mut self, rules: QueueRules) {
+        self.queue_rules = rules;
+    }
+
+    /// Adds a queue or changes it; its figures are kept. Returns the previous entry.
+    pub fn upsert_queue(&mut self, info: QueueInfo) -> Option<QueueInfo> {
+        match self.queues.get_mut(&info.id) {
+            Some(record) => Some(std::mem::replace(&mut record.info, info)),
+            None => {
+                let now = QueueNow::default();
+                self.queues.insert(info.id, QueueRecord { info, now });
+                None
+            }
+        }
+    }
+
+    /// Removes a queue; returns its last entry.
+    pub fn remove_queue(&mut self, id: QueueId) -> Option<QueueRecord> {
+        self.queues.remove(&id)
+    }
+
+    /// Sets a queue's figures.
+    pub fn set_queue_now(&mut self, id: QueueId, now: QueueNow) -> Result<(), FoldError> {
+        let record = self.queues.get_mut(&id).ok_or(FoldError::UnknownQueue(id))?;
+        record.now = now;
+        Ok(())
     }
 
     /// Adds an agent to the roster or changes its name, team or site; its state is kept.
@@ -778,7 +910,17 @@ impl Floor {
                 .cloned()
                 .collect(),
             reasons: self.reasons.values().cloned().collect(),
+            queues: match sub.queues {
+                true => (self.queues.keys())
+                    .filter_map(|&id| self.queue_for(scope, id))
+                    .collect(),
+                false => Vec::new(),
+            },
+            queue_rules: self.queue_rules,
         };
+        let queues: Vec<QueueLive> = (header.queues.iter())
+            .filter_map(|info| Some(self.queues.get(&info.id)?.now.to_live(info.id, self.time_ms)))
+            .collect();
         let mut chunks = vec![self.empty_chunk(0, Some(header))];
         if sub.detail == Detail::Agents {
             let in_scope = self
@@ -815,6 +957,7 @@ impl Floor {
             if sub.detail == Detail::Summary {
                 last.groups = self.scoped_summaries(view);
             }
+            last.queues = queues;
         }
         chunks
     }
@@ -829,6 +972,7 @@ impl Floor {
             roster: Vec::new(),
             agents: Vec::new(),
             groups: Vec::new(),
+            queues: Vec::new(),
         }
     }
 
@@ -897,6 +1041,10 @@ impl Floor {
             for reason in &header.reasons {
                 next.upsert_reason(reason.clone());
             }
+            for queue in &header.queues {
+                next.upsert_queue(queue.clone());
+            }
+            next.queue_rules = header.queue_rules;
             if !header.full_roster {
                 for record in self
                     .agents()
@@ -928,6 +1076,9 @@ impl Floor {
                 summary.key,
                 GroupStats::from_summary(summary, chunk.time_ms),
             );
+        }
+        for live in &chunk.queues {
+            next.set_queue_now(live.queue, QueueNow::from_live(live, chunk.time_ms))?;
         }
         self.next_chunk += 1;
         if chunk.last
@@ -963,6 +1114,12 @@ impl Floor {
                 RosterChange::ReasonUpserted(reason) => self.upsert_reason(reason.clone()),
                 RosterChange::TeamRemoved(team) => self.remove_team(*team),
                 RosterChange::SiteRemoved(site) => self.remove_site(*site),
+                RosterChange::QueueUpserted(queue) => {
+                    self.upsert_queue(queue.clone());
+                }
+                RosterChange::QueueRemoved(queue) => {
+                    self.remove_queue(*queue);
+                }
             }
         }
         if !delta.roster.is_empty() {
@@ -975,6 +1132,9 @@ impl Floor {
         } in &delta.changes
         {
             self.set_status(agent, status, time_ms.saturating_sub(since_ms_ago))?;
+        }
+        for live in &delta.queues {
+            self.set_queue_now(live.queue, QueueNow::from_live(live, time_ms))?;
         }
         for summary in &delta.groups {
             if summary.counts.iter().all(|&count| count == 0) {

@@ -5,6 +5,7 @@
 //! - [`codec`]: encoding and decoding of frames, with size limits (postcard inside).
 //! - [`floor`]: the floor of agents and the pure fold of snapshots and deltas into it.
 //! - [`tick`]: collecting changes, committing them once per tick, and cutting per-viewer deltas.
+//! - [`queue`]: queues, their counts and the service-level formulas.
 //! - [`scope`]: what a viewer may see, applied where snapshots and deltas are cut.
 //! - [`rest`]: the JSON bodies of the REST API.
 //! - [`ingest`]: the JSON bodies of the ingest API (events, roster sync, history).
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod message;
 pub mod model;
 pub mod names;
+pub mod queue;
 pub mod rest;
 pub mod scope;
 pub mod tick;
@@ -26,7 +28,7 @@ pub mod tick;
 /// any other version with [`message::ErrorCode::VersionMismatch`] and a readable reason.
 ///
 /// Bump it whenever a message's encoding changes in a way an older peer would misread.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The path of the stream endpoint on a server.
 pub const STREAM_PATH: &str = "/api/v1/stream";

@@ -15,6 +15,7 @@ use crate::model::{
     AgentId, AgentInfo, AgentStatus, GroupKey, Grouping, ReasonCode, Site, SiteId, StateKind,
     StateSet, Team, TeamId,
 };
+use crate::queue::{QueueId, QueueInfo, QueueLive, QueueRules};
 
 /// A message from a client to the server.
 ///
@@ -55,6 +56,9 @@ pub struct Subscription {
     /// The roster version the client already holds for this same team and site filter, so the
     /// server can leave the names out of the snapshot. `None` asks for the roster.
     pub known_roster: Option<u64>,
+    /// Whether the client wants the queues its viewer may see, with their live figures. They do
+    /// not follow the team and site filter: a queue is the floor's, not a team's.
+    pub queues: bool,
 }
 
 impl Default for Subscription {
@@ -66,6 +70,7 @@ impl Default for Subscription {
             sites: Vec::new(),
             states: StateSet::ALL,
             known_roster: None,
+            queues: false,
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct SnapshotChunk {
     pub agents: Vec<AgentLive>,
     /// Group summaries (summary detail only; in the last chunk).
     pub groups: Vec<GroupSummary>,
+    /// The queues' figures (subscriptions with queues; in the last chunk).
+    pub queues: Vec<QueueLive>,
 }
 
 /// The first chunk's description of what follows.
@@ -198,6 +205,11 @@ pub struct SnapshotHeader {
     pub teams: Vec<Team>,
     /// Every reason code (they carry no personal data).
     pub reasons: Vec<ReasonCode>,
+    /// The queues the viewer may see (subscriptions with queues), each naming only the serving
+    /// teams the viewer may name.
+    pub queues: Vec<QueueInfo>,
+    /// How the queue figures are counted.
+    pub queue_rules: QueueRules,
 }
 
 /// An agent's current state inside a snapshot.
@@ -226,6 +238,8 @@ pub struct Delta {
     pub roster: Vec<RosterChange>,
     /// New summaries of the groups that changed (summary detail only).
     pub groups: Vec<GroupSummary>,
+    /// The queues whose figures changed, whole (subscriptions with queues).
+    pub queues: Vec<QueueLive>,
 }
 
 /// One agent's new state. This is the hot item of the protocol: four to six bytes.
@@ -257,6 +271,10 @@ pub enum RosterChange {
     TeamRemoved(TeamId),
     /// A site was removed; it has no agents left.
     SiteRemoved(SiteId),
+    /// A queue came into view, or changed its name, target or serving teams.
+    QueueUpserted(QueueInfo),
+    /// A queue left the view (deactivated, or no longer served by a team the viewer may name).
+    QueueRemoved(QueueId),
 }
 
 /// Counts and longest time in state of one group.

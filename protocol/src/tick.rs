@@ -17,6 +17,7 @@ use crate::model::{
     AgentId, AgentInfo, AgentStatus, GroupKey, Grouping, ReasonCode, Site, SiteId, StateKind, Team,
     TeamId,
 };
+use crate::queue::{QueueId, QueueInfo, QueueLive, QueueNow};
 use crate::scope::{Scope, View};
 
 /// A change to the roster, as the server learns it.
@@ -36,6 +37,10 @@ pub enum RosterUpdate {
     Site(Site),
     /// Add or relabel a reason code.
     Reason(ReasonCode),
+    /// Add a queue or change its name, target or serving teams.
+    Queue(QueueInfo),
+    /// Remove (deactivate) a queue.
+    RemoveQueue(QueueId),
 }
 
 /// Changes collected since the last tick.
@@ -45,6 +50,8 @@ pub struct Pending {
     /// Where each agent's change sits in `status`, so a second change replaces the first.
     index_of: HashMap<AgentId, usize>,
     roster: Vec<RosterUpdate>,
+    /// Queues' new figures; a later one for the same queue wins.
+    queues: BTreeMap<QueueId, QueueNow>,
 }
 
 impl Pending {
@@ -71,9 +78,14 @@ impl Pending {
         self.roster.push(update);
     }
 
+    /// Records a queue's new figures; a later call for the same queue in the same tick wins.
+    pub fn set_queue(&mut self, queue: QueueId, now: QueueNow) {
+        self.queues.insert(queue, now);
+    }
+
     /// Whether nothing changed since the last tick.
     pub fn is_empty(&self) -> bool {
-        self.status.is_empty() && self.roster.is_empty()
+        self.status.is_empty() && self.roster.is_empty() && self.queues.is_empty()
     }
 
     /// How many agent state changes are waiting.
@@ -81,9 +93,9 @@ impl Pending {
         self.status.len()
     }
 
-    /// How many changes of any kind (states and roster) are waiting.
+    /// How many changes of any kind (states, roster and queues) are waiting.
     pub fn len(&self) -> usize {
-        self.status.len() + self.roster.len()
+        self.status.len() + self.roster.len() + self.queues.len()
     }
 
     /// Applies everything collected to `floor` as sequence number `floor.seq() + 1` at
@@ -95,7 +107,10 @@ impl Pending {
         let time_step_ms = time_ms - floor.time_ms();
         let mut dirty = Dirty::default();
         let mut touches = Touches::before(floor, &self.roster);
+        let queues_before = QueueTouch::before(floor, &self.roster, &touches);
         let (roster_events, moved) = self.apply_roster(floor, &mut dirty, &mut touches);
+        let queue_live = self.apply_queues(floor);
+        let queues = QueueTouch::after(queues_before, floor);
         let Touches { teams, sites } = touches.after(floor);
         if !roster_events.is_empty() || !teams.is_empty() || !sites.is_empty() {
             floor.set_roster_version(seq);
@@ -116,7 +131,28 @@ impl Pending {
             dirty_sites: dirty.sites,
             dirty_cells: dirty.cells,
             cells,
+            queues,
+            queue_live,
         }
+    }
+
+    /// Sets the queues' new figures on `floor`; returns those that changed, with where their
+    /// serving teams stand (for the viewers' scopes).
+    fn apply_queues(&mut self, floor: &mut Floor) -> Vec<(QueueId, QueueNow, Placed)> {
+        let mut live = Vec::with_capacity(self.queues.len());
+        for (id, now) in std::mem::take(&mut self.queues) {
+            let Some(record) = floor.queue(id) else {
+                continue;
+            };
+            if record.now == now {
+                continue;
+            }
+            let placed = placed(floor, &record.info.teams);
+            if floor.set_queue_now(id, now).is_ok() {
+                live.push((id, now, placed));
+            }
+        }
+        live
     }
 
     /// Applies the roster updates to `floor`: the events viewers are told of, and the agents
@@ -171,6 +207,14 @@ impl Pending {
                 RosterUpdate::Reason(reason) => {
                     floor.upsert_reason(reason.clone());
                     RosterEvent::Reason(reason)
+                }
+                RosterUpdate::Queue(queue) => {
+                    floor.upsert_queue(queue);
+                    continue;
+                }
+                RosterUpdate::RemoveQueue(queue) => {
+                    floor.remove_queue(queue);
+                    continue;
                 }
             };
             roster_events.push(event);
@@ -275,7 +319,7 @@ impl Touches {
                 RosterUpdate::Site(Site { id, .. }) | RosterUpdate::RemoveSite(id) => {
                     touch(None, Some(*id))
                 }
-                RosterUpdate::Reason(_) => {}
+                RosterUpdate::Reason(_) | RosterUpdate::Queue(_) | RosterUpdate::RemoveQueue(_) => {}
             }
         }
         touches
@@ -305,6 +349,89 @@ impl Touches {
         self.sites.retain(|_, touched| touched.changed());
         self
     }
+}
+
+/// Where each of a queue's serving teams has agents: what decides whether a viewer limited to
+/// some sites may see the queue.
+pub type Placed = Vec<(TeamId, Vec<SiteId>)>;
+
+fn placed(floor: &Floor, teams: &[TeamId]) -> Placed {
+    (teams.iter())
+        .map(|&team| (team, floor.sites_of_team(team)))
+        .collect()
+}
+
+/// A queue a tick added, changed, removed, or whose serving teams' placement changed: as it
+/// stood before and after, so each viewer can tell whether it gains, keeps or loses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueTouch {
+    /// The queue, its figures and its teams' placement before the tick; `None` if it did not
+    /// exist.
+    pub before: Option<(QueueInfo, QueueNow, Placed)>,
+    /// After the tick, with its figures (for a viewer who gains it).
+    pub after: Option<(QueueInfo, QueueNow, Placed)>,
+}
+
+impl QueueTouch {
+    /// The queues `roster` may touch (named by it, or served by a team it touches), as they
+    /// stand on `floor` before the tick.
+    fn before(
+        floor: &Floor,
+        roster: &[RosterUpdate],
+        touches: &Touches,
+    ) -> BTreeMap<QueueId, Option<(QueueInfo, QueueNow, Placed)>> {
+        let mut ids: BTreeSet<QueueId> = (roster.iter())
+            .filter_map(|update| match update {
+                RosterUpdate::Queue(queue) => Some(queue.id),
+                RosterUpdate::RemoveQueue(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if !touches.teams.is_empty() {
+            ids.extend(
+                (floor.queues())
+                    .filter(|queue| {
+                        (queue.info.teams.iter()).any(|team| touches.teams.contains_key(team))
+                    })
+                    .map(|queue| queue.info.id),
+            );
+        }
+        (ids.into_iter())
+            .map(|id| {
+                let before = floor.queue(id).map(|queue| {
+                    let placed = placed(floor, &queue.info.teams);
+                    (queue.info.clone(), queue.now, placed)
+                });
+                (id, before)
+            })
+            .collect()
+    }
+
+    /// The same queues after the tick; only those that changed are kept.
+    fn after(
+        before: BTreeMap<QueueId, Option<(QueueInfo, QueueNow, Placed)>>,
+        floor: &Floor,
+    ) -> BTreeMap<QueueId, QueueTouch> {
+        (before.into_iter())
+            .filter_map(|(id, before)| {
+                let after = floor.queue(id).map(|queue| {
+                    let placed = placed(floor, &queue.info.teams);
+                    (queue.info.clone(), queue.now, placed)
+                });
+                (before != after).then_some((id, QueueTouch { before, after }))
+            })
+            .collect()
+    }
+}
+
+/// The serving teams a viewer limited to `scope` may name, given where they are placed;
+/// `None` when the queue is not in its view.
+fn queue_teams_named(scope: &Scope, placed: &Placed) -> Option<Vec<TeamId>> {
+    let teams: Vec<TeamId> = (placed.iter())
+        .filter(|(team, sites)| scope.names_team(*team, |site| sites.contains(&site)))
+        .map(|(team, _)| *team)
+        .collect();
+    (*scope == Scope::Everything || !teams.is_empty()).then_some(teams)
 }
 
 /// The teams, sites and cells whose summaries a tick changed.
@@ -445,6 +572,10 @@ pub struct Tick {
     pub dirty_cells: BTreeSet<(TeamId, SiteId)>,
     /// After the tick: the stats of every cell of the dirty teams and sites.
     pub cells: BTreeMap<(TeamId, SiteId), GroupStats>,
+    /// Queues added, changed, removed, or whose serving teams moved.
+    pub queues: BTreeMap<QueueId, QueueTouch>,
+    /// Queues whose figures changed, with where their serving teams stand.
+    pub queue_live: Vec<(QueueId, QueueNow, Placed)>,
 }
 
 impl Tick {
@@ -459,6 +590,7 @@ impl Tick {
             changes: Vec::new(),
             roster: Vec::new(),
             groups: Vec::new(),
+            queues: Vec::new(),
         };
         // Names first, so every agent arrives with its team and site known; names the viewer
         // loses go last, after the agents that leave with them.
@@ -508,6 +640,9 @@ impl Tick {
                 }
             }
         }
+        if sub.queues {
+            self.queues_for(scope, &mut delta, &mut dropped);
+        }
         delta.roster.extend(dropped);
         match sub.detail {
             Detail::Agents => {
@@ -528,6 +663,43 @@ impl Tick {
             Detail::Summary => delta.groups = self.group_summaries(view),
         }
         delta
+    }
+
+    /// The queues a viewer limited to `scope` gains, loses or sees change, and their figures.
+    fn queues_for(&self, scope: &Scope, delta: &mut Delta, dropped: &mut Vec<RosterChange>) {
+        let mut live: BTreeMap<QueueId, QueueLive> = BTreeMap::new();
+        for (&id, touch) in &self.queues {
+            let seen = |info: &QueueInfo, placed: &Placed| {
+                let teams = queue_teams_named(scope, placed)?;
+                Some(QueueInfo {
+                    teams,
+                    ..info.clone()
+                })
+            };
+            let before = (touch.before.as_ref())
+                .and_then(|(info, now, placed)| Some((seen(info, placed)?, now)));
+            let after = (touch.after.as_ref())
+                .and_then(|(info, now, placed)| Some((seen(info, placed)?, now)));
+            match (before, after) {
+                (before, Some((info, now))) => {
+                    if before.as_ref().is_none_or(|(seen, _)| *seen != info) {
+                        delta.roster.push(RosterChange::QueueUpserted(info));
+                    }
+                    if before.is_none_or(|(_, before)| before != now) {
+                        live.insert(id, now.to_live(id, self.time_ms));
+                    }
+                }
+                (Some(_), None) => dropped.push(RosterChange::QueueRemoved(id)),
+                (None, None) => {}
+            }
+        }
+        for (id, now, placed) in &self.queue_live {
+            let gone = (self.queues.get(id)).is_some_and(|touch| touch.after.is_none());
+            if !gone && queue_teams_named(scope, placed).is_some() {
+                live.insert(*id, now.to_live(*id, self.time_ms));
+            }
+        }
+        delta.queues = live.into_values().collect();
     }
 
     /// New summaries of the subscription's groups that this tick changed, computed from the

@@ -6,6 +6,7 @@ use monti_protocol::codec::{
 };
 use monti_protocol::message::*;
 use monti_protocol::model::*;
+use monti_protocol::queue::*;
 use proptest::prelude::*;
 
 fn status() -> impl Strategy<Value = AgentStatus> {
@@ -63,8 +64,64 @@ fn summary() -> impl Strategy<Value = GroupSummary> {
         })
 }
 
+fn queue_info() -> impl Strategy<Value = QueueInfo> {
+    (
+        any::<u16>(),
+        name(),
+        0..Channel::ALL.len(),
+        any::<u32>(),
+        0u8..=100,
+        proptest::collection::vec(any::<u16>().prop_map(TeamId), 0..5),
+    )
+        .prop_map(
+            |(id, name, channel, target_secs, goal_percent, teams)| QueueInfo {
+                id: QueueId(id),
+                name,
+                channel: Channel::ALL[channel],
+                target_secs,
+                goal_percent,
+                teams,
+            },
+        )
+}
+
+fn counts() -> impl Strategy<Value = QueueCounts> {
+    any::<[u64; 9]>().prop_map(|n| QueueCounts {
+        offered: n[0],
+        answered: n[1],
+        answered_in_target: n[2],
+        abandoned: n[3],
+        abandoned_short: n[4],
+        answered_wait_ms: n[5],
+        longest_wait_ms: n[6],
+        handled: n[7],
+        handle_ms: n[8],
+    })
+}
+
+fn queue_live() -> impl Strategy<Value = QueueLive> {
+    (
+        any::<u16>(),
+        any::<u32>(),
+        proptest::option::of(any::<u64>()),
+        counts(),
+        counts(),
+    )
+        .prop_map(
+            |(queue, waiting, oldest_waiting_ms_ago, today, recent)| QueueLive {
+                queue: QueueId(queue),
+                waiting,
+                oldest_waiting_ms_ago,
+                today,
+                recent,
+            },
+        )
+}
+
 fn roster_change() -> impl Strategy<Value = RosterChange> {
     prop_oneof![
+        queue_info().prop_map(RosterChange::QueueUpserted),
+        any::<u16>().prop_map(|id| RosterChange::QueueRemoved(QueueId(id))),
         info().prop_map(RosterChange::AgentUpserted),
         agent_id().prop_map(RosterChange::AgentRemoved),
         any::<u16>().prop_map(|id| RosterChange::TeamRemoved(TeamId(id))),
@@ -101,14 +158,16 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         proptest::collection::vec(change, 0..50),
         proptest::collection::vec(roster_change(), 0..5),
         proptest::collection::vec(summary(), 0..5),
+        proptest::collection::vec(queue_live(), 0..5),
     )
-        .prop_map(|(seq, time_step_ms, changes, roster, groups)| {
+        .prop_map(|(seq, time_step_ms, changes, roster, groups, queues)| {
             ServerMsg::Delta(Delta {
                 seq,
                 time_step_ms,
                 changes,
                 roster,
                 groups,
+                queues,
             })
         });
     let live =
@@ -123,9 +182,11 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         grouping(),
         any::<u8>(),
         proptest::collection::vec((any::<u16>(), name()), 0..4),
+        proptest::collection::vec(queue_info(), 0..4),
+        0..ServiceLevelRule::ALL.len(),
     )
         .prop_map(
-            |(roster_version, full_roster, grouping, states, names)| SnapshotHeader {
+            |(roster_version, full_roster, grouping, states, names, queues, rule)| SnapshotHeader {
                 roster_version,
                 full_roster,
                 detail: if full_roster {
@@ -157,6 +218,12 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                         label: name.clone(),
                     })
                     .collect(),
+                queues,
+                queue_rules: QueueRules {
+                    service_level: ServiceLevelRule::ALL[rule],
+                    short_abandon_secs: 5,
+                    recent_minutes: 15,
+                },
             },
         );
     let chunk = (
@@ -168,9 +235,10 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         proptest::collection::vec(info(), 0..20),
         proptest::collection::vec(live, 0..20),
         proptest::collection::vec(summary(), 0..5),
+        proptest::collection::vec(queue_live(), 0..5),
     )
         .prop_map(
-            |(seq, time_ms, index, last, header, roster, agents, groups)| {
+            |(seq, time_ms, index, last, header, roster, agents, groups, queues)| {
                 ServerMsg::Snapshot(SnapshotChunk {
                     seq,
                     time_ms,
@@ -180,6 +248,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                     roster,
                     agents,
                     groups,
+                    queues,
                 })
             },
         );
@@ -248,8 +317,9 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         proptest::collection::vec(any::<u16>().prop_map(SiteId), 0..10),
         any::<u8>(),
         proptest::option::of(any::<u64>()),
+        any::<bool>(),
     )
-        .prop_map(|(grouping, summary, teams, sites, states, known_roster)| {
+        .prop_map(|(grouping, summary, teams, sites, states, known_roster, queues)| {
             ClientMsg::Subscribe(Subscription {
                 grouping,
                 detail: if summary {
@@ -261,6 +331,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
                 sites,
                 states: StateSet(states),
                 known_roster,
+                queues,
             })
         });
     prop_oneof![
@@ -382,6 +453,7 @@ fn a_state_change_costs_at_most_eight_bytes_in_a_delta() {
             .collect(),
         roster: vec![],
         groups: vec![],
+        queues: vec![],
     };
     let one = encode_server(&ServerMsg::Delta(delta(1)))
         .expect("encodes")
@@ -398,4 +470,45 @@ fn a_state_change_costs_at_most_eight_bytes_in_a_delta() {
         since_ms_ago: 16_000,
     };
     assert!(postcard::to_allocvec(&worst).expect("encodes").len() <= 9);
+}
+
+#[test]
+fn a_queue_change_costs_under_sixty_bytes_in_a_delta() {
+    // A busy queue in mid-afternoon: 9 waiting, the oldest for 48 s, 1,200 offered today and
+    // 70 in the last 15 minutes. The figures travel whole, so this is the cost of any change.
+    let counts = |offered: u64| QueueCounts {
+        offered,
+        answered: offered * 9 / 10,
+        answered_in_target: offered * 8 / 10,
+        abandoned: offered / 12,
+        abandoned_short: offered / 40,
+        answered_wait_ms: offered * 9 / 10 * 14_000,
+        longest_wait_ms: 212_000,
+        handled: offered * 9 / 10,
+        handle_ms: offered * 9 / 10 * 290_000,
+    };
+    let delta = |n: u16| Delta {
+        seq: 40_000,
+        time_step_ms: 100,
+        changes: vec![],
+        roster: vec![],
+        groups: vec![],
+        queues: (0..n)
+            .map(|i| QueueLive {
+                queue: QueueId(i * 7),
+                waiting: 9,
+                oldest_waiting_ms_ago: Some(48_000),
+                today: counts(1_200),
+                recent: counts(70),
+            })
+            .collect(),
+    };
+    let size = |n: u16| {
+        encode_server(&ServerMsg::Delta(delta(n)))
+            .expect("encodes")
+            .len()
+    };
+    let per_queue = (size(101) - size(1)) as f64 / 100.0;
+    println!("one queue's figures: {per_queue} bytes");
+    assert!(per_queue < 60.0, "{per_queue} bytes per queue change");
 }

@@ -8,12 +8,29 @@ use monti_protocol::codec::{decode_server, encode_server};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, ServerMsg, Subscription};
 use monti_protocol::model::*;
+use monti_protocol::queue::{Channel, QueueCounts, QueueId, QueueInfo, QueueNow};
 use monti_protocol::scope::{Grant, Scope};
 use monti_protocol::tick::{Pending, RosterUpdate};
 use proptest::prelude::*;
 
 const N_TEAMS: u16 = 4;
 const N_SITES: u16 = 3;
+const N_QUEUES: u16 = 4;
+
+/// A queue served by the teams whose bits are set in `teams`.
+fn queue(queue: u16, teams: u8, target_secs: u32) -> QueueInfo {
+    QueueInfo {
+        id: QueueId(queue),
+        name: format!("Queue {queue}"),
+        channel: Channel::Voice,
+        target_secs,
+        goal_percent: 80,
+        teams: (0..N_TEAMS + 2)
+            .filter(|team| teams & (1 << team) != 0)
+            .map(TeamId)
+            .collect(),
+    }
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -53,6 +70,22 @@ enum Op {
     RemoveSite {
         site: u16,
     },
+    /// Adds or changes a queue served by the teams in the bit mask.
+    Queue {
+        queue: u16,
+        teams: u8,
+        target_secs: u32,
+    },
+    RemoveQueue {
+        queue: u16,
+    },
+    /// New figures for a queue (dropped when it does not exist).
+    QueueFigures {
+        queue: u16,
+        waiting: u32,
+        offered: u64,
+        back_ms: u64,
+    },
 }
 
 fn status() -> impl Strategy<Value = AgentStatus> {
@@ -77,6 +110,9 @@ fn op(n_agents: u32) -> impl Strategy<Value = Op> {
         1 => (0..N_SITES + 1, any::<u8>()).prop_map(|(site, name)| Op::NameSite { site, name }),
         1 => (0..N_TEAMS + 2).prop_map(|team| Op::RemoveTeam { team }),
         1 => (0..N_SITES + 1).prop_map(|site| Op::RemoveSite { site }),
+        1 => (0..N_QUEUES, any::<u8>(), 1u32..4).prop_map(|(queue, teams, target_secs)| Op::Queue { queue, teams, target_secs }),
+        1 => (0..N_QUEUES).prop_map(|queue| Op::RemoveQueue { queue }),
+        3 => (0..N_QUEUES, 0u32..5, 0u64..50, 0u64..5_000).prop_map(|(queue, waiting, offered, back_ms)| Op::QueueFigures { queue, waiting, offered, back_ms }),
     ]
 }
 
@@ -91,8 +127,9 @@ fn subscription() -> impl Strategy<Value = Subscription> {
         proptest::collection::btree_set(0..N_TEAMS, 0..3),
         proptest::collection::btree_set(0..N_SITES, 0..2),
         prop_oneof![Just(StateSet::ALL), (1u8..127).prop_map(StateSet)],
+        any::<bool>(),
     )
-        .prop_map(|(grouping, summary, teams, sites, states)| Subscription {
+        .prop_map(|(grouping, summary, teams, sites, states, queues)| Subscription {
             grouping,
             detail: if summary {
                 Detail::Summary
@@ -103,6 +140,7 @@ fn subscription() -> impl Strategy<Value = Subscription> {
             sites: sites.into_iter().map(SiteId).collect(),
             states,
             known_roster: None,
+            queues,
         })
 }
 
@@ -165,6 +203,9 @@ fn server_floor(n_agents: u32, start_ms: u64) -> Floor {
             start_ms - u64::from(agent) * 10,
         );
     }
+    pending.roster(RosterUpdate::Queue(queue(0, 0b0011, 20)));
+    pending.roster(RosterUpdate::Queue(queue(1, 0b0100, 30)));
+    pending.roster(RosterUpdate::Queue(queue(2, 0, 20)));
     pending.commit(&mut floor, start_ms);
     floor
 }
@@ -302,6 +343,19 @@ proptest! {
                             removals.push(RosterUpdate::RemoveSite(SiteId(site)));
                         }
                     }
+                    Op::Queue { queue: id, teams, target_secs } => {
+                        pending.roster(RosterUpdate::Queue(queue(id, teams, target_secs)));
+                    }
+                    Op::RemoveQueue { queue } => pending.roster(RosterUpdate::RemoveQueue(QueueId(queue))),
+                    Op::QueueFigures { queue, waiting, offered, back_ms } => {
+                        let counts = QueueCounts { offered, answered: offered / 2, ..QueueCounts::default() };
+                        pending.set_queue(QueueId(queue), QueueNow {
+                            waiting,
+                            oldest_waiting_since_ms: (waiting > 0).then_some(now - back_ms),
+                            today: counts,
+                            recent: counts,
+                        });
+                    }
                 }
             }
             for removal in removals {
@@ -323,6 +377,22 @@ proptest! {
             }
             for stats in client.summaries(sub.grouping) {
                 prop_assert!(may_name(&scope, &server, stats.key.team, stats.key.site));
+            }
+            // Queues only when asked for, and only those served by a team the viewer may name,
+            // naming no other team.
+            prop_assert!(sub.queues || client.queues().next().is_none());
+            for queue in client.queues() {
+                prop_assert!(scope == Scope::Everything || !queue.info.teams.is_empty());
+                for &team in &queue.info.teams {
+                    prop_assert!(may_name(&scope, &server, Some(team), None), "queue {:?}", queue.info);
+                }
+            }
+            if sub.queues {
+                let visible = server.queues().filter(|queue| {
+                    scope == Scope::Everything
+                        || queue.info.teams.iter().any(|&team| may_name(&scope, &server, Some(team), None))
+                });
+                prop_assert_eq!(visible.count(), client.queues().count());
             }
             // Every agent the client has comes with its team's and site's names.
             for agent in client.agents() {
@@ -369,6 +439,7 @@ fn a_gap_in_sequence_numbers_is_reported() {
         changes: vec![],
         roster: vec![],
         groups: vec![],
+        queues: vec![],
     };
     assert_eq!(
         client.apply_delta(&delta),
