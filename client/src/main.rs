@@ -83,6 +83,10 @@ struct ViewArgs {
     /// Ask for group summaries only instead of every agent.
     #[arg(long)]
     summary: bool,
+    /// Also receive the queues (contacts waiting, the oldest wait, service level, answered
+    /// and abandoned today and over the server's rolling window).
+    #[arg(long)]
+    queues: bool,
 }
 
 impl ViewArgs {
@@ -102,6 +106,7 @@ impl ViewArgs {
                 StateSet::of(self.states.iter().copied())
             },
             known_roster: None,
+            queues: self.queues,
         }
     }
 }
@@ -479,7 +484,8 @@ fn render(floor: &Floor, summary: &FloorSummaryJson, link: &Link, age_ms: u64) -
         line.push('\n');
         line
     };
-    // The total first, so it stays on screen when the groups do not fit.
+    // Queues first, then the total, so both stay on screen when the groups do not fit.
+    out = render_queues(summary, out);
     let total: u32 = summary.totals.values().sum();
     out.push_str(&row("ALL", total, &summary.totals, None));
     out.push('\n');
@@ -498,6 +504,55 @@ fn render(floor: &Floor, summary: &FloorSummaryJson, link: &Link, age_ms: u64) -
             longest_ms.get(StateKind::NotReady.name()).copied(),
         ));
     }
+    out
+}
+
+/// The queue table above the agents' (none without `--queues`): waiting, the oldest wait, and
+/// today's figures with the service level against the queue's goal.
+fn render_queues(summary: &FloorSummaryJson, mut out: String) -> String {
+    if summary.queues.is_empty() {
+        return out;
+    }
+    out.insert_str(
+        out.find('\n').map_or(out.len(), |end| end + 1),
+        &format!(
+            "service level: {}\n",
+            summary.service_level_formula.as_deref().unwrap_or("?")
+        ),
+    );
+    out.push_str(&format!(
+        "{:<28}{:>7}{:>8}{:>8}{:>8}{:>8}{:>10}{:>7}  today\n",
+        "queue", "waiting", "oldest", "offered", "answer", "abandon", "SL", "ASA"
+    ));
+    for queue in &summary.queues {
+        let today = &queue.today;
+        let oldest = queue.oldest_waiting_secs.map_or("-".to_owned(), |secs| {
+            format!("{}:{:02}", secs / 60, secs % 60)
+        });
+        let level = today.service_level.map_or("-".to_owned(), |level| {
+            let mark = if level * 100.0 < f64::from(queue.goal_percent) {
+                "!"
+            } else {
+                ""
+            };
+            format!("{mark}{:.0}%/{}%", level * 100.0, queue.goal_percent)
+        });
+        let asa = today
+            .asa_secs
+            .map_or("-".to_owned(), |secs| format!("{secs:.0}s"));
+        out.push_str(&format!(
+            "{:<28}{:>7}{:>8}{:>8}{:>8}{:>8}{:>10}{:>7}\n",
+            truncate(&queue.name, 27),
+            queue.waiting,
+            oldest,
+            today.offered,
+            today.answered,
+            today.abandoned,
+            level,
+            asa
+        ));
+    }
+    out.push('\n');
     out
 }
 

@@ -218,6 +218,7 @@ impl App {
             sites: all_known(sites, filter.sites.len()),
             states: StateSet::ALL,
             known_roster: None,
+            queues: true,
         }
     }
 

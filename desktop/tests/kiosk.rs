@@ -232,6 +232,7 @@ fn the_no_signal_tile_shows_only_while_an_agent_has_no_signal() {
             }],
             roster: Vec::new(),
             groups: Vec::new(),
+            queues: Vec::new(),
         };
         floor.apply_delta(&delta).expect("folds");
     }

@@ -127,8 +127,10 @@ impl QueueAgents {
         let n = |kind: StateKind| counts[kind.index()];
         self.staffed += counts.iter().sum::<u32>() - n(StateKind::Offline) - n(StateKind::Stale);
         self.available += n(StateKind::Available);
-        self.on_contact +=
-            n(StateKind::Ringing) + n(StateKind::OnCall) + n(StateKind::OnHold) + n(StateKind::WrapUp);
+        self.on_contact += n(StateKind::Ringing)
+            + n(StateKind::OnCall)
+            + n(StateKind::OnHold)
+            + n(StateKind::WrapUp);
     }
 }
 
@@ -453,7 +455,11 @@ impl Floor {
             (Detail::Summary, Grouping::Site) => return None,
             (Detail::Summary, _) => {
                 for stats in self.received_groups.values() {
-                    if stats.key.team.is_some_and(|team| queue.info.teams.contains(&team)) {
+                    if stats
+                        .key
+                        .team
+                        .is_some_and(|team| queue.info.teams.contains(&team))
+                    {
                         agents.add(&stats.counts);
                     }
                 }
@@ -700,7 +706,10 @@ impl Floor {
 
     /// Sets a queue's figures.
     pub fn set_queue_now(&mut self, id: QueueId, now: QueueNow) -> Result<(), FoldError> {
-        let record = self.queues.get_mut(&id).ok_or(FoldError::UnknownQueue(id))?;
+        let record = self
+            .queues
+            .get_mut(&id)
+            .ok_or(FoldError::UnknownQueue(id))?;
         record.now = now;
         Ok(())
     }
@@ -919,7 +928,14 @@ impl Floor {
             queue_rules: self.queue_rules,
         };
         let queues: Vec<QueueLive> = (header.queues.iter())
-            .filter_map(|info| Some(self.queues.get(&info.id)?.now.to_live(info.id, self.time_ms)))
+            .filter_map(|info| {
+                Some(
+                    self.queues
+                        .get(&info.id)?
+                        .now
+                        .to_live(info.id, self.time_ms),
+                )
+            })
             .collect();
         let mut chunks = vec![self.empty_chunk(0, Some(header))];
         if sub.detail == Detail::Agents {

@@ -53,7 +53,9 @@ impl Channel {
 
     /// Parses [`Channel::name`].
     pub fn from_name(name: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|channel| channel.name() == name)
+        Channel::ALL
+            .into_iter()
+            .find(|channel| channel.name() == name)
     }
 }
 
@@ -293,7 +295,10 @@ mod tests {
             ..QueueCounts::default()
         };
         assert_eq!(ServiceLevelRule::IgnoreShortAbandons.of(&misdials), None);
-        assert_eq!(ServiceLevelRule::AnsweredAndAbandoned.of(&misdials), Some(0.0));
+        assert_eq!(
+            ServiceLevelRule::AnsweredAndAbandoned.of(&misdials),
+            Some(0.0)
+        );
     }
 
     #[test]
@@ -309,7 +314,10 @@ mod tests {
             longest_wait_ms: 10_000,
             ..QueueCounts::default()
         });
-        assert_eq!((sum.offered, sum.answered, sum.longest_wait_ms), (5, 1, 30_000));
+        assert_eq!(
+            (sum.offered, sum.answered, sum.longest_wait_ms),
+            (5, 1, 30_000)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::floor::{Floor, GroupStats};
 use crate::message::Subscription;
 use crate::model::{Grouping, StateKind};
+use crate::queue::{QueueCounts, ServiceLevelRule};
 use crate::scope::{Scope, View};
 
 /// A site in REST answers.
@@ -94,7 +95,7 @@ pub struct GroupJson {
 
 /// The whole floor summarised: what `GET /api/v1/floor/summary` and `monti-cli watch --once
 /// --json` print.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FloorSummaryJson {
     /// Sequence number the summary shows.
     pub seq: u64,
@@ -108,6 +109,43 @@ pub struct FloorSummaryJson {
     pub totals: BTreeMap<String, u32>,
     /// The groups.
     pub groups: Vec<GroupJson>,
+    /// The queues in view with their live figures (a floor that holds queues).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueLiveJson>,
+    /// The service-level formula the queue figures use, in words (with `queues`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level_formula: Option<String>,
+    /// The length of the queues' `recent` window, minutes (with `queues`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_minutes: Option<u16>,
+}
+
+/// One queue right now: `monti-cli watch --queues --json` and `GET /api/v1/floor/summary`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueLiveJson {
+    /// The queue's name.
+    pub name: String,
+    /// `voice`, `chat`, `email` or `task`.
+    pub channel: String,
+    /// Service-level target, seconds.
+    pub target_secs: u32,
+    /// Service-level goal, percent.
+    pub goal_percent: u8,
+    /// Contacts waiting.
+    pub waiting: u32,
+    /// How long the oldest of them has waited, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_waiting_secs: Option<u64>,
+    /// Agents of the serving teams in view who are logged in (when the floor can tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staffed: Option<u32>,
+    /// Of those, available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<u32>,
+    /// Since midnight.
+    pub today: QueueCountsJson,
+    /// Over the last `recent_minutes`.
+    pub recent: QueueCountsJson,
 }
 
 /// How a server signs callers in: `GET /api/v1/auth`, readable without a token so that an app
@@ -417,7 +455,35 @@ impl FloorSummaryJson {
                 *totals.entry(state.clone()).or_default() += count;
             }
         }
+        let rules = floor.queue_rules();
+        let queues: Vec<QueueLiveJson> = (floor.queues())
+            .filter_map(|queue| {
+                let info = floor.queue_for(scope, queue.info.id)?;
+                let agents = match scope {
+                    Scope::Everything => floor.queue_agents(info.id),
+                    Scope::Only(_) => None,
+                };
+                let now = &queue.now;
+                Some(QueueLiveJson {
+                    name: info.name,
+                    channel: info.channel.name().to_owned(),
+                    target_secs: info.target_secs,
+                    goal_percent: info.goal_percent,
+                    waiting: now.waiting,
+                    oldest_waiting_secs: (now.oldest_waiting_since_ms)
+                        .map(|since| floor.time_ms().saturating_sub(since) / 1000),
+                    staffed: agents.map(|agents| agents.staffed),
+                    available: agents.map(|agents| agents.available),
+                    today: QueueCountsJson::of(&now.today, rules.service_level),
+                    recent: QueueCountsJson::of(&now.recent, rules.service_level),
+                })
+            })
+            .collect();
+        let any = !queues.is_empty();
         FloorSummaryJson {
+            queues,
+            service_level_formula: any.then(|| rules.service_level.formula().to_owned()),
+            recent_minutes: any.then_some(rules.recent_minutes),
             seq: floor.seq(),
             time_ms: floor.time_ms(),
             n_agents: match scope {
@@ -629,6 +695,26 @@ pub struct QueueCountsJson {
     pub asa_secs: Option<f64>,
     /// The longest wait of an answered or abandoned contact, seconds.
     pub longest_wait_secs: f64,
+    /// Average handle time (connected to ended: talk and hold), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aht_secs: Option<f64>,
+}
+
+impl QueueCountsJson {
+    /// A queue's counts as the apps read them, the service level by `rule`.
+    pub fn of(counts: &QueueCounts, rule: ServiceLevelRule) -> QueueCountsJson {
+        QueueCountsJson {
+            offered: counts.offered,
+            answered: counts.answered,
+            answered_in_target: counts.answered_in_target,
+            abandoned: counts.abandoned,
+            abandoned_short: counts.abandoned_short,
+            service_level: rule.of(counts),
+            asa_secs: counts.asa_secs(),
+            longest_wait_secs: counts.longest_wait_ms as f64 / 1000.0,
+            aht_secs: counts.aht_secs(),
+        }
+    }
 }
 
 /// `GET /api/v1/queues/summary`: every queue's figures over a window.

@@ -319,7 +319,8 @@ impl Touches {
                 RosterUpdate::Site(Site { id, .. }) | RosterUpdate::RemoveSite(id) => {
                     touch(None, Some(*id))
                 }
-                RosterUpdate::Reason(_) | RosterUpdate::Queue(_) | RosterUpdate::RemoveQueue(_) => {}
+                RosterUpdate::Reason(_) | RosterUpdate::Queue(_) | RosterUpdate::RemoveQueue(_) => {
+                }
             }
         }
         touches

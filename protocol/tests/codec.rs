@@ -319,21 +319,23 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         proptest::option::of(any::<u64>()),
         any::<bool>(),
     )
-        .prop_map(|(grouping, summary, teams, sites, states, known_roster, queues)| {
-            ClientMsg::Subscribe(Subscription {
-                grouping,
-                detail: if summary {
-                    Detail::Summary
-                } else {
-                    Detail::Agents
-                },
-                teams,
-                sites,
-                states: StateSet(states),
-                known_roster,
-                queues,
-            })
-        });
+        .prop_map(
+            |(grouping, summary, teams, sites, states, known_roster, queues)| {
+                ClientMsg::Subscribe(Subscription {
+                    grouping,
+                    detail: if summary {
+                        Detail::Summary
+                    } else {
+                        Detail::Agents
+                    },
+                    teams,
+                    sites,
+                    states: StateSet(states),
+                    known_roster,
+                    queues,
+                })
+            },
+        );
     prop_oneof![
         "[A-Za-z0-9._-]{0,300}".prop_map(ClientMsg::RenewToken),
         (any::<u16>(), name()).prop_map(|(protocol_version, client_name)| {

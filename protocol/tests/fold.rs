@@ -129,19 +129,21 @@ fn subscription() -> impl Strategy<Value = Subscription> {
         prop_oneof![Just(StateSet::ALL), (1u8..127).prop_map(StateSet)],
         any::<bool>(),
     )
-        .prop_map(|(grouping, summary, teams, sites, states, queues)| Subscription {
-            grouping,
-            detail: if summary {
-                Detail::Summary
-            } else {
-                Detail::Agents
+        .prop_map(
+            |(grouping, summary, teams, sites, states, queues)| Subscription {
+                grouping,
+                detail: if summary {
+                    Detail::Summary
+                } else {
+                    Detail::Agents
+                },
+                teams: teams.into_iter().map(TeamId).collect(),
+                sites: sites.into_iter().map(SiteId).collect(),
+                states,
+                known_roster: None,
+                queues,
             },
-            teams: teams.into_iter().map(TeamId).collect(),
-            sites: sites.into_iter().map(SiteId).collect(),
-            states,
-            known_roster: None,
-            queues,
-        })
+        )
 }
 
 fn scope() -> impl Strategy<Value = Scope> {

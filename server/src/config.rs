@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use monti_protocol::model::StateKind;
+use monti_protocol::queue::{QueueRules, ServiceLevelRule};
 use serde::{Deserialize, Serialize};
 
 /// Everything the server can be told. The file has the same sections.
@@ -42,34 +43,50 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueuesConfig {
-    /// The service level formula (see `core::figures`).
-    pub service_level: ServiceLevel,
+    /// The service level formula (see `monti_protocol::queue`).
+    pub service_level: ServiceLevelRule,
     /// An abandon within this many seconds is a short abandon.
     pub short_abandon_secs: u64,
+    /// The rolling window of the live figures on the stream, minutes (1 to 60).
+    pub recent_minutes: u16,
+}
+
+impl QueuesConfig {
+    /// `[queues]`: the window and the short-abandon threshold in range.
+    fn check(&self) -> anyhow::Result<()> {
+        if !(1..=60).contains(&self.recent_minutes) {
+            bail!(
+                "queues.recent_minutes must be between 1 and 60, not {}",
+                self.recent_minutes
+            );
+        }
+        if self.short_abandon_secs > 600 {
+            bail!(
+                "queues.short_abandon_secs must be at most 600, not {}",
+                self.short_abandon_secs
+            );
+        }
+        Ok(())
+    }
+
+    /// How the stream counts queue figures.
+    pub fn rules(&self) -> QueueRules {
+        QueueRules {
+            service_level: self.service_level,
+            short_abandon_secs: self.short_abandon_secs as u32,
+            recent_minutes: self.recent_minutes,
+        }
+    }
 }
 
 impl Default for QueuesConfig {
     fn default() -> Self {
         QueuesConfig {
-            service_level: ServiceLevel::default(),
+            service_level: ServiceLevelRule::default(),
             short_abandon_secs: 5,
+            recent_minutes: 15,
         }
     }
-}
-
-/// Which service level formula is used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServiceLevel {
-    /// Answered within target over answered and abandoned.
-    AnsweredAndAbandoned,
-    /// Answered within target over answered and abandoned, short abandons left out.
-    #[default]
-    IgnoreShortAbandons,
-    /// Answered within target over offered.
-    Offered,
-    /// Answered within target over answered.
-    Answered,
 }
 
 /// `[ingest]`
@@ -858,6 +875,7 @@ impl Config {
         self.ingest.check()?;
         self.amazon_connect.check()?;
         self.redis.check()?;
+        self.queues.check()?;
         self.auth.check(self.server.listen)
     }
 }

@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{audit, auth, auth_check, http, queues};
 use crate::config::Config;
-use crate::core::clock::Clock;
+use crate::core::clock::{Clock, local_midnight};
 use crate::floor::live::LiveFloor;
 use crate::floor::stream;
 use crate::metrics::Metrics;
@@ -127,11 +127,14 @@ pub async fn run_with_clock(
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let db = Db::connect(&config.database).await?;
+    let now = clock.now_ms();
+    let short_ms = config.queues.short_abandon_secs * 1000;
     let (live, writes) = LiveFloor::new(
-        &db.load_floor().await?,
+        &(db.load_floor(now, local_midnight(now), short_ms).await)?,
         config.server.queue_ticks,
+        config.queues.rules(),
         metrics.clone(),
-        clock.now_ms(),
+        now,
     )?;
     let live = Arc::new(live);
     // Background tasks stop on their own token, after the viewers have been told.

@@ -79,7 +79,7 @@ async fn check_auth(
     // The bindings' names, against the stored roster when the database is reachable.
     match monti_server::store::db::Db::connect(&config.database).await {
         Ok(db) => {
-            let stored = db.load_floor().await?;
+            let stored = db.load_floor(0, 0, 0).await?;
             let named = |names: &[(i64, String)], wanted: &str| {
                 names.iter().any(|(_, name)| name == wanted)
             };

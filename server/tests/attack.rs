@@ -315,6 +315,7 @@ fn distinct(n: usize) -> Subscription {
         sites: Vec::new(),
         states: StateSet(1 + (n / 9 % 255) as u8),
         known_roster: None,
+        queues: false,
     }
 }
 

@@ -432,7 +432,7 @@ async fn history_beyond_the_retention_is_pruned_and_current_states_stay() {
     assert_eq!(pruned, 1);
     assert_eq!(stored.count_history().await.expect("count"), 1);
     // p1's state is kept though its history went.
-    let floor = stored.load_floor().await.expect("floor");
+    let floor = stored.load_floor(0, 0, 0).await.expect("floor");
     assert_eq!(floor.states.len(), 2);
     stored.close().await;
     db.drop_database().await;

@@ -46,12 +46,17 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
     config.simulator.speed = 600.0;
     config.simulator.duration_minutes = 60;
     let server = TestServer::start(config).await;
-    let everything = Subscription::default();
+    // The simulator's contacts make the queues' figures move with the agents.
+    let everything = Subscription {
+        queues: true,
+        ..Subscription::default()
+    };
     let scoped_summary = Subscription {
         grouping: Grouping::TeamSite,
         detail: Detail::Summary,
         sites: vec![SiteId(0)],
         states: StateSet::of([StateKind::OnCall, StateKind::NotReady, StateKind::Available]),
+        queues: true,
         ..Subscription::default()
     };
     let mut viewer = Follower::new(&server.url, "test viewer", everything.clone());
@@ -81,6 +86,10 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
         followed.seq() - started_seq
     );
     assert_eq!(followed.n_agents(), 300);
+    assert!(
+        followed.queues().any(|queue| queue.now.today.answered > 0),
+        "the simulated contacts reached the queues"
+    );
     assert_eq!(followed, fresh_view(&server, &everything).await);
     let summarised = summary_viewer.floor().clone();
     assert_eq!(summarised, fresh_view(&server, &scoped_summary).await);
@@ -97,14 +106,16 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
         .json()
         .await
         .expect("json");
-    assert_eq!(
-        rest,
-        FloorSummaryJson::from_floor(
-            &followed,
-            Grouping::Site,
-            &monti_protocol::scope::Scope::Everything
-        )
+    let local = FloorSummaryJson::from_floor(
+        &followed,
+        Grouping::Site,
+        &monti_protocol::scope::Scope::Everything,
     );
+    // Through JSON like the server's answer, so that both figures went through the same
+    // float parsing.
+    let local: FloorSummaryJson =
+        serde_json::from_str(&serde_json::to_string(&local).expect("json")).expect("json");
+    assert_eq!(rest, local);
 
     // The simulated hour went to the database as history.
     let changes = server.metric("monti_agent_state_changes_total").await;

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::api::auth::{Action, Caller};
 use crate::api::error::Error;
-use crate::core::figures::{Counts, ServiceLevel};
+use crate::core::clock::local_midnight;
 use crate::store::db::StoredQueue;
 
 /// The queue routes.
@@ -99,20 +99,6 @@ struct SummaryQuery {
     window: Option<String>,
 }
 
-/// Midnight today on the server's clock, in its time zone, ms since the epoch.
-fn midnight(now_ms: u64) -> u64 {
-    let now = Local
-        .timestamp_millis_opt(now_ms as i64)
-        .single()
-        .unwrap_or_else(Local::now);
-    now.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|midnight| Local.from_local_datetime(&midnight).earliest())
-        .map_or(now_ms - now_ms % (24 * 3600 * 1000), |midnight| {
-            midnight.timestamp_millis().max(0) as u64
-        })
-}
-
 async fn summary(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,7 +112,7 @@ async fn summary(
         "15m" => now.saturating_sub(15 * 60_000),
         "30m" => now.saturating_sub(30 * 60_000),
         "60m" => now.saturating_sub(60 * 60_000),
-        "today" => midnight(now),
+        "today" => local_midnight(now),
         other => {
             return Err(Error::BadRequest(format!(
                 "window {other:?}: use 15m, 30m, 60m or today"
@@ -160,7 +146,7 @@ async fn summary(
                 queue: queue_json(queue),
                 waiting,
                 oldest_waiting_since_ms: oldest,
-                counts: counts_json(&counts, config.service_level),
+                counts: QueueCountsJson::of(&counts, config.service_level),
             }
         })
         .collect();
@@ -200,7 +186,7 @@ async fn intervals(
         )));
     }
     let from = match params.day.as_deref() {
-        None => midnight(state.clock.now_ms()),
+        None => local_midnight(state.clock.now_ms()),
         Some(day) => {
             let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
                 .map_err(|err| Error::BadRequest(format!("day {day:?}: {err}; use YYYY-MM-DD")))?;
@@ -247,7 +233,7 @@ async fn intervals(
             Some(IntervalJson {
                 queue: queue.name.clone(),
                 from_ms: from + (bucket * interval_ms).max(0) as u64,
-                counts: counts_json(&counts, config.service_level),
+                counts: QueueCountsJson::of(&counts, config.service_level),
             })
         })
         .collect();
@@ -266,20 +252,6 @@ async fn intervals(
             .into_response());
     }
     Ok(Json(rows).into_response())
-}
-
-/// A queue's counts as the apps read them, the service level by `formula`.
-fn counts_json(counts: &Counts, formula: ServiceLevel) -> QueueCountsJson {
-    QueueCountsJson {
-        offered: counts.offered,
-        answered: counts.answered,
-        answered_in_target: counts.answered_in_target,
-        abandoned: counts.abandoned,
-        abandoned_short: counts.abandoned_short,
-        service_level: formula.of(counts),
-        asa_secs: counts.asa_secs(),
-        longest_wait_secs: counts.longest_wait_ms as f64 / 1000.0,
-    }
 }
 
 /// A CSV field: quoted when it needs to be (RFC 4180), and a leading `=`, `+`, `-` or `@`

@@ -2,6 +2,7 @@
 //! live floor applies it, other servers receive it; nothing here depends on any of them.
 
 use monti_protocol::model::StateKind;
+use monti_protocol::queue::QueueCounts;
 
 /// A fact about the floor in the database's terms (database ids, names), as the ingest path
 /// commits it and as servers share it with each other. The live floor (`LiveFloor::apply`)
@@ -81,6 +82,40 @@ pub enum Change {
         agent: i64,
         /// When.
         at_ms: u64,
+    },
+    /// A queue exists with this name, channel, target and serving teams, or was deactivated.
+    Queue {
+        /// `queue_id`
+        id: i64,
+        /// Its name.
+        name: String,
+        /// `voice`, `chat`, `email` or `task`.
+        channel: String,
+        /// Service-level target, seconds.
+        target_secs: u64,
+        /// Service-level goal, percent.
+        goal_percent: u8,
+        /// `team_id`s of the teams that serve it.
+        teams: Vec<i64>,
+        /// Whether it is active.
+        active: bool,
+    },
+    /// Where a contact waits (not yet answered): `(queue_id, queued_ms)`, or nowhere.
+    Waiting {
+        /// The source's id for the contact.
+        contact: String,
+        /// Its queue and since when, or `None`.
+        waiting: Option<(i64, u64)>,
+    },
+    /// What the legs that entered a queue in one quarter hour did, minute by minute, as the
+    /// database counts them (the whole quarter: it replaces what was known of it).
+    QueueQuarter {
+        /// `queue_id`
+        queue: i64,
+        /// The quarter's start, ms since the epoch.
+        quarter_ms: u64,
+        /// `(minute in the quarter, counts)` of the minutes with any leg.
+        minutes: Vec<(u8, QueueCounts)>,
     },
 }
 

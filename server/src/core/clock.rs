@@ -34,6 +34,22 @@ impl Clock {
     }
 }
 
+/// Midnight of the day `now_ms` falls in, in the server's time zone, ms since the epoch: where
+/// "today" starts for the queue figures.
+pub fn local_midnight(now_ms: u64) -> u64 {
+    use chrono::{Local, TimeZone};
+    let day_ms = 24 * 3600 * 1000;
+    let Some(now) = Local.timestamp_millis_opt(now_ms as i64).single() else {
+        return now_ms - now_ms % day_ms;
+    };
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| Local.from_local_datetime(&midnight).earliest())
+        .map_or(now_ms - now_ms % day_ms, |midnight| {
+            midnight.timestamp_millis().max(0) as u64
+        })
+}
+
 /// A clock that moves only when told: hand [`ManualClock::clock`] to the server, keep this.
 #[derive(Debug)]
 pub struct ManualClock(Arc<AtomicU64>);

@@ -25,12 +25,15 @@ use monti_protocol::model::{
     AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, StateKind, Team, TeamId,
 };
 use monti_protocol::names::shown_name;
+use monti_protocol::queue::{Channel, QueueId, QueueInfo, QueueRules};
 use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
 
 use crate::core::change::{Change, Group};
+use crate::core::clock::local_midnight;
 use crate::core::plan::{self, KnownAgent};
+use crate::core::queues::{MINUTE_MS, QueueBoard};
 use crate::metrics::Metrics;
 use crate::store::db::StoredFloor;
 
@@ -173,6 +176,10 @@ struct Inner {
     /// Encoded snapshots of the current sequence number by (normalised) subscription, so that a
     /// crowd of viewers reconnecting at once costs one snapshot per distinct view.
     snapshots: SnapshotCache,
+    /// Where the queues' figures come from.
+    board: QueueBoard,
+    /// The minute the day's start was last worked out in, and that midnight.
+    midnight: (u64, u64),
 }
 
 /// Database ids and names to the floor's dense ids, and each agent's current state.
@@ -187,6 +194,8 @@ struct Catalog {
     reasons: Index<ReasonId>,
     agents: HashMap<i64, AgentId>,
     agent_ids: HashMap<String, i64>,
+    /// Queues by database id (dense ids are never reused).
+    queues: HashMap<i64, QueueId>,
     /// By dense id.
     entries: Vec<AgentEntry>,
 }
@@ -339,6 +348,7 @@ impl LiveFloor {
     pub fn new(
         stored: &StoredFloor,
         queue_ticks: usize,
+        rules: QueueRules,
         metrics: Arc<Metrics>,
         now_ms: u64,
     ) -> anyhow::Result<(LiveFloor, Writes)> {
@@ -348,8 +358,13 @@ impl LiveFloor {
             oldest_pending: None,
             catalog: Catalog::default(),
             snapshots: SnapshotCache::default(),
+            board: QueueBoard::new(rules.recent_minutes),
+            midnight: (u64::MAX, 0),
         };
+        inner.floor.set_queue_rules(rules);
         inner.apply(&stored.changes(), now_ms);
+        inner.board.replace_waiting(&stored.waiting);
+        inner.queue_figures(now_ms);
         inner.pending.commit(&mut inner.floor, now_ms);
         metrics.floor_agents.set(inner.floor.n_agents() as i64);
         let (ticks, _) = broadcast::channel(queue_ticks.max(1));
@@ -433,6 +448,16 @@ impl LiveFloor {
         )
     }
 
+    /// How the queue figures are counted.
+    pub fn queue_rules(&self) -> QueueRules {
+        self.read(Floor::queue_rules)
+    }
+
+    /// Whether the floor knows the queue (by database id).
+    pub fn knows_queue(&self, queue: i64) -> bool {
+        lock(&self.inner).catalog.queues.contains_key(&queue)
+    }
+
     /// How many active agents a team or site has, by database id.
     pub fn active_in(&self, team: Option<i64>, site: Option<i64>) -> usize {
         let inner = lock(&self.inner);
@@ -474,6 +499,7 @@ impl LiveFloor {
         changes.extend(inactive.teams.iter().map(|&id| Change::TeamGone { id }));
         changes.extend(inactive.sites.iter().map(|&id| Change::SiteGone { id }));
         self.apply(writes, &changes, now_ms);
+        lock(&self.inner).board.replace_waiting(&stored.waiting);
     }
 
     /// Marks agents whose source sends heartbeats and has said nothing for `after_ms` as stale.
@@ -533,6 +559,7 @@ impl LiveFloor {
     /// Does nothing when nothing changed.
     pub fn tick(&self, now_ms: u64) -> Option<u64> {
         let mut inner = lock(&self.inner);
+        inner.queue_figures(now_ms);
         if inner.pending.is_empty() {
             return None;
         }
@@ -620,6 +647,66 @@ impl LiveFloor {
 }
 
 impl Inner {
+    /// Records the new figures of the queues whose figures changed for the next commit.
+    fn queue_figures(&mut self, now_ms: u64) {
+        let minute = now_ms / MINUTE_MS;
+        if self.midnight.0 != minute {
+            self.midnight = (minute, local_midnight(now_ms));
+        }
+        for (queue, now) in self.board.due(now_ms, self.midnight.1) {
+            if let Some(&dense) = self.catalog.queues.get(&queue) {
+                self.pending.set_queue(dense, now);
+                if self.oldest_pending.is_none() {
+                    self.oldest_pending = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// A queue as stored: on the floor while active, with the serving teams the floor knows.
+    fn apply_queue(&mut self, change: &Change) -> anyhow::Result<()> {
+        let Change::Queue {
+            id,
+            name,
+            channel,
+            target_secs,
+            goal_percent,
+            teams,
+            active,
+        } = change
+        else {
+            return Ok(());
+        };
+        let next = QueueId(dense_u16(self.catalog.queues.len(), "queues")?);
+        let dense = *self.catalog.queues.entry(*id).or_insert(next);
+        if !active {
+            if self.floor.queue(dense).is_some() {
+                self.pending.roster(RosterUpdate::RemoveQueue(dense));
+            }
+            return Ok(());
+        }
+        let mut teams: Vec<TeamId> = (teams.iter())
+            .filter_map(|&team| self.catalog.teams.dense(team))
+            .collect();
+        teams.sort_unstable();
+        let info = QueueInfo {
+            id: dense,
+            name: shown_name(name),
+            channel: Channel::from_name(channel).unwrap_or(Channel::Voice),
+            target_secs: u32::try_from(*target_secs).unwrap_or(u32::MAX),
+            goal_percent: (*goal_percent).min(100),
+            teams,
+        };
+        if self
+            .floor
+            .queue(dense)
+            .is_none_or(|queue| queue.info != info)
+        {
+            self.pending.roster(RosterUpdate::Queue(info));
+        }
+        Ok(())
+    }
+
     /// Turns changes into pending floor updates; returns how many agents' states changed. See
     /// [`LiveFloor::apply`].
     /// Changes that refer to something the floor lacks are skipped and logged: a consistent
@@ -707,6 +794,13 @@ impl Inner {
                 return self.apply_state(agent, report);
             }
             &Change::Seen { agent, at_ms } => self.apply_seen(agent, at_ms)?,
+            Change::Queue { .. } => self.apply_queue(change)?,
+            Change::Waiting { contact, waiting } => self.board.set_waiting(contact, *waiting),
+            Change::QueueQuarter {
+                queue,
+                quarter_ms,
+                minutes,
+            } => self.board.set_quarter(*queue, *quarter_ms, minutes, now_ms),
         }
         Ok(false)
     }
@@ -937,14 +1031,20 @@ mod tests {
                 })
                 .collect(),
             states: Vec::new(),
-            inactive: Default::default(),
+            ..StoredFloor::default()
         }
     }
 
     fn floor_of_two_teams() -> LiveFloor {
-        LiveFloor::new(&stored_two_teams(), 8, Arc::new(Metrics::new()), 1_000)
-            .expect("floor")
-            .0
+        LiveFloor::new(
+            &stored_two_teams(),
+            8,
+            QueueRules::default(),
+            Arc::new(Metrics::new()),
+            1_000,
+        )
+        .expect("floor")
+        .0
     }
 
     /// The tests' own right to change the floor.

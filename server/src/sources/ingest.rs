@@ -29,10 +29,11 @@ use crate::api::auth::{Action, Caller};
 use crate::api::error::Error;
 use crate::config::IngestConfig;
 use crate::core::change::{Change, Group};
-use crate::core::clock::Clock;
-use crate::core::contact::{self, ContactBatch, ContactEvent};
+use crate::core::clock::{Clock, local_midnight};
+use crate::core::contact::{self, ContactBatch, ContactEvent, LegOutcome};
 use crate::core::plan::{self, EventPlan, RosterSync, StoredState, count_group, id_of};
 pub use crate::core::plan::{Batch, Event, EventReason, EventResult, Source};
+use crate::core::queues::quarter_of;
 use crate::floor::live::{LiveFloor, Writes};
 use crate::metrics::{EventLabels, Metrics};
 use crate::store::db::{ContactEventRow, Db, Tx};
@@ -312,7 +313,10 @@ impl Writer {
                     self.metrics.stale_sweeps.inc();
                 }
                 Work::Reload(reply) => {
-                    let reloaded = match self.db.load_floor().await {
+                    let now = self.clock.now_ms();
+                    let short_ms = u64::from(self.live.queue_rules().short_abandon_secs) * 1000;
+                    let stored = self.db.load_floor(now, local_midnight(now), short_ms);
+                    let reloaded = match stored.await {
                         Ok(stored) => {
                             self.live.reload(&self.writes, &stored, self.clock.now_ms());
                             self.metrics.floor_reloads.inc();
@@ -374,7 +378,9 @@ impl Writer {
 
     /// Stores contact events in one transaction: the queues they name, the events not seen
     /// before, and the legs of each contact with a new event, folded again from all of its
-    /// events ([`contact::legs`]). Contacts do not change the floor.
+    /// events ([`contact::legs`]); then applies and shares what changed for the queues' live
+    /// figures: new queues, where each touched contact waits, and the recount of every quarter
+    /// hour a replaced or new leg falls in.
     async fn contacts(&self, batch: &ContactBatch) -> anyhow::Result<Vec<EventResult>> {
         let now = self.clock.now_ms() as i64;
         let mut tx = self.db.begin().await?;
@@ -383,7 +389,7 @@ impl Writer {
             .collect();
         queues.sort_unstable();
         queues.dedup_by_key(|(name, _)| *name);
-        let queue_ids = Db::ensure_queues(&mut tx, &queues, now).await?;
+        let (queue_ids, created) = Db::ensure_queues(&mut tx, &queues, now).await?;
         let mut seen = std::collections::HashSet::new();
         let first: Vec<bool> = (batch.events.iter())
             .map(|event| seen.insert(event.event_id.as_str()))
@@ -420,8 +426,49 @@ impl Writer {
                 )
             })
             .collect();
-        Db::replace_legs(&mut tx, &legs).await?;
+        let replaced = Db::replace_legs(&mut tx, &legs).await?;
+        let mut quarters: Vec<(i64, u64)> = (replaced.into_iter())
+            .chain(
+                (legs.iter())
+                    .flat_map(|(_, legs)| legs.iter().map(|leg| (leg.queue_id, leg.queued_ms))),
+            )
+            .map(|(queue, at)| (queue, quarter_of(at)))
+            .collect();
+        quarters.sort_unstable();
+        quarters.dedup();
+        let short_ms = u64::from(self.live.queue_rules().short_abandon_secs) * 1000;
+        let quarters = Db::quarter_counts(&mut tx, &quarters, short_ms).await?;
         anyhow::Context::context(tx.commit().await, "cannot commit contact events")?;
+        let mut changes: Vec<Change> = (queues.iter())
+            .filter(|(name, _)| created.iter().any(|created| created == name))
+            .filter_map(|&(name, channel)| {
+                Some(Change::Queue {
+                    id: *queue_ids.get(name)?,
+                    name: name.to_owned(),
+                    channel: channel.to_owned(),
+                    target_secs: 20,
+                    goal_percent: 80,
+                    teams: Vec::new(),
+                    active: true,
+                })
+            })
+            .collect();
+        changes.extend(legs.iter().map(|(contact, legs)| {
+            Change::Waiting {
+                contact: (*contact).to_owned(),
+                waiting: (legs.last())
+                    .filter(|leg| matches!(leg.outcome, LegOutcome::Waiting | LegOutcome::Ringing))
+                    .map(|leg| (leg.queue_id, leg.queued_ms)),
+            }
+        }));
+        changes.extend((quarters.into_iter()).map(|(queue, quarter_ms, minutes)| {
+            Change::QueueQuarter {
+                queue,
+                quarter_ms,
+                minutes,
+            }
+        }));
+        self.publish(changes, now as u64);
         Ok((batch.events.iter().zip(first))
             .map(|(event, first)| {
                 EventResult::of(if first && new.contains(&event.event_id) {
@@ -672,8 +719,17 @@ impl RosterWrite {
                     })
                 })
                 .collect::<Result<Vec<i64>, IngestError>>()?;
-            Db::store_queue(&mut self.tx, queue, &teams, self.now).await?;
+            let id = Db::store_queue(&mut self.tx, queue, &teams, self.now).await?;
             self.result.queues += 1;
+            self.changes.push(Change::Queue {
+                id,
+                name: queue.name.clone(),
+                channel: queue.channel.clone(),
+                target_secs: queue.target_secs,
+                goal_percent: queue.goal_percent,
+                teams,
+                active: queue.active,
+            });
         }
         Ok(())
     }

@@ -21,8 +21,9 @@ use crate::config::{DatabaseConfig, redact};
 use crate::core::change::Change;
 pub use crate::core::change::Group;
 use crate::core::contact::{ContactStep, Leg};
-use crate::core::figures::Counts;
 pub use crate::core::plan::{HistoryRow, NewAgent, StoredState};
+use crate::core::queues::{MINUTE_MS, QUARTER_MS, WAITING_AT_MOST_MS, quarter_of};
+use monti_protocol::queue::QueueCounts;
 
 /// Which database engine a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +66,28 @@ pub struct StoredQueue {
     pub goal_percent: u8,
     /// The teams that serve it, by id.
     pub teams: Vec<i64>,
+    /// Whether it is active.
+    pub active: bool,
 }
+
+impl StoredQueue {
+    /// The change that makes a floor know the queue as stored.
+    pub fn change(&self) -> Change {
+        Change::Queue {
+            id: self.id,
+            name: self.name.clone(),
+            channel: self.channel.clone(),
+            target_secs: self.target_secs,
+            goal_percent: self.goal_percent,
+            teams: self.teams.clone(),
+            active: self.active,
+        }
+    }
+}
+
+/// The contacts of one queue's quarter hour, minute by minute: `(queue_id, quarter_ms,
+/// [(minute, counts)])`.
+pub type QuarterCounts = (i64, u64, Vec<(u8, QueueCounts)>);
 
 /// A connection pool with the schema migrated.
 #[derive(Clone, Debug)]
@@ -89,6 +111,12 @@ pub struct StoredFloor {
     pub states: Vec<StoredState>,
     /// Deactivated agents, teams and sites, by id: what a floor being brought up to date drops.
     pub inactive: Inactive,
+    /// Every queue, active or not.
+    pub queues: Vec<StoredQueue>,
+    /// The contacts waiting: `(contact, queue_id, queued_ms)`.
+    pub waiting: Vec<(String, i64, u64)>,
+    /// Today's quarter hours of every queue with contacts.
+    pub quarters: Vec<QuarterCounts>,
 }
 
 /// Ids of deactivated agents, teams and sites.
@@ -152,6 +180,14 @@ impl StoredFloor {
             });
         }
         changes.extend(self.states.iter().map(StoredState::change));
+        changes.extend(self.queues.iter().map(StoredQueue::change));
+        changes.extend((self.quarters.iter()).map(|(queue, quarter_ms, minutes)| {
+            Change::QueueQuarter {
+                queue: *queue,
+                quarter_ms: *quarter_ms,
+                minutes: minutes.clone(),
+            }
+        }));
         changes
     }
 }
@@ -358,8 +394,14 @@ impl Db {
         Ok(())
     }
 
-    /// Reads active master data and the current states of active agents.
-    pub async fn load_floor(&self) -> anyhow::Result<StoredFloor> {
+    /// Reads active master data, the current states of active agents, the queues, the contacts
+    /// waiting and today's counts (since `midnight_ms`, abandons within `short_ms` short).
+    pub async fn load_floor(
+        &self,
+        now_ms: u64,
+        midnight_ms: u64,
+        short_ms: u64,
+    ) -> anyhow::Result<StoredFloor> {
         let sites = sqlx::query_as("select site_id, name from site where active order by site_id")
             .fetch_all(&self.pool)
             .await
@@ -431,6 +473,25 @@ impl Db {
                     .with_context(|| format!("cannot read inactive {table}s"))?;
             ids.extend(rows.into_iter().map(|(id,)| id));
         }
+        let queues = self.all_queues().await?;
+        let waiting = self
+            .waiting_contacts(now_ms.saturating_sub(WAITING_AT_MOST_MS))
+            .await?;
+        let from = quarter_of(midnight_ms);
+        let quarters = minutes_by_quarter(
+            counts_rows(
+                &self.pool,
+                CountsQuery {
+                    from_ms: from as i64,
+                    to_ms: now_ms as i64 + QUARTER_MS as i64,
+                    short_ms: short_ms as i64,
+                    bucket_ms: Some(MINUTE_MS as i64),
+                    queues: None,
+                },
+            )
+            .await?,
+            from,
+        );
         Ok(StoredFloor {
             sites,
             teams,
@@ -438,6 +499,9 @@ impl Db {
             agents,
             states,
             inactive,
+            queues,
+            waiting,
+            quarters,
         })
     }
 
@@ -642,33 +706,35 @@ impl Db {
     }
 
     /// Makes sure queues with these names exist (a new one with the channel given beside its
-    /// name); returns their ids by name.
+    /// name); returns their ids by name, and the names of those it created.
     pub async fn ensure_queues(
         tx: &mut Tx,
         queues: &[(&str, &str)],
         now_ms: i64,
-    ) -> anyhow::Result<HashMap<String, i64>> {
+    ) -> anyhow::Result<(HashMap<String, i64>, Vec<String>)> {
+        let mut created = Vec::new();
         for batch in queues.chunks(Engine::of(tx).rows_per_statement()) {
             let sql = format!(
                 "insert into queue (name, channel, created_at) values {} \
-                 on conflict (name) do nothing",
+                 on conflict (name) do nothing returning name",
                 placeholders(batch.len(), 3)
             );
-            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            let mut query = sqlx::query_as::<Any, (String,)>(&sql).persistent(false);
             for (name, channel) in batch {
                 query = query.bind(*name).bind(*channel).bind(now_ms);
             }
-            query
-                .execute(&mut **tx)
+            let rows = query
+                .fetch_all(&mut **tx)
                 .await
                 .context("cannot insert queues")?;
+            created.extend(rows.into_iter().map(|(name,)| name));
         }
         let names: Vec<&str> = queues.iter().map(|(name, _)| *name).collect();
         let mut ids = HashMap::with_capacity(names.len());
         for batch in names.chunks(Engine::of(tx).rows_per_statement()) {
             ids.extend(name_ids_in(tx, "queue", batch, false).await?);
         }
-        Ok(ids)
+        Ok((ids, created))
     }
 
     /// Appends contact events; one whose event id is already stored is skipped. Returns the
@@ -742,22 +808,28 @@ impl Db {
         Ok(steps)
     }
 
-    /// Replaces the legs of each contact with the ones given (folded from all its events).
-    pub async fn replace_legs(tx: &mut Tx, legs: &[(&str, Vec<Leg>)]) -> anyhow::Result<()> {
+    /// Replaces the legs of each contact with the ones given (folded from all its events);
+    /// returns the queue and entry time of each leg replaced.
+    pub async fn replace_legs(
+        tx: &mut Tx,
+        legs: &[(&str, Vec<Leg>)],
+    ) -> anyhow::Result<Vec<(i64, u64)>> {
         let contacts: Vec<&str> = legs.iter().map(|(contact, _)| *contact).collect();
+        let mut replaced = Vec::new();
         for batch in contacts.chunks(Engine::of(tx).rows_per_statement()) {
             let sql = format!(
-                "delete from contact_leg where contact in ({})",
+                "delete from contact_leg where contact in ({}) returning queue_id, queued_at",
                 list(batch.len(), 1)
             );
-            let mut query = sqlx::query::<Any>(&sql).persistent(false);
+            let mut query = sqlx::query_as::<Any, (i64, i64)>(&sql).persistent(false);
             for contact in batch {
                 query = query.bind(*contact);
             }
-            query
-                .execute(&mut **tx)
+            let rows = query
+                .fetch_all(&mut **tx)
                 .await
                 .context("cannot replace contact legs")?;
+            replaced.extend((rows.into_iter()).map(|(queue, at)| (queue, at.max(0) as u64)));
         }
         let rows: Vec<(&str, usize, &Leg)> = (legs.iter())
             .flat_map(|(contact, legs)| {
@@ -791,14 +863,62 @@ impl Db {
                 .await
                 .context("cannot write contact legs")?;
         }
-        Ok(())
+        Ok(replaced)
+    }
+
+    /// The quarter hours starting at `quarters` of these queues, minute by minute, counted
+    /// inside the writer's transaction (abandons within `short_ms` short). Every pair asked for
+    /// is answered, with no minutes when it has no legs left.
+    pub async fn quarter_counts(
+        tx: &mut Tx,
+        pairs: &[(i64, u64)],
+        short_ms: u64,
+    ) -> anyhow::Result<Vec<QuarterCounts>> {
+        let mut by_quarter: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
+        for &(queue, quarter) in pairs {
+            by_quarter.entry(quarter).or_default().push(queue);
+        }
+        let mut out = Vec::with_capacity(pairs.len());
+        for (quarter, mut queues) in by_quarter {
+            queues.sort_unstable();
+            queues.dedup();
+            for batch in queues.chunks(Engine::of(tx).rows_per_statement()) {
+                let rows = counts_rows(
+                    &mut **tx,
+                    CountsQuery {
+                        from_ms: quarter as i64,
+                        to_ms: (quarter + QUARTER_MS) as i64,
+                        short_ms: short_ms as i64,
+                        bucket_ms: Some(MINUTE_MS as i64),
+                        queues: Some(batch),
+                    },
+                )
+                .await?;
+                let mut counted = minutes_by_quarter(rows, quarter);
+                for &queue in batch {
+                    if !counted.iter().any(|(id, ..)| *id == queue) {
+                        counted.push((queue, quarter, Vec::new()));
+                    }
+                }
+                out.extend(counted);
+            }
+        }
+        Ok(out)
     }
 
     /// Every active queue, by name, with the teams that serve it.
     pub async fn queues(&self) -> anyhow::Result<Vec<StoredQueue>> {
-        let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
-            "select queue_id, name, channel, target_secs, goal_percent from queue \
-             where active order by name",
+        let mut queues = self.all_queues().await?;
+        queues.retain(|queue| queue.active);
+        Ok(queues)
+    }
+
+    /// Every queue, active or not, by name, with the teams that serve it.
+    pub async fn all_queues(&self) -> anyhow::Result<Vec<StoredQueue>> {
+        // The Any driver cannot decode SQLite booleans: read the flag as a number.
+        let rows: Vec<(i64, String, String, i64, i64, i64)> = sqlx::query_as(
+            "select queue_id, name, channel, target_secs, goal_percent, \
+             cast(case when active then 1 else 0 end as bigint) from queue order by name",
         )
         .fetch_all(&self.pool)
         .await
@@ -811,7 +931,7 @@ impl Db {
         Ok(rows
             .into_iter()
             .map(
-                |(id, name, channel, target_secs, goal_percent)| StoredQueue {
+                |(id, name, channel, target_secs, goal_percent, active)| StoredQueue {
                     id,
                     name,
                     channel,
@@ -821,6 +941,7 @@ impl Db {
                         .filter(|(queue, _)| *queue == id)
                         .map(|(_, team)| *team)
                         .collect(),
+                    active: active != 0,
                 },
             )
             .collect())
@@ -884,53 +1005,30 @@ impl Db {
         to_ms: i64,
         short_ms: i64,
         bucket_ms: Option<i64>,
-    ) -> anyhow::Result<Vec<(i64, i64, Counts)>> {
-        type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
-        let bucket = match bucket_ms {
-            Some(_) => "(l.queued_at - $1) / $4",
-            None => "0 * $4",
+    ) -> anyhow::Result<Vec<(i64, i64, QueueCounts)>> {
+        let query = CountsQuery {
+            from_ms,
+            to_ms,
+            short_ms,
+            bucket_ms,
+            queues: None,
         };
-        let wait = "l.connected_at - l.queued_at";
-        let sql = format!(
-            "select l.queue_id, {bucket} as bucket, count(*), \
-             cast(sum(case when l.connected_at is not null then 1 else 0 end) as bigint), \
-             cast(sum(case when l.connected_at is not null \
-                  and {wait} <= q.target_secs * 1000 then 1 else 0 end) as bigint), \
-             cast(sum(case when l.outcome = 'abandoned' then 1 else 0 end) as bigint), \
-             cast(sum(case when l.outcome = 'abandoned' \
-                  and l.ended_at - l.queued_at <= $3 then 1 else 0 end) as bigint), \
-             cast(sum(case when l.connected_at is not null then {wait} else 0 end) as bigint), \
-             cast(max(case when l.connected_at is not null then {wait} \
-                  when l.outcome = 'abandoned' then l.ended_at - l.queued_at else 0 end) as bigint) \
-             from contact_leg l join queue q on q.queue_id = l.queue_id \
-             where l.queued_at >= $1 and l.queued_at < $2 \
-             group by l.queue_id, {bucket} order by l.queue_id, bucket"
-        );
-        let rows: Vec<Row> = sqlx::query_as(&sql)
-            .bind(from_ms)
-            .bind(to_ms)
-            .bind(short_ms)
-            .bind(bucket_ms.unwrap_or(1).max(1))
-            .fetch_all(&self.pool)
-            .await
-            .context("cannot count contacts")?;
-        let n = |value: i64| value.max(0) as u64;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(queue, bucket, offered, answered, in_target, abandoned, short, wait, longest)| {
-                    let counts = Counts {
-                        offered: n(offered),
-                        answered: n(answered),
-                        answered_in_target: n(in_target),
-                        abandoned: n(abandoned),
-                        abandoned_short: n(short),
-                        answered_wait_ms: n(wait),
-                        longest_wait_ms: n(longest),
-                    };
-                    (queue, bucket, counts)
-                },
-            )
+        counts_rows(&self.pool, query).await
+    }
+
+    /// The contacts waiting or ringing now that entered their queue after `since_ms`:
+    /// `(contact, queue_id, queued_ms)`.
+    pub async fn waiting_contacts(&self, since_ms: u64) -> anyhow::Result<Vec<(String, i64, u64)>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "select contact, queue_id, queued_at from contact_leg \
+             where outcome in ('waiting', 'ringing') and queued_at >= $1",
+        )
+        .bind(since_ms as i64)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read waiting contacts")?;
+        Ok((rows.into_iter())
+            .map(|(contact, queue, at)| (contact, queue, at.max(0) as u64))
             .collect())
     }
 
@@ -1295,6 +1393,102 @@ async fn reason_ids_in(tx: &mut Tx, codes: &[&str]) -> anyhow::Result<HashMap<St
 }
 
 /// `$first, $first+1, ...`: `n` placeholders for an `in (...)` list.
+/// What [`counts_rows`] counts: the legs that entered a queue in `[from_ms, to_ms)`, per
+/// bucket of `bucket_ms` from `from_ms` (one bucket without), of these queues (all without).
+struct CountsQuery<'a> {
+    from_ms: i64,
+    to_ms: i64,
+    short_ms: i64,
+    bucket_ms: Option<i64>,
+    queues: Option<&'a [i64]>,
+}
+
+/// Counts legs per queue and bucket: `(queue_id, bucket, counts)`, ordered.
+async fn counts_rows<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    query: CountsQuery<'_>,
+) -> anyhow::Result<Vec<(i64, i64, QueueCounts)>> {
+    type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+    let bucket = match query.bucket_ms {
+        Some(_) => "(l.queued_at - $1) / $4",
+        None => "0 * $4",
+    };
+    let only = match query.queues {
+        Some(queues) => format!("and l.queue_id in ({})", list(queues.len(), 5)),
+        None => String::new(),
+    };
+    let wait = "l.connected_at - l.queued_at";
+    let handled = "l.outcome = 'answered' and l.ended_at is not null";
+    let sql = format!(
+        "select l.queue_id, {bucket} as bucket, count(*), \
+         cast(sum(case when l.connected_at is not null then 1 else 0 end) as bigint), \
+         cast(sum(case when l.connected_at is not null \
+              and {wait} <= q.target_secs * 1000 then 1 else 0 end) as bigint), \
+         cast(sum(case when l.outcome = 'abandoned' then 1 else 0 end) as bigint), \
+         cast(sum(case when l.outcome = 'abandoned' \
+              and l.ended_at - l.queued_at <= $3 then 1 else 0 end) as bigint), \
+         cast(sum(case when l.connected_at is not null then {wait} else 0 end) as bigint), \
+         cast(max(case when l.connected_at is not null then {wait} \
+              when l.outcome = 'abandoned' then l.ended_at - l.queued_at else 0 end) as bigint), \
+         cast(sum(case when {handled} then 1 else 0 end) as bigint), \
+         cast(sum(case when {handled} then l.ended_at - l.connected_at else 0 end) as bigint) \
+         from contact_leg l join queue q on q.queue_id = l.queue_id \
+         where l.queued_at >= $1 and l.queued_at < $2 {only} \
+         group by l.queue_id, {bucket} order by l.queue_id, bucket"
+    );
+    let mut rows = sqlx::query_as::<Any, Row>(&sql)
+        .persistent(false)
+        .bind(query.from_ms)
+        .bind(query.to_ms)
+        .bind(query.short_ms)
+        .bind(query.bucket_ms.unwrap_or(1).max(1));
+    for queue in query.queues.into_iter().flatten() {
+        rows = rows.bind(*queue);
+    }
+    let rows = rows
+        .fetch_all(executor)
+        .await
+        .context("cannot count contacts")?;
+    let n = |value: i64| value.max(0) as u64;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (queue, bucket, offered, answered, in_target, abandoned, short) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+            let counts = QueueCounts {
+                offered: n(offered),
+                answered: n(answered),
+                answered_in_target: n(in_target),
+                abandoned: n(abandoned),
+                abandoned_short: n(short),
+                answered_wait_ms: n(row.7),
+                longest_wait_ms: n(row.8),
+                handled: n(row.9),
+                handle_ms: n(row.10),
+            };
+            (queue, bucket, counts)
+        })
+        .collect())
+}
+
+/// Minute rows counted from `from_ms` as quarter hours of minutes, per queue.
+fn minutes_by_quarter(rows: Vec<(i64, i64, QueueCounts)>, from_ms: u64) -> Vec<QuarterCounts> {
+    let mut quarters: std::collections::BTreeMap<(i64, u64), Vec<(u8, QueueCounts)>> =
+        Default::default();
+    for (queue, minute, counts) in rows {
+        let at = from_ms + minute.max(0) as u64 * MINUTE_MS;
+        let quarter = quarter_of(at);
+        let in_quarter = ((at - quarter) / MINUTE_MS) as u8;
+        quarters
+            .entry((queue, quarter))
+            .or_default()
+            .push((in_quarter, counts));
+    }
+    (quarters.into_iter())
+        .map(|((queue, quarter), minutes)| (queue, quarter, minutes))
+        .collect()
+}
+
 fn list(n: usize, first: usize) -> String {
     (first..first + n)
         .map(|idx| format!("${idx}"))

@@ -373,6 +373,33 @@ mod tests {
         );
         assert_eq!(decode_changes(Some(SHARED_VERSION), Some(&[0xff; 7])), None);
         assert_eq!(decode_changes(Some(SHARED_VERSION), None), None);
+        // Queue changes were appended after version 1: its entries still read the same, and
+        // a server without them reads theirs as unreadable and reloads.
+        let queues = vec![
+            Change::Queue {
+                id: 4,
+                name: "Billing".into(),
+                channel: "voice".into(),
+                target_secs: 20,
+                goal_percent: 80,
+                teams: vec![3],
+                active: true,
+            },
+            Change::Waiting {
+                contact: "c-1".into(),
+                waiting: Some((4, 1_700_000_000_000)),
+            },
+            Change::QueueQuarter {
+                queue: 4,
+                quarter_ms: 1_700_000_100_000,
+                minutes: vec![(3, monti_protocol::queue::QueueCounts::default())],
+            },
+        ];
+        let bytes = encode_changes(&queues).expect("encodes");
+        assert_eq!(
+            decode_changes(Some(SHARED_VERSION), Some(&bytes)),
+            Some(queues)
+        );
     }
 
     /// The bytes of a known entry: if this changes, servers of the old and the new encoding
