@@ -4,7 +4,10 @@
 mod common;
 
 use common::{TestDb, TestServer, ingest_config, test_config};
+use monti_client::follow::Follower;
 use monti_protocol::ingest::{ContactLegJson, EventBatchResultJson, Outcome};
+use monti_protocol::message::Subscription;
+use monti_protocol::queue::QueueNow;
 use serde_json::{Value, json};
 
 fn now_ms() -> u64 {
@@ -53,6 +56,36 @@ fn summary(legs: &[ContactLegJson]) -> Vec<(&str, &str, &str, Option<u64>)> {
             )
         })
         .collect()
+}
+
+/// Follows the stream until the queue named `name` satisfies `wanted`; its figures then.
+async fn until_queue(
+    viewer: &mut Follower,
+    name: &str,
+    wanted: impl Fn(&QueueNow) -> bool,
+) -> QueueNow {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let floor = viewer.floor();
+        let found = (floor.queues()).find(|queue| queue.info.name == name);
+        if let Some(queue) = found.filter(|queue| wanted(&queue.now)) {
+            return queue.now;
+        }
+        let seen = found.map(|queue| queue.now);
+        drop(floor);
+        tokio::time::timeout_at(deadline, viewer.next())
+            .await
+            .unwrap_or_else(|_| panic!("queue {name} never got there; last seen {seen:?}"))
+            .expect("the stream goes on");
+    }
+}
+
+fn queue_viewer(server: &TestServer) -> Follower {
+    let sub = Subscription {
+        queues: true,
+        ..Subscription::default()
+    };
+    Follower::new(&server.url, "queue viewer", sub)
 }
 
 fn outcomes(result: &EventBatchResultJson) -> Vec<Outcome> {
@@ -363,9 +396,13 @@ async fn amazon_connect_contact_events_from_eventbridge() {
 
 /// Queue figures over a window and per interval, from known contacts: the service level by the
 /// configured formula (the default leaves short abandons out), speed of answer, waiting now,
-/// and the intervals as JSON and CSV.
+/// and the intervals as JSON and CSV; the same figures live on the stream, kept across a
+/// restart, and a contact answered reaches a viewer in the next tick.
 async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
-    let server = TestServer::start(ingest_config(&db)).await;
+    let config = ingest_config(&db);
+    let server = TestServer::start(config.clone()).await;
+    let mut viewer = queue_viewer(&server);
+    viewer.until_live().await.expect("live");
     let t = now_ms() - 20 * 60_000;
     let q = "Billing Voice";
     let result = send(
@@ -483,6 +520,44 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
         .await
         .expect("json");
     assert_eq!(queues.len(), 1);
+
+    // The stream says what REST says, counted since midnight like `window=today`.
+    let today: monti_protocol::rest::QueueSummaryJson = server
+        .get("/api/v1/queues/summary?window=today")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let counted = today.queues[0].counts.offered;
+    let live = until_queue(&mut viewer, q, |now| {
+        now.waiting == 1 && now.today.offered == counted
+    })
+    .await;
+    assert_eq!(live.oldest_waiting_since_ms, Some(t + 5_000));
+    let rules = viewer.floor().queue_rules();
+    let streamed = monti_protocol::rest::QueueCountsJson::of(&live.today, rules.service_level);
+    assert_eq!(streamed, today.queues[0].counts);
+    assert_eq!(rules.recent_minutes, 15);
+    assert_eq!(
+        live.recent.offered, 0,
+        "nothing entered in the last 15 minutes"
+    );
+    // A restart rebuilds the figures from the database.
+    server.stop().await.expect("stops");
+    let server = TestServer::start(config).await;
+    let mut viewer = queue_viewer(&server);
+    viewer.until_live().await.expect("live");
+    let rebuilt = until_queue(&mut viewer, q, |_| true).await;
+    assert_eq!(rebuilt, live);
+    // The waiting contact is answered: the next tick says so.
+    let answered_at = now_ms();
+    send(&server, vec![by("5b", "c5", "connected", answered_at, "a")]).await;
+    let after = until_queue(&mut viewer, q, |now| now.waiting == 0).await;
+    assert_eq!(after.oldest_waiting_since_ms, None);
+    // (Counted on the day it entered the queue: twenty minutes ago may be yesterday.)
+    if monti_server::core::clock::local_midnight(answered_at) <= t + 5_000 {
+        assert_eq!(after.today.answered, live.today.answered + 1);
+    }
     server.stop().await.expect("stops");
     db.drop_database().await;
 }

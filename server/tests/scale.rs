@@ -174,11 +174,41 @@ async fn three_servers_share_one_floor_and_viewers_survive_losing_one() {
     let b = start_server(&db.url(), &redis, &stream).await;
     let c = start_server(&db.url(), &redis, &stream).await;
 
-    // Ingested at A, seen by a viewer of C.
-    let mut on_c = Follower::new(&c.url, "viewer on C", Subscription::default());
+    // Ingested at A, seen by a viewer of C; so is a contact waiting in a queue.
+    let with_queues = Subscription {
+        queues: true,
+        ..Subscription::default()
+    };
+    let mut on_c = Follower::new(&c.url, "viewer on C", with_queues);
     on_c.until_live().await.expect("live on C");
     ingest(&a, "x-1", "Xavier", "on_call").await;
     until_shown(&mut on_c, "Xavier", StateKind::OnCall).await;
+    let queued_at = monti_server::core::clock::Clock::system().now_ms() - 3_000;
+    let contact = json!({"events": [{
+        "event_id": "k-1", "contact": "k", "kind": "queued", "at_ms": queued_at,
+        "queue": "Scale Voice",
+    }]});
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/contact-events", a.url))
+        .json(&contact)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = (on_c.floor().queues())
+            .find(|queue| queue.info.name == "Scale Voice")
+            .map(|queue| (queue.now.waiting, queue.now.oldest_waiting_since_ms));
+        if waiting == Some((1, Some(queued_at))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "C never showed the contact: {waiting:?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(500), on_c.next()).await;
+    }
 
     // A viewer behind the balancer lands on B; B dies; it resyncs through C.
     let front = balancer(vec![b.port, c.port]).await;
