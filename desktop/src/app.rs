@@ -18,6 +18,7 @@ use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::net::{Net, Request, Session, SignIn, lock};
+use crate::queues::{self, Notified, QueueRow};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
 use crate::{signin, style, widgets};
 
@@ -54,6 +55,8 @@ pub enum Command {
     Connect,
     /// Show one team or site (a card's header, a matrix cell): the filter narrows to it.
     Drill(widgets::Drill),
+    /// Show the agents who serve a queue.
+    Queue(widgets::QueueAction),
 }
 
 /// What a screen shows of the floor: the floor manager's filters, view, order and search, or
@@ -128,10 +131,12 @@ pub struct App {
     fields: signin::ConnectFields,
     /// Asked for during this frame.
     commands: Vec<Command>,
+    /// The queue problems already notified.
+    notified: Notified,
 }
 
 impl App {
-    /// An app showing what `net` delivers; `net` follows [`Subscription::default`] until the
+    /// An app showing what `net` delivers; `net` follows [`App::first_subscription`] until the
     /// filters say otherwise.
     pub fn new(settings: Settings, net: Net) -> App {
         let fields = signin::ConnectFields {
@@ -146,12 +151,13 @@ impl App {
             screen: Screen::Floor,
             feed: Feed {
                 net,
-                sent: Subscription::default(),
+                sent: App::first_subscription(),
                 cache: Cache::default(),
             },
             search: String::new(),
             focus_search: false,
             commands: Vec::new(),
+            notified: Notified::default(),
         }
     }
 
@@ -191,6 +197,14 @@ impl App {
             view: self.settings.view,
             sort: self.settings.sort,
             search: self.search.clone(),
+        }
+    }
+
+    /// What the app follows before any filter: every agent, and the queues.
+    pub fn first_subscription() -> Subscription {
+        Subscription {
+            queues: true,
+            ..Subscription::default()
         }
     }
 
@@ -371,6 +385,16 @@ impl App {
                 }
             });
             ui.checkbox(&mut self.settings.show_attention, "Attention list");
+            ui.separator();
+            ui.label("Notify me (a system notification) when a queue has");
+            let notify = &mut self.settings.notify;
+            ui.checkbox(&mut notify.waiting, "more waiting than its threshold");
+            ui.checkbox(&mut notify.oldest, "a contact waiting too long");
+            ui.checkbox(
+                &mut notify.service_level,
+                "its service level below the goal",
+            );
+            ui.separator();
             if ui.button("Fullscreen (F11)").clicked() {
                 let fullscreen = ui.input(|input| input.viewport().fullscreen.unwrap_or(false));
                 ui.ctx()
@@ -424,6 +448,9 @@ impl App {
                     };
                 }
             }
+            if let Some(queue) = &self.settings.filter.queue {
+                ui.label(RichText::new(format!("Serving {queue}")).strong());
+            }
             if !self.settings.filter.is_empty() && ui.button("Clear filters").clicked() {
                 self.settings.filter = Default::default();
             }
@@ -459,12 +486,43 @@ impl App {
         });
     }
 
-    fn attention_panel(&mut self, ui: &mut Ui, session: &Session, floor: &Floor) {
+    fn attention_panel(
+        &mut self,
+        ui: &mut Ui,
+        session: &Session,
+        floor: &Floor,
+        queues: &[QueueRow],
+    ) {
         let now = self.server_now_ms(session);
         let alerts = model::attention(&self.feed.cache.selection, &self.feed.cache.levels, now);
-        ui.heading(format!("Attention ({})", alerts.len()));
+        let troubled: Vec<&QueueRow> = queues
+            .iter()
+            .filter(|row| !row.problems.is_empty())
+            .collect();
+        ui.heading(format!("Attention ({})", alerts.len() + troubled.len()));
+        for row in troubled {
+            for problem in &row.problems {
+                let level = problem.level();
+                let text = RichText::new(format!(
+                    "{} {}",
+                    style::level_mark(level),
+                    row.describe(*problem, now)
+                ))
+                .color(style::level_colour(level).unwrap_or(Color32::GRAY));
+                if ui
+                    .add(egui::Label::new(text).sense(egui::Sense::click()))
+                    .on_hover_text("Show the agents who serve this queue")
+                    .clicked()
+                {
+                    self.commands
+                        .push(Command::Queue(widgets::QueueAction::ShowAgents(
+                            row.name.clone(),
+                        )));
+                }
+            }
+        }
         if alerts.is_empty() {
-            ui.label("Nobody is over a threshold.");
+            ui.label("No agent is over a threshold.");
             return;
         }
         let row_height = ui.text_style_height(&egui::TextStyle::Body) * 2.0 + 6.0;
@@ -486,9 +544,18 @@ impl App {
         let floor = lock(&floor_handle);
         self.feed.prepare(&floor, session, self.shown());
         let now = self.server_now_ms(session);
+        let queue_rows = queues::rows(&floor, &self.settings.queue_thresholds, now);
+        for news in self.notified.news(&queue_rows, &self.settings.notify, now) {
+            notify(news);
+        }
 
         egui::Panel::top("top").show(ui, |ui| {
             self.top_bar(ui, session, &floor);
+            if !queue_rows.is_empty() {
+                let selected = self.settings.filter.queue.as_deref();
+                let action = widgets::queue_strip(ui, &queue_rows, selected, now);
+                self.commands.extend(action.map(Command::Queue));
+            }
             self.strip(ui);
         });
         egui::Panel::left("filters")
@@ -500,13 +567,22 @@ impl App {
             egui::Panel::right("attention")
                 .resizable(true)
                 .default_size(270.0)
-                .show(ui, |ui| self.attention_panel(ui, session, &floor));
+                .show(ui, |ui| {
+                    self.attention_panel(ui, session, &floor, &queue_rows)
+                });
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if !floor.is_ready() {
                 ui.centered_and_justified(|ui| {
                     ui.label(RichText::new("Waiting for the floor…").size(20.0));
                 });
+                return;
+            }
+            if self.settings.view == ViewKind::Queues {
+                let rules = floor.queue_rules();
+                let thresholds = &mut self.settings.queue_thresholds;
+                let action = widgets::queue_cards(ui, &queue_rows, &rules, now, thresholds);
+                self.commands.extend(action.map(Command::Queue));
                 return;
             }
             if self.feed.cache.selection.is_empty() {
@@ -522,6 +598,7 @@ impl App {
                     widgets::table(ui, &floor, &self.feed.cache, &mut self.settings.sort, now);
                     None
                 }
+                ViewKind::Queues => None,
             };
             self.commands.extend(drill.map(Command::Drill));
         });
@@ -586,7 +663,7 @@ impl Feed {
         self.cache.cards = match shown.view {
             ViewKind::Teams => model::cards(floor, &selection, false),
             ViewKind::Sites => model::cards(floor, &selection, true),
-            ViewKind::Matrix | ViewKind::Agents => Vec::new(),
+            ViewKind::Matrix | ViewKind::Agents | ViewKind::Queues => Vec::new(),
         };
         self.cache.matrix = match shown.view {
             ViewKind::Matrix => Matrix::new(floor, &selection),
@@ -671,6 +748,21 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
     .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
 }
 
+/// Raises an operating-system notification, off the UI thread (the desktop's notification
+/// service may be slow or missing; then it is logged and nothing else happens).
+fn notify(text: String) {
+    std::thread::spawn(move || {
+        let shown = notify_rust::Notification::new()
+            .appname("MONTI")
+            .summary("MONTI: a queue needs attention")
+            .body(&text)
+            .show();
+        if let Err(err) = shown {
+            tracing::warn!(%err, "cannot show a notification: {text}");
+        }
+    });
+}
+
 fn gui_zoom(ctx: &egui::Context, step: f32) {
     let zoom = (ctx.zoom_factor() + step).clamp(0.5, 3.0);
     ctx.set_zoom_factor(zoom);
@@ -693,6 +785,16 @@ impl App {
             Command::SignOut => self.feed.net.send(Request::SignOut),
             Command::Connect => self.connect(),
             Command::Drill(drill) => self.drill(drill),
+            Command::Queue(widgets::QueueAction::Select(queue)) => {
+                let filter = &mut self.settings.filter.queue;
+                *filter = (filter.as_ref() != Some(&queue)).then_some(queue);
+            }
+            Command::Queue(widgets::QueueAction::ShowAgents(queue)) => {
+                self.settings.filter.queue = Some(queue);
+                if matches!(self.settings.view, ViewKind::Queues | ViewKind::Matrix) {
+                    self.settings.view = ViewKind::Teams;
+                }
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use monti_protocol::rest::{PageKind, WallboardConfig};
 use crate::app::{Cache, Clock, Feed, Shown};
 use crate::model::{self, Level};
 use crate::net::{Session, SignIn, lock};
+use crate::queues::{self, Problem, QueueRow};
 use crate::settings::{Filter, Sort, ViewKind};
 use crate::{signin, style};
 
@@ -74,9 +75,19 @@ impl Kiosk {
     /// The pages: the configuration's scope, no search, every state; they turn by themselves
     /// and with the arrow keys.
     fn pages(&mut self, ui: &mut Ui, feed: &mut Feed, session: &Session, now_ms: u64) {
-        let config = self.config(session);
+        let mut config = self.config(session);
         let floor_handle = session.floor.clone();
         let floor = lock(&floor_handle);
+        // A floor without queues (no contact source) skips the queue pages, unless that
+        // leaves nothing to show.
+        if floor.queues().next().is_none()
+            && config
+                .pages
+                .iter()
+                .any(|page| page.kind != PageKind::Queues)
+        {
+            config.pages.retain(|page| page.kind != PageKind::Queues);
+        }
         feed.prepare(&floor, session, Kiosk::shown(&config));
         let (page, progress) = self.turn(&config, now_ms, arrow_step(ui.ctx()));
         let frame = Frame {
@@ -118,6 +129,7 @@ impl Kiosk {
                 } else {
                     StateSet::ALL
                 },
+                queue: None,
             },
             view: ViewKind::Agents,
             sort: Sort::default(),
@@ -273,6 +285,7 @@ impl Frame<'_> {
                     PageKind::Sites => self.group_rows(ui, scale, true),
                     PageKind::Teams => self.group_rows(ui, scale, false),
                     PageKind::Attention => self.attention(ui, scale),
+                    PageKind::Queues => self.queues(ui, scale),
                 }
             });
             self.stale_overlay(ui, body, scale);
@@ -504,6 +517,159 @@ impl Frame<'_> {
                 );
             }
         }
+    }
+
+    /// A row per queue the wallboard covers (served by one of its teams, when it names teams):
+    /// waiting, the longest wait, today's service level against the goal, answered and
+    /// abandoned today. Those needing attention first; more than fit are shown a screenful at
+    /// a time.
+    fn queues(&self, ui: &mut Ui, scale: f32) {
+        let teams = &self.config.teams;
+        let rows: Vec<QueueRow> = queues::rows(self.floor, &Default::default(), self.server_now_ms)
+            .into_iter()
+            .filter(|row| {
+                teams.is_empty()
+                    || (self.floor.queue(row.id)).is_some_and(|queue| {
+                        (queue.info.teams.iter()).any(|team| {
+                            (self.floor.team(*team)).is_some_and(|team| teams.contains(&team.name))
+                        })
+                    })
+            })
+            .collect();
+        let body = ui.available_rect_before_wrap();
+        if rows.is_empty() {
+            centred(ui, "No queues", 48.0 * scale, DIM_INK);
+            return;
+        }
+        let header = 56.0 * scale;
+        let per_screen = (((body.height() - header) / (96.0 * scale)).floor() as usize).max(1);
+        let screens = rows.len().div_ceil(per_screen);
+        let screen = ((self.progress * screens as f32) as usize).min(screens - 1);
+        let rows = &rows[screen * per_screen..((screen + 1) * per_screen).min(rows.len())];
+        let painter = ui.painter().clone();
+        // Name, then five figures.
+        let name_width = body.width() * 0.34;
+        let cell = (body.width() - name_width) / 5.0;
+        let column = |index: usize| body.left() + name_width + (index as f32 + 0.5) * cell;
+        let titles = [
+            "waiting",
+            "longest",
+            "service level",
+            "answered",
+            "abandoned",
+        ];
+        for (index, title) in titles.iter().enumerate() {
+            painter.text(
+                egui::pos2(column(index), body.top()),
+                Align2::CENTER_TOP,
+                *title,
+                FontId::proportional(32.0 * scale),
+                DIM_INK,
+            );
+        }
+        if screens > 1 {
+            painter.text(
+                body.left_top() + Vec2::new(8.0 * scale, 0.0),
+                Align2::LEFT_TOP,
+                format!("{} of {screens}", screen + 1),
+                FontId::proportional(30.0 * scale),
+                DIM_INK,
+            );
+        }
+        let row_height = ((body.height() - header) / rows.len() as f32).min(150.0 * scale);
+        let font = (row_height * 0.55).min(84.0 * scale);
+        for (index, row) in rows.iter().enumerate() {
+            let top = body.top() + header + index as f32 * row_height;
+            let middle = top + row_height / 2.0;
+            let rect = Rect::from_min_size(
+                egui::pos2(body.left(), top),
+                Vec2::new(body.width(), row_height),
+            );
+            if index % 2 == 1 {
+                painter.rect_filled(rect, 0.0, Color32::from_gray(18));
+            }
+            let level = row.level();
+            if let Some(colour) = style::level_colour(level) {
+                painter.rect_filled(
+                    Rect::from_min_size(
+                        egui::pos2(body.left(), top + 4.0 * scale),
+                        Vec2::new(12.0 * scale, row_height - 8.0 * scale),
+                    ),
+                    3.0 * scale,
+                    colour,
+                );
+            }
+            let longest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
+                model::duration_text(self.server_now_ms.saturating_sub(since))
+            });
+            let service_level = row
+                .service_level
+                .map_or("–".to_owned(), |level| format!("{:.0}%", level * 100.0));
+            describe(
+                ui,
+                rect,
+                ("queue", row.id.0),
+                format!(
+                    "{}{}: {} waiting, longest {longest}, service level {service_level} (goal {} %), {} answered, {} abandoned today",
+                    style::level_mark(level),
+                    row.name,
+                    row.waiting,
+                    row.goal_percent,
+                    row.today.answered,
+                    row.today.abandoned
+                ),
+            );
+            let name_rect = Rect::from_min_size(
+                egui::pos2(body.left(), top),
+                Vec2::new(name_width - 12.0 * scale, row_height),
+            );
+            painter.with_clip_rect(name_rect).text(
+                egui::pos2(body.left() + 30.0 * scale, middle),
+                Align2::LEFT_CENTER,
+                format!("{}{}", style::level_mark(level), row.name),
+                FontId::proportional(font * 0.75),
+                INK,
+            );
+            let red = style::level_colour(Level::Red).unwrap_or(INK);
+            let amber = style::level_colour(Level::Amber).unwrap_or(INK);
+            let has = |problem| row.problems.contains(&problem);
+            let figures = [
+                (
+                    row.waiting.to_string(),
+                    if has(Problem::Waiting) { amber } else { INK },
+                ),
+                (longest, if has(Problem::Oldest) { red } else { INK }),
+                (
+                    service_level,
+                    if has(Problem::ServiceLevel) {
+                        amber
+                    } else {
+                        INK
+                    },
+                ),
+                (row.today.answered.to_string(), INK),
+                (row.today.abandoned.to_string(), INK),
+            ];
+            for (index, (text, colour)) in figures.into_iter().enumerate() {
+                painter.text(
+                    egui::pos2(column(index), middle),
+                    Align2::CENTER_CENTER,
+                    text,
+                    FontId::monospace(font),
+                    colour,
+                );
+            }
+        }
+        ui.painter().text(
+            body.left_bottom(),
+            Align2::LEFT_BOTTOM,
+            format!(
+                "service level = {} · since midnight",
+                self.floor.queue_rules().service_level.formula()
+            ),
+            FontId::proportional(28.0 * scale),
+            DIM_INK,
+        );
     }
 
     /// The agents over threshold, worst first, as many as fit.

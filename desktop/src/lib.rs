@@ -5,6 +5,7 @@
 //! - [`model`]: what is shown, as plain functions of the floor and the settings.
 //! - [`app`]: the eframe app that lays it out; `widgets` draws the floor's four views and
 //!   `signin` the sign-in screens.
+//! - [`queues`]: the queues with what needs attention, and which of that to notify.
 //! - [`kiosk`]: the wallboard screen: rotating fullscreen pages, its own state.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
@@ -13,6 +14,7 @@ pub mod app;
 pub mod kiosk;
 pub mod model;
 pub mod net;
+pub mod queues;
 pub mod sample;
 pub mod settings;
 mod signin;

@@ -9,7 +9,6 @@ use monti_desktop::app::Screen;
 use monti_desktop::kiosk::{self, Kiosk};
 use monti_desktop::net::Net;
 use monti_desktop::settings::{Theme, ViewKind};
-use monti_protocol::message::Subscription;
 
 /// MONTI's live floor for floor managers.
 #[derive(Debug, Parser)]
@@ -116,7 +115,7 @@ fn main() -> anyhow::Result<()> {
             let net = Net::start(
                 &settings.server,
                 settings.transport(),
-                Subscription::default(),
+                App::first_subscription(),
                 wallboard,
                 move || ctx.request_repaint(),
             )?;

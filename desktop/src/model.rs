@@ -38,7 +38,7 @@ struct Resolved {
 
 impl Resolved {
     fn new(floor: &Floor, filter: &Filter) -> Resolved {
-        let teams = (!filter.teams.is_empty()).then(|| {
+        let mut teams = (!filter.teams.is_empty()).then(|| {
             let mut allowed = vec![false; usize::from(u16::MAX) + 1];
             for team in floor
                 .teams()
@@ -48,6 +48,19 @@ impl Resolved {
             }
             allowed
         });
+        // A queue narrows the teams to those that serve it (a queue the floor does not list
+        // yet narrows nothing, like a name the server has not listed yet).
+        let queue = (filter.queue.as_ref())
+            .and_then(|name| floor.queues().find(|queue| &queue.info.name == name));
+        if let Some(queue) = queue {
+            let mut serving = vec![false; usize::from(u16::MAX) + 1];
+            for team in &queue.info.teams {
+                serving[usize::from(team.0)] = teams
+                    .as_ref()
+                    .is_none_or(|allowed| allowed[usize::from(team.0)]);
+            }
+            teams = Some(serving);
+        }
         let sites = (!filter.sites.is_empty()).then(|| {
             let mut allowed = vec![false; usize::from(u16::MAX) + 1];
             for site in floor
@@ -496,6 +509,40 @@ mod tests {
     const NOW: u64 = 1_800_000_000_000;
 
     #[test]
+    fn a_queue_shows_the_agents_of_the_teams_that_serve_it() {
+        let floor = sample::floor_with_queues(sample::NOW_MS);
+        // Billing Voice is served by teams 0 and 4; with a team filter, only those of both.
+        let filter = Filter {
+            queue: Some("Billing Voice".to_owned()),
+            ..Filter::default()
+        };
+        let selection = Selection::compute(&floor, &filter, "", Sort::default());
+        assert!(!selection.is_empty());
+        assert!(
+            selection
+                .rows
+                .iter()
+                .all(|row| [0, 4].contains(&row.team.0))
+        );
+        let both = Filter {
+            teams: BTreeSet::from([team_name(&floor, TeamId(4)).to_owned()]),
+            ..filter.clone()
+        };
+        let selection = Selection::compute(&floor, &both, "", Sort::default());
+        assert!(!selection.is_empty());
+        assert!(selection.rows.iter().all(|row| row.team.0 == 4));
+        // A queue the floor does not list narrows nothing.
+        let unknown = Filter {
+            queue: Some("Gone".to_owned()),
+            ..Filter::default()
+        };
+        assert_eq!(
+            Selection::compute(&floor, &unknown, "", Sort::default()).len(),
+            floor.n_agents()
+        );
+    }
+
+    #[test]
     fn the_selection_honours_every_filter_and_the_search_and_counts_what_it_shows() {
         let floor = sample::floor(500, 7, NOW);
         let team = floor.teams().nth(1).expect("a team").clone();
@@ -504,6 +551,7 @@ mod tests {
             teams: BTreeSet::from([team.name.clone()]),
             sites: BTreeSet::from([site.name.clone()]),
             states: StateSet::of([StateKind::OnCall, StateKind::NotReady]),
+            queue: None,
         };
         let selection = Selection::compute(&floor, &filter, "", Sort::default());
         let brute: Vec<AgentId> = floor

@@ -132,6 +132,83 @@ pub fn floor_with_teams(agents: u32, teams: usize, seed: u64, now_ms: u64) -> Fl
     floor
 }
 
+/// A moment the tests and screenshots of queues are drawn at: a weekday, 10:30 UTC.
+pub const NOW_MS: u64 = 1_796_034_600_000;
+
+/// [`floor`] of 120 agents with three queues as a busy morning leaves them: Billing Voice
+/// (teams Billing and Claims) with 7 waiting, the oldest for 95 s; Sales Voice at 82 % against
+/// its goal of 80 %; Chat Support (Tech Support) with nothing waiting but 60 % today.
+pub fn floor_with_queues(now_ms: u64) -> Floor {
+    use monti_protocol::queue::{Channel, QueueCounts, QueueId, QueueInfo, QueueNow, QueueRules};
+    let mut floor = floor(120, 7, now_ms);
+    floor.set_queue_rules(QueueRules {
+        recent_minutes: 15,
+        short_abandon_secs: 5,
+        ..QueueRules::default()
+    });
+    let counts = |offered: u64, answered: u64, in_target: u64, abandoned: u64| QueueCounts {
+        offered,
+        answered,
+        answered_in_target: in_target,
+        abandoned,
+        abandoned_short: abandoned / 4,
+        answered_wait_ms: answered * 18_000,
+        longest_wait_ms: 260_000,
+        handled: answered,
+        handle_ms: answered * 285_000,
+    };
+    let queues = [
+        (
+            "Billing Voice",
+            Channel::Voice,
+            vec![0, 4],
+            7,
+            Some(95_000),
+            counts(412, 380, 301, 32),
+            counts(41, 35, 22, 6),
+        ),
+        (
+            "Sales Voice",
+            Channel::Voice,
+            vec![1],
+            1,
+            Some(6_000),
+            counts(233, 229, 189, 4),
+            counts(19, 19, 17, 0),
+        ),
+        (
+            "Chat Support",
+            Channel::Chat,
+            vec![2],
+            0,
+            None,
+            counts(96, 84, 53, 12),
+            counts(8, 7, 4, 1),
+        ),
+    ];
+    for (id, (name, channel, teams, waiting, waited_ms, today, recent)) in
+        queues.into_iter().enumerate()
+    {
+        let id = QueueId(id as u16);
+        floor.upsert_queue(QueueInfo {
+            id,
+            name: name.to_owned(),
+            channel,
+            target_secs: if channel == Channel::Chat { 60 } else { 20 },
+            goal_percent: 80,
+            teams: teams.into_iter().map(TeamId).collect(),
+        });
+        let now = QueueNow {
+            waiting,
+            oldest_waiting_since_ms: waited_ms.map(|ms: u64| now_ms - ms),
+            today,
+            recent,
+        };
+        let _ = floor.set_queue_now(id, now);
+    }
+    floor
+}
+
 /// Changes `changes` random agents' states as one tick at `now_ms`, as the server would.
 pub fn tick(floor: &mut Floor, rng: &mut Rng, changes: u32, now_ms: u64) {
     let agents = floor.n_agents() as u64;

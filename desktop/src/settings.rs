@@ -4,7 +4,7 @@
 //! Filters hold team and site *names*, not ids: ids are dense numbers the server hands out, and a
 //! name still means the same team after the server restarts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use monti_protocol::model::{StateKind, StateSet};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,45 @@ pub struct Settings {
     /// A proxy for every connection, `http://[user:password@]host:port`; empty for the
     /// environment's and the system's settings.
     pub proxy: String,
+    /// Each queue's thresholds, by queue name; a queue not listed has the defaults.
+    pub queue_thresholds: BTreeMap<String, QueueThresholds>,
+    /// Which queue thresholds raise an operating-system notification (none by default).
+    pub notify: QueueNotify,
+}
+
+/// When a queue needs attention. A queue not configured has [`QueueThresholds::default`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueThresholds {
+    /// More contacts waiting than this (amber); `None`: never.
+    pub waiting_above: Option<u32>,
+    /// A contact waiting longer than this, seconds (red); `None`: the queue's service-level
+    /// target (a contact waiting longer is already a miss).
+    pub oldest_above_secs: Option<u32>,
+    /// Whether today's service level below the queue's goal needs attention (amber).
+    pub below_goal: bool,
+}
+
+impl Default for QueueThresholds {
+    fn default() -> Self {
+        QueueThresholds {
+            waiting_above: Some(5),
+            oldest_above_secs: None,
+            below_goal: true,
+        }
+    }
+}
+
+/// Which queue thresholds raise an operating-system notification when a queue crosses them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueNotify {
+    /// More contacts waiting than the queue's threshold.
+    pub waiting: bool,
+    /// A contact waiting longer than the queue's threshold.
+    pub oldest: bool,
+    /// Service level below the queue's goal.
+    pub service_level: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +97,8 @@ impl Default for Settings {
             wallboard: "default".to_owned(),
             ca_file: String::new(),
             proxy: String::new(),
+            queue_thresholds: BTreeMap::new(),
+            notify: QueueNotify::default(),
         }
     }
 }
@@ -84,11 +125,14 @@ pub enum ViewKind {
     Matrix,
     /// A sortable table of agents.
     Agents,
+    /// A card per queue: waiting, oldest wait, service level, answered and abandoned.
+    Queues,
 }
 
 impl ViewKind {
     /// Every view, in the order of the switcher.
-    pub const ALL: [ViewKind; 4] = [
+    pub const ALL: [ViewKind; 5] = [
+        ViewKind::Queues,
         ViewKind::Teams,
         ViewKind::Sites,
         ViewKind::Matrix,
@@ -109,6 +153,7 @@ impl ViewKind {
             ViewKind::Sites => "Sites",
             ViewKind::Matrix => "Matrix",
             ViewKind::Agents => "Agents",
+            ViewKind::Queues => "Queues",
         }
     }
 }
@@ -124,12 +169,17 @@ pub struct Filter {
     /// Only agents in these states.
     #[serde(with = "state_names")]
     pub states: StateSet,
+    /// Only agents of the teams that serve this queue (by name).
+    pub queue: Option<String>,
 }
 
 impl Filter {
     /// Whether nothing is filtered out.
     pub fn is_empty(&self) -> bool {
-        self.teams.is_empty() && self.sites.is_empty() && self.states.is_all()
+        self.teams.is_empty()
+            && self.sites.is_empty()
+            && self.states.is_all()
+            && self.queue.is_none()
     }
 }
 

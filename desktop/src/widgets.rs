@@ -353,3 +353,253 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
             });
         });
 }
+
+/// What a person did in the Queues view or the queue strip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Show only the agents who serve this queue (again: all agents).
+    Select(String),
+    /// Show the agents who serve this queue, in the Teams view.
+    ShowAgents(String),
+}
+
+/// A service level in percent with the goal beside it, or a dash before anything counts.
+fn level_text(level: Option<f64>, goal: u8) -> String {
+    level.map_or_else(
+        || format!("– / {goal} %"),
+        |level| format!("{:.0} % / {goal} %", level * 100.0),
+    )
+}
+
+/// The queue strip: a chip per queue with its waiting contacts and oldest wait, coloured by
+/// what needs attention; a click shows only the agents who serve it.
+pub fn queue_strip(
+    ui: &mut Ui,
+    rows: &[crate::queues::QueueRow],
+    selected: Option<&str>,
+    now_ms: u64,
+) -> Option<QueueAction> {
+    let mut action = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("Queues").strong());
+        for row in rows {
+            let oldest = row
+                .oldest_since_ms
+                .map(|since| format!(" · {}", model::duration_text(now_ms.saturating_sub(since))))
+                .unwrap_or_default();
+            let level = row.level();
+            let text = format!(
+                "{}{} {} waiting{oldest}",
+                style::level_mark(level),
+                row.name,
+                row.waiting
+            );
+            let mut text = RichText::new(text).strong();
+            if let Some(colour) = style::level_colour(level) {
+                text = text.color(colour);
+            }
+            let on = selected == Some(row.name.as_str());
+            let response = ui
+                .add(egui::Button::selectable(on, text))
+                .on_hover_text(format!(
+                    "{}: service level today {}; show only the agents who serve it",
+                    row.name,
+                    level_text(row.service_level, row.goal_percent)
+                ));
+            if response.clicked() {
+                action = Some(QueueAction::Select(row.name.clone()));
+            }
+        }
+    });
+    action
+}
+
+/// The Queues view: a card per queue, those needing attention first.
+pub fn queue_cards(
+    ui: &mut Ui,
+    rows: &[crate::queues::QueueRow],
+    rules: &monti_protocol::queue::QueueRules,
+    now_ms: u64,
+    thresholds: &mut std::collections::BTreeMap<String, crate::settings::QueueThresholds>,
+) -> Option<QueueAction> {
+    let mut action = None;
+    if rows.is_empty() {
+        ui.label("This floor has no queues yet: they appear with the first contact events or a roster sync that declares them.");
+        return None;
+    }
+    ui.label(
+        RichText::new(format!(
+            "Service level = {} · today since midnight · recent = last {} min",
+            rules.service_level.formula(),
+            rules.recent_minutes
+        ))
+        .weak(),
+    );
+    let card_width = 300.0;
+    let columns = ((ui.available_width() / (card_width + style::GAP)).floor() as usize).max(1);
+    egui::ScrollArea::vertical()
+        .auto_shrink(false)
+        .id_salt("queues")
+        .show(ui, |ui| {
+            for chunk in rows.chunks(columns) {
+                ui.horizontal_top(|ui| {
+                    for row in chunk {
+                        if let Some(wanted) = queue_card(ui, row, card_width, now_ms, thresholds) {
+                            action = Some(wanted);
+                        }
+                    }
+                });
+                ui.add_space(style::GAP);
+            }
+        });
+    action
+}
+
+fn queue_card(
+    ui: &mut Ui,
+    row: &crate::queues::QueueRow,
+    width: f32,
+    now_ms: u64,
+    thresholds: &mut std::collections::BTreeMap<String, crate::settings::QueueThresholds>,
+) -> Option<QueueAction> {
+    let mut action = None;
+    let level = row.level();
+    let stroke = match style::level_colour(level) {
+        Some(colour) => Stroke::new(3.0, colour),
+        None => ui.visuals().widgets.noninteractive.bg_stroke,
+    };
+    let description = format!(
+        "{}{}: {} waiting, service level {}",
+        style::level_mark(level),
+        row.name,
+        row.waiting,
+        level_text(row.service_level, row.goal_percent)
+    );
+    let card = egui::Frame::group(ui.style())
+        .stroke(stroke)
+        .inner_margin(8.0)
+        .show(ui, |ui| {
+            ui.set_width(width);
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("{}{}", style::level_mark(level), row.name))
+                        .strong()
+                        .size(16.0),
+                );
+                ui.label(RichText::new(row.channel).weak());
+            });
+            let oldest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
+                model::duration_text(now_ms.saturating_sub(since))
+            });
+            let oldest_colour = row
+                .problems
+                .contains(&crate::queues::Problem::Oldest)
+                .then(|| style::level_colour(Level::Red))
+                .flatten();
+            ui.horizontal(|ui| {
+                big_figure(ui, "waiting", row.waiting.to_string(), None);
+                big_figure(ui, "oldest", oldest, oldest_colour);
+                let below = row
+                    .problems
+                    .contains(&crate::queues::Problem::ServiceLevel)
+                    .then(|| style::level_colour(Level::Amber))
+                    .flatten();
+                let level = row
+                    .service_level
+                    .map_or("–".to_owned(), |level| format!("{:.0} %", level * 100.0));
+                big_figure(
+                    ui,
+                    &format!("SL (goal {} %)", row.goal_percent),
+                    level,
+                    below,
+                );
+            });
+            let today = &row.today;
+            ui.label(format!(
+                "Today: {} offered · {} answered · {} abandoned",
+                today.offered, today.answered, today.abandoned
+            ));
+            let secs = |value: Option<f64>| value.map_or("–".to_owned(), |v| format!("{v:.0} s"));
+            ui.label(format!(
+                "ASA {} · AHT {} · target {} s",
+                secs(today.asa_secs()),
+                secs(today.aht_secs()),
+                row.target_secs
+            ));
+            let recent = &row.recent;
+            ui.label(
+                RichText::new(format!(
+                    "Recent: {} offered · {} answered · {} abandoned",
+                    recent.offered, recent.answered, recent.abandoned
+                ))
+                .weak(),
+            );
+            if let Some(agents) = row.agents {
+                ui.label(format!(
+                    "Agents: {} signed in · {} available · {} on contacts",
+                    agents.staffed, agents.available, agents.on_contact
+                ));
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Show agents").clicked() {
+                    action = Some(QueueAction::ShowAgents(row.name.clone()));
+                }
+                ui.menu_button("Thresholds", |ui| {
+                    threshold_editor(ui, row, thresholds);
+                });
+            });
+        });
+    card.response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Group, true, &description));
+    action
+}
+
+fn big_figure(ui: &mut Ui, label: &str, value: String, colour: Option<Color32>) {
+    ui.vertical(|ui| {
+        ui.label(RichText::new(label).weak());
+        let mut text = RichText::new(value).size(26.0).strong().monospace();
+        if let Some(colour) = colour {
+            text = text.color(colour);
+        }
+        ui.label(text);
+    });
+    ui.add_space(10.0);
+}
+
+/// One queue's thresholds, edited in place; a queue left at the defaults is not stored.
+fn threshold_editor(
+    ui: &mut Ui,
+    row: &crate::queues::QueueRow,
+    thresholds: &mut std::collections::BTreeMap<String, crate::settings::QueueThresholds>,
+) {
+    let mut edited = row.thresholds;
+    let mut waiting_on = edited.waiting_above.is_some();
+    let mut waiting = edited.waiting_above.unwrap_or(5);
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut waiting_on, "More waiting than");
+        ui.add_enabled(
+            waiting_on,
+            egui::DragValue::new(&mut waiting).range(0..=10_000),
+        );
+    });
+    edited.waiting_above = waiting_on.then_some(waiting);
+    let mut oldest_set = edited.oldest_above_secs.is_some();
+    let mut oldest = edited.oldest_above_secs.unwrap_or(row.target_secs);
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut oldest_set, "A contact waiting longer than (s)")
+            .on_hover_text("Unticked: the queue's service-level target");
+        ui.add_enabled(
+            oldest_set,
+            egui::DragValue::new(&mut oldest).range(1..=86_400),
+        );
+    });
+    edited.oldest_above_secs = oldest_set.then_some(oldest);
+    ui.checkbox(&mut edited.below_goal, "Service level below the goal");
+    if edited != row.thresholds {
+        if edited == crate::settings::QueueThresholds::default() {
+            thresholds.remove(&row.name);
+        } else {
+            thresholds.insert(row.name.clone(), edited);
+        }
+    }
+}

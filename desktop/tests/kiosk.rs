@@ -120,10 +120,12 @@ fn a_local_file_wins_over_the_server_and_without_either_every_page_shows() {
     at(&mut harness, 31_000);
     assert_eq!(page(&harness), "Teams");
 
+    // Every page but the queues', which a floor without queues leaves out.
     let mut harness = wallboard(None, None);
     let mut seen = Vec::new();
     let mut ms = 0;
-    for entry in WallboardConfig::default().pages {
+    let pages = WallboardConfig::default().pages;
+    for entry in pages.iter().filter(|page| page.kind != PageKind::Queues) {
         seen.push(page(&harness));
         ms += u64::from(entry.seconds) * 1000;
         at(&mut harness, ms);
@@ -437,4 +439,44 @@ fn the_wallboard_follows_its_own_scope_and_leaves_the_desktops_settings_alone() 
     let mut storage = Memory::default();
     eframe::App::save(harness.state_mut(), &mut storage);
     assert_eq!(App::stored_settings(Some(&storage)), Settings::default());
+}
+
+#[test]
+fn the_queue_page_shows_each_queue_worst_first_and_only_on_a_floor_with_queues() {
+    let session = sample::live_session(sample::floor_with_queues(NOW), NOW);
+    let (mut harness, _) = wallboard_on(session, None);
+    assert_eq!(page(&harness), "Floor");
+    at(&mut harness, 20_000);
+    assert_eq!(page(&harness), "Queues");
+    let rows: Vec<String> = list_items(&harness)
+        .into_iter()
+        .filter(|item| item.contains("waiting, longest"))
+        .collect();
+    // Twenty seconds on, the waits have grown: Sales Voice's caller is now past its 20 s
+    // target too.
+    assert_eq!(
+        rows,
+        [
+            "!!Billing Voice: 7 waiting, longest 1:55, service level 75% (goal 80 %), 380 answered, 32 abandoned today",
+            "!!Sales Voice: 1 waiting, longest 0:26, service level 81% (goal 80 %), 229 answered, 4 abandoned today",
+            "!Chat Support: 0 waiting, longest –, service level 57% (goal 80 %), 84 answered, 12 abandoned today",
+        ]
+    );
+    // A wallboard for one team shows only the queues that team serves.
+    let mut session = sample::live_session(sample::floor_with_queues(NOW), NOW);
+    session.wallboard = Some(WallboardConfig {
+        pages: vec![WallboardPage {
+            kind: PageKind::Queues,
+            seconds: 20,
+        }],
+        teams: vec!["Sales".to_owned()],
+        ..WallboardConfig::default()
+    });
+    let (harness, _) = wallboard_on(session, None);
+    let names: Vec<String> = list_items(&harness)
+        .into_iter()
+        .filter(|item| item.contains("waiting, longest"))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("Sales Voice:"));
 }

@@ -604,3 +604,66 @@ fn a_refused_certificate_is_explained_where_the_ca_file_can_be_given() {
         }]
     );
 }
+
+#[test]
+fn the_queues_view_puts_the_worst_queue_first_and_shows_the_agents_who_serve_it() {
+    let floor = sample::floor_with_queues(NOW);
+    let settings = Settings {
+        view: ViewKind::Queues,
+        ..Settings::default()
+    };
+    let (mut harness, _commands) = harness(session_for(floor.clone()), settings);
+    harness.run();
+    let cards: Vec<String> = harness
+        .query_all_by_role(Role::Group)
+        .map(|node| label(&node))
+        .filter(|label| label.contains("waiting, service level"))
+        .collect();
+    assert_eq!(
+        cards,
+        [
+            "!!Billing Voice: 7 waiting, service level 75 % / 80 %",
+            "!Chat Support: 0 waiting, service level 57 % / 80 %",
+            "Sales Voice: 1 waiting, service level 81 % / 80 %",
+        ]
+    );
+    assert!(
+        harness
+            .query_by_label_contains(
+                "answered within target / (answered + abandoned - short abandons)"
+            )
+            .is_some(),
+        "the formula is on screen"
+    );
+    // The attention list names the queue's problems beside the agents'.
+    assert!(
+        harness
+            .query_by_label("!! Billing Voice: a contact has waited 1:35 (over 0:20)")
+            .is_some()
+    );
+    // The first card's button shows the agents of Billing and Claims, who serve it.
+    harness
+        .query_all_by_role_and_label(Role::Button, "Show agents")
+        .next()
+        .expect("a button per card")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.view, ViewKind::Teams);
+    assert_eq!(
+        harness.state().settings.filter.queue.as_deref(),
+        Some("Billing Voice")
+    );
+    assert_eq!(
+        shown(&harness),
+        in_team(&floor, "Billing") + in_team(&floor, "Claims")
+    );
+    // The strip's chip for the queue clears the selection again.
+    harness
+        .query_all_by_role(Role::Button)
+        .find(|node| label(node).starts_with("!!Billing Voice 7 waiting"))
+        .expect("the queue's chip")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.filter.queue, None);
+    assert_eq!(shown(&harness), floor.n_agents());
+}

@@ -287,6 +287,9 @@ pub enum PageKind {
     Teams,
     /// The agents over a threshold, worst first.
     Attention,
+    /// A row per queue: waiting, longest wait, service level, answered and abandoned today.
+    /// Left out of the rotation while the floor has no queues.
+    Queues,
 }
 
 impl PageKind {
@@ -297,6 +300,7 @@ impl PageKind {
             PageKind::Sites => "Sites",
             PageKind::Teams => "Teams",
             PageKind::Attention => "Attention",
+            PageKind::Queues => "Queues",
         }
     }
 }
@@ -371,12 +375,14 @@ pub struct WallboardConfig {
 }
 
 impl Default for WallboardConfig {
-    /// Every page: the floor for 20 s, then sites, teams and the attention list for 15 s each.
+    /// Every page: the floor and the queues for 20 s each, then sites, teams and the attention
+    /// list for 15 s each (the queues only on a floor that has some).
     fn default() -> Self {
         let page = |kind, seconds| WallboardPage { kind, seconds };
         WallboardConfig {
             pages: vec![
                 page(PageKind::Totals, 20),
+                page(PageKind::Queues, 20),
                 page(PageKind::Sites, 15),
                 page(PageKind::Teams, 15),
                 page(PageKind::Attention, 15),

@@ -66,13 +66,15 @@ async fn until_queue(
 ) -> QueueNow {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let floor = viewer.floor();
-        let found = (floor.queues()).find(|queue| queue.info.name == name);
-        if let Some(queue) = found.filter(|queue| wanted(&queue.now)) {
-            return queue.now;
+        let seen = {
+            let floor = viewer.floor();
+            (floor.queues())
+                .find(|queue| queue.info.name == name)
+                .map(|queue| queue.now)
+        };
+        if let Some(now) = seen.filter(|now| wanted(now)) {
+            return now;
         }
-        let seen = found.map(|queue| queue.now);
-        drop(floor);
         tokio::time::timeout_at(deadline, viewer.next())
             .await
             .unwrap_or_else(|_| panic!("queue {name} never got there; last seen {seen:?}"))
