@@ -542,7 +542,9 @@ impl Frame<'_> {
             return;
         }
         let header = 56.0 * scale;
-        let per_screen = (((body.height() - header) / (96.0 * scale)).floor() as usize).max(1);
+        // The rows stop above the formula's line at the bottom.
+        let height = body.height() - header - 44.0 * scale;
+        let per_screen = ((height / (96.0 * scale)).floor() as usize).max(1);
         let screens = rows.len().div_ceil(per_screen);
         let screen = ((self.progress * screens as f32) as usize).min(screens - 1);
         let rows = &rows[screen * per_screen..((screen + 1) * per_screen).min(rows.len())];
@@ -576,7 +578,7 @@ impl Frame<'_> {
                 DIM_INK,
             );
         }
-        let row_height = ((body.height() - header) / rows.len() as f32).min(150.0 * scale);
+        let row_height = (height / rows.len() as f32).min(150.0 * scale);
         let font = (row_height * 0.55).min(84.0 * scale);
         for (index, row) in rows.iter().enumerate() {
             let top = body.top() + header + index as f32 * row_height;

@@ -371,8 +371,12 @@ fn level_text(level: Option<f64>, goal: u8) -> String {
     )
 }
 
-/// The queue strip: a chip per queue with its waiting contacts and oldest wait, coloured by
-/// what needs attention; a click shows only the agents who serve it.
+/// How many queues the strip names; the rest are counted (the Queues view lists them all).
+const STRIP_QUEUES: usize = 6;
+
+/// The queue strip, one line: the queues needing attention and those with contacts waiting,
+/// worst first, as chips with their waiting contacts and oldest wait; a click shows only the
+/// agents who serve that queue. The selected queue always has its chip.
 pub fn queue_strip(
     ui: &mut Ui,
     rows: &[crate::queues::QueueRow],
@@ -380,16 +384,35 @@ pub fn queue_strip(
     now_ms: u64,
 ) -> Option<QueueAction> {
     let mut action = None;
-    ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("Queues").strong());
-        for row in rows {
+    let mut busy: Vec<&crate::queues::QueueRow> = (rows.iter())
+        .filter(|row| {
+            row.level() != Level::Normal || row.waiting > 0 || selected == Some(row.name.as_str())
+        })
+        .collect();
+    // Worst first, then the most waiting, then the longest wait.
+    busy.sort_by(|a, b| {
+        (b.level().cmp(&a.level()))
+            .then(b.waiting.cmp(&a.waiting))
+            .then(a.oldest_since_ms.cmp(&b.oldest_since_ms))
+    });
+    let mut named: Vec<&crate::queues::QueueRow> =
+        busy.iter().take(STRIP_QUEUES).copied().collect();
+    if let Some(chosen) = busy.iter().find(|row| selected == Some(row.name.as_str()))
+        && !named.iter().any(|row| row.name == chosen.name)
+    {
+        named.push(chosen);
+    }
+    let waiting: u32 = rows.iter().map(|row| row.waiting).sum();
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("Queues · {waiting} waiting")).strong());
+        for row in &named {
             let oldest = row
                 .oldest_since_ms
                 .map(|since| format!(" · {}", model::duration_text(now_ms.saturating_sub(since))))
                 .unwrap_or_default();
             let level = row.level();
             let text = format!(
-                "{}{} {} waiting{oldest}",
+                "{}{} {}{oldest}",
                 style::level_mark(level),
                 row.name,
                 row.waiting
@@ -402,13 +425,18 @@ pub fn queue_strip(
             let response = ui
                 .add(egui::Button::selectable(on, text))
                 .on_hover_text(format!(
-                    "{}: service level today {}; show only the agents who serve it",
+                    "{}: {} waiting, service level today {}; show only the agents who serve it",
                     row.name,
+                    row.waiting,
                     level_text(row.service_level, row.goal_percent)
                 ));
             if response.clicked() {
                 action = Some(QueueAction::Select(row.name.clone()));
             }
+        }
+        let rest = rows.len() - named.len();
+        if rest > 0 {
+            ui.label(RichText::new(format!("+{rest} more in the Queues view")).weak());
         }
     });
     action
@@ -480,72 +508,15 @@ fn queue_card(
         .inner_margin(8.0)
         .show(ui, |ui| {
             ui.set_width(width);
-            ui.horizontal(|ui| {
-                ui.label(
-                    RichText::new(format!("{}{}", style::level_mark(level), row.name))
-                        .strong()
-                        .size(16.0),
-                );
-                ui.label(RichText::new(row.channel).weak());
-            });
-            let oldest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
-                model::duration_text(now_ms.saturating_sub(since))
-            });
-            let oldest_colour = row
-                .problems
-                .contains(&crate::queues::Problem::Oldest)
-                .then(|| style::level_colour(Level::Red))
-                .flatten();
-            ui.horizontal(|ui| {
-                big_figure(ui, "waiting", row.waiting.to_string(), None);
-                big_figure(ui, "oldest", oldest, oldest_colour);
-                let below = row
-                    .problems
-                    .contains(&crate::queues::Problem::ServiceLevel)
-                    .then(|| style::level_colour(Level::Amber))
-                    .flatten();
-                let level = row
-                    .service_level
-                    .map_or("–".to_owned(), |level| format!("{:.0} %", level * 100.0));
-                big_figure(
-                    ui,
-                    &format!("SL (goal {} %)", row.goal_percent),
-                    level,
-                    below,
-                );
-            });
-            let today = &row.today;
-            ui.label(format!(
-                "Today: {} offered · {} answered · {} abandoned",
-                today.offered, today.answered, today.abandoned
-            ));
-            let secs = |value: Option<f64>| value.map_or("–".to_owned(), |v| format!("{v:.0} s"));
-            ui.label(format!(
-                "ASA {} · AHT {} · target {} s",
-                secs(today.asa_secs()),
-                secs(today.aht_secs()),
-                row.target_secs
-            ));
-            let recent = &row.recent;
-            ui.label(
-                RichText::new(format!(
-                    "Recent: {} offered · {} answered · {} abandoned",
-                    recent.offered, recent.answered, recent.abandoned
-                ))
-                .weak(),
-            );
-            if let Some(agents) = row.agents {
-                ui.label(format!(
-                    "Agents: {} signed in · {} available · {} on contacts",
-                    agents.staffed, agents.available, agents.on_contact
-                ));
-            }
-            ui.horizontal(|ui| {
-                if ui.button("Show agents").clicked() {
-                    action = Some(QueueAction::ShowAgents(row.name.clone()));
-                }
-                ui.menu_button("Thresholds", |ui| {
-                    threshold_editor(ui, row, thresholds);
+            ui.vertical(|ui| {
+                queue_card_body(ui, row, width, now_ms);
+                ui.horizontal(|ui| {
+                    if ui.button("Show agents").clicked() {
+                        action = Some(QueueAction::ShowAgents(row.name.clone()));
+                    }
+                    ui.menu_button("Thresholds", |ui| {
+                        threshold_editor(ui, row, thresholds);
+                    });
                 });
             });
         });
@@ -554,16 +525,88 @@ fn queue_card(
     action
 }
 
-fn big_figure(ui: &mut Ui, label: &str, value: String, colour: Option<Color32>) {
-    ui.vertical(|ui| {
-        ui.label(RichText::new(label).weak());
-        let mut text = RichText::new(value).size(26.0).strong().monospace();
-        if let Some(colour) = colour {
-            text = text.color(colour);
-        }
-        ui.label(text);
+/// A queue card's figures: the three that matter most in large type, then the day's counts.
+fn queue_card_body(ui: &mut Ui, row: &crate::queues::QueueRow, width: f32, now_ms: u64) {
+    use crate::queues::Problem;
+    let level = row.level();
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::Label::new(
+                RichText::new(format!("{}{}", style::level_mark(level), row.name))
+                    .strong()
+                    .size(16.0),
+            )
+            .truncate(),
+        );
+        ui.label(RichText::new(row.channel).weak());
     });
-    ui.add_space(10.0);
+    let flagged = |problem: Problem| {
+        row.problems
+            .contains(&problem)
+            .then(|| style::level_colour(problem.level()))
+            .flatten()
+    };
+    let oldest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
+        model::duration_text(now_ms.saturating_sub(since))
+    });
+    let service_level = row
+        .service_level
+        .map_or("–".to_owned(), |level| format!("{:.0} %", level * 100.0));
+    let figure = width / 3.0 - 6.0;
+    ui.horizontal(|ui| {
+        let waiting = row.waiting.to_string();
+        big_figure(ui, figure, "waiting", waiting, flagged(Problem::Waiting));
+        big_figure(ui, figure, "oldest", oldest, flagged(Problem::Oldest));
+        let title = format!("SL · goal {} %", row.goal_percent);
+        big_figure(
+            ui,
+            figure,
+            &title,
+            service_level,
+            flagged(Problem::ServiceLevel),
+        );
+    });
+    let today = &row.today;
+    ui.label(format!(
+        "Today: {} offered · {} answered · {} abandoned",
+        today.offered, today.answered, today.abandoned
+    ));
+    let secs = |value: Option<f64>| value.map_or("–".to_owned(), |v| format!("{v:.0} s"));
+    ui.label(format!(
+        "ASA {} · AHT {} · target {} s",
+        secs(today.asa_secs()),
+        secs(today.aht_secs()),
+        row.target_secs
+    ));
+    let recent = &row.recent;
+    ui.label(
+        RichText::new(format!(
+            "Recent: {} offered · {} answered · {} abandoned",
+            recent.offered, recent.answered, recent.abandoned
+        ))
+        .weak(),
+    );
+    if let Some(agents) = row.agents {
+        ui.label(format!(
+            "Agents: {} signed in · {} available · {} on contacts",
+            agents.staffed, agents.available, agents.on_contact
+        ));
+    }
+}
+
+/// A figure in large type under its title, in a column `width` wide.
+fn big_figure(ui: &mut Ui, width: f32, label: &str, value: String, colour: Option<Color32>) {
+    ui.allocate_ui(Vec2::new(width, 56.0), |ui| {
+        ui.set_width(width);
+        ui.vertical(|ui| {
+            ui.add(egui::Label::new(RichText::new(label).weak()).truncate());
+            let mut text = RichText::new(value).size(26.0).strong().monospace();
+            if let Some(colour) = colour {
+                text = text.color(colour);
+            }
+            ui.label(text);
+        });
+    });
 }
 
 /// One queue's thresholds, edited in place; a queue left at the defaults is not stored.
