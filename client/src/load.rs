@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use monti_protocol::codec::{ServerMsgKind, decode_server, server_msg_kind};
-use monti_protocol::message::{ServerMsg, Subscription};
+use monti_protocol::codec::{ServerMsgKind, decode_server, encode_server, server_msg_kind};
+use monti_protocol::message::{Delta, ServerMsg, Subscription};
 use serde::Serialize;
 
 use crate::connection::{ClientError, Connection, now_ms};
@@ -71,8 +71,13 @@ pub struct LoadReport {
     pub connect_ms: Percentiles,
     /// Stream bytes per viewer per second after the snapshot (deltas and keepalives).
     pub bytes_per_client_per_second: f64,
-    /// Delta frame bytes divided by the agent changes they carried, frame overhead included.
+    /// Delta frame bytes (less their queue figures) divided by the agent changes they carried,
+    /// frame overhead included.
     pub bytes_per_agent_change: f64,
+    /// Queue figures per second one decoding viewer received (subscriptions with queues).
+    pub queue_changes_per_second: f64,
+    /// Bytes of the queue figures in the deltas divided by their number.
+    pub bytes_per_queue_change: f64,
     /// Bytes of the first viewer's snapshot, and its chunk count.
     pub snapshot_bytes: u64,
     /// Chunks of that snapshot.
@@ -138,6 +143,8 @@ struct ViewerStats {
     latencies_ms: Vec<u32>,
     summary_latencies_ms: Vec<u32>,
     changes: u64,
+    queue_changes: u64,
+    queue_bytes: u64,
     bytes_after_snapshot: u64,
     delta_bytes: u64,
     snapshot_bytes: u64,
@@ -224,6 +231,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         connect_ms: Percentiles::default(),
         bytes_per_client_per_second: 0.0,
         bytes_per_agent_change: 0.0,
+        queue_changes_per_second: 0.0,
+        bytes_per_queue_change: 0.0,
         snapshot_bytes: 0,
         snapshot_chunks: 0,
         live_snapshot_bytes: 0,
@@ -233,6 +242,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     };
     let mut latencies = Vec::new();
     let mut summary_latencies = Vec::new();
+    let (mut queue_changes, mut queue_bytes) = (0, 0);
     let mut sampled_live = 0usize;
     let mut connects = Vec::new();
     let mut total_bytes = 0u64;
@@ -266,6 +276,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         }
         report.live_snapshot_bytes = report.live_snapshot_bytes.max(stats.live_snapshot_bytes);
         report.changes_received += stats.changes;
+        queue_changes += stats.queue_changes;
+        queue_bytes += stats.queue_bytes;
         report.resyncs += stats.resyncs;
         total_bytes += stats.bytes_after_snapshot;
         total_delta_bytes += stats.delta_bytes;
@@ -280,9 +292,14 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let sampled_seconds = sampled_live as f64 * window.as_secs_f64();
     if sampled_seconds > 0.0 {
         report.changes_per_second = report.changes_received as f64 / sampled_seconds;
+        report.queue_changes_per_second = queue_changes as f64 / sampled_seconds;
     }
     if report.changes_received > 0 {
-        report.bytes_per_agent_change = total_delta_bytes as f64 / report.changes_received as f64;
+        report.bytes_per_agent_change =
+            total_delta_bytes.saturating_sub(queue_bytes) as f64 / report.changes_received as f64;
+    }
+    if queue_changes > 0 {
+        report.bytes_per_queue_change = queue_bytes as f64 / queue_changes as f64;
     }
     report.latency_ms = percentiles(&mut latencies);
     report.summary_latency_ms = percentiles(&mut summary_latencies);
@@ -432,6 +449,16 @@ async fn measure(
                     stats.bytes_after_snapshot += frame.len() as u64;
                     stats.delta_bytes += frame.len() as u64;
                     stats.changes += delta.changes.len() as u64;
+                    if !delta.queues.is_empty() {
+                        // What the queue figures cost: the frame less the same delta without.
+                        let without = ServerMsg::Delta(Delta {
+                            queues: Vec::new(),
+                            ..delta.clone()
+                        });
+                        let rest = encode_server(&without).map_or(0, |bytes| bytes.len());
+                        stats.queue_changes += delta.queues.len() as u64;
+                        stats.queue_bytes += frame.len().saturating_sub(rest) as u64;
+                    }
                     for change in &delta.changes {
                         let since = time_ms.saturating_sub(change.since_ms_ago) as i64;
                         stats.latencies_ms.push((received_ms - since).max(0) as u32);

@@ -649,6 +649,12 @@ fn print_report(report: &LoadReport) {
         "bytes per agent change   {:.2}",
         report.bytes_per_agent_change
     );
+    if report.queue_changes_per_second > 0.0 {
+        println!(
+            "queue changes            {:.1} per viewer second, {:.1} bytes each",
+            report.queue_changes_per_second, report.bytes_per_queue_change
+        );
+    }
     println!(
         "snapshot                 {} bytes in {} chunks",
         report.snapshot_bytes, report.snapshot_chunks

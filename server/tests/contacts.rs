@@ -575,3 +575,63 @@ async fn queue_figures_on_postgres() {
         queue_figures_count_what_the_contacts_did(db).await;
     }
 }
+
+/// The same samples through Amazon Data Firehose (an EventBridge rule whose target is a
+/// Firehose stream, as the Terraform stack makes it): one event per record, the stream's access
+/// key, Firehose's answers; a record that cannot be read is skipped, not the delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amazon_connect_contact_events_through_firehose() {
+    use base64::Engine;
+    let db = TestDb::sqlite();
+    let mut config = ingest_config(&db);
+    config.amazon_connect.access_key = "firehose-key-for-contact-tests".to_owned();
+    config.amazon_connect.queue_names.insert(
+        "12345678-1234-1234-1234-123456789012".to_owned(),
+        "Billing Voice".to_owned(),
+    );
+    let server = TestServer::start(config).await;
+    let record =
+        |text: &str| json!({"data": base64::engine::general_purpose::STANDARD.encode(text)});
+    let delivery = json!({
+        "requestId": "req-1",
+        "timestamp": now_ms(),
+        "records": [
+            record(&aws_sample("connected")),
+            record(&aws_sample("routing-criteria")),
+            record(&aws_sample("routing-step-expired")),
+            {"data": "not base64 at all!"},
+        ],
+    });
+    let post = |key: &'static str| {
+        reqwest::Client::new()
+            .post(format!(
+                "{}{}",
+                server.url,
+                monti_server::sources::connect_contacts::FIREHOSE_PATH
+            ))
+            .header("x-amz-firehose-access-key", key)
+            .header("x-amz-firehose-request-id", "req-1")
+            .json(&delivery)
+            .send()
+    };
+    let refused = post("wrong-key-wrong-key-wrong").await.expect("request");
+    assert_eq!(refused.status(), 401);
+    let answer = post("firehose-key-for-contact-tests")
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["requestId"], "req-1");
+    assert!(body.get("errorMessage").is_none(), "{body}");
+    let legs = legs(&server, "from=0").await;
+    assert_eq!(legs.len(), 2, "{legs:?}");
+    assert!(legs.iter().all(|leg| leg.queue == "Billing Voice"));
+    let skipped = server
+        .metric(r#"monti_ingest_contact_events_total{source="amazon_connect",outcome="skipped"}"#)
+        .await;
+    let refused = server
+        .metric(r#"monti_ingest_contact_events_total{source="amazon_connect",outcome="refused"}"#)
+        .await;
+    assert_eq!((skipped, refused), (1.0, 1.0));
+    server.stop().await.expect("stops");
+}

@@ -464,6 +464,7 @@ async fn the_openapi_document_matches_the_api() {
         "/api/v1/history",
         monti_server::sources::amazon_connect::PATH,
         monti_server::sources::connect_contacts::PATH,
+        monti_server::sources::connect_contacts::FIREHOSE_PATH,
     ] {
         assert!(file["paths"][path].is_object(), "{path} is not documented");
     }

@@ -73,7 +73,13 @@ struct FirehoseResponse {
     error_message: Option<String>,
 }
 
-fn answer(status: StatusCode, request_id: String, error: Option<String>, now_ms: u64) -> Response {
+/// Firehose's answer format: the request id, the time, and on failure what went wrong.
+pub(crate) fn answer(
+    status: StatusCode,
+    request_id: String,
+    error: Option<String>,
+    now_ms: u64,
+) -> Response {
     let body = FirehoseResponse {
         request_id,
         timestamp: now_ms,
@@ -83,9 +89,9 @@ fn answer(status: StatusCode, request_id: String, error: Option<String>, now_ms:
 }
 
 /// Why a delivery is not read: the status, and the error message Firehose shows.
-struct Refusal(StatusCode, String);
+pub(crate) struct Refusal(pub StatusCode, pub String);
 
-fn header(headers: &HeaderMap, name: &str) -> String {
+pub(crate) fn header(headers: &HeaderMap, name: &str) -> String {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
@@ -129,7 +135,7 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
 }
 
 /// Checks a delivery's access key and encoding, and reads its body.
-async fn read_delivery(
+pub(crate) async fn read_delivery(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,

@@ -19,6 +19,13 @@
 //! events; queues by `[amazon_connect.queue_names]` (queue ARN or id to name), else by their
 //! id.
 //!
+//! The same events may come through Amazon Data Firehose instead (an EventBridge rule whose
+//! target is a Firehose stream with an HTTP endpoint destination, as the Terraform stack makes
+//! it): at [`FIREHOSE_PATH`], one event per record, authenticated with the Firehose access key
+//! of the agent event stream, answered in Firehose's format. Firehose delivers from AWS's
+//! published address blocks, which the load balancer lets through to these paths only, where an
+//! API destination comes from anywhere.
+//!
 //! Connect gives a transfer a new contact id (`initiationMethod` `TRANSFER` or
 //! `QUEUE_TRANSFER`, `previousContactId` naming the one before): an event of the new contact also
 //! says that the previous one was transferred (at the new one's `initiationTimestamp`), so a
@@ -38,15 +45,93 @@ use crate::config::AmazonConnectConfig;
 use crate::core::contact::{ContactBatch, ContactEvent};
 use crate::core::plan::Source;
 use crate::metrics::EventLabels;
-use crate::sources::amazon_connect::{parse_time, same_key};
+use crate::sources::amazon_connect::{
+    Refusal, answer, header, parse_time, read_delivery, same_key,
+};
 use crate::sources::ingest::read_body;
 
 /// The path the API destination is pointed at.
 pub const PATH: &str = "/api/v1/ingest/amazon-connect/contact-events";
 
-/// The EventBridge endpoint.
+/// The path a Firehose stream of contact events is pointed at.
+pub const FIREHOSE_PATH: &str = "/api/v1/ingest/amazon-connect/contact-events/firehose";
+
+/// The EventBridge endpoint and its Firehose twin.
 pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route(PATH, post(receive))
+    axum::Router::new()
+        .route(PATH, post(receive))
+        .route(FIREHOSE_PATH, post(deliver))
+}
+
+/// A Firehose delivery of contact events: every record that can be read is stored, one that
+/// cannot is skipped (counted and logged once per delivery, as for agent events), and the
+/// answer is Firehose's: 200 once stored, 500 (retried) when storing failed.
+async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    use base64::Engine;
+    let header_id = header(&headers, "x-amz-firehose-request-id");
+    let request = match read_delivery(&state, &headers, body).await {
+        Ok(request) => request,
+        Err(Refusal(status, problem)) => {
+            return answer(status, header_id, Some(problem), state.clock.now_ms());
+        }
+    };
+    let request_id = if header_id.is_empty() {
+        request.request_id.clone()
+    } else {
+        header_id
+    };
+    let config = &state.config.amazon_connect;
+    let window = EventWindow {
+        max_age_ms: u64::MAX,
+        ..state.config.ingest.window()
+    };
+    let now_ms = state.clock.now_ms();
+    let mut events = Vec::new();
+    let (mut skipped, mut problems) = (0, Vec::new());
+    for (index, record) in request.records.iter().enumerate() {
+        let event = base64::engine::general_purpose::STANDARD
+            .decode(record.data.trim())
+            .map_err(|err| format!("the record is not base64: {err}"))
+            .and_then(|bytes| {
+                serde_json::from_slice::<Value>(&bytes)
+                    .map_err(|err| format!("the record is not JSON: {err}"))
+            })
+            .and_then(|event| read_event(&event, config, now_ms, &window));
+        match event {
+            Ok(Reading::Events(read)) => events.extend(read),
+            Ok(Reading::Skipped(_)) => skipped += 1,
+            Err(problem) => problems.push((index, problem)),
+        }
+    }
+    if let Some((index, problem)) = problems.first() {
+        tracing::warn!(
+            %request_id,
+            skipped = problems.len(),
+            first_record = index,
+            %problem,
+            "skipped Amazon Connect contact event records that cannot be read"
+        );
+    }
+    count(&state, "skipped", skipped);
+    count(&state, "refused", problems.len() as u64);
+    if events.is_empty() {
+        return answer(StatusCode::OK, request_id, None, now_ms);
+    }
+    let batch = ContactBatch {
+        source: Source::AmazonConnect,
+        events,
+    };
+    let stored = state.ingest.contacts(batch).await;
+    let now_ms = state.clock.now_ms();
+    match stored {
+        Ok(_) => answer(StatusCode::OK, request_id, None, now_ms),
+        Err(err) => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            request_id,
+            Some(err.to_string()),
+            now_ms,
+        ),
+    }
 }
 
 /// What one EventBridge event says.

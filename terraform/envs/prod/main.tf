@@ -53,4 +53,8 @@ module "monti" {
   deletion_protection      = true
   # Amazon Connect agent events arrive through Firehose (docs/INGEST.md).
   amazon_connect_ingest = var.amazon_connect_ingest
+  # ... and contact events (queues) through EventBridge and a second Firehose stream.
+  amazon_connect_contact_events = var.public_url != ""
+  connect_instance_arn          = var.connect_instance_arn
+  public_url                    = var.public_url
 }

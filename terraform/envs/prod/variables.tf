@@ -44,3 +44,15 @@ variable "amazon_connect_ingest" {
   type        = bool
   default     = true
 }
+
+variable "public_url" {
+  description = "MONTI's public https URL (https://host); set, contact events (queues) flow from Amazon Connect through EventBridge and Firehose."
+  type        = string
+  default     = ""
+}
+
+variable "connect_instance_arn" {
+  description = "Only this Amazon Connect instance's contact events; null for every instance."
+  type        = string
+  default     = null
+}

@@ -133,3 +133,25 @@ variable "firehose_cidrs" {
   type        = list(string)
   default     = null
 }
+
+variable "amazon_connect_contact_events" {
+  description = "Also take Amazon Connect contact events (queues): an EventBridge rule sends them to a Firehose stream that delivers to MONTI with the same access key (needs amazon_connect_ingest and public_url)."
+  type        = bool
+  default     = false
+}
+
+variable "connect_instance_arn" {
+  description = "Only this Amazon Connect instance's contact events; null for every instance in the account and region."
+  type        = string
+  default     = null
+}
+
+variable "public_url" {
+  description = "MONTI's public https URL (the certificate's name, no trailing slash), where Firehose delivers contact events."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.public_url == "" || can(regex("^https://[^/]+$", var.public_url))
+    error_message = "public_url is https://host, with no path or trailing slash."
+  }
+}

@@ -148,4 +148,8 @@ module "service" {
   deletion_protection   = var.deletion_protection
   amazon_connect_ingest = var.amazon_connect_ingest
   firehose_cidrs        = var.firehose_cidrs
+
+  amazon_connect_contact_events = var.amazon_connect_contact_events
+  connect_instance_arn          = var.connect_instance_arn
+  public_url                    = var.public_url
 }

@@ -131,3 +131,21 @@ variable "firehose_cidrs" {
   type        = list(string)
   default     = null
 }
+
+variable "amazon_connect_contact_events" {
+  description = "Take Amazon Connect contact events (queues) through an EventBridge rule and a Firehose stream (needs amazon_connect_ingest and public_url; docs/INGEST.md)."
+  type        = bool
+  default     = false
+}
+
+variable "connect_instance_arn" {
+  description = "Only this Amazon Connect instance's contact events; null for every instance."
+  type        = string
+  default     = null
+}
+
+variable "public_url" {
+  description = "MONTI's public https URL (https://host, the certificate's name), where Firehose delivers contact events."
+  type        = string
+  default     = ""
+}
