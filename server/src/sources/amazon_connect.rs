@@ -74,12 +74,7 @@ struct FirehoseResponse {
 }
 
 /// Firehose's answer format: the request id, the time, and on failure what went wrong.
-pub(crate) fn answer(
-    status: StatusCode,
-    request_id: String,
-    error: Option<String>,
-    now_ms: u64,
-) -> Response {
+fn answer(status: StatusCode, request_id: String, error: Option<String>, now_ms: u64) -> Response {
     let body = FirehoseResponse {
         request_id,
         timestamp: now_ms,
@@ -89,9 +84,9 @@ pub(crate) fn answer(
 }
 
 /// Why a delivery is not read: the status, and the error message Firehose shows.
-pub(crate) struct Refusal(pub StatusCode, pub String);
+struct Refusal(StatusCode, String);
 
-pub(crate) fn header(headers: &HeaderMap, name: &str) -> String {
+fn header(headers: &HeaderMap, name: &str) -> String {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
@@ -100,17 +95,9 @@ pub(crate) fn header(headers: &HeaderMap, name: &str) -> String {
 }
 
 async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let header_id = header(&headers, "x-amz-firehose-request-id");
-    let request = match read_delivery(&state, &headers, body).await {
-        Ok(request) => request,
-        Err(Refusal(status, problem)) => {
-            return answer(status, header_id, Some(problem), state.clock.now_ms());
-        }
-    };
-    let request_id = if header_id.is_empty() {
-        request.request_id.clone()
-    } else {
-        header_id
+    let (request, request_id) = match open_delivery(&state, &headers, body).await {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
     };
     // Connect's status start times are the contact center's own record: no age limit, but
     // the same clock skew as every source.
@@ -122,7 +109,42 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     let (batch, skipped) = batch(&request, config, state.clock.now_ms(), &window);
     report_skipped(&state, &request_id, &skipped);
     let stored = state.ingest.submit(batch).await;
-    let now_ms = state.clock.now_ms();
+    answer_stored(stored, request_id, state.clock.now_ms())
+}
+
+/// A delivery read and checked, with its request id (the header's, else the body's); or
+/// Firehose's answer refusing it.
+pub(crate) async fn open_delivery(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(FirehoseRequest, String), Response> {
+    let header_id = header(headers, "x-amz-firehose-request-id");
+    match read_delivery(state, headers, body).await {
+        Ok(request) => {
+            let request_id = if header_id.is_empty() {
+                request.request_id.clone()
+            } else {
+                header_id
+            };
+            Ok((request, request_id))
+        }
+        Err(Refusal(status, problem)) => Err(answer(
+            status,
+            header_id,
+            Some(problem),
+            state.clock.now_ms(),
+        )),
+    }
+}
+
+/// Firehose's answer once the delivery's records went to the writer: 200 when stored, 500
+/// (which Firehose retries) when not.
+pub(crate) fn answer_stored<T>(
+    stored: Result<T, crate::sources::ingest::IngestError>,
+    request_id: String,
+    now_ms: u64,
+) -> Response {
     match stored {
         Ok(_) => answer(StatusCode::OK, request_id, None, now_ms),
         Err(err) => answer(
@@ -135,7 +157,7 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
 }
 
 /// Checks a delivery's access key and encoding, and reads its body.
-pub(crate) async fn read_delivery(
+async fn read_delivery(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,

@@ -45,9 +45,7 @@ use crate::config::AmazonConnectConfig;
 use crate::core::contact::{ContactBatch, ContactEvent};
 use crate::core::plan::Source;
 use crate::metrics::EventLabels;
-use crate::sources::amazon_connect::{
-    Refusal, answer, header, parse_time, read_delivery, same_key,
-};
+use crate::sources::amazon_connect::{answer_stored, open_delivery, parse_time, same_key};
 use crate::sources::ingest::read_body;
 
 /// The path the API destination is pointed at.
@@ -68,17 +66,9 @@ pub fn router() -> axum::Router<AppState> {
 /// answer is Firehose's: 200 once stored, 500 (retried) when storing failed.
 async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     use base64::Engine;
-    let header_id = header(&headers, "x-amz-firehose-request-id");
-    let request = match read_delivery(&state, &headers, body).await {
-        Ok(request) => request,
-        Err(Refusal(status, problem)) => {
-            return answer(status, header_id, Some(problem), state.clock.now_ms());
-        }
-    };
-    let request_id = if header_id.is_empty() {
-        request.request_id.clone()
-    } else {
-        header_id
+    let (request, request_id) = match open_delivery(&state, &headers, body).await {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
     };
     let config = &state.config.amazon_connect;
     let window = EventWindow {
@@ -115,23 +105,14 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     count(&state, "skipped", skipped);
     count(&state, "refused", problems.len() as u64);
     if events.is_empty() {
-        return answer(StatusCode::OK, request_id, None, now_ms);
+        return answer_stored(Ok(()), request_id, now_ms);
     }
     let batch = ContactBatch {
         source: Source::AmazonConnect,
         events,
     };
     let stored = state.ingest.contacts(batch).await;
-    let now_ms = state.clock.now_ms();
-    match stored {
-        Ok(_) => answer(StatusCode::OK, request_id, None, now_ms),
-        Err(err) => answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            request_id,
-            Some(err.to_string()),
-            now_ms,
-        ),
-    }
+    answer_stored(stored, request_id, state.clock.now_ms())
 }
 
 /// What one EventBridge event says.
