@@ -203,7 +203,7 @@ pub struct QueueLive {
     pub waiting: u32,
     /// How long before the message's time the oldest of them entered the queue.
     pub oldest_waiting_ms_ago: Option<u64>,
-    /// Since midnight on the server's clock.
+    /// Since midnight in the server's `[queues] time_zone`.
     pub today: QueueCounts,
     /// Over the last [`QueueRules::recent_minutes`].
     pub recent: QueueCounts,

@@ -49,6 +49,9 @@ pub struct QueuesConfig {
     pub short_abandon_secs: u64,
     /// The rolling window of the live figures on the stream, minutes (1 to 60).
     pub recent_minutes: u16,
+    /// The time zone "today" and the intervals are counted in: an IANA name such as
+    /// `Europe/Berlin`, or empty for the server's own.
+    pub time_zone: String,
 }
 
 impl QueuesConfig {
@@ -60,6 +63,8 @@ impl QueuesConfig {
                 self.recent_minutes
             );
         }
+        crate::core::clock::Zone::parse(&self.time_zone)
+            .map_err(|err| anyhow::anyhow!("queues.time_zone: {err}"))?;
         if self.short_abandon_secs > 600 {
             bail!(
                 "queues.short_abandon_secs must be at most 600, not {}",
@@ -67,6 +72,11 @@ impl QueuesConfig {
             );
         }
         Ok(())
+    }
+
+    /// The time zone of the queue figures' days (checked at start: the server's own if not).
+    pub fn zone(&self) -> crate::core::clock::Zone {
+        crate::core::clock::Zone::parse(&self.time_zone).unwrap_or_default()
     }
 
     /// How the stream counts queue figures.
@@ -85,6 +95,7 @@ impl Default for QueuesConfig {
             service_level: ServiceLevelRule::default(),
             short_abandon_secs: 5,
             recent_minutes: 15,
+            time_zone: String::new(),
         }
     }
 }
@@ -715,6 +726,26 @@ pub struct Cli {
     /// About how many changes the Redis stream keeps [default: 100000].
     #[arg(long, env = "MONTI_REDIS_MAX_LEN")]
     pub redis_max_len: Option<u64>,
+    /// Service level formula: answered_and_abandoned, ignore_short_abandons, offered or
+    /// answered [default: ignore_short_abandons].
+    #[arg(long, env = "MONTI_QUEUES_SERVICE_LEVEL", value_parser = parse_service_level)]
+    pub queues_service_level: Option<ServiceLevelRule>,
+    /// An abandon within this many seconds is short [default: 5].
+    #[arg(long, env = "MONTI_QUEUES_SHORT_ABANDON_SECS")]
+    pub queues_short_abandon_secs: Option<u64>,
+    /// The rolling window of the stream's queue figures, minutes [default: 15].
+    #[arg(long, env = "MONTI_QUEUES_RECENT_MINUTES")]
+    pub queues_recent_minutes: Option<u16>,
+    /// The time zone of the queue figures' days, an IANA name such as Europe/Berlin; empty for
+    /// the server's own [default: empty].
+    #[arg(long, env = "MONTI_QUEUES_TIME_ZONE")]
+    pub queues_time_zone: Option<String>,
+}
+
+fn parse_service_level(text: &str) -> Result<ServiceLevelRule, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!("{text:?}: use answered_and_abandoned, ignore_short_abandons, offered or answered")
+    })
 }
 
 /// The group bindings as one flag value (a JSON list), not one flag per binding.
@@ -844,6 +875,14 @@ impl Cli {
         set(&mut redis.url, &self.redis_url);
         set(&mut redis.stream, &self.redis_stream);
         set(&mut redis.max_len, &self.redis_max_len);
+        let queues = &mut config.queues;
+        set(&mut queues.service_level, &self.queues_service_level);
+        set(
+            &mut queues.short_abandon_secs,
+            &self.queues_short_abandon_secs,
+        );
+        set(&mut queues.recent_minutes, &self.queues_recent_minutes);
+        set(&mut queues.time_zone, &self.queues_time_zone);
     }
 }
 
@@ -1187,6 +1226,12 @@ mod tests {
         let mut config = Config::default();
         config.simulator.start_time = "25:00".into();
         assert!(config.check().is_err());
+        let mut config = Config::default();
+        config.queues.time_zone = "Europe/Atlantis".into();
+        let refused = config.check().expect_err("refused").to_string();
+        assert!(refused.contains("queues.time_zone"), "{refused}");
+        config.queues.time_zone = "Europe/Berlin".into();
+        assert!(config.check().is_ok());
     }
 
     #[test]
@@ -1221,6 +1266,7 @@ mod tests {
             "auth",
             "ingest",
             "redis",
+            "queues",
         ];
         for arg in Cli::command().get_arguments() {
             let id = arg.get_id().as_str();

@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{audit, auth, auth_check, http, queues};
 use crate::config::Config;
-use crate::core::clock::{Clock, local_midnight};
+use crate::core::clock::Clock;
 use crate::floor::live::LiveFloor;
 use crate::floor::stream;
 use crate::metrics::Metrics;
@@ -130,9 +130,10 @@ pub async fn run_with_clock(
     let now = clock.now_ms();
     let short_ms = config.queues.short_abandon_secs * 1000;
     let (live, writes) = LiveFloor::new(
-        &(db.load_floor(now, local_midnight(now), short_ms).await)?,
+        &(db.load_floor(now, config.queues.zone().midnight(now), short_ms)
+            .await)?,
         config.server.queue_ticks,
-        config.queues.rules(),
+        &config.queues,
         metrics.clone(),
         now,
     )?;

@@ -471,7 +471,7 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
     );
     let bad = server.get("/api/v1/queues/summary?window=2h").await;
     assert_eq!(bad.status(), 400);
-    // Intervals of the day the contacts came in, in the server's time zone.
+    // Intervals of the day the contacts came in, in the server's own time zone (the default).
     use chrono::TimeZone;
     let day = chrono::Local
         .timestamp_millis_opt(t as i64)
@@ -557,7 +557,7 @@ async fn queue_figures_count_what_the_contacts_did(db: TestDb) {
     let after = until_queue(&mut viewer, q, |now| now.waiting == 0).await;
     assert_eq!(after.oldest_waiting_since_ms, None);
     // (Counted on the day it entered the queue: twenty minutes ago may be yesterday.)
-    if monti_server::core::clock::local_midnight(answered_at) <= t + 5_000 {
+    if monti_server::core::clock::Zone::Local.midnight(answered_at) <= t + 5_000 {
         assert_eq!(after.today.answered, live.today.answered + 1);
     }
     server.stop().await.expect("stops");

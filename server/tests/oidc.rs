@@ -2111,6 +2111,29 @@ async fn a_scoped_caller_sees_only_the_queues_its_teams_serve() {
         assert_eq!(contacts.len(), 1);
         assert_eq!(contacts[0].contact, "call-sales");
     }
+    // On the stream: the same queues, with their waiting contact, and not a byte naming the
+    // others, for a team lead and a site's supervisor alike; the administrator sees all three.
+    let with_queues = Subscription {
+        queues: true,
+        ..Subscription::default()
+    };
+    const SECRETS: &[&str] = &["Secret", "Orphan"];
+    for (who, token) in [("ben", &ben), ("anna", &anna)] {
+        let mut view = RawView::open(&server, who, token, with_queues.clone(), SECRETS).await;
+        view.until("the Sales Voice queue with its waiting contact", |floor| {
+            floor
+                .queues()
+                .any(|queue| queue.info.name == "Sales Voice" && queue.now.waiting == 1)
+        })
+        .await;
+        let shown: Vec<&str> = (view.floor.queues())
+            .map(|queue| queue.info.name.as_str())
+            .collect();
+        assert_eq!(shown, ["Sales Voice"], "{who}");
+    }
+    let mut view = RawView::open(&server, "admin", &admin, with_queues, &[]).await;
+    view.until("every queue", |floor| floor.queues().count() == 3)
+        .await;
     server.stop().await.expect("stops");
     db.drop_database().await;
 }

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{Local, NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use monti_protocol::ingest::ContactLegJson;
 use monti_protocol::model::TeamId;
 use monti_protocol::rest::{
@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::api::auth::{Action, Caller};
 use crate::api::error::Error;
-use crate::core::clock::local_midnight;
+use crate::core::clock::Zone;
 use crate::store::db::StoredQueue;
 
 /// The queue routes.
@@ -112,7 +112,7 @@ async fn summary(
         "15m" => now.saturating_sub(15 * 60_000),
         "30m" => now.saturating_sub(30 * 60_000),
         "60m" => now.saturating_sub(60 * 60_000),
-        "today" => local_midnight(now),
+        "today" => state.config.queues.zone().midnight(now),
         other => {
             return Err(Error::BadRequest(format!(
                 "window {other:?}: use 15m, 30m, 60m or today"
@@ -164,7 +164,7 @@ async fn summary(
 struct IntervalsQuery {
     /// Only this queue.
     queue: Option<String>,
-    /// `YYYY-MM-DD` in the server's time zone; default today.
+    /// `YYYY-MM-DD` in `[queues] time_zone`; default today.
     day: Option<String>,
     /// Minutes: 15 (the default) or 30.
     interval: Option<u32>,
@@ -185,16 +185,13 @@ async fn intervals(
             "interval {minutes}: use 15 or 30 (minutes)"
         )));
     }
+    let zone = state.config.queues.zone();
     let from = match params.day.as_deref() {
-        None => local_midnight(state.clock.now_ms()),
+        None => zone.midnight(state.clock.now_ms()),
         Some(day) => {
             let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
                 .map_err(|err| Error::BadRequest(format!("day {day:?}: {err}; use YYYY-MM-DD")))?;
-            let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-            Local
-                .from_local_datetime(&midnight)
-                .earliest()
-                .map(|at| at.timestamp_millis().max(0) as u64)
+            (zone.midnight_of(date))
                 .ok_or_else(|| Error::BadRequest(format!("day {day:?} has no midnight here")))?
         }
     };
@@ -238,7 +235,7 @@ async fn intervals(
         })
         .collect();
     if csv {
-        let body = intervals_csv(&rows, config.service_level.formula());
+        let body = intervals_csv(&rows, config.service_level.formula(), zone);
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -269,9 +266,9 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// The intervals as CSV, the interval's start in RFC 3339 local time; the service level
+/// The intervals as CSV, the interval's start in RFC 3339 in `[queues] time_zone`; the service level
 /// column names its formula.
-fn intervals_csv(rows: &[IntervalJson], formula: &str) -> String {
+fn intervals_csv(rows: &[IntervalJson], formula: &str, zone: Zone) -> String {
     let mut out = format!(
         "queue,interval_start,offered,answered,answered_in_target,abandoned,abandoned_short,\
          {},asa_secs,longest_wait_secs\n",
@@ -279,11 +276,7 @@ fn intervals_csv(rows: &[IntervalJson], formula: &str) -> String {
     );
     for row in rows {
         let counts = &row.counts;
-        let start = Local
-            .timestamp_millis_opt(row.from_ms as i64)
-            .single()
-            .map(|at| at.to_rfc3339())
-            .unwrap_or_default();
+        let start = zone.rfc3339(row.from_ms);
         let optional = |value: Option<f64>, digits: usize| {
             value.map_or_else(String::new, |value| format!("{value:.digits$}"))
         };

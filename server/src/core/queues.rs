@@ -101,6 +101,12 @@ impl QueueBoard {
         }
     }
 
+    /// Has the queue's figures computed again at the next [`QueueBoard::due`] (a queue the
+    /// floor has just learnt of, whose facts may have come first).
+    pub fn touch(&mut self, queue: i64) {
+        self.dirty.insert(queue);
+    }
+
     /// Exactly these contacts wait (a reload from the database): the others wait nowhere.
     pub fn replace_waiting(&mut self, waiting: &[(String, i64, u64)]) {
         let wanted: HashMap<&str, (i64, u64)> = (waiting.iter())

@@ -30,8 +30,9 @@ use monti_protocol::scope::Scope;
 use monti_protocol::tick::{Pending, RosterUpdate, Tick};
 use tokio::sync::{broadcast, watch};
 
+use crate::config::QueuesConfig;
 use crate::core::change::{Change, Group};
-use crate::core::clock::local_midnight;
+use crate::core::clock::Zone;
 use crate::core::plan::{self, KnownAgent};
 use crate::core::queues::{MINUTE_MS, QueueBoard};
 use crate::metrics::Metrics;
@@ -178,6 +179,8 @@ struct Inner {
     snapshots: SnapshotCache,
     /// Where the queues' figures come from.
     board: QueueBoard,
+    /// The time zone the queues' days are counted in.
+    zone: Zone,
     /// The minute the day's start was last worked out in, and that midnight.
     midnight: (u64, u64),
 }
@@ -348,7 +351,7 @@ impl LiveFloor {
     pub fn new(
         stored: &StoredFloor,
         queue_ticks: usize,
-        rules: QueueRules,
+        queues: &QueuesConfig,
         metrics: Arc<Metrics>,
         now_ms: u64,
     ) -> anyhow::Result<(LiveFloor, Writes)> {
@@ -358,10 +361,11 @@ impl LiveFloor {
             oldest_pending: None,
             catalog: Catalog::default(),
             snapshots: SnapshotCache::default(),
-            board: QueueBoard::new(rules.recent_minutes),
+            board: QueueBoard::new(queues.recent_minutes),
+            zone: queues.zone(),
             midnight: (u64::MAX, 0),
         };
-        inner.floor.set_queue_rules(rules);
+        inner.floor.set_queue_rules(queues.rules());
         inner.apply(&stored.changes(), now_ms);
         inner.board.replace_waiting(&stored.waiting);
         inner.queue_figures(now_ms);
@@ -451,6 +455,11 @@ impl LiveFloor {
     /// How the queue figures are counted.
     pub fn queue_rules(&self) -> QueueRules {
         self.read(Floor::queue_rules)
+    }
+
+    /// The time zone the queues' days are counted in.
+    pub fn zone(&self) -> Zone {
+        lock(&self.inner).zone
     }
 
     /// Whether the floor knows the queue (by database id).
@@ -651,7 +660,7 @@ impl Inner {
     fn queue_figures(&mut self, now_ms: u64) {
         let minute = now_ms / MINUTE_MS;
         if self.midnight.0 != minute {
-            self.midnight = (minute, local_midnight(now_ms));
+            self.midnight = (minute, self.zone.midnight(now_ms));
         }
         for (queue, now) in self.board.due(now_ms, self.midnight.1) {
             if let Some(&dense) = self.catalog.queues.get(&queue) {
@@ -679,6 +688,10 @@ impl Inner {
         };
         let next = QueueId(dense_u16(self.catalog.queues.len(), "queues")?);
         let dense = *self.catalog.queues.entry(*id).or_insert(next);
+        if self.floor.queue(dense).is_none() {
+            // Its contacts may have reached the board first (another server's commit).
+            self.board.touch(*id);
+        }
         if !active {
             if self.floor.queue(dense).is_some() {
                 self.pending.roster(RosterUpdate::RemoveQueue(dense));
@@ -1039,7 +1052,7 @@ mod tests {
         LiveFloor::new(
             &stored_two_teams(),
             8,
-            QueueRules::default(),
+            &QueuesConfig::default(),
             Arc::new(Metrics::new()),
             1_000,
         )
@@ -1092,6 +1105,58 @@ mod tests {
         );
         live.tick(7_000);
         assert_eq!(shown_status(&live, 1), Some((AgentStatus::WrapUp, 7_000)));
+    }
+
+    #[test]
+    fn a_queues_contacts_count_even_when_they_reach_the_floor_before_the_queue() {
+        let live = floor_of_two_teams();
+        let now = 1_764_500_000_000;
+        // Another server's commit: the contact came through Redis before its new queue.
+        live.apply(
+            W,
+            &[Change::Waiting {
+                contact: "c-1".into(),
+                waiting: Some((7, now - 30_000)),
+            }],
+            now,
+        );
+        live.tick(now);
+        live.apply(
+            W,
+            &[Change::Queue {
+                id: 7,
+                name: "Billing Voice".into(),
+                channel: "voice".into(),
+                target_secs: 20,
+                goal_percent: 80,
+                teams: vec![20],
+                active: true,
+            }],
+            now + 100,
+        );
+        live.tick(now + 100);
+        let figures = live.read(|floor| {
+            let queue = floor.queues().next().expect("the queue");
+            (
+                queue.info.teams.clone(),
+                queue.now.waiting,
+                queue.now.oldest_waiting_since_ms,
+            )
+        });
+        assert_eq!(figures, (vec![TeamId(0)], 1, Some(now - 30_000)));
+        // Deactivated, it leaves the floor.
+        let gone = Change::Queue {
+            id: 7,
+            name: "Billing Voice".into(),
+            channel: "voice".into(),
+            target_secs: 20,
+            goal_percent: 80,
+            teams: vec![20],
+            active: false,
+        };
+        live.apply(W, &[gone], now + 200);
+        live.tick(now + 200);
+        assert_eq!(live.read(|floor| floor.queues().count()), 0);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::api::auth::{Action, Caller};
 use crate::api::error::Error;
 use crate::config::IngestConfig;
 use crate::core::change::{Change, Group};
-use crate::core::clock::{Clock, local_midnight};
+use crate::core::clock::Clock;
 use crate::core::contact::{self, ContactBatch, ContactEvent, LegOutcome};
 use crate::core::plan::{self, EventPlan, RosterSync, StoredState, count_group, id_of};
 pub use crate::core::plan::{Batch, Event, EventReason, EventResult, Source};
@@ -315,7 +315,8 @@ impl Writer {
                 Work::Reload(reply) => {
                     let now = self.clock.now_ms();
                     let short_ms = u64::from(self.live.queue_rules().short_abandon_secs) * 1000;
-                    let stored = self.db.load_floor(now, local_midnight(now), short_ms);
+                    let midnight = self.live.zone().midnight(now);
+                    let stored = self.db.load_floor(now, midnight, short_ms);
                     let reloaded = match stored.await {
                         Ok(stored) => {
                             self.live.reload(&self.writes, &stored, self.clock.now_ms());
