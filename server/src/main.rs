@@ -7,8 +7,16 @@ use monti_server::config::Cli;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// With the `heap-profile` feature every allocation is recorded (slowly) and the profile is
+/// written to `dhat-heap.json` when the server shuts down.
+#[cfg(feature = "heap-profile")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    #[cfg(feature = "heap-profile")]
+    let _profile = dhat::Profiler::new_heap();
     let cli = Cli::parse();
     let config = cli.load()?;
     if cli.print_config {
