@@ -592,14 +592,7 @@ impl Frame<'_> {
             }
             let level = row.level();
             if let Some(colour) = style::level_colour(level) {
-                painter.rect_filled(
-                    Rect::from_min_size(
-                        egui::pos2(body.left(), top + 4.0 * scale),
-                        Vec2::new(12.0 * scale, row_height - 8.0 * scale),
-                    ),
-                    3.0 * scale,
-                    colour,
-                );
+                level_bar(&painter, body.left(), top, row_height, scale, colour);
             }
             let longest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
                 model::duration_text(self.server_now_ms.saturating_sub(since))
@@ -722,14 +715,7 @@ impl Frame<'_> {
                     model::duration_text(elapsed)
                 ),
             );
-            painter.rect_filled(
-                Rect::from_min_size(
-                    egui::pos2(body.left(), top + 4.0 * scale),
-                    Vec2::new(12.0 * scale, row_height - 8.0 * scale),
-                ),
-                3.0 * scale,
-                colour,
-            );
+            level_bar(&painter, body.left(), top, row_height, scale, colour);
             painter.text(
                 egui::pos2(body.left() + 30.0 * scale, middle),
                 Align2::LEFT_CENTER,
@@ -854,6 +840,22 @@ impl Frame<'_> {
             painter.rect_filled(screen, 0.0, Color32::from_black_alpha(alpha));
         }
     }
+}
+
+/// The bar at a row's left edge in its threshold colour.
+fn level_bar(
+    painter: &egui::Painter,
+    left: f32,
+    top: f32,
+    height: f32,
+    scale: f32,
+    colour: Color32,
+) {
+    let bar = Rect::from_min_size(
+        egui::pos2(left, top + 4.0 * scale),
+        Vec2::new(12.0 * scale, height - 8.0 * scale),
+    );
+    painter.rect_filled(bar, 3.0 * scale, colour);
 }
 
 /// Gives a painted area a name for screen readers (and tests).

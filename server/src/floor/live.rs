@@ -1121,19 +1121,16 @@ mod tests {
             now,
         );
         live.tick(now);
-        live.apply(
-            W,
-            &[Change::Queue {
-                id: 7,
-                name: "Billing Voice".into(),
-                channel: "voice".into(),
-                target_secs: 20,
-                goal_percent: 80,
-                teams: vec![20],
-                active: true,
-            }],
-            now + 100,
-        );
+        let billing = |active| Change::Queue {
+            id: 7,
+            name: "Billing Voice".into(),
+            channel: "voice".into(),
+            target_secs: 20,
+            goal_percent: 80,
+            teams: vec![20],
+            active,
+        };
+        live.apply(W, &[billing(true)], now + 100);
         live.tick(now + 100);
         let figures = live.read(|floor| {
             let queue = floor.queues().next().expect("the queue");
@@ -1145,16 +1142,7 @@ mod tests {
         });
         assert_eq!(figures, (vec![TeamId(0)], 1, Some(now - 30_000)));
         // Deactivated, it leaves the floor.
-        let gone = Change::Queue {
-            id: 7,
-            name: "Billing Voice".into(),
-            channel: "voice".into(),
-            target_secs: 20,
-            goal_percent: 80,
-            teams: vec![20],
-            active: false,
-        };
-        live.apply(W, &[gone], now + 200);
+        live.apply(W, &[billing(false)], now + 200);
         live.tick(now + 200);
         assert_eq!(live.read(|floor| floor.queues().count()), 0);
     }

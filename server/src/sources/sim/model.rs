@@ -260,7 +260,10 @@ pub struct Setup {
     pub handling: Handling,
 }
 
-/// A queue's figures since the model started (or since [`Model::reset_figures`]).
+/// A queue's figures since the model started (or since [`Model::reset_figures`]), as the
+/// queueing theory counts them. Not `monti_protocol::queue::QueueCounts`, whose fields look
+/// alike: the model sees every contact whole, so its handle time runs from the offer to the end
+/// of wrap-up, where the stream's is what contact events can tell (answer to end).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
     /// Contacts that arrived.
