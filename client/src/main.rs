@@ -683,3 +683,73 @@ fn print_report(report: &LoadReport) {
         println!("failure                  {failure}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monti_protocol::queue::{QueueCounts, ServiceLevelRule};
+    use monti_protocol::rest::{QueueCountsJson, QueueLiveJson};
+
+    fn queue(name: &str, waiting: u32, oldest: Option<u64>, in_target: u64) -> QueueLiveJson {
+        let counts = QueueCounts {
+            offered: 100,
+            answered: 90,
+            answered_in_target: in_target,
+            abandoned: 10,
+            answered_wait_ms: 90 * 15_000,
+            ..QueueCounts::default()
+        };
+        let counts = QueueCountsJson::of(&counts, ServiceLevelRule::AnsweredAndAbandoned);
+        QueueLiveJson {
+            name: name.to_owned(),
+            channel: "voice".to_owned(),
+            target_secs: 20,
+            goal_percent: 80,
+            waiting,
+            oldest_waiting_secs: oldest,
+            staffed: None,
+            available: None,
+            today: counts.clone(),
+            recent: counts,
+        }
+    }
+
+    #[test]
+    fn watch_draws_the_queues_above_the_groups_with_a_mark_below_the_goal() {
+        let summary = FloorSummaryJson {
+            seq: 7,
+            time_ms: 0,
+            n_agents: 0,
+            grouping: "team".to_owned(),
+            totals: Default::default(),
+            groups: Vec::new(),
+            queues: vec![
+                queue("Billing Voice", 4, Some(75), 60),
+                queue("Sales Voice", 0, None, 85),
+            ],
+            service_level_formula: Some(ServiceLevelRule::AnsweredAndAbandoned.formula().into()),
+            recent_minutes: Some(15),
+        };
+        let out = render_queues(&summary, "MONTI  header\n\n".to_owned());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[1],
+            "service level: answered within target / (answered + abandoned)"
+        );
+        let billing = lines.iter().find(|line| line.starts_with("Billing Voice"));
+        let billing = billing.expect("a row per queue");
+        assert!(
+            billing.contains("1:15") && billing.contains("!60%/80%"),
+            "{billing}"
+        );
+        let sales = lines.iter().find(|line| line.starts_with("Sales Voice"));
+        let sales = sales.expect("a row per queue");
+        assert!(sales.contains(" - ") && sales.contains("85%/80%") && !sales.contains('!'));
+        // Without queues nothing is added.
+        let bare = FloorSummaryJson {
+            queues: Vec::new(),
+            ..summary
+        };
+        assert_eq!(render_queues(&bare, "x\n".to_owned()), "x\n");
+    }
+}
