@@ -573,6 +573,139 @@ fn own_cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// What a server restart did to viewers that reconnect as the apps do.
+#[derive(Clone, Debug, Serialize)]
+pub struct StormReport {
+    /// Viewers asked for.
+    pub clients: usize,
+    /// Viewers live before the window opened.
+    pub live_before: usize,
+    /// Viewers that lost their connection during the window.
+    pub lost: usize,
+    /// Of those, live again (a complete snapshot) before the window closed.
+    pub recovered: usize,
+    /// From a viewer losing its connection to its next complete snapshot, milliseconds.
+    pub recovery_ms: Percentiles,
+    /// From the first loss to the last viewer live again, milliseconds (all recovered only).
+    pub all_live_again_ms: Option<f64>,
+    /// Losses after a viewer's first (attempts that failed or were lost again), all viewers.
+    /// A restarted server that listens before it has loaded its floor holds new connections
+    /// in its backlog, so there may be none.
+    pub failed_attempts: u64,
+}
+
+/// Follows `options.clients` viewers with the apps' own [`Follower`] (its backoff and jitter),
+/// waits until all are live, then for `options.duration`, in which someone restarts the server;
+/// reports how long each viewer took to be live again.
+pub async fn storm(options: LoadOptions) -> anyhow::Result<StormReport> {
+    use crate::follow::{Follower, Step};
+    struct Outcome {
+        live: bool,
+        lost_at: Option<Instant>,
+        recovered_at: Option<Instant>,
+        recovery_ms: Option<u32>,
+        failed_attempts: u64,
+    }
+    let ready = Arc::new(AtomicUsize::new(0));
+    let all_ready = Arc::new(Notify::new());
+    let go = Arc::new(Notify::new());
+    let mut tasks = Vec::with_capacity(options.clients);
+    for _ in 0..options.clients {
+        let (options, ready, all_ready, go) = (
+            options.clone(),
+            ready.clone(),
+            all_ready.clone(),
+            go.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let sub = options.subscription.clone();
+            let mut follower = Follower::new(&options.server, "monti-cli storm", sub)
+                .with_transport(options.transport);
+            if let Some(token) = &options.token {
+                follower = follower.with_token(token);
+            }
+            let live = tokio::time::timeout(Duration::from_secs(60), follower.until_live()).await;
+            let mut outcome = Outcome {
+                live: matches!(live, Ok(Ok(()))),
+                lost_at: None,
+                recovered_at: None,
+                recovery_ms: None,
+                failed_attempts: 0,
+            };
+            // Registered before counting in, so the go cannot pass it by.
+            let started = go.notified();
+            if ready.fetch_add(1, Ordering::Relaxed) + 1 == options.clients {
+                all_ready.notify_one();
+            }
+            started.await;
+            let deadline = tokio::time::Instant::now() + options.duration;
+            while outcome.live {
+                let step = match tokio::time::timeout_at(deadline, follower.next()).await {
+                    Ok(Ok(step)) => step,
+                    Ok(Err(_)) | Err(_) => break,
+                };
+                match step {
+                    Step::Lost { .. } => match outcome.lost_at {
+                        Some(_) => outcome.failed_attempts += 1,
+                        None => outcome.lost_at = Some(Instant::now()),
+                    },
+                    Step::Snapshot { .. } => {
+                        if let (Some(lost), None) = (outcome.lost_at, outcome.recovery_ms) {
+                            let ms = lost.elapsed().as_millis().min(u128::from(u32::MAX));
+                            outcome.recovery_ms = Some(ms as u32);
+                            outcome.recovered_at = Some(Instant::now());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            outcome
+        }));
+    }
+    // Every viewer live (or given up on), then the window opens for all at once.
+    if options.clients > 0 {
+        all_ready.notified().await;
+    }
+    eprintln!(
+        "monti-cli storm: {} viewers ready; restart the server within {:?}",
+        options.clients, options.duration
+    );
+    go.notify_waiters();
+    let mut report = StormReport {
+        clients: options.clients,
+        live_before: 0,
+        lost: 0,
+        recovered: 0,
+        recovery_ms: Percentiles::default(),
+        all_live_again_ms: None,
+        failed_attempts: 0,
+    };
+    let mut recoveries = Vec::new();
+    let (mut first_loss, mut last_back): (Option<Instant>, Option<Instant>) = (None, None);
+    for task in tasks {
+        let outcome = task.await?;
+        report.live_before += usize::from(outcome.live);
+        report.failed_attempts += outcome.failed_attempts;
+        if let Some(lost) = outcome.lost_at {
+            report.lost += 1;
+            first_loss = Some(first_loss.map_or(lost, |first| first.min(lost)));
+        }
+        if let (Some(ms), Some(back)) = (outcome.recovery_ms, outcome.recovered_at) {
+            report.recovered += 1;
+            recoveries.push(ms);
+            last_back = Some(last_back.map_or(back, |last| last.max(back)));
+        }
+    }
+    report.recovery_ms = percentiles(&mut recoveries);
+    if report.lost > 0
+        && report.recovered == report.lost
+        && let (Some(first), Some(last)) = (first_loss, last_back)
+    {
+        report.all_live_again_ms = Some(last.duration_since(first).as_secs_f64() * 1000.0);
+    }
+    Ok(report)
+}
+
 fn percentiles(samples: &mut [u32]) -> Percentiles {
     if samples.is_empty() {
         return Percentiles::default();

@@ -30,6 +30,9 @@ enum Command {
     Watch(WatchArgs),
     /// Open many viewer connections and measure latency, traffic and server usage.
     Load(LoadArgs),
+    /// Follow many viewers as the apps do (backoff and jitter) and measure how long each takes
+    /// to be live again when the server restarts during the window.
+    Storm(StormArgs),
     /// Sign in to the server's identity provider (device flow); the refresh token is kept in the
     /// operating system's keyring for later commands.
     Login(ServerArgs),
@@ -146,6 +149,66 @@ struct LoadArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct StormArgs {
+    #[command(flatten)]
+    view: ViewArgs,
+    /// Number of viewers.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// How long to watch once every viewer is live (restart the server in it), e.g. 40s.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn run_storm(args: StormArgs) -> anyhow::Result<()> {
+    let transport = args.view.connect.transport()?;
+    let token = match Session::open(&transport, &args.view.connect.server, true).await? {
+        Some(mut session) => Some(session.access().await?.0),
+        None => None,
+    };
+    let report = monti_client::load::storm(monti_client::load::LoadOptions {
+        server: args.view.connect.server.clone(),
+        clients: args.clients,
+        duration: args.duration,
+        subscription: args.view.subscription(),
+        token,
+        transport,
+        sample: 0,
+    })
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "viewers                  {} live of {}",
+        report.live_before, report.clients
+    );
+    println!(
+        "lost / live again        {} / {}",
+        report.lost, report.recovered
+    );
+    let recovery = &report.recovery_ms;
+    println!(
+        "loss to live p50 / p99 / max  {:.0} / {:.0} / {:.0} ms",
+        recovery.p50, recovery.p99, recovery.max
+    );
+    println!(
+        "all live again after     {}",
+        report
+            .all_live_again_ms
+            .map_or("not all".to_owned(), |ms| format!(
+                "{ms:.0} ms from the first loss"
+            ))
+    );
+    println!("failed attempts          {}", report.failed_attempts);
+    Ok(())
+}
+
 fn parse_grouping(text: &str) -> Result<Grouping, String> {
     Grouping::from_name(text).ok_or_else(|| format!("{text:?} is not one of team, site, team_site"))
 }
@@ -191,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Watch(args) => watch(args).await,
         Command::Load(args) => run_load(args).await,
+        Command::Storm(args) => run_storm(args).await,
         Command::Login(args) => login(&args.transport()?, &args.server).await,
         Command::Logout(args) => logout(&args.transport()?, &args.server).await,
     }
