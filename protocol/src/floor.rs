@@ -468,20 +468,12 @@ impl Floor {
         Some(agents)
     }
 
-    /// The serving teams of `info` that a viewer limited to `scope` may name; a queue is in its
-    /// view when this is not empty (or, for a viewer who sees everything, always).
-    pub fn queue_teams_named(&self, scope: &Scope, info: &QueueInfo) -> Vec<TeamId> {
-        (info.teams.iter().copied())
-            .filter(|&team| scope.names_team(team, |site| self.places(team, site)))
-            .collect()
-    }
-
     /// The queue as a viewer limited to `scope` sees it: naming only the serving teams it may
     /// name; `None` when the queue is not in its view.
     pub fn queue_for(&self, scope: &Scope, id: QueueId) -> Option<QueueInfo> {
         let info = &self.queues.get(&id)?.info;
-        let teams = self.queue_teams_named(scope, info);
-        (*scope == Scope::Everything || !teams.is_empty()).then(|| QueueInfo {
+        let teams = scope.queue_teams(&info.teams, |team, site| self.places(team, site))?;
+        Some(QueueInfo {
             teams,
             ..info.clone()
         })

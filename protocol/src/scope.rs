@@ -57,6 +57,21 @@ impl Scope {
         }
     }
 
+    /// The serving teams of a queue that may be named (`placed_at(team, site)`: whether the
+    /// team has agents at the site); `None` when the queue is out of view. A viewer who sees
+    /// everything sees every queue, even one no team serves; any other viewer sees the queues
+    /// served by a team it may name, and learns only those teams.
+    pub fn queue_teams(
+        &self,
+        teams: &[TeamId],
+        placed_at: impl Fn(TeamId, SiteId) -> bool,
+    ) -> Option<Vec<TeamId>> {
+        let named: Vec<TeamId> = (teams.iter().copied())
+            .filter(|&team| self.names_team(team, |site| placed_at(team, site)))
+            .collect();
+        (*self == Scope::Everything || !named.is_empty()).then_some(named)
+    }
+
     /// Whether the site may be named; see [`Scope::names_team`] (`has` tells whether a team
     /// has agents at the site).
     pub fn names_site(&self, site: SiteId, has: impl Fn(TeamId) -> bool) -> bool {

@@ -425,14 +425,12 @@ impl QueueTouch {
     }
 }
 
-/// The serving teams a viewer limited to `scope` may name, given where they are placed;
-/// `None` when the queue is not in its view.
+/// [`Scope::queue_teams`] with the placement a tick recorded.
 fn queue_teams_named(scope: &Scope, placed: &Placed) -> Option<Vec<TeamId>> {
-    let teams: Vec<TeamId> = (placed.iter())
-        .filter(|(team, sites)| scope.names_team(*team, |site| sites.contains(&site)))
-        .map(|(team, _)| *team)
-        .collect();
-    (*scope == Scope::Everything || !teams.is_empty()).then_some(teams)
+    let teams: Vec<TeamId> = placed.iter().map(|(team, _)| *team).collect();
+    scope.queue_teams(&teams, |team, site| {
+        (placed.iter()).any(|(placed, sites)| *placed == team && sites.contains(&site))
+    })
 }
 
 /// The teams, sites and cells whose summaries a tick changed.
