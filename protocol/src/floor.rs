@@ -679,21 +679,20 @@ impl Floor {
         self.queue_rules = rules;
     }
 
-    /// Adds a queue or changes it; its figures are kept. Returns the previous entry.
-    pub fn upsert_queue(&mut self, info: QueueInfo) -> Option<QueueInfo> {
+    /// Adds a queue or changes it; its figures are kept.
+    pub fn upsert_queue(&mut self, info: QueueInfo) {
         match self.queues.get_mut(&info.id) {
-            Some(record) => Some(std::mem::replace(&mut record.info, info)),
+            Some(record) => record.info = info,
             None => {
                 let now = QueueNow::default();
                 self.queues.insert(info.id, QueueRecord { info, now });
-                None
             }
         }
     }
 
-    /// Removes a queue; returns its last entry.
-    pub fn remove_queue(&mut self, id: QueueId) -> Option<QueueRecord> {
-        self.queues.remove(&id)
+    /// Removes a queue.
+    pub fn remove_queue(&mut self, id: QueueId) {
+        self.queues.remove(&id);
     }
 
     /// Sets a queue's figures.
@@ -1122,12 +1121,8 @@ impl Floor {
                 RosterChange::ReasonUpserted(reason) => self.upsert_reason(reason.clone()),
                 RosterChange::TeamRemoved(team) => self.remove_team(*team),
                 RosterChange::SiteRemoved(site) => self.remove_site(*site),
-                RosterChange::QueueUpserted(queue) => {
-                    self.upsert_queue(queue.clone());
-                }
-                RosterChange::QueueRemoved(queue) => {
-                    self.remove_queue(*queue);
-                }
+                RosterChange::QueueUpserted(queue) => self.upsert_queue(queue.clone()),
+                RosterChange::QueueRemoved(queue) => self.remove_queue(*queue),
             }
         }
         if !delta.roster.is_empty() {

@@ -123,11 +123,6 @@ impl QueueCounts {
     pub fn aht_secs(&self) -> Option<f64> {
         (self.handled > 0).then(|| self.handle_ms as f64 / self.handled as f64 / 1000.0)
     }
-
-    /// Abandoned over offered, 0 to 1; `None` before the first contact.
-    pub fn abandon_rate(&self) -> Option<f64> {
-        (self.offered > 0).then(|| self.abandoned as f64 / self.offered as f64)
-    }
 }
 
 /// Which service-level formula a server counts by (see the module's description). Append-only.
@@ -276,7 +271,6 @@ mod tests {
         }
         assert_eq!(counts.asa_secs(), Some(12.0));
         assert_eq!(counts.aht_secs(), Some(240.0));
-        assert_eq!(counts.abandon_rate(), Some(20.0 / 110.0));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::AppState;
 use crate::api::auth::{Action, Caller};
 use crate::api::error::Error;
 use crate::core::clock::Zone;
+use crate::core::queues::WAITING_AT_MOST_MS;
 use crate::store::db::StoredQueue;
 
 /// The queue routes.
@@ -35,9 +36,6 @@ pub fn router() -> axum::Router<AppState> {
         .route("/api/v1/intervals", get(intervals))
         .route("/api/v1/contacts", get(contacts))
 }
-
-/// Contacts waiting longer than this are taken for lost events, not for waiting callers.
-const WAITING_AT_MOST_MS: u64 = 24 * 3600 * 1000;
 
 /// The queues `caller` may see when doing `action`: all of them for a caller who sees the
 /// whole floor, else those served by a team its scope names.

@@ -104,21 +104,6 @@ impl Zone {
         }
         .unwrap_or_default()
     }
-
-    /// The calendar date `at_ms` falls on here.
-    pub fn date(self, at_ms: u64) -> Option<chrono::NaiveDate> {
-        let at = at_ms as i64;
-        match self {
-            Zone::Local => chrono::Local
-                .timestamp_millis_opt(at)
-                .single()
-                .map(|at| at.date_naive()),
-            Zone::Named(zone) => zone
-                .timestamp_millis_opt(at)
-                .single()
-                .map(|at| at.date_naive()),
-        }
-    }
 }
 
 /// A clock that moves only when told: hand [`ManualClock::clock`] to the server, keep this.
@@ -169,7 +154,6 @@ mod zone_tests {
         // 2026-03-28T23:30:00Z is already the 29th in Berlin, whose midnight was 23:00 UTC.
         let late = 1_774_740_600_000;
         assert_eq!(berlin.midnight(late), 1_774_738_800_000);
-        assert_eq!(berlin.date(late), Some(day(29)));
         assert_eq!(
             berlin.rfc3339(1_774_738_800_000),
             "2026-03-29T00:00:00+01:00"
