@@ -412,7 +412,7 @@ pub fn queue_strip(
                 .unwrap_or_default();
             let level = row.level();
             let text = format!(
-                "{}{} {}{oldest}",
+                "{}{}: {}{oldest}",
                 style::level_mark(level),
                 row.name,
                 row.waiting

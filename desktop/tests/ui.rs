@@ -660,7 +660,7 @@ fn the_queues_view_puts_the_worst_queue_first_and_shows_the_agents_who_serve_it(
     // The strip's chip for the queue clears the selection again.
     harness
         .query_all_by_role(Role::Button)
-        .find(|node| label(node).starts_with("!!Billing Voice 7 · 1:35"))
+        .find(|node| label(node).starts_with("!!Billing Voice: 7 · 1:35"))
         .expect("the queue's chip")
         .click();
     harness.run();
