@@ -19,6 +19,7 @@ use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::net::{Net, Request, Session, SignIn, lock};
 use crate::queues::{self, Notified, QueueRow};
+use crate::repaint::{DataRepaint, until_next_second};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
 use crate::{signin, style, widgets};
 
@@ -133,6 +134,67 @@ pub struct App {
     commands: Vec<Command>,
     /// The queue problems already notified.
     notified: Notified,
+    /// Frames drawn, for `RUST_LOG=monti_desktop::frames=debug`.
+    frames: FrameStats,
+    /// The pace of frames for news, told about every frame (see [`App::pace_news`]).
+    news: Option<DataRepaint>,
+}
+
+/// Counts the frames the window draws and why, and logs them every ten seconds (at debug
+/// level, target `monti_desktop::frames`), so that a benchmark can tell how often the app
+/// repaints and what asks for it.
+struct FrameStats {
+    since: std::time::Instant,
+    frames: u32,
+    /// egui's own time for those frames (layout and tessellation; not the GPU driver's).
+    cpu_seconds: f32,
+    /// Frames by the code that asked for them (`file:line`; input asks through eframe).
+    causes: std::collections::HashMap<String, u32>,
+}
+
+impl Default for FrameStats {
+    fn default() -> FrameStats {
+        FrameStats {
+            since: std::time::Instant::now(),
+            frames: 0,
+            cpu_seconds: 0.0,
+            causes: Default::default(),
+        }
+    }
+}
+
+impl FrameStats {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn count(&mut self, ctx: &egui::Context, cpu_seconds: Option<f32>) {
+        self.frames += 1;
+        self.cpu_seconds += cpu_seconds.unwrap_or(0.0);
+        if tracing::enabled!(target: "monti_desktop::frames", tracing::Level::DEBUG) {
+            let causes = ctx.repaint_causes();
+            if causes.is_empty() {
+                *self.causes.entry("input or window".into()).or_default() += 1;
+            }
+            for cause in causes {
+                let at = format!("{}:{}", cause.file, cause.line);
+                *self.causes.entry(at).or_default() += 1;
+            }
+        }
+        let elapsed = self.since.elapsed();
+        if elapsed >= Self::EVERY {
+            let mut causes: Vec<_> = self.causes.drain().collect();
+            causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            causes.truncate(4);
+            tracing::debug!(
+                target: "monti_desktop::frames",
+                frames = self.frames,
+                seconds = elapsed.as_secs_f32(),
+                egui_ms_per_frame = self.cpu_seconds * 1000.0 / self.frames as f32,
+                ?causes,
+                "frames drawn"
+            );
+            *self = FrameStats::default();
+        }
+    }
 }
 
 impl App {
@@ -157,6 +219,8 @@ impl App {
             search: String::new(),
             focus_search: false,
             commands: Vec::new(),
+            frames: FrameStats::default(),
+            news: None,
             notified: Notified::default(),
         }
     }
@@ -173,8 +237,15 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// Tells `news`, which the network thread asks for frames through, about every frame drawn,
+    /// so that news drawn by another frame (a clock, input) does not cost one more.
+    pub fn pace_news(&mut self, news: DataRepaint) {
+        self.news = Some(news);
+    }
+
     /// Applies the theme and text size once at start; a wallboard goes fullscreen.
     pub fn setup(&self, ctx: &egui::Context) {
+        style::without_panel_fills(ctx);
         ctx.set_theme(match self.settings.theme {
             Theme::Dark => egui::Theme::Dark,
             Theme::Light => egui::Theme::Light,
@@ -603,8 +674,7 @@ impl App {
             self.commands.extend(drill.map(Command::Drill));
         });
         // Times in state tick every second.
-        ui.ctx()
-            .request_repaint_after(std::time::Duration::from_millis(1000 - now % 1000));
+        ui.ctx().request_repaint_after(until_next_second(now));
     }
 
     fn drill(&mut self, drill: widgets::Drill) {
@@ -822,8 +892,21 @@ impl App {
 }
 
 impl eframe::App for App {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        let background = match self.screen {
+            Screen::Wallboard(_) => Color32::BLACK,
+            Screen::Floor => style::background(visuals.dark_mode),
+        };
+        background.to_normalized_gamma_f32()
+    }
+
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
+        let started = std::time::Instant::now();
         self.show(ui);
+        if let Some(news) = &self.news {
+            news.drawn(started);
+        }
+        self.frames.count(ui.ctx(), frame.info().cpu_usage);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

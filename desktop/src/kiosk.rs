@@ -18,6 +18,7 @@ use crate::app::{Cache, Clock, Feed, Shown};
 use crate::model::{self, Level};
 use crate::net::{Session, SignIn, lock};
 use crate::queues::{self, Problem, QueueRow};
+use crate::repaint::until_next_second;
 use crate::settings::{Filter, Sort, ViewKind};
 use crate::{signin, style};
 
@@ -111,9 +112,9 @@ impl Kiosk {
                     )
                 });
         });
-        // The clock and the progress bar move smoothly enough at 4 frames a second.
-        ui.ctx()
-            .request_repaint_after(std::time::Duration::from_millis(250));
+        // The clock, the times and the progress bar move once a second; news comes at most
+        // twice a second (see `DataRepaint::WALLBOARD`).
+        ui.ctx().request_repaint_after(until_next_second(now_ms));
     }
 
     /// What a wallboard shows: its configuration's scope, every state, no search. The pages
@@ -266,8 +267,8 @@ pub fn burn_in_shift(now_ms: u64) -> Vec2 {
 impl Frame<'_> {
     /// The whole wallboard.
     pub fn show(&self, ui: &mut Ui) {
+        // The black background is the window's clear colour (`App::clear_color`).
         let screen = ui.max_rect();
-        ui.painter().rect_filled(screen, 0.0, Color32::BLACK);
         let scale = (screen.height() / 1080.0).max(0.3);
         let inner = screen
             .shrink(8.0 * scale)

@@ -6,6 +6,7 @@
 //! - [`app`]: the eframe app that lays it out; `widgets` draws the floor's four views and
 //!   `signin` the sign-in screens.
 //! - [`queues`]: the queues with what needs attention, and which of that to notify.
+//! - [`repaint`]: when the window redraws (news, clocks), so that it draws no more than needed.
 //! - [`kiosk`]: the wallboard screen: rotating fullscreen pages, its own state.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
@@ -15,6 +16,7 @@ pub mod kiosk;
 pub mod model;
 pub mod net;
 pub mod queues;
+pub mod repaint;
 pub mod sample;
 pub mod settings;
 mod signin;

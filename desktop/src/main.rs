@@ -8,6 +8,7 @@ use monti_desktop::App;
 use monti_desktop::app::Screen;
 use monti_desktop::kiosk::{self, Kiosk};
 use monti_desktop::net::Net;
+use monti_desktop::repaint::DataRepaint;
 use monti_desktop::settings::{Theme, ViewKind};
 
 /// MONTI's live floor for floor managers.
@@ -110,16 +111,23 @@ fn main() -> anyhow::Result<()> {
             // The stored setting keeps a wallboard a wallboard across reboots.
             let kiosk = (args.kiosk || settings.kiosk) && !args.desktop;
             settings.kiosk = kiosk;
-            let ctx = cc.egui_ctx.clone();
+            let pace = if kiosk {
+                DataRepaint::WALLBOARD
+            } else {
+                DataRepaint::DESKTOP
+            };
+            let news = DataRepaint::new(cc.egui_ctx.clone(), pace);
+            let repaint = news.clone();
             let wallboard = kiosk.then(|| settings.wallboard.clone());
             let net = Net::start(
                 &settings.server,
                 settings.transport(),
                 App::first_subscription(),
                 wallboard,
-                move || ctx.request_repaint(),
+                move || repaint.news(),
             )?;
             let mut app = App::new(settings, net);
+            app.pace_news(news);
             if kiosk {
                 app.screen = Screen::Wallboard(Kiosk::new(local_wallboard));
             }
