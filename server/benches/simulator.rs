@@ -1,14 +1,30 @@
 //! How fast the simulator's call-center model runs: simulated time per second of CPU, at the
 //! default floor and at full scale. Prints its figures; `cargo bench -p monti-server --bench
-//! simulator`.
+//! simulator [-- AGENTS:QUEUES...]`.
 
 use std::time::Instant;
 
 use monti_server::config::SimulatorConfig;
 use monti_server::sources::sim::{self, model::DAY_MS, model::Model};
 
+/// The floors measured: `AGENTS:QUEUES` arguments, else the default floor and full scale.
+fn floors() -> Vec<(u32, u32)> {
+    let floors: Vec<(u32, u32)> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| {
+            let (agents, queues) = arg.split_once(':')?;
+            Some((agents.parse().ok()?, queues.parse().ok()?))
+        })
+        .collect();
+    if floors.is_empty() {
+        vec![(2_000, 0), (100_000, 1_000)]
+    } else {
+        floors
+    }
+}
+
 fn main() {
-    for (agents, queues) in [(2_000, 0), (100_000, 1_000)] {
+    for (agents, queues) in floors() {
         let config = SimulatorConfig {
             agents,
             queues,
