@@ -10,7 +10,9 @@
 //! over a second. The others read each frame's kind from its first byte and decode only
 //! snapshots (rare: they tell a resync). The server's CPU, memory and own change-to-send
 //! histogram come from its `/metrics` at both ends of the window; the load generator's CPU from
-//! its own process.
+//! its own process. The decoding viewers also weigh their deltas as JSON, and [`poll`] reads the
+//! whole floor over REST on a timer: the two ways dashboards usually get their data, for
+//! comparison.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -86,6 +88,12 @@ pub struct LoadReport {
     pub live_snapshot_bytes: u64,
     /// Snapshots received after the first (resyncs) by all viewers.
     pub resyncs: u64,
+    /// The decoding viewers' deltas and keepalives re-encoded as JSON (MONTI's own messages,
+    /// ids not names, uncompressed), per viewer per second: what the same stream would weigh
+    /// sent as JSON over a WebSocket.
+    pub json_bytes_per_client_per_second: f64,
+    /// How many times the bytes MONTI sent for those same messages the JSON would be.
+    pub json_ratio: f64,
     /// The server's figures from `/metrics`.
     pub server: ServerUsage,
     /// CPU the load generator used during the window, percent of one core (all its threads).
@@ -151,6 +159,9 @@ struct ViewerStats {
     snapshot_chunks: u32,
     live_snapshot_bytes: u64,
     resyncs: u64,
+    /// Decoding viewers: what their deltas and keepalives would weigh as JSON, and weigh as sent.
+    json_bytes: u64,
+    sent_bytes: u64,
 }
 
 /// Runs the load and returns the report.
@@ -237,6 +248,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         snapshot_chunks: 0,
         live_snapshot_bytes: 0,
         resyncs: 0,
+        json_bytes_per_client_per_second: 0.0,
+        json_ratio: 0.0,
         server: ServerUsage::default(),
         load_cpu_percent,
     };
@@ -247,6 +260,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let mut connects = Vec::new();
     let mut total_bytes = 0u64;
     let mut total_delta_bytes = 0u64;
+    let (mut json_bytes, mut sent_bytes) = (0u64, 0u64);
     for task in tasks {
         let stats = match tokio::time::timeout(Duration::from_secs(10), task).await {
             Ok(Ok(stats)) => stats,
@@ -281,6 +295,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         report.resyncs += stats.resyncs;
         total_bytes += stats.bytes_after_snapshot;
         total_delta_bytes += stats.delta_bytes;
+        json_bytes += stats.json_bytes;
+        sent_bytes += stats.sent_bytes;
         latencies.extend(stats.latencies_ms);
         summary_latencies.extend(stats.summary_latencies_ms);
         connects.extend(stats.connect_ms);
@@ -293,6 +309,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     if sampled_seconds > 0.0 {
         report.changes_per_second = report.changes_received as f64 / sampled_seconds;
         report.queue_changes_per_second = queue_changes as f64 / sampled_seconds;
+        report.json_bytes_per_client_per_second = json_bytes as f64 / sampled_seconds;
+    }
+    if sent_bytes > 0 {
+        report.json_ratio = json_bytes as f64 / sent_bytes as f64;
     }
     if report.changes_received > 0 {
         report.bytes_per_agent_change =
@@ -408,7 +428,13 @@ async fn measure(
                 _ => {}
             }
         }
-        match decode_server(&frame)? {
+        let msg = decode_server(&frame)?;
+        if in_window && matches!(msg, ServerMsg::Delta(_) | ServerMsg::Keepalive(_)) {
+            // The same message as a typical in-house dashboard would send it: JSON.
+            stats.json_bytes += serde_json::to_vec(&msg).map_or(0, |json| json.len()) as u64;
+            stats.sent_bytes += frame.len() as u64;
+        }
+        match msg {
             ServerMsg::Snapshot(chunk) => {
                 time_ms = chunk.time_ms;
                 if first_snapshot {
@@ -571,6 +597,191 @@ fn own_cpu_seconds() -> Option<f64> {
     let stime: f64 = fields.get(12)?.parse().ok()?;
     // Linux counts in clock ticks of 1/100 s (USER_HZ) on every architecture MONTI targets.
     Some((utime + stime) / 100.0)
+}
+
+/// What to measure with [`poll`]: pollers of the REST API, the way users of vendors' real-time
+/// APIs refresh a dashboard.
+#[derive(Clone, Debug)]
+pub struct PollOptions {
+    /// Server base URL.
+    pub server: String,
+    /// Number of polling viewers.
+    pub clients: usize,
+    /// How often each reads the whole floor (from the start of one read to the next).
+    pub every: Duration,
+    /// How long to measure.
+    pub duration: Duration,
+    /// Bearer token, when the server requires sign-in.
+    pub token: Option<String>,
+    /// How to reach the server.
+    pub transport: Transport,
+}
+
+/// What [`poll`] measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PollReport {
+    /// Pollers asked for.
+    pub clients: usize,
+    /// Seconds between the starts of two reads.
+    pub every_s: f64,
+    /// Seconds measured.
+    pub duration_s: f64,
+    /// Whole-floor reads completed in the window, all pollers.
+    pub reads: u64,
+    /// Agents in one read (the floor's size).
+    pub agents: usize,
+    /// Response bodies per poller per second.
+    pub bytes_per_client_per_second: f64,
+    /// How long a whole-floor read took (every page).
+    pub read_ms: Percentiles,
+    /// How old the floor a poller shows is, over time: from the start of the read it shows to
+    /// the moment, sampled every 10 ms. A change waits for the next read, then for its response.
+    pub age_ms: Percentiles,
+    /// The server's usage over the window.
+    pub server: ServerUsage,
+    /// This process's CPU over the window, percent of one core.
+    pub load_cpu_percent: Option<f64>,
+    /// The first failures seen.
+    pub failures: Vec<String>,
+}
+
+/// Reads the whole floor through `GET /api/v1/agents`, page by page, as often as asked, and
+/// reports the bytes, the read time and how stale the shown floor gets: the baseline MONTI's
+/// stream is compared with in docs/PERFORMANCE.md.
+pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
+    const PAGE: usize = 1_000;
+    #[derive(Default)]
+    struct Poller {
+        reads: u64,
+        agents: usize,
+        bytes: u64,
+        read_ms: Vec<u32>,
+        age_ms: Vec<u32>,
+        failure: Option<String>,
+    }
+    let http = options.transport.http().clone();
+    let base = options.server.trim_end_matches('/').to_owned();
+    let metrics_url = format!("{base}/metrics");
+    // Pollers start spread over one interval, as independent dashboards would; the window opens
+    // when every one has a floor to show.
+    let begin = tokio::time::Instant::now();
+    let window_start = begin + options.every + Duration::from_secs(1);
+    let deadline = window_start + options.duration;
+    let mut tasks = Vec::with_capacity(options.clients);
+    for idx in 0..options.clients {
+        let (http, base, token) = (http.clone(), base.clone(), options.token.clone());
+        let first = begin + options.every.mul_f64(idx as f64 / options.clients as f64);
+        let every = options.every;
+        tasks.push(tokio::spawn(async move {
+            let mut poller = Poller::default();
+            // The read the poller shows, once it has one: when it started and arrived.
+            let mut shown: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
+            let mut next = first;
+            while next < deadline {
+                tokio::time::sleep_until(next).await;
+                let started = tokio::time::Instant::now();
+                let mut bytes = 0u64;
+                let mut offset = 0;
+                let read = loop {
+                    let mut request = http
+                        .get(format!("{base}/api/v1/agents"))
+                        .query(&[("offset", offset), ("limit", PAGE)]);
+                    if let Some(token) = &token {
+                        request = request.bearer_auth(token);
+                    }
+                    let page = async {
+                        let response = request.send().await?.error_for_status()?;
+                        let body = response.bytes().await?;
+                        anyhow::Ok((
+                            body.len(),
+                            serde_json::from_slice::<monti_protocol::rest::AgentPage>(&body)?,
+                        ))
+                    };
+                    match page.await {
+                        Ok((len, page)) => {
+                            bytes += len as u64;
+                            offset += page.agents.len();
+                            if page.agents.is_empty() || offset >= page.total {
+                                break Ok(page.total);
+                            }
+                        }
+                        Err(err) => break Err(err),
+                    }
+                };
+                let done = tokio::time::Instant::now();
+                match read {
+                    Ok(agents) => {
+                        // The last read was on screen from its arrival until this one's.
+                        if let Some((shown_start, shown_from)) = shown {
+                            let mut at = shown_from.max(window_start);
+                            while at < done.min(deadline) {
+                                poller.age_ms.push((at - shown_start).as_millis() as u32);
+                                at += Duration::from_millis(10);
+                            }
+                        }
+                        shown = Some((started, done));
+                        if started >= window_start && done <= deadline {
+                            poller.reads += 1;
+                            poller.agents = agents;
+                            poller.bytes += bytes;
+                            poller.read_ms.push((done - started).as_millis() as u32);
+                        }
+                    }
+                    Err(err) => {
+                        poller
+                            .failure
+                            .get_or_insert(format!("poller {idx}: {err:#}"));
+                    }
+                }
+                next = (started + every).max(done);
+            }
+            poller
+        }));
+    }
+    tokio::time::sleep_until(window_start).await;
+    let start_usage = scrape(&http, &metrics_url).await;
+    let load_cpu_start = own_cpu_seconds();
+    let window_started = Instant::now();
+    tokio::time::sleep_until(deadline).await;
+    let end_usage = scrape(&http, &metrics_url).await;
+    let window = window_started.elapsed().as_secs_f64();
+    let mut report = PollReport {
+        clients: options.clients,
+        every_s: options.every.as_secs_f64(),
+        duration_s: window,
+        load_cpu_percent: match (load_cpu_start, own_cpu_seconds()) {
+            (Some(start), Some(end)) => Some((end - start) / window * 100.0),
+            _ => None,
+        },
+        server: ServerUsage {
+            cpu_percent: match (start_usage.cpu_seconds, end_usage.cpu_seconds) {
+                (Some(start), Some(end)) => Some((end - start) / window * 100.0),
+                _ => None,
+            },
+            rss_start_bytes: start_usage.rss_bytes,
+            rss_end_bytes: end_usage.rss_bytes,
+            change_to_send: None,
+        },
+        ..PollReport::default()
+    };
+    let (mut bytes, mut read_ms, mut age_ms) = (0u64, Vec::new(), Vec::new());
+    for task in tasks {
+        let poller = task.await?;
+        report.reads += poller.reads;
+        report.agents = report.agents.max(poller.agents);
+        bytes += poller.bytes;
+        read_ms.extend(poller.read_ms);
+        age_ms.extend(poller.age_ms);
+        if let Some(failure) = poller.failure
+            && report.failures.len() < 10
+        {
+            report.failures.push(failure);
+        }
+    }
+    report.bytes_per_client_per_second = bytes as f64 / options.clients.max(1) as f64 / window;
+    report.read_ms = percentiles(&mut read_ms);
+    report.age_ms = percentiles(&mut age_ms);
+    Ok(report)
 }
 
 /// What a server restart did to viewers that reconnect as the apps do.

@@ -33,6 +33,9 @@ enum Command {
     /// Follow many viewers as the apps do (backoff and jitter) and measure how long each takes
     /// to be live again when the server restarts during the window.
     Storm(StormArgs),
+    /// Read the whole floor through the REST API as often as asked with many pollers, as users
+    /// of vendors' real-time APIs do: the baseline the stream is compared with.
+    Poll(PollArgs),
     /// Sign in to the server's identity provider (device flow); the refresh token is kept in the
     /// operating system's keyring for later commands.
     Login(ServerArgs),
@@ -164,6 +167,95 @@ struct StormArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct PollArgs {
+    #[command(flatten)]
+    connect: ServerArgs,
+    /// Number of polling viewers.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// How often each reads the whole floor, for example 1s or 15s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    every: Duration,
+    /// How long to measure, for example 60s or 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn run_poll(args: PollArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.every.is_zero() {
+        bail!("--clients and --every must be above zero");
+    }
+    let transport = args.connect.transport()?;
+    let token = match Session::open(&transport, &args.connect.server, true).await? {
+        Some(mut session) => Some(session.access().await?.0),
+        None => None,
+    };
+    let report = load::poll(load::PollOptions {
+        server: args.connect.server.clone(),
+        clients: args.clients,
+        every: args.every,
+        duration: args.duration,
+        token,
+        transport,
+    })
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "pollers                  {} reading {} agents every {:.1} s",
+            report.clients, report.agents, report.every_s
+        );
+        println!(
+            "window                   {:.1} s, {} whole-floor reads",
+            report.duration_s, report.reads
+        );
+        println!(
+            "read p50 / p99 / max     {:.0} / {:.0} / {:.0} ms (every page)",
+            report.read_ms.p50, report.read_ms.p99, report.read_ms.max
+        );
+        println!(
+            "age shown p50 / p99 / max {:.0} / {:.0} / {:.0} ms",
+            report.age_ms.p50, report.age_ms.p99, report.age_ms.max
+        );
+        println!(
+            "bytes per viewer second  {:.0}",
+            report.bytes_per_client_per_second
+        );
+        println!(
+            "server CPU / memory      {} / {}",
+            report
+                .server
+                .cpu_percent
+                .map_or("?".to_owned(), |cpu| format!("{cpu:.1} %")),
+            report
+                .server
+                .rss_end_bytes
+                .map_or("?".to_owned(), |bytes| format!(
+                    "{:.1} MiB",
+                    bytes as f64 / 1048576.0
+                ))
+        );
+        println!(
+            "load generator CPU       {}",
+            report
+                .load_cpu_percent
+                .map_or("?".to_owned(), |cpu| format!("{cpu:.1} % of a core"))
+        );
+        for failure in &report.failures {
+            println!("failure                  {failure}");
+        }
+    }
+    if report.reads == 0 {
+        bail!("no whole-floor read completed: {:?}", report.failures);
+    }
+    Ok(())
+}
+
 async fn run_storm(args: StormArgs) -> anyhow::Result<()> {
     let transport = args.view.connect.transport()?;
     let token = match Session::open(&transport, &args.view.connect.server, true).await? {
@@ -255,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Watch(args) => watch(args).await,
         Command::Load(args) => run_load(args).await,
         Command::Storm(args) => run_storm(args).await,
+        Command::Poll(args) => run_poll(args).await,
         Command::Login(args) => login(&args.transport()?, &args.server).await,
         Command::Logout(args) => logout(&args.transport()?, &args.server).await,
     }
@@ -728,6 +821,12 @@ fn print_report(report: &LoadReport) {
         report.live_snapshot_bytes
     );
     println!("resyncs                  {}", report.resyncs);
+    if report.json_ratio > 0.0 {
+        println!(
+            "as JSON                  {:.0} bytes per viewer second, {:.1} x what was sent",
+            report.json_bytes_per_client_per_second, report.json_ratio
+        );
+    }
     println!(
         "server CPU / memory      {} / {} (start {})",
         report
