@@ -166,6 +166,84 @@ async fn a_viewer_follows_a_simulated_hour_on_postgres() {
     }
 }
 
+/// Ticks carry what summary deltas are made of only while someone follows summaries. A summary
+/// viewer that joins a floor whose ticks were committed without them, leaves, and joins again
+/// follows every tick after its snapshot exactly (checked against a fresh snapshot), while an
+/// agents viewer follows all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_are_computed_from_the_tick_a_summary_viewer_joins() {
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.simulator.speed = 600.0;
+    config.simulator.duration_minutes = 40;
+    let server = TestServer::start(config).await;
+    let agents = Subscription::default();
+    let summaries = Subscription {
+        grouping: Grouping::Site,
+        detail: Detail::Summary,
+        ..Subscription::default()
+    };
+    let mut viewer = Follower::new(&server.url, "test agents", agents.clone());
+    viewer.until_live().await.expect("live");
+    // Ticks without summaries go by before each summary viewer joins.
+    for round in 0..2 {
+        let joined_at = viewer.floor().seq();
+        while viewer.floor().seq() < joined_at + 20 {
+            let step = tokio::time::timeout(Duration::from_secs(10), viewer.next())
+                .await
+                .expect("ticks keep coming")
+                .expect("no fatal error");
+            assert!(!matches!(step, Step::Lost { .. }), "lost: {step:?}");
+        }
+        let mut summary_viewer = Follower::new(&server.url, "test summaries", summaries.clone());
+        summary_viewer.until_live().await.expect("live");
+        let from = summary_viewer.floor().seq();
+        let last_round = round == 1;
+        if last_round {
+            tokio::join!(
+                follow_until_quiet(
+                    &mut viewer,
+                    Duration::from_millis(1500),
+                    Duration::from_secs(60)
+                ),
+                follow_until_quiet(
+                    &mut summary_viewer,
+                    Duration::from_millis(1500),
+                    Duration::from_secs(60)
+                ),
+            );
+        } else {
+            while summary_viewer.floor().seq() < from + 20 {
+                let (summary_step, step) = tokio::join!(
+                    tokio::time::timeout(Duration::from_secs(10), summary_viewer.next()),
+                    tokio::time::timeout(Duration::from_secs(10), viewer.next()),
+                );
+                let summary_step = summary_step.expect("ticks").expect("no fatal error");
+                let step = step.expect("ticks").expect("no fatal error");
+                assert!(
+                    !matches!(summary_step, Step::Lost { .. }),
+                    "{summary_step:?}"
+                );
+                assert!(!matches!(step, Step::Lost { .. }), "{step:?}");
+            }
+        }
+        assert!(
+            summary_viewer.floor().seq() > from,
+            "the summary viewer saw ticks"
+        );
+        if last_round {
+            // At rest: what the viewer folded is what a fresh snapshot says.
+            let fresh = fresh_view(&server, &summaries).await;
+            assert_eq!(*summary_viewer.floor(), fresh);
+        }
+        // The viewer leaves; the ticks that follow are committed without summaries again.
+        drop(summary_viewer);
+    }
+    let fresh = fresh_view(&server, &agents).await;
+    assert_eq!(*viewer.floor(), fresh);
+    server.stop().await.expect("clean shutdown");
+}
+
 /// Opens a WebSocket whose receive buffer is tiny, so the server's sends block as soon as the
 /// viewer stops reading.
 async fn tiny_buffer_socket(

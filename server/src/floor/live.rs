@@ -14,20 +14,21 @@
 //! one encoded frame.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
 use monti_protocol::codec::{MAX_AGENT_ID, encode_server};
 use monti_protocol::floor::{Floor, Unnamed};
-use monti_protocol::message::{ErrorCode, Health, ServerMsg, Subscription};
+use monti_protocol::message::{Detail, ErrorCode, Health, ServerMsg, Subscription};
 use monti_protocol::model::{
     AgentId, AgentInfo, AgentStatus, ReasonCode, ReasonId, Site, SiteId, StateKind, Team, TeamId,
 };
 use monti_protocol::names::shown_name;
 use monti_protocol::queue::{Channel, QueueId, QueueInfo, QueueRules};
 use monti_protocol::scope::Scope;
-use monti_protocol::tick::{Pending, RosterUpdate, Tick};
+use monti_protocol::tick::{Pending, RosterUpdate, Summaries, Tick};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::QueuesConfig;
@@ -167,6 +168,8 @@ pub struct LiveFloor {
     ticks: broadcast::Sender<Arc<TickFrame>>,
     health: watch::Sender<Health>,
     metrics: Arc<Metrics>,
+    /// Viewers following summaries now (see [`SummaryViewer`]).
+    summary_viewers: Arc<AtomicUsize>,
 }
 
 struct Inner {
@@ -329,6 +332,28 @@ pub struct Subscribed {
     pub seq: u64,
     /// The ticks after the snapshot.
     pub ticks: broadcast::Receiver<Arc<TickFrame>>,
+    /// For a summary subscription: held while it is followed, so that ticks carry summaries.
+    pub summaries: Option<SummaryViewer>,
+}
+
+/// A viewer following summaries, counted while it lives: the live floor computes the cell stats
+/// summary deltas need only while there is one (see `Pending::commit_for`).
+#[derive(Debug)]
+pub struct SummaryViewer(Arc<AtomicUsize>);
+
+impl SummaryViewer {
+    /// Counts one more; called under the floor's lock, before the snapshot is taken, so that
+    /// every tick after the snapshot carries summaries.
+    fn new(count: &Arc<AtomicUsize>) -> SummaryViewer {
+        count.fetch_add(1, Ordering::SeqCst);
+        SummaryViewer(count.clone())
+    }
+}
+
+impl Drop for SummaryViewer {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The right to change the floor: [`LiveFloor::new`] hands out the only one, and the server gives
@@ -383,6 +408,7 @@ impl LiveFloor {
             ticks,
             health,
             metrics,
+            summary_viewers: Arc::default(),
         };
         Ok((live, Writes(())))
     }
@@ -573,7 +599,11 @@ impl LiveFloor {
             return None;
         }
         let inner = &mut *inner;
-        let tick = inner.pending.commit(&mut inner.floor, now_ms);
+        let summaries = match self.summary_viewers.load(Ordering::SeqCst) {
+            0 => Summaries::NotWanted,
+            _ => Summaries::Wanted,
+        };
+        let tick = (inner.pending).commit_for(&mut inner.floor, now_ms, summaries);
         let seq = tick.seq;
         let frame = Arc::new(TickFrame {
             tick,
@@ -607,6 +637,8 @@ impl LiveFloor {
             };
             (code, unnamed.to_string())
         })?;
+        let summaries =
+            (sub.detail == Detail::Summary).then(|| SummaryViewer::new(&self.summary_viewers));
         let seq = inner.floor.seq();
         inner.snapshots.at(seq);
         // Snapshots differ by whether the roster is included; deltas do not.
@@ -641,6 +673,7 @@ impl LiveFloor {
             chunks,
             seq,
             ticks: self.ticks.subscribe(),
+            summaries,
         })
     }
 

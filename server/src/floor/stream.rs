@@ -27,7 +27,7 @@ use crate::api::auth::{Action, Caller, can};
 use crate::api::error::Error;
 use crate::config::AuthMode;
 use crate::core::clock::Clock;
-use crate::floor::live::{Subscribed, TickFrame, ViewKey, encode};
+use crate::floor::live::{Subscribed, SummaryViewer, TickFrame, ViewKey, encode};
 
 /// How long a client has to say hello and to subscribe after connecting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,6 +212,8 @@ struct Followed {
     key: ViewKey,
     seq: u64,
     ticks: tokio::sync::broadcast::Receiver<std::sync::Arc<TickFrame>>,
+    /// Keeps summaries in the ticks while this view follows them.
+    _summaries: Option<SummaryViewer>,
 }
 
 enum Inbound {
@@ -494,6 +496,7 @@ impl Connection {
             chunks,
             seq,
             ticks,
+            summaries,
         } = self
             .state
             .live
@@ -502,7 +505,12 @@ impl Connection {
         for chunk in chunks.iter() {
             self.send(socket, chunk.clone()).await?;
         }
-        Ok(Followed { key, seq, ticks })
+        Ok(Followed {
+            key,
+            seq,
+            ticks,
+            _summaries: summaries,
+        })
     }
 
     /// Reads the next client message; pings, pongs and oversized or undecodable frames are
