@@ -44,6 +44,9 @@ pub struct LoadOptions {
     pub transport: Transport,
     /// How many viewers decode every frame and measure latency (the rest only count).
     pub sample: usize,
+    /// Whether the decoding viewers also weigh what they receive as JSON (costs them CPU, so
+    /// their latency reads a little higher).
+    pub weigh_json: bool,
 }
 
 /// The measured figures; printed as a table or as JSON.
@@ -190,6 +193,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
                 sub: &sub,
                 probe_resync: idx == 0,
                 decode: idx < sample,
+                weigh_json: options.weigh_json,
             };
             if let Err(err) = measure(viewer, &window, duration, &mut stats).await {
                 stats.failure = Some(format!("viewer {idx}: {err}"));
@@ -367,6 +371,8 @@ struct Viewer<'a> {
     probe_resync: bool,
     /// Decode every frame and measure latency; else count, decoding only snapshots.
     decode: bool,
+    /// Weigh deltas and keepalives as JSON too.
+    weigh_json: bool,
 }
 
 /// One viewer: connect, subscribe, take the snapshot, then count what arrives inside the window.
@@ -385,6 +391,7 @@ async fn measure(
         sub,
         probe_resync,
         decode,
+        weigh_json,
     } = viewer;
     stats.decoded = decode;
     let opened = Instant::now();
@@ -429,7 +436,7 @@ async fn measure(
             }
         }
         let msg = decode_server(&frame)?;
-        if in_window && matches!(msg, ServerMsg::Delta(_) | ServerMsg::Keepalive(_)) {
+        if weigh_json && in_window && matches!(msg, ServerMsg::Delta(_) | ServerMsg::Keepalive(_)) {
             // The same message as a typical in-house dashboard would send it: JSON.
             stats.json_bytes += serde_json::to_vec(&msg).map_or(0, |json| json.len()) as u64;
             stats.sent_bytes += frame.len() as u64;

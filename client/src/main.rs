@@ -147,6 +147,10 @@ struct LoadArgs {
     /// frames only, so that the load generator is not the bottleneck.
     #[arg(long, default_value_t = 20)]
     sample: usize,
+    /// The decoding viewers also weigh what they receive as JSON: what the same stream would
+    /// cost a dashboard that pushes JSON (their latency reads a little higher for it).
+    #[arg(long)]
+    json_weight: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -270,6 +274,7 @@ async fn run_storm(args: StormArgs) -> anyhow::Result<()> {
         token,
         transport,
         sample: 0,
+        weigh_json: false,
     })
     .await?;
     if args.json {
@@ -738,6 +743,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         duration: args.duration,
         subscription: args.view.subscription(),
         sample: args.sample,
+        weigh_json: args.json_weight,
     })
     .await?;
     if args.json {

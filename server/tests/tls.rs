@@ -111,6 +111,7 @@ async fn rest_stream_and_load_run_over_the_servers_own_tls() {
         transport: client.clone(),
         // Two decode, two only count: both kinds of viewer go live.
         sample: 2,
+        weigh_json: false,
     })
     .await
     .expect("load over wss");
