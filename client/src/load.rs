@@ -221,17 +221,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let window_start = tokio::time::Instant::now() + Duration::from_secs(2);
     let deadline = window_start + options.duration;
     let _ = window.start.set(window_start);
-    tokio::time::sleep_until(window_start).await;
-    let start_usage = scrape(&http, &metrics_url).await;
-    let load_cpu_start = own_cpu_seconds();
-    let window_started = Instant::now();
-    tokio::time::sleep_until(deadline).await;
-    let end_usage = scrape(&http, &metrics_url).await;
-    let window = window_started.elapsed();
-    let load_cpu_percent = match (load_cpu_start, own_cpu_seconds()) {
-        (Some(start), Some(end)) => Some((end - start) / window.as_secs_f64() * 100.0),
-        _ => None,
-    };
+    let Measured {
+        window,
+        server,
+        load_cpu_percent,
+    } = measure_window(&http, &metrics_url, window_start, deadline).await;
 
     let mut report = LoadReport {
         clients: options.clients,
@@ -328,16 +322,47 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     report.latency_ms = percentiles(&mut latencies);
     report.summary_latency_ms = percentiles(&mut summary_latencies);
     report.connect_ms = percentiles(&mut connects);
-    report.server = ServerUsage {
-        cpu_percent: match (start_usage.cpu_seconds, end_usage.cpu_seconds) {
-            (Some(start), Some(end)) => Some((end - start) / window.as_secs_f64() * 100.0),
-            _ => None,
-        },
-        rss_start_bytes: start_usage.rss_bytes,
-        rss_end_bytes: end_usage.rss_bytes,
-        change_to_send: histogram_between(&start_usage.change_to_send, &end_usage.change_to_send),
-    };
+    report.server = server;
     Ok(report)
+}
+
+/// What one measurement window saw of the server and of this process.
+struct Measured {
+    window: Duration,
+    server: ServerUsage,
+    load_cpu_percent: Option<f64>,
+}
+
+/// Waits for the window from `start` to `deadline`, reading the server's `/metrics` and this
+/// process's CPU at both ends.
+async fn measure_window(
+    http: &reqwest::Client,
+    metrics_url: &str,
+    start: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+) -> Measured {
+    tokio::time::sleep_until(start).await;
+    let start_usage = scrape(http, metrics_url).await;
+    let load_cpu_start = own_cpu_seconds();
+    let started = Instant::now();
+    tokio::time::sleep_until(deadline).await;
+    let end_usage = scrape(http, metrics_url).await;
+    let window = started.elapsed();
+    let percent =
+        |start: Option<f64>, end: Option<f64>| Some((end? - start?) / window.as_secs_f64() * 100.0);
+    Measured {
+        window,
+        server: ServerUsage {
+            cpu_percent: percent(start_usage.cpu_seconds, end_usage.cpu_seconds),
+            rss_start_bytes: start_usage.rss_bytes,
+            rss_end_bytes: end_usage.rss_bytes,
+            change_to_send: histogram_between(
+                &start_usage.change_to_send,
+                &end_usage.change_to_send,
+            ),
+        },
+        load_cpu_percent: percent(load_cpu_start, own_cpu_seconds()),
+    }
 }
 
 /// When the measurement window opens, shared by the viewers: unset until every viewer has its
@@ -745,29 +770,21 @@ pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
             poller
         }));
     }
-    tokio::time::sleep_until(window_start).await;
-    let start_usage = scrape(&http, &metrics_url).await;
-    let load_cpu_start = own_cpu_seconds();
-    let window_started = Instant::now();
-    tokio::time::sleep_until(deadline).await;
-    let end_usage = scrape(&http, &metrics_url).await;
-    let window = window_started.elapsed().as_secs_f64();
+    let Measured {
+        window,
+        server,
+        load_cpu_percent,
+    } = measure_window(&http, &metrics_url, window_start, deadline).await;
+    let window = window.as_secs_f64();
     let mut report = PollReport {
         clients: options.clients,
         every_s: options.every.as_secs_f64(),
         duration_s: window,
-        load_cpu_percent: match (load_cpu_start, own_cpu_seconds()) {
-            (Some(start), Some(end)) => Some((end - start) / window * 100.0),
-            _ => None,
-        },
+        load_cpu_percent,
         server: ServerUsage {
-            cpu_percent: match (start_usage.cpu_seconds, end_usage.cpu_seconds) {
-                (Some(start), Some(end)) => Some((end - start) / window * 100.0),
-                _ => None,
-            },
-            rss_start_bytes: start_usage.rss_bytes,
-            rss_end_bytes: end_usage.rss_bytes,
+            // No stream: the histogram of change to send is not this measure's.
             change_to_send: None,
+            ..server
         },
         ..PollReport::default()
     };

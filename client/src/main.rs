@@ -230,29 +230,7 @@ async fn run_poll(args: PollArgs) -> anyhow::Result<()> {
             "bytes per viewer second  {:.0}",
             report.bytes_per_client_per_second
         );
-        println!(
-            "server CPU / memory      {} / {}",
-            report
-                .server
-                .cpu_percent
-                .map_or("?".to_owned(), |cpu| format!("{cpu:.1} %")),
-            report
-                .server
-                .rss_end_bytes
-                .map_or("?".to_owned(), |bytes| format!(
-                    "{:.1} MiB",
-                    bytes as f64 / 1048576.0
-                ))
-        );
-        println!(
-            "load generator CPU       {}",
-            report
-                .load_cpu_percent
-                .map_or("?".to_owned(), |cpu| format!("{cpu:.1} % of a core"))
-        );
-        for failure in &report.failures {
-            println!("failure                  {failure}");
-        }
+        print_usage(&report.server, report.load_cpu_percent, &report.failures);
     }
     if report.reads == 0 {
         bail!("no whole-floor read completed: {:?}", report.failures);
@@ -758,11 +736,6 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 fn print_report(report: &LoadReport) {
-    let mib = |bytes: Option<u64>| {
-        bytes.map_or("?".to_owned(), |bytes| {
-            format!("{:.1} MiB", bytes as f64 / 1048576.0)
-        })
-    };
     println!(
         "viewers                  {} of {} live",
         report.clients_live, report.clients
@@ -833,22 +806,29 @@ fn print_report(report: &LoadReport) {
             report.json_bytes_per_client_per_second, report.json_ratio
         );
     }
+    print_usage(&report.server, report.load_cpu_percent, &report.failures);
+}
+
+/// The server's and the load generator's usage over the window, and the first failures.
+fn print_usage(server: &load::ServerUsage, load_cpu_percent: Option<f64>, failures: &[String]) {
+    let mib = |bytes: Option<u64>| {
+        bytes.map_or("?".to_owned(), |bytes| {
+            format!("{:.1} MiB", bytes as f64 / 1048576.0)
+        })
+    };
     println!(
         "server CPU / memory      {} / {} (start {})",
-        report
-            .server
+        server
             .cpu_percent
             .map_or("?".to_owned(), |cpu| format!("{cpu:.1} %")),
-        mib(report.server.rss_end_bytes),
-        mib(report.server.rss_start_bytes)
+        mib(server.rss_end_bytes),
+        mib(server.rss_start_bytes)
     );
     println!(
         "load generator CPU       {}",
-        report
-            .load_cpu_percent
-            .map_or("?".to_owned(), |cpu| format!("{cpu:.1} % of a core"))
+        load_cpu_percent.map_or("?".to_owned(), |cpu| format!("{cpu:.1} % of a core"))
     );
-    for failure in &report.failures {
+    for failure in failures {
         println!("failure                  {failure}");
     }
 }

@@ -13,6 +13,15 @@ use monti_protocol::message::{Detail, ErrorCode, ServerMsg, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
 use monti_protocol::rest::FloorSummaryJson;
 
+/// Follows both viewers until the floor has come to rest (see [`follow_until_quiet`]).
+async fn follow_both_until_quiet(a: &mut Follower, b: &mut Follower) {
+    let (quiet, limit) = (Duration::from_millis(1500), Duration::from_secs(60));
+    tokio::join!(
+        follow_until_quiet(a, quiet, limit),
+        follow_until_quiet(b, quiet, limit)
+    );
+}
+
 /// Follows until the floor has been quiet for `quiet` (the simulator has stopped).
 async fn follow_until_quiet(follower: &mut Follower, quiet: Duration, limit: Duration) {
     let started = Instant::now();
@@ -67,18 +76,7 @@ async fn a_viewer_that_follows_a_simulated_hour_ends_with_the_servers_state(db: 
         summary_viewer.until_live().await.expect("live");
         started_seq = viewer.floor().seq();
     }
-    let (_, _) = tokio::join!(
-        follow_until_quiet(
-            &mut viewer,
-            Duration::from_millis(1500),
-            Duration::from_secs(60)
-        ),
-        follow_until_quiet(
-            &mut summary_viewer,
-            Duration::from_millis(1500),
-            Duration::from_secs(60)
-        ),
-    );
+    follow_both_until_quiet(&mut viewer, &mut summary_viewer).await;
     let followed = viewer.floor().clone();
     assert!(
         followed.seq() > started_seq + 50,
@@ -200,18 +198,7 @@ async fn summaries_are_computed_from_the_tick_a_summary_viewer_joins() {
         let from = summary_viewer.floor().seq();
         let last_round = round == 1;
         if last_round {
-            tokio::join!(
-                follow_until_quiet(
-                    &mut viewer,
-                    Duration::from_millis(1500),
-                    Duration::from_secs(60)
-                ),
-                follow_until_quiet(
-                    &mut summary_viewer,
-                    Duration::from_millis(1500),
-                    Duration::from_secs(60)
-                ),
-            );
+            follow_both_until_quiet(&mut viewer, &mut summary_viewer).await;
         } else {
             while summary_viewer.floor().seq() < from + 20 {
                 let (summary_step, step) = tokio::join!(
