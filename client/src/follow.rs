@@ -28,10 +28,13 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
+    /// 250 ms doubling to 3 s: a wallboard is live again within about 5 s of its server's
+    /// return, however long the server was away, and a crowd's attempts still spread over
+    /// 1.5-3 s each.
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(250),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(3),
         }
     }
 }
@@ -424,5 +427,17 @@ mod tests {
         assert_eq!(backoff.delay(2, 1.0), Duration::from_millis(200));
         assert_eq!(backoff.delay(3, 0.0), Duration::from_millis(200));
         assert_eq!(backoff.delay(30, 1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn by_default_no_wait_is_longer_than_three_seconds_however_many_attempts_failed() {
+        let backoff = Backoff::default();
+        for attempt in 1..100 {
+            for jitter in [0.0, 0.5, 1.0] {
+                assert!(backoff.delay(attempt, jitter) <= Duration::from_secs(3));
+            }
+        }
+        // Spread over half the ceiling, so a crowd does not come back in lockstep.
+        assert_eq!(backoff.delay(50, 0.0), Duration::from_millis(1500));
     }
 }
