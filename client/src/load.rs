@@ -682,6 +682,7 @@ pub struct PollReport {
 /// stream is compared with in docs/PERFORMANCE.md.
 pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
     const PAGE: usize = 1_000;
+    use tokio::time::Instant as At;
     #[derive(Default)]
     struct Poller {
         reads: u64,
@@ -690,6 +691,17 @@ pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
         read_ms: Vec<u32>,
         age_ms: Vec<u32>,
         failure: Option<String>,
+    }
+    impl Poller {
+        /// The ages, every 10 ms from `from` to `until`, of a read that started and arrived
+        /// at `shown` and was on screen until `until`.
+        fn ages(&mut self, (started, arrived): (At, At), from: At, until: At) {
+            let mut at = arrived.max(from);
+            while at < until {
+                self.age_ms.push((at - started).as_millis() as u32);
+                at += Duration::from_millis(10);
+            }
+        }
     }
     let http = options.transport.http().clone();
     let base = options.server.trim_end_matches('/').to_owned();
@@ -707,7 +719,7 @@ pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
         tasks.push(tokio::spawn(async move {
             let mut poller = Poller::default();
             // The read the poller shows, once it has one: when it started and arrived.
-            let mut shown: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
+            let mut shown: Option<(At, At)> = None;
             let mut next = first;
             while next < deadline {
                 tokio::time::sleep_until(next).await;
@@ -744,12 +756,8 @@ pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
                 match read {
                     Ok(agents) => {
                         // The last read was on screen from its arrival until this one's.
-                        if let Some((shown_start, shown_from)) = shown {
-                            let mut at = shown_from.max(window_start);
-                            while at < done.min(deadline) {
-                                poller.age_ms.push((at - shown_start).as_millis() as u32);
-                                at += Duration::from_millis(10);
-                            }
+                        if let Some(shown) = shown {
+                            poller.ages(shown, window_start, done.min(deadline));
                         }
                         shown = Some((started, done));
                         if started >= window_start && done <= deadline {
@@ -766,6 +774,10 @@ pub async fn poll(options: PollOptions) -> anyhow::Result<PollReport> {
                     }
                 }
                 next = (started + every).max(done);
+            }
+            // The last read stays on screen until the window closes.
+            if let Some(shown) = shown {
+                poller.ages(shown, window_start, deadline);
             }
             poller
         }));
