@@ -405,13 +405,22 @@ impl App {
                 ui.label(RichText::new(text).color(Color32::WHITE).strong());
             });
         if let Some(problem) = session.degraded.as_ref().or(session.problem.as_ref()) {
-            if session.link == Link::Live && session.degraded.is_none() {
-                chip.response.on_hover_text(problem);
-            } else {
-                ui.add(egui::Label::new(RichText::new(problem).color(style::STALE)).truncate())
-                    .on_hover_text(problem);
-            }
+            chip.response.on_hover_text(problem);
         }
+    }
+
+    /// Why the data may be stale, on a line of its own under the top bar (so that a long
+    /// reason never moves the view buttons), cut to the window's width with the whole on hover.
+    /// Nothing while the stream is live and the server complete.
+    fn problem_line(&self, ui: &mut Ui, session: &Session) {
+        let Some(problem) = session.degraded.as_ref().or(session.problem.as_ref()) else {
+            return;
+        };
+        if session.link == Link::Live && session.degraded.is_none() {
+            return;
+        }
+        ui.add(egui::Label::new(RichText::new(problem).color(style::STALE)).truncate())
+            .on_hover_text(problem);
     }
 
     fn settings_menu(&mut self, ui: &mut Ui) {
@@ -622,6 +631,7 @@ impl App {
 
         egui::Panel::top("top").show(ui, |ui| {
             self.top_bar(ui, session, &floor);
+            self.problem_line(ui, session);
             if !queue_rows.is_empty() {
                 let selected = self.settings.filter.queue.as_deref();
                 let action = widgets::queue_strip(ui, &queue_rows, selected, now);

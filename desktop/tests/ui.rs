@@ -445,13 +445,18 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
     );
     assert!(harness.query_by_label("LIVE").is_none());
 
-    // Why, in the connection bar: a certificate the app refused, in one line.
+    // Why, under the connection bar: a certificate the app refused, in one line that leaves the
+    // view buttons where they were.
+    let teams_button =
+        |harness: &Harness<'_, App>| harness.get_by_role_and_label(Role::Button, "Teams").rect();
+    let before = teams_button(&harness);
     let why = "connection failed: floor.example.com:443: the server's certificate was issued by \
                \"CN=Example Corp CA\", which this computer does not trust; install that CA in the \
                system's store or pass it with --ca-file";
     harness.state().net().session().problem = Some(why.to_owned());
     harness.run();
     assert!(harness.query_by_label(why).is_some());
+    assert_eq!(teams_button(&harness), before);
 }
 
 #[test]
