@@ -13,7 +13,13 @@ use monti_desktop::sample::{self, Rng};
 use monti_desktop::settings::{Settings, ViewKind};
 
 const WARM_UP: usize = 30;
-const FRAMES: usize = 600;
+/// Frames measured per view; `MONTI_BENCH_FRAMES` sets fewer for a smoke run.
+fn frames() -> usize {
+    std::env::var("MONTI_BENCH_FRAMES")
+        .ok()
+        .and_then(|frames| frames.parse().ok())
+        .unwrap_or(600)
+}
 const TICK_EVERY: usize = 6;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -39,9 +45,10 @@ fn bench(agents: u32, view: ViewKind) {
     let ctx = egui::Context::default();
     app.setup(&ctx);
     let mut rng = Rng::new(1);
-    let mut times = Vec::with_capacity(FRAMES);
+    let frames = frames();
+    let mut times = Vec::with_capacity(frames);
     let started = Instant::now();
-    for frame in 0..WARM_UP + FRAMES {
+    for frame in 0..WARM_UP + frames {
         if frame % TICK_EVERY == 0 {
             sample::tick(&mut lock(&shared), &mut rng, agents / 100, now_ms());
         }
@@ -87,7 +94,8 @@ fn main() {
         sizes
     };
     println!(
-        "frame CPU time (UI + tessellation), 1920x1080, {FRAMES} frames, 1% of agents change every {TICK_EVERY} frames"
+        "frame CPU time (UI + tessellation), 1920x1080, {} frames, 1% of agents change every {TICK_EVERY} frames",
+        frames()
     );
     for agents in sizes {
         for view in ViewKind::ALL {
