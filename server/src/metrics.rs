@@ -148,6 +148,9 @@ metrics! {
     /// Agents on the floor.
     floor_agents: Gauge = Gauge::default(),
         "floor_agents", "Agents on the floor";
+    /// Viewers following summaries: while there are none, ticks leave the summaries out.
+    summary_viewers: Gauge = Gauge::default(),
+        "summary_viewers", "Viewers following summaries (ticks compute summaries only for them)";
     /// Resident memory of the server process (read at scrape time).
     resident_memory_bytes: Gauge = Gauge::default(),
         "process_resident_memory_bytes", "Resident memory of the server process";

@@ -231,6 +231,83 @@ async fn summaries_are_computed_from_the_tick_a_summary_viewer_joins() {
     server.stop().await.expect("clean shutdown");
 }
 
+/// Waits until the server's `name` metric reads `value`, or fails after ten seconds.
+async fn until_metric(server: &TestServer, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = server.metric(name).await;
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed {now}, not {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the server's `name` metric reads at least `value`, or fails after ten seconds.
+async fn until_metric_at_least(server: &TestServer, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric(name).await < value {
+        assert!(Instant::now() < deadline, "{name} stayed below {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Summary viewers that vanish without a close (the socket simply dropped) or whose
+/// subscription is refused leave nothing counted: the ticks go back to leaving summaries out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_viewers_that_vanish_or_are_refused_are_not_counted() {
+    let db = TestDb::sqlite();
+    let mut config = test_config(&db);
+    config.simulator.speed = 60.0;
+    let server = TestServer::start(config).await;
+    let summaries = Subscription {
+        detail: Detail::Summary,
+        ..Subscription::default()
+    };
+    let mut viewers = Vec::new();
+    for n in 0..10 {
+        let mut viewer = Connection::connect(&server.url, &format!("test {n}"))
+            .await
+            .expect("connect");
+        viewer.subscribe(&summaries).await.expect("subscribe");
+        assert!(matches!(
+            viewer.recv().await.expect("snapshot"),
+            ServerMsg::Snapshot(_)
+        ));
+        viewers.push(viewer);
+    }
+    let counted = "monti_summary_viewers";
+    until_metric(&server, counted, 10.0).await;
+    // Gone without a word: the sockets are dropped, no close frame.
+    drop(viewers);
+    until_metric(&server, counted, 0.0).await;
+    // A summary of a team that does not exist is refused, and not counted.
+    let mut refused = Connection::connect(&server.url, "test refused")
+        .await
+        .expect("connect");
+    let unknown = Subscription {
+        teams: vec![TeamId(60_000)],
+        ..summaries.clone()
+    };
+    refused.subscribe(&unknown).await.expect("subscribe sent");
+    match refused.recv().await {
+        Ok(ServerMsg::Error(error)) => assert_eq!(error.code, ErrorCode::UnknownTeam),
+        Err(monti_client::connection::ClientError::Refused { code, .. }) => {
+            assert_eq!(code, ErrorCode::UnknownTeam)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Three more ticks, each of which sets the count.
+    let ticks = server.metric("monti_ticks_total").await;
+    until_metric_at_least(&server, "monti_ticks_total", ticks + 3.0).await;
+    assert_eq!(server.metric(counted).await, 0.0);
+    server.stop().await.expect("clean shutdown");
+}
+
 /// Opens a WebSocket whose receive buffer is tiny, so the server's sends block as soon as the
 /// viewer stops reading.
 async fn tiny_buffer_socket(

@@ -599,7 +599,9 @@ impl LiveFloor {
             return None;
         }
         let inner = &mut *inner;
-        let summaries = match self.summary_viewers.load(Ordering::SeqCst) {
+        let summary_viewers = self.summary_viewers.load(Ordering::SeqCst);
+        self.metrics.summary_viewers.set(summary_viewers as i64);
+        let summaries = match summary_viewers {
             0 => Summaries::NotWanted,
             _ => Summaries::Wanted,
         };
