@@ -81,10 +81,81 @@ pub fn shown_name(name: &str) -> String {
     }
 }
 
+/// Orders names as people read them: letters without regard to case, and runs of digits by
+/// their value, so "Billing 2" comes before "Billing 10". Names equal but for case or leading
+/// zeros fall back to a plain byte order, so that the order is total and stable.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    while let (Some(&p), Some(&q)) = (x.first(), y.first()) {
+        if p.is_ascii_digit() && q.is_ascii_digit() {
+            let (run_x, rest_x) = x.split_at(x.iter().take_while(|c| c.is_ascii_digit()).count());
+            let (run_y, rest_y) = y.split_at(y.iter().take_while(|c| c.is_ascii_digit()).count());
+            // Values compare by their digits without leading zeros: first length, then digits,
+            // so any length of number works without overflow.
+            let value_x = &run_x[run_x.iter().take_while(|&&c| c == b'0').count()..];
+            let value_y = &run_y[run_y.iter().take_while(|&&c| c == b'0').count()..];
+            match value_x.len().cmp(&value_y.len()).then(value_x.cmp(value_y)) {
+                Ordering::Equal => (x, y) = (rest_x, rest_y),
+                unequal => return unequal,
+            }
+        } else {
+            match p.to_ascii_lowercase().cmp(&q.to_ascii_lowercase()) {
+                Ordering::Equal => (x, y) = (&x[1..], &y[1..]),
+                unequal => return unequal,
+            }
+        }
+    }
+    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn names_sort_naturally_and_totally() {
+        let mut names = vec![
+            "Billing 10",
+            "billing 2",
+            "Billing 1",
+            "Billing 11",
+            "Billing 02",
+            "Alpha",
+            "Billing",
+            "Billing 2a",
+            "Team 9 East",
+            "Team 10 East",
+            "Team 10",
+            "Zeta 007",
+            "Zeta 7",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "Alpha",
+                "Billing",
+                "Billing 1",
+                "Billing 02",
+                "billing 2",
+                "Billing 2a",
+                "Billing 10",
+                "Billing 11",
+                "Team 9 East",
+                "Team 10",
+                "Team 10 East",
+                "Zeta 007",
+                "Zeta 7",
+            ]
+        );
+        // A digit run longer than any integer still compares.
+        assert_eq!(
+            natural_cmp("n 99999999999999999999999", "n 100000000000000000000000"),
+            std::cmp::Ordering::Less
+        );
+    }
 
     #[test]
     fn problems_are_named() {
@@ -129,6 +200,20 @@ mod tests {
         fn good_names_are_kept(raw in "[a-zA-Z0-9äöüß王 ]{1,60}") {
             prop_assume!(!raw.trim().is_empty() && raw.trim() == raw);
             prop_assert_eq!(fit_name(&raw), raw);
+        }
+
+        /// The natural order is a total order: equal only for equal names, reversed when the
+        /// arguments are, and transitive, so sorting with it is well defined.
+        #[test]
+        fn the_natural_order_is_total(
+            a in "[aB0-9 ]{0,8}", b in "[aB0-9 ]{0,8}", c in "[aB0-9 ]{0,8}"
+        ) {
+            use std::cmp::Ordering::*;
+            prop_assert_eq!(natural_cmp(&a, &b) == Equal, a == b);
+            prop_assert_eq!(natural_cmp(&a, &b), natural_cmp(&b, &a).reverse());
+            if natural_cmp(&a, &b) != Greater && natural_cmp(&b, &c) != Greater {
+                prop_assert_ne!(natural_cmp(&a, &c), Greater, "{:?} {:?} {:?}", a, b, c);
+            }
         }
     }
 }
