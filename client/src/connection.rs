@@ -59,6 +59,44 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// What went wrong in a few plain words for a status line, without the technical detail
+    /// that [`Display`](std::fmt::Display) gives (which belongs on hover and in logs).
+    pub fn words(&self) -> String {
+        match self {
+            ClientError::BadUrl { .. } => "the server address is not valid".to_owned(),
+            ClientError::Io(detail) => io_words(detail).to_owned(),
+            ClientError::Refused {
+                code: ErrorCode::ShuttingDown,
+                ..
+            } => "the server is restarting".to_owned(),
+            ClientError::Refused {
+                code: ErrorCode::TooSlow,
+                ..
+            } => "this computer fell behind the stream".to_owned(),
+            ClientError::Refused {
+                code: ErrorCode::TooManyConnections,
+                ..
+            } => "the server is full".to_owned(),
+            ClientError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            } => "sign-in needed".to_owned(),
+            ClientError::Refused {
+                code: ErrorCode::Forbidden,
+                ..
+            } => "not allowed to see this".to_owned(),
+            ClientError::Refused {
+                code: ErrorCode::VersionMismatch,
+                ..
+            } => "this app and the server differ in version".to_owned(),
+            ClientError::Refused { .. } | ClientError::Protocol(_) | ClientError::Decode(_) => {
+                "the server sent something this app cannot read".to_owned()
+            }
+            ClientError::Closed { .. } => "the server closed the connection".to_owned(),
+            ClientError::Silent(_) => "the server stopped answering".to_owned(),
+        }
+    }
+
     /// Whether retrying cannot help (the versions differ, or the client is not allowed).
     pub fn is_fatal(&self) -> bool {
         matches!(
@@ -73,6 +111,38 @@ impl ClientError {
                     ..
                 }
         )
+    }
+}
+
+/// Plain words for a connection failure, from the explained error's text (the causes come
+/// from several libraries as text, so this reads the text).
+fn io_words(detail: &str) -> &'static str {
+    let detail = detail.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|word| detail.contains(word));
+    if has(&["certificate"]) {
+        "the server's certificate is not trusted"
+    } else if has(&[
+        "failed to lookup",
+        "dns",
+        "name or service not known",
+        "nodename",
+    ]) {
+        "server name not found"
+    } else if has(&[
+        "connection refused",
+        "os error 111",
+        "unreachable",
+        "os error 113",
+    ]) {
+        "server unreachable"
+    } else if has(&["timed out", "no answer", "os error 110"]) {
+        "server not answering"
+    } else if has(&["proxy"]) {
+        "the proxy refused the connection"
+    } else if has(&["reset", "broken pipe", "closed", "eof"]) {
+        "connection broken"
+    } else {
+        "connection failed"
     }
 }
 
@@ -331,5 +401,35 @@ mod tests {
             format!("wss://floor.example.com/api/v1/stream?protocol={PROTOCOL_VERSION}")
         );
         assert!(stream_url("localhost:8080").is_err());
+    }
+
+    /// The plain words for a failed connection come from real failures, not made-up texts.
+    #[tokio::test]
+    async fn real_connection_failures_read_as_plain_words() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = closed.local_addr().expect("address").port();
+        drop(closed);
+        let connect = |server: String| async move {
+            let transport = Transport::system().expect("the system's trust store");
+            match Connection::connect_with(&transport, &server, "test", None).await {
+                Ok(_) => panic!("{server} answered"),
+                Err(err) => err,
+            }
+        };
+        let refused = connect(format!("http://127.0.0.1:{port}")).await;
+        assert_eq!(refused.words(), "server unreachable", "{refused}");
+        let unknown = connect("http://monti-does-not-exist.invalid:8080".to_owned()).await;
+        assert_eq!(unknown.words(), "server name not found", "{unknown}");
+        let bad = ClientError::BadUrl {
+            url: "floor".to_owned(),
+            reason: "no scheme",
+        };
+        assert_eq!(bad.words(), "the server address is not valid");
+        // A refusal keeps its detail in the message and says what it means in the words.
+        let restarting = ClientError::Refused {
+            code: ErrorCode::ShuttingDown,
+            message: "server shutting down".to_owned(),
+        };
+        assert_eq!(restarting.words(), "the server is restarting");
     }
 }

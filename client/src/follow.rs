@@ -76,8 +76,10 @@ pub enum Step {
     Progress,
     /// The connection was lost or a resync is needed; the follower waits, then reconnects.
     Lost {
-        /// Why.
+        /// Why, with the detail.
         reason: String,
+        /// Why, in a few plain words ([`ClientError::words`]).
+        words: String,
         /// How long it waits before reconnecting.
         retry_in: Duration,
     },
@@ -242,7 +244,7 @@ impl Follower {
         match step {
             Ok(event) => Ok(event),
             Err(err) if err.is_fatal() => Err(err),
-            Err(err) => Ok(self.lose(err.to_string())),
+            Err(err) => Ok(self.lose(err.to_string(), err.words())),
         }
     }
 
@@ -319,7 +321,7 @@ impl Follower {
         Ok(())
     }
 
-    fn lose(&mut self, reason: String) -> Step {
+    fn lose(&mut self, reason: String, words: String) -> Step {
         if let Some(connection) = self.connection.take() {
             // Dropping is enough; a polite close could block on a dead peer.
             drop(connection);
@@ -333,7 +335,11 @@ impl Follower {
         let jitter = (self.jitter >> 11) as f64 / (1u64 << 53) as f64;
         let retry_in = self.backoff.delay(self.attempt, jitter);
         self.retry_at = Some(tokio::time::Instant::now() + retry_in);
-        Step::Lost { reason, retry_in }
+        Step::Lost {
+            reason,
+            words,
+            retry_in,
+        }
     }
 
     /// Runs until a complete snapshot has been folded in (or a fatal error).

@@ -541,7 +541,9 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         }
         let step = follower.next().await?;
         match &step {
-            Step::Lost { reason, retry_in } => {
+            Step::Lost {
+                reason, retry_in, ..
+            } => {
                 eprintln!("monti-cli: {reason}; reconnecting in {retry_in:.1?}");
             }
             Step::Health(health) if health.degraded => {

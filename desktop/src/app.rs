@@ -14,6 +14,7 @@ use monti_client::follow::Link;
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
+use monti_protocol::names::natural_cmp;
 
 use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
@@ -138,6 +139,8 @@ pub struct App {
     frames: FrameStats,
     /// The pace of frames for news, told about every frame (see [`App::pace_news`]).
     news: Option<DataRepaint>,
+    /// The filters before the last Clear, while it can be undone.
+    cleared: Option<Filter>,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -222,6 +225,7 @@ impl App {
             frames: FrameStats::default(),
             news: None,
             notified: Notified::default(),
+            cleared: None,
         }
     }
 
@@ -352,13 +356,17 @@ impl App {
                 self.focus_search = false;
             }
             let sort = &mut self.settings.sort;
+            let mut key = sort.key;
             egui::ComboBox::from_label("Sort")
                 .selected_text(sort.key.label())
                 .show_ui(ui, |ui| {
-                    for key in SortKey::ALL {
-                        ui.selectable_value(&mut sort.key, key, key.label());
+                    for choice in SortKey::ALL {
+                        ui.selectable_value(&mut key, choice, choice.label());
                     }
                 });
+            if key != sort.key {
+                *sort = key.first();
+            }
             ui.toggle_value(&mut sort.descending, "Descending");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
@@ -410,17 +418,14 @@ impl App {
     }
 
     /// Why the data may be stale, on a line of its own under the top bar (so that a long
-    /// reason never moves the view buttons), cut to the window's width with the whole on hover.
+    /// reason never moves the view buttons): in plain words, with the detail on hover.
     /// Nothing while the stream is live and the server complete.
     fn problem_line(&self, ui: &mut Ui, session: &Session) {
-        let Some(problem) = session.degraded.as_ref().or(session.problem.as_ref()) else {
+        let Some((words, detail)) = problem_text(session, self.clock.now_ms()) else {
             return;
         };
-        if session.link == Link::Live && session.degraded.is_none() {
-            return;
-        }
-        ui.add(egui::Label::new(RichText::new(problem).color(style::STALE)).truncate())
-            .on_hover_text(problem);
+        let label = egui::Label::new(RichText::new(words).color(style::STALE).strong()).truncate();
+        ui.add(label).on_hover_text(detail);
     }
 
     fn settings_menu(&mut self, ui: &mut Ui) {
@@ -531,8 +536,18 @@ impl App {
             if let Some(queue) = &self.settings.filter.queue {
                 ui.label(RichText::new(format!("Serving {queue}")).strong());
             }
-            if !self.settings.filter.is_empty() && ui.button("Clear filters").clicked() {
-                self.settings.filter = Default::default();
+            if !self.settings.filter.is_empty() {
+                if ui.button("Clear filters").clicked() {
+                    self.cleared = Some(std::mem::take(&mut self.settings.filter));
+                }
+            } else if let Some(cleared) = &self.cleared
+                && ui
+                    .button("Undo clear")
+                    .on_hover_text("Bring back the filters just cleared")
+                    .clicked()
+            {
+                self.settings.filter = cleared.clone();
+                self.cleared = None;
             }
         });
     }
@@ -561,8 +576,15 @@ impl App {
                         }
                     }
                 });
+            let reasons = names(
+                std::iter::empty(),
+                floor.reasons().map(|reason| reason.label.clone()),
+            );
             name_filter(ui, "Teams", &teams, &mut self.settings.filter.teams);
             name_filter(ui, "Sites", &sites, &mut self.settings.filter.sites);
+            if !reasons.is_empty() {
+                name_filter(ui, "Reasons", &reasons, &mut self.settings.filter.reasons);
+            }
         });
     }
 
@@ -652,7 +674,14 @@ impl App {
                     self.attention_panel(ui, session, &floor, &queue_rows)
                 });
         }
+        // Reconnecting: what is shown is the last data (a fresh snapshot after a filter change
+        // is too quick to dim for).
+        let stale = session.link == Link::Connecting;
         egui::CentralPanel::default().show(ui, |ui| {
+            if stale {
+                // What is shown is not live: dimmed, so nobody acts on it as if it were.
+                ui.multiply_opacity(0.5);
+            }
             if !floor.is_ready() {
                 ui.centered_and_justified(|ui| {
                     ui.label(RichText::new("Waiting for the floor…").size(20.0));
@@ -754,33 +783,88 @@ impl Feed {
     }
 }
 
+/// What is wrong with the data shown, in plain words ("Server unreachable, retrying in 3 s"),
+/// and the whole detail; `None` while the stream is live and the server complete.
+pub fn problem_text(session: &Session, now_ms: u64) -> Option<(String, String)> {
+    if session.link == Link::Live && session.degraded.is_none() {
+        return None;
+    }
+    let detail = session.degraded.as_ref().or(session.problem.as_ref())?;
+    let words = match (&session.degraded, &session.problem_words) {
+        (Some(degraded), _) => format!("The server's data may be incomplete: {degraded}"),
+        (None, Some(words)) => {
+            let mut words = capitalised(words);
+            if let Some(at) = session.retry_at_ms.filter(|&at| at > now_ms) {
+                let secs = (at - now_ms).div_ceil(1000);
+                words.push_str(&format!(", retrying in {}", model::plural(secs, "second")));
+            } else if session.link == Link::Connecting {
+                words.push_str(", reconnecting…");
+            }
+            words
+        }
+        (None, None) => capitalised(detail),
+    };
+    Some((words, detail.clone()))
+}
+
+pub(crate) fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
 /// `ids` when it has one id per chosen name, else nothing (no filter).
 fn all_known<T>(ids: Vec<T>, names: usize) -> Vec<T> {
     if ids.len() == names { ids } else { Vec::new() }
 }
 
-/// The union of two name lists, sorted.
+/// The union of two name lists, sorted naturally ("Billing 2" before "Billing 10").
 fn names(a: impl Iterator<Item = String>, b: impl Iterator<Item = String>) -> Vec<String> {
-    a.chain(b).collect::<BTreeSet<_>>().into_iter().collect()
+    let mut names: Vec<String> = a.chain(b).collect::<BTreeSet<_>>().into_iter().collect();
+    names.sort_by(|a, b| natural_cmp(a, b));
+    names
 }
 
+/// From this many names on, a picker has a box to find one.
+const PICKER_SEARCH_FROM: usize = 8;
+
+/// A list of names to tick, with a box to find one in a long list; the chosen stay listed
+/// first, so that "only my 3 teams" stays in sight.
 fn name_filter(ui: &mut Ui, title: &str, all: &[String], chosen: &mut BTreeSet<String>) {
     egui::CollapsingHeader::new(title)
         .default_open(true)
         .show(ui, |ui| {
+            let id = egui::Id::unique(("find", title));
+            let mut find: String = ui.data_mut(|data| data.get_temp(id)).unwrap_or_default();
+            if all.len() >= PICKER_SEARCH_FROM {
+                let lower = title.to_lowercase();
+                let edit = egui::TextEdit::singleline(&mut find)
+                    .hint_text(format!("Find {lower}"))
+                    .desired_width(f32::INFINITY);
+                if ui.add(edit).changed() {
+                    ui.data_mut(|data| data.insert_temp(id, find.clone()));
+                }
+            }
             if ui
                 .radio(chosen.is_empty(), format!("All {}", title.to_lowercase()))
                 .clicked()
             {
                 chosen.clear();
             }
-            for name in all {
-                let mut on = chosen.contains(name);
-                if ui.checkbox(&mut on, name).changed() {
+            let needle = find.trim().to_lowercase();
+            let first = all.iter().filter(|name| chosen.contains(*name));
+            let rest = all.iter().filter(|name| {
+                !chosen.contains(*name)
+                    && (needle.is_empty() || name.to_lowercase().contains(&needle))
+            });
+            for name in first.chain(rest).cloned().collect::<Vec<_>>() {
+                let mut on = chosen.contains(&name);
+                if ui.checkbox(&mut on, &name).changed() {
                     if on {
-                        chosen.insert(name.clone());
+                        chosen.insert(name);
                     } else {
-                        chosen.remove(name);
+                        chosen.remove(&name);
                     }
                 }
             }

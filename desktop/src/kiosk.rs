@@ -131,6 +131,7 @@ impl Kiosk {
                     StateSet::ALL
                 },
                 queue: None,
+                reasons: Default::default(),
             },
             view: ViewKind::Agents,
             sort: Sort::default(),
@@ -416,7 +417,8 @@ impl Frame<'_> {
             body.left_bottom(),
             Align2::LEFT_BOTTOM,
             format!(
-                "{signed_in} agents signed in · {} offline",
+                "{} signed in · {} offline",
+                model::plural(signed_in, "agent"),
                 counts[StateKind::Offline.index()]
             ),
             FontId::proportional(34.0 * scale),
@@ -795,7 +797,10 @@ impl Frame<'_> {
         painter.text(
             centre + Vec2::new(0.0, 110.0 * scale),
             Align2::CENTER_CENTER,
-            "Reconnecting…",
+            match &self.session.problem_words {
+                Some(words) => format!("{}, reconnecting…", crate::app::capitalised(words)),
+                None => "Reconnecting…".to_owned(),
+            },
             FontId::proportional(40.0 * scale),
             DIM_INK,
         );

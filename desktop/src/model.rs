@@ -6,11 +6,11 @@
 //! window, and the UI only lays out what it is given. The expensive part, [`Selection::compute`],
 //! runs only when the floor's sequence number or the settings change (see `app`).
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use monti_protocol::floor::Floor;
-use monti_protocol::model::{AgentId, AgentStatus, SiteId, StateKind, TeamId};
+use monti_protocol::model::{AgentId, AgentInfo, AgentStatus, SiteId, StateKind, TeamId};
+use monti_protocol::names::natural_cmp;
 use monti_protocol::rest::{Limit, Thresholds};
 
 use crate::settings::{Filter, Sort, SortKey};
@@ -34,6 +34,7 @@ pub struct Row {
 struct Resolved {
     teams: Option<Vec<bool>>,
     sites: Option<Vec<bool>>,
+    reasons: Option<Vec<bool>>,
 }
 
 impl Resolved {
@@ -71,7 +72,30 @@ impl Resolved {
             }
             allowed
         });
-        Resolved { teams, sites }
+        let reasons = (!filter.reasons.is_empty()).then(|| {
+            let mut allowed = vec![false; usize::from(u16::MAX) + 1];
+            for reason in floor
+                .reasons()
+                .filter(|reason| filter.reasons.contains(&reason.label))
+            {
+                allowed[usize::from(reason.id.0)] = true;
+            }
+            allowed
+        });
+        Resolved {
+            teams,
+            sites,
+            reasons,
+        }
+    }
+
+    /// An agent without a reason passes only when no reason is chosen.
+    fn reason(&self, status: AgentStatus) -> bool {
+        self.reasons.as_ref().is_none_or(|allowed| {
+            status
+                .reason()
+                .is_some_and(|reason| allowed[usize::from(reason.0)])
+        })
     }
 
     fn team(&self, team: TeamId) -> bool {
@@ -84,6 +108,63 @@ impl Resolved {
         self.sites
             .as_ref()
             .is_none_or(|allowed| allowed[usize::from(site.0)])
+    }
+}
+
+/// What the search box asks for: agents whose name, team, site or reason holds the text
+/// (ignoring case). Teams, sites and reasons are matched once, not once per agent.
+struct Search {
+    needle: String,
+    teams: Vec<bool>,
+    sites: Vec<bool>,
+    reasons: Vec<bool>,
+}
+
+impl Search {
+    fn new(floor: &Floor, text: &str) -> Search {
+        let needle = text.trim().to_lowercase();
+        let holds = |name: &str| !needle.is_empty() && name.to_lowercase().contains(&needle);
+        let table = |ids: Vec<(usize, bool)>| {
+            let mut found = vec![false; ids.iter().map(|(id, _)| id + 1).max().unwrap_or(0)];
+            for (id, hit) in ids {
+                found[id] = hit;
+            }
+            found
+        };
+        let teams = table(
+            floor
+                .teams()
+                .map(|t| (usize::from(t.id.0), holds(&t.name)))
+                .collect(),
+        );
+        let sites = table(
+            floor
+                .sites()
+                .map(|s| (usize::from(s.id.0), holds(&s.name)))
+                .collect(),
+        );
+        let reasons = table(
+            (floor.reasons())
+                .map(|r| (usize::from(r.id.0), holds(&r.label) || holds(&r.code)))
+                .collect(),
+        );
+        Search {
+            needle,
+            teams,
+            sites,
+            reasons,
+        }
+    }
+
+    fn finds(&self, info: &AgentInfo, status: AgentStatus) -> bool {
+        let hit = |table: &[bool], id: usize| table.get(id).copied().unwrap_or(false);
+        self.needle.is_empty()
+            || hit(&self.teams, usize::from(info.team.0))
+            || hit(&self.sites, usize::from(info.site.0))
+            || status
+                .reason()
+                .is_some_and(|reason| hit(&self.reasons, usize::from(reason.0)))
+            || info.name.to_lowercase().contains(&self.needle)
     }
 }
 
@@ -104,40 +185,42 @@ pub struct Selection {
 pub struct Ranks {
     agents: Vec<u32>,
     teams: Vec<u32>,
+    sites: Vec<u32>,
+    reasons: Vec<u32>,
+}
+
+/// Each id's place when its names are sorted naturally (ids break ties).
+fn name_ranks<'a>(names: impl Iterator<Item = (&'a str, usize)>) -> Vec<u32> {
+    let mut names: Vec<(&str, usize)> = names.collect();
+    names.sort_by(|a, b| natural_cmp(a.0, b.0).then(a.1.cmp(&b.1)));
+    let mut ranks = vec![u32::MAX; names.iter().map(|(_, id)| id + 1).max().unwrap_or(0)];
+    for (rank, (_, id)) in names.iter().enumerate() {
+        ranks[*id] = rank as u32;
+    }
+    ranks
 }
 
 impl Ranks {
     /// The ranks of the floor's roster.
     pub fn new(floor: &Floor) -> Ranks {
-        let mut agents: Vec<(&str, AgentId)> = floor
-            .agents()
-            .map(|record| (record.info.name.as_str(), record.info.id))
-            .collect();
-        agents.sort_by(|a, b| cmp_names(a.0, b.0).then(a.1.cmp(&b.1)));
-        let mut agent_ranks =
-            vec![u32::MAX; agents.iter().map(|a| a.1.0 as usize + 1).max().unwrap_or(0)];
-        for (rank, (_, id)) in agents.iter().enumerate() {
-            agent_ranks[id.0 as usize] = rank as u32;
-        }
-        let mut teams: Vec<(&str, TeamId)> = floor
-            .teams()
-            .map(|team| (team.name.as_str(), team.id))
-            .collect();
-        teams.sort_by(|a, b| cmp_names(a.0, b.0).then(a.1.cmp(&b.1)));
-        let mut team_ranks = vec![
-            u32::MAX;
-            teams
-                .iter()
-                .map(|t| usize::from(t.1.0) + 1)
-                .max()
-                .unwrap_or(0)
-        ];
-        for (rank, (_, id)) in teams.iter().enumerate() {
-            team_ranks[usize::from(id.0)] = rank as u32;
-        }
         Ranks {
-            agents: agent_ranks,
-            teams: team_ranks,
+            agents: name_ranks(
+                (floor.agents())
+                    .map(|record| (record.info.name.as_str(), record.info.id.0 as usize)),
+            ),
+            teams: name_ranks(
+                floor
+                    .teams()
+                    .map(|team| (team.name.as_str(), usize::from(team.id.0))),
+            ),
+            sites: name_ranks(
+                floor
+                    .sites()
+                    .map(|site| (site.name.as_str(), usize::from(site.id.0))),
+            ),
+            reasons: name_ranks(
+                (floor.reasons()).map(|reason| (reason.label.as_str(), usize::from(reason.id.0))),
+            ),
         }
     }
 
@@ -150,6 +233,23 @@ impl Ranks {
             .get(usize::from(id.0))
             .copied()
             .unwrap_or(u32::MAX)
+    }
+
+    fn site(&self, id: SiteId) -> u32 {
+        self.sites
+            .get(usize::from(id.0))
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
+
+    /// Agents without a reason after every reason.
+    fn reason(&self, status: AgentStatus) -> u32 {
+        status.reason().map_or(u32::MAX, |id| {
+            self.reasons
+                .get(usize::from(id.0))
+                .copied()
+                .unwrap_or(u32::MAX - 1)
+        })
     }
 }
 
@@ -169,7 +269,7 @@ impl Selection {
         sort: Sort,
     ) -> Selection {
         let resolved = Resolved::new(floor, filter);
-        let needle = search.trim().to_lowercase();
+        let search = Search::new(floor, search);
         let mut counts = [0; StateKind::COUNT];
         let mut oldest_since_ms: [Option<u64>; StateKind::COUNT] = [None; StateKind::COUNT];
         let mut rows: Vec<Row> = floor
@@ -181,7 +281,8 @@ impl Selection {
                 let passes = filter.states.contains(kind)
                     && resolved.team(info.team)
                     && resolved.site(info.site)
-                    && (needle.is_empty() || info.name.to_lowercase().contains(&needle));
+                    && resolved.reason(live.status)
+                    && search.finds(info, live.status);
                 passes.then(|| {
                     counts[kind.index()] += 1;
                     let oldest = &mut oldest_since_ms[kind.index()];
@@ -215,13 +316,6 @@ impl Selection {
     }
 }
 
-/// Compares names without allocating, ignoring ASCII case.
-fn cmp_names(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|byte| byte.to_ascii_lowercase())
-        .cmp(b.bytes().map(|byte| byte.to_ascii_lowercase()))
-}
-
 #[cfg(test)]
 fn agent_name(floor: &Floor, id: AgentId) -> &str {
     floor
@@ -233,23 +327,33 @@ fn team_name(floor: &Floor, id: TeamId) -> &str {
     floor.team(id).map_or("", |team| team.name.as_str())
 }
 
+/// Orders rows by `sort`, with offline agents after everyone else whatever the order: an agent
+/// who went home hours ago is what a floor manager looks at last.
 fn sort_rows(ranks: &Ranks, rows: &mut [Row], sort: Sort) {
     let by_name = |a: &Row, b: &Row| ranks.agent(a.id).cmp(&ranks.agent(b.id));
+    // Within a key, the agent who has been in their state longest first.
+    let longest = |a: &Row, b: &Row| a.since_ms.cmp(&b.since_ms).then_with(|| by_name(a, b));
     let compare = |a: &Row, b: &Row| match sort.key {
         SortKey::Name => by_name(a, b),
-        // Within a state, the agent who has been in it longest first.
-        SortKey::State => (a.status.kind().cmp(&b.status.kind()))
-            .then(a.since_ms.cmp(&b.since_ms))
-            .then_with(|| by_name(a, b)),
+        SortKey::State => (a.status.kind().cmp(&b.status.kind())).then_with(|| longest(a, b)),
         // Shortest time first: the latest start first.
         SortKey::TimeInState => b.since_ms.cmp(&a.since_ms).then_with(|| by_name(a, b)),
         SortKey::Team => (ranks.team(a.team).cmp(&ranks.team(b.team))).then_with(|| by_name(a, b)),
+        SortKey::Site => (ranks.site(a.site).cmp(&ranks.site(b.site))).then_with(|| by_name(a, b)),
+        SortKey::Reason => {
+            (ranks.reason(a.status).cmp(&ranks.reason(b.status))).then_with(|| longest(a, b))
+        }
     };
-    if sort.descending {
-        rows.sort_unstable_by(|a, b| compare(b, a));
-    } else {
-        rows.sort_unstable_by(compare);
-    }
+    let offline = |row: &Row| row.status.kind() == StateKind::Offline;
+    rows.sort_unstable_by(|a, b| {
+        offline(a).cmp(&offline(b)).then_with(|| {
+            if sort.descending {
+                compare(b, a)
+            } else {
+                compare(a, b)
+            }
+        })
+    });
 }
 
 /// What a card groups by.
@@ -298,7 +402,7 @@ pub fn cards(floor: &Floor, selection: &Selection, by_site: bool) -> Vec<Card> {
         card.members.push(index as u32);
     }
     let mut cards: Vec<Card> = cards.into_values().collect();
-    cards.sort_by(|a, b| cmp_names(&a.name, &b.name).then(a.key.cmp(&b.key)));
+    cards.sort_by(|a, b| natural_cmp(&a.name, &b.name).then(a.key.cmp(&b.key)));
     cards
 }
 
@@ -325,13 +429,13 @@ impl Matrix {
             .filter(|team| cells.keys().any(|(t, _)| *t == team.id))
             .map(|team| (team.id, team.name.clone()))
             .collect();
-        teams.sort_by(|a, b| cmp_names(&a.1, &b.1));
+        teams.sort_by(|a, b| natural_cmp(&a.1, &b.1));
         let mut sites: Vec<(SiteId, String)> = floor
             .sites()
             .filter(|site| cells.keys().any(|(_, s)| *s == site.id))
             .map(|site| (site.id, site.name.clone()))
             .collect();
-        sites.sort_by(|a, b| cmp_names(&a.1, &b.1));
+        sites.sort_by(|a, b| natural_cmp(&a.1, &b.1));
         Matrix {
             teams,
             sites,
@@ -458,6 +562,39 @@ pub fn attention(selection: &Selection, levels: &Levels, now_ms: u64) -> Vec<Ale
     alerts
 }
 
+/// `1 agent`, `2 agents`: a count with its noun (plural with an s).
+pub fn plural(count: impl Into<u64>, noun: &str) -> String {
+    match count.into() {
+        1 => format!("1 {noun}"),
+        count => format!("{count} {noun}s"),
+    }
+}
+
+/// When an agent went offline, as a clock time in this computer's zone: `since 18:05`, or
+/// `since 28 Nov 18:05` when that was not today. An offline agent's hours away say less than
+/// when they left.
+pub fn since_text(since_ms: u64, now_ms: u64) -> String {
+    use chrono::{Local, TimeZone};
+    let at = |ms: u64| Local.timestamp_millis_opt(ms as i64).single();
+    match (at(since_ms), at(now_ms)) {
+        (Some(since), Some(now)) if since.date_naive() == now.date_naive() => {
+            format!("since {}", since.format("%H:%M"))
+        }
+        (Some(since), _) => format!("since {}", since.format("%-d %b %H:%M")),
+        (None, _) => String::new(),
+    }
+}
+
+/// What a tile or row says of an agent's time: how long in their state, or for an offline
+/// agent since when.
+pub fn time_in_state_text(kind: StateKind, since_ms: u64, now_ms: u64) -> String {
+    if kind == StateKind::Offline {
+        since_text(since_ms, now_ms)
+    } else {
+        duration_text(now_ms.saturating_sub(since_ms))
+    }
+}
+
 /// A time in state as a person reads it: `m:ss`, or `h:mm:ss` from an hour on.
 pub fn duration_text(ms: u64) -> String {
     let secs = ms / 1000;
@@ -501,7 +638,7 @@ pub fn state_mark(kind: StateKind) -> &'static str {
 mod tests {
     use std::collections::BTreeSet;
 
-    use monti_protocol::model::StateSet;
+    use monti_protocol::model::{Site, StateSet, Team};
 
     use super::*;
     use crate::sample;
@@ -551,7 +688,7 @@ mod tests {
             teams: BTreeSet::from([team.name.clone()]),
             sites: BTreeSet::from([site.name.clone()]),
             states: StateSet::of([StateKind::OnCall, StateKind::NotReady]),
-            queue: None,
+            ..Filter::default()
         };
         let selection = Selection::compute(&floor, &filter, "", Sort::default());
         let brute: Vec<AgentId> = floor
@@ -608,17 +745,134 @@ mod tests {
                 .map(|row| agent_name(&floor, row.id).to_lowercase())
                 .collect()
         };
-        let ascending = names(&by(SortKey::Name, false));
-        assert!(ascending.is_sorted());
-        let mut descending = names(&by(SortKey::Name, true));
+        let offline = |row: &Row| row.status.kind() == StateKind::Offline;
+        let present = |rows: Vec<Row>| -> Vec<Row> {
+            // Every order puts the offline agents after all the others.
+            let first_offline = rows.iter().position(offline).expect("the sample has some");
+            assert!(first_offline > 0);
+            assert!(rows[first_offline..].iter().all(offline));
+            rows[..first_offline].to_vec()
+        };
+        let ascending = names(&present(by(SortKey::Name, false)));
+        assert!(ascending.is_sorted_by(|a, b| natural_cmp(a, b).is_le()));
+        let mut descending = names(&present(by(SortKey::Name, true)));
         descending.reverse();
         assert_eq!(descending, ascending);
-        let longest_first = by(SortKey::TimeInState, true);
+        let longest_first = present(by(SortKey::TimeInState, true));
         assert!(longest_first.is_sorted_by_key(|row| row.since_ms));
-        let by_state = by(SortKey::State, false);
+        let by_state = present(by(SortKey::State, false));
         assert!(by_state.is_sorted_by_key(|row| row.status.kind()));
-        let by_team = by(SortKey::Team, false);
+        let by_team = present(by(SortKey::Team, false));
         assert!(by_team.is_sorted_by_key(|row| team_name(&floor, row.team).to_lowercase()));
+        let by_site = present(by(SortKey::Site, true));
+        let site_name = |row: &Row| floor.site(row.site).expect("site").name.to_lowercase();
+        assert!(by_site.is_sorted_by(|a, b| site_name(a) >= site_name(b)));
+        // By reason: reasons by label, then everyone without one; within a reason the longest
+        // first.
+        let by_reason = present(by(SortKey::Reason, false));
+        let label = |row: &Row| {
+            let reason = row.status.reason().and_then(|id| floor.reason(id));
+            reason.map(|reason| reason.label.clone())
+        };
+        let first_without = by_reason.iter().position(|row| label(row).is_none());
+        let (with, without) = by_reason.split_at(first_without.expect("some have none"));
+        assert!(!with.is_empty() && without.iter().all(|row| label(row).is_none()));
+        assert!(with.is_sorted_by(|a, b| { (label(a), a.since_ms) <= (label(b), b.since_ms) }));
+        // A first click on a time sorts longest first; on anything else, A to Z.
+        assert!(SortKey::TimeInState.first().descending);
+        assert!(
+            SortKey::ALL
+                .iter()
+                .filter(|key| key.first().descending)
+                .count()
+                == 1
+        );
+    }
+
+    #[test]
+    fn names_sort_naturally_in_every_list() {
+        let mut floor = Floor::new();
+        floor.upsert_site(Site {
+            id: SiteId(0),
+            name: "Site 10".to_owned(),
+        });
+        for (id, team) in ["Billing 10", "Billing 2", "Billing 1"].iter().enumerate() {
+            floor.upsert_team(Team {
+                id: TeamId(id as u16),
+                name: (*team).to_owned(),
+            });
+        }
+        for (id, number) in [11, 9, 100].into_iter().enumerate() {
+            let info = AgentInfo {
+                id: AgentId(id as u32),
+                name: format!("Agent {number}"),
+                team: TeamId(id as u16),
+                site: SiteId(0),
+            };
+            floor.upsert_agent(info).expect("a fresh floor");
+            (floor.set_status(AgentId(id as u32), AgentStatus::Available, NOW)).expect("known");
+        }
+        floor.advance(1, NOW);
+        let selection = Selection::compute(&floor, &Filter::default(), "", Sort::default());
+        let shown: Vec<&str> = (selection.rows.iter())
+            .map(|row| agent_name(&floor, row.id))
+            .collect();
+        assert_eq!(shown, ["Agent 9", "Agent 11", "Agent 100"]);
+        let cards: Vec<String> = cards(&floor, &selection, false)
+            .into_iter()
+            .map(|card| card.name)
+            .collect();
+        assert_eq!(cards, ["Billing 1", "Billing 2", "Billing 10"]);
+        let matrix = Matrix::new(&floor, &selection);
+        let rows: Vec<&str> = matrix.teams.iter().map(|(_, name)| name.as_str()).collect();
+        assert_eq!(rows, ["Billing 1", "Billing 2", "Billing 10"]);
+    }
+
+    #[test]
+    fn the_reason_filter_and_the_search_find_reasons_teams_and_sites() {
+        let floor = sample::floor(600, 5, NOW);
+        let lunch = Filter {
+            reasons: BTreeSet::from(["Lunch".to_owned()]),
+            ..Filter::default()
+        };
+        let rows = Selection::compute(&floor, &lunch, "", Sort::default()).rows;
+        let lunch_id = (floor.reasons())
+            .find(|reason| reason.label == "Lunch")
+            .expect("the sample has Lunch")
+            .id;
+        let brute = (floor.agents())
+            .filter(|record| {
+                record
+                    .live
+                    .is_some_and(|live| live.status.reason() == Some(lunch_id))
+            })
+            .count();
+        assert!(brute > 0);
+        assert_eq!(rows.len(), brute);
+        assert!(rows.iter().all(|row| row.status.reason() == Some(lunch_id)));
+
+        // The search finds an agent by their reason, team or site, in any case.
+        let search =
+            |text: &str| Selection::compute(&floor, &Filter::default(), text, Sort::default());
+        assert_eq!(search("lUnCh").len(), brute);
+        let team = floor.teams().nth(2).expect("a team");
+        let by_team = search(&team.name.to_uppercase());
+        assert!(!by_team.is_empty());
+        assert!(by_team.rows.iter().all(|row| {
+            row.team == team.id
+                || agent_name(&floor, row.id)
+                    .to_lowercase()
+                    .contains(&team.name.to_lowercase())
+        }));
+        let site = floor.sites().nth(1).expect("a site");
+        let by_site = search(&site.name);
+        assert_eq!(
+            by_site.len(),
+            floor
+                .agents()
+                .filter(|record| record.live.is_some() && record.info.site == site.id)
+                .count()
+        );
     }
 
     #[test]
@@ -711,6 +965,30 @@ mod tests {
             })
             .count();
         assert_eq!(alerts.len(), over);
+    }
+
+    #[test]
+    fn offline_agents_read_as_a_clock_time() {
+        use chrono::{Local, TimeZone};
+        let today = Local
+            .with_ymd_and_hms(2026, 11, 30, 18, 5, 0)
+            .single()
+            .expect("a time");
+        let now = Local
+            .with_ymd_and_hms(2026, 11, 30, 21, 0, 0)
+            .single()
+            .expect("a time");
+        let ms = |time: chrono::DateTime<Local>| time.timestamp_millis() as u64;
+        assert_eq!(since_text(ms(today), ms(now)), "since 18:05");
+        let yesterday = today - chrono::Duration::days(2);
+        assert_eq!(since_text(ms(yesterday), ms(now)), "since 28 Nov 18:05");
+        let text = time_in_state_text(StateKind::Offline, ms(today), ms(now));
+        assert_eq!(text, "since 18:05");
+        let text = time_in_state_text(StateKind::OnCall, ms(today), ms(now));
+        assert_eq!(text, "2:55:00");
+        assert_eq!(plural(1u32, "agent"), "1 agent");
+        assert_eq!(plural(0u32, "agent"), "0 agents");
+        assert_eq!(plural(12u32, "second"), "12 seconds");
     }
 
     #[test]

@@ -113,8 +113,10 @@ pub struct Session {
     pub clock_offset_ms: i64,
     /// When the next reconnect starts (local ms), while reconnecting.
     pub retry_at_ms: Option<u64>,
-    /// The last problem, for the top bar.
+    /// The last problem, with its detail (on hover, in logs).
     pub problem: Option<String>,
+    /// The stream's last problem in a few plain words, while it is the problem shown.
+    pub problem_words: Option<String>,
     /// While the server says its data may be out of date: why.
     pub degraded: Option<String>,
     /// Who is signed in.
@@ -143,6 +145,7 @@ impl Session {
             clock_offset_ms: 0,
             retry_at_ms: None,
             problem: None,
+            problem_words: None,
             degraded: None,
             me: None,
             teams: Vec::new(),
@@ -151,6 +154,14 @@ impl Session {
             wallboard: None,
             floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
         }
+    }
+}
+
+impl Session {
+    /// Shows `problem` (none: the last one is over); its words are the text itself.
+    pub fn set_problem(&mut self, problem: Option<String>) {
+        self.problem = problem;
+        self.problem_words = None;
     }
 }
 
@@ -361,7 +372,7 @@ impl Worker {
             Ok(transport) => transport,
             Err(err) => {
                 // A missing CA file or a malformed proxy: only new settings can help.
-                self.update(|session| session.problem = Some(err.to_string()));
+                self.update(|session| session.set_problem(Some(err.to_string())));
                 self.transport = None;
                 return self.until_connect().await;
             }
@@ -376,7 +387,7 @@ impl Worker {
                         attempt += 1;
                         let wait = Backoff::default().delay(attempt, 1.0);
                         self.update(|session| {
-                            session.problem = Some(err.to_string());
+                            session.set_problem(Some(err.to_string()));
                             session.retry_at_ms = Some(now_ms() + wait.as_millis() as u64);
                         });
                         if let Some(next) = self.wait(wait).await {
@@ -394,8 +405,9 @@ impl Worker {
             "oidc" => {
                 let Some(settings) = auth::SignInSettings::from_server(settings) else {
                     self.update(|session| {
-                        session.problem =
-                            Some("the server's sign-in settings are incomplete".into())
+                        session.set_problem(Some(
+                            "the server's sign-in settings are incomplete".into(),
+                        ))
                     });
                     return self.until_connect().await;
                 };
@@ -449,7 +461,7 @@ impl Worker {
                 Err(err) => {
                     attempt += 1;
                     let wait = Backoff::default().delay(attempt, 1.0);
-                    self.update(|session| session.problem = Some(err.to_string()));
+                    self.update(|session| session.set_problem(Some(err.to_string())));
                     if let Some(next) = self.wait(wait).await {
                         return next;
                     }
@@ -512,7 +524,7 @@ impl Worker {
                     }
                 }
                 Err(err) => {
-                    self.update(|session| session.problem = Some(err.to_string()));
+                    self.update(|session| session.set_problem(Some(err.to_string())));
                     if let Some(next) = self.wait(Duration::from_secs(10)).await {
                         return next;
                     }
@@ -521,7 +533,7 @@ impl Worker {
             };
             self.update(|session| {
                 session.sign_in = SignIn::SignedIn;
-                session.problem = None;
+                session.set_problem(None);
             });
             let (next, signed_out) = self.follow(Some((&mut credentials, access))).await;
             match next {
@@ -554,7 +566,7 @@ impl Worker {
             if problem.is_some() && self.wallboard.is_some() {
                 // Unattended: show the problem for a moment, then a fresh code.
                 tracing::info!(problem = ?problem, "signing in again");
-                self.update(|session| session.problem = problem.take());
+                self.update(|session| session.set_problem(problem.take()));
                 if let Some(next) = self.wait(Duration::from_secs(5)).await {
                     return Err(next);
                 }
@@ -696,7 +708,7 @@ impl Worker {
                             // Retrying the same cannot help (a version or permission problem):
                             // say so and wait for another subscription, server or sign-in.
                             self.update(|session| {
-                                session.problem = Some(err.to_string());
+                                session.set_problem(Some(err.to_string()));
                                 session.link = Link::Connecting;
                             });
                             loop {
@@ -783,15 +795,20 @@ impl Worker {
                     session.clock_offset_ms = clock_offset_ms;
                     session.link = link;
                     session.retry_at_ms = None;
-                    session.problem = None;
+                    session.set_problem(None);
                 });
                 self.fetch_details(token).await;
             }
-            Step::Lost { reason, retry_in } => {
+            Step::Lost {
+                reason,
+                words,
+                retry_in,
+            } => {
                 tracing::info!(%reason, ?retry_in, "connection lost");
                 self.update(|session| {
                     session.link = link;
-                    session.problem = Some(reason);
+                    session.set_problem(Some(reason));
+                    session.problem_words = Some(words);
                     session.retry_at_ms = Some(now_ms() + retry_in.as_millis() as u64);
                 })
             }

@@ -171,6 +171,8 @@ pub struct Filter {
     pub states: StateSet,
     /// Only agents of the teams that serve this queue (by name).
     pub queue: Option<String>,
+    /// Only agents not ready for one of these reasons (by label); empty: any state's agents.
+    pub reasons: BTreeSet<String>,
 }
 
 impl Filter {
@@ -180,6 +182,7 @@ impl Filter {
             && self.sites.is_empty()
             && self.states.is_all()
             && self.queue.is_none()
+            && self.reasons.is_empty()
     }
 }
 
@@ -217,15 +220,21 @@ pub enum SortKey {
     TimeInState,
     /// Team name, then agent name.
     Team,
+    /// Site name, then agent name.
+    Site,
+    /// Not-ready reason (agents without one last), then the longest in their state first.
+    Reason,
 }
 
 impl SortKey {
     /// Every key, in the order of the sort menu.
-    pub const ALL: [SortKey; 4] = [
+    pub const ALL: [SortKey; 6] = [
         SortKey::Name,
-        SortKey::State,
-        SortKey::TimeInState,
         SortKey::Team,
+        SortKey::Site,
+        SortKey::State,
+        SortKey::Reason,
+        SortKey::TimeInState,
     ];
 
     /// The menu's label.
@@ -235,6 +244,16 @@ impl SortKey {
             SortKey::State => "State",
             SortKey::TimeInState => "Time in state",
             SortKey::Team => "Team",
+            SortKey::Site => "Site",
+            SortKey::Reason => "Reason",
+        }
+    }
+
+    /// The order a first click on the key asks for: times longest first, names A to Z.
+    pub fn first(self) -> Sort {
+        Sort {
+            key: self,
+            descending: self == SortKey::TimeInState,
         }
     }
 }

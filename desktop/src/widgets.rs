@@ -100,7 +100,7 @@ fn card_header(ui: &mut Ui, card: &model::Card) -> Option<Drill> {
                     },
                 });
             }
-            ui.label(format!("{} agents", card.members.len()));
+            ui.label(model::plural(card.members.len() as u64, "agent"));
             counts(ui, &card.counts);
         });
     });
@@ -125,7 +125,7 @@ pub fn counts(ui: &mut Ui, counts: &[u32; StateKind::COUNT]) {
 }
 
 /// What a tile says, in words: for screen readers and tests.
-pub fn tile_label(floor: &Floor, row: &Row, level: Level, elapsed_ms: u64) -> String {
+pub fn tile_label(floor: &Floor, row: &Row, level: Level, now_ms: u64) -> String {
     let name = floor
         .agent(row.id)
         .map_or("?", |record| record.info.name.as_str());
@@ -135,20 +135,18 @@ pub fn tile_label(floor: &Floor, row: &Row, level: Level, elapsed_ms: u64) -> St
     format!(
         "{name}, {}{reason}, {}, {}",
         model::state_label(row.status.kind()),
-        model::duration_text(elapsed_ms),
+        model::time_in_state_text(row.status.kind(), row.since_ms, now_ms),
         level.word()
     )
 }
 
-/// A time in state with the threshold's mark in front: `!! 16:02`.
-fn time_text(level: Level, elapsed_ms: u64) -> String {
+/// A time in state with the threshold's mark in front: `!! 16:02`; an offline agent's
+/// `since 18:05`.
+fn time_text(level: Level, row: &Row, now_ms: u64) -> String {
+    let text = model::time_in_state_text(row.status.kind(), row.since_ms, now_ms);
     match level {
-        Level::Normal => model::duration_text(elapsed_ms),
-        level => format!(
-            "{} {}",
-            style::level_mark(level),
-            model::duration_text(elapsed_ms)
-        ),
+        Level::Normal => text,
+        level => format!("{} {text}", style::level_mark(level)),
     }
 }
 
@@ -197,7 +195,7 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
         FontId::proportional(12.5),
         text_colour,
     );
-    let time = time_text(level, elapsed);
+    let time = time_text(level, row, now_ms);
     painter.text(
         egui::pos2(rect.right() - 7.0, rect.bottom() - 6.0),
         Align2::RIGHT_BOTTOM,
@@ -209,7 +207,7 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
         egui::WidgetInfo::labeled(
             egui::Role::ListItem,
             true,
-            tile_label(floor, row, level, elapsed),
+            tile_label(floor, row, level, now_ms),
         )
     });
 }
@@ -248,7 +246,8 @@ pub fn matrix(ui: &mut Ui, matrix: &Matrix) -> Option<Drill> {
                                     .interact(Sense::click());
                                 let total: u32 = cell.iter().sum();
                                 let response = response.on_hover_text(format!(
-                                    "{team} at {site}: {total} agents; click to show them"
+                                    "{team} at {site}: {}; click to show them",
+                                    model::plural(total, "agent")
                                 ));
                                 if response.clicked() {
                                     drill = Some(Drill {
@@ -287,9 +286,13 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
             .add(egui::Button::new(RichText::new(format!("{title}{arrow}")).strong()).frame(false))
             .clicked()
         {
-            *sort = Sort {
-                key,
-                descending: sort.key == key && !sort.descending,
+            *sort = if sort.key == key {
+                Sort {
+                    key,
+                    descending: !sort.descending,
+                }
+            } else {
+                key.first()
             };
         }
     };
@@ -305,9 +308,9 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
         .header(row_height + 4.0, |mut row| {
             row.col(|ui| header(ui, sort, Some(SortKey::Name), "Name"));
             row.col(|ui| header(ui, sort, Some(SortKey::Team), "Team"));
-            row.col(|ui| header(ui, sort, None, "Site"));
+            row.col(|ui| header(ui, sort, Some(SortKey::Site), "Site"));
             row.col(|ui| header(ui, sort, Some(SortKey::State), "State"));
-            row.col(|ui| header(ui, sort, None, "Reason"));
+            row.col(|ui| header(ui, sort, Some(SortKey::Reason), "Reason"));
             row.col(|ui| header(ui, sort, Some(SortKey::TimeInState), "Time in state"));
         })
         .body(|body| {
@@ -343,7 +346,7 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
                     ui.label(reason_label(floor, &row).unwrap_or(""));
                 });
                 table_row.col(|ui| {
-                    let text = time_text(level, elapsed);
+                    let text = time_text(level, &row, now_ms);
                     let mut text = RichText::new(text).monospace();
                     if let Some(colour) = style::level_colour(level) {
                         text = text.color(colour).strong();

@@ -202,33 +202,34 @@ fn the_views_switch_and_a_team_header_drills_down() {
             .query_by_role_and_label(Role::Button, "Name ⏶")
             .is_some()
     );
+    // A first click on a time sorts longest first; the second reverses it.
     harness
         .get_by_role_and_label(Role::Button, "Time in state")
         .click();
     harness.run();
+    assert!(harness.state().settings.sort.descending);
+    harness
+        .get_by_role_and_label(Role::Button, "Time in state ⏷")
+        .click();
+    harness.run();
+    assert!(!harness.state().settings.sort.descending);
     harness
         .get_by_role_and_label(Role::Button, "Time in state ⏶")
         .click();
     harness.run();
-    assert!(
-        harness
-            .query_by_role_and_label(Role::Button, "Time in state ⏷")
-            .is_some()
-    );
-    let sort = harness.state().settings.sort;
-    assert!(sort.descending, "the second click reverses the order");
+    assert!(harness.state().settings.sort.descending);
 
-    // Longest in state first: the table shows the agent in state longest, not the newest.
+    // Longest in state first: the table shows the agent in state longest, not the newest;
+    // offline agents (who went home) come after everyone present.
     let by_start =
         |record: &&monti_protocol::floor::AgentRecord| record.live.map(|live| live.since_ms);
-    let oldest = floor
-        .agents()
-        .filter(|r| r.live.is_some())
-        .min_by_key(by_start);
-    let newest = floor
-        .agents()
-        .filter(|r| r.live.is_some())
-        .max_by_key(by_start);
+    let present = |record: &&monti_protocol::floor::AgentRecord| {
+        record
+            .live
+            .is_some_and(|live| live.status.kind() != StateKind::Offline)
+    };
+    let oldest = floor.agents().filter(present).min_by_key(by_start);
+    let newest = floor.agents().filter(present).max_by_key(by_start);
     let shows = |name: &str| harness.query_all_by_label(name).next().is_some();
     assert!(shows(&oldest.expect("agents").info.name));
     assert!(!shows(&newest.expect("agents").info.name));
@@ -436,6 +437,8 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
     session.link = Link::Connecting;
     session.last_update_ms = NOW - 75_000;
     session.retry_at_ms = Some(NOW + 4_000);
+    session.problem = Some("connection failed: IO error: Connection refused (os error 111)".into());
+    session.problem_words = Some("server unreachable".to_owned());
     let (mut harness, _commands) = harness(session, Settings::default());
     harness.run();
     assert!(
@@ -444,6 +447,15 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
             .is_some()
     );
     assert!(harness.query_by_label("LIVE").is_none());
+    // In plain words, the detail on hover.
+    let words = harness.get_by_label("Server unreachable, retrying in 4 seconds");
+    words.hover();
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("connection failed: IO error: Connection refused (os error 111)")
+            .is_some()
+    );
 
     // Why, under the connection bar: a certificate the app refused, in one line that leaves the
     // view buttons where they were.
@@ -453,9 +465,13 @@ fn a_lost_connection_shows_the_data_as_stale_with_its_age() {
     let why = "connection failed: floor.example.com:443: the server's certificate was issued by \
                \"CN=Example Corp CA\", which this computer does not trust; install that CA in the \
                system's store or pass it with --ca-file";
-    harness.state().net().session().problem = Some(why.to_owned());
+    harness
+        .state()
+        .net()
+        .session()
+        .set_problem(Some(why.to_owned()));
     harness.run();
-    assert!(harness.query_by_label(why).is_some());
+    assert!(harness.query_by_label(&format!("C{}", &why[1..])).is_some());
     assert_eq!(teams_button(&harness), before);
 }
 
@@ -469,7 +485,10 @@ fn a_degraded_server_keeps_the_floor_live_but_says_it_may_be_stale_and_why() {
     assert!(harness.query_by_label("LIVE").is_none());
     assert!(
         harness
-            .query_by_label("lost the shared floor (Redis): connection refused")
+            .query_by_label(
+                "The server's data may be incomplete: lost the shared floor (Redis): connection \
+                 refused"
+            )
             .is_some()
     );
 
@@ -508,10 +527,7 @@ fn tiles_sort_by_time_in_state_longest_first() {
     harness.run();
     harness.get_by_label("Time in state").click();
     harness.run();
-    harness
-        .get_by_role_and_label(Role::Button, "Descending")
-        .click();
-    harness.run();
+    // Choosing a time sorts longest first at once.
     let sort = harness.state().settings.sort;
     assert_eq!(sort.key, monti_desktop::settings::SortKey::TimeInState);
     assert!(sort.descending);
@@ -523,7 +539,12 @@ fn tiles_sort_by_time_in_state_longest_first() {
         .id;
     let longest = floor
         .agents()
-        .filter(|record| record.info.team == billing && record.live.is_some())
+        .filter(|record| {
+            record.info.team == billing
+                && record
+                    .live
+                    .is_some_and(|live| live.status.kind() != StateKind::Offline)
+        })
         .min_by_key(|record| record.live.map(|live| live.since_ms))
         .expect("an agent");
     let first_tile = harness
@@ -671,4 +692,162 @@ fn the_queues_view_puts_the_worst_queue_first_and_shows_the_agents_who_serve_it(
     harness.run();
     assert_eq!(harness.state().settings.filter.queue, None);
     assert_eq!(shown(&harness), floor.n_agents());
+}
+
+#[test]
+fn the_team_picker_finds_a_team_keeps_the_chosen_first_and_a_clear_can_be_undone() {
+    let floor = sample::floor_with_teams(1_500, 66, 42, NOW);
+    let (mut harness, _commands) = harness(session_for(floor.clone()), Settings::default());
+    harness.run();
+    let top = |harness: &Harness<'_, App>, name: &str| {
+        harness
+            .get_by_role_and_label(Role::CheckBox, name)
+            .rect()
+            .top()
+    };
+    // Natural order: Billing 2 before Billing 10.
+    assert!(top(&harness, "Billing 2") < top(&harness, "Billing 10"));
+
+    find_teams(&harness).click();
+    harness.run();
+    find_teams(&harness).type_text("billing 1");
+    harness.run();
+    let typed = find_teams(&harness).accesskit_node().value();
+    assert_eq!(typed.as_deref(), Some("billing 1"));
+    for name in ["Billing 1", "Billing 10", "Billing 11"] {
+        assert!(
+            harness
+                .query_by_role_and_label(Role::CheckBox, name)
+                .is_some(),
+            "{name}"
+        );
+    }
+    for name in ["Billing 2", "Sales 1"] {
+        assert!(
+            harness
+                .query_by_role_and_label(Role::CheckBox, name)
+                .is_none(),
+            "{name}"
+        );
+    }
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Billing 10")
+        .click();
+    harness.run();
+    assert_eq!(shown(&harness), in_team(&floor, "Billing 10"));
+
+    // The chosen team stays in sight, first, whatever the box says.
+    find_teams(&harness).click();
+    harness.run();
+    find_teams(&harness).type_text("xyz");
+    harness.run();
+    assert!(
+        harness
+            .query_by_role_and_label(Role::CheckBox, "Billing 10")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_role_and_label(Role::CheckBox, "Billing 1")
+            .is_none()
+    );
+
+    // A reason on top: only Billing 10's agents on lunch.
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Lunch")
+        .click();
+    harness.run();
+    let lunch = floor
+        .reasons()
+        .find(|reason| reason.label == "Lunch")
+        .expect("Lunch")
+        .id;
+    let on_lunch = floor
+        .agents()
+        .filter(|record| {
+            floor
+                .team(record.info.team)
+                .is_some_and(|team| team.name == "Billing 10")
+                && record
+                    .live
+                    .is_some_and(|live| live.status.reason() == Some(lunch))
+        })
+        .count();
+    assert!(on_lunch > 0);
+    assert_eq!(shown(&harness), on_lunch);
+
+    // Clear, then Undo: both filters are back.
+    let before = harness.state().settings.filter.clone();
+    harness
+        .get_by_role_and_label(Role::Button, "Clear filters")
+        .click();
+    harness.run();
+    assert_eq!(shown(&harness), 1_500);
+    harness
+        .get_by_role_and_label(Role::Button, "Undo clear")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.filter, before);
+    assert_eq!(shown(&harness), on_lunch);
+}
+
+#[test]
+fn offline_agents_come_last_with_the_clock_time_they_left() {
+    // One team of a small floor: every tile is on screen.
+    let mut floor = sample::floor(90, 42, NOW);
+    let billing: Vec<AgentId> = (floor.agents())
+        .filter(|record| {
+            floor
+                .team(record.info.team)
+                .is_some_and(|t| t.name == "Billing")
+        })
+        .map(|record| record.info.id)
+        .take(2)
+        .collect();
+    for id in billing {
+        (floor.set_status(id, AgentStatus::Offline, NOW - 3 * 3_600_000)).expect("an agent");
+    }
+    floor.advance(2, NOW);
+    let mut settings = Settings::default();
+    settings.filter.teams.insert("Billing".to_owned());
+    let (mut harness, _commands) = harness(session_for(floor.clone()), settings);
+    harness.run();
+    let tiles: Vec<String> = harness
+        .query_all_by_role(Role::ListItem)
+        .map(|node| label(&node))
+        .collect();
+    // The attention list comes first (its entries start with a mark); then the card.
+    let card: Vec<&String> = tiles
+        .iter()
+        .filter(|label| !label.starts_with('!'))
+        .collect();
+    assert_eq!(card.len(), in_team(&floor, "Billing"), "{tiles:?}");
+    let first_offline = (card.iter())
+        .position(|label| label.contains(", Offline, "))
+        .expect("Billing has offline agents");
+    assert!(first_offline > 0);
+    assert!(
+        card[first_offline..]
+            .iter()
+            .all(|label| label.contains(", Offline, "))
+    );
+    assert!(
+        card.iter()
+            .filter(|label| label.contains(", Offline, "))
+            .all(|label| label.contains(", since ")),
+        "{card:?}"
+    );
+}
+
+/// The box that finds a team in the filter panel's team picker: the text box after the
+/// top bar's search (its placeholder names it while it is empty).
+fn find_teams<'h>(harness: &'h Harness<'_, App>) -> Node<'h> {
+    let boxes: Vec<Node<'h>> = harness.query_all_by_role(Role::TextInput).collect();
+    assert_eq!(boxes.len(), 2, "the search and the team picker's box");
+    let found = boxes.into_iter().nth(1).expect("two boxes");
+    let node = found.accesskit_node();
+    assert!(
+        node.placeholder() == Some("Find teams") || node.value().is_some_and(|v| !v.is_empty())
+    );
+    found
 }
