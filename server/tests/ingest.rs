@@ -164,6 +164,43 @@ async fn events_are_judged_one_by_one(db: TestDb) {
     // Ben's history, listed under the team he is in now.
     assert_eq!(team.entries.len(), 2);
     assert!(team.entries.iter().all(|e| e.agent == "ext-ben"));
+    // The same history by the names an app shows.
+    let by_name: HistoryPageJson = server
+        .get("/api/v1/history?name=Anna%20Weber&team=Billing%201&site=Berlin")
+        .await
+        .json()
+        .await
+        .expect("history by name");
+    assert_eq!(by_name, page);
+    for (query, status) in [
+        ("name=Anna%20Weber&team=Billing%201&site=Lisbon", 404),
+        ("name=Anna%20Weber&team=Sales%202&site=Berlin", 404),
+        ("name=Anna%20Weber&team=Billing%201", 400),
+        (
+            "agent=ext-anna&name=Anna%20Weber&team=Billing%201&site=Berlin",
+            400,
+        ),
+    ] {
+        let answer = server.get(&format!("/api/v1/history?{query}")).await;
+        assert_eq!(answer.status(), status, "{query}");
+    }
+    // Namesakes in one team and site: refused with why, never one of them at random.
+    let mut namesake = event("e-twin", "ext-anna-2", "available", t + 9_000);
+    namesake["name"] = json!("Anna Weber");
+    namesake["team"] = json!("Billing 1");
+    namesake["site"] = json!("Berlin");
+    send(&server, vec![namesake]).await;
+    server.settle().await;
+    let twins = server
+        .get("/api/v1/history?name=Anna%20Weber&team=Billing%201&site=Berlin")
+        .await;
+    assert_eq!(twins.status(), 400);
+    let why: Value = twins.json().await.expect("a JSON error");
+    let message = why["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("2 agents are called \"Anna Weber\""),
+        "{why}"
+    );
     let unknown = server.get("/api/v1/history?agent=nobody").await;
     assert_eq!(unknown.status(), 404);
     let neither = server.get("/api/v1/history").await;

@@ -513,6 +513,11 @@ async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
     assert_eq!(own.status(), 200);
     let other = get(&server, "/api/v1/history?agent=b1", Some(&ben)).await;
     assert_eq!(other.status(), 404);
+    // By name, the same cut.
+    let own = "/api/v1/history?name=Sam%20Sales&team=Sales%201&site=Berlin";
+    assert_eq!(get(&server, own, Some(&ben)).await.status(), 200);
+    let other = "/api/v1/history?name=Bea%20Billing&team=Billing%201&site=Berlin";
+    assert_eq!(get(&server, other, Some(&ben)).await.status(), 404);
     // Another team's history is as unknown as a team that does not exist: same status, same
     // body, and no cursor that would count its rows.
     let team = get(&server, "/api/v1/history?team=Billing%201", Some(&ben)).await;

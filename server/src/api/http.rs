@@ -309,6 +309,9 @@ async fn audit_log(
 struct HistoryParams {
     agent: Option<String>,
     team: Option<String>,
+    /// With `team` and `site`: the agent shown under this name there.
+    name: Option<String>,
+    site: Option<String>,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
     after: Option<i64>,
@@ -317,8 +320,9 @@ struct HistoryParams {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Stored state changes of one agent (`agent`, its external id) or one team (`team`, its name),
-/// oldest first; by default the last day. Page with `after` = the last row's `id`.
+/// Stored state changes of one agent (`agent`, its external id, or `name` with `team` and
+/// `site`, the names an app shows) or one team (`team` alone, its name), oldest first; by
+/// default the last day. Page with `after` = the last row's `id`.
 async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -339,6 +343,30 @@ async fn history(
         return Err(Error::BadRequest("from_ms must be before to_ms".into()));
     }
     let (agent, team) = match (&params.agent, &params.team) {
+        (None, Some(team)) if params.name.is_some() || params.site.is_some() => {
+            let (Some(name), Some(site)) = (&params.name, &params.site) else {
+                return Err(Error::BadRequest(
+                    "name an agent by name with both team and site".into(),
+                ));
+            };
+            // Outside the caller's scope is as unknown as not there.
+            match state.live.agents_named(name, team, site, &scope)[..] {
+                [] => return Err(Error::NotFound),
+                [id] => (Some(id), None),
+                ref several => {
+                    return Err(Error::BadRequest(format!(
+                        "{} agents are called {name:?} in {team} at {site}; name one by its \
+                         external id (agent=)",
+                        several.len()
+                    )));
+                }
+            }
+        }
+        (Some(_), _) if params.name.is_some() || params.site.is_some() => {
+            return Err(Error::BadRequest(
+                "name an agent either by external id (agent) or by name, team and site".into(),
+            ));
+        }
         (Some(agent), None) => {
             // An agent outside the caller's scope is as unknown as one that does not exist.
             let found = state

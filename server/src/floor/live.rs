@@ -418,6 +418,29 @@ impl LiveFloor {
         plan::Catalog::agent(&lock(&self.inner).catalog, external_id)
     }
 
+    /// The database ids of the agents called `name` in the team `team` at the site `site` that
+    /// `scope` covers: how an app names an agent, since the floor's dense ids are each server's
+    /// own and an app's REST request may reach another server than its stream.
+    pub fn agents_named(&self, name: &str, team: &str, site: &str, scope: &Scope) -> Vec<i64> {
+        let inner = lock(&self.inner);
+        let floor = &inner.floor;
+        (floor.agents())
+            .filter(|record| {
+                let info = &record.info;
+                info.name == name
+                    && scope.covers(info.team, info.site)
+                    && floor
+                        .team(info.team)
+                        .is_some_and(|found| found.name == team)
+                    && floor
+                        .site(info.site)
+                        .is_some_and(|found| found.name == site)
+            })
+            .filter_map(|record| inner.catalog.entries.get(record.info.id.0 as usize))
+            .map(|entry| entry.db_id)
+            .collect()
+    }
+
     /// Runs `f` against the catalog under one lock (a plan looks up many names at once).
     pub fn with_catalog<R>(&self, f: impl FnOnce(&dyn plan::Catalog) -> R) -> R {
         f(&lock(&self.inner).catalog)
