@@ -13,9 +13,10 @@ use monti_client::connection::now_ms;
 use monti_client::follow::Link;
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{Detail, Subscription};
-use monti_protocol::model::{Grouping, SiteId, StateKind, StateSet, TeamId};
+use monti_protocol::model::{AgentId, Grouping, SiteId, StateKind, StateSet, TeamId};
 use monti_protocol::names::natural_cmp;
 
+use crate::agent::AgentPanel;
 use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
 use crate::net::{Net, Request, Session, SignIn, lock};
@@ -59,6 +60,8 @@ pub enum Command {
     Drill(widgets::Drill),
     /// Show the agents who serve a queue.
     Queue(widgets::QueueAction),
+    /// Open an agent's panel (their day).
+    OpenAgent(AgentId),
 }
 
 /// What a screen shows of the floor: the floor manager's filters, view, order and search, or
@@ -141,6 +144,8 @@ pub struct App {
     news: Option<DataRepaint>,
     /// The filters before the last Clear, while it can be undone.
     cleared: Option<Filter>,
+    /// The agent panel, while open.
+    agent: Option<AgentPanel>,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -226,6 +231,7 @@ impl App {
             news: None,
             notified: Notified::default(),
             cleared: None,
+            agent: None,
         }
     }
 
@@ -320,7 +326,10 @@ impl App {
             ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen));
         }
         if ctx.input_mut(|input| input.consume_key(Modifiers::NONE, Key::Escape)) {
-            self.search.clear();
+            // Esc closes the agent panel first, then clears the search.
+            if self.agent.take().is_none() {
+                self.search.clear();
+            }
         }
     }
 
@@ -634,7 +643,9 @@ impl App {
             alerts.len(),
             |ui, range| {
                 for alert in &alerts[range] {
-                    attention_row(ui, floor, alert, now);
+                    if attention_row(ui, floor, alert, now) {
+                        self.commands.push(Command::OpenAgent(alert.row.id));
+                    }
                 }
             },
         );
@@ -666,10 +677,20 @@ impl App {
             .default_size(190.0)
             .min_size(150.0)
             .show(ui, |ui| self.filter_panel(ui, session, &floor));
+        if let Some(panel) = &mut self.agent {
+            let open = egui::Panel::right("agent")
+                .resizable(true)
+                .default_size(340.0)
+                .show(ui, |ui| panel.show(ui, &floor, session, now))
+                .inner;
+            if !open {
+                self.agent = None;
+            }
+        }
         if self.settings.show_attention {
             egui::Panel::right("attention")
                 .resizable(true)
-                .default_size(270.0)
+                .default_size(340.0)
                 .show(ui, |ui| {
                     self.attention_panel(ui, session, &floor, &queue_rows)
                 });
@@ -701,11 +722,16 @@ impl App {
             }
             let drill = match self.settings.view {
                 ViewKind::Teams | ViewKind::Sites => {
-                    widgets::tiles(ui, &floor, &self.feed.cache, self.settings.view, now)
+                    let (drill, opened) =
+                        widgets::tiles(ui, &floor, &self.feed.cache, self.settings.view, now);
+                    self.commands.extend(opened.map(Command::OpenAgent));
+                    drill
                 }
                 ViewKind::Matrix => widgets::matrix(ui, &self.feed.cache.matrix),
                 ViewKind::Agents => {
-                    widgets::table(ui, &floor, &self.feed.cache, &mut self.settings.sort, now);
+                    let sort = &mut self.settings.sort;
+                    let opened = widgets::table(ui, &floor, &self.feed.cache, sort, now);
+                    self.commands.extend(opened.map(Command::OpenAgent));
                     None
                 }
                 ViewKind::Queues => None,
@@ -871,7 +897,8 @@ fn name_filter(ui: &mut Ui, title: &str, all: &[String], chosen: &mut BTreeSet<S
         });
 }
 
-fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
+/// An agent over threshold; true when clicked (or Enter pressed on it).
+fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) -> bool {
     let row = alert.row;
     let name = floor
         .agent(row.id)
@@ -891,25 +918,29 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) {
         style::level_mark(alert.level),
         model::state_label(kind),
     );
-    ui.vertical(|ui| {
-        // The time first, on the right, so that a long name is cut short before it instead of
-        // running into it.
-        let line = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
-        ui.allocate_ui_with_layout(line, Layout::right_to_left(Align::Center), |ui| {
-            ui.label(RichText::new(&elapsed).color(colour).strong().monospace());
-            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
-                ui.label(
-                    RichText::new(style::level_mark(alert.level))
-                        .color(colour)
-                        .strong(),
-                );
-                ui.add(egui::Label::new(RichText::new(name).strong()).truncate());
+    let response = ui
+        .vertical(|ui| {
+            // The time first, on the right, so that a long name is cut short before it instead of
+            // running into it.
+            let line = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
+            ui.allocate_ui_with_layout(line, Layout::right_to_left(Align::Center), |ui| {
+                ui.label(RichText::new(&elapsed).color(colour).strong().monospace());
+                ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                    ui.label(
+                        RichText::new(style::level_mark(alert.level))
+                            .color(colour)
+                            .strong(),
+                    );
+                    ui.add(egui::Label::new(RichText::new(name).strong()).truncate());
+                });
             });
-        });
-        ui.label(format!("{}{reason} · {team}", model::state_label(kind)));
-    })
-    .response
-    .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
+            ui.label(format!("{}{reason} · {team}", model::state_label(kind)));
+        })
+        .response
+        .interact(egui::Sense::click())
+        .on_hover_text("Open this agent's day");
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ListItem, true, &label));
+    response.clicked()
 }
 
 /// Raises an operating-system notification, off the UI thread (the desktop's notification
@@ -957,6 +988,15 @@ impl App {
                 self.settings.filter.queue = Some(queue);
                 if matches!(self.settings.view, ViewKind::Queues | ViewKind::Matrix) {
                     self.settings.view = ViewKind::Teams;
+                }
+            }
+            Command::OpenAgent(agent) => {
+                let session = self.feed.net.session().clone();
+                let now = self.server_now_ms(&session);
+                let panel = AgentPanel::open(&lock(&session.floor), agent, now);
+                if let Some(panel) = panel {
+                    self.feed.net.send(Request::History(panel.wanted.clone()));
+                    self.agent = Some(panel);
                 }
             }
         }

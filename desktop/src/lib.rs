@@ -2,6 +2,7 @@
 //! table, with filters, search, thresholds and sign-in.
 //!
 //! - [`net`]: the network thread (sign-in, stream, REST); the UI never waits on it.
+//! - [`agent`]: the agent panel: one agent's day from the stored history and the stream.
 //! - [`model`]: what is shown, as plain functions of the floor and the settings.
 //! - [`app`]: the eframe app that lays it out; `widgets` draws the floor's four views and
 //!   `signin` the sign-in screens.
@@ -11,6 +12,7 @@
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
 
+pub mod agent;
 pub mod app;
 pub mod kiosk;
 pub mod model;

@@ -19,6 +19,7 @@ use monti_client::connection::{ClientError, now_ms};
 use monti_client::follow::{Backoff, Follower, Link, Step};
 use monti_client::transport::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
+use monti_protocol::ingest::{HistoryEntryJson, HistoryPageJson};
 use monti_protocol::message::{ErrorCode, Subscription};
 use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds, WallboardConfig};
 use tokio::sync::mpsc;
@@ -42,6 +43,31 @@ pub enum Request {
     CancelSignIn,
     /// Forget the stored sign-in and show the sign-in screen.
     SignOut,
+    /// Read one agent's stored history (the answer lands in [`Session::history`]).
+    History(HistoryWanted),
+}
+
+/// The stored history the agent panel asks for: the agent by the names the app shows (the
+/// floor's ids are each server's own), from when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryWanted {
+    /// The agent's name.
+    pub name: String,
+    /// Their team's name.
+    pub team: String,
+    /// Their site's name.
+    pub site: String,
+    /// From when, server ms since the epoch.
+    pub from_ms: u64,
+}
+
+/// What the server answered for a [`HistoryWanted`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct History {
+    /// What was asked.
+    pub wanted: HistoryWanted,
+    /// The stored state changes, or why there are none.
+    pub entries: Result<Vec<HistoryEntryJson>, String>,
 }
 
 /// Where signing in stands.
@@ -131,6 +157,8 @@ pub struct Session {
     pub wallboard: Option<WallboardConfig>,
     /// The floor as the stream has folded it.
     pub floor: Arc<Mutex<Floor>>,
+    /// The last history read for the agent panel.
+    pub history: Option<History>,
 }
 
 impl Session {
@@ -153,6 +181,7 @@ impl Session {
             thresholds: Thresholds::default(),
             wallboard: None,
             floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
+            history: None,
         }
     }
 }
@@ -192,7 +221,7 @@ impl Net {
         let worker = Worker {
             session: net.session.clone(),
             commands,
-            repaint: Box::new(repaint),
+            repaint: Arc::new(repaint),
             server: server.to_owned(),
             transport_options: transport,
             transport: None,
@@ -324,7 +353,7 @@ fn needs_person(err: &AuthError) -> bool {
 struct Worker {
     session: Arc<Mutex<Session>>,
     commands: mpsc::UnboundedReceiver<Request>,
-    repaint: Box<dyn Fn() + Send + Sync>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
     server: String,
     subscription: Subscription,
     /// The wallboard this app is, if it is one: nobody is there to press buttons.
@@ -362,6 +391,15 @@ impl Worker {
                 None
             }
             Request::SignIn | Request::CancelSignIn | Request::SignOut => None,
+            Request::History(wanted) => {
+                self.update(|session| {
+                    session.history = Some(History {
+                        wanted,
+                        entries: Err("not connected to the server".to_owned()),
+                    })
+                });
+                None
+            }
         }
     }
 
@@ -742,6 +780,10 @@ impl Worker {
                         follower.resubscribe(subscription).await;
                     }
                     Some(Request::SignOut) if signed_in.is_some() => return (None, true),
+                    Some(Request::History(wanted)) => {
+                        let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                        self.fetch_history(wanted, token);
+                    }
                     command => if let Some(next) = self.idle_command(command) {
                         return (Some(next), false);
                     },
@@ -857,6 +899,50 @@ impl Worker {
             if wallboard.is_some() {
                 session.wallboard = wallboard;
             }
+        });
+    }
+
+    /// Reads an agent's history in a task of its own, so that the stream is not held up.
+    fn fetch_history(&self, wanted: HistoryWanted, token: Option<String>) {
+        let Some(transport) = self.transport.clone() else {
+            return;
+        };
+        let url = format!("{}/api/v1/history", self.server.trim_end_matches('/'));
+        let (session, repaint) = (self.session.clone(), self.repaint.clone());
+        tokio::spawn(async move {
+            let query = [
+                ("name", wanted.name.clone()),
+                ("team", wanted.team.clone()),
+                ("site", wanted.site.clone()),
+                ("from_ms", wanted.from_ms.to_string()),
+                ("limit", "10000".to_owned()),
+            ];
+            let mut request = transport.http().get(&url).query(&query);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let entries = match request.send().await {
+                Ok(answer) if answer.status().is_success() => {
+                    match answer.json::<HistoryPageJson>().await {
+                        Ok(page) => Ok(page.entries),
+                        Err(err) => Err(transport.describe(&err).await),
+                    }
+                }
+                Ok(answer) => {
+                    let status = answer.status();
+                    // The server's refusal says why in its JSON body.
+                    let why = (answer.json::<serde_json::Value>().await.ok())
+                        .and_then(|body| body["message"].as_str().map(str::to_owned));
+                    Err(match (status.as_u16(), why) {
+                        (404, _) => "no history: the server does not know this agent".to_owned(),
+                        (_, Some(why)) => why,
+                        (_, None) => format!("the server answered {status}"),
+                    })
+                }
+                Err(err) => Err(transport.describe(&err).await),
+            };
+            lock(&session).history = Some(History { wanted, entries });
+            repaint();
         });
     }
 

@@ -4,7 +4,7 @@
 use egui::{Align2, Color32, FontId, Rect, RichText, Sense, Stroke, StrokeKind, Ui, Vec2};
 use egui_extras::{Column, TableBuilder};
 use monti_protocol::floor::Floor;
-use monti_protocol::model::StateKind;
+use monti_protocol::model::{AgentId, StateKind};
 
 use crate::app::Cache;
 use crate::model::{self, CardKey, Level, Matrix, Row};
@@ -34,7 +34,7 @@ pub fn tiles(
     cache: &Cache,
     view: ViewKind,
     now_ms: u64,
-) -> Option<Drill> {
+) -> (Option<Drill>, Option<AgentId>) {
     let width = ui.available_width();
     let columns = (((width + style::GAP) / (style::TILE.x + style::GAP)).floor() as usize).max(1);
     let mut lines = Vec::new();
@@ -46,6 +46,7 @@ pub fn tiles(
     }
     let dark = ui.visuals().dark_mode;
     let mut drill = None;
+    let mut opened = None;
     egui::ScrollArea::vertical()
         .auto_shrink(false)
         .id_salt(view.label())
@@ -64,14 +65,16 @@ pub fn tiles(
                             ui.spacing_mut().item_spacing.x = style::GAP;
                             for &member in &members[from..to] {
                                 let row = cache.selection.rows[member as usize];
-                                tile(ui, floor, cache, &row, now_ms, dark);
+                                if tile(ui, floor, cache, &row, now_ms, dark) {
+                                    opened = Some(row.id);
+                                }
                             }
                         });
                     }
                 }
             }
         });
-    drill
+    (drill, opened)
 }
 
 fn card_header(ui: &mut Ui, card: &model::Card) -> Option<Drill> {
@@ -156,10 +159,11 @@ fn reason_label<'a>(floor: &'a Floor, row: &Row) -> Option<&'a str> {
 }
 
 /// An agent tile: state mark and colour, name, reason, live time in state, threshold border.
-fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark: bool) {
-    let (rect, response) = ui.allocate_exact_size(style::TILE, Sense::hover());
+/// True when clicked (or Enter pressed on it): open the agent's day.
+fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark: bool) -> bool {
+    let (rect, response) = ui.allocate_exact_size(style::TILE, Sense::click());
     if !ui.is_rect_visible(rect) {
-        return;
+        return false;
     }
     let kind = row.status.kind();
     let elapsed = now_ms.saturating_sub(row.since_ms);
@@ -210,6 +214,12 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
             tile_label(floor, row, level, now_ms),
         )
     });
+    if response.has_focus() {
+        let focus = ui.visuals().selection.stroke;
+        ui.painter()
+            .rect_stroke(rect.expand(2.0), 5.0, focus, StrokeKind::Outside);
+    }
+    response.on_hover_text("Open this agent's day").clicked()
 }
 
 /// Teams by sites with counts per state; a click on a name or a cell drills down.
@@ -269,7 +279,15 @@ pub fn matrix(ui: &mut Ui, matrix: &Matrix) -> Option<Drill> {
 }
 
 /// The sortable agent table; a click on a column header sorts by it (again: reversed).
-pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms: u64) {
+/// Returns the agent whose name was clicked.
+pub fn table(
+    ui: &mut Ui,
+    floor: &Floor,
+    cache: &Cache,
+    sort: &mut Sort,
+    now_ms: u64,
+) -> Option<AgentId> {
+    let mut opened = None;
     let rows = &cache.selection.rows;
     let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
     let header = |ui: &mut Ui, sort: &mut Sort, key: Option<SortKey>, title: &str| {
@@ -323,7 +341,14 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
                     .agent(row.id)
                     .map_or("?", |record| record.info.name.as_str());
                 table_row.col(|ui| {
-                    ui.label(name);
+                    let name = egui::Button::new(name).frame(false);
+                    if ui
+                        .add(name)
+                        .on_hover_text("Open this agent's day")
+                        .clicked()
+                    {
+                        opened = Some(row.id);
+                    }
                 });
                 table_row.col(|ui| {
                     ui.label(floor.team(row.team).map_or("", |team| team.name.as_str()));
@@ -355,6 +380,7 @@ pub fn table(ui: &mut Ui, floor: &Floor, cache: &Cache, sort: &mut Sort, now_ms:
                 });
             });
         });
+    opened
 }
 
 /// What a person did in the Queues view or the queue strip.

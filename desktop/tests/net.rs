@@ -178,6 +178,39 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
         "the wallboard's configuration is read"
     );
 
+    // The agent panel's history, read from the server by the names the app shows: an agent
+    // whose name is unique in their team and site (the simulator's names may repeat).
+    let floor = app_floor(&net);
+    let unique = floor
+        .agents()
+        .find(|record| {
+            (floor.agents())
+                .filter(|other| {
+                    other.info.name == record.info.name
+                        && other.info.team == record.info.team
+                        && other.info.site == record.info.site
+                })
+                .count()
+                == 1
+        })
+        .expect("an agent with a unique name");
+    let now = monti_client::connection::now_ms();
+    let panel =
+        monti_desktop::agent::AgentPanel::open(&floor, unique.info.id, now).expect("a known agent");
+    net.send(Request::History(panel.wanted.clone()));
+    until(
+        &net,
+        "the agent's history",
+        Duration::from_secs(10),
+        |net| net.session().history.is_some(),
+    )
+    .await;
+    let history = net.session().history.clone().expect("an answer");
+    assert_eq!(history.wanted, panel.wanted);
+    let entries = history.entries.expect("the history is read");
+    assert!(!entries.is_empty(), "the simulated day left history");
+    assert!(entries.iter().all(|entry| entry.name == unique.info.name));
+
     // A filter becomes a server-side subscription.
     let team = Subscription {
         teams: vec![TeamId(0)],
@@ -204,6 +237,15 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
         lock(&net.session().floor).is_ready(),
         "the last floor stays"
     );
+    // Why, in plain words once a reconnect has failed (the first loss may read "connection
+    // broken").
+    until(
+        &net,
+        "the refused reconnect",
+        Duration::from_secs(15),
+        |net| net.session().problem_words.as_deref() == Some("server unreachable"),
+    )
+    .await;
 
     // Started again with another day: the app reconnects and resyncs to it.
     let server = Server::start(port, &data, 2);

@@ -851,3 +851,148 @@ fn find_teams<'h>(harness: &'h Harness<'_, App>) -> Node<'h> {
     );
     found
 }
+
+#[test]
+fn a_click_on_a_tile_opens_the_agents_day_from_the_stored_history_kept_live() {
+    use monti_desktop::agent::local_midnight;
+    use monti_desktop::net::History;
+    use monti_protocol::ingest::HistoryEntryJson;
+
+    let mut floor = sample::floor(60, 42, NOW);
+    let anna = floor
+        .agents()
+        .find(|record| {
+            record
+                .live
+                .is_some_and(|live| live.status.kind() == StateKind::OnCall)
+        })
+        .expect("someone on a call")
+        .info
+        .clone();
+    let (team, site) = (
+        floor.team(anna.team).expect("team").name.clone(),
+        floor.site(anna.site).expect("site").name.clone(),
+    );
+    let since = floor
+        .agent(anna.id)
+        .and_then(|r| r.live)
+        .expect("live")
+        .since_ms;
+    let (mut harness, mut commands) = harness(session_for(floor.clone()), Settings::default());
+    harness.run();
+    harness
+        .get_by(|node| {
+            node.role() == Role::ListItem
+                && node
+                    .label()
+                    .is_some_and(|label| label.starts_with(&format!("{}, On call", anna.name)))
+        })
+        .click();
+    harness.run();
+    let asked: Vec<Request> = drain(&mut commands)
+        .into_iter()
+        .filter(|request| matches!(request, Request::History(_)))
+        .collect();
+    let [Request::History(wanted)] = &asked[..] else {
+        panic!("one history request: {asked:?}");
+    };
+    assert_eq!(
+        (&wanted.name, &wanted.team, &wanted.site),
+        (&anna.name, &team, &site)
+    );
+    assert!(wanted.from_ms < local_midnight(NOW), "from the day before");
+    assert!(harness.query_by_label("Reading today's history…").is_some());
+
+    // The server's answer: logged in at 08:00 local (or at the day's start), lunch, then the
+    // call the floor shows.
+    let midnight = local_midnight(NOW);
+    let login = (midnight + 8 * 3_600_000).min(since - 3_600_000);
+    let entry = |state: &str, reason: Option<&str>, at: u64| HistoryEntryJson {
+        agent: "ext".to_owned(),
+        name: anna.name.clone(),
+        team: team.clone(),
+        site: site.clone(),
+        state: state.to_owned(),
+        reason: reason.map(str::to_owned),
+        since_ms: at as i64,
+        received_ms: at as i64,
+        event_id: None,
+    };
+    let entries = vec![
+        entry("offline", None, midnight - 3_600_000),
+        entry("available", None, login),
+        entry("not_ready", Some("lunch"), login + 600_000),
+        entry("on_call", None, since),
+    ];
+    harness.state().net().session().history = Some(History {
+        wanted: wanted.clone(),
+        entries: Ok(entries),
+    });
+    harness.run();
+    let clock = |ms: u64| monti_desktop::agent::clock_text(ms);
+    assert!(
+        harness
+            .query_by_label(&format!("Logged in at {}", clock(login)))
+            .is_some()
+    );
+    assert!(
+        harness.query_by_label("    Lunch").is_some(),
+        "time per reason"
+    );
+    assert!(
+        harness
+            .query_by_label_contains("Timeline of today: 4 changes")
+            .is_some()
+    );
+
+    // Kept live from the stream: the agent goes on hold, and the panel says so at once.
+    floor
+        .set_status(anna.id, AgentStatus::OnHold, NOW)
+        .expect("known agent");
+    floor.advance(floor.seq() + 1, NOW);
+    let shared = harness.state().net().session().floor.clone();
+    *shared.lock().expect("the floor") = floor;
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("Timeline of today: 5 changes")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label(&format!("since {} (0:00)", clock(NOW)))
+            .is_some()
+    );
+
+    // Esc closes it.
+    harness.key_press(egui::Key::Escape);
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("Timeline of today")
+            .is_none()
+    );
+
+    // Enter on a tile with the keyboard focus opens it too.
+    harness
+        .get_by(|node| {
+            node.role() == Role::ListItem
+                && node
+                    .label()
+                    .is_some_and(|label| label.starts_with(&anna.name))
+        })
+        .focus();
+    harness.run();
+    harness.key_press(egui::Key::Enter);
+    harness.run();
+    assert!(
+        drain(&mut commands)
+            .iter()
+            .any(|request| matches!(request, Request::History(_)))
+    );
+    assert!(
+        harness
+            .query_by_label_contains("Timeline of today")
+            .is_some()
+    );
+}
