@@ -18,11 +18,11 @@ use monti_protocol::names::natural_cmp;
 
 use crate::agent::AgentPanel;
 use crate::kiosk::Kiosk;
-use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection};
+use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection, Summary};
 use crate::net::{Net, Request, Session, SignIn, lock};
 use crate::queues::{self, Notified, QueueRow};
 use crate::repaint::{DataRepaint, until_next_second};
-use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, Theme, ViewKind};
+use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, SummaryView, Theme, ViewKind};
 use crate::{signin, style, widgets};
 
 /// Where the app's clock comes from: the system, or a fixed moment (tests).
@@ -77,6 +77,8 @@ pub struct Shown {
     pub sort: Sort,
     /// Agents whose name contains this.
     pub search: String,
+    /// The Summary view's grouping and order.
+    pub summary: SummaryView,
 }
 
 /// What the cached parts were computed from.
@@ -96,6 +98,7 @@ pub(crate) struct Cache {
     pub(crate) selection: Selection,
     pub(crate) cards: Vec<Card>,
     pub(crate) matrix: Matrix,
+    pub(crate) summary: Summary,
     pub(crate) levels: Levels,
     thresholds: Option<(monti_protocol::rest::Thresholds, u64)>,
     ranks: Ranks,
@@ -278,6 +281,7 @@ impl App {
             view: self.settings.view,
             sort: self.settings.sort,
             search: self.search.clone(),
+            summary: self.settings.summary,
         }
     }
 
@@ -680,7 +684,8 @@ impl App {
         if let Some(panel) = &mut self.agent {
             let open = egui::Panel::right("agent")
                 .resizable(true)
-                .default_size(340.0)
+                .min_size(300.0)
+                .default_size(360.0)
                 .show(ui, |ui| panel.show(ui, &floor, session, now))
                 .inner;
             if !open {
@@ -690,6 +695,7 @@ impl App {
         if self.settings.show_attention {
             egui::Panel::right("attention")
                 .resizable(true)
+                .min_size(260.0)
                 .default_size(340.0)
                 .show(ui, |ui| {
                     self.attention_panel(ui, session, &floor, &queue_rows)
@@ -734,6 +740,12 @@ impl App {
                     self.commands.extend(opened.map(Command::OpenAgent));
                     None
                 }
+                ViewKind::Summary => widgets::summary(
+                    ui,
+                    &self.feed.cache.summary,
+                    &mut self.settings.summary,
+                    now,
+                ),
                 ViewKind::Queues => None,
             };
             self.commands.extend(drill.map(Command::Drill));
@@ -750,7 +762,7 @@ impl App {
         if let Some(site) = drill.site {
             filter.sites = BTreeSet::from([site]);
         }
-        if self.settings.view == ViewKind::Matrix {
+        if matches!(self.settings.view, ViewKind::Matrix | ViewKind::Summary) {
             self.settings.view = ViewKind::Teams;
         }
     }
@@ -798,7 +810,13 @@ impl Feed {
         self.cache.cards = match shown.view {
             ViewKind::Teams => model::cards(floor, &selection, false),
             ViewKind::Sites => model::cards(floor, &selection, true),
-            ViewKind::Matrix | ViewKind::Agents | ViewKind::Queues => Vec::new(),
+            ViewKind::Matrix | ViewKind::Agents | ViewKind::Queues | ViewKind::Summary => {
+                Vec::new()
+            }
+        };
+        self.cache.summary = match shown.view {
+            ViewKind::Summary => Summary::new(floor, &selection, shown.summary),
+            _ => Summary::default(),
         };
         self.cache.matrix = match shown.view {
             ViewKind::Matrix => Matrix::new(floor, &selection),

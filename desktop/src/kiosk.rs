@@ -136,6 +136,7 @@ impl Kiosk {
             view: ViewKind::Agents,
             sort: Sort::default(),
             search: String::new(),
+            summary: Default::default(),
         }
     }
 

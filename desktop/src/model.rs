@@ -13,7 +13,7 @@ use monti_protocol::model::{AgentId, AgentInfo, AgentStatus, SiteId, StateKind, 
 use monti_protocol::names::natural_cmp;
 use monti_protocol::rest::{Limit, Thresholds};
 
-use crate::settings::{Filter, Sort, SortKey};
+use crate::settings::{Filter, Sort, SortKey, SummaryBy, SummaryKey, SummaryView};
 
 /// One agent as shown: a copy of what the floor says, small enough to sort by the thousand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,24 +415,35 @@ pub struct Matrix {
     pub sites: Vec<(SiteId, String)>,
     /// Counts per state of each team and site pair that has agents shown.
     pub cells: BTreeMap<(TeamId, SiteId), [u32; StateKind::COUNT]>,
+    /// Counts per state of each team (a row's total).
+    pub team_totals: BTreeMap<TeamId, [u32; StateKind::COUNT]>,
+    /// Counts per state of each site (a column's total).
+    pub site_totals: BTreeMap<SiteId, [u32; StateKind::COUNT]>,
+    /// Counts per state of everything shown.
+    pub total: [u32; StateKind::COUNT],
 }
 
 impl Matrix {
     /// The matrix of a selection. Teams and sites without any agent shown are left out.
     pub fn new(floor: &Floor, selection: &Selection) -> Matrix {
         let mut cells: BTreeMap<(TeamId, SiteId), [u32; StateKind::COUNT]> = BTreeMap::new();
+        let mut team_totals: BTreeMap<TeamId, [u32; StateKind::COUNT]> = BTreeMap::new();
+        let mut site_totals: BTreeMap<SiteId, [u32; StateKind::COUNT]> = BTreeMap::new();
         for row in &selection.rows {
-            cells.entry((row.team, row.site)).or_default()[row.status.kind().index()] += 1;
+            let kind = row.status.kind().index();
+            cells.entry((row.team, row.site)).or_default()[kind] += 1;
+            team_totals.entry(row.team).or_default()[kind] += 1;
+            site_totals.entry(row.site).or_default()[kind] += 1;
         }
         let mut teams: Vec<(TeamId, String)> = floor
             .teams()
-            .filter(|team| cells.keys().any(|(t, _)| *t == team.id))
+            .filter(|team| team_totals.contains_key(&team.id))
             .map(|team| (team.id, team.name.clone()))
             .collect();
         teams.sort_by(|a, b| natural_cmp(&a.1, &b.1));
         let mut sites: Vec<(SiteId, String)> = floor
             .sites()
-            .filter(|site| cells.keys().any(|(_, s)| *s == site.id))
+            .filter(|site| site_totals.contains_key(&site.id))
             .map(|site| (site.id, site.name.clone()))
             .collect();
         sites.sort_by(|a, b| natural_cmp(&a.1, &b.1));
@@ -440,7 +451,111 @@ impl Matrix {
             teams,
             sites,
             cells,
+            team_totals,
+            site_totals,
+            total: selection.counts,
         }
+    }
+}
+
+/// One row of the Summary view: a site, a team, or a team at a site.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SummaryRow {
+    /// What it is called (`Team · Site` for a team at a site).
+    pub name: String,
+    /// The team, when the row is one's.
+    pub team: Option<TeamId>,
+    /// The site, when the row is one's.
+    pub site: Option<SiteId>,
+    /// The team's name, when the row is one's.
+    pub team_name: Option<String>,
+    /// The site's name, when the row is one's.
+    pub site_name: Option<String>,
+    /// How many of its agents shown are in each state.
+    pub counts: [u32; StateKind::COUNT],
+    /// Since when the longest-standing in each state has been in it (server ms).
+    pub oldest_since_ms: [Option<u64>; StateKind::COUNT],
+}
+
+impl SummaryRow {
+    fn add(&mut self, row: &Row) {
+        let index = row.status.kind().index();
+        self.counts[index] += 1;
+        let oldest = &mut self.oldest_since_ms[index];
+        *oldest = Some(oldest.map_or(row.since_ms, |at| at.min(row.since_ms)));
+    }
+
+    /// How many agents it has shown.
+    pub fn total(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+}
+
+/// The Summary view: a row per site, team, or team at a site, in the chosen order, and the
+/// totals of all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The rows.
+    pub rows: Vec<SummaryRow>,
+    /// All rows added up.
+    pub total: SummaryRow,
+}
+
+impl Summary {
+    /// The summary of a selection (the filters and search apply).
+    pub fn new(floor: &Floor, selection: &Selection, view: SummaryView) -> Summary {
+        let mut groups: BTreeMap<(Option<TeamId>, Option<SiteId>), SummaryRow> = BTreeMap::new();
+        let mut total = SummaryRow {
+            name: "All".to_owned(),
+            ..SummaryRow::default()
+        };
+        for row in &selection.rows {
+            let key = match view.by {
+                SummaryBy::Sites => (None, Some(row.site)),
+                SummaryBy::Teams => (Some(row.team), None),
+                SummaryBy::TeamsBySites => (Some(row.team), Some(row.site)),
+            };
+            groups.entry(key).or_default().add(row);
+            total.add(row);
+        }
+        let site_name = |site: SiteId| floor.site(site).map_or("", |site| site.name.as_str());
+        let mut rows: Vec<SummaryRow> = groups
+            .into_iter()
+            .map(|((team, site), mut row)| {
+                row.team_name = team.map(|team| team_name(floor, team).to_owned());
+                row.site_name = site.map(|site| site_name(site).to_owned());
+                row.name = match (&row.team_name, &row.site_name) {
+                    (Some(team), Some(site)) => format!("{team} · {site}"),
+                    (Some(name), None) | (None, Some(name)) => name.clone(),
+                    (None, None) => String::new(),
+                };
+                (row.team, row.site) = (team, site);
+                row
+            })
+            .collect();
+        let compare = |a: &SummaryRow, b: &SummaryRow| match view.key {
+            SummaryKey::Name => natural_cmp(&a.name, &b.name),
+            SummaryKey::Total => a.total().cmp(&b.total()),
+            SummaryKey::Count(kind) => a.counts[kind.index()].cmp(&b.counts[kind.index()]),
+            // Longer is larger: an earlier start. Rows with nobody in the state count as
+            // shortest.
+            SummaryKey::Longest(kind) => {
+                let since = |row: &SummaryRow| row.oldest_since_ms[kind.index()];
+                match (since(a), since(b)) {
+                    (Some(a), Some(b)) => b.cmp(&a),
+                    (a, b) => a.is_some().cmp(&b.is_some()),
+                }
+            }
+        };
+        rows.sort_by(|a, b| {
+            let order = if view.descending {
+                compare(b, a)
+            } else {
+                compare(a, b)
+            };
+            order.then_with(|| natural_cmp(&a.name, &b.name))
+        });
+        Summary { rows, total }
     }
 }
 
@@ -904,7 +1019,103 @@ mod tests {
             }
         }
         assert_eq!(total, selection.counts);
+        assert_eq!(matrix.total, selection.counts);
         assert_eq!(matrix.teams.len(), floor.teams().count());
+        // Each row's and column's total is its cells added up.
+        let add = |cells: Vec<&[u32; StateKind::COUNT]>| {
+            let mut sum = [0u32; StateKind::COUNT];
+            for counts in cells {
+                for (sum, count) in sum.iter_mut().zip(counts) {
+                    *sum += count;
+                }
+            }
+            sum
+        };
+        for (team, _) in &matrix.teams {
+            let row = add(matrix
+                .cells
+                .iter()
+                .filter(|((t, _), _)| t == team)
+                .map(|c| c.1)
+                .collect());
+            assert_eq!(matrix.team_totals[team], row);
+        }
+        for (site, _) in &matrix.sites {
+            let column = add(matrix
+                .cells
+                .iter()
+                .filter(|((_, s), _)| s == site)
+                .map(|c| c.1)
+                .collect());
+            assert_eq!(matrix.site_totals[site], column);
+        }
+    }
+
+    #[test]
+    fn the_summary_adds_up_the_selection_per_site_team_or_both_and_sorts_by_any_column() {
+        let floor = sample::floor(700, 9, NOW);
+        let selection = Selection::compute(&floor, &Filter::default(), "", Sort::default());
+        for by in SummaryBy::ALL {
+            let view = SummaryView {
+                by,
+                ..SummaryView::default()
+            };
+            let summary = Summary::new(&floor, &selection, view);
+            // The rows partition the selection and the totals row adds them up.
+            let mut added = [0u32; StateKind::COUNT];
+            for row in &summary.rows {
+                for (sum, count) in added.iter_mut().zip(row.counts) {
+                    *sum += count;
+                }
+            }
+            assert_eq!(added, selection.counts, "{by:?}");
+            assert_eq!(summary.total.counts, selection.counts);
+            assert_eq!(summary.total.oldest_since_ms, selection.oldest_since_ms);
+            assert!(
+                summary
+                    .rows
+                    .is_sorted_by(|a, b| natural_cmp(&a.name, &b.name).is_le())
+            );
+            let expected = match by {
+                SummaryBy::Sites => floor.sites().count(),
+                SummaryBy::Teams => floor.teams().count(),
+                SummaryBy::TeamsBySites => floor.sites().count() * floor.teams().count(),
+            };
+            assert_eq!(
+                summary.rows.len(),
+                expected,
+                "{by:?}: every pair has agents"
+            );
+        }
+        // Each row's figures are its agents' (brute force, for one site).
+        let view = SummaryView::default();
+        let summary = Summary::new(&floor, &selection, view);
+        let site = &summary.rows[0];
+        let mine = |row: &&Row| Some(row.site) == site.site;
+        let rows: Vec<&Row> = selection.rows.iter().filter(mine).collect();
+        assert_eq!(site.total() as usize, rows.len());
+        let oldest = (rows.iter())
+            .filter(|row| row.status.kind() == StateKind::Available)
+            .map(|row| row.since_ms)
+            .min();
+        assert_eq!(site.oldest_since_ms[StateKind::Available.index()], oldest);
+
+        // Which site has the fewest available agents: the second click on Available.
+        let available = SummaryKey::Count(StateKind::Available);
+        let fewest = view.clicked(available).clicked(available);
+        assert_eq!((fewest.key, fewest.descending), (available, false));
+        let rows = Summary::new(&floor, &selection, fewest).rows;
+        assert!(rows.is_sorted_by_key(|row| row.counts[StateKind::Available.index()]));
+        // The third: the longest available first; the fourth: most again.
+        let longest = fewest.clicked(available);
+        assert_eq!(longest.key, SummaryKey::Longest(StateKind::Available));
+        let rows = Summary::new(&floor, &selection, longest).rows;
+        let since = |row: &SummaryRow| row.oldest_since_ms[StateKind::Available.index()];
+        assert!(rows.is_sorted_by_key(|row| since(row).unwrap_or(u64::MAX)));
+        assert_eq!(longest.clicked(available).key, available);
+        let by_total = view.clicked(SummaryKey::Total);
+        let rows = Summary::new(&floor, &selection, by_total).rows;
+        assert!(rows.is_sorted_by(|a, b| a.total() >= b.total()));
     }
 
     #[test]

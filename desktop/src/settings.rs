@@ -46,6 +46,8 @@ pub struct Settings {
     pub queue_thresholds: BTreeMap<String, QueueThresholds>,
     /// Which queue thresholds raise an operating-system notification (none by default).
     pub notify: QueueNotify,
+    /// How the Summary view groups and orders.
+    pub summary: SummaryView,
 }
 
 /// When a queue needs attention. A queue not configured has [`QueueThresholds::default`].
@@ -99,6 +101,7 @@ impl Default for Settings {
             proxy: String::new(),
             queue_thresholds: BTreeMap::new(),
             notify: QueueNotify::default(),
+            summary: SummaryView::default(),
         }
     }
 }
@@ -127,12 +130,15 @@ pub enum ViewKind {
     Agents,
     /// A card per queue: waiting, oldest wait, service level, answered and abandoned.
     Queues,
+    /// Totals per site, team or team and site: counts and longest times per state.
+    Summary,
 }
 
 impl ViewKind {
     /// Every view, in the order of the switcher.
-    pub const ALL: [ViewKind; 5] = [
+    pub const ALL: [ViewKind; 6] = [
         ViewKind::Queues,
+        ViewKind::Summary,
         ViewKind::Teams,
         ViewKind::Sites,
         ViewKind::Matrix,
@@ -154,6 +160,7 @@ impl ViewKind {
             ViewKind::Matrix => "Matrix",
             ViewKind::Agents => "Agents",
             ViewKind::Queues => "Queues",
+            ViewKind::Summary => "Summary",
         }
     }
 }
@@ -265,6 +272,82 @@ pub struct Sort {
     pub key: SortKey,
     /// Largest first (for time in state: longest first).
     pub descending: bool,
+}
+
+/// What the Summary view's rows are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SummaryBy {
+    /// One row per site.
+    #[default]
+    Sites,
+    /// One row per team.
+    Teams,
+    /// One row per team at each of its sites.
+    TeamsBySites,
+}
+
+impl SummaryBy {
+    /// Every grouping, in the order of the switcher.
+    pub const ALL: [SummaryBy; 3] = [SummaryBy::Sites, SummaryBy::Teams, SummaryBy::TeamsBySites];
+
+    /// The switcher's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            SummaryBy::Sites => "By site",
+            SummaryBy::Teams => "By team",
+            SummaryBy::TeamsBySites => "By team and site",
+        }
+    }
+}
+
+/// A column of the Summary view to order by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SummaryKey {
+    /// The site's or team's name.
+    #[default]
+    Name,
+    /// How many agents it has shown.
+    Total,
+    /// How many are in a state.
+    Count(StateKind),
+    /// How long the longest in a state has been in it.
+    Longest(StateKind),
+}
+
+/// How the Summary view groups and orders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SummaryView {
+    /// Rows per site, team or both.
+    pub by: SummaryBy,
+    /// Ordered by.
+    pub key: SummaryKey,
+    /// Largest (or longest) first.
+    pub descending: bool,
+}
+
+impl SummaryView {
+    /// The order after a click on a state's column: most first, then fewest, then the
+    /// longest in it first; on the name, A to Z then Z to A; on the total, most first.
+    pub fn clicked(self, column: SummaryKey) -> SummaryView {
+        let (key, descending) = match (column, self.key, self.descending) {
+            (SummaryKey::Count(kind), SummaryKey::Count(now), true) if kind == now => {
+                (SummaryKey::Count(kind), false)
+            }
+            (SummaryKey::Count(kind), SummaryKey::Count(now), false) if kind == now => {
+                (SummaryKey::Longest(kind), true)
+            }
+            (SummaryKey::Name, SummaryKey::Name, descending) => (SummaryKey::Name, !descending),
+            (SummaryKey::Total, SummaryKey::Total, descending) => (SummaryKey::Total, !descending),
+            (SummaryKey::Name, _, _) => (SummaryKey::Name, false),
+            (column, _, _) => (column, true),
+        };
+        SummaryView {
+            key,
+            descending,
+            ..self
+        }
+    }
 }
 
 /// The colour scheme.

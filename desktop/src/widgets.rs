@@ -8,7 +8,7 @@ use monti_protocol::model::{AgentId, StateKind};
 
 use crate::app::Cache;
 use crate::model::{self, CardKey, Level, Matrix, Row};
-use crate::settings::{Sort, SortKey, ViewKind};
+use crate::settings::{Sort, SortKey, SummaryBy, SummaryKey, SummaryView, ViewKind};
 use crate::style;
 
 /// A drill-down the person asked for: show only this team and/or site.
@@ -222,33 +222,67 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
     response.on_hover_text("Open this agent's day").clicked()
 }
 
-/// Teams by sites with counts per state; a click on a name or a cell drills down.
+/// Teams by sites with counts per state; a click on a name or a cell drills down. The header
+/// (site names and each site's total) stays in place while the teams scroll; each team's
+/// total is the column after its name.
 pub fn matrix(ui: &mut Ui, matrix: &Matrix) -> Option<Drill> {
     let mut drill = None;
-    egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
-        egui::Grid::new("matrix")
+    let row_height = ui.text_style_height(&egui::TextStyle::Body) + 10.0;
+    let site_drill = |site: &String| Drill {
+        team: None,
+        site: Some(site.clone()),
+    };
+    egui::ScrollArea::horizontal().show(ui, |ui| {
+        TableBuilder::new(ui)
             .striped(true)
-            .spacing([14.0, 8.0])
-            .show(ui, |ui| {
-                ui.label(RichText::new("Team \\ Site").strong());
-                for (_, site) in &matrix.sites {
-                    if ui.button(RichText::new(site).strong()).clicked() {
-                        drill = Some(Drill {
-                            team: None,
-                            site: Some(site.clone()),
+            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+            .column(Column::initial(170.0).at_least(110.0).clip(true))
+            .column(Column::auto().at_least(110.0))
+            .columns(Column::auto().at_least(110.0), matrix.sites.len())
+            .header(row_height * 2.0 + 4.0, |mut header| {
+                header.col(|ui| {
+                    ui.vertical(|ui| {
+                        ui.strong("Team \\ Site");
+                        ui.strong("All teams");
+                    });
+                });
+                header.col(|ui| {
+                    ui.vertical(|ui| {
+                        ui.strong("Total");
+                        total_counts(ui, &matrix.total);
+                    });
+                });
+                for (site_id, site) in &matrix.sites {
+                    header.col(|ui| {
+                        ui.vertical(|ui| {
+                            if ui.button(RichText::new(site).strong()).clicked() {
+                                drill = Some(site_drill(site));
+                            }
+                            if let Some(counts) = matrix.site_totals.get(site_id) {
+                                total_counts(ui, counts);
+                            }
                         });
-                    }
+                    });
                 }
-                ui.end_row();
-                for (team_id, team) in &matrix.teams {
-                    if ui.button(RichText::new(team).strong()).clicked() {
-                        drill = Some(Drill {
-                            team: Some(team.clone()),
-                            site: None,
-                        });
-                    }
+            })
+            .body(|body| {
+                body.rows(row_height, matrix.teams.len(), |mut row| {
+                    let (team_id, team) = &matrix.teams[row.index()];
+                    row.col(|ui| {
+                        if ui.button(RichText::new(team).strong()).clicked() {
+                            drill = Some(Drill {
+                                team: Some(team.clone()),
+                                site: None,
+                            });
+                        }
+                    });
+                    row.col(|ui| {
+                        if let Some(counts) = matrix.team_totals.get(team_id) {
+                            total_counts(ui, counts);
+                        }
+                    });
                     for (site_id, site) in &matrix.sites {
-                        match matrix.cells.get(&(*team_id, *site_id)) {
+                        row.col(|ui| match matrix.cells.get(&(*team_id, *site_id)) {
                             Some(cell) => {
                                 let response = ui
                                     .horizontal(|ui| counts(ui, cell))
@@ -269,16 +303,154 @@ pub fn matrix(ui: &mut Ui, matrix: &Matrix) -> Option<Drill> {
                             None => {
                                 ui.label("—");
                             }
-                        }
+                        });
                     }
-                    ui.end_row();
-                }
+                });
             });
     });
     drill
 }
 
-/// The sortable agent table; a click on a column header sorts by it (again: reversed).
+/// A total: the number of agents, with the counts per state on hover (in the cells they
+/// would make every column twice as wide).
+fn total_counts(ui: &mut Ui, counts_per_state: &[u32; StateKind::COUNT]) {
+    let total: u32 = counts_per_state.iter().sum();
+    let by_state: Vec<String> = (StateKind::ALL.into_iter())
+        .filter(|kind| counts_per_state[kind.index()] > 0)
+        .map(|kind| format!("{} {}", model::state_label(kind), counts_per_state[kind.index()]))
+        .collect();
+    ui.label(RichText::new(total.to_string()).strong().monospace())
+        .on_hover_text(by_state.join(", "));
+}
+
+/// The Summary view: a row per site, team or team at a site with how many agents are in each
+/// state and the longest time in it; the header and the totals row stay in place, and a click
+/// on a column orders by it.
+pub fn summary(
+    ui: &mut Ui,
+    summary: &model::Summary,
+    view: &mut SummaryView,
+    now_ms: u64,
+) -> Option<Drill> {
+    let mut drill = None;
+    ui.horizontal(|ui| {
+        for by in SummaryBy::ALL {
+            if ui.selectable_label(view.by == by, by.label()).clicked() {
+                view.by = by;
+            }
+        }
+    });
+    let kinds: Vec<StateKind> = (StateKind::ALL.into_iter())
+        .filter(|kind| summary.total.counts[kind.index()] > 0)
+        .collect();
+    let row_height = ui.text_style_height(&egui::TextStyle::Body) + 8.0;
+    let arrow = |view: &SummaryView, keys: &[SummaryKey]| match keys.contains(&view.key) {
+        false => "",
+        true if view.descending => " ⏷",
+        true => " ⏶",
+    };
+    let cell = |row: &model::SummaryRow, kind: StateKind| {
+        let count = row.counts[kind.index()];
+        match row.oldest_since_ms[kind.index()] {
+            // How long offline agents have been away says little; the count is the news.
+            Some(since) if count > 0 && kind != StateKind::Offline => format!(
+                "{count} · {}",
+                model::duration_text(now_ms.saturating_sub(since))
+            ),
+            _ => count.to_string(),
+        }
+    };
+    let mut clicked = None;
+    egui::ScrollArea::horizontal().show(ui, |ui| {
+        TableBuilder::new(ui)
+            .striped(true)
+            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+            .column(Column::initial(220.0).at_least(120.0).clip(true))
+            .column(Column::auto().at_least(70.0))
+            .columns(Column::auto().at_least(96.0), kinds.len())
+            .header(row_height * 2.0 + 4.0, |mut header| {
+                header.col(|ui| {
+                    ui.vertical(|ui| {
+                        let title = format!("Name{}", arrow(view, &[SummaryKey::Name]));
+                        if ui.button(RichText::new(title).strong()).clicked() {
+                            clicked = Some(SummaryKey::Name);
+                        }
+                        ui.strong("All shown");
+                    });
+                });
+                header.col(|ui| {
+                    ui.vertical(|ui| {
+                        let title = format!("Agents{}", arrow(view, &[SummaryKey::Total]));
+                        if ui.button(RichText::new(title).strong()).clicked() {
+                            clicked = Some(SummaryKey::Total);
+                        }
+                        ui.strong(summary.total.total().to_string());
+                    });
+                });
+                for &kind in &kinds {
+                    header.col(|ui| {
+                        ui.vertical(|ui| {
+                            let keys = [SummaryKey::Count(kind), SummaryKey::Longest(kind)];
+                            let longest = view.key == SummaryKey::Longest(kind);
+                            let title = format!(
+                                "{} {}{}{}",
+                                model::state_mark(kind),
+                                model::state_label(kind),
+                                if longest { ", longest" } else { "" },
+                                arrow(view, &keys)
+                            );
+                            let button = egui::Button::new(
+                                RichText::new(title).color(Color32::WHITE).strong(),
+                            )
+                            .fill(style::state_colour(kind));
+                            if ui
+                                .add(button)
+                                .on_hover_text(
+                                    "How many, then the longest in it. Click: most first; \
+                                     again: fewest first; again: the longest in it first",
+                                )
+                                .clicked()
+                            {
+                                clicked = Some(SummaryKey::Count(kind));
+                            }
+                            ui.strong(cell(&summary.total, kind));
+                        });
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(row_height, summary.rows.len(), |mut table_row| {
+                    let row = &summary.rows[table_row.index()];
+                    table_row.col(|ui| {
+                        let name = egui::Button::new(&row.name).frame(false);
+                        if ui
+                            .add(name)
+                            .on_hover_text("Show only these agents")
+                            .clicked()
+                        {
+                            drill = Some(Drill {
+                                team: row.team_name.clone(),
+                                site: row.site_name.clone(),
+                            });
+                        }
+                    });
+                    table_row.col(|ui| {
+                        ui.label(RichText::new(row.total().to_string()).monospace());
+                    });
+                    for &kind in &kinds {
+                        table_row.col(|ui| {
+                            ui.label(RichText::new(cell(row, kind)).monospace());
+                        });
+                    }
+                });
+            });
+    });
+    if let Some(column) = clicked {
+        *view = view.clicked(column);
+    }
+    drill
+}
+
 /// Returns the agent whose name was clicked.
 pub fn table(
     ui: &mut Ui,

@@ -996,3 +996,121 @@ fn a_click_on_a_tile_opens_the_agents_day_from_the_stored_history_kept_live() {
             .is_some()
     );
 }
+
+#[test]
+fn the_summary_view_answers_which_site_has_the_fewest_available_in_two_clicks() {
+    let (mut harness, _commands, floor) = floor_screen(800);
+    harness
+        .get_by_role_and_label(Role::Button, "Summary")
+        .click();
+    harness.run();
+    assert!(
+        harness.query_by_label("All shown").is_some(),
+        "the totals row"
+    );
+    for site in floor.sites() {
+        assert!(
+            harness
+                .query_by_role_and_label(Role::Button, &site.name)
+                .is_some(),
+            "{}",
+            site.name
+        );
+    }
+    for _ in 0..2 {
+        harness
+            .get_by(|node| {
+                node.role() == Role::Button
+                    && node.label().is_some_and(|label| {
+                        label == "AV Available" || label.starts_with("AV Available ⏷")
+                    })
+            })
+            .click();
+        harness.run();
+    }
+    let view = harness.state().settings.summary;
+    assert_eq!(
+        (view.key, view.descending),
+        (
+            monti_desktop::settings::SummaryKey::Count(StateKind::Available),
+            false
+        )
+    );
+    // The first row is the site with the fewest available agents.
+    let fewest = floor
+        .sites()
+        .min_by_key(|site| {
+            floor
+                .agents()
+                .filter(|record| {
+                    record.info.site == site.id
+                        && record
+                            .live
+                            .is_some_and(|live| live.status.kind() == StateKind::Available)
+                })
+                .count()
+        })
+        .expect("sites");
+    let top = |name: &str| {
+        harness
+            .get_by_role_and_label(Role::Button, name)
+            .rect()
+            .top()
+    };
+    for site in floor.sites().filter(|site| site.id != fewest.id) {
+        assert!(
+            top(&fewest.name) <= top(&site.name),
+            "{} first",
+            fewest.name
+        );
+    }
+    // A row drills into its site.
+    harness
+        .get_by_role_and_label(Role::Button, &fewest.name)
+        .click();
+    harness.run();
+    let settings = &harness.state().settings;
+    assert_eq!(settings.view, ViewKind::Teams);
+    assert!(settings.filter.sites.contains(&fewest.name));
+}
+
+#[test]
+fn the_matrix_keeps_its_header_and_totals_in_place_while_teams_scroll() {
+    let floor = sample::floor_with_teams(2_000, 66, 42, NOW);
+    let mut settings = Settings::default();
+    settings.view = ViewKind::Matrix;
+    settings.show_attention = false;
+    let (mut harness, _commands) = harness(session_for(floor.clone()), settings);
+    harness.run();
+    let site = floor.sites().next().expect("a site").name.clone();
+    let before = harness.get_by_role_and_label(Role::Button, &site).rect();
+    assert!(harness.query_by_label("Total").is_some());
+    assert!(harness.query_by_label("Team \\ Site").is_some());
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Billing 1")
+            .is_some()
+    );
+    harness.hover_at(egui::pos2(700.0, 500.0));
+    for _ in 0..20 {
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(0.0, -1.0),
+            modifiers: egui::Modifiers::NONE,
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+        });
+        harness.run();
+    }
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Billing 1")
+            .is_none(),
+        "the first team scrolled away"
+    );
+    assert_eq!(
+        harness.get_by_role_and_label(Role::Button, &site).rect(),
+        before,
+        "the site's header stayed"
+    );
+}
