@@ -1077,9 +1077,11 @@ fn the_summary_view_answers_which_site_has_the_fewest_available_in_two_clicks() 
 #[test]
 fn the_matrix_keeps_its_header_and_totals_in_place_while_teams_scroll() {
     let floor = sample::floor_with_teams(2_000, 66, 42, NOW);
-    let mut settings = Settings::default();
-    settings.view = ViewKind::Matrix;
-    settings.show_attention = false;
+    let settings = Settings {
+        view: ViewKind::Matrix,
+        show_attention: false,
+        ..Settings::default()
+    };
     let (mut harness, _commands) = harness(session_for(floor.clone()), settings);
     harness.run();
     let site = floor.sites().next().expect("a site").name.clone();
