@@ -240,7 +240,10 @@ impl AgentPanel {
             }
             Some(Err(why)) => {
                 ui.label(
-                    RichText::new(format!("History not available: {why}")).color(style::STALE),
+                    RichText::new(format!("History not available: {why}")).color(
+                        style::level_colour(crate::model::Level::Red, ui.visuals().dark_mode)
+                            .unwrap_or(Color32::RED),
+                    ),
                 );
                 Vec::new()
             }
@@ -292,10 +295,9 @@ impl AgentPanel {
                     ui.horizontal(|ui| {
                         ui.label(RichText::new(clock_text(segment.from_ms)).monospace());
                         ui.label(segment.label());
-                        ui.label(
-                            RichText::new(model::duration_text(segment.to_ms - segment.from_ms))
-                                .weak(),
-                        );
+                        ui.label(RichText::new(model::duration_text(
+                            segment.to_ms - segment.from_ms,
+                        )));
                     });
                 }
             });

@@ -250,6 +250,15 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// The settings eframe keeps in `app.ron` under `dir` (eframe's storage directory), read
+    /// before the window opens: a remembered wallboard must open fullscreen, not at the size
+    /// eframe saved. `None` when there are none (or they cannot be read).
+    pub fn settings_in(dir: &std::path::Path) -> Option<Settings> {
+        let text = std::fs::read_to_string(dir.join("app.ron")).ok()?;
+        let stored: std::collections::HashMap<String, String> = ron::from_str(&text).ok()?;
+        ron::from_str(stored.get(STORAGE_KEY)?).ok()
+    }
+
     /// Tells `news`, which the network thread asks for frames through, about every frame drawn,
     /// so that news drawn by another frame (a clock, input) does not cost one more.
     pub fn pace_news(&mut self, news: DataRepaint) {
@@ -437,7 +446,8 @@ impl App {
         let Some((words, detail)) = problem_text(session, self.clock.now_ms()) else {
             return;
         };
-        let label = egui::Label::new(RichText::new(words).color(style::STALE).strong()).truncate();
+        let label =
+            egui::Label::new(RichText::new(words).color(problem_colour(ui)).strong()).truncate();
         ui.add(label).on_hover_text(detail);
     }
 
@@ -623,7 +633,7 @@ impl App {
                     style::level_mark(level),
                     row.describe(*problem, now)
                 ))
-                .color(style::level_colour(level).unwrap_or(Color32::GRAY));
+                .color(style::level_colour(level, ui.visuals().dark_mode).unwrap_or(Color32::GRAY));
                 if ui
                     .add(egui::Label::new(text).sense(egui::Sense::click()))
                     .on_hover_text("Show the agents who serve this queue")
@@ -851,6 +861,11 @@ pub fn problem_text(session: &Session, now_ms: u64) -> Option<(String, String)> 
     Some((words, detail.clone()))
 }
 
+/// What a problem is written in: the red of thresholds, readable on the theme.
+fn problem_colour(ui: &Ui) -> Color32 {
+    style::level_colour(model::Level::Red, ui.visuals().dark_mode).unwrap_or(Color32::RED)
+}
+
 pub(crate) fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |first| {
@@ -930,7 +945,7 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) -> bool {
         .map(|reason| format!(" ({})", reason.label))
         .unwrap_or_default();
     let elapsed = model::duration_text(now.saturating_sub(row.since_ms));
-    let colour = style::level_colour(alert.level).unwrap_or(Color32::GRAY);
+    let colour = style::level_colour(alert.level, ui.visuals().dark_mode).unwrap_or(Color32::GRAY);
     let label = format!(
         "{} {name}, {}{reason}, {elapsed}, {team}",
         style::level_mark(alert.level),
@@ -1063,5 +1078,46 @@ impl eframe::App for App {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, STORAGE_KEY, &self.settings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// eframe keeps a map of keys to RON strings in `app.ron`, the values written by
+    /// `eframe::set_value`; what the app saved there is read back before the window opens.
+    #[test]
+    fn a_remembered_wallboard_is_known_before_the_window_opens() {
+        let dir = std::env::temp_dir().join(format!("monti-app-ron-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        assert_eq!(App::settings_in(&dir), None, "nothing saved yet");
+        let saved = Settings {
+            kiosk: true,
+            wallboard: "hall-1".to_owned(),
+            ..Settings::default()
+        };
+        let mut storage = std::collections::HashMap::new();
+        struct Map<'a>(&'a mut std::collections::HashMap<String, String>);
+        impl eframe::Storage for Map<'_> {
+            fn get_string(&self, key: &str) -> Option<String> {
+                self.0.get(key).cloned()
+            }
+            fn set_string(&mut self, key: &str, value: String) {
+                self.0.insert(key.to_owned(), value);
+            }
+            fn remove_string(&mut self, key: &str) {
+                self.0.remove(key);
+            }
+            fn flush(&mut self) {}
+        }
+        eframe::set_value(&mut Map(&mut storage), STORAGE_KEY, &saved);
+        storage.insert("egui".to_owned(), "(windows: {})".to_owned());
+        let file = ron::ser::to_string_pretty(&storage, Default::default()).expect("RON");
+        std::fs::write(dir.join("app.ron"), file).expect("written");
+        assert_eq!(App::settings_in(&dir), Some(saved));
+        std::fs::write(dir.join("app.ron"), "not ron at all").expect("written");
+        assert_eq!(App::settings_in(&dir), None, "unreadable: the defaults");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

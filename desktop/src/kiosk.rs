@@ -29,6 +29,9 @@ pub struct Kiosk {
     pub local: Option<WallboardConfig>,
     page: usize,
     page_started_ms: Option<u64>,
+    /// How many screenfuls the page shown has (as its last frame found): each gets the
+    /// page's whole time, so that a long list is not flipped through too fast to read.
+    page_screens: usize,
     resized_at_ms: Option<u64>,
 }
 
@@ -39,6 +42,7 @@ impl Kiosk {
             local,
             page: 0,
             page_started_ms: None,
+            page_screens: 1,
             resized_at_ms: None,
         }
     }
@@ -100,9 +104,11 @@ impl Kiosk {
             progress,
             now_ms,
             server_now_ms: now_ms.saturating_add_signed(session.clock_offset_ms),
+            screens: std::cell::Cell::new(1),
         };
         egui::CentralPanel::no_frame().show(ui, |ui| {
             frame.show(ui);
+            self.set_page_screens(frame.screens.get());
             ui.allocate_rect(ui.max_rect(), egui::Sense::hover())
                 .widget_info(|| {
                     egui::WidgetInfo::labeled(
@@ -149,7 +155,8 @@ impl Kiosk {
     }
 
     /// The page shown now and how far it is through its time (0 to 1), after moving on when its
-    /// time is up (or when an arrow key was pressed).
+    /// time is up (or when an arrow key was pressed). A page of several screenfuls lasts its
+    /// time once per screenful.
     pub fn turn(&mut self, config: &WallboardConfig, now_ms: u64, step: i32) -> (PageKind, f32) {
         let pages = config.pages.len().max(1);
         let started = *self.page_started_ms.get_or_insert(now_ms);
@@ -157,23 +164,31 @@ impl Kiosk {
         if step != 0 {
             self.page = (self.page as i64 + i64::from(step)).rem_euclid(pages as i64) as usize;
             self.page_started_ms = Some(now_ms);
-        } else {
-            let seconds = config.pages.get(self.page).map_or(15, |page| page.seconds);
-            let duration = u64::from(seconds.max(1)) * 1000;
-            if now_ms.saturating_sub(started) >= duration {
-                self.page = (self.page + 1) % pages;
-                // Late frames (a busy machine) do not shorten the next page.
-                self.page_started_ms = Some(now_ms);
-            }
+            self.page_screens = 1;
+        } else if now_ms.saturating_sub(started) >= self.duration_ms(config) {
+            self.page = (self.page + 1) % pages;
+            // Late frames (a busy machine) do not shorten the next page.
+            self.page_started_ms = Some(now_ms);
+            self.page_screens = 1;
         }
         let page = config
             .pages
             .get(self.page)
             .map_or(PageKind::Totals, |page| page.kind);
-        let seconds = config.pages.get(self.page).map_or(15, |page| page.seconds);
         let elapsed = now_ms.saturating_sub(self.page_started_ms.unwrap_or(now_ms));
-        let progress = (elapsed as f32 / (seconds.max(1) as f32 * 1000.0)).clamp(0.0, 1.0);
+        let progress = (elapsed as f32 / self.duration_ms(config) as f32).clamp(0.0, 1.0);
         (page, progress)
+    }
+
+    /// How long the page shown lasts: its time for each of its screenfuls.
+    fn duration_ms(&self, config: &WallboardConfig) -> u64 {
+        let seconds = config.pages.get(self.page).map_or(15, |page| page.seconds);
+        u64::from(seconds.max(1)) * 1000 * self.page_screens.max(1) as u64
+    }
+
+    /// Tells the rotation how many screenfuls the page shown has (the frame finds out).
+    pub fn set_page_screens(&mut self, screens: usize) {
+        self.page_screens = screens.max(1);
     }
 }
 
@@ -212,20 +227,19 @@ pub(crate) struct Frame<'a> {
     pub now_ms: u64,
     /// Server clock, as the floor's times count.
     pub server_now_ms: u64,
+    /// How many screenfuls the page turned out to have (set while drawing it).
+    pub screens: std::cell::Cell<usize>,
 }
 
 /// Makes the window as large as the screen where fullscreen is not honoured (an X server
-/// without a window manager, as on many kiosk PCs). Returns whether it asked for a resize.
+/// without a window manager, as on many kiosk PCs, where the window keeps its first size even
+/// though it asked to be fullscreen). Returns whether it asked for a resize.
 fn fill_the_screen(ctx: &egui::Context) -> bool {
-    let (monitor, inner, fullscreen) = ctx.input(|input| {
+    let (monitor, inner) = ctx.input(|input| {
         let viewport = input.viewport();
-        (
-            viewport.monitor_size,
-            viewport.inner_rect,
-            viewport.fullscreen.unwrap_or(false),
-        )
+        (viewport.monitor_size, viewport.inner_rect)
     });
-    if let (Some(monitor), Some(inner), false) = (monitor, inner, fullscreen)
+    if let (Some(monitor), Some(inner)) = (monitor, inner)
         && (inner.size() - monitor).length() > 1.0
     {
         ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::Pos2::ZERO));
@@ -356,6 +370,14 @@ impl Frame<'_> {
         let counts = &self.cache.selection.counts;
         let body = ui.available_rect_before_wrap();
         let kinds = shown_kinds(counts);
+        // The longest-standing agent of each state, whose level colours the headline.
+        let mut longest_rows: [Option<&model::Row>; StateKind::COUNT] = [None; StateKind::COUNT];
+        for row in &self.cache.selection.rows {
+            let slot = &mut longest_rows[row.status.kind().index()];
+            if slot.is_none_or(|longest| row.since_ms < longest.since_ms) {
+                *slot = Some(row);
+            }
+        }
         let columns = 3;
         let rows = kinds.len().div_ceil(columns);
         let gap = 16.0 * scale;
@@ -371,11 +393,14 @@ impl Frame<'_> {
             let count = counts[kind.index()];
             // The headline beside the count: how long the longest-standing agent has been in
             // the state (the longest ring, hold or break on the floor).
-            let longest = self.cache.selection.oldest_since_ms[kind.index()]
-                .map(|since| model::duration_text(self.server_now_ms.saturating_sub(since)));
+            let longest = longest_rows[kind.index()].map(|row| {
+                let elapsed = self.server_now_ms.saturating_sub(row.since_ms);
+                let level = self.cache.levels.level(row.team, *kind, elapsed);
+                (model::duration_text(elapsed), level)
+            });
             let mut description = format!("{}: {count}", model::state_label(*kind));
-            if let Some(longest) = &longest {
-                description.push_str(&format!(", longest {longest}"));
+            if let Some((longest, level)) = &longest {
+                description.push_str(&format!(", longest {longest}, {}", level.word()));
             }
             describe(ui, rect, kind, description);
             let painter = ui.painter();
@@ -396,13 +421,18 @@ impl Frame<'_> {
                 FontId::proportional(40.0 * scale),
                 INK,
             );
-            if let Some(longest) = longest {
+            if let Some((longest, level)) = longest {
+                // Past its threshold, the headline takes the threshold's mark and colour.
+                let mark = match level {
+                    Level::Normal => String::new(),
+                    level => format!("{} ", style::level_mark(level)),
+                };
                 painter.text(
                     rect.left_top() + Vec2::new(34.0 * scale, 72.0 * scale),
                     Align2::LEFT_TOP,
-                    format!("longest {longest}"),
+                    format!("{mark}longest {longest}"),
                     FontId::proportional(34.0 * scale),
-                    INK,
+                    style::level_colour(level, true).unwrap_or(INK),
                 );
             }
             painter.text(
@@ -438,13 +468,16 @@ impl Frame<'_> {
         }
         // Rows at least 64 points high, at most two columns of them; more groups than fit are
         // shown a screenful at a time, each for its share of the page's time.
-        let header = 44.0 * scale;
+        let header = 56.0 * scale;
         let per_column = (((body.height() - header) / (64.0 * scale)).floor() as usize).max(1);
         let columns = cards.len().div_ceil(per_column).clamp(1, 2);
         let screenful = per_column * columns;
         let screens = cards.len().div_ceil(screenful);
+        self.screens.set(screens);
         let screen = ((self.progress * screens as f32) as usize).min(screens - 1);
-        let cards = &cards[screen * screenful..((screen + 1) * screenful).min(cards.len())];
+        let all_cards = &cards;
+        let first = screen * screenful;
+        let cards = &cards[first..((screen + 1) * screenful).min(cards.len())];
         let rows = cards.len().div_ceil(columns);
         if screens > 1 {
             ui.painter().text(
@@ -461,18 +494,42 @@ impl Frame<'_> {
         let cell = (column_width - name_width) / kinds.len() as f32;
         let font = (row_height * 0.5).min(64.0 * scale);
         let painter = ui.painter().clone();
+        // Column headers readable from across the room: white marks on chips of the state's
+        // colour (4.5:1 or more), as tall as the header row allows.
         for column in 0..columns {
             let left = body.left() + column as f32 * column_width;
             for (index, kind) in kinds.iter().enumerate() {
+                let centre = egui::pos2(
+                    left + name_width + (index as f32 + 0.5) * cell,
+                    body.top() + header / 2.0 - 4.0 * scale,
+                );
+                let chip = Rect::from_center_size(
+                    centre,
+                    Vec2::new((cell - 8.0 * scale).min(96.0 * scale), header - 8.0 * scale),
+                );
+                painter.rect_filled(chip, 6.0 * scale, style::state_colour(*kind));
                 painter.text(
-                    egui::pos2(left + name_width + (index as f32 + 0.5) * cell, body.top()),
-                    Align2::CENTER_TOP,
+                    centre,
+                    Align2::CENTER_CENTER,
                     model::state_mark(*kind),
-                    FontId::proportional(32.0 * scale),
-                    style::state_colour(*kind),
+                    FontId::proportional(header * 0.62),
+                    Color32::WHITE,
                 );
             }
         }
+        // Names as large as fit, none cut into another's text (see `model::fit_labels`): all
+        // screens' names together, so that the size does not jump between screens.
+        let names: Vec<String> = (all_cards.iter()).map(|card| card.name.clone()).collect();
+        let measure = |text: &str, size: f32| {
+            painter
+                .layout_no_wrap(text.to_owned(), FontId::proportional(size), INK)
+                .size()
+                .x
+        };
+        let name_room = name_width - 20.0 * scale;
+        let (name_size, labels) =
+            model::fit_labels(&names, name_room, (font * 0.45)..=(font * 0.8), measure);
+        let labels = &labels[first..first + cards.len()];
         for (index, card) in cards.iter().enumerate() {
             let (column, row) = (index / rows, index % rows);
             let left = body.left() + column as f32 * column_width;
@@ -502,8 +559,8 @@ impl Frame<'_> {
             painter.with_clip_rect(name_rect).text(
                 egui::pos2(left + 8.0 * scale, middle),
                 Align2::LEFT_CENTER,
-                &card.name,
-                FontId::proportional(font * 0.8),
+                &labels[index],
+                FontId::proportional(name_size),
                 INK,
             );
             for (slot, kind) in kinds.iter().enumerate() {
@@ -550,6 +607,7 @@ impl Frame<'_> {
         let height = body.height() - header - 44.0 * scale;
         let per_screen = ((height / (96.0 * scale)).floor() as usize).max(1);
         let screens = rows.len().div_ceil(per_screen);
+        self.screens.set(screens);
         let screen = ((self.progress * screens as f32) as usize).min(screens - 1);
         let rows = &rows[screen * per_screen..((screen + 1) * per_screen).min(rows.len())];
         let painter = ui.painter().clone();
@@ -595,7 +653,7 @@ impl Frame<'_> {
                 painter.rect_filled(rect, 0.0, Color32::from_gray(18));
             }
             let level = row.level();
-            if let Some(colour) = style::level_colour(level) {
+            if let Some(colour) = style::level_colour(level, true) {
                 level_bar(&painter, body.left(), top, row_height, scale, colour);
             }
             let longest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
@@ -629,8 +687,8 @@ impl Frame<'_> {
                 FontId::proportional(font * 0.75),
                 INK,
             );
-            let red = style::level_colour(Level::Red).unwrap_or(INK);
-            let amber = style::level_colour(Level::Amber).unwrap_or(INK);
+            let red = style::level_colour(Level::Red, true).unwrap_or(INK);
+            let amber = style::level_colour(Level::Amber, true).unwrap_or(INK);
             let has = |problem| row.problems.contains(&problem);
             let figures = [
                 (
@@ -691,7 +749,7 @@ impl Frame<'_> {
         for (row, alert) in alerts.iter().take(fit).enumerate() {
             let top = body.top() + row as f32 * row_height;
             let middle = top + row_height / 2.0;
-            let colour = style::level_colour(alert.level).unwrap_or(INK);
+            let colour = style::level_colour(alert.level, true).unwrap_or(INK);
             let record = self.floor.agent(alert.row.id);
             let name = record.map_or("?", |record| record.info.name.as_str());
             let kind = alert.row.status.kind();
@@ -965,7 +1023,7 @@ pub fn sign_in(ui: &mut Ui, session: &Session, now_ms: u64) {
                     ui.label(
                         RichText::new(problem)
                             .size(34.0 * scale)
-                            .color(style::STALE),
+                            .color(style::level_colour(Level::Red, true).unwrap_or(INK)),
                     );
                 }
             }
@@ -1016,6 +1074,16 @@ mod tests {
         assert_eq!(kiosk.turn(&config, 16_500, -1), (PageKind::Totals, 0.0));
         assert_eq!(kiosk.turn(&config, 17_000, 1).0, PageKind::Attention);
         assert_eq!(kiosk.turn(&config, 26_999, 0).0, PageKind::Attention);
+
+        // A page of three screenfuls stays three times its time, each screenful a third of
+        // its progress; the next page starts at one screenful again.
+        let mut kiosk = Kiosk::new(None);
+        assert_eq!(kiosk.turn(&config, 0, 0).0, PageKind::Attention);
+        kiosk.set_page_screens(3);
+        assert_eq!(kiosk.turn(&config, 15_000, 0), (PageKind::Attention, 0.5));
+        assert_eq!(kiosk.turn(&config, 29_999, 0).0, PageKind::Attention);
+        assert_eq!(kiosk.turn(&config, 30_000, 0), (PageKind::Totals, 0.0));
+        assert_eq!(kiosk.turn(&config, 35_000, 0).0, PageKind::Attention);
     }
 
     #[test]

@@ -63,6 +63,9 @@ fn parse_theme(name: &str) -> Result<Theme, String> {
     }
 }
 
+/// eframe's name for the app: its window class and where it keeps its settings.
+const APP_ID: &str = "MONTI";
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -78,15 +81,22 @@ fn main() -> anyhow::Result<()> {
         .as_deref()
         .map(kiosk::read_config)
         .transpose()?;
+    // A wallboard opens fullscreen from its first frame, whatever window size eframe saved.
+    let remembered = eframe::storage_dir(APP_ID).and_then(|dir| App::settings_in(&dir));
+    let wallboard =
+        (args.kiosk || remembered.is_some_and(|settings| settings.kiosk)) && !args.desktop;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("MONTI")
             .with_inner_size([1440.0, 900.0])
-            .with_min_inner_size([640.0, 400.0]),
+            .with_min_inner_size([640.0, 400.0])
+            .with_fullscreen(wallboard)
+            .with_decorations(!wallboard),
+        persist_window: !wallboard,
         ..Default::default()
     };
     eframe::run_native(
-        "MONTI",
+        APP_ID,
         options,
         Box::new(move |cc| {
             let mut settings = App::stored_settings(cc.storage);

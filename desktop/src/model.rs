@@ -559,6 +559,78 @@ impl Summary {
     }
 }
 
+/// Names made to fit `width` each, without two different names becoming the same text: the
+/// largest font size in `sizes` at which all fit as they are; failing that, at the smallest,
+/// each name too long is cut in the middle and keeps its last word ("Tech Sup… 12"), where
+/// names of numbered teams differ, or its end ("…upport East 1") when that is what tells two
+/// apart. `measure` gives a text's width at a size.
+pub fn fit_labels(
+    names: &[String],
+    width: f32,
+    sizes: std::ops::RangeInclusive<f32>,
+    measure: impl Fn(&str, f32) -> f32,
+) -> (f32, Vec<String>) {
+    let (smallest, mut size) = (*sizes.start(), *sizes.end());
+    let fits = |text: &str, size: f32| measure(text, size) <= width;
+    while size > smallest && !names.iter().all(|name| fits(name, size)) {
+        size = (size * 0.92).max(smallest);
+    }
+    if names.iter().all(|name| fits(name, size)) {
+        return (size, names.to_vec());
+    }
+    let chars = |text: &str| text.chars().collect::<Vec<char>>();
+    // The longest text made by `make(n)` for n from the most kept characters down that fits.
+    let longest = |name: &str, make: &dyn Fn(&[char], usize) -> String| {
+        let all = chars(name);
+        (0..all.len())
+            .rev()
+            .map(|keep| make(&all, keep))
+            .find(|text| fits(text, size))
+            .unwrap_or_else(|| CUT.to_string())
+    };
+    let middle = |name: &str| {
+        let Some(last_word) = name.rfind(' ').map(|at| &name[at..]) else {
+            return longest(name, &|all, keep| {
+                format!("{}{CUT}", String::from_iter(&all[..keep]))
+            });
+        };
+        let head = &name[..name.len() - last_word.len()];
+        longest(head, &|all, keep| {
+            format!(
+                "{}{CUT}{last_word}",
+                String::from_iter(&all[..keep]).trim_end()
+            )
+        })
+    };
+    let end = |name: &str| {
+        longest(name, &|all, keep| {
+            format!("{CUT}{}", String::from_iter(&all[all.len() - keep..]))
+        })
+    };
+    let mut labels: Vec<String> = (names.iter())
+        .map(|name| {
+            if fits(name, size) {
+                name.clone()
+            } else {
+                middle(name)
+            }
+        })
+        .collect();
+    let clashes = |labels: &[String], index: usize| {
+        (0..names.len()).any(|other| {
+            other != index && labels[other] == labels[index] && names[other] != names[index]
+        })
+    };
+    let clashing: Vec<usize> = (0..names.len()).filter(|&i| clashes(&labels, i)).collect();
+    for index in clashing {
+        labels[index] = end(&names[index]);
+    }
+    (size, labels)
+}
+
+/// The mark of a name cut to fit.
+const CUT: char = '…';
+
 /// How far past its threshold an agent's time in state is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -1116,6 +1188,50 @@ mod tests {
         let by_total = view.clicked(SummaryKey::Total);
         let rows = Summary::new(&floor, &selection, by_total).rows;
         assert!(rows.is_sorted_by(|a, b| a.total() >= b.total()));
+    }
+
+    #[test]
+    fn names_fit_without_becoming_each_other() {
+        // Half the size per character: a size of 10 fits 20 characters in 100.
+        let measure = |text: &str, size: f32| text.chars().count() as f32 * size * 0.5;
+        let owned = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
+        // Short names keep the largest size.
+        let (size, labels) =
+            fit_labels(&owned(&["Sales 1", "Sales 2"]), 100.0, 6.0..=10.0, measure);
+        assert_eq!((size, labels), (10.0, owned(&["Sales 1", "Sales 2"])));
+        // Longer ones shrink first.
+        let names = owned(&[
+            "Technical Support 1",
+            "Technical Support 12",
+            "Technical Support 13",
+        ]);
+        let (size, labels) = fit_labels(&names, 90.0, 6.0..=10.0, measure);
+        assert!((6.0..10.0).contains(&size), "{size}");
+        assert_eq!(labels, names);
+        // Too long even at the smallest: cut in the middle, numbers kept, all different.
+        let names: Vec<String> = (1..=14)
+            .map(|n| format!("Technical Support Premium Customers {n}"))
+            .chain(["Technical Support Premium Customers East 1".to_owned()])
+            .chain(["Technical Support Premium Customers West 1".to_owned()])
+            .collect();
+        let (size, labels) = fit_labels(&names, 100.0, 6.0..=10.0, measure);
+        assert_eq!(size, 6.0);
+        for (name, label) in names.iter().zip(&labels) {
+            assert!(measure(label, size) <= 100.0, "{label} fits");
+            assert!(label.contains('…'), "{name} was cut: {label}");
+        }
+        assert!(labels[11].ends_with(" 12"), "{}", labels[11]);
+        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            names.len(),
+            "no two read the same: {labels:?}"
+        );
     }
 
     #[test]

@@ -173,7 +173,7 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
     painter.rect_filled(rect, 4.0, style::tile_fill(kind, dark));
     let stripe = Rect::from_min_size(rect.min, Vec2::new(5.0, rect.height()));
     painter.rect_filled(stripe, 2.0, style::state_colour(kind));
-    if let Some(colour) = style::level_colour(level) {
+    if let Some(colour) = style::level_colour(level, dark) {
         let width = if level == Level::Red { 3.0 } else { 2.0 };
         painter.rect_stroke(rect, 4.0, Stroke::new(width, colour), StrokeKind::Inside);
     }
@@ -205,7 +205,7 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
         Align2::RIGHT_BOTTOM,
         time,
         FontId::monospace(14.0),
-        style::level_colour(level).unwrap_or(text_colour),
+        style::level_colour(level, dark).unwrap_or(text_colour),
     );
     response.widget_info(|| {
         egui::WidgetInfo::labeled(
@@ -317,7 +317,13 @@ fn total_counts(ui: &mut Ui, counts_per_state: &[u32; StateKind::COUNT]) {
     let total: u32 = counts_per_state.iter().sum();
     let by_state: Vec<String> = (StateKind::ALL.into_iter())
         .filter(|kind| counts_per_state[kind.index()] > 0)
-        .map(|kind| format!("{} {}", model::state_label(kind), counts_per_state[kind.index()]))
+        .map(|kind| {
+            format!(
+                "{} {}",
+                model::state_label(kind),
+                counts_per_state[kind.index()]
+            )
+        })
         .collect();
     ui.label(RichText::new(total.to_string()).strong().monospace())
         .on_hover_text(by_state.join(", "));
@@ -545,7 +551,7 @@ pub fn table(
                 table_row.col(|ui| {
                     let text = time_text(level, &row, now_ms);
                     let mut text = RichText::new(text).monospace();
-                    if let Some(colour) = style::level_colour(level) {
+                    if let Some(colour) = style::level_colour(level, ui.visuals().dark_mode) {
                         text = text.color(colour).strong();
                     }
                     ui.label(text);
@@ -619,7 +625,7 @@ pub fn queue_strip(
                 row.waiting
             );
             let mut text = RichText::new(text).strong();
-            if let Some(colour) = style::level_colour(level) {
+            if let Some(colour) = style::level_colour(level, ui.visuals().dark_mode) {
                 text = text.color(colour);
             }
             let on = selected == Some(row.name.as_str());
@@ -637,7 +643,7 @@ pub fn queue_strip(
         }
         let rest = rows.len() - named.len();
         if rest > 0 {
-            ui.label(RichText::new(format!("+{rest} more in the Queues view")).weak());
+            ui.label(RichText::new(format!("+{rest} more in the Queues view")));
         }
     });
     action
@@ -656,14 +662,11 @@ pub fn queue_cards(
         ui.label("This floor has no queues yet: they appear with the first contact events or a roster sync that declares them.");
         return None;
     }
-    ui.label(
-        RichText::new(format!(
-            "Service level = {} · today since midnight · recent = last {} min",
-            rules.service_level.formula(),
-            rules.recent_minutes
-        ))
-        .weak(),
-    );
+    ui.label(RichText::new(format!(
+        "Service level = {} · today since midnight · recent = last {} min",
+        rules.service_level.formula(),
+        rules.recent_minutes
+    )));
     let card_width = 300.0;
     let columns = ((ui.available_width() / (card_width + style::GAP)).floor() as usize).max(1);
     egui::ScrollArea::vertical()
@@ -693,7 +696,7 @@ fn queue_card(
 ) -> Option<QueueAction> {
     let mut action = None;
     let level = row.level();
-    let stroke = match style::level_colour(level) {
+    let stroke = match style::level_colour(level, ui.visuals().dark_mode) {
         Some(colour) => Stroke::new(3.0, colour),
         None => ui.visuals().widgets.noninteractive.bg_stroke,
     };
@@ -739,12 +742,13 @@ fn queue_card_body(ui: &mut Ui, row: &crate::queues::QueueRow, width: f32, now_m
             )
             .truncate(),
         );
-        ui.label(RichText::new(row.channel).weak());
+        ui.label(RichText::new(row.channel));
     });
+    let dark = ui.visuals().dark_mode;
     let flagged = |problem: Problem| {
         row.problems
             .contains(&problem)
-            .then(|| style::level_colour(problem.level()))
+            .then(|| style::level_colour(problem.level(), dark))
             .flatten()
     };
     let oldest = row.oldest_since_ms.map_or("–".to_owned(), |since| {
@@ -780,13 +784,10 @@ fn queue_card_body(ui: &mut Ui, row: &crate::queues::QueueRow, width: f32, now_m
         row.target_secs
     ));
     let recent = &row.recent;
-    ui.label(
-        RichText::new(format!(
-            "Recent: {} offered · {} answered · {} abandoned",
-            recent.offered, recent.answered, recent.abandoned
-        ))
-        .weak(),
-    );
+    ui.label(RichText::new(format!(
+        "Recent: {} offered · {} answered · {} abandoned",
+        recent.offered, recent.answered, recent.abandoned
+    )));
     if let Some(agents) = row.agents {
         ui.label(format!(
             "Agents: {} signed in · {} available · {} on contacts",
@@ -800,7 +801,7 @@ fn big_figure(ui: &mut Ui, width: f32, label: &str, value: String, colour: Optio
     ui.allocate_ui(Vec2::new(width, 56.0), |ui| {
         ui.set_width(width);
         ui.vertical(|ui| {
-            ui.add(egui::Label::new(RichText::new(label).weak()).truncate());
+            ui.add(egui::Label::new(RichText::new(label)).truncate());
             let mut text = RichText::new(value).size(26.0).strong().monospace();
             if let Some(colour) = colour {
                 text = text.color(colour);

@@ -240,10 +240,26 @@ fn the_no_signal_tile_shows_only_while_an_agent_has_no_signal() {
     }
     harness.run();
     assert!(
-        list_items(&harness).contains(&"No signal: 1, longest 6:40".to_owned()),
+        list_items(&harness).contains(&"No signal: 1, longest 6:40, amber".to_owned()),
         "{:?}",
         list_items(&harness)
     );
+}
+
+/// The Floor page's longest times take the thresholds' colour and mark, as the desktop's tiles
+/// do (the longest break past its red limit is what the board is for).
+#[test]
+fn the_floor_pages_longest_times_are_coloured_by_the_thresholds() {
+    let harness = wallboard(None, None);
+    let items = list_items(&harness);
+    let not_ready = (items.iter())
+        .find(|item| item.starts_with("Not ready: "))
+        .expect("a Not ready tile");
+    assert!(not_ready.ends_with(", red"), "{items:?}");
+    let available = (items.iter())
+        .find(|item| item.starts_with("Available: "))
+        .expect("an Available tile");
+    assert!(available.ends_with(", normal"), "{items:?}");
 }
 
 #[test]
