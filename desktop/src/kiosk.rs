@@ -395,7 +395,7 @@ impl Frame<'_> {
             // the state (the longest ring, hold or break on the floor).
             let longest = longest_rows[kind.index()].map(|row| {
                 let elapsed = self.server_now_ms.saturating_sub(row.since_ms);
-                let level = self.cache.levels.level(row.team, *kind, elapsed);
+                let level = self.cache.levels.level(row.team, row.status, elapsed);
                 (model::duration_text(elapsed), level)
             });
             let mut description = format!("{}: {count}", model::state_label(*kind));

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use monti_protocol::floor::Floor;
-use monti_protocol::model::{AgentId, AgentInfo, AgentStatus, SiteId, StateKind, TeamId};
+use monti_protocol::model::{AgentId, AgentInfo, AgentStatus, ReasonId, SiteId, StateKind, TeamId};
 use monti_protocol::names::natural_cmp;
-use monti_protocol::rest::{Limit, Thresholds};
+use monti_protocol::rest::{Limit, ThresholdKey, Thresholds};
 
 use crate::settings::{Filter, Sort, SortKey, SummaryBy, SummaryKey, SummaryView};
 
@@ -653,50 +653,81 @@ impl Level {
     }
 }
 
-/// The thresholds resolved per team id and state, for a lookup per tile per frame.
+/// The thresholds resolved per team id, state and reason, for a lookup per tile per frame.
+/// The most specific limit wins: the team's for the reason, the default for the reason, the
+/// team's for the state, the default for the state (see [`Thresholds`]).
 #[derive(Clone, Debug, Default)]
 pub struct Levels {
     default: [Option<Limit>; StateKind::COUNT],
     per_team: BTreeMap<TeamId, [Option<Limit>; StateKind::COUNT]>,
+    reasons: BTreeMap<ReasonId, Limit>,
+    team_reasons: BTreeMap<(TeamId, ReasonId), Limit>,
 }
 
 impl Levels {
-    /// Resolves the server's thresholds (team names) against the floor's teams.
+    /// Resolves the server's thresholds (team names, reason codes) against the floor.
     pub fn new(thresholds: &Thresholds, floor: &Floor) -> Levels {
+        let reason_id = |code: &str| {
+            (floor.reasons())
+                .find(|reason| reason.code == code)
+                .map(|reason| reason.id)
+        };
         let table = |limits: &BTreeMap<String, Limit>| {
-            let mut table = [None; StateKind::COUNT];
-            for (state, limit) in limits {
-                if let Some(kind) = StateKind::from_name(state) {
-                    table[kind.index()] = Some(*limit);
+            let mut states = [None; StateKind::COUNT];
+            let mut reasons = BTreeMap::new();
+            for (key, limit) in limits {
+                match ThresholdKey::parse(key) {
+                    Some(ThresholdKey::State(kind)) => states[kind.index()] = Some(*limit),
+                    Some(ThresholdKey::Reason(code)) => {
+                        if let Some(id) = reason_id(&code) {
+                            reasons.insert(id, *limit);
+                        }
+                    }
+                    None => {}
                 }
             }
-            table
+            (states, reasons)
         };
-        let default = table(&thresholds.default);
-        let per_team = floor
-            .teams()
-            .filter_map(|team| {
-                let overrides = thresholds.teams.get(&team.name)?;
-                let mut limits = default;
-                for (index, limit) in table(overrides).into_iter().enumerate() {
-                    if limit.is_some() {
-                        limits[index] = limit;
-                    }
+        let (default, reasons) = table(&thresholds.default);
+        let mut per_team = BTreeMap::new();
+        let mut team_reasons = BTreeMap::new();
+        for team in floor.teams() {
+            let Some(overrides) = thresholds.teams.get(&team.name) else {
+                continue;
+            };
+            let (states, own_reasons) = table(overrides);
+            let mut limits = default;
+            for (index, limit) in states.into_iter().enumerate() {
+                if limit.is_some() {
+                    limits[index] = limit;
                 }
-                Some((team.id, limits))
-            })
-            .collect();
-        Levels { default, per_team }
+            }
+            per_team.insert(team.id, limits);
+            for (reason, limit) in own_reasons {
+                team_reasons.insert((team.id, reason), limit);
+            }
+        }
+        Levels {
+            default,
+            per_team,
+            reasons,
+            team_reasons,
+        }
     }
 
-    /// The limit for `kind` in `team`, if any.
-    pub fn limit(&self, team: TeamId, kind: StateKind) -> Option<Limit> {
-        self.per_team.get(&team).unwrap_or(&self.default)[kind.index()]
+    /// The limit for an agent of `team` in `status`, if any.
+    pub fn limit(&self, team: TeamId, status: AgentStatus) -> Option<Limit> {
+        let by_reason = status.reason().and_then(|reason| {
+            (self.team_reasons.get(&(team, reason)))
+                .or_else(|| self.reasons.get(&reason))
+                .copied()
+        });
+        by_reason.or(self.per_team.get(&team).unwrap_or(&self.default)[status.kind().index()])
     }
 
-    /// The level of an agent of `team` that has been in `kind` for `elapsed_ms`.
-    pub fn level(&self, team: TeamId, kind: StateKind, elapsed_ms: u64) -> Level {
-        let Some(limit) = self.limit(team, kind) else {
+    /// The level of an agent of `team` that has been in `status` for `elapsed_ms`.
+    pub fn level(&self, team: TeamId, status: AgentStatus, elapsed_ms: u64) -> Level {
+        let Some(limit) = self.limit(team, status) else {
             return Level::Normal;
         };
         let secs = elapsed_ms / 1000;
@@ -727,13 +758,12 @@ pub fn attention(selection: &Selection, levels: &Levels, now_ms: u64) -> Vec<Ale
         .rows
         .iter()
         .filter_map(|row| {
-            let kind = row.status.kind();
             let elapsed = now_ms.saturating_sub(row.since_ms);
-            let level = levels.level(row.team, kind, elapsed);
+            let level = levels.level(row.team, row.status, elapsed);
             if level == Level::Normal {
                 return None;
             }
-            let red_ms = levels.limit(row.team, kind)?.red_secs.max(1) as f64 * 1000.0;
+            let red_ms = levels.limit(row.team, row.status)?.red_secs.max(1) as f64 * 1000.0;
             Some(Alert {
                 row: *row,
                 level,
@@ -1250,25 +1280,55 @@ mod tests {
                 },
             )]),
         );
+        // Lunch is longer everywhere; this team's breaks are shorter.
+        let limit = |amber_mins: u32, red_mins: u32| Limit {
+            amber_secs: amber_mins * 60,
+            red_secs: red_mins * 60,
+        };
+        thresholds
+            .default
+            .insert("not_ready:lunch".to_owned(), limit(30, 40));
+        let own = thresholds.teams.get_mut(&team.name).expect("the team's");
+        own.insert("not_ready:break".to_owned(), limit(5, 8));
+        // A reason the floor does not know changes nothing.
+        own.insert("not_ready:nap".to_owned(), limit(1, 2));
         let levels = Levels::new(&thresholds, &floor);
         let minutes = |m: u64| m * 60_000;
-        for (team, kind, time_ms, level) in [
-            (team.id, StateKind::NotReady, minutes(1), Level::Amber),
-            (team.id, StateKind::NotReady, minutes(2), Level::Red),
-            (other.id, StateKind::NotReady, minutes(2), Level::Normal),
-            (other.id, StateKind::NotReady, minutes(10), Level::Amber),
-            (other.id, StateKind::NotReady, minutes(15), Level::Red),
-            (team.id, StateKind::WrapUp, 89_000, Level::Normal),
-            (team.id, StateKind::WrapUp, 90_000, Level::Amber),
-            (team.id, StateKind::Available, minutes(600), Level::Normal),
+        let reason = |code: &str| {
+            let id = (floor.reasons())
+                .find(|reason| reason.code == code)
+                .expect("known")
+                .id;
+            AgentStatus::NotReady(Some(id))
+        };
+        let not_ready = AgentStatus::NotReady(None);
+        for (team, status, time_ms, level) in [
+            (team.id, not_ready, minutes(1), Level::Amber),
+            (team.id, not_ready, minutes(2), Level::Red),
+            (other.id, not_ready, minutes(2), Level::Normal),
+            (other.id, not_ready, minutes(10), Level::Amber),
+            (other.id, not_ready, minutes(15), Level::Red),
+            // The reason's limit over the state's, the default's or the team's.
+            (other.id, reason("lunch"), minutes(20), Level::Normal),
+            (other.id, reason("lunch"), minutes(35), Level::Amber),
+            (team.id, reason("lunch"), minutes(2), Level::Normal),
+            (team.id, reason("lunch"), minutes(40), Level::Red),
+            // The team's reason over the default's state.
+            (team.id, reason("break"), minutes(6), Level::Amber),
+            (other.id, reason("break"), minutes(6), Level::Normal),
+            // A reason without its own limit: the state's.
+            (team.id, reason("training"), minutes(2), Level::Red),
+            (team.id, AgentStatus::WrapUp, 89_000, Level::Normal),
+            (team.id, AgentStatus::WrapUp, 90_000, Level::Amber),
+            (team.id, AgentStatus::Available, minutes(600), Level::Normal),
             // An agent without a signal is over the default as soon as the server marks it.
-            (team.id, StateKind::Stale, minutes(5), Level::Amber),
-            (team.id, StateKind::Stale, minutes(15), Level::Red),
+            (team.id, AgentStatus::Stale, minutes(5), Level::Amber),
+            (team.id, AgentStatus::Stale, minutes(15), Level::Red),
         ] {
             assert_eq!(
-                levels.level(team, kind, time_ms),
+                levels.level(team, status, time_ms),
                 level,
-                "{kind:?} for {time_ms} ms in team {team:?}"
+                "{status:?} for {time_ms} ms in team {team:?}"
             );
         }
     }
@@ -1287,9 +1347,7 @@ mod tests {
         let over = selection
             .rows
             .iter()
-            .filter(|row| {
-                levels.level(row.team, row.status.kind(), NOW - row.since_ms) != Level::Normal
-            })
+            .filter(|row| levels.level(row.team, row.status, NOW - row.since_ms) != Level::Normal)
             .count();
         assert_eq!(alerts.len(), over);
     }

@@ -167,7 +167,7 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
     }
     let kind = row.status.kind();
     let elapsed = now_ms.saturating_sub(row.since_ms);
-    let level = cache.levels.level(row.team, kind, elapsed);
+    let level = cache.levels.level(row.team, row.status, elapsed);
     let painter = ui.painter();
     let text_colour = ui.visuals().strong_text_color();
     painter.rect_filled(rect, 4.0, style::tile_fill(kind, dark));
@@ -514,7 +514,7 @@ pub fn table(
                 let row = rows[table_row.index()];
                 let kind = row.status.kind();
                 let elapsed = now_ms.saturating_sub(row.since_ms);
-                let level = cache.levels.level(row.team, kind, elapsed);
+                let level = cache.levels.level(row.team, row.status, elapsed);
                 let name = floor
                     .agent(row.id)
                     .map_or("?", |record| record.info.name.as_str());

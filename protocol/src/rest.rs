@@ -179,6 +179,10 @@ pub struct MeJson {
     pub subject: String,
     /// The caller's roles, for example `supervisor`, each once.
     pub roles: Vec<String>,
+    /// What the caller may do (somewhere in their scope), for example `change_config`: the
+    /// apps offer only what the server would allow.
+    #[serde(default)]
+    pub may: Vec<String>,
     /// The caller's address as the server sees it (behind a load balancer: as its trusted
     /// proxy forwarded it), for checking a proxy set-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,15 +208,52 @@ pub struct Limit {
     pub red_secs: u32,
 }
 
-/// Time-in-state thresholds: defaults per state name, and per team name overrides.
+/// Time-in-state thresholds: defaults per state or not-ready reason, and per team name
+/// overrides.
+///
+/// A key is a state name (`StateKind::name`) or `not_ready:<reason code>` for one reason
+/// (`not_ready:lunch`). For an agent, the most specific limit applies: their team's for their
+/// reason, the default for their reason, their team's for their state, the default for their
+/// state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
-    /// Per state name (`StateKind::name`).
+    /// Per key.
     pub default: BTreeMap<String, Limit>,
-    /// Per team name, per state name; replaces the default for that team and state.
+    /// Per team name, per key; replaces the default for that team and key.
     #[serde(default)]
     pub teams: BTreeMap<String, BTreeMap<String, Limit>>,
+}
+
+/// What a threshold key names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ThresholdKey {
+    /// Every agent in a state.
+    State(StateKind),
+    /// Agents not ready for this reason (its code).
+    Reason(String),
+}
+
+/// The prefix of a key for one not-ready reason.
+pub const REASON_KEY_PREFIX: &str = "not_ready:";
+
+impl ThresholdKey {
+    /// Reads a key: a state name, or `not_ready:` and a reason code.
+    pub fn parse(key: &str) -> Option<ThresholdKey> {
+        match key.strip_prefix(REASON_KEY_PREFIX) {
+            Some(code) => (crate::names::name_problem(code).is_none())
+                .then(|| ThresholdKey::Reason(code.to_owned())),
+            None => StateKind::from_name(key).map(ThresholdKey::State),
+        }
+    }
+
+    /// The key as stored.
+    pub fn key(&self) -> String {
+        match self {
+            ThresholdKey::State(kind) => kind.name().to_owned(),
+            ThresholdKey::Reason(code) => format!("{REASON_KEY_PREFIX}{code}"),
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -239,7 +280,8 @@ impl Default for Thresholds {
 }
 
 impl Thresholds {
-    /// Refuses unknown state names and limits whose red does not come after amber.
+    /// Refuses keys that are neither a state nor a reason, and limits whose red does not come
+    /// after amber.
     pub fn check(&self) -> Result<(), String> {
         let per_team = self
             .teams
@@ -252,8 +294,11 @@ impl Thresholds {
             .chain(per_team)
         {
             let place = team.map_or_else(String::new, |team| format!(" for team {team:?}"));
-            if StateKind::from_name(state).is_none() {
-                return Err(format!("unknown state {state:?}{place}"));
+            if ThresholdKey::parse(state).is_none() {
+                return Err(format!(
+                    "unknown state {state:?}{place}; use a state name or \
+                     {REASON_KEY_PREFIX}<reason code>"
+                ));
             }
             if limit.red_secs <= limit.amber_secs {
                 return Err(format!(
@@ -548,6 +593,29 @@ impl GroupJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threshold_keys_name_a_state_or_a_reason() {
+        assert_eq!(
+            ThresholdKey::parse("wrap_up"),
+            Some(ThresholdKey::State(StateKind::WrapUp))
+        );
+        let lunch = ThresholdKey::parse("not_ready:lunch");
+        assert_eq!(lunch, Some(ThresholdKey::Reason("lunch".to_owned())));
+        assert_eq!(
+            lunch.map(|key| key.key()).as_deref(),
+            Some("not_ready:lunch")
+        );
+        for bad in [
+            "sleeping",
+            "not_ready:",
+            "not_ready: ",
+            "not_ready:a\u{7}b",
+            "ready:lunch",
+        ] {
+            assert_eq!(ThresholdKey::parse(bad), None, "{bad:?}");
+        }
+    }
     use crate::model::{AgentId, AgentInfo, AgentStatus, SiteId, Team, TeamId};
     use crate::scope::Grant;
 

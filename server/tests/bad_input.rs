@@ -388,6 +388,14 @@ async fn thresholds_are_validated_and_kept() {
             "an unknown state",
             r#"{"default":{"sleeping":{"amber_secs":1,"red_secs":2}}}"#,
         ),
+        (
+            "a reason without a code",
+            r#"{"default":{"not_ready:":{"amber_secs":1,"red_secs":2}}}"#,
+        ),
+        (
+            "a reason code with a control character",
+            r#"{"default":{"not_ready:lu\u0007nch":{"amber_secs":1,"red_secs":2}}}"#,
+        ),
         ("not JSON", "{"),
         ("an unknown field", r#"{"default":{},"colours":{}}"#),
     ] {
@@ -402,7 +410,8 @@ async fn thresholds_are_validated_and_kept() {
         let error: ErrorJson = response.json().await.expect("json error body");
         assert_eq!(error.error, "bad_request", "{what}");
     }
-    let good = r#"{"default":{"not_ready":{"amber_secs":300,"red_secs":600}},"teams":{"Sales 1":{"ringing":{"amber_secs":5,"red_secs":10}}}}"#;
+    // Per state, per reason (lunch longer than any other break) and per team.
+    let good = r#"{"default":{"not_ready":{"amber_secs":300,"red_secs":600},"not_ready:lunch":{"amber_secs":1800,"red_secs":2400}},"teams":{"Sales 1":{"ringing":{"amber_secs":5,"red_secs":10},"not_ready:lunch":{"amber_secs":2400,"red_secs":3000}}}}"#;
     let response = http
         .put(&url)
         .header("content-type", "application/json")

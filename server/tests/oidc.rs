@@ -929,6 +929,22 @@ async fn me_names_the_caller_and_its_roles_and_every_floor_viewer_reads_threshol
             .expect("me");
         assert_eq!(me.subject, user);
         assert_eq!(me.roles, vec![role.to_owned()]);
+        // What the caller may do, as `can` decides it: the apps offer no more.
+        use monti_server::api::auth::Action;
+        use monti_server::config::Role;
+        let role = Role::ALL
+            .into_iter()
+            .find(|r| r.name() == role)
+            .expect("a role");
+        let may: Vec<&str> = (Action::ALL.into_iter())
+            .filter(|&action| role.permits(action))
+            .map(Action::name)
+            .collect();
+        assert_eq!(me.may, may, "{user}");
+        assert!(
+            !me.may.iter().any(|action| action == "change_config"),
+            "{user}"
+        );
         let thresholds = get(&server, "/api/v1/config/thresholds", Some(&token)).await;
         assert_eq!(thresholds.status().as_u16(), 200, "{user} reads thresholds");
     }

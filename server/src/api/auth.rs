@@ -92,6 +92,19 @@ impl Action {
         Action::ReadAudit,
     ];
 
+    /// Its name in `GET /api/v1/me`'s `may`, for example `change_config`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::ViewSummary => "view_summary",
+            Action::ViewAgents => "view_agents",
+            Action::Subscribe => "subscribe",
+            Action::Ingest => "ingest",
+            Action::ReadConfig => "read_config",
+            Action::ChangeConfig => "change_config",
+            Action::ReadAudit => "read_audit",
+        }
+    }
+
     /// What a stream subscription of this detail reads.
     pub fn to_view(detail: Detail) -> Action {
         match detail {

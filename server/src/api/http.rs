@@ -465,9 +465,14 @@ async fn me(
         }
         _ => identity.groups_note.clone(),
     };
+    let may = (crate::api::auth::Action::ALL.into_iter())
+        .filter(|&action| crate::api::auth::can(&caller, action))
+        .map(|action| action.name().to_owned())
+        .collect();
     Ok(Json(MeJson {
         subject: caller.subject,
         roles,
+        may,
         address: peer.as_ref().map(|peer| peer.addr.to_string()),
         https: peer.map(|peer| peer.https),
         groups: identity.groups,
