@@ -23,6 +23,7 @@ use crate::net::{Net, Request, Session, SignIn, lock};
 use crate::queues::{self, Notified, QueueRow};
 use crate::repaint::{DataRepaint, until_next_second};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, SummaryView, Theme, ViewKind};
+use crate::thresholds::{Asked, ThresholdsWindow};
 use crate::{signin, style, widgets};
 
 /// Where the app's clock comes from: the system, or a fixed moment (tests).
@@ -149,6 +150,8 @@ pub struct App {
     cleared: Option<Filter>,
     /// The agent panel, while open.
     agent: Option<AgentPanel>,
+    /// The Thresholds window, while open.
+    thresholds: Option<ThresholdsWindow>,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -235,6 +238,7 @@ impl App {
             notified: Notified::default(),
             cleared: None,
             agent: None,
+            thresholds: None,
         }
     }
 
@@ -392,6 +396,19 @@ impl App {
             ui.toggle_value(&mut sort.descending, "Descending");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
+                if ui
+                    .selectable_label(self.thresholds.is_some(), "Thresholds")
+                    .on_hover_text("When agents turn amber and red")
+                    .clicked()
+                {
+                    self.thresholds = match self.thresholds {
+                        Some(_) => None,
+                        None => {
+                            self.feed.net.session().thresholds_saved = None;
+                            Some(ThresholdsWindow::new(&session.thresholds))
+                        }
+                    };
+                }
                 if session.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
                     self.commands.push(Command::SignOut);
                 }
@@ -714,6 +731,21 @@ impl App {
         // Reconnecting: what is shown is the last data (a fresh snapshot after a filter change
         // is too quick to dim for).
         let stale = session.link == Link::Connecting;
+        if let Some(window) = &mut self.thresholds {
+            let mut asked = Asked::Nothing;
+            egui::Window::new("Thresholds")
+                .collapsible(false)
+                .default_width(560.0)
+                .show(ui.ctx(), |ui| asked = window.show(ui, session, &floor));
+            match asked {
+                Asked::Nothing => {}
+                Asked::Close => self.thresholds = None,
+                Asked::Save(thresholds) => {
+                    self.feed.net.session().thresholds_saved = None;
+                    self.feed.net.send(Request::SetThresholds(thresholds));
+                }
+            }
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             if stale {
                 // What is shown is not live: dimmed, so nobody acts on it as if it were.

@@ -9,6 +9,7 @@
 //! - [`queues`]: the queues with what needs attention, and which of that to notify.
 //! - [`repaint`]: when the window redraws (news, clocks), so that it draws no more than needed.
 //! - [`kiosk`]: the wallboard screen: rotating fullscreen pages, its own state.
+//! - [`thresholds`]: the Thresholds window: read by everyone, edited by whoever may.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
 
@@ -23,6 +24,7 @@ pub mod sample;
 pub mod settings;
 mod signin;
 mod style;
+pub mod thresholds;
 mod widgets;
 
 pub use app::App;

@@ -45,6 +45,8 @@ pub enum Request {
     SignOut,
     /// Read one agent's stored history (the answer lands in [`Session::history`]).
     History(HistoryWanted),
+    /// Replace the server's thresholds (the answer lands in [`Session::thresholds_saved`]).
+    SetThresholds(Thresholds),
 }
 
 /// The stored history the agent panel asks for: the agent by the names the app shows (the
@@ -159,6 +161,8 @@ pub struct Session {
     pub floor: Arc<Mutex<Floor>>,
     /// The last history read for the agent panel.
     pub history: Option<History>,
+    /// How the last change of the thresholds went: saved, or why not.
+    pub thresholds_saved: Option<Result<(), String>>,
 }
 
 impl Session {
@@ -182,6 +186,7 @@ impl Session {
             wallboard: None,
             floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
             history: None,
+            thresholds_saved: None,
         }
     }
 }
@@ -192,6 +197,15 @@ impl Session {
         self.problem = problem;
         self.problem_words = None;
     }
+}
+
+/// Why the server refused a request, from its JSON error body ("the server answered 403"
+/// when it has none).
+async fn refusal(answer: reqwest::Response) -> String {
+    let status = answer.status();
+    (answer.json::<serde_json::Value>().await.ok())
+        .and_then(|body| body["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("the server answered {status}"))
 }
 
 /// Locks a mutex; a panic elsewhere leaves data the next update replaces, so poison is ignored.
@@ -397,6 +411,12 @@ impl Worker {
                         wanted,
                         entries: Err("not connected to the server".to_owned()),
                     })
+                });
+                None
+            }
+            Request::SetThresholds(_) => {
+                self.update(|session| {
+                    session.thresholds_saved = Some(Err("not connected to the server".to_owned()))
                 });
                 None
             }
@@ -784,6 +804,10 @@ impl Worker {
                         let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
                         self.fetch_history(wanted, token);
                     }
+                    Some(Request::SetThresholds(thresholds)) => {
+                        let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                        self.save_thresholds(thresholds, token);
+                    }
                     command => if let Some(next) = self.idle_command(command) {
                         return (Some(next), false);
                     },
@@ -928,20 +952,49 @@ impl Worker {
                         Err(err) => Err(transport.describe(&err).await),
                     }
                 }
-                Ok(answer) => {
-                    let status = answer.status();
-                    // The server's refusal says why in its JSON body.
-                    let why = (answer.json::<serde_json::Value>().await.ok())
-                        .and_then(|body| body["message"].as_str().map(str::to_owned));
-                    Err(match (status.as_u16(), why) {
-                        (404, _) => "no history: the server does not know this agent".to_owned(),
-                        (_, Some(why)) => why,
-                        (_, None) => format!("the server answered {status}"),
-                    })
+                Ok(answer) if answer.status().as_u16() == 404 => {
+                    Err("no history: the server does not know this agent".to_owned())
                 }
+                Ok(answer) => Err(refusal(answer).await),
                 Err(err) => Err(transport.describe(&err).await),
             };
             lock(&session).history = Some(History { wanted, entries });
+            repaint();
+        });
+    }
+
+    /// Sends new thresholds in a task of its own; the server's answer replaces the session's.
+    fn save_thresholds(&self, thresholds: Thresholds, token: Option<String>) {
+        let Some(transport) = self.transport.clone() else {
+            return;
+        };
+        let url = format!(
+            "{}/api/v1/config/thresholds",
+            self.server.trim_end_matches('/')
+        );
+        let (session, repaint) = (self.session.clone(), self.repaint.clone());
+        tokio::spawn(async move {
+            let mut request = transport.http().put(&url).json(&thresholds);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let saved = match request.send().await {
+                Ok(answer) if answer.status().is_success() => {
+                    match answer.json::<Thresholds>().await {
+                        Ok(stored) => Ok(stored),
+                        Err(err) => Err(transport.describe(&err).await),
+                    }
+                }
+                Ok(answer) => Err(refusal(answer).await),
+                Err(err) => Err(transport.describe(&err).await),
+            };
+            {
+                let mut session = lock(&session);
+                session.thresholds_saved = Some(saved.as_ref().map(|_| ()).map_err(Clone::clone));
+                if let Ok(stored) = saved {
+                    session.thresholds = stored;
+                }
+            }
             repaint();
         });
     }

@@ -211,6 +211,41 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     assert!(!entries.is_empty(), "the simulated day left history");
     assert!(entries.iter().all(|entry| entry.name == unique.info.name));
 
+    // Thresholds saved through the network thread: the server's answer is the session's.
+    let mut thresholds = net.session().thresholds.clone();
+    let lunch = monti_protocol::rest::Limit {
+        amber_secs: 1_800,
+        red_secs: 2_400,
+    };
+    thresholds
+        .default
+        .insert("not_ready:lunch".to_owned(), lunch);
+    net.send(Request::SetThresholds(thresholds.clone()));
+    until(
+        &net,
+        "the thresholds saved",
+        Duration::from_secs(10),
+        |net| net.session().thresholds_saved.is_some(),
+    )
+    .await;
+    assert_eq!(net.session().thresholds_saved, Some(Ok(())));
+    assert_eq!(net.session().thresholds, thresholds);
+    // A refusal says why.
+    thresholds.default.insert("not_ready:".to_owned(), lunch);
+    net.session().thresholds_saved = None;
+    net.send(Request::SetThresholds(thresholds));
+    until(&net, "the refusal", Duration::from_secs(10), |net| {
+        net.session().thresholds_saved.is_some()
+    })
+    .await;
+    let refused = net.session().thresholds_saved.clone().expect("an answer");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|why| why.contains("unknown state \"not_ready:\"")),
+        "{refused:?}"
+    );
+
     // A filter becomes a server-side subscription.
     let team = Subscription {
         teams: vec![TeamId(0)],

@@ -1116,3 +1116,137 @@ fn the_matrix_keeps_its_header_and_totals_in_place_while_teams_scroll() {
         "the site's header stayed"
     );
 }
+
+fn me(may: &[&str]) -> monti_protocol::rest::MeJson {
+    monti_protocol::rest::MeJson {
+        subject: "anna".to_owned(),
+        roles: vec!["supervisor".to_owned()],
+        may: may.iter().map(|action| (*action).to_owned()).collect(),
+        address: None,
+        https: None,
+        groups: Vec::new(),
+        note: None,
+    }
+}
+
+#[test]
+fn a_supervisor_reads_the_thresholds_and_cannot_change_them() {
+    let mut session = session_for(sample::floor(200, 42, NOW));
+    session.me = Some(me(&["view_summary", "view_agents", "subscribe"]));
+    let (mut harness, _commands) = harness(session, Settings::default());
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Thresholds")
+        .click();
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("Read only: an administrator changes them.")
+            .is_some()
+    );
+    // The not-ready row: its name beside the strip's checkbox, its amber and red times.
+    assert!(harness.query_all_by_label("Not ready").count() >= 2);
+    assert!(
+        harness.query_by_label("10:00").is_some(),
+        "not ready's amber"
+    );
+    assert!(
+        harness.query_all_by_label("15:00").count() >= 1,
+        "not ready's red"
+    );
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Save")
+            .is_none()
+    );
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Remove")
+            .is_none()
+    );
+}
+
+#[test]
+fn an_administrator_gives_lunch_its_own_threshold_and_the_tiles_follow_it() {
+    use monti_protocol::rest::{Limit, Thresholds};
+
+    let mut floor = sample::floor(200, 42, NOW);
+    let lunch = floor
+        .reasons()
+        .find(|reason| reason.code == "lunch")
+        .expect("lunch")
+        .id;
+    let anna = floor.agents().next().expect("an agent").info.clone();
+    // Twelve minutes at lunch: amber by the not-ready default (10 and 15 minutes).
+    floor
+        .set_status(
+            anna.id,
+            AgentStatus::NotReady(Some(lunch)),
+            NOW - 12 * 60_000,
+        )
+        .expect("known");
+    floor.advance(floor.seq() + 1, NOW);
+    let mut session = session_for(floor);
+    session.me = Some(me(&["view_summary", "view_agents", "change_config"]));
+    let (mut harness, mut commands) = harness(session, Settings::default());
+    harness.run();
+    let tile = |harness: &Harness<'_, App>| {
+        harness
+            .query_all_by_role(Role::ListItem)
+            .map(|node| label(&node))
+            .find(|label| label.starts_with(&format!("{}, Not ready (Lunch)", anna.name)))
+            .expect("Anna's tile")
+    };
+    assert!(tile(&harness).ends_with(", amber"), "{}", tile(&harness));
+
+    harness
+        .get_by_role_and_label(Role::Button, "Thresholds")
+        .click();
+    harness.run();
+    harness
+        .get_by(|node| {
+            node.role() == Role::ComboBox && node.value().as_deref() == Some("Not ready")
+        })
+        .click();
+    harness.run();
+    harness.get_by_label("Not ready: Lunch").click();
+    harness.run();
+    harness.get_by_role_and_label(Role::Button, "Add").click();
+    harness.run();
+    harness.get_by_role_and_label(Role::Button, "Save").click();
+    harness.run();
+    let saved: Vec<Thresholds> = drain(&mut commands)
+        .into_iter()
+        .filter_map(|request| match request {
+            Request::SetThresholds(thresholds) => Some(thresholds),
+            _ => None,
+        })
+        .collect();
+    let [saved] = &saved[..] else {
+        panic!("one save: {saved:?}");
+    };
+    let added = Limit {
+        amber_secs: 300,
+        red_secs: 600,
+    };
+    assert_eq!(saved.default.get("not_ready:lunch"), Some(&added));
+    assert_eq!(
+        saved.default.get("not_ready"),
+        Thresholds::default().default.get("not_ready"),
+        "the rest as it was"
+    );
+
+    // The server's answer: saved. Anna's tile follows the lunch limit (red after 10 minutes).
+    {
+        let mut session = harness.state().net().session();
+        session.thresholds = saved.clone();
+        session.thresholds_saved = Some(Ok(()));
+    }
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("Saved; every app colours by them within a minute.")
+            .is_some()
+    );
+    assert!(tile(&harness).ends_with(", red"), "{}", tile(&harness));
+}
