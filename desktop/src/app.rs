@@ -152,6 +152,8 @@ pub struct App {
     agent: Option<AgentPanel>,
     /// The Thresholds window, while open.
     thresholds: Option<ThresholdsWindow>,
+    /// The agents already alerted about.
+    agent_alerts: model::AgentAlerts,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -239,6 +241,7 @@ impl App {
             cleared: None,
             agent: None,
             thresholds: None,
+            agent_alerts: model::AgentAlerts::default(),
         }
     }
 
@@ -634,14 +637,15 @@ impl App {
         session: &Session,
         floor: &Floor,
         queues: &[QueueRow],
+        alerts: &[Alert],
     ) {
         let now = self.server_now_ms(session);
-        let alerts = model::attention(&self.feed.cache.selection, &self.feed.cache.levels, now);
         let troubled: Vec<&QueueRow> = queues
             .iter()
             .filter(|row| !row.problems.is_empty())
             .collect();
         ui.heading(format!("Attention ({})", alerts.len() + troubled.len()));
+        self.mute_line(ui);
         for row in troubled {
             for problem in &row.problems {
                 let level = problem.level();
@@ -682,6 +686,26 @@ impl App {
         );
     }
 
+    /// Alerts muted for the shift, or the button that mutes them.
+    fn mute_line(&mut self, ui: &mut Ui) {
+        let now = self.clock.now_ms();
+        ui.horizontal(|ui| {
+            if now < self.settings.muted_until_ms {
+                let until = crate::agent::clock_text(self.settings.muted_until_ms);
+                ui.label(RichText::new(format!("Alerts muted until {until}")).strong());
+                if ui.button("Unmute").clicked() {
+                    self.settings.muted_until_ms = 0;
+                }
+            } else if ui
+                .button("Mute alerts for the shift")
+                .on_hover_text("No notification or sound for 8 hours")
+                .clicked()
+            {
+                self.settings.muted_until_ms = now + SHIFT_MS;
+            }
+        });
+    }
+
     /// The main screen.
     fn floor_screen(&mut self, ui: &mut Ui, session: &Session) {
         let floor_handle = session.floor.clone();
@@ -689,8 +713,16 @@ impl App {
         self.feed.prepare(&floor, session, self.shown());
         let now = self.server_now_ms(session);
         let queue_rows = queues::rows(&floor, &self.settings.queue_thresholds, now);
+        let muted = self.clock.now_ms() < self.settings.muted_until_ms;
         for news in self.notified.news(&queue_rows, &self.settings.notify, now) {
-            notify(news);
+            if !muted {
+                notify("MONTI: a queue needs attention", news, false);
+            }
+        }
+        let alerts = model::attention(&self.feed.cache.selection, &self.feed.cache.levels, now);
+        let choices = &self.settings.alerts;
+        for alert in self.agent_alerts.news(&alerts, &floor, choices, muted, now) {
+            notify("MONTI: over a threshold", alert.text, alert.sound);
         }
 
         egui::Panel::top("top").show(ui, |ui| {
@@ -725,7 +757,7 @@ impl App {
                 .min_size(260.0)
                 .default_size(340.0)
                 .show(ui, |ui| {
-                    self.attention_panel(ui, session, &floor, &queue_rows)
+                    self.attention_panel(ui, session, &floor, &queue_rows, &alerts)
                 });
         }
         // Reconnecting: what is shown is the last data (a fresh snapshot after a filter change
@@ -736,7 +768,9 @@ impl App {
             egui::Window::new("Thresholds")
                 .collapsible(false)
                 .default_width(560.0)
-                .show(ui.ctx(), |ui| asked = window.show(ui, session, &floor));
+                .show(ui.ctx(), |ui| {
+                    asked = window.show(ui, session, &floor, &mut self.settings.alerts)
+                });
             match asked {
                 Asked::Nothing => {}
                 Asked::Close => self.thresholds = None,
@@ -917,6 +951,9 @@ fn names(a: impl Iterator<Item = String>, b: impl Iterator<Item = String>) -> Ve
     names
 }
 
+/// How long Mute silences alerts: a shift.
+const SHIFT_MS: u64 = 8 * 3_600_000;
+
 /// From this many names on, a picker has a box to find one.
 const PICKER_SEARCH_FROM: usize = 8;
 
@@ -1010,13 +1047,16 @@ fn attention_row(ui: &mut Ui, floor: &Floor, alert: &Alert, now: u64) -> bool {
 
 /// Raises an operating-system notification, off the UI thread (the desktop's notification
 /// service may be slow or missing; then it is logged and nothing else happens).
-fn notify(text: String) {
+fn notify(summary: &'static str, text: String, sound: bool) {
     std::thread::spawn(move || {
-        let shown = notify_rust::Notification::new()
-            .appname("MONTI")
-            .summary("MONTI: a queue needs attention")
-            .body(&text)
-            .show();
+        let mut notification = notify_rust::Notification::new();
+        notification.appname("MONTI").summary(summary).body(&text);
+        if sound {
+            // The system's own sound for a message (freedesktop's name; other systems map
+            // it or play their default).
+            notification.sound_name("message-new-instant");
+        }
+        let shown = notification.show();
         if let Err(err) = shown {
             tracing::warn!(%err, "cannot show a notification: {text}");
         }

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use monti_protocol::floor::Floor;
 use monti_protocol::model::{AgentId, AgentInfo, AgentStatus, ReasonId, SiteId, StateKind, TeamId};
 use monti_protocol::names::natural_cmp;
-use monti_protocol::rest::{Limit, ThresholdKey, Thresholds};
+use monti_protocol::rest::{Limit, REASON_KEY_PREFIX, ThresholdKey, Thresholds};
 
-use crate::settings::{Filter, Sort, SortKey, SummaryBy, SummaryKey, SummaryView};
+use crate::settings::{AlertChoice, Filter, Sort, SortKey, SummaryBy, SummaryKey, SummaryView};
 
 /// One agent as shown: a copy of what the floor says, small enough to sort by the thousand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -812,6 +812,95 @@ pub fn time_in_state_text(kind: StateKind, since_ms: u64, now_ms: u64) -> String
     }
 }
 
+/// The agents a floor manager has been alerted about, so that each red stretch alerts once:
+/// an agent alerts again only in another state (or the same state begun again).
+#[derive(Clone, Debug, Default)]
+pub struct AgentAlerts {
+    /// Red now: who, since when.
+    red: std::collections::BTreeSet<(AgentId, u64)>,
+    /// Whether the first look has been taken (what is red when the app starts is on screen,
+    /// not news).
+    seeded: bool,
+}
+
+/// One alert to raise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentAlert {
+    /// What to say.
+    pub text: String,
+    /// With the notification sound.
+    pub sound: bool,
+}
+
+/// At most this many alerts at once; more are summed up in one.
+const MAX_ALERTS: usize = 3;
+
+impl AgentAlerts {
+    /// The agents that went red since the last call on a threshold that alerts (per `choices`,
+    /// by the agent's reason key first, then their state's), in words; nothing when muted.
+    pub fn news(
+        &mut self,
+        alerts: &[Alert],
+        floor: &Floor,
+        choices: &BTreeMap<String, AlertChoice>,
+        muted: bool,
+        now_ms: u64,
+    ) -> Vec<AgentAlert> {
+        let red: std::collections::BTreeSet<(AgentId, u64)> = (alerts.iter())
+            .filter(|alert| alert.level == Level::Red)
+            .map(|alert| (alert.row.id, alert.row.since_ms))
+            .collect();
+        let seeded = std::mem::replace(&mut self.seeded, true);
+        let fresh: Vec<&Alert> = (alerts.iter())
+            .filter(|alert| alert.level == Level::Red)
+            .filter(|alert| !self.red.contains(&(alert.row.id, alert.row.since_ms)))
+            .collect();
+        self.red = red;
+        if !seeded || muted {
+            return Vec::new();
+        }
+        let choice = |row: &Row| {
+            let reason = (row.status.reason())
+                .and_then(|id| floor.reason(id))
+                .and_then(|reason| choices.get(&format!("{REASON_KEY_PREFIX}{}", reason.code)));
+            reason
+                .or_else(|| choices.get(row.status.kind().name()))
+                .copied()
+                .unwrap_or_default()
+        };
+        let mut news: Vec<AgentAlert> = Vec::new();
+        let wanted: Vec<(&Alert, AlertChoice)> = (fresh.into_iter())
+            .map(|alert| (alert, choice(&alert.row)))
+            .filter(|(_, choice)| choice.notify || choice.sound)
+            .collect();
+        for (alert, choice) in wanted.iter().take(MAX_ALERTS) {
+            let row = alert.row;
+            let name = floor
+                .agent(row.id)
+                .map_or("?", |record| record.info.name.as_str());
+            let reason = (row.status.reason())
+                .and_then(|id| floor.reason(id))
+                .map(|reason| format!(" ({})", reason.label))
+                .unwrap_or_default();
+            news.push(AgentAlert {
+                text: format!(
+                    "{name}: {}{reason} for {}",
+                    state_label(row.status.kind()),
+                    duration_text(now_ms.saturating_sub(row.since_ms))
+                ),
+                sound: choice.sound,
+            });
+        }
+        if wanted.len() > MAX_ALERTS {
+            news.push(AgentAlert {
+                text: format!("and {} more over a threshold", wanted.len() - MAX_ALERTS),
+                sound: false,
+            });
+        }
+        news
+    }
+}
+
 /// A time in state as a person reads it: `m:ss`, or `h:mm:ss` from an hour on.
 pub fn duration_text(ms: u64) -> String {
     let secs = ms / 1000;
@@ -1331,6 +1420,91 @@ mod tests {
                 "{status:?} for {time_ms} ms in team {team:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_agent_going_red_alerts_once_as_chosen_and_not_while_muted() {
+        let mut floor = sample::floor(300, 5, NOW);
+        // Everyone available but two on lunch long since: only Anna goes red later.
+        let ids: Vec<AgentId> = floor.agents().map(|record| record.info.id).collect();
+        for id in &ids {
+            floor
+                .set_status(*id, AgentStatus::Available, NOW)
+                .expect("known");
+        }
+        let lunch = (floor.reasons())
+            .find(|r| r.code == "lunch")
+            .expect("lunch")
+            .id;
+        for id in &ids[1..3] {
+            (floor.set_status(*id, AgentStatus::NotReady(Some(lunch)), NOW - 3_600_000))
+                .expect("known");
+        }
+        floor.advance(floor.seq() + 1, NOW);
+        let levels = Levels::new(&Thresholds::default(), &floor);
+        let lunch = (floor.reasons())
+            .find(|r| r.code == "lunch")
+            .expect("lunch")
+            .id;
+        let anna = floor.agents().next().expect("an agent").info.clone();
+        let choices = BTreeMap::from([(
+            "not_ready:lunch".to_owned(),
+            AlertChoice {
+                notify: true,
+                sound: true,
+            },
+        )]);
+        let look = |floor: &Floor, alerts: &mut AgentAlerts, muted: bool, now: u64| {
+            let selection = Selection::compute(floor, &Filter::default(), "", Sort::default());
+            let red = attention(&selection, &levels, now);
+            alerts.news(&red, floor, &choices, muted, now)
+        };
+        let mut alerts = AgentAlerts::default();
+        // What is red at the start is on screen, not news.
+        assert_eq!(look(&floor, &mut alerts, false, NOW), []);
+        // Anna goes to lunch; at 15 minutes she is red: one alert, with sound.
+        floor
+            .set_status(anna.id, AgentStatus::NotReady(Some(lunch)), NOW)
+            .expect("known");
+        floor.advance(floor.seq() + 1, NOW);
+        assert_eq!(look(&floor, &mut alerts, false, NOW + 60_000), []);
+        let later = NOW + 15 * 60_000;
+        let news = look(&floor, &mut alerts, false, later);
+        let mine: Vec<&AgentAlert> = news
+            .iter()
+            .filter(|alert| alert.text.starts_with(&anna.name))
+            .collect();
+        assert_eq!(mine.len(), 1, "{news:?}");
+        assert_eq!(
+            mine[0].text,
+            format!("{}: Not ready (Lunch) for 15:00", anna.name)
+        );
+        assert!(mine[0].sound);
+        // Once per red stretch.
+        let news = look(&floor, &mut alerts, false, later + 60_000);
+        assert!(!news.iter().any(|alert| alert.text.starts_with(&anna.name)));
+        // A break alerts nothing: no choice for it or for not ready.
+        let breaks = (floor.reasons())
+            .find(|r| r.code == "break")
+            .expect("break")
+            .id;
+        floor
+            .set_status(anna.id, AgentStatus::NotReady(Some(breaks)), later)
+            .expect("known");
+        floor.advance(floor.seq() + 1, later);
+        let news = look(&floor, &mut alerts, false, later + 16 * 60_000);
+        assert!(
+            !news.iter().any(|alert| alert.text.starts_with(&anna.name)),
+            "{news:?}"
+        );
+        // Muted: lunch again, red, and nothing said.
+        let again = later + 20 * 60_000;
+        floor
+            .set_status(anna.id, AgentStatus::NotReady(Some(lunch)), again)
+            .expect("known");
+        floor.advance(floor.seq() + 1, again);
+        let news = look(&floor, &mut alerts, true, again + 16 * 60_000);
+        assert_eq!(news, []);
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub struct Settings {
     pub notify: QueueNotify,
     /// How the Summary view groups and orders.
     pub summary: SummaryView,
+    /// How an agent going red on a threshold alerts on this computer, per threshold key (a
+    /// state name or `not_ready:<code>`); none by default.
+    pub alerts: BTreeMap<String, AlertChoice>,
+    /// Alerts are muted until then (local ms since the epoch; 0: not muted).
+    pub muted_until_ms: u64,
+}
+
+/// How one threshold alerts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertChoice {
+    /// An operating-system notification.
+    pub notify: bool,
+    /// With the system's notification sound.
+    pub sound: bool,
 }
 
 /// When a queue needs attention. A queue not configured has [`QueueThresholds::default`].
@@ -102,6 +117,8 @@ impl Default for Settings {
             queue_thresholds: BTreeMap::new(),
             notify: QueueNotify::default(),
             summary: SummaryView::default(),
+            alerts: BTreeMap::new(),
+            muted_until_ms: 0,
         }
     }
 }

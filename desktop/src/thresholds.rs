@@ -10,6 +10,7 @@ use monti_protocol::rest::{Limit, REASON_KEY_PREFIX, ThresholdKey, Thresholds};
 
 use crate::model;
 use crate::net::Session;
+use crate::settings::AlertChoice;
 
 /// The states a time limit makes sense for (available is idle time, not a problem).
 const LIMITED: [StateKind; 6] = [
@@ -53,8 +54,14 @@ impl ThresholdsWindow {
         }
     }
 
-    /// Draws the window's contents.
-    pub fn show(&mut self, ui: &mut Ui, session: &Session, floor: &Floor) -> Asked {
+    /// Draws the window's contents; `alerts` are this computer's alert choices per key.
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        session: &Session,
+        floor: &Floor,
+        alerts: &mut std::collections::BTreeMap<String, AlertChoice>,
+    ) -> Asked {
         let editable = (session.me.as_ref())
             .is_some_and(|me| me.may.iter().any(|action| action == "change_config"));
         let mut asked = Asked::Nothing;
@@ -118,6 +125,26 @@ impl ThresholdsWindow {
             self.limits_of(team.as_deref()).remove(key);
             self.draft.teams.retain(|_, limits| !limits.is_empty());
         }
+        ui.separator();
+        ui.strong("Alerts on this computer when an agent goes red");
+        egui::Grid::new("threshold-alerts")
+            .num_columns(3)
+            .spacing([18.0, 4.0])
+            .show(ui, |ui| {
+                let keys: std::collections::BTreeSet<&String> = (self.draft.default.keys())
+                    .chain(self.draft.teams.values().flat_map(|limits| limits.keys()))
+                    .collect();
+                for key in keys {
+                    let choice = alerts.entry(key.clone()).or_default();
+                    ui.label(key_label(key, floor));
+                    ui.checkbox(&mut choice.notify, "Notify")
+                        .on_hover_text("An operating-system notification");
+                    ui.checkbox(&mut choice.sound, "Sound")
+                        .on_hover_text("With the system's notification sound");
+                    ui.end_row();
+                }
+            });
+        alerts.retain(|_, choice| choice.notify || choice.sound);
         if editable {
             ui.separator();
             self.add_row(ui, session, floor);

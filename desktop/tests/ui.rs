@@ -1250,3 +1250,45 @@ fn an_administrator_gives_lunch_its_own_threshold_and_the_tiles_follow_it() {
     );
     assert!(tile(&harness).ends_with(", red"), "{}", tile(&harness));
 }
+
+#[test]
+fn alerts_are_chosen_per_threshold_and_muted_for_the_shift() {
+    let (mut harness, _commands, _floor) = floor_screen(200);
+    harness
+        .get_by_role_and_label(Role::Button, "Thresholds")
+        .click();
+    harness.run();
+    // One Notify box per threshold key (the defaults: ringing, on hold, wrap-up, not ready
+    // and no signal), all off.
+    let boxes: Vec<_> = harness
+        .query_all_by_role_and_label(Role::CheckBox, "Notify")
+        .collect();
+    assert_eq!(boxes.len(), 5, "one per default threshold");
+    drop(boxes);
+    harness
+        .query_all_by_role_and_label(Role::CheckBox, "Notify")
+        .next()
+        .expect("a box")
+        .click();
+    harness.run();
+    let alerts = &harness.state().settings.alerts;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts.values().all(|choice| choice.notify && !choice.sound));
+
+    harness
+        .get_by_role_and_label(Role::Button, "Mute alerts for the shift")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.muted_until_ms, NOW + 8 * 3_600_000);
+    let until = monti_desktop::agent::clock_text(NOW + 8 * 3_600_000);
+    assert!(
+        harness
+            .query_by_label(&format!("Alerts muted until {until}"))
+            .is_some()
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Unmute")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().settings.muted_until_ms, 0);
+}
