@@ -154,6 +154,8 @@ pub struct App {
     thresholds: Option<ThresholdsWindow>,
     /// The agents already alerted about.
     agent_alerts: model::AgentAlerts,
+    /// The name typed to save the current view as.
+    view_name: String,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -216,7 +218,11 @@ impl FrameStats {
 impl App {
     /// An app showing what `net` delivers; `net` follows [`App::first_subscription`] until the
     /// filters say otherwise.
-    pub fn new(settings: Settings, net: Net) -> App {
+    pub fn new(mut settings: Settings, net: Net) -> App {
+        // The view marked default is where the app starts.
+        if let Some(name) = settings.default_view.clone() {
+            settings.apply_view(&name);
+        }
         let fields = signin::ConnectFields {
             server: settings.server.clone(),
             ca_file: settings.ca_file.clone(),
@@ -242,6 +248,7 @@ impl App {
             agent: None,
             thresholds: None,
             agent_alerts: model::AgentAlerts::default(),
+            view_name: String::new(),
         }
     }
 
@@ -399,6 +406,7 @@ impl App {
             ui.toggle_value(&mut sort.descending, "Descending");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
+                self.views_menu(ui);
                 if ui
                     .selectable_label(self.thresholds.is_some(), "Thresholds")
                     .on_hover_text("When agents turn amber and red")
@@ -471,8 +479,65 @@ impl App {
         ui.add(label).on_hover_text(detail);
     }
 
+    /// Named views: show one, mark one the default, delete one, save what is shown.
+    fn views_menu(&mut self, ui: &mut Ui) {
+        menu(ui, "Views", |ui| {
+            let mut apply = None;
+            let mut delete = None;
+            for view in &self.settings.views {
+                ui.horizontal(|ui| {
+                    if ui
+                        .button(&view.name)
+                        .on_hover_text("Show this view")
+                        .clicked()
+                    {
+                        apply = Some(view.name.clone());
+                    }
+                    let default = self.settings.default_view.as_ref() == Some(&view.name);
+                    if ui
+                        .selectable_label(default, "default")
+                        .on_hover_text("Start with this view")
+                        .clicked()
+                    {
+                        self.settings.default_view = (!default).then(|| view.name.clone());
+                    }
+                    if ui.button("Delete").clicked() {
+                        delete = Some(view.name.clone());
+                    }
+                });
+            }
+            if let Some(name) = apply {
+                self.settings.apply_view(&name);
+                ui.close();
+            }
+            if let Some(name) = delete {
+                self.settings.delete_view(&name);
+            }
+            if !self.settings.views.is_empty() {
+                ui.separator();
+            }
+            ui.horizontal(|ui| {
+                let label = ui.label("Save what is shown as");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.view_name)
+                        .hint_text("My teams")
+                        .desired_width(140.0),
+                )
+                .labelled_by(label.id);
+                let name = self.view_name.trim().to_owned();
+                if ui
+                    .add_enabled(!name.is_empty(), egui::Button::new("Save"))
+                    .clicked()
+                {
+                    self.settings.save_view(&name);
+                    self.view_name.clear();
+                }
+            });
+        });
+    }
+
     fn settings_menu(&mut self, ui: &mut Ui) {
-        ui.menu_button("Settings", |ui| {
+        menu(ui, "Settings", |ui| {
             let label = ui.label("Server");
             ui.horizontal(|ui| {
                 ui.text_edit_singleline(&mut self.fields.server)
@@ -949,6 +1014,16 @@ fn names(a: impl Iterator<Item = String>, b: impl Iterator<Item = String>) -> Ve
     let mut names: Vec<String> = a.chain(b).collect::<BTreeSet<_>>().into_iter().collect();
     names.sort_by(|a, b| natural_cmp(a, b));
     names
+}
+
+/// A menu that stays open while its fields are used (egui's closes on any click in it); its
+/// actions close it themselves.
+fn menu(ui: &mut Ui, title: &str, content: impl FnOnce(&mut Ui)) {
+    let config = egui::containers::menu::MenuConfig::new()
+        .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+    egui::containers::menu::MenuButton::new(title)
+        .config(config)
+        .ui(ui, content);
 }
 
 /// How long Mute silences alerts: a shift.

@@ -53,6 +53,63 @@ pub struct Settings {
     pub alerts: BTreeMap<String, AlertChoice>,
     /// Alerts are muted until then (local ms since the epoch; 0: not muted).
     pub muted_until_ms: u64,
+    /// Named views the person saved, in the order saved.
+    pub views: Vec<SavedView>,
+    /// The saved view the app starts with, by name.
+    pub default_view: Option<String>,
+}
+
+/// A named way of looking at the floor: filters, view, order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedView {
+    /// What the person called it.
+    pub name: String,
+    /// Teams, sites, states, reasons, queue.
+    pub filter: Filter,
+    /// Which view.
+    pub view: ViewKind,
+    /// The agents' order.
+    pub sort: Sort,
+    /// The Summary view's grouping and order.
+    #[serde(default)]
+    pub summary: SummaryView,
+}
+
+impl Settings {
+    /// Saves what is shown now as `name` (replacing a view of that name).
+    pub fn save_view(&mut self, name: &str) {
+        let view = SavedView {
+            name: name.trim().to_owned(),
+            filter: self.filter.clone(),
+            view: self.view,
+            sort: self.sort,
+            summary: self.summary,
+        };
+        match self.views.iter_mut().find(|saved| saved.name == view.name) {
+            Some(saved) => *saved = view,
+            None => self.views.push(view),
+        }
+    }
+
+    /// Shows the saved view `name`; false when there is none.
+    pub fn apply_view(&mut self, name: &str) -> bool {
+        let Some(view) = self.views.iter().find(|saved| saved.name == name).cloned() else {
+            return false;
+        };
+        self.filter = view.filter;
+        self.view = view.view;
+        self.sort = view.sort;
+        self.summary = view.summary;
+        true
+    }
+
+    /// Forgets the saved view `name` (and that it was the default).
+    pub fn delete_view(&mut self, name: &str) {
+        self.views.retain(|saved| saved.name != name);
+        if self.default_view.as_deref() == Some(name) {
+            self.default_view = None;
+        }
+    }
 }
 
 /// How one threshold alerts.
@@ -119,6 +176,8 @@ impl Default for Settings {
             summary: SummaryView::default(),
             alerts: BTreeMap::new(),
             muted_until_ms: 0,
+            views: Vec::new(),
+            default_view: None,
         }
     }
 }
@@ -401,5 +460,31 @@ mod tests {
         assert_eq!(partial.server, "http://floor:8080");
         assert_eq!(partial.view, ViewKind::Teams);
         assert_eq!(partial.filter.states, StateSet::of([StateKind::OnCall]));
+    }
+
+    #[test]
+    fn views_are_saved_applied_replaced_and_deleted_by_name() {
+        let mut settings = Settings::default();
+        settings.filter.teams.insert("Billing 2".to_owned());
+        settings.view = ViewKind::Summary;
+        settings.save_view(" My teams ");
+        settings.filter = Filter::default();
+        settings.view = ViewKind::Teams;
+        settings.save_view("Everyone");
+        assert!(settings.apply_view("My teams"));
+        assert_eq!(settings.view, ViewKind::Summary);
+        assert!(settings.filter.teams.contains("Billing 2"));
+        // The same name again replaces it.
+        settings.view = ViewKind::Matrix;
+        settings.save_view("My teams");
+        assert_eq!(settings.views.len(), 2);
+        settings.default_view = Some("My teams".to_owned());
+        let text = serde_json::to_string(&settings).expect("serialises");
+        let back: Settings = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, settings);
+        settings.delete_view("My teams");
+        assert_eq!(settings.default_view, None);
+        assert!(!settings.apply_view("My teams"));
+        assert_eq!(settings.views.len(), 1);
     }
 }

@@ -1292,3 +1292,53 @@ fn alerts_are_chosen_per_threshold_and_muted_for_the_shift() {
     harness.run();
     assert_eq!(harness.state().settings.muted_until_ms, 0);
 }
+
+#[test]
+fn a_named_view_is_saved_shown_again_and_the_default_opens_the_app() {
+    let (mut harness, _commands, floor) = floor_screen(600);
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Sales")
+        .click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Summary")
+        .click();
+    harness.run();
+    harness.get_by_role_and_label(Role::Button, "Views").click();
+    harness.run();
+    harness
+        .get_by(|node| node.role() == Role::TextInput && node.placeholder() == Some("My teams"))
+        .click();
+    harness.run();
+    harness
+        .get_by(|node| node.role() == Role::TextInput && node.placeholder() == Some("My teams"))
+        .type_text("Sales");
+    harness.run();
+    harness.get_by_role_and_label(Role::Button, "Save").click();
+    harness.run();
+    assert_eq!(harness.state().settings.views.len(), 1);
+
+    // Somewhere else, then back in one click.
+    harness.state_mut().settings.filter = Default::default();
+    harness.state_mut().settings.view = ViewKind::Teams;
+    harness.run();
+    assert_eq!(shown(&harness), 600);
+    harness.get_by_role_and_label(Role::Button, "Sales").click();
+    harness.run();
+    assert_eq!(harness.state().settings.view, ViewKind::Summary);
+    assert_eq!(shown(&harness), in_team(&floor, "Sales"));
+
+    // Marked default, it is where the next start opens.
+    harness.get_by_role_and_label(Role::Button, "Views").click();
+    harness.run();
+    harness.get_by_label("default").click();
+    harness.run();
+    let mut settings = harness.state().settings.clone();
+    assert_eq!(settings.default_view.as_deref(), Some("Sales"));
+    settings.filter = Default::default();
+    settings.view = ViewKind::Agents;
+    let (mut next, _commands) = self::harness(session_for(floor.clone()), settings);
+    next.run();
+    assert_eq!(next.state().settings.view, ViewKind::Summary);
+    assert_eq!(shown(&next), in_team(&floor, "Sales"));
+}
