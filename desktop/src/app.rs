@@ -156,6 +156,8 @@ pub struct App {
     agent_alerts: model::AgentAlerts,
     /// The name typed to save the current view as.
     view_name: String,
+    /// How much the monitor enlarges the text (see [`monitor_scale`]), once known.
+    monitor_scale: Option<f32>,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -249,6 +251,7 @@ impl App {
             thresholds: None,
             agent_alerts: model::AgentAlerts::default(),
             view_name: String::new(),
+            monitor_scale: None,
         }
     }
 
@@ -295,6 +298,23 @@ impl App {
         } else {
             ctx.set_zoom_factor(self.settings.zoom.clamp(0.5, 3.0));
         }
+    }
+
+    /// Once the monitor is known: the text size the person chose, times the monitor's scale.
+    fn scale_to_the_monitor(&mut self, ctx: &egui::Context) {
+        if self.monitor_scale.is_some() {
+            return;
+        }
+        let (monitor, native) = ctx.input(|input| {
+            let viewport = input.viewport();
+            (viewport.monitor_size, viewport.native_pixels_per_point)
+        });
+        let Some(monitor) = monitor else {
+            return;
+        };
+        let scale = monitor_scale(monitor.x, native.unwrap_or(1.0));
+        self.monitor_scale = Some(scale);
+        ctx.set_zoom_factor((self.settings.zoom * scale).clamp(0.5, 4.0));
     }
 
     /// What the floor manager's screen shows: the settings and the search.
@@ -1026,6 +1046,18 @@ fn menu(ui: &mut Ui, title: &str, content: impl FnOnce(&mut Ui)) {
         .ui(ui, content);
 }
 
+/// How much larger text is drawn on a monitor whose system does not scale it but that is wide
+/// in pixels (a 4K screen at 100 %, where egui's text is tiny): 1 up to 2560 pixels wide, then
+/// in proportion to the width over 1920, at most 2. A system that scales (`native` above 1)
+/// has already done it.
+pub fn monitor_scale(width_points: f32, native_pixels_per_point: f32) -> f32 {
+    if native_pixels_per_point > 1.0 || width_points <= 2560.0 {
+        1.0
+    } else {
+        (width_points / 1920.0).clamp(1.0, 2.0)
+    }
+}
+
 /// How long Mute silences alerts: a shift.
 const SHIFT_MS: u64 = 8 * 3_600_000;
 
@@ -1189,7 +1221,9 @@ impl App {
             return;
         }
         self.shortcuts(ui.ctx());
-        self.settings.zoom = ui.ctx().zoom_factor();
+        self.scale_to_the_monitor(ui.ctx());
+        // What the person chose (Ctrl +/-, A+/A-), without the monitor's part.
+        self.settings.zoom = ui.ctx().zoom_factor() / self.monitor_scale.unwrap_or(1.0);
         match &session.sign_in {
             SignIn::NotNeeded | SignIn::SignedIn => self.floor_screen(ui, &session),
             SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) | SignIn::Browser { .. } => {
@@ -1234,6 +1268,17 @@ mod tests {
 
     /// eframe keeps a map of keys to RON strings in `app.ron`, the values written by
     /// `eframe::set_value`; what the app saved there is read back before the window opens.
+    #[test]
+    fn text_grows_on_a_wide_monitor_the_system_does_not_scale() {
+        assert_eq!(monitor_scale(1920.0, 1.0), 1.0);
+        assert_eq!(monitor_scale(2560.0, 1.0), 1.0);
+        assert_eq!(monitor_scale(3840.0, 1.0), 2.0);
+        assert_eq!(monitor_scale(3440.0, 1.0), 3440.0 / 1920.0);
+        assert_eq!(monitor_scale(7680.0, 1.0), 2.0, "at most twice");
+        // The system scales already: a 4K monitor at 200 % is 1920 points wide anyway.
+        assert_eq!(monitor_scale(3840.0, 1.5), 1.0);
+    }
+
     #[test]
     fn a_remembered_wallboard_is_known_before_the_window_opens() {
         let dir = std::env::temp_dir().join(format!("monti-app-ron-{}", std::process::id()));
