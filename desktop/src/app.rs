@@ -836,7 +836,8 @@ impl App {
                 self.agent = None;
             }
         }
-        if self.settings.show_attention {
+        // The agent panel takes the attention list's place while it is open.
+        if self.settings.show_attention && self.agent.is_none() {
             egui::Panel::right("attention")
                 .resizable(true)
                 .min_size(260.0)

@@ -27,7 +27,7 @@ struct Args {
     /// back to the environment's and the system's settings).
     #[arg(long, env = "MONTI_PROXY", value_name = "URL")]
     proxy: Option<String>,
-    /// Start with this view: queues, teams, sites, matrix or agents.
+    /// Start with this view: queues, summary, teams, sites, matrix or agents.
     #[arg(long, value_parser = parse_view)]
     view: Option<ViewKind>,
     /// Start with this theme: dark or light.
@@ -52,7 +52,7 @@ struct Args {
 
 fn parse_view(name: &str) -> Result<ViewKind, String> {
     ViewKind::from_name(name)
-        .ok_or_else(|| format!("{name:?} is not queues, teams, sites, matrix or agents"))
+        .ok_or_else(|| format!("{name:?} is not queues, summary, teams, sites, matrix or agents"))
 }
 
 fn parse_theme(name: &str) -> Result<Theme, String> {
