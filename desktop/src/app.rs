@@ -424,6 +424,22 @@ impl App {
                 *sort = key.first();
             }
             ui.toggle_value(&mut sort.descending, "Descending");
+            // The right-hand group on a row of its own when it does not fit beside the rest (a
+            // narrow window, large text), rather than drawn over it.
+            let who = (session.me.as_ref())
+                .map(|me| format!("{} · {}", me.subject, me.roles.join(", ")))
+                .unwrap_or_default();
+            let who_width = (ui.painter())
+                .layout_no_wrap(
+                    who.clone(),
+                    egui::TextStyle::Body.resolve(ui.style()),
+                    Color32::WHITE,
+                )
+                .size()
+                .x;
+            if ui.available_size_before_wrap().x < who_width + RIGHT_GROUP_WIDTH {
+                ui.end_row();
+            }
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 self.settings_menu(ui);
                 self.views_menu(ui);
@@ -443,8 +459,8 @@ impl App {
                 if session.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
                     self.commands.push(Command::SignOut);
                 }
-                if let Some(me) = &session.me {
-                    ui.label(format!("{} · {}", me.subject, me.roles.join(", ")));
+                if !who.is_empty() {
+                    ui.label(who);
                 }
             });
         });
@@ -1058,6 +1074,10 @@ pub fn monitor_scale(width_points: f32, native_pixels_per_point: f32) -> f32 {
         (width_points / 1920.0).clamp(1.0, 2.0)
     }
 }
+
+/// The width of the top bar's right-hand buttons (Settings, Views, Thresholds, Sign out) at
+/// text size 1, in points.
+const RIGHT_GROUP_WIDTH: f32 = 300.0;
 
 /// How long Mute silences alerts: a shift.
 const SHIFT_MS: u64 = 8 * 3_600_000;

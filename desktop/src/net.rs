@@ -189,9 +189,7 @@ impl Session {
             thresholds_saved: None,
         }
     }
-}
 
-impl Session {
     /// Shows `problem` (none: the last one is over); its words are the text itself.
     pub fn set_problem(&mut self, problem: Option<String>) {
         self.problem = problem;

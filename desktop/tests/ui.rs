@@ -1342,3 +1342,33 @@ fn a_named_view_is_saved_shown_again_and_the_default_opens_the_app() {
     assert_eq!(next.state().settings.view, ViewKind::Summary);
     assert_eq!(shown(&next), in_team(&floor, "Sales"));
 }
+
+#[test]
+fn in_a_narrow_window_the_top_bar_wraps_instead_of_drawing_over_itself() {
+    let mut session = session_for(sample::floor(100, 42, NOW));
+    session.me = Some(me(&["view_agents"]));
+    let (net, _commands) = Net::detached(session);
+    let mut app = App::new(Settings::default(), net);
+    app.clock = Clock::Fixed(NOW);
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(720.0, 700.0))
+        .build_eframe(|_| app);
+    harness.run();
+    let right: Vec<egui::Rect> = ["Settings", "Views", "Thresholds"]
+        .into_iter()
+        .map(|name| harness.get_by_role_and_label(Role::Button, name).rect())
+        .chain([harness.get_by_label("anna · supervisor").rect()])
+        .collect();
+    let left: Vec<egui::Rect> = [
+        harness.get_by_role_and_label(Role::Button, "Agents").rect(),
+        harness.get_by_role_and_label(Role::Button, "Descending").rect(),
+        harness.get_by_role(Role::TextInput).rect(),
+        harness.get_by_role(Role::ComboBox).rect(),
+    ]
+    .into();
+    for a in &right {
+        for b in &left {
+            assert!(!a.intersects(*b), "drawn over each other: {a:?} {b:?}");
+        }
+    }
+}
