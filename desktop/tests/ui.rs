@@ -1361,7 +1361,9 @@ fn in_a_narrow_window_the_top_bar_wraps_instead_of_drawing_over_itself() {
         .collect();
     let left: Vec<egui::Rect> = [
         harness.get_by_role_and_label(Role::Button, "Agents").rect(),
-        harness.get_by_role_and_label(Role::Button, "Descending").rect(),
+        harness
+            .get_by_role_and_label(Role::Button, "Descending")
+            .rect(),
         harness.get_by_role(Role::TextInput).rect(),
         harness.get_by_role(Role::ComboBox).rect(),
     ]
