@@ -296,7 +296,8 @@ impl App {
             ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(true));
             ctx.send_viewport_cmd(egui::ViewportCommand::Decorations(false));
         } else {
-            ctx.set_zoom_factor(self.settings.zoom.clamp(0.5, 3.0));
+            let monitor = self.monitor_scale.unwrap_or(1.0);
+            ctx.set_zoom_factor((self.settings.zoom * monitor).clamp(0.5, 4.0));
         }
     }
 
