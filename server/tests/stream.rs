@@ -231,27 +231,16 @@ async fn summaries_are_computed_from_the_tick_a_summary_viewer_joins() {
     server.stop().await.expect("clean shutdown");
 }
 
-/// Waits until the server's `name` metric reads `value`, or fails after ten seconds.
-async fn until_metric(server: &TestServer, name: &str, value: f64) {
+/// Polls the server's `name` metric until `wanted` holds for it (every 50 ms, the metric being
+/// readable only over HTTP), or fails after ten seconds saying what it stayed at.
+async fn until_metric(server: &TestServer, name: &str, what: &str, wanted: impl Fn(f64) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = server.metric(name).await;
-        if now == value {
+        if wanted(now) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name} stayed {now}, not {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the server's `name` metric reads at least `value`, or fails after ten seconds.
-async fn until_metric_at_least(server: &TestServer, name: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.metric(name).await < value {
-        assert!(Instant::now() < deadline, "{name} stayed below {value}");
+        assert!(Instant::now() < deadline, "{name} stayed {now}, not {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -281,10 +270,10 @@ async fn summary_viewers_that_vanish_or_are_refused_are_not_counted() {
         viewers.push(viewer);
     }
     let counted = "monti_summary_viewers";
-    until_metric(&server, counted, 10.0).await;
+    until_metric(&server, counted, "10", |now| now == 10.0).await;
     // Gone without a word: the sockets are dropped, no close frame.
     drop(viewers);
-    until_metric(&server, counted, 0.0).await;
+    until_metric(&server, counted, "0", |now| now == 0.0).await;
     // A summary of a team that does not exist is refused, and not counted.
     let mut refused = Connection::connect(&server.url, "test refused")
         .await
@@ -303,7 +292,8 @@ async fn summary_viewers_that_vanish_or_are_refused_are_not_counted() {
     }
     // Three more ticks, each of which sets the count.
     let ticks = server.metric("monti_ticks_total").await;
-    until_metric_at_least(&server, "monti_ticks_total", ticks + 3.0).await;
+    let three_more = |now| now >= ticks + 3.0;
+    until_metric(&server, "monti_ticks_total", "3 ticks more", three_more).await;
     assert_eq!(server.metric(counted).await, 0.0);
     server.stop().await.expect("clean shutdown");
 }
