@@ -190,6 +190,10 @@ async fn a_version_mismatch_in_the_upgrade_request_gets_426_with_a_reason() {
 async fn bad_rest_input_gets_a_4xx_with_a_json_body() {
     let db = TestDb::sqlite();
     let server = TestServer::start(test_config(&db)).await;
+    let long_name_history = format!(
+        "/api/v1/history?name={}&team=Sales%201&site=Berlin",
+        "A".repeat(2_000)
+    );
     for (path, status) in [
         ("/api/v1/agents?limit=0", 400),
         ("/api/v1/agents?limit=5000", 400),
@@ -208,6 +212,28 @@ async fn bad_rest_input_gets_a_4xx_with_a_json_body() {
         ("/api/v1/contacts?from=20&to=10", 400),
         ("/api/v1/contacts?from=-1", 400),
         ("/api/v1/contacts?limit=lots", 400),
+        // History by the names an app shows: half a name, two ways at once, and names no
+        // agent has (SQL, a bidirectional override, a NUL, 2,000 characters) are refused or
+        // unknown, never an error of the server's.
+        ("/api/v1/history?name=Anna&team=Sales%201", 400),
+        ("/api/v1/history?name=Anna&site=Berlin", 400),
+        (
+            "/api/v1/history?agent=a1&name=Anna&team=Sales%201&site=Berlin",
+            400,
+        ),
+        (
+            "/api/v1/history?name=x%27%20OR%201%3D1--&team=Sales%201&site=Berlin",
+            404,
+        ),
+        (
+            "/api/v1/history?name=%E2%80%AEannA&team=Sales%201&site=Berlin",
+            404,
+        ),
+        (
+            "/api/v1/history?name=An%00na&team=Sales%201&site=Berlin",
+            404,
+        ),
+        (&long_name_history, 404),
     ] {
         let response = server.get(path).await;
         assert_eq!(response.status().as_u16(), status, "{path}");
