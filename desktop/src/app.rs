@@ -1330,6 +1330,12 @@ mod tests {
         let file = ron::ser::to_string_pretty(&storage, Default::default()).expect("RON");
         std::fs::write(dir.join("app.ron"), file).expect("written");
         assert_eq!(App::settings_in(&dir), Some(saved));
+        // The file as eframe 0.37 itself wrote it for `monti-desktop --kiosk --wallboard hall-7`
+        // (under Xvfb, after its 30 s autosave), window geometry and egui memory included.
+        let real = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eframe-0.37");
+        let remembered = App::settings_in(std::path::Path::new(real)).expect("read");
+        assert!(remembered.kiosk);
+        assert_eq!(remembered.wallboard, "hall-7");
         std::fs::write(dir.join("app.ron"), "not ron at all").expect("written");
         assert_eq!(App::settings_in(&dir), None, "unreadable: the defaults");
         let _ = std::fs::remove_dir_all(&dir);
