@@ -817,3 +817,49 @@ pub struct IntervalJson {
     #[serde(flatten)]
     pub counts: QueueCountsJson,
 }
+
+/// The most points a trend answers with: a day by the minute.
+pub const TREND_MAX_POINTS: u64 = 1_441;
+
+/// The longest period a trend covers: a week.
+pub const TREND_MAX_SPAN_MS: u64 = 7 * 86_400_000;
+
+/// The finest step of a trend.
+pub const TREND_MIN_STEP_MS: u64 = 10_000;
+
+/// How many agents were in each state over a period: `GET /api/v1/trend`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendJson {
+    /// The first point, ms since the epoch.
+    pub from_ms: u64,
+    /// The time between points.
+    pub step_ms: u64,
+    /// Per state name (every state), the agents in it at `from_ms + i * step_ms`; every list
+    /// has the same length.
+    pub states: BTreeMap<String, Vec<u32>>,
+}
+
+impl TrendJson {
+    /// How many points there are.
+    pub fn len(&self) -> usize {
+        self.states.values().map(Vec::len).max().unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The agents in `kind` at point `i` (0 where the answer has no such state or point).
+    pub fn count(&self, kind: StateKind, i: usize) -> u32 {
+        (self.states.get(kind.name()))
+            .and_then(|counts| counts.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// When point `i` was taken.
+    pub fn at_ms(&self, i: usize) -> u64 {
+        self.from_ms + i as u64 * self.step_ms
+    }
+}

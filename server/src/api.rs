@@ -2,6 +2,7 @@
 //!
 //! - [`http`]: REST, health, readiness and metrics.
 //! - [`queues`]: queues, their figures and intervals, and contacts over REST.
+//! - [`trend`]: agents per state over the last hours, from the stored history.
 //! - [`error`]: what a request fails with, and how each failure is answered.
 //! - [`auth`]: roles, actions and the one `can(caller, action)`; refusals that say why.
 //! - [`token`]: checking access tokens (JWTs) against the identity provider's published keys.
@@ -15,3 +16,4 @@ pub mod error;
 pub mod http;
 pub mod queues;
 pub mod token;
+pub mod trend;

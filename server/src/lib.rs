@@ -34,7 +34,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{audit, auth, auth_check, http, queues};
+use crate::api::{audit, auth, auth_check, http, queues, trend};
 use crate::config::Config;
 use crate::core::clock::Clock;
 use crate::floor::live::LiveFloor;
@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route(monti_protocol::STREAM_PATH, get(stream::upgrade))
         .merge(http::api_router())
         .merge(queues::router())
+        .merge(trend::router())
         .merge(ingest::router())
         .merge(amazon_connect::router())
         .merge(connect_contacts::router())

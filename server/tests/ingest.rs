@@ -5,6 +5,7 @@ mod common;
 
 use common::{TestDb, TestServer, ingest_config};
 use monti_protocol::ingest::{EventBatchResultJson, HistoryPageJson, Outcome};
+use monti_protocol::rest::TrendJson;
 use monti_server::config::UnknownAgents;
 use serde_json::{Value, json};
 
@@ -219,6 +220,133 @@ async fn events_are_judged_one_by_one_on_sqlite() {
 async fn events_are_judged_one_by_one_on_postgres() {
     if let Some(db) = TestDb::postgres().await {
         events_are_judged_one_by_one(db).await;
+    }
+}
+
+/// The trend counts each agent in the state it had entered last at each point, from the stored
+/// history: the baseline before the period, changes exactly on a point, reasons and filters.
+async fn the_trend_counts_states_at_each_point(db: TestDb) {
+    let server = TestServer::start(ingest_config(&db)).await;
+    let minute = 60_000;
+    let t0 = now_ms() / minute * minute - 50 * minute;
+    let placed = |id: &str, agent: &str, state: &str, at: u64, team: &str| {
+        let mut event = event(id, agent, state, at);
+        event["name"] = json!(agent.to_uppercase());
+        event["team"] = json!(team);
+        event["site"] = json!(if team == "Billing 1" {
+            "Berlin"
+        } else {
+            "Lisbon"
+        });
+        event
+    };
+    let not_ready = |id: &str, at: u64, reason: &str| {
+        let mut event = placed(id, "p3", "not_ready", at, "Billing 1");
+        event["reason"] = json!(reason);
+        event
+    };
+    let breaks = not_ready("t5", t0 + 10 * minute, "break");
+    let lunch = not_ready("t7", t0 + 30 * minute, "lunch");
+    let result = send(
+        &server,
+        vec![
+            placed("t1", "p1", "available", t0 - 10 * minute, "Billing 1"),
+            placed("t2", "p2", "on_call", t0 - 5 * minute, "Billing 1"),
+            placed("t3", "p4", "available", t0 - minute, "Sales 2"),
+            // Outside the period: the points after it do not see it.
+            placed("t8", "p4", "wrap_up", t0 + 45 * minute, "Sales 2"),
+            placed("t4", "p1", "on_call", t0 + 15 * minute, "Billing 1"),
+            breaks,
+            placed("t6", "p2", "offline", t0 + 25 * minute, "Billing 1"),
+            lunch,
+        ],
+    )
+    .await;
+    // Events older than an agent's current state are stored as history all the same.
+    assert_eq!(result.applied + result.older, 8, "{result:?}");
+    server.settle().await;
+    let trend = async |query: &str| -> TrendJson {
+        let path = format!(
+            "/api/v1/trend?from_ms={t0}&to_ms={}&step_ms={}{query}",
+            t0 + 40 * minute,
+            10 * minute
+        );
+        let answer = server.get(&path).await;
+        assert_eq!(answer.status(), 200, "{path}");
+        answer.json().await.expect("a trend")
+    };
+    let floor = trend("").await;
+    assert_eq!(
+        (floor.from_ms, floor.step_ms, floor.len()),
+        (t0, 10 * minute, 5)
+    );
+    assert_eq!(floor.states["available"], [2, 2, 1, 1, 1]);
+    assert_eq!(floor.states["on_call"], [1, 1, 2, 1, 1]);
+    assert_eq!(floor.states["offline"], [0, 0, 0, 1, 1]);
+    // A change exactly on a point counts at that point.
+    assert_eq!(floor.states["not_ready"], [0, 1, 1, 1, 1]);
+    assert_eq!(floor.states["wrap_up"], [0; 5]);
+    let billing = trend("&team=Billing+1").await;
+    assert_eq!(billing.states["available"], [1, 1, 0, 0, 0]);
+    let lisbon = trend("&site=Lisbon").await;
+    assert_eq!(lisbon.states["available"], [1; 5]);
+    assert_eq!(lisbon.states["on_call"], [0; 5]);
+    let both = trend("&team=Billing+1&team=Sales+2").await;
+    assert_eq!(both, floor);
+    let on_break = trend("&reason=break").await;
+    assert_eq!(on_break.states["not_ready"], [0, 1, 1, 0, 0]);
+    assert_eq!(on_break.states["available"], [0; 5]);
+    let not_ready = trend("&reason=break&reason=lunch").await;
+    assert_eq!(not_ready.states["not_ready"], floor.states["not_ready"]);
+    // By default the last four hours, by the minute, ending now: everyone counted at the end.
+    let recent: TrendJson = server
+        .get("/api/v1/trend")
+        .await
+        .json()
+        .await
+        .expect("a trend");
+    assert_eq!((recent.step_ms, recent.len()), (minute, 241));
+    let last = recent.len() - 1;
+    let agents: u32 = (monti_protocol::model::StateKind::ALL.iter())
+        .map(|kind| recent.count(*kind, last))
+        .sum();
+    assert_eq!(agents, 4);
+    assert_eq!(
+        recent.count(monti_protocol::model::StateKind::WrapUp, last),
+        1
+    );
+    for (query, why) in [
+        ("team=Nobody", "is unknown"),
+        ("site=Atlantis", "is unknown"),
+        ("reason=naps", "is unknown"),
+        ("step_ms=1000", "at least"),
+        ("from_ms=5&to_ms=5", "before"),
+        ("from_ms=0", "at most 7 days"),
+        (
+            "from_ms=0&to_ms=86400000&step_ms=10000",
+            "8641 points asked for, at most 1441",
+        ),
+        ("agent=p1", "unknown parameter"),
+    ] {
+        let answer = server.get(&format!("/api/v1/trend?{query}")).await;
+        assert_eq!(answer.status(), 400, "{query}");
+        let body: Value = answer.json().await.expect("a JSON error");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{query}: {body}");
+    }
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trend_counts_states_on_sqlite() {
+    the_trend_counts_states_at_each_point(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trend_counts_states_on_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        the_trend_counts_states_at_each_point(db).await;
     }
 }
 
@@ -499,6 +627,7 @@ async fn the_openapi_document_matches_the_api() {
         "/api/v1/intervals",
         "/api/v1/roster",
         "/api/v1/history",
+        "/api/v1/trend",
         monti_server::sources::amazon_connect::PATH,
         monti_server::sources::connect_contacts::PATH,
         monti_server::sources::connect_contacts::FIREHOSE_PATH,

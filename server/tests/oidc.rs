@@ -11,6 +11,7 @@ use common::{TestDb, TestServer, test_config};
 use monti_client::connection::Connection;
 use monti_client::follow::Follower;
 use monti_protocol::message::{AuthInfo, ErrorCode, Subscription};
+use monti_protocol::model::StateKind;
 use monti_protocol::rest::{AgentPage, ErrorJson, SiteJson, TeamJson};
 use monti_server::api::token::{DiscoveredKeys, Rules, Verifier};
 use monti_server::config::{AuthMode, Config};
@@ -557,6 +558,21 @@ async fn only_the_ingest_role_feeds_events_and_history_stays_in_scope() {
         unknown.message.replace("999", "N")
     );
     let by_ingest = get(&server, "/api/v1/history?agent=s1", Some(&ingest)).await;
+    assert_eq!(by_ingest.status(), 403);
+    // The trend counts only agents in the reader's scope: Ben's team has Sam on a call; the
+    // wallboard sees the whole floor.
+    let now_counts = async |token: &str| {
+        let trend: monti_protocol::rest::TrendJson = get(&server, "/api/v1/trend", Some(token))
+            .await
+            .json()
+            .await
+            .expect("a trend");
+        let last = trend.len() - 1;
+        [StateKind::OnCall, StateKind::Available].map(|kind| trend.count(kind, last))
+    };
+    assert_eq!(now_counts(&ben).await, [1, 0]);
+    assert_eq!(now_counts(&wall).await, [1, 1]);
+    let by_ingest = get(&server, "/api/v1/trend", Some(&ingest)).await;
     assert_eq!(by_ingest.status(), 403);
     server.stop().await.expect("stops");
     db.drop_database().await;
@@ -1409,6 +1425,8 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
             "/api/v1/config/wallboards/lobby",
             "/api/v1/history?agent=a1",
             "/api/v1/history?team=Sales%201",
+            "/api/v1/trend",
+            "/api/v1/trend?team=Sales%201",
         ] {
             read(path.to_owned()).await;
         }
@@ -1418,6 +1436,11 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
             (
                 "/api/v1/history?team=Secret%20Renamed".to_owned(),
                 "/api/v1/history?team=No%20Such%20Team".to_owned(),
+                None,
+            ),
+            (
+                "/api/v1/trend?team=Secret%20Renamed".to_owned(),
+                "/api/v1/trend?team=No%20Such%20Team".to_owned(),
                 None,
             ),
             (

@@ -241,6 +241,35 @@ pub struct HistoryQuery {
     pub within: Option<Vec<DbGrant>>,
 }
 
+/// Which agents' states to count over time ([`Db::trend`]).
+#[derive(Clone, Debug)]
+pub struct TrendQuery {
+    /// The first point, ms since the epoch.
+    pub from_ms: u64,
+    /// The time between points (more than 0).
+    pub step_ms: u64,
+    /// How many points (at least 1).
+    pub points: u64,
+    /// Only agents of these teams at these sites (empty lists: any).
+    pub only: DbGrant,
+    /// Only agents the caller may see (`None`: every agent).
+    pub within: Option<Vec<DbGrant>>,
+}
+
+/// How many agents entered (positive) or left (negative) a state and reason by one point of a
+/// trend, summed.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct TrendStep {
+    /// The point: 0 is the baseline.
+    pub k: i64,
+    /// State name.
+    pub state: String,
+    /// Reason code.
+    pub reason: Option<String>,
+    /// The change in agents.
+    pub delta: i64,
+}
+
 /// One grant of a caller's scope in database ids: agents of these teams at these sites (an
 /// empty list means any).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1220,6 +1249,61 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .context("cannot read state history")
+    }
+
+    /// How many agents were in each state (and reason) at `from_ms + k * step_ms` for every
+    /// `k` up to `points - 1`: the state each active agent had entered last at or before each
+    /// point, counted as changes per point so that the database sums and the rows returned are
+    /// one per point, state and reason that changed, not one per agent.
+    ///
+    /// Each agent's last change at or before `from_ms` is the baseline (point 0); every later
+    /// change adds one to its state at the first point at or after it and takes one from the
+    /// state it ended, found with `lag` over the agent's changes. Agents count under the team
+    /// and site they belong to now.
+    pub async fn trend(&self, query: &TrendQuery) -> anyhow::Result<Vec<TrendStep>> {
+        let last_ms = query.from_ms + (query.points - 1) * query.step_ms;
+        let within = format!(
+            "a.active and ({}) and ({})",
+            scope_condition(query.within.as_deref()),
+            scope_condition(Some(std::slice::from_ref(&query.only))),
+        );
+        let sql = format!(
+            "with base as ( \
+                 select (select c.agent_state_change_id from agent_state_change c \
+                         where c.agent_id = a.agent_id and c.started_at <= $1 \
+                         order by c.started_at desc, c.agent_state_change_id desc limit 1) as id \
+                 from agent a where {within}), \
+             picked as ( \
+                 select c.agent_id, c.state, c.reason_code_id, c.started_at, \
+                        c.agent_state_change_id as id \
+                 from base b join agent_state_change c on c.agent_state_change_id = b.id \
+                 union all \
+                 select c.agent_id, c.state, c.reason_code_id, c.started_at, \
+                        c.agent_state_change_id as id \
+                 from agent_state_change c join agent a on a.agent_id = c.agent_id \
+                 where c.started_at > $1 and c.started_at <= $2 and {within}), \
+             steps as ( \
+                 select case when started_at <= $1 then 0 \
+                             else (started_at - $1 + $3 - 1) / $3 end as k, \
+                        state, reason_code_id, \
+                        lag(state) over w as prev_state, \
+                        lag(reason_code_id) over w as prev_reason \
+                 from picked window w as (partition by agent_id order by started_at, id)), \
+             deltas as ( \
+                 select k, state, reason_code_id as reason, 1 as delta from steps \
+                 union all \
+                 select k, prev_state, prev_reason, -1 from steps where prev_state is not null) \
+             select d.k, d.state, r.code as reason, sum(d.delta) as delta from deltas d \
+             left join reason_code r on r.reason_code_id = d.reason \
+             group by d.k, d.state, r.code order by d.k"
+        );
+        sqlx::query_as(&sql)
+            .bind(query.from_ms as i64)
+            .bind(last_ms as i64)
+            .bind(query.step_ms as i64)
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read the state trend")
     }
 
     /// Deletes the history of states that began before `before_ms`, and the contact events and
