@@ -19,12 +19,12 @@ use monti_protocol::names::natural_cmp;
 use crate::agent::AgentPanel;
 use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection, Summary};
-use crate::net::{Net, Request, Session, SignIn, lock};
+use crate::net::{Net, Request, Session, SignIn, TrendWanted, lock};
 use crate::queues::{self, Notified, QueueRow};
 use crate::repaint::{DataRepaint, until_next_second};
 use crate::settings::{Filter, STORAGE_KEY, Settings, Sort, SortKey, SummaryView, Theme, ViewKind};
 use crate::thresholds::{Asked, ThresholdsWindow};
-use crate::{signin, style, widgets};
+use crate::{signin, style, trend, widgets};
 
 /// Where the app's clock comes from: the system, or a fixed moment (tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +158,8 @@ pub struct App {
     view_name: String,
     /// How much the monitor enlarges the text (see [`monitor_scale`]), once known.
     monitor_scale: Option<f32>,
+    /// The trend last asked of the server, while the Trend view is shown.
+    trend_asked: Option<TrendWanted>,
 }
 
 /// Counts the frames the window draws and why, and logs them every ten seconds (at debug
@@ -252,6 +254,7 @@ impl App {
             agent_alerts: model::AgentAlerts::default(),
             view_name: String::new(),
             monitor_scale: None,
+            trend_asked: None,
         }
     }
 
@@ -821,6 +824,7 @@ impl App {
                 notify("MONTI: a queue needs attention", news, false);
             }
         }
+        self.ask_for_trend(session, &floor, now);
         let alerts = model::attention(&self.feed.cache.selection, &self.feed.cache.levels, now);
         let choices = &self.settings.alerts;
         for alert in self.agent_alerts.news(&alerts, &floor, choices, muted, now) {
@@ -894,6 +898,20 @@ impl App {
                 });
                 return;
             }
+            if self.settings.view == ViewKind::Trend {
+                let asked = trend::show(
+                    ui,
+                    session,
+                    &floor,
+                    &self.settings.filter,
+                    (self.settings.trend, self.trend_asked.as_ref()),
+                    now,
+                );
+                if let Some(trend::Asked::Span(span)) = asked {
+                    self.settings.trend = span;
+                }
+                return;
+            }
             if self.settings.view == ViewKind::Queues {
                 let rules = floor.queue_rules();
                 let thresholds = &mut self.settings.queue_thresholds;
@@ -925,12 +943,32 @@ impl App {
                     &mut self.settings.summary,
                     now,
                 ),
-                ViewKind::Queues => None,
+                ViewKind::Queues | ViewKind::Trend => None,
             };
             self.commands.extend(drill.map(Command::Drill));
         });
         // Times in state tick every second.
         ui.ctx().request_repaint_after(until_next_second(now));
+    }
+
+    /// Asks the server for the trend the Trend view shows when the filter or the period
+    /// changed or a new point is due; forgets what was asked when another view is shown.
+    fn ask_for_trend(&mut self, session: &Session, floor: &Floor, now: u64) {
+        if self.settings.view != ViewKind::Trend || !floor.is_ready() {
+            self.trend_asked = None;
+            return;
+        }
+        let span = self.settings.trend;
+        let lists = (&session.teams[..], &session.sites[..]);
+        let wanted = trend::wanted(floor, &self.settings.filter, lists, span, now);
+        match wanted {
+            Some(wanted) if trend::due(self.trend_asked.as_ref(), &wanted, span) => {
+                self.feed.net.send(Request::Trend(wanted.clone()));
+                self.trend_asked = Some(wanted);
+            }
+            Some(_) => {}
+            None => self.trend_asked = None,
+        }
     }
 
     fn drill(&mut self, drill: widgets::Drill) {
@@ -989,9 +1027,11 @@ impl Feed {
         self.cache.cards = match shown.view {
             ViewKind::Teams => model::cards(floor, &selection, false),
             ViewKind::Sites => model::cards(floor, &selection, true),
-            ViewKind::Matrix | ViewKind::Agents | ViewKind::Queues | ViewKind::Summary => {
-                Vec::new()
-            }
+            ViewKind::Matrix
+            | ViewKind::Agents
+            | ViewKind::Queues
+            | ViewKind::Summary
+            | ViewKind::Trend => Vec::new(),
         };
         self.cache.summary = match shown.view {
             ViewKind::Summary => Summary::new(floor, &selection, shown.summary),

@@ -10,6 +10,7 @@
 //! - [`repaint`]: when the window redraws (news, clocks), so that it draws no more than needed.
 //! - [`kiosk`]: the wallboard screen: rotating fullscreen pages, its own state.
 //! - [`thresholds`]: the Thresholds window: read by everyone, edited by whoever may.
+//! - [`trend`]: the Trend view: agents per state over the last hours, stored and live.
 //! - [`settings`]: what is kept between runs.
 //! - [`sample`]: a made-up floor for the benchmark and the tests.
 
@@ -25,6 +26,7 @@ pub mod settings;
 mod signin;
 mod style;
 pub mod thresholds;
+pub mod trend;
 mod widgets;
 
 pub use app::App;

@@ -316,6 +316,22 @@ impl Selection {
     }
 }
 
+/// How many agents of the filter's teams, sites and reasons are in each state now, whatever
+/// the search and the state filter: the live end of the trend, counted as the server counts
+/// its stored points (agents the floor has no state for are not counted).
+pub fn filtered_counts(floor: &Floor, filter: &Filter) -> [u32; StateKind::COUNT] {
+    let resolved = Resolved::new(floor, filter);
+    let mut counts = [0; StateKind::COUNT];
+    for record in floor.agents() {
+        let Some(live) = record.live else { continue };
+        let info = &record.info;
+        if resolved.team(info.team) && resolved.site(info.site) && resolved.reason(live.status) {
+            counts[live.status.kind().index()] += 1;
+        }
+    }
+    counts
+}
+
 #[cfg(test)]
 fn agent_name(floor: &Floor, id: AgentId) -> &str {
     floor

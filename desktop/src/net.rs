@@ -21,7 +21,7 @@ use monti_client::transport::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
 use monti_protocol::ingest::{HistoryEntryJson, HistoryPageJson};
 use monti_protocol::message::{ErrorCode, Subscription};
-use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds, WallboardConfig};
+use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds, TrendJson, WallboardConfig};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -47,6 +47,33 @@ pub enum Request {
     History(HistoryWanted),
     /// Replace the server's thresholds (the answer lands in [`Session::thresholds_saved`]).
     SetThresholds(Thresholds),
+    /// Read agents per state over a period (the answer lands in [`Session::trend`]).
+    Trend(TrendWanted),
+}
+
+/// The floor trend the Trend view asks for: the filter's teams, sites and reason codes by name
+/// (empty: all), over a period.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TrendWanted {
+    /// Team names.
+    pub teams: Vec<String>,
+    /// Site names.
+    pub sites: Vec<String>,
+    /// Reason codes.
+    pub reasons: Vec<String>,
+    /// The first point, server ms since the epoch.
+    pub from_ms: u64,
+    /// The end, server ms since the epoch.
+    pub to_ms: u64,
+}
+
+/// What the server answered for a [`TrendWanted`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trend {
+    /// What was asked.
+    pub wanted: TrendWanted,
+    /// Agents per state, or why there are none.
+    pub counts: Result<TrendJson, String>,
 }
 
 /// The stored history the agent panel asks for: the agent by the names the app shows (the
@@ -163,6 +190,8 @@ pub struct Session {
     pub history: Option<History>,
     /// How the last change of the thresholds went: saved, or why not.
     pub thresholds_saved: Option<Result<(), String>>,
+    /// The last trend read for the Trend view.
+    pub trend: Option<Trend>,
 }
 
 impl Session {
@@ -187,6 +216,7 @@ impl Session {
             floor: Arc::new(Mutex::new(Floor::awaiting_snapshot())),
             history: None,
             thresholds_saved: None,
+            trend: None,
         }
     }
 
@@ -204,6 +234,14 @@ async fn refusal(answer: reqwest::Response) -> String {
     (answer.json::<serde_json::Value>().await.ok())
         .and_then(|body| body["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("the server answered {status}"))
+}
+
+/// Why a REST read has no answer.
+enum Refused {
+    /// The server answered 404.
+    NotFound,
+    /// Anything else, in words.
+    Other(String),
 }
 
 /// Locks a mutex; a panic elsewhere leaves data the next update replaces, so poison is ignored.
@@ -415,6 +453,15 @@ impl Worker {
             Request::SetThresholds(_) => {
                 self.update(|session| {
                     session.thresholds_saved = Some(Err("not connected to the server".to_owned()))
+                });
+                None
+            }
+            Request::Trend(wanted) => {
+                self.update(|session| {
+                    session.trend = Some(Trend {
+                        wanted,
+                        counts: Err("not connected to the server".to_owned()),
+                    })
                 });
                 None
             }
@@ -806,6 +853,10 @@ impl Worker {
                         let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
                         self.save_thresholds(thresholds, token);
                     }
+                    Some(Request::Trend(wanted)) => {
+                        let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                        self.fetch_trend(wanted, token);
+                    }
                     command => if let Some(next) = self.idle_command(command) {
                         return (Some(next), false);
                     },
@@ -926,37 +977,74 @@ impl Worker {
 
     /// Reads an agent's history in a task of its own, so that the stream is not held up.
     fn fetch_history(&self, wanted: HistoryWanted, token: Option<String>) {
+        let query = vec![
+            ("name", wanted.name.clone()),
+            ("team", wanted.team.clone()),
+            ("site", wanted.site.clone()),
+            ("from_ms", wanted.from_ms.to_string()),
+            ("limit", "10000".to_owned()),
+        ];
+        self.spawn_get::<HistoryPageJson>("/api/v1/history", query, token, |session, answer| {
+            let entries = answer.map(|page| page.entries).map_err(|err| match err {
+                Refused::NotFound => "no history: the server does not know this agent".to_owned(),
+                Refused::Other(why) => why,
+            });
+            session.history = Some(History { wanted, entries });
+        });
+    }
+
+    /// Reads the floor trend in a task of its own.
+    fn fetch_trend(&self, wanted: TrendWanted, token: Option<String>) {
+        let mut query = vec![
+            ("from_ms", wanted.from_ms.to_string()),
+            ("to_ms", wanted.to_ms.to_string()),
+        ];
+        let named = [
+            ("team", &wanted.teams),
+            ("site", &wanted.sites),
+            ("reason", &wanted.reasons),
+        ];
+        for (key, names) in named {
+            query.extend(names.iter().map(|name| (key, name.clone())));
+        }
+        self.spawn_get::<TrendJson>("/api/v1/trend", query, token, |session, answer| {
+            let counts = answer.map_err(|err| match err {
+                Refused::NotFound => "this server keeps no trend (it is older)".to_owned(),
+                Refused::Other(why) => why,
+            });
+            session.trend = Some(Trend { wanted, counts });
+        });
+    }
+
+    /// GETs `path` in a task of its own (the stream is not held up) and hands the answer to
+    /// `done` under the session's lock, then repaints.
+    fn spawn_get<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        token: Option<String>,
+        done: impl FnOnce(&mut Session, Result<T, Refused>) + Send + 'static,
+    ) {
         let Some(transport) = self.transport.clone() else {
             return;
         };
-        let url = format!("{}/api/v1/history", self.server.trim_end_matches('/'));
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
         let (session, repaint) = (self.session.clone(), self.repaint.clone());
         tokio::spawn(async move {
-            let query = [
-                ("name", wanted.name.clone()),
-                ("team", wanted.team.clone()),
-                ("site", wanted.site.clone()),
-                ("from_ms", wanted.from_ms.to_string()),
-                ("limit", "10000".to_owned()),
-            ];
             let mut request = transport.http().get(&url).query(&query);
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
-            let entries = match request.send().await {
-                Ok(answer) if answer.status().is_success() => {
-                    match answer.json::<HistoryPageJson>().await {
-                        Ok(page) => Ok(page.entries),
-                        Err(err) => Err(transport.describe(&err).await),
-                    }
-                }
-                Ok(answer) if answer.status().as_u16() == 404 => {
-                    Err("no history: the server does not know this agent".to_owned())
-                }
-                Ok(answer) => Err(refusal(answer).await),
-                Err(err) => Err(transport.describe(&err).await),
+            let answer = match request.send().await {
+                Ok(answer) if answer.status().is_success() => match answer.json::<T>().await {
+                    Ok(value) => Ok(value),
+                    Err(err) => Err(Refused::Other(transport.describe(&err).await)),
+                },
+                Ok(answer) if answer.status().as_u16() == 404 => Err(Refused::NotFound),
+                Ok(answer) => Err(Refused::Other(refusal(answer).await)),
+                Err(err) => Err(Refused::Other(transport.describe(&err).await)),
             };
-            lock(&session).history = Some(History { wanted, entries });
+            done(&mut lock(&session), answer);
             repaint();
         });
     }

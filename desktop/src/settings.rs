@@ -57,6 +57,52 @@ pub struct Settings {
     pub views: Vec<SavedView>,
     /// The saved view the app starts with, by name.
     pub default_view: Option<String>,
+    /// The Trend view's period.
+    pub trend: TrendSpan,
+}
+
+/// How far back the Trend view looks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrendSpan {
+    /// The last 30 minutes, point by point every 10 seconds.
+    HalfHour,
+    /// The last 2 hours, by the minute.
+    #[default]
+    TwoHours,
+    /// The last 8 hours (a shift), every 2 minutes.
+    Shift,
+}
+
+impl TrendSpan {
+    /// Every span, in the order of the switcher.
+    pub const ALL: [TrendSpan; 3] = [TrendSpan::HalfHour, TrendSpan::TwoHours, TrendSpan::Shift];
+
+    /// The switcher's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrendSpan::HalfHour => "30 min",
+            TrendSpan::TwoHours => "2 hours",
+            TrendSpan::Shift => "8 hours",
+        }
+    }
+
+    /// How long, ms.
+    pub fn ms(self) -> u64 {
+        match self {
+            TrendSpan::HalfHour => 30 * 60_000,
+            TrendSpan::TwoHours => 2 * 3_600_000,
+            TrendSpan::Shift => 8 * 3_600_000,
+        }
+    }
+
+    /// The time between points, ms: 180 to 240 points, never finer than the server gives.
+    pub fn step_ms(self) -> u64 {
+        match self {
+            TrendSpan::HalfHour => 10_000,
+            TrendSpan::TwoHours => 60_000,
+            TrendSpan::Shift => 120_000,
+        }
+    }
 }
 
 /// A named way of looking at the floor: filters, view, order.
@@ -73,6 +119,9 @@ pub struct SavedView {
     /// The Summary view's grouping and order.
     #[serde(default)]
     pub summary: SummaryView,
+    /// The Trend view's period.
+    #[serde(default)]
+    pub trend: TrendSpan,
 }
 
 impl Settings {
@@ -84,6 +133,7 @@ impl Settings {
             view: self.view,
             sort: self.sort,
             summary: self.summary,
+            trend: self.trend,
         };
         match self.views.iter_mut().find(|saved| saved.name == view.name) {
             Some(saved) => *saved = view,
@@ -100,6 +150,7 @@ impl Settings {
         self.view = view.view;
         self.sort = view.sort;
         self.summary = view.summary;
+        self.trend = view.trend;
         true
     }
 
@@ -178,6 +229,7 @@ impl Default for Settings {
             muted_until_ms: 0,
             views: Vec::new(),
             default_view: None,
+            trend: TrendSpan::default(),
         }
     }
 }
@@ -208,13 +260,16 @@ pub enum ViewKind {
     Queues,
     /// Totals per site, team or team and site: counts and longest times per state.
     Summary,
+    /// Agents per state over the last hours, stacked.
+    Trend,
 }
 
 impl ViewKind {
     /// Every view, in the order of the switcher.
-    pub const ALL: [ViewKind; 6] = [
+    pub const ALL: [ViewKind; 7] = [
         ViewKind::Queues,
         ViewKind::Summary,
+        ViewKind::Trend,
         ViewKind::Teams,
         ViewKind::Sites,
         ViewKind::Matrix,
@@ -237,6 +292,7 @@ impl ViewKind {
             ViewKind::Agents => "Agents",
             ViewKind::Queues => "Queues",
             ViewKind::Summary => "Summary",
+            ViewKind::Trend => "Trend",
         }
     }
 }

@@ -1374,3 +1374,118 @@ fn in_a_narrow_window_the_top_bar_wraps_instead_of_drawing_over_itself() {
         }
     }
 }
+
+#[test]
+fn the_trend_answers_what_happened_in_the_last_half_hour_in_two_clicks() {
+    use monti_desktop::net::Trend;
+    use monti_protocol::rest::TrendJson;
+
+    let (mut harness, mut commands, floor) = floor_screen(300);
+    let trend_requests = |commands: &mut UnboundedReceiver<Request>| -> Vec<_> {
+        drain(commands)
+            .into_iter()
+            .filter_map(|request| match request {
+                Request::Trend(wanted) => Some(wanted),
+                _ => None,
+            })
+            .collect()
+    };
+    harness.get_by_role_and_label(Role::Button, "Trend").click();
+    harness.run();
+    let [two_hours] = &trend_requests(&mut commands)[..] else {
+        panic!("one trend request");
+    };
+    assert!(two_hours.teams.is_empty() && two_hours.sites.is_empty());
+    assert_eq!(two_hours.to_ms, NOW);
+    assert!((2 * 3_600_000..2 * 3_600_000 + 60_000).contains(&(NOW - two_hours.from_ms)));
+    assert!(harness.query_by_label("Reading the trend…").is_some());
+    assert!(harness.query_by_label("The whole floor").is_some());
+
+    // The second click: the last 30 minutes.
+    harness
+        .get_by_role_and_label(Role::Button, "30 min")
+        .click();
+    harness.run();
+    let [half_hour] = &trend_requests(&mut commands)[..] else {
+        panic!("one trend request for the new period");
+    };
+    assert!((1_800_000..1_810_000).contains(&(NOW - half_hour.from_ms)));
+    // An answer for the old period is not shown as the new one.
+    let answer = |wanted: &monti_desktop::net::TrendWanted, available: Vec<u32>| Trend {
+        wanted: wanted.clone(),
+        counts: Ok(TrendJson {
+            from_ms: wanted.from_ms,
+            step_ms: 10_000,
+            states: BTreeMap::from([
+                ("available".to_owned(), available.clone()),
+                (
+                    "on_call".to_owned(),
+                    available.iter().map(|n| n * 2).collect(),
+                ),
+            ]),
+        }),
+    };
+    harness.state().net().session().trend = Some(answer(two_hours, vec![1; 5]));
+    harness.run();
+    assert!(harness.query_by_label("Reading the trend…").is_some());
+    harness.state().net().session().trend = Some(answer(half_hour, vec![4, 5, 6, 40, 7]));
+    harness.run();
+    // The chart ends with the floor now; the legend counts it per state.
+    let live = |kind: StateKind| {
+        (floor.agents())
+            .filter(|record| record.live.is_some_and(|live| live.status.kind() == kind))
+            .count()
+    };
+    let drawn: usize = StateKind::ALL
+        .into_iter()
+        .filter(|kind| *kind != StateKind::Offline)
+        .map(live)
+        .sum();
+    let chart = format!(
+        "Agents per state from {} to {}: {drawn} agents now",
+        monti_desktop::agent::clock_text(NOW - 1_800_000),
+        monti_desktop::agent::clock_text(NOW)
+    );
+    assert!(harness.query_by_label(&chart).is_some(), "{chart}");
+    let available = format!("Available {}", live(StateKind::Available));
+    assert!(harness.query_by_label(&available).is_some(), "{available}");
+    assert!(
+        harness
+            .query_by_label_contains("offline, not drawn")
+            .is_some()
+    );
+    // The pointer names the time and the counts under it.
+    harness.get_by_label(&chart).hover();
+    harness.run();
+    assert!(
+        harness.query_by_label_contains("On call: ").is_some(),
+        "the hover names the counts"
+    );
+
+    // A team and site chosen in the filter are asked for by name.
+    let team = floor.teams().next().expect("a team").name.clone();
+    let site = floor.sites().next().expect("a site").name.clone();
+    let filter = &mut harness.state_mut().settings.filter;
+    filter.teams = [team.clone()].into();
+    filter.sites = [site.clone()].into();
+    harness.run();
+    let [narrowed] = &trend_requests(&mut commands)[..] else {
+        panic!("one trend request for the team");
+    };
+    assert_eq!(
+        (&narrowed.teams, &narrowed.sites),
+        (&vec![team.clone()], &vec![site.clone()])
+    );
+    let counted = format!("{team} at {site}");
+    assert!(harness.query_by_label(&counted).is_some(), "{counted}");
+    harness.state().net().session().trend = Some(Trend {
+        wanted: narrowed.clone(),
+        counts: Err("you may not do this".to_owned()),
+    });
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("No trend: you may not do this")
+            .is_some()
+    );
+}
