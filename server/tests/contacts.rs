@@ -164,6 +164,26 @@ async fn contacts_fold_into_legs(db: TestDb) {
     assert_eq!(all[1].ended_ms, Some(t + 41_000));
     let sales = legs(&server, &format!("from={}&queue=Sales%20Voice", t - 1)).await;
     assert_eq!(sales.len(), 1);
+    // One agent's contacts (the agent panel's last contacts), once the floor knows the agent;
+    // an agent it does not know is not found rather than an empty list.
+    let (status, body) = server
+        .post(
+            "/api/v1/events",
+            &json!({"events": [{"event_id": "s-anna", "agent": "ext-anna", "state": "available",
+                                "since_ms": t + 300_000}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.settle().await;
+    let anna = legs(&server, &format!("from={}&agent=ext-anna", t - 1)).await;
+    assert_eq!(
+        summary(&anna),
+        [("c1", "Billing Voice", "answered", Some(12_000))]
+    );
+    let unknown = server
+        .get(&format!("/api/v1/contacts?from={}&agent=ext-ben", t - 1))
+        .await;
+    assert_eq!(unknown.status(), 404);
     assert_eq!(
         server
             .metric(r#"monti_ingest_contact_events_total{source="api",outcome="applied"}"#)

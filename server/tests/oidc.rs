@@ -1449,6 +1449,11 @@ async fn a_scoped_caller_never_receives_a_name_outside_its_scope() {
                 None,
             ),
             (
+                "/api/v1/contacts?agent=a3".to_owned(),
+                "/api/v1/contacts?agent=nobody-here".to_owned(),
+                None,
+            ),
+            (
                 format!("/api/v1/agents?team={secret}"),
                 format!("/api/v1/agents?team={unknown}"),
                 Some((secret, unknown)),

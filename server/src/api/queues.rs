@@ -300,6 +300,8 @@ fn intervals_csv(rows: &[IntervalJson], formula: &str, zone: Zone) -> String {
 struct ContactsQuery {
     /// Only this queue.
     queue: Option<String>,
+    /// Only contacts offered to or answered by this agent (external id).
+    agent: Option<String>,
     /// From (ms since the epoch, inclusive); default the last 24 hours.
     from: Option<u64>,
     /// To (exclusive); default now.
@@ -322,13 +324,30 @@ async fn contacts(
         return Err(Error::BadRequest(format!("from {from} is after to {to}")));
     }
     let limit = params.limit.unwrap_or(10_000).clamp(1, 10_000);
+    if let Some(agent) = &params.agent {
+        // An agent outside the caller's scope is as unknown as one that does not exist.
+        let scope = caller.scope(Action::ViewAgents);
+        let known = (state.live.agent(agent)).is_some_and(|found| {
+            (state.live.dense_team_site(found.team, found.site))
+                .is_some_and(|(team, site)| scope.covers(team, site))
+        });
+        if !known {
+            return Err(Error::NotFound);
+        }
+    }
     let ids: Vec<i64> = (queues.iter())
         .filter(|queue| params.queue.as_ref().is_none_or(|name| *name == queue.name))
         .map(|queue| queue.id)
         .collect();
     let legs = state
         .db
-        .contact_legs(&ids, from as i64, to as i64, i64::from(limit))
+        .contact_legs(
+            &ids,
+            params.agent.as_deref(),
+            from as i64,
+            to as i64,
+            i64::from(limit),
+        )
         .await
         .map_err(Error::Internal)?;
     Ok(Json(legs))

@@ -1079,6 +1079,7 @@ impl Db {
     pub async fn contact_legs(
         &self,
         queues: &[i64],
+        agent: Option<&str>,
         from_ms: i64,
         to_ms: i64,
         limit: i64,
@@ -1096,7 +1097,7 @@ impl Db {
         let sql = format!(
             "select l.contact, q.name, l.queued_at, l.offered_at, l.connected_at, l.ended_at, \
              l.agent, l.outcome from contact_leg l join queue q on q.queue_id = l.queue_id \
-             where l.queued_at >= $1 and l.queued_at < $2{} \
+             where l.queued_at >= $1 and l.queued_at < $2{}{} \
              order by l.queued_at, l.contact, l.leg limit {}",
             if queues.is_empty() {
                 " and 1 = 0".to_owned()
@@ -1105,11 +1106,18 @@ impl Db {
                 let ids: Vec<String> = queues.iter().map(i64::to_string).collect();
                 format!(" and l.queue_id in ({})", ids.join(", "))
             },
+            if agent.is_some() {
+                " and l.agent = $3"
+            } else {
+                ""
+            },
             limit.max(0)
         );
-        let rows = sqlx::query_as::<Any, Row>(&sql)
-            .bind(from_ms)
-            .bind(to_ms)
+        let mut query = sqlx::query_as::<Any, Row>(&sql).bind(from_ms).bind(to_ms);
+        if let Some(agent) = agent {
+            query = query.bind(agent.to_owned());
+        }
+        let rows = query
             .fetch_all(&self.pool)
             .await
             .context("cannot read contacts")?;
