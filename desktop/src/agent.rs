@@ -8,11 +8,11 @@
 use chrono::{Local, TimeZone};
 use egui::{Align2, Color32, FontId, Rect, RichText, Sense, Ui, Vec2};
 use monti_protocol::floor::Floor;
-use monti_protocol::ingest::HistoryEntryJson;
+use monti_protocol::ingest::{ContactLegJson, HistoryEntryJson};
 use monti_protocol::model::{AgentId, AgentStatus, StateKind};
 
 use crate::model;
-use crate::net::{HistoryWanted, Session};
+use crate::net::{ContactsWanted, HistoryWanted, Session};
 use crate::style;
 
 /// One state change: what the agent did from when.
@@ -169,6 +169,29 @@ pub struct AgentPanel {
     pub wanted: HistoryWanted,
     /// Changes seen on the floor since it opened.
     seen: Vec<Change>,
+    /// The contacts asked for, once the history has named the agent's external id.
+    contacts: Option<ContactsWanted>,
+}
+
+/// How many of the agent's contacts the panel lists.
+const LAST_CONTACTS: usize = 10;
+
+/// One contact in the panel: `14:02 Billing Voice answered, 4:12 talking`.
+pub fn contact_text(leg: &ContactLegJson, now_ms: u64) -> String {
+    let at = leg.offered_ms.unwrap_or(leg.queued_ms);
+    let talk = leg.connected_ms.map(|connected| {
+        let until = leg.ended_ms.unwrap_or(now_ms);
+        model::duration_text(until.saturating_sub(connected))
+    });
+    match talk {
+        Some(talk) => format!(
+            "{} {} {}, {talk} talking",
+            clock_text(at),
+            leg.queue,
+            leg.outcome
+        ),
+        None => format!("{} {} {}", clock_text(at), leg.queue, leg.outcome),
+    }
 }
 
 impl AgentPanel {
@@ -186,7 +209,41 @@ impl AgentPanel {
             agent,
             wanted,
             seen: live_change(floor, agent).into_iter().collect(),
+            contacts: None,
         })
+    }
+
+    /// The contacts to ask the server for, once: the history names the agent's external id.
+    pub fn contacts_to_ask(&mut self, session: &Session, now_ms: u64) -> Option<ContactsWanted> {
+        let history = (session.history.as_ref()).filter(|history| history.wanted == self.wanted)?;
+        let agent = history.entries.as_ref().ok()?.first()?.agent.clone();
+        let wanted = ContactsWanted {
+            agent,
+            from_ms: local_midnight(now_ms),
+        };
+        if self.contacts.as_ref() == Some(&wanted) {
+            return None;
+        }
+        self.contacts = Some(wanted.clone());
+        Some(wanted)
+    }
+
+    /// The agent's last contacts today, newest first.
+    fn last_contacts(&self, ui: &mut Ui, session: &Session, now_ms: u64) {
+        let Some(asked) = &self.contacts else { return };
+        ui.add_space(6.0);
+        ui.strong("Last contacts");
+        let answer = (session.contacts.as_ref()).filter(|contacts| &contacts.wanted == asked);
+        match answer.map(|contacts| &contacts.legs) {
+            None => _ = ui.label("Reading today's contacts…"),
+            Some(Err(why)) => _ = ui.label(format!("Contacts not available: {why}")),
+            Some(Ok(legs)) if legs.is_empty() => _ = ui.label("No contacts today"),
+            Some(Ok(legs)) => {
+                for leg in legs.iter().rev().take(LAST_CONTACTS) {
+                    ui.label(contact_text(leg, now_ms));
+                }
+            }
+        }
     }
 
     /// Draws the panel; false when the person closed it.
@@ -285,6 +342,7 @@ impl AgentPanel {
                     ui.end_row();
                 }
             });
+        self.last_contacts(ui, session, now_ms);
         ui.add_space(6.0);
         ui.strong("Changes today");
         egui::ScrollArea::vertical()

@@ -853,6 +853,9 @@ impl App {
                 .default_size(360.0)
                 .show(ui, |ui| panel.show(ui, &floor, session, now))
                 .inner;
+            if let Some(wanted) = panel.contacts_to_ask(session, now) {
+                self.feed.net.send(Request::Contacts(wanted));
+            }
             if !open {
                 self.agent = None;
             }

@@ -19,7 +19,7 @@ use monti_client::connection::{ClientError, now_ms};
 use monti_client::follow::{Backoff, Follower, Link, Step};
 use monti_client::transport::{Transport, TransportOptions};
 use monti_protocol::floor::Floor;
-use monti_protocol::ingest::{HistoryEntryJson, HistoryPageJson};
+use monti_protocol::ingest::{ContactLegJson, HistoryEntryJson, HistoryPageJson};
 use monti_protocol::message::{ErrorCode, Subscription};
 use monti_protocol::rest::{MeJson, SiteJson, TeamJson, Thresholds, TrendJson, WallboardConfig};
 use tokio::sync::mpsc;
@@ -49,6 +49,27 @@ pub enum Request {
     SetThresholds(Thresholds),
     /// Read agents per state over a period (the answer lands in [`Session::trend`]).
     Trend(TrendWanted),
+    /// Read one agent's contacts (the answer lands in [`Session::contacts`]).
+    Contacts(ContactsWanted),
+}
+
+/// The contacts the agent panel asks for: the agent's external id (the history names it), from
+/// when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactsWanted {
+    /// The agent's external id.
+    pub agent: String,
+    /// From when, server ms since the epoch.
+    pub from_ms: u64,
+}
+
+/// What the server answered for a [`ContactsWanted`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contacts {
+    /// What was asked.
+    pub wanted: ContactsWanted,
+    /// The contacts' legs, oldest first, or why there are none.
+    pub legs: Result<Vec<ContactLegJson>, String>,
 }
 
 /// The floor trend the Trend view asks for: the filter's teams, sites and reason codes by name
@@ -192,6 +213,8 @@ pub struct Session {
     pub thresholds_saved: Option<Result<(), String>>,
     /// The last trend read for the Trend view.
     pub trend: Option<Trend>,
+    /// The last contacts read for the agent panel.
+    pub contacts: Option<Contacts>,
 }
 
 impl Session {
@@ -217,6 +240,7 @@ impl Session {
             history: None,
             thresholds_saved: None,
             trend: None,
+            contacts: None,
         }
     }
 
@@ -461,6 +485,15 @@ impl Worker {
                     session.trend = Some(Trend {
                         wanted,
                         counts: Err("not connected to the server".to_owned()),
+                    })
+                });
+                None
+            }
+            Request::Contacts(wanted) => {
+                self.update(|session| {
+                    session.contacts = Some(Contacts {
+                        wanted,
+                        legs: Err("not connected to the server".to_owned()),
                     })
                 });
                 None
@@ -857,6 +890,10 @@ impl Worker {
                         let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
                         self.fetch_trend(wanted, token);
                     }
+                    Some(Request::Contacts(wanted)) => {
+                        let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                        self.fetch_contacts(wanted, token);
+                    }
                     command => if let Some(next) = self.idle_command(command) {
                         return (Some(next), false);
                     },
@@ -1014,6 +1051,26 @@ impl Worker {
             });
             session.trend = Some(Trend { wanted, counts });
         });
+    }
+
+    /// Reads an agent's contacts in a task of its own.
+    fn fetch_contacts(&self, wanted: ContactsWanted, token: Option<String>) {
+        let query = vec![
+            ("agent", wanted.agent.clone()),
+            ("from", wanted.from_ms.to_string()),
+        ];
+        self.spawn_get::<Vec<ContactLegJson>>(
+            "/api/v1/contacts",
+            query,
+            token,
+            |session, answer| {
+                let legs = answer.map_err(|err| match err {
+                    Refused::NotFound => "the server does not know this agent".to_owned(),
+                    Refused::Other(why) => why,
+                });
+                session.contacts = Some(Contacts { wanted, legs });
+            },
+        );
     }
 
     /// GETs `path` in a task of its own (the stream is not held up) and hands the answer to

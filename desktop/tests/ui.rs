@@ -944,6 +944,54 @@ fn a_click_on_a_tile_opens_the_agents_day_from_the_stored_history_kept_live() {
             .query_by_label_contains("Timeline of today: 4 changes")
             .is_some()
     );
+    // The history names the agent's external id: the panel asks for today's contacts once.
+    harness.run();
+    let contacts: Vec<Request> = drain(&mut commands)
+        .into_iter()
+        .filter(|request| matches!(request, Request::Contacts(_)))
+        .collect();
+    let [Request::Contacts(wanted_contacts)] = &contacts[..] else {
+        panic!("one contacts request: {contacts:?}");
+    };
+    assert_eq!(
+        (wanted_contacts.agent.as_str(), wanted_contacts.from_ms),
+        ("ext", midnight)
+    );
+    assert!(
+        harness
+            .query_by_label("Reading today's contacts…")
+            .is_some()
+    );
+    let leg = |queue: &str, at: u64, outcome: &str| monti_protocol::ingest::ContactLegJson {
+        contact: format!("c-{at}"),
+        queue: queue.to_owned(),
+        queued_ms: at - 5_000,
+        offered_ms: Some(at),
+        connected_ms: Some(at + 2_000),
+        ended_ms: (outcome == "answered").then_some(at + 62_000),
+        agent: Some("ext".to_owned()),
+        outcome: outcome.to_owned(),
+    };
+    let legs = vec![
+        leg("Billing Voice", login + 60_000, "answered"),
+        leg("Sales Voice", since, "connected"),
+    ];
+    harness.state().net().session().contacts = Some(monti_desktop::net::Contacts {
+        wanted: wanted_contacts.clone(),
+        legs: Ok(legs.clone()),
+    });
+    harness.run();
+    let lines: Vec<String> = legs
+        .iter()
+        .rev()
+        .map(|leg| monti_desktop::agent::contact_text(leg, NOW))
+        .collect();
+    let tops: Vec<f32> = lines
+        .iter()
+        .map(|line| harness.get_by_label(line).rect().top())
+        .collect();
+    assert!(tops[0] < tops[1], "newest first: {lines:?}");
+    assert!(lines[1].ends_with("answered, 1:00 talking"), "{lines:?}");
 
     // Kept live from the stream: the agent goes on hold, and the panel says so at once.
     floor
