@@ -4,7 +4,7 @@
 use egui::{Align2, Color32, FontId, Rect, RichText, Sense, Stroke, StrokeKind, Ui, Vec2};
 use egui_extras::{Column, TableBuilder};
 use monti_protocol::floor::Floor;
-use monti_protocol::model::{AgentId, StateKind};
+use monti_protocol::model::{AgentId, SiteId, StateKind, TeamId};
 
 use crate::app::Cache;
 use crate::model::{self, CardKey, Level, Matrix, Row};
@@ -223,92 +223,151 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
 }
 
 /// Teams by sites with counts per state; a click on a name or a cell drills down. The header
-/// (site names and each site's total) stays in place while the teams scroll; each team's
-/// total is the column after its name.
+/// (site names and each site's total) stays in place while the teams scroll, and the teams'
+/// names and totals stay in place while the sites scroll sideways: two tables side by side,
+/// the sites' in a horizontal scroll area, scrolled down together.
 pub fn matrix(ui: &mut Ui, matrix: &Matrix) -> Option<Drill> {
     let mut drill = None;
     let row_height = ui.text_style_height(&egui::TextStyle::Body) + 10.0;
-    let site_drill = |site: &String| Drill {
-        team: None,
-        site: Some(site.clone()),
-    };
-    egui::ScrollArea::horizontal().show(ui, |ui| {
-        TableBuilder::new(ui)
-            .striped(true)
-            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-            .column(Column::initial(170.0).at_least(110.0).clip(true))
-            .column(Column::auto().at_least(110.0))
-            .columns(Column::auto().at_least(110.0), matrix.sites.len())
-            .header(row_height * 2.0 + 4.0, |mut header| {
-                header.col(|ui| {
-                    ui.vertical(|ui| {
-                        ui.strong("Team \\ Site");
-                        ui.strong("All teams");
-                    });
-                });
-                header.col(|ui| {
-                    ui.vertical(|ui| {
-                        ui.strong("Total");
-                        total_counts(ui, &matrix.total);
-                    });
-                });
-                for (site_id, site) in &matrix.sites {
-                    header.col(|ui| {
-                        ui.vertical(|ui| {
-                            if ui.button(RichText::new(site).strong()).clicked() {
-                                drill = Some(site_drill(site));
-                            }
-                            if let Some(counts) = matrix.site_totals.get(site_id) {
-                                total_counts(ui, counts);
-                            }
-                        });
-                    });
-                }
-            })
-            .body(|body| {
-                body.rows(row_height, matrix.teams.len(), |mut row| {
-                    let (team_id, team) = &matrix.teams[row.index()];
-                    row.col(|ui| {
-                        if ui.button(RichText::new(team).strong()).clicked() {
-                            drill = Some(Drill {
-                                team: Some(team.clone()),
-                                site: None,
+    let header_height = row_height * 2.0 + 4.0;
+    let layout = egui::Layout::left_to_right(egui::Align::Center);
+    // Both tables start at the offset either was scrolled to last frame.
+    let offset_id = ui.scope_id().with("matrix-offset");
+    let offset = ui
+        .data(|data| data.get_temp::<f32>(offset_id))
+        .unwrap_or(0.0);
+    let height = ui.available_height();
+    let names_width = (ui.available_width() * 0.4).clamp(200.0, 300.0);
+    let mut scrolled = [offset; 2];
+    ui.horizontal_top(|ui| {
+        ui.allocate_ui_with_layout(
+            egui::vec2(names_width, height),
+            egui::Layout::top_down(egui::Align::Min),
+            |ui| {
+                let output = TableBuilder::new(ui)
+                    .id_salt("matrix-teams")
+                    .striped(true)
+                    .cell_layout(layout)
+                    .vertical_scroll_offset(offset)
+                    .scroll_bar_visibility(egui::scroll_area::ScrollBarVisibility::AlwaysHidden)
+                    .column(Column::remainder().at_least(110.0).clip(true))
+                    .column(Column::exact(100.0))
+                    .header(header_height, |mut header| {
+                        header.col(|ui| {
+                            ui.vertical(|ui| {
+                                ui.strong("Team \\ Site");
+                                ui.strong("All teams");
                             });
-                        }
-                    });
-                    row.col(|ui| {
-                        if let Some(counts) = matrix.team_totals.get(team_id) {
-                            total_counts(ui, counts);
-                        }
-                    });
-                    for (site_id, site) in &matrix.sites {
-                        row.col(|ui| match matrix.cells.get(&(*team_id, *site_id)) {
-                            Some(cell) => {
-                                let response = ui
-                                    .horizontal(|ui| counts(ui, cell))
-                                    .response
-                                    .interact(Sense::click());
-                                let total: u32 = cell.iter().sum();
-                                let response = response.on_hover_text(format!(
-                                    "{team} at {site}: {}; click to show them",
-                                    model::plural(total, "agent")
-                                ));
-                                if response.clicked() {
+                        });
+                        header.col(|ui| {
+                            ui.vertical(|ui| {
+                                ui.strong("Total");
+                                total_counts(ui, &matrix.total);
+                            });
+                        });
+                    })
+                    .body(|body| {
+                        body.rows(row_height, matrix.teams.len(), |mut row| {
+                            let (team_id, team) = &matrix.teams[row.index()];
+                            row.col(|ui| {
+                                if ui.button(RichText::new(team).strong()).clicked() {
                                     drill = Some(Drill {
                                         team: Some(team.clone()),
-                                        site: Some(site.clone()),
+                                        site: None,
                                     });
                                 }
-                            }
-                            None => {
-                                ui.label("—");
-                            }
+                            });
+                            row.col(|ui| {
+                                if let Some(counts) = matrix.team_totals.get(team_id) {
+                                    total_counts(ui, counts);
+                                }
+                            });
                         });
-                    }
+                    });
+                scrolled[0] = output.state.clamped_offset().y;
+            },
+        );
+        let rest = egui::vec2(ui.available_width(), height);
+        ui.allocate_ui_with_layout(rest, egui::Layout::top_down(egui::Align::Min), |ui| {
+            egui::ScrollArea::horizontal()
+                .id_salt("matrix-sites-sideways")
+                .show(ui, |ui| {
+                    let output = TableBuilder::new(ui)
+                        .id_salt("matrix-sites")
+                        .striped(true)
+                        .cell_layout(layout)
+                        .vertical_scroll_offset(offset)
+                        .columns(Column::auto().at_least(110.0), matrix.sites.len())
+                        .header(header_height, |mut header| {
+                            for (site_id, site) in &matrix.sites {
+                                header.col(|ui| {
+                                    ui.vertical(|ui| {
+                                        if ui.button(RichText::new(site).strong()).clicked() {
+                                            drill = Some(Drill {
+                                                team: None,
+                                                site: Some(site.clone()),
+                                            });
+                                        }
+                                        if let Some(counts) = matrix.site_totals.get(site_id) {
+                                            total_counts(ui, counts);
+                                        }
+                                    });
+                                });
+                            }
+                        })
+                        .body(|body| {
+                            body.rows(row_height, matrix.teams.len(), |mut row| {
+                                let (team_id, team) = &matrix.teams[row.index()];
+                                for (site_id, site) in &matrix.sites {
+                                    row.col(|ui| {
+                                        cell(
+                                            ui,
+                                            matrix,
+                                            (*team_id, team),
+                                            (*site_id, site),
+                                            &mut drill,
+                                        )
+                                    });
+                                }
+                            });
+                        });
+                    scrolled[1] = output.state.clamped_offset().y;
                 });
-            });
+        });
     });
+    // Whichever table moved this frame sets where both are next frame.
+    let moved = scrolled.into_iter().find(|y| (y - offset).abs() > 0.5);
+    if let Some(y) = moved {
+        ui.data_mut(|data| data.insert_temp(offset_id, y));
+        ui.ctx().request_repaint();
+    }
     drill
+}
+
+/// One cell of the matrix: the counts of a team at a site; a click shows them.
+fn cell(
+    ui: &mut Ui,
+    matrix: &Matrix,
+    (team_id, team): (TeamId, &String),
+    (site_id, site): (SiteId, &String),
+    drill: &mut Option<Drill>,
+) {
+    let Some(cell) = matrix.cells.get(&(team_id, site_id)) else {
+        ui.label("—");
+        return;
+    };
+    let response = (ui.horizontal(|ui| counts(ui, cell)).response).interact(Sense::click());
+    let total: u32 = cell.iter().sum();
+    let response = response.on_hover_text(format!(
+        "{team} at {site}: {}; click to show them",
+        model::plural(total, "agent")
+    ));
+    if response.clicked() {
+        *drill = Some(Drill {
+            team: Some(team.clone()),
+            site: Some(site.clone()),
+        });
+    }
 }
 
 /// A total: the number of agents, with the counts per state on hover (in the cells they

@@ -1150,7 +1150,8 @@ fn the_matrix_keeps_its_header_and_totals_in_place_while_teams_scroll() {
             phase: egui::TouchPhase::Move,
             source: egui::MouseWheelSource::Wheel,
         });
-        harness.run();
+        // The two tables follow each other a frame apart.
+        harness.run_steps(8);
     }
     assert!(
         harness
@@ -1162,6 +1163,79 @@ fn the_matrix_keeps_its_header_and_totals_in_place_while_teams_scroll() {
         harness.get_by_role_and_label(Role::Button, &site).rect(),
         before,
         "the site's header stayed"
+    );
+    // Both tables scrolled together: the team in the name column's first visible row is
+    // drawn at the height of the first visible row of counts.
+    let first_team = harness
+        .query_all_by_role(Role::Button)
+        .filter(|node| {
+            let rect = node.rect();
+            // In the central panel, left of the sites, under the header.
+            rect.left() > 195.0 && rect.left() < before.left() && rect.top() > before.bottom()
+        })
+        .map(|node| node.rect().top())
+        .fold(f32::MAX, f32::min);
+    let first_cell = harness
+        .query_all_by_role(Role::Label)
+        .filter(|node| {
+            node.rect().left() >= before.left() && node.rect().top() > before.bottom() + 20.0
+        })
+        .map(|node| node.rect().top())
+        .fold(f32::MAX, f32::min);
+    assert!(
+        (first_team - first_cell).abs() < 6.0,
+        "rows line up: {first_team} and {first_cell}"
+    );
+}
+
+#[test]
+fn in_a_narrow_window_the_matrix_keeps_the_team_names_while_sites_scroll_sideways() {
+    let floor = sample::floor_with_teams(400, 12, 42, NOW);
+    let settings = Settings {
+        view: ViewKind::Matrix,
+        show_attention: false,
+        ..Settings::default()
+    };
+    let (mut harness, _commands) = harness(session_for(floor.clone()), settings);
+    harness.set_size(egui::vec2(640.0, 700.0));
+    harness.run();
+    let team = harness
+        .get_by_role_and_label(Role::Button, "Billing 1")
+        .rect();
+    let last_site = floor
+        .sites()
+        .map(|site| site.name.clone())
+        .max_by(|a, b| monti_protocol::names::natural_cmp(a, b));
+    let last_site = last_site.expect("sites");
+    let hidden = harness.query_by_role_and_label(Role::Button, &last_site);
+    assert!(
+        hidden.is_none_or(|node| node.rect().left() > 640.0),
+        "the last site is off to the right"
+    );
+    harness.hover_at(egui::pos2(600.0, 400.0));
+    for _ in 0..10 {
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(-1.0, 0.0),
+            modifiers: egui::Modifiers::NONE,
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+        });
+        harness.run_steps(8);
+    }
+    let shown = harness
+        .get_by_role_and_label(Role::Button, &last_site)
+        .rect();
+    assert!(
+        shown.right() <= 641.0,
+        "the last site scrolled in: {shown:?}"
+    );
+    assert_eq!(
+        harness
+            .get_by_role_and_label(Role::Button, "Billing 1")
+            .rect(),
+        team,
+        "the team names stayed"
     );
 }
 
