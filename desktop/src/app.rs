@@ -521,7 +521,7 @@ impl App {
 
     /// Named views: show one, mark one the default, delete one, save what is shown.
     fn views_menu(&mut self, ui: &mut Ui) {
-        menu(ui, "Views", |ui| {
+        widgets::menu(ui, "Views", |ui| {
             let mut apply = None;
             let mut delete = None;
             for view in &self.settings.views {
@@ -577,7 +577,7 @@ impl App {
     }
 
     fn settings_menu(&mut self, ui: &mut Ui) {
-        menu(ui, "Settings", |ui| {
+        widgets::menu(ui, "Settings", |ui| {
             let label = ui.label("Server");
             ui.horizontal(|ui| {
                 ui.text_edit_singleline(&mut self.fields.server)
@@ -935,8 +935,8 @@ impl App {
                 }
                 ViewKind::Matrix => widgets::matrix(ui, &self.feed.cache.matrix),
                 ViewKind::Agents => {
-                    let sort = &mut self.settings.sort;
-                    let opened = widgets::table(ui, &floor, &self.feed.cache, sort, now);
+                    let table = (&mut self.settings.sort, &mut self.settings.columns);
+                    let opened = widgets::table(ui, &floor, &self.feed.cache, table, now);
                     self.commands.extend(opened.map(Command::OpenAgent));
                     None
                 }
@@ -1095,16 +1095,6 @@ fn names(a: impl Iterator<Item = String>, b: impl Iterator<Item = String>) -> Ve
     let mut names: Vec<String> = a.chain(b).collect::<BTreeSet<_>>().into_iter().collect();
     names.sort_by(|a, b| natural_cmp(a, b));
     names
-}
-
-/// A menu that stays open while its fields are used (egui's closes on any click in it); its
-/// actions close it themselves.
-fn menu(ui: &mut Ui, title: &str, content: impl FnOnce(&mut Ui)) {
-    let config = egui::containers::menu::MenuConfig::new()
-        .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
-    egui::containers::menu::MenuButton::new(title)
-        .config(config)
-        .ui(ui, content);
 }
 
 /// How much larger text is drawn on a monitor whose system does not scale it but that is wide

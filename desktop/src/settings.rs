@@ -59,6 +59,84 @@ pub struct Settings {
     pub default_view: Option<String>,
     /// The Trend view's period.
     pub trend: TrendSpan,
+    /// The Agents table's columns, in order (the name always comes first).
+    pub columns: Columns,
+}
+
+/// A column of the Agents table that can be shown or hidden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TableColumn {
+    /// The agent's team.
+    Team,
+    /// The agent's site.
+    Site,
+    /// The state.
+    State,
+    /// The not-ready reason.
+    Reason,
+    /// The clock time the state began.
+    Since,
+    /// The time in the state.
+    Time,
+}
+
+impl TableColumn {
+    /// Every column, in the table's order.
+    pub const ALL: [TableColumn; 6] = [
+        TableColumn::Team,
+        TableColumn::Site,
+        TableColumn::State,
+        TableColumn::Reason,
+        TableColumn::Since,
+        TableColumn::Time,
+    ];
+
+    /// The header.
+    pub fn label(self) -> &'static str {
+        match self {
+            TableColumn::Team => "Team",
+            TableColumn::Site => "Site",
+            TableColumn::State => "State",
+            TableColumn::Reason => "Reason",
+            TableColumn::Since => "Since",
+            TableColumn::Time => "Time in state",
+        }
+    }
+
+    /// What a click on the header orders by.
+    pub fn sort_key(self) -> SortKey {
+        match self {
+            TableColumn::Team => SortKey::Team,
+            TableColumn::Site => SortKey::Site,
+            TableColumn::State => SortKey::State,
+            TableColumn::Reason => SortKey::Reason,
+            TableColumn::Since | TableColumn::Time => SortKey::TimeInState,
+        }
+    }
+}
+
+/// The Agents table's columns after the name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Columns(pub BTreeSet<TableColumn>);
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns(
+            (TableColumn::ALL.into_iter())
+                .filter(|column| *column != TableColumn::Since)
+                .collect(),
+        )
+    }
+}
+
+impl Columns {
+    /// The shown columns, in the table's order.
+    pub fn shown(&self) -> impl Iterator<Item = TableColumn> + '_ {
+        TableColumn::ALL
+            .into_iter()
+            .filter(|column| self.0.contains(column))
+    }
 }
 
 /// How far back the Trend view looks.
@@ -122,6 +200,9 @@ pub struct SavedView {
     /// The Trend view's period.
     #[serde(default)]
     pub trend: TrendSpan,
+    /// The Agents table's columns.
+    #[serde(default)]
+    pub columns: Columns,
 }
 
 impl Settings {
@@ -134,6 +215,7 @@ impl Settings {
             sort: self.sort,
             summary: self.summary,
             trend: self.trend,
+            columns: self.columns.clone(),
         };
         match self.views.iter_mut().find(|saved| saved.name == view.name) {
             Some(saved) => *saved = view,
@@ -151,6 +233,7 @@ impl Settings {
         self.sort = view.sort;
         self.summary = view.summary;
         self.trend = view.trend;
+        self.columns = view.columns;
         true
     }
 
@@ -230,6 +313,7 @@ impl Default for Settings {
             views: Vec::new(),
             default_view: None,
             trend: TrendSpan::default(),
+            columns: Columns::default(),
         }
     }
 }

@@ -8,7 +8,9 @@ use monti_protocol::model::{AgentId, SiteId, StateKind, TeamId};
 
 use crate::app::Cache;
 use crate::model::{self, CardKey, Level, Matrix, Row};
-use crate::settings::{Sort, SortKey, SummaryBy, SummaryKey, SummaryView, ViewKind};
+use crate::settings::{
+    Columns, Sort, SortKey, SummaryBy, SummaryKey, SummaryView, TableColumn, ViewKind,
+};
 use crate::style;
 
 /// A drill-down the person asked for: show only this team and/or site.
@@ -516,22 +518,43 @@ pub fn summary(
     drill
 }
 
-/// Returns the agent whose name was clicked.
+/// A menu that stays open while its fields are used (egui's closes on any click in it); its
+/// actions close it themselves.
+pub(crate) fn menu(ui: &mut Ui, title: &str, content: impl FnOnce(&mut Ui)) {
+    let config = egui::containers::menu::MenuConfig::new()
+        .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+    egui::containers::menu::MenuButton::new(title)
+        .config(config)
+        .ui(ui, content);
+}
+
+/// The Agents table: the name, then the chosen columns (a Columns menu above it), each header
+/// ordering by its column. Returns the agent whose name was clicked.
 pub fn table(
     ui: &mut Ui,
     floor: &Floor,
     cache: &Cache,
-    sort: &mut Sort,
+    (sort, columns): (&mut Sort, &mut Columns),
     now_ms: u64,
 ) -> Option<AgentId> {
     let mut opened = None;
     let rows = &cache.selection.rows;
     let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
-    let header = |ui: &mut Ui, sort: &mut Sort, key: Option<SortKey>, title: &str| {
-        let Some(key) = key else {
-            ui.strong(title);
-            return;
-        };
+    ui.horizontal(|ui| {
+        menu(ui, "Columns", |ui| {
+            for column in TableColumn::ALL {
+                let mut shown = columns.0.contains(&column);
+                if ui.checkbox(&mut shown, column.label()).changed() {
+                    if shown {
+                        columns.0.insert(column);
+                    } else {
+                        columns.0.remove(&column);
+                    }
+                }
+            }
+        });
+    });
+    let header = |ui: &mut Ui, sort: &mut Sort, key: SortKey, title: &str| {
         let arrow = match (sort.key == key, sort.descending) {
             (false, _) => "",
             (true, false) => " ⏶",
@@ -551,29 +574,36 @@ pub fn table(
             };
         }
     };
-    TableBuilder::new(ui)
+    let shown: Vec<TableColumn> = columns.shown().collect();
+    let mut builder = TableBuilder::new(ui)
+        .id_salt(("agents-table", &shown))
         .striped(true)
         .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-        .column(Column::initial(200.0).at_least(120.0).clip(true))
-        .column(Column::initial(140.0).clip(true))
-        .column(Column::initial(100.0).clip(true))
-        .column(Column::initial(120.0))
-        .column(Column::initial(110.0).clip(true))
-        .column(Column::remainder().at_least(90.0))
+        .column(Column::initial(200.0).at_least(120.0).clip(true));
+    for (i, column) in shown.iter().enumerate() {
+        let width = match column {
+            TableColumn::Team => Column::initial(140.0).clip(true),
+            TableColumn::Site | TableColumn::Since => Column::initial(100.0).clip(true),
+            TableColumn::State => Column::initial(120.0),
+            TableColumn::Reason => Column::initial(110.0).clip(true),
+            TableColumn::Time => Column::initial(120.0),
+        };
+        builder = builder.column(if i + 1 == shown.len() {
+            Column::remainder().at_least(90.0)
+        } else {
+            width
+        });
+    }
+    builder
         .header(row_height + 4.0, |mut row| {
-            row.col(|ui| header(ui, sort, Some(SortKey::Name), "Name"));
-            row.col(|ui| header(ui, sort, Some(SortKey::Team), "Team"));
-            row.col(|ui| header(ui, sort, Some(SortKey::Site), "Site"));
-            row.col(|ui| header(ui, sort, Some(SortKey::State), "State"));
-            row.col(|ui| header(ui, sort, Some(SortKey::Reason), "Reason"));
-            row.col(|ui| header(ui, sort, Some(SortKey::TimeInState), "Time in state"));
+            row.col(|ui| header(ui, sort, SortKey::Name, "Name"));
+            for column in &shown {
+                row.col(|ui| header(ui, sort, column.sort_key(), column.label()));
+            }
         })
         .body(|body| {
             body.rows(row_height, rows.len(), |mut table_row| {
                 let row = rows[table_row.index()];
-                let kind = row.status.kind();
-                let elapsed = now_ms.saturating_sub(row.since_ms);
-                let level = cache.levels.level(row.team, row.status, elapsed);
                 let name = floor
                     .agent(row.id)
                     .map_or("?", |record| record.info.name.as_str());
@@ -587,37 +617,58 @@ pub fn table(
                         opened = Some(row.id);
                     }
                 });
-                table_row.col(|ui| {
-                    ui.label(floor.team(row.team).map_or("", |team| team.name.as_str()));
-                });
-                table_row.col(|ui| {
-                    ui.label(floor.site(row.site).map_or("", |site| site.name.as_str()));
-                });
-                table_row.col(|ui| {
-                    ui.label(
-                        RichText::new(format!(
-                            "{} {}",
-                            model::state_mark(kind),
-                            model::state_label(kind)
-                        ))
-                        .color(Color32::WHITE)
-                        .background_color(style::state_colour(kind)),
-                    );
-                });
-                table_row.col(|ui| {
-                    ui.label(reason_label(floor, &row).unwrap_or(""));
-                });
-                table_row.col(|ui| {
-                    let text = time_text(level, &row, now_ms);
-                    let mut text = RichText::new(text).monospace();
-                    if let Some(colour) = style::level_colour(level, ui.visuals().dark_mode) {
-                        text = text.color(colour).strong();
-                    }
-                    ui.label(text);
-                });
+                for column in &shown {
+                    table_row.col(|ui| table_cell(ui, floor, cache, &row, *column, now_ms));
+                }
             });
         });
     opened
+}
+
+/// One cell of the Agents table.
+fn table_cell(
+    ui: &mut Ui,
+    floor: &Floor,
+    cache: &Cache,
+    row: &Row,
+    column: TableColumn,
+    now_ms: u64,
+) {
+    let kind = row.status.kind();
+    match column {
+        TableColumn::Team => {
+            ui.label(floor.team(row.team).map_or("", |team| team.name.as_str()));
+        }
+        TableColumn::Site => {
+            ui.label(floor.site(row.site).map_or("", |site| site.name.as_str()));
+        }
+        TableColumn::State => {
+            ui.label(
+                RichText::new(format!(
+                    "{} {}",
+                    model::state_mark(kind),
+                    model::state_label(kind)
+                ))
+                .color(Color32::WHITE)
+                .background_color(style::state_colour(kind)),
+            );
+        }
+        TableColumn::Reason => {
+            ui.label(reason_label(floor, row).unwrap_or(""));
+        }
+        TableColumn::Since => {
+            ui.label(RichText::new(crate::agent::clock_text(row.since_ms)).monospace());
+        }
+        TableColumn::Time => {
+            let elapsed = now_ms.saturating_sub(row.since_ms);
+            let level = cache.levels.level(row.team, row.status, elapsed);
+            let mut text = RichText::new(time_text(level, row, now_ms)).monospace();
+            if let Some(colour) = style::level_colour(level, ui.visuals().dark_mode) {
+                text = text.color(colour).strong();
+            }
+            ui.label(text);
+        }
+    }
 }
 
 /// What a person did in the Queues view or the queue strip.

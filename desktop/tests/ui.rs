@@ -1611,3 +1611,49 @@ fn the_trend_answers_what_happened_in_the_last_half_hour_in_two_clicks() {
             .is_some()
     );
 }
+
+#[test]
+fn the_tables_columns_are_chosen_and_kept_in_a_saved_view() {
+    let settings = Settings {
+        view: ViewKind::Agents,
+        ..Settings::default()
+    };
+    let floor = sample::floor(80, 42, NOW);
+    let (mut harness, _commands) = harness(session_for(floor), settings);
+    harness.run();
+    let header = |harness: &Harness<'_, App>, title: &str| {
+        harness
+            .query_by(|node| {
+                node.role() == Role::Button
+                    && node.label().is_some_and(|label| {
+                        label == title || label.starts_with(&format!("{title} "))
+                    })
+            })
+            .is_some()
+    };
+    assert!(header(&harness, "Site") && !header(&harness, "Since"));
+    harness
+        .get_by_role_and_label(Role::Button, "Columns")
+        .click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Site")
+        .click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Since")
+        .click();
+    harness.run();
+    harness.key_press(egui::Key::Escape);
+    harness.run();
+    assert!(!header(&harness, "Site") && header(&harness, "Since"));
+    let first = harness.state().settings.columns.clone();
+    harness.state_mut().settings.save_view("Mine");
+    harness.state_mut().settings.columns = Default::default();
+    harness.run();
+    assert!(header(&harness, "Site"));
+    assert!(harness.state_mut().settings.apply_view("Mine"));
+    harness.run();
+    assert_eq!(harness.state().settings.columns, first);
+    assert!(!header(&harness, "Site") && header(&harness, "Since"));
+}
