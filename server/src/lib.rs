@@ -74,6 +74,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The time.
     pub clock: Clock,
+    /// Trend answers shared between viewers.
+    pub trends: Arc<trend::Trends>,
 }
 
 /// The whole HTTP surface: one router per concern, merged here.
@@ -188,6 +190,7 @@ pub async fn run_with_clock(
         joined: share.as_ref().map(|share| share.joined.clone()),
         trusted_proxies: Arc::new(config.server.trusted_proxy_nets()?),
         clock,
+        trends: Arc::default(),
     };
     check_sign_in(&config, &live);
     let mut tasks = Background::spawn(&state, audit_rx, simulated, &background);

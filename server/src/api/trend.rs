@@ -5,8 +5,16 @@
 //! module checks the request and the caller's scope and folds the sums into counts. Counts are
 //! what a summary shows, so the caller needs the right to see summaries, and only agents inside
 //! its scope are counted.
+//!
+//! The read costs time in proportion to the state changes in the period (docs/PERFORMANCE.md),
+//! so [`Trends`] shares answers: viewers that ask the same question within a step (the apps
+//! round the period's start to the step) get one read between them, and at most [`AT_ONCE`]
+//! reads run at a time, leaving the database's other connections to the writer and the rest
+//! of REST.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -22,6 +30,69 @@ use crate::store::db::{DbGrant, TrendQuery, TrendStep};
 /// The trend route.
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new().route("/api/v1/trend", get(trend))
+}
+
+/// How many trend reads run at once.
+pub const AT_ONCE: usize = 2;
+
+/// How long an answer is shared with viewers asking the same question.
+const SHARED_FOR: Duration = Duration::from_secs(10);
+
+/// What one trend read asks: equal keys get equal answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    from_ms: u64,
+    step_ms: u64,
+    points: u64,
+    teams: Vec<i64>,
+    sites: Vec<i64>,
+    within: Option<Vec<(Vec<i64>, Vec<i64>)>>,
+    reasons: BTreeSet<String>,
+}
+
+type Shared = Arc<tokio::sync::OnceCell<Arc<TrendJson>>>;
+
+/// Answers shared between viewers, and the permits that cap concurrent reads.
+pub struct Trends {
+    answers: Mutex<HashMap<Key, (Instant, Shared)>>,
+    reads: tokio::sync::Semaphore,
+}
+
+impl Default for Trends {
+    fn default() -> Self {
+        Trends {
+            answers: Mutex::new(HashMap::new()),
+            reads: tokio::sync::Semaphore::new(AT_ONCE),
+        }
+    }
+}
+
+impl Trends {
+    /// The answer to `key`: shared when the same was asked less than [`SHARED_FOR`] ago (or is
+    /// being read now), else read with `read` once a permit is free. A failed read is not
+    /// shared: the next caller reads again.
+    async fn answer<F>(&self, key: Key, read: F) -> Result<Arc<TrendJson>, Error>
+    where
+        F: Future<Output = Result<TrendJson, Error>>,
+    {
+        let shared = {
+            let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            answers.retain(|_, (at, _)| now.duration_since(*at) < SHARED_FOR);
+            (answers.entry(key))
+                .or_insert_with(|| (now, Shared::default()))
+                .1
+                .clone()
+        };
+        let answer = shared
+            .get_or_try_init(|| async {
+                let _permit = (self.reads.acquire().await)
+                    .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
+                read.await.map(Arc::new)
+            })
+            .await?;
+        Ok(answer.clone())
+    }
 }
 
 /// The period a trend covers when the request names none.
@@ -173,23 +244,35 @@ async fn trend(
             .filter_map(|name| state.live.site_id(name))
             .collect(),
     };
-    let steps = state
-        .db
-        .trend(&TrendQuery {
-            from_ms,
-            step_ms,
-            points,
-            only,
-            within: state.live.db_scope(&scope),
-        })
-        .await?;
-    Ok(Json(fold(
-        &steps,
+    let query = TrendQuery {
         from_ms,
         step_ms,
         points,
-        &params.reasons,
-    )))
+        only,
+        within: state.live.db_scope(&scope),
+    };
+    let key = Key {
+        from_ms,
+        step_ms,
+        points,
+        teams: query.only.teams.clone(),
+        sites: query.only.sites.clone(),
+        within: (query.within.as_ref()).map(|grants| {
+            (grants.iter())
+                .map(|grant| (grant.teams.clone(), grant.sites.clone()))
+                .collect()
+        }),
+        reasons: params.reasons.clone(),
+    };
+    let reasons = params.reasons;
+    let db = state.db.clone();
+    let answer = (state.trends)
+        .answer(key, async move {
+            let steps = db.trend(&query).await?;
+            Ok(fold(&steps, from_ms, step_ms, points, &reasons))
+        })
+        .await?;
+    Ok(Json(TrendJson::clone(&answer)))
 }
 
 /// Counts per state at each point from the changes per point. With `reasons`, only agents not
@@ -270,6 +353,43 @@ mod tests {
         let breaks = fold(&steps, 1_000, 60_000, 5, &BTreeSet::from(["break".into()]));
         assert_eq!(breaks.states["not_ready"], [1, 1, 1, 0, 0]);
         assert_eq!(breaks.states["available"], [0; 5]);
+    }
+
+    #[tokio::test]
+    async fn one_read_answers_everyone_asking_the_same_and_a_failure_is_not_kept() {
+        let trends = Trends::default();
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let key = |teams: Vec<i64>| Key {
+            from_ms: 0,
+            step_ms: 60_000,
+            points: 3,
+            teams,
+            sites: Vec::new(),
+            within: Some(vec![(vec![1], vec![])]),
+            reasons: BTreeSet::new(),
+        };
+        let read = |fail: bool| {
+            let reads = &reads;
+            async move {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if fail {
+                    Err(Error::Unavailable("busy".into()))
+                } else {
+                    Ok(fold(&[], 0, 60_000, 3, &BTreeSet::new()))
+                }
+            }
+        };
+        let failed = trends.answer(key(vec![7]), read(true)).await;
+        assert!(failed.is_err());
+        let (a, b) = tokio::join!(
+            trends.answer(key(vec![7]), read(false)),
+            trends.answer(key(vec![7]), read(false)),
+        );
+        assert_eq!(a.expect("read"), b.expect("shared"));
+        let other = trends.answer(key(vec![8]), read(false)).await;
+        assert!(other.is_ok());
+        // The failed read, one for the two asking together, one for the other key.
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

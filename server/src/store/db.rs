@@ -1268,6 +1268,10 @@ impl Db {
     /// change adds one to its state at the first point at or after it and takes one from the
     /// state it ended, found with `lag` over the agent's changes. Agents count under the team
     /// and site they belong to now.
+    ///
+    /// The changes are read agent by agent (`cross join` keeps SQLite's order: the agents the
+    /// filter and scope pass, then each one's changes by the `(agent_id, started_at)` index),
+    /// so a team's trend reads that team's rows only.
     pub async fn trend(&self, query: &TrendQuery) -> anyhow::Result<Vec<TrendStep>> {
         let last_ms = query.from_ms + (query.points - 1) * query.step_ms;
         let within = format!(
@@ -1288,8 +1292,9 @@ impl Db {
                  union all \
                  select c.agent_id, c.state, c.reason_code_id, c.started_at, \
                         c.agent_state_change_id as id \
-                 from agent_state_change c join agent a on a.agent_id = c.agent_id \
-                 where c.started_at > $1 and c.started_at <= $2 and {within}), \
+                 from agent a cross join agent_state_change c \
+                 where c.agent_id = a.agent_id and c.started_at > $1 and c.started_at <= $2 \
+                 and {within}), \
              steps as ( \
                  select case when started_at <= $1 then 0 \
                              else (started_at - $1 + $3 - 1) / $3 end as k, \
