@@ -1307,15 +1307,22 @@ mod tests {
             .min();
         assert_eq!(site.oldest_since_ms[StateKind::Available.index()], oldest);
 
-        // Which site has the fewest available agents: the second click on Available.
+        // Which site has the fewest available agents: the first click on Available.
         let available = SummaryKey::Count(StateKind::Available);
-        let fewest = view.clicked(available).clicked(available);
+        let fewest = view.clicked(available);
         assert_eq!((fewest.key, fewest.descending), (available, false));
         let rows = Summary::new(&floor, &selection, fewest).rows;
         assert!(rows.is_sorted_by_key(|row| row.counts[StateKind::Available.index()]));
-        // The third: the longest available first; the fourth: most again.
-        let longest = fewest.clicked(available);
+        // The second: most available; the third: the longest available first; the fourth:
+        // fewest again.
+        let most = fewest.clicked(available);
+        assert_eq!((most.key, most.descending), (available, true));
+        let longest = most.clicked(available);
         assert_eq!(longest.key, SummaryKey::Longest(StateKind::Available));
+        // Any other state: the most in it first.
+        let not_ready = SummaryKey::Count(StateKind::NotReady);
+        assert!(view.clicked(not_ready).descending);
+        assert!(!view.clicked(not_ready).clicked(not_ready).descending);
         let rows = Summary::new(&floor, &selection, longest).rows;
         let since = |row: &SummaryRow| row.oldest_since_ms[StateKind::Available.index()];
         assert!(rows.is_sorted_by_key(|row| since(row).unwrap_or(u64::MAX)));

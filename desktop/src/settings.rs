@@ -543,16 +543,21 @@ pub struct SummaryView {
 }
 
 impl SummaryView {
-    /// The order after a click on a state's column: most first, then fewest, then the
-    /// longest in it first; on the name, A to Z then Z to A; on the total, most first.
+    /// The order after a click on a state's column: the end that needs a manager first (the
+    /// fewest available, the most in any other state), then the other end, then the longest in
+    /// it first; on the name, A to Z then Z to A; on the total, most first.
     pub fn clicked(self, column: SummaryKey) -> SummaryView {
+        let worst_first = |kind: StateKind| kind != StateKind::Available;
         let (key, descending) = match (column, self.key, self.descending) {
-            (SummaryKey::Count(kind), SummaryKey::Count(now), true) if kind == now => {
-                (SummaryKey::Count(kind), false)
+            (SummaryKey::Count(kind), SummaryKey::Count(now), descending)
+                if kind == now && descending == worst_first(kind) =>
+            {
+                (SummaryKey::Count(kind), !descending)
             }
-            (SummaryKey::Count(kind), SummaryKey::Count(now), false) if kind == now => {
+            (SummaryKey::Count(kind), SummaryKey::Count(now), _) if kind == now => {
                 (SummaryKey::Longest(kind), true)
             }
+            (SummaryKey::Count(kind), _, _) => (SummaryKey::Count(kind), worst_first(kind)),
             (SummaryKey::Name, SummaryKey::Name, descending) => (SummaryKey::Name, !descending),
             (SummaryKey::Total, SummaryKey::Total, descending) => (SummaryKey::Total, !descending),
             (SummaryKey::Name, _, _) => (SummaryKey::Name, false),
