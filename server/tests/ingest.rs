@@ -298,6 +298,37 @@ async fn the_trend_counts_states_at_each_point(db: TestDb) {
     assert_eq!(on_break.states["available"], [0; 5]);
     let not_ready = trend("&reason=break&reason=lunch").await;
     assert_eq!(not_ready.states["not_ready"], floor.states["not_ready"]);
+    // Ten minutes on, after another change: the server extends what it read (the changes
+    // since) and answers as a whole read would.
+    send(
+        &server,
+        vec![placed(
+            "t9",
+            "p1",
+            "available",
+            t0 + 42 * minute,
+            "Billing 1",
+        )],
+    )
+    .await;
+    server.settle().await;
+    let path = format!(
+        "/api/v1/trend?from_ms={t0}&to_ms={}&step_ms={}",
+        t0 + 50 * minute,
+        10 * minute
+    );
+    let later: TrendJson = server.get(&path).await.json().await.expect("a trend");
+    for (state, now) in [
+        ("available", 1),
+        ("on_call", 0),
+        ("offline", 1),
+        ("not_ready", 1),
+        ("wrap_up", 1),
+    ] {
+        let mut expected = floor.states[state].clone();
+        expected.push(now);
+        assert_eq!(later.states[state], expected, "{state}");
+    }
     // By default the last four hours, by the minute, ending now: everyone counted at the end.
     let recent: TrendJson = server
         .get("/api/v1/trend")

@@ -12,7 +12,7 @@
 //! reads run at a time, leaving the database's other connections to the writer and the rest
 //! of REST.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,63 +35,181 @@ pub fn router() -> axum::Router<AppState> {
 /// How many trend reads run at once.
 pub const AT_ONCE: usize = 2;
 
-/// How long an answer is shared with viewers asking the same question.
+/// How long an answer is given again, unread, to viewers asking the same.
 const SHARED_FOR: Duration = Duration::from_secs(10);
 
-/// What one trend read asks: equal keys get equal answers.
+/// How long a series is extended before it is read whole again (which takes in events that
+/// arrived late, and roster changes).
+const REREAD_EVERY: Duration = Duration::from_secs(300);
+
+/// How far back an extension reads again: events may arrive this late (sources' clocks and
+/// batching) and still be counted.
+const SETTLE_MS: u64 = 120_000;
+
+/// A question no viewer asked for this long is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+/// What a trend counts, without its period: viewers asking the same question share one
+/// series of points, read once and extended as time goes on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    from_ms: u64,
+struct Question {
     step_ms: u64,
-    points: u64,
     teams: Vec<i64>,
     sites: Vec<i64>,
     within: Option<Vec<(Vec<i64>, Vec<i64>)>>,
     reasons: BTreeSet<String>,
 }
 
-type Shared = Arc<tokio::sync::OnceCell<Arc<TrendJson>>>;
+/// Counts per state at `from_ms + i * step_ms`, as last read.
+#[derive(Clone, Debug)]
+struct Series {
+    from_ms: u64,
+    step_ms: u64,
+    counts: Vec<[i64; StateKind::COUNT]>,
+    /// When it was last read whole.
+    read_at: Instant,
+    /// When it was last read whole or extended.
+    extended_at: Instant,
+}
 
-/// Answers shared between viewers, and the permits that cap concurrent reads.
+impl Series {
+    fn at_ms(&self, i: usize) -> u64 {
+        self.from_ms + i as u64 * self.step_ms
+    }
+
+    /// The index of the point at `at_ms`, when it is one of this series' points.
+    fn index(&self, at_ms: u64) -> Option<usize> {
+        let offset = at_ms.checked_sub(self.from_ms)?;
+        let i = usize::try_from(offset / self.step_ms).ok()?;
+        (offset.is_multiple_of(self.step_ms) && i < self.counts.len()).then_some(i)
+    }
+
+    /// The answer for `points` points from `from_ms`, when this series holds them all.
+    fn answer(&self, from_ms: u64, points: u64) -> Option<TrendJson> {
+        let first = self.index(from_ms)?;
+        let last = first + usize::try_from(points).ok()? - 1;
+        (last < self.counts.len())
+            .then(|| counts_json(from_ms, self.step_ms, &self.counts[first..=last]))
+    }
+}
+
+/// Reads changes per point from the database: `(from_ms, points, changed_only)`.
+trait Read: Fn(u64, u64, bool) -> Self::Steps {
+    type Steps: Future<Output = Result<Vec<TrendStep>, Error>>;
+}
+
+impl<F, S> Read for F
+where
+    F: Fn(u64, u64, bool) -> S,
+    S: Future<Output = Result<Vec<TrendStep>, Error>>,
+{
+    type Steps = S;
+}
+
+/// A question's series, once read; locked while it is read or extended.
+type Known = Arc<tokio::sync::Mutex<Option<Series>>>;
+
+/// The series of every question asked lately, and the permits that cap concurrent reads.
 pub struct Trends {
-    answers: Mutex<HashMap<Key, (Instant, Shared)>>,
+    questions: Mutex<HashMap<Question, (Instant, Known)>>,
     reads: tokio::sync::Semaphore,
 }
 
 impl Default for Trends {
     fn default() -> Self {
         Trends {
-            answers: Mutex::new(HashMap::new()),
+            questions: Mutex::new(HashMap::new()),
             reads: tokio::sync::Semaphore::new(AT_ONCE),
         }
     }
 }
 
 impl Trends {
-    /// The answer to `key`: shared when the same was asked less than [`SHARED_FOR`] ago (or is
-    /// being read now), else read with `read` once a permit is free. A failed read is not
-    /// shared: the next caller reads again.
-    async fn answer<F>(&self, key: Key, read: F) -> Result<Arc<TrendJson>, Error>
-    where
-        F: Future<Output = Result<TrendJson, Error>>,
-    {
-        let shared = {
-            let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+    /// The answer to `question` for `points` points from `from_ms`. Viewers asking the same
+    /// question wait for one another: the first reads, the others take its series. A series
+    /// answers again unread for [`SHARED_FOR`]; later requests extend it, reading only the
+    /// changes since its last settled point (those of agents that changed, not the whole
+    /// period), until it is [`REREAD_EVERY`] old and read whole again.
+    async fn answer(
+        &self,
+        question: Question,
+        from_ms: u64,
+        points: u64,
+        read: impl Read,
+    ) -> Result<TrendJson, Error> {
+        let series = {
+            let mut questions = self.questions.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            answers.retain(|_, (at, _)| now.duration_since(*at) < SHARED_FOR);
-            (answers.entry(key))
-                .or_insert_with(|| (now, Shared::default()))
-                .1
-                .clone()
+            questions.retain(|_, (asked, _)| now.duration_since(*asked) < FORGET_AFTER);
+            let entry =
+                (questions.entry(question.clone())).or_insert_with(|| (now, Arc::default()));
+            entry.0 = now;
+            entry.1.clone()
         };
-        let answer = shared
-            .get_or_try_init(|| async {
-                let _permit = (self.reads.acquire().await)
-                    .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
-                read.await.map(Arc::new)
+        let mut series = series.lock().await;
+        let step_ms = question.step_ms;
+        let last_ms = from_ms + (points - 1) * step_ms;
+        if let Some(known) = series.as_ref()
+            && known.extended_at.elapsed() < SHARED_FOR
+            && let Some(answer) = known.answer(from_ms, points)
+        {
+            return Ok(answer);
+        }
+        let permit = (self.reads.acquire().await)
+            .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
+        // Extend: keep the points before the newest settled one, read the changes after it.
+        let kept = (series.as_ref())
+            .filter(|known| {
+                known.read_at.elapsed() < REREAD_EVERY
+                    && known.from_ms <= from_ms
+                    && (from_ms - known.from_ms).is_multiple_of(step_ms)
             })
-            .await?;
-        Ok(answer.clone())
+            .and_then(|known| {
+                let newest = known.at_ms(known.counts.len() - 1).min(last_ms);
+                let settled = newest.checked_sub(SETTLE_MS)?.checked_sub(known.from_ms)?;
+                Some((known, usize::try_from(settled / step_ms).ok()?))
+            });
+        let fresh = match kept {
+            Some((known, keep)) => {
+                let base_ms = known.at_ms(keep);
+                let more = (last_ms - base_ms) / step_ms + 1;
+                // Point 0 of an extension counts only the agents that changed since: the
+                // kept point already counts everyone.
+                let mut steps = read(base_ms, more, true).await?;
+                steps.retain(|step| step.k > 0);
+                let mut counts = known.counts[..=keep].to_vec();
+                let start = counts[keep];
+                counts.extend(
+                    running(start, &steps, more, &question.reasons)
+                        .into_iter()
+                        .skip(1),
+                );
+                Series {
+                    counts,
+                    extended_at: Instant::now(),
+                    ..known.clone()
+                }
+            }
+            None => {
+                let steps = read(from_ms, points, false).await?;
+                let counts = running([0; StateKind::COUNT], &steps, points, &question.reasons);
+                Series {
+                    from_ms,
+                    step_ms,
+                    counts,
+                    read_at: Instant::now(),
+                    extended_at: Instant::now(),
+                }
+            }
+        };
+        drop(permit);
+        let answer = fresh.answer(from_ms, points).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "a trend series does not hold the points it was read for"
+            ))
+        })?;
+        *series = Some(fresh);
+        Ok(answer)
     }
 }
 
@@ -244,46 +362,48 @@ async fn trend(
             .filter_map(|name| state.live.site_id(name))
             .collect(),
     };
-    let query = TrendQuery {
-        from_ms,
+    let (query_teams, query_sites) = (only.teams, only.sites);
+    let within = state.live.db_scope(&scope);
+    let question = Question {
         step_ms,
-        points,
-        only,
-        within: state.live.db_scope(&scope),
-    };
-    let key = Key {
-        from_ms,
-        step_ms,
-        points,
-        teams: query.only.teams.clone(),
-        sites: query.only.sites.clone(),
-        within: (query.within.as_ref()).map(|grants| {
+        teams: query_teams.clone(),
+        sites: query_sites.clone(),
+        within: (within.as_ref()).map(|grants| {
             (grants.iter())
                 .map(|grant| (grant.teams.clone(), grant.sites.clone()))
                 .collect()
         }),
         reasons: params.reasons.clone(),
     };
-    let reasons = params.reasons;
-    let db = state.db.clone();
+    let read = |from_ms: u64, points: u64, changed_only: bool| {
+        let query = TrendQuery {
+            from_ms,
+            step_ms,
+            points,
+            only: DbGrant {
+                teams: query_teams.clone(),
+                sites: query_sites.clone(),
+            },
+            within: within.clone(),
+            changed_only,
+        };
+        let db = state.db.clone();
+        async move { Ok(db.trend(&query).await?) }
+    };
     let answer = (state.trends)
-        .answer(key, async move {
-            let steps = db.trend(&query).await?;
-            Ok(fold(&steps, from_ms, step_ms, points, &reasons))
-        })
+        .answer(question, from_ms, points, read)
         .await?;
-    Ok(Json(TrendJson::clone(&answer)))
+    Ok(Json(answer))
 }
 
-/// Counts per state at each point from the changes per point. With `reasons`, only agents not
-/// ready for one of them are counted.
-fn fold(
+/// Counts per state at each of `points` points: `start` plus the changes per point. With
+/// `reasons`, only agents not ready for one of them are counted.
+fn running(
+    start: [i64; StateKind::COUNT],
     steps: &[TrendStep],
-    from_ms: u64,
-    step_ms: u64,
     points: u64,
     reasons: &BTreeSet<String>,
-) -> TrendJson {
+) -> Vec<[i64; StateKind::COUNT]> {
     let mut deltas = vec![[0_i64; StateKind::COUNT]; points as usize];
     for step in steps {
         let Some(kind) = StateKind::from_name(&step.state) else {
@@ -300,24 +420,46 @@ fn fold(
             slot[kind.index()] += step.delta;
         }
     }
-    let mut states: BTreeMap<String, Vec<u32>> = (StateKind::ALL.iter())
-        .map(|kind| (kind.name().to_owned(), Vec::with_capacity(deltas.len())))
-        .collect();
-    let mut running = [0_i64; StateKind::COUNT];
-    for delta in deltas {
-        for kind in StateKind::ALL {
-            running[kind.index()] += delta[kind.index()];
-            let count = u32::try_from(running[kind.index()].max(0)).unwrap_or(u32::MAX);
-            if let Some(counts) = states.get_mut(kind.name()) {
-                counts.push(count);
+    let mut now = start;
+    deltas
+        .into_iter()
+        .map(|delta| {
+            for (count, change) in now.iter_mut().zip(delta) {
+                *count += change;
             }
-        }
-    }
+            now
+        })
+        .collect()
+}
+
+/// The JSON form of counts per point.
+fn counts_json(from_ms: u64, step_ms: u64, counts: &[[i64; StateKind::COUNT]]) -> TrendJson {
+    let states = (StateKind::ALL.iter())
+        .map(|kind| {
+            let per_point = (counts.iter())
+                .map(|at| u32::try_from(at[kind.index()].max(0)).unwrap_or(u32::MAX))
+                .collect();
+            (kind.name().to_owned(), per_point)
+        })
+        .collect();
     TrendJson {
         from_ms,
         step_ms,
         states,
     }
+}
+
+/// Counts per state at each point from the changes per point.
+#[cfg(test)]
+fn fold(
+    steps: &[TrendStep],
+    from_ms: u64,
+    step_ms: u64,
+    points: u64,
+    reasons: &BTreeSet<String>,
+) -> TrendJson {
+    let counts = running([0; StateKind::COUNT], steps, points, reasons);
+    counts_json(from_ms, step_ms, &counts)
 }
 
 #[cfg(test)]
@@ -355,41 +497,117 @@ mod tests {
         assert_eq!(breaks.states["available"], [0; 5]);
     }
 
+    /// What the database answers for `changes` (agent, state, since), by the rules of
+    /// `Db::trend`, written out plainly.
+    fn database(
+        changes: &[(u32, &'static str, u64)],
+        step_ms: u64,
+        (from_ms, points, changed_only): (u64, u64, bool),
+    ) -> Vec<TrendStep> {
+        let last_ms = from_ms + (points - 1) * step_ms;
+        let mut steps = Vec::new();
+        let agents: BTreeSet<u32> = changes.iter().map(|(agent, _, _)| *agent).collect();
+        for agent in agents {
+            let mut mine: Vec<(&str, u64)> = (changes.iter())
+                .filter(|(who, _, at)| *who == agent && *at <= last_ms)
+                .map(|(_, state, at)| (*state, *at))
+                .collect();
+            mine.sort_by_key(|(_, at)| *at);
+            let changed = mine.iter().any(|(_, at)| *at > from_ms);
+            if changed_only && !changed {
+                continue;
+            }
+            // The baseline: the last change at or before the first point.
+            let mut current = (mine.iter())
+                .rev()
+                .find(|(_, at)| *at <= from_ms)
+                .map(|(state, _)| *state);
+            if let Some(state) = current {
+                steps.push(step(0, state, None, 1));
+            }
+            for (state, at) in mine.iter().filter(|(_, at)| *at > from_ms) {
+                let k = (at - from_ms).div_ceil(step_ms) as i64;
+                if let Some(ended) = current {
+                    steps.push(step(k, ended, None, -1));
+                }
+                steps.push(step(k, state, None, 1));
+                current = Some(state);
+            }
+        }
+        steps
+    }
+
     #[tokio::test]
-    async fn one_read_answers_everyone_asking_the_same_and_a_failure_is_not_kept() {
-        let trends = Trends::default();
+    async fn a_series_read_once_and_extended_answers_as_a_whole_read_would() {
+        const MINUTE: u64 = 60_000;
+        let changes: Vec<(u32, &'static str, u64)> = (0..40)
+            .map(|i: u64| {
+                let state = ["available", "on_call", "wrap_up", "not_ready"][(i * 7 % 4) as usize];
+                (
+                    (i * 5 % 6) as u32,
+                    state,
+                    (i * 37 % 101) * MINUTE + i * 1_000,
+                )
+            })
+            .collect();
         let reads = std::sync::atomic::AtomicUsize::new(0);
-        let key = |teams: Vec<i64>| Key {
-            from_ms: 0,
-            step_ms: 60_000,
-            points: 3,
-            teams,
+        let read = |from_ms: u64, points: u64, changed_only: bool| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let steps = database(&changes, MINUTE, (from_ms, points, changed_only));
+            async move { Ok(steps) }
+        };
+        let whole = |from_ms: u64, points: u64| {
+            let steps = database(&changes, MINUTE, (from_ms, points, false));
+            fold(&steps, from_ms, MINUTE, points, &BTreeSet::new())
+        };
+        let question = Question {
+            step_ms: MINUTE,
+            teams: Vec::new(),
             sites: Vec::new(),
-            within: Some(vec![(vec![1], vec![])]),
+            within: None,
             reasons: BTreeSet::new(),
         };
-        let read = |fail: bool| {
-            let reads = &reads;
-            async move {
-                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if fail {
-                    Err(Error::Unavailable("busy".into()))
-                } else {
-                    Ok(fold(&[], 0, 60_000, 3, &BTreeSet::new()))
-                }
-            }
+        let trends = Trends::default();
+        for (from, points) in [(0, 31), (0, 31), (0, 38), (10, 51), (0, 101), (5, 90)] {
+            let from_ms = from * MINUTE;
+            let answer = trends
+                .answer(question.clone(), from_ms, points, read)
+                .await
+                .expect("an answer");
+            assert_eq!(
+                answer,
+                whole(from_ms, points),
+                "{points} points from {from} min"
+            );
+        }
+        // The second request was answered unread; each later one read once (extensions, and
+        // none of them was the whole period again).
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // Points between the series' points: read whole.
+        let between = trends
+            .answer(question.clone(), 30_000, 20, read)
+            .await
+            .expect("an answer");
+        assert_eq!(between, whole(30_000, 20));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_answers_with_its_error_and_the_next_request_reads_again() {
+        let trends = Trends::default();
+        let question = Question {
+            step_ms: 60_000,
+            teams: vec![7],
+            sites: Vec::new(),
+            within: Some(vec![(vec![7], vec![])]),
+            reasons: BTreeSet::new(),
         };
-        let failed = trends.answer(key(vec![7]), read(true)).await;
-        assert!(failed.is_err());
-        let (a, b) = tokio::join!(
-            trends.answer(key(vec![7]), read(false)),
-            trends.answer(key(vec![7]), read(false)),
-        );
-        assert_eq!(a.expect("read"), b.expect("shared"));
-        let other = trends.answer(key(vec![8]), read(false)).await;
-        assert!(other.is_ok());
-        // The failed read, one for the two asking together, one for the other key.
-        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let failing = |_: u64, _: u64, _: bool| async { Err(Error::Unavailable("busy".into())) };
+        let failed = trends.answer(question.clone(), 0, 3, failing).await;
+        assert!(matches!(failed, Err(Error::Unavailable(_))));
+        let empty = |_: u64, _: u64, _: bool| async { Ok(Vec::new()) };
+        let answer = trends.answer(question, 0, 3, empty).await.expect("read");
+        assert_eq!(answer.len(), 3);
     }
 
     #[test]

@@ -254,6 +254,9 @@ pub struct TrendQuery {
     pub only: DbGrant,
     /// Only agents the caller may see (`None`: every agent).
     pub within: Option<Vec<DbGrant>>,
+    /// Only agents with a change after `from_ms` (an extension of a series read before: the
+    /// baseline at point 0 is then theirs alone and is not used).
+    pub changed_only: bool,
 }
 
 /// How many agents entered (positive) or left (negative) a state and reason by one point of a
@@ -1279,12 +1282,18 @@ impl Db {
             scope_condition(query.within.as_deref()),
             scope_condition(Some(std::slice::from_ref(&query.only))),
         );
+        let changed = if query.changed_only {
+            "and exists (select 1 from agent_state_change w where w.agent_id = a.agent_id \
+             and w.started_at > $1 and w.started_at <= $2)"
+        } else {
+            ""
+        };
         let sql = format!(
             "with base as ( \
                  select (select c.agent_state_change_id from agent_state_change c \
                          where c.agent_id = a.agent_id and c.started_at <= $1 \
                          order by c.started_at desc, c.agent_state_change_id desc limit 1) as id \
-                 from agent a where {within}), \
+                 from agent a where {within} {changed}), \
              picked as ( \
                  select c.agent_id, c.state, c.reason_code_id, c.started_at, \
                         c.agent_state_change_id as id \
