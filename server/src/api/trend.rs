@@ -94,14 +94,14 @@ impl Series {
 }
 
 /// Reads changes per point from the database: `(from_ms, points, changed_only)`.
-trait Read: Fn(u64, u64, bool) -> Self::Steps {
-    type Steps: Future<Output = Result<Vec<TrendStep>, Error>>;
+trait Read: Fn(u64, u64, bool) -> Self::Steps + Send + 'static {
+    type Steps: Future<Output = Result<Vec<TrendStep>, Error>> + Send + 'static;
 }
 
 impl<F, S> Read for F
 where
-    F: Fn(u64, u64, bool) -> S,
-    S: Future<Output = Result<Vec<TrendStep>, Error>>,
+    F: Fn(u64, u64, bool) -> S + Send + 'static,
+    S: Future<Output = Result<Vec<TrendStep>, Error>> + Send + 'static,
 {
     type Steps = S;
 }
@@ -130,8 +130,11 @@ impl Trends {
     /// answers again unread for [`SHARED_FOR`]; later requests extend it, reading only the
     /// changes since its last settled point (those of agents that changed, not the whole
     /// period), until it is [`REREAD_EVERY`] old and read whole again.
+    ///
+    /// The read runs in a task of its own: a request that gives up (its deadline) leaves it to
+    /// finish, and the next viewer asking finds the series read.
     async fn answer(
-        &self,
+        self: &Arc<Self>,
         question: Question,
         from_ms: u64,
         points: u64,
@@ -146,7 +149,7 @@ impl Trends {
             entry.0 = now;
             entry.1.clone()
         };
-        let mut series = series.lock().await;
+        let mut series = series.lock_owned().await;
         let step_ms = question.step_ms;
         let last_ms = from_ms + (points - 1) * step_ms;
         if let Some(known) = series.as_ref()
@@ -155,61 +158,67 @@ impl Trends {
         {
             return Ok(answer);
         }
-        let permit = (self.reads.acquire().await)
-            .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
-        // Extend: keep the points before the newest settled one, read the changes after it.
-        let kept = (series.as_ref())
-            .filter(|known| {
-                known.read_at.elapsed() < REREAD_EVERY
-                    && known.from_ms <= from_ms
-                    && (from_ms - known.from_ms).is_multiple_of(step_ms)
-            })
-            .and_then(|known| {
-                let newest = known.at_ms(known.counts.len() - 1).min(last_ms);
-                let settled = newest.checked_sub(SETTLE_MS)?.checked_sub(known.from_ms)?;
-                Some((known, usize::try_from(settled / step_ms).ok()?))
-            });
-        let fresh = match kept {
-            Some((known, keep)) => {
-                let base_ms = known.at_ms(keep);
-                let more = (last_ms - base_ms) / step_ms + 1;
-                // Point 0 of an extension counts only the agents that changed since: the
-                // kept point already counts everyone.
-                let mut steps = read(base_ms, more, true).await?;
-                steps.retain(|step| step.k > 0);
-                let mut counts = known.counts[..=keep].to_vec();
-                let start = counts[keep];
-                counts.extend(
-                    running(start, &steps, more, &question.reasons)
-                        .into_iter()
-                        .skip(1),
-                );
-                Series {
-                    counts,
-                    extended_at: Instant::now(),
-                    ..known.clone()
+        let trends = self.clone();
+        let reading = tokio::spawn(async move {
+            let permit = (trends.reads.acquire().await)
+                .map_err(|_| Error::Unavailable("the server is stopping".into()))?;
+            // Extend: keep the points before the newest settled one, read the changes after it.
+            let kept = (series.as_ref())
+                .filter(|known| {
+                    known.read_at.elapsed() < REREAD_EVERY
+                        && known.from_ms <= from_ms
+                        && (from_ms - known.from_ms).is_multiple_of(step_ms)
+                })
+                .and_then(|known| {
+                    let newest = known.at_ms(known.counts.len() - 1).min(last_ms);
+                    let settled = newest.checked_sub(SETTLE_MS)?.checked_sub(known.from_ms)?;
+                    Some((known, usize::try_from(settled / step_ms).ok()?))
+                });
+            let fresh = match kept {
+                Some((known, keep)) => {
+                    let base_ms = known.at_ms(keep);
+                    let more = (last_ms - base_ms) / step_ms + 1;
+                    // Point 0 of an extension counts only the agents that changed since: the
+                    // kept point already counts everyone.
+                    let mut steps = read(base_ms, more, true).await?;
+                    steps.retain(|step| step.k > 0);
+                    let mut counts = known.counts[..=keep].to_vec();
+                    let start = counts[keep];
+                    counts.extend(
+                        running(start, &steps, more, &question.reasons)
+                            .into_iter()
+                            .skip(1),
+                    );
+                    Series {
+                        counts,
+                        extended_at: Instant::now(),
+                        ..known.clone()
+                    }
                 }
-            }
-            None => {
-                let steps = read(from_ms, points, false).await?;
-                let counts = running([0; StateKind::COUNT], &steps, points, &question.reasons);
-                Series {
-                    from_ms,
-                    step_ms,
-                    counts,
-                    read_at: Instant::now(),
-                    extended_at: Instant::now(),
+                None => {
+                    let steps = read(from_ms, points, false).await?;
+                    let counts = running([0; StateKind::COUNT], &steps, points, &question.reasons);
+                    Series {
+                        from_ms,
+                        step_ms,
+                        counts,
+                        read_at: Instant::now(),
+                        extended_at: Instant::now(),
+                    }
                 }
-            }
-        };
-        drop(permit);
-        let answer = fresh.answer(from_ms, points).ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!(
-                "a trend series does not hold the points it was read for"
-            ))
-        })?;
-        *series = Some(fresh);
-        Ok(answer)
+            };
+            drop(permit);
+            let answer = fresh.answer(from_ms, points).ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!(
+                    "a trend series does not hold the points it was read for"
+                ))
+            })?;
+            *series = Some(fresh);
+            Ok(answer)
+        });
+        reading
+            .await
+            .map_err(|err| Error::Internal(anyhow::anyhow!("the trend read failed: {err}")))?
     }
 }
 
@@ -375,7 +384,8 @@ async fn trend(
         }),
         reasons: params.reasons.clone(),
     };
-    let read = |from_ms: u64, points: u64, changed_only: bool| {
+    let db = state.db.clone();
+    let read = move |from_ms: u64, points: u64, changed_only: bool| {
         let query = TrendQuery {
             from_ms,
             step_ms,
@@ -387,7 +397,7 @@ async fn trend(
             within: within.clone(),
             changed_only,
         };
-        let db = state.db.clone();
+        let db = db.clone();
         async move { Ok(db.trend(&query).await?) }
     };
     let answer = (state.trends)
@@ -550,11 +560,14 @@ mod tests {
                 )
             })
             .collect();
-        let reads = std::sync::atomic::AtomicUsize::new(0);
-        let read = |from_ms: u64, points: u64, changed_only: bool| {
-            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let steps = database(&changes, MINUTE, (from_ms, points, changed_only));
-            async move { Ok(steps) }
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let read = {
+            let (changes, reads) = (changes.clone(), reads.clone());
+            move |from_ms: u64, points: u64, changed_only: bool| {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let steps = database(&changes, MINUTE, (from_ms, points, changed_only));
+                async move { Ok(steps) }
+            }
         };
         let whole = |from_ms: u64, points: u64| {
             let steps = database(&changes, MINUTE, (from_ms, points, false));
@@ -567,11 +580,11 @@ mod tests {
             within: None,
             reasons: BTreeSet::new(),
         };
-        let trends = Trends::default();
+        let trends = Arc::new(Trends::default());
         for (from, points) in [(0, 31), (0, 31), (0, 38), (10, 51), (0, 101), (5, 90)] {
             let from_ms = from * MINUTE;
             let answer = trends
-                .answer(question.clone(), from_ms, points, read)
+                .answer(question.clone(), from_ms, points, read.clone())
                 .await
                 .expect("an answer");
             assert_eq!(
@@ -585,7 +598,7 @@ mod tests {
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 4);
         // Points between the series' points: read whole.
         let between = trends
-            .answer(question.clone(), 30_000, 20, read)
+            .answer(question.clone(), 30_000, 20, read.clone())
             .await
             .expect("an answer");
         assert_eq!(between, whole(30_000, 20));
@@ -593,8 +606,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_read_whose_request_gave_up_finishes_for_the_next_viewer() {
+        let trends = Arc::new(Trends::default());
+        let question = Question {
+            step_ms: 60_000,
+            teams: Vec::new(),
+            sites: Vec::new(),
+            within: None,
+            reasons: BTreeSet::new(),
+        };
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(Mutex::new(Some(gate)));
+        let slow = move |_: u64, _: u64, _: bool| {
+            let gate = gate.lock().expect("lock").take();
+            async move {
+                if let Some(gate) = gate {
+                    gate.await.ok();
+                }
+                Ok(vec![step(0, "on_call", None, 4)])
+            }
+        };
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            trends.answer(question.clone(), 0, 3, slow),
+        )
+        .await;
+        assert!(
+            gave_up.is_err(),
+            "the first request gives up while the read waits"
+        );
+        open.send(()).expect("the read still waits");
+        let never = |_: u64, _: u64, _: bool| async { panic!("read again") };
+        let answer = trends
+            .answer(question, 0, 3, never)
+            .await
+            .expect("the series");
+        assert_eq!(answer.states["on_call"], [4, 4, 4]);
+    }
+
+    #[tokio::test]
     async fn a_failed_read_answers_with_its_error_and_the_next_request_reads_again() {
-        let trends = Trends::default();
+        let trends = Arc::new(Trends::default());
         let question = Question {
             step_ms: 60_000,
             teams: vec![7],
