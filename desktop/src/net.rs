@@ -244,6 +244,38 @@ impl Session {
         }
     }
 
+    /// Records that `request`, a REST read or write, got no answer, and why: the screen that
+    /// asked shows it.
+    fn unanswered(&mut self, request: Request, why: &str) {
+        let why = why.to_owned();
+        match request {
+            Request::History(wanted) => {
+                self.history = Some(History {
+                    wanted,
+                    entries: Err(why),
+                })
+            }
+            Request::SetThresholds(_) => self.thresholds_saved = Some(Err(why)),
+            Request::Trend(wanted) => {
+                self.trend = Some(Trend {
+                    wanted,
+                    counts: Err(why),
+                })
+            }
+            Request::Contacts(wanted) => {
+                self.contacts = Some(Contacts {
+                    wanted,
+                    legs: Err(why),
+                })
+            }
+            Request::Connect { .. }
+            | Request::Subscribe(_)
+            | Request::SignIn
+            | Request::CancelSignIn
+            | Request::SignOut => {}
+        }
+    }
+
     /// Shows `problem` (none: the last one is over); its words are the text itself.
     pub fn set_problem(&mut self, problem: Option<String>) {
         self.problem = problem;
@@ -465,37 +497,11 @@ impl Worker {
                 None
             }
             Request::SignIn | Request::CancelSignIn | Request::SignOut => None,
-            Request::History(wanted) => {
-                self.update(|session| {
-                    session.history = Some(History {
-                        wanted,
-                        entries: Err("not connected to the server".to_owned()),
-                    })
-                });
-                None
-            }
-            Request::SetThresholds(_) => {
-                self.update(|session| {
-                    session.thresholds_saved = Some(Err("not connected to the server".to_owned()))
-                });
-                None
-            }
-            Request::Trend(wanted) => {
-                self.update(|session| {
-                    session.trend = Some(Trend {
-                        wanted,
-                        counts: Err("not connected to the server".to_owned()),
-                    })
-                });
-                None
-            }
-            Request::Contacts(wanted) => {
-                self.update(|session| {
-                    session.contacts = Some(Contacts {
-                        wanted,
-                        legs: Err("not connected to the server".to_owned()),
-                    })
-                });
+            request @ (Request::History(_)
+            | Request::SetThresholds(_)
+            | Request::Trend(_)
+            | Request::Contacts(_)) => {
+                self.update(|session| session.unanswered(request, "not connected to the server"));
                 None
             }
         }

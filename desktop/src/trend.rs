@@ -16,17 +16,14 @@ use crate::net::{Session, TrendWanted};
 use crate::settings::{Filter, TrendSpan};
 use crate::style;
 
-/// The states drawn, bottom up: working states first, then the ones that take agents off the
-/// phones. Offline agents are not drawn (they would dwarf the floor); the legend counts them.
-const DRAWN: [StateKind; 7] = [
-    StateKind::Available,
-    StateKind::Ringing,
-    StateKind::OnCall,
-    StateKind::OnHold,
-    StateKind::WrapUp,
-    StateKind::NotReady,
-    StateKind::Stale,
-];
+/// The states drawn, bottom up (the order of [`StateKind::ALL`]: working states first, then
+/// those that take agents off the phones). Offline agents are not drawn (they would dwarf the
+/// floor); the legend counts them.
+fn drawn(filter: &Filter) -> Vec<StateKind> {
+    (StateKind::ALL.into_iter())
+        .filter(|kind| *kind != StateKind::Offline && filter.states.contains(*kind))
+        .collect()
+}
 
 /// What to ask the server for: the filter's teams, sites and reasons that the server has named
 /// to this caller, over `span` ending `now_ms`. `None` when the filter names teams or sites
@@ -169,9 +166,7 @@ pub fn show(
 ) -> Option<Asked> {
     let mut asked = None;
     let live = filtered_counts(floor, filter);
-    let drawn: Vec<StateKind> = (DRAWN.iter().copied())
-        .filter(|kind| filter.states.contains(*kind))
-        .collect();
+    let drawn = drawn(filter);
     ui.horizontal_wrapped(|ui| {
         for choice in TrendSpan::ALL {
             if ui
