@@ -157,7 +157,27 @@ metrics! {
     /// CPU seconds used by the server process (read at scrape time).
     cpu_seconds: Gauge<f64, AtomicU64> = Gauge::default(),
         "process_cpu_seconds", "CPU seconds used by the server process";
+    /// Deltas written to viewers: the total of the change-to-send objective (the histogram's
+    /// count, as a counter that systems without histograms read too).
+    change_sends: Counter = Counter::default(),
+        "change_sends", "Deltas written to viewers";
+    /// Deltas written more than [`SEND_OBJECTIVE_SECONDS`] after their oldest change.
+    change_sends_late: Counter = Counter::default(),
+        "change_sends_late", "Deltas written to viewers more than 1 s after their oldest change";
+    /// Database connections open in the pool (read at scrape time).
+    db_connections: Gauge = Gauge::default(),
+        "db_connections", "Database connections open";
+    /// Of those, the idle ones.
+    db_connections_idle: Gauge = Gauge::default(),
+        "db_connections_idle", "Database connections open and idle";
+    /// The most the pool opens (`[database] max_connections`).
+    db_connections_max: Gauge = Gauge::default(),
+        "db_connections_max", "Database connections the pool may open";
 }
+
+/// The change-to-send objective: a change is on a viewer's socket within this many seconds
+/// (docs/OPERATIONS.md: 99.9 % of them).
+pub const SEND_OBJECTIVE_SECONDS: f64 = 1.0;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -166,6 +186,22 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records a delta written to a viewer `seconds` after its oldest change.
+    pub fn change_sent(&self, seconds: f64) {
+        self.change_to_send_seconds.observe(seconds);
+        self.change_sends.inc();
+        if seconds > SEND_OBJECTIVE_SECONDS {
+            self.change_sends_late.inc();
+        }
+    }
+
+    /// Records the database pool's connections: open, idle, and the most it opens.
+    pub fn set_db_connections(&self, open: u32, idle: usize, max: u32) {
+        self.db_connections.set(i64::from(open));
+        self.db_connections_idle.set(idle as i64);
+        self.db_connections_max.set(i64::from(max));
+    }
+
     /// Counts a refusal with its error code.
     pub fn refuse(&self, code: monti_protocol::message::ErrorCode) {
         self.refused
@@ -240,8 +276,21 @@ mod tests {
         let metrics = Metrics::new();
         metrics.state_changes.inc_by(3);
         metrics.refuse(monti_protocol::message::ErrorCode::BadFrame);
+        metrics.change_sent(0.2);
+        metrics.change_sent(1.5);
+        metrics.set_db_connections(3, 1, 10);
         let text = metrics.render();
         assert!(text.contains("monti_agent_state_changes_total 3"), "{text}");
+        for line in [
+            "monti_change_sends_total 2",
+            "monti_change_sends_late_total 1",
+            "monti_change_to_send_seconds_count 2",
+            "monti_db_connections 3",
+            "monti_db_connections_idle 1",
+            "monti_db_connections_max 10",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
         assert!(
             text.contains("monti_refused_total{code=\"BadFrame\"} 1"),
             "{text}"

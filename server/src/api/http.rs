@@ -755,6 +755,8 @@ async fn readyz(State(state): State<AppState>) -> Result<String, Error> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (open, idle, max) = state.db.connections();
+    state.metrics.set_db_connections(open, idle, max);
     (
         [(
             header::CONTENT_TYPE,

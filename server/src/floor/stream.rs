@@ -443,10 +443,7 @@ impl Connection {
         let bytes = frame.delta_frame(&view.key);
         self.send(socket, bytes).await?;
         view.seq = seq;
-        self.state
-            .metrics
-            .change_to_send_seconds
-            .observe(frame.oldest_change.elapsed().as_secs_f64());
+        (self.state.metrics).change_sent(frame.oldest_change.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -1435,6 +1435,15 @@ impl Db {
         Ok(())
     }
 
+    /// The pool's connections: open, idle, and the most it opens.
+    pub fn connections(&self) -> (u32, usize, u32) {
+        (
+            self.pool.size(),
+            self.pool.num_idle(),
+            self.pool.options().get_max_connections(),
+        )
+    }
+
     /// How many history rows are stored (for tests and diagnostics).
     pub async fn count_history(&self) -> anyhow::Result<i64> {
         let (count,): (i64,) = sqlx::query_as("select count(*) from agent_state_change")
