@@ -1,7 +1,9 @@
-//! The dashboards name only metrics the server exports: every `monti_*` name in the Grafana
-//! dashboard (`assets/grafana/monti.json`) is a sample name a running server's `/metrics`
-//! declares (a gauge's own name, a counter's `_total`, a histogram's `_bucket`, `_sum` and
-//! `_count`). A renamed metric fails here instead of leaving a panel empty in production.
+//! The dashboards and alarms name only metrics the server exports: every `monti_*` name in the
+//! Grafana dashboard (`assets/grafana/monti.json`) and in the AWS alarms, dashboard and
+//! collector configuration (`terraform/modules/service/monitoring.tf`) is a sample name a
+//! running server's `/metrics` declares (a gauge's own name, a counter's `_total`, a
+//! histogram's `_bucket`, `_sum` and `_count`, or its family name as CloudWatch's collector
+//! writes it). A renamed metric fails here instead of leaving an alarm silent in production.
 
 mod common;
 
@@ -22,7 +24,8 @@ fn exported(text: &str) -> BTreeSet<String> {
         };
         let suffixes: &[&str] = match kind {
             "counter" => &["_total"],
-            "histogram" => &["_bucket", "_sum", "_count"],
+            // The bare family too: CloudWatch's collector names a histogram by it.
+            "histogram" => &["", "_bucket", "_sum", "_count"],
             _ => &[""],
         };
         names.extend(suffixes.iter().map(|suffix| format!("{family}{suffix}")));
@@ -102,6 +105,26 @@ async fn every_metric_the_grafana_dashboard_uses_is_exported() {
         used.len() > 20,
         "the dashboard's queries name the metrics: {used:?}"
     );
+    let missing: Vec<&String> = used.difference(&exported).collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}");
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../terraform/modules/service/monitoring.tf"
+    );
+    let terraform = std::fs::read_to_string(path).expect("the AWS monitoring");
+    let used = named(&terraform);
+    for alarmed in [
+        "monti_degraded",
+        "monti_redis_up",
+        "monti_change_sends_late_total",
+        "monti_slow_clients_dropped_total",
+        "monti_ingest_failures_total",
+        "monti_auth_failures_total",
+        "monti_db_connections_idle",
+    ] {
+        assert!(used.contains(alarmed), "{alarmed} is not alarmed on");
+    }
     let missing: Vec<&String> = used.difference(&exported).collect();
     assert!(missing.is_empty(), "not exported: {missing:?}");
     server.stop().await.expect("stops");

@@ -57,4 +57,5 @@ module "monti" {
   amazon_connect_contact_events = var.public_url != ""
   connect_instance_arn          = var.connect_instance_arn
   public_url                    = var.public_url
+  alarm_emails                  = var.alarm_emails
 }

@@ -56,3 +56,9 @@ variable "connect_instance_arn" {
   type        = string
   default     = null
 }
+
+variable "alarm_emails" {
+  description = "Addresses MONTI's alarms are mailed to."
+  type        = list(string)
+  default     = []
+}

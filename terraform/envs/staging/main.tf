@@ -52,4 +52,5 @@ module "monti" {
   simulator_enabled        = true
   log_retention_days       = 365
   deletion_protection      = false
+  alarm_emails             = var.alarm_emails
 }

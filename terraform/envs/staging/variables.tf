@@ -38,3 +38,9 @@ variable "auth_bindings" {
   description = "Group to role bindings as JSON, for example [{\"group\":\"monti-admins\",\"role\":\"admin\"}]."
   type        = string
 }
+
+variable "alarm_emails" {
+  description = "Addresses MONTI's alarms are mailed to."
+  type        = list(string)
+  default     = []
+}

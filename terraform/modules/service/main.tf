@@ -262,6 +262,34 @@ resource "aws_wafv2_web_acl" "this" {
     allow {}
   }
 
+  # The server's figures are for the metrics collector beside it (on localhost), not for the
+  # internet: viewers, agents and sign-in refusals by reason.
+  rule {
+    name     = "no-metrics"
+    priority = 5
+    action {
+      block {}
+    }
+    statement {
+      byte_match_statement {
+        search_string         = "/metrics"
+        positional_constraint = "STARTS_WITH"
+        field_to_match {
+          uri_path {}
+        }
+        text_transformation {
+          priority = 0
+          type     = "LOWERCASE"
+        }
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-no-metrics"
+      sampled_requests_enabled   = true
+    }
+  }
+
   # Firehose's addresses reach the ingest paths and nothing else.
   dynamic "rule" {
     for_each = var.amazon_connect_ingest && length(local.firehose_cidrs) > 0 ? [1] : []
@@ -576,7 +604,8 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
-# The task role: MONTI calls no AWS API itself, so it grants nothing.
+# The task role: MONTI calls no AWS API itself; the metrics collector beside it writes the
+# metrics' log events (monitoring.tf).
 resource "aws_iam_role" "task" {
   name               = "${var.name}-task"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
@@ -627,7 +656,7 @@ resource "aws_ecs_task_definition" "this" {
         awslogs-stream-prefix = "server"
       }
     }
-  }])
+  }, local.collector_container])
 }
 
 resource "aws_ecs_service" "this" {

@@ -27,3 +27,13 @@ output "firehose_access_key_secret_arn" {
   description = "Secrets Manager secret ({\"api_key\": ...}) to configure as the Firehose stream's access key; null without Amazon Connect ingest."
   value       = one(aws_secretsmanager_secret.firehose_access_key[*].arn)
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms publish to: subscribe a pager or chat here."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the service."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}

@@ -155,3 +155,27 @@ variable "public_url" {
     error_message = "public_url is https://host, with no path or trailing slash."
   }
 }
+
+variable "alarm_emails" {
+  description = "Addresses the alarms are mailed to (each confirms its SNS subscription once); other subscribers can be added to the alarm topic (output alarm_topic_arn)."
+  type        = list(string)
+  default     = []
+}
+
+variable "collector_image" {
+  description = "The AWS Distro for OpenTelemetry collector image that sends the server's metrics to CloudWatch."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+}
+
+variable "alarm_slow_viewers_per_5_minutes" {
+  description = "Viewers dropped for not keeping up, in 5 minutes, above which the alarm goes off."
+  type        = number
+  default     = 5
+}
+
+variable "alarm_sign_in_refusals_per_5_minutes" {
+  description = "Requests refused for one reason of their token, in 5 minutes, above which that reason's alarm goes off."
+  type        = number
+  default     = 50
+}

@@ -31,6 +31,17 @@ resource "aws_kms_key" "this" {
         Resource  = "*"
       },
       {
+        # The alarms publish to the encrypted alarm topic.
+        Sid       = "CloudWatchAlarmsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        }
+      },
+      {
         Sid       = "CloudWatchLogsEncrypt"
         Effect    = "Allow"
         Principal = { Service = "logs.${data.aws_region.current.region}.amazonaws.com" }
@@ -152,4 +163,6 @@ module "service" {
   amazon_connect_contact_events = var.amazon_connect_contact_events
   connect_instance_arn          = var.connect_instance_arn
   public_url                    = var.public_url
+
+  alarm_emails = var.alarm_emails
 }

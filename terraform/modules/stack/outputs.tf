@@ -22,3 +22,8 @@ output "firehose_access_key_secret_arn" {
   description = "The secret to give the Firehose stream as its access key (Amazon Connect ingest only)."
   value       = module.service.firehose_access_key_secret_arn
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms publish to."
+  value       = module.service.alarm_topic_arn
+}

@@ -149,3 +149,9 @@ variable "public_url" {
   type        = string
   default     = ""
 }
+
+variable "alarm_emails" {
+  description = "Addresses the alarms are mailed to."
+  type        = list(string)
+  default     = []
+}
