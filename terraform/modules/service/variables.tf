@@ -165,7 +165,7 @@ variable "alarm_emails" {
 variable "collector_image" {
   description = "The AWS Distro for OpenTelemetry collector image that sends the server's metrics to CloudWatch."
   type        = string
-  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
 }
 
 variable "alarm_slow_viewers_per_5_minutes" {
