@@ -91,7 +91,9 @@ fn main() -> anyhow::Result<()> {
             .with_inner_size([1440.0, 900.0])
             .with_min_inner_size([640.0, 400.0])
             .with_fullscreen(wallboard)
-            .with_decorations(!wallboard),
+            .with_decorations(!wallboard)
+            .with_app_id(APP_ID)
+            .with_icon(icon()),
         persist_window: !wallboard,
         ..Default::default()
     };
@@ -147,4 +149,21 @@ fn main() -> anyhow::Result<()> {
     )
     .map_err(|err| anyhow::anyhow!("{err}"))
     .context("cannot open the window (is there a display? DISPLAY or WAYLAND_DISPLAY)")
+}
+
+/// The application icon (`assets/icon/monti.png`, the one every package installs).
+fn icon() -> egui::IconData {
+    const PNG: &[u8] = include_bytes!("../../assets/icon/monti.png");
+    // The PNG is part of the build: a broken one is a build defect, caught by the test below.
+    eframe::icon_data::from_png_bytes(PNG).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_icon_is_a_square_png() {
+        let icon = super::icon();
+        assert_eq!((icon.width, icon.height), (256, 256));
+        assert_eq!(icon.rgba.len(), 256 * 256 * 4);
+    }
 }
