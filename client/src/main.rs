@@ -352,9 +352,9 @@ impl Session {
         server: &str,
         keyring: bool,
     ) -> anyhow::Result<Option<Session>> {
-        let Some(settings) =
-            auth::SignInSettings::from_server(auth::server_auth(transport, server).await?)
-        else {
+        let server_auth = auth::server_auth(transport, server).await?;
+        warn_if_outdated(&server_auth);
+        let Some(settings) = auth::SignInSettings::from_server(server_auth) else {
             return Ok(None);
         };
         let provider = auth::Provider::discover(transport, &settings).await?;
@@ -431,10 +431,25 @@ async fn device_sign_in(provider: &auth::Provider) -> anyhow::Result<String> {
     )
 }
 
+/// Says so on stderr when this monti-cli is older than the server supports.
+fn warn_if_outdated(server_auth: &monti_protocol::rest::AuthJson) {
+    let clients = server_auth.clients.as_ref();
+    let Some(version) = clients.and_then(|c| c.update_needed(env!("CARGO_PKG_VERSION"))) else {
+        return;
+    };
+    let link = (clients.and_then(|c| c.download_url.as_deref()))
+        .map(|url| format!(": {url}"))
+        .unwrap_or_default();
+    eprintln!(
+        "update MONTI to {version} (this monti-cli is {}){link}",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
 async fn login(transport: &Transport, server: &str) -> anyhow::Result<()> {
-    let Some(settings) =
-        auth::SignInSettings::from_server(auth::server_auth(transport, server).await?)
-    else {
+    let server_auth = auth::server_auth(transport, server).await?;
+    warn_if_outdated(&server_auth);
+    let Some(settings) = auth::SignInSettings::from_server(server_auth) else {
         println!("{server} needs no sign-in.");
         return Ok(());
     };

@@ -510,6 +510,24 @@ impl App {
     /// Why the data may be stale, on a line of its own under the top bar (so that a long
     /// reason never moves the view buttons): in plain words, with the detail on hover.
     /// Nothing while the stream is live and the server complete.
+    /// "Update MONTI to 0.2.0" with the server's link, while this app is older than the server
+    /// supports.
+    fn update_line(ui: &mut Ui, session: &Session) {
+        let Some(update) = &session.update else {
+            return;
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                RichText::new(update.text())
+                    .color(problem_colour(ui))
+                    .strong(),
+            );
+            if let Some(url) = &update.download_url {
+                ui.hyperlink_to("Download", url);
+            }
+        });
+    }
+
     fn problem_line(&self, ui: &mut Ui, session: &Session) {
         let Some((words, detail)) = problem_text(session, self.clock.now_ms()) else {
             return;
@@ -578,6 +596,11 @@ impl App {
 
     fn settings_menu(&mut self, ui: &mut Ui) {
         widgets::menu(ui, "Settings", |ui| {
+            ui.label(format!(
+                "This app: monti-desktop {}; the server: {}",
+                env!("CARGO_PKG_VERSION"),
+                session_server_name(&self.feed.net.session())
+            ));
             let label = ui.label("Server");
             ui.horizontal(|ui| {
                 ui.text_edit_singleline(&mut self.fields.server)
@@ -833,6 +856,7 @@ impl App {
 
         egui::Panel::top("top").show(ui, |ui| {
             self.top_bar(ui, session, &floor);
+            App::update_line(ui, session);
             self.problem_line(ui, session);
             if !queue_rows.is_empty() {
                 let selected = self.settings.filter.queue.as_deref();
@@ -1097,6 +1121,11 @@ fn names(a: impl Iterator<Item = String>, b: impl Iterator<Item = String>) -> Ve
     names
 }
 
+/// The server's name and version, once connected.
+fn session_server_name(session: &Session) -> String {
+    (session.server_name.clone()).unwrap_or_else(|| "not connected yet".to_owned())
+}
+
 /// How much larger text is drawn on a monitor whose system does not scale it but that is wide
 /// in pixels (a 4K screen at 100 %, where egui's text is tiny): 1 up to 2560 pixels wide, then
 /// in proportion to the width over 1920, at most 2. A system that scales (`native` above 1)
@@ -1284,6 +1313,7 @@ impl App {
             SignIn::Checking | SignIn::Needed { .. } | SignIn::Code(_) | SignIn::Browser { .. } => {
                 let now = self.clock.now_ms();
                 egui::CentralPanel::default().show(ui, |ui| {
+                    App::update_line(ui, &session);
                     let command = signin::screen(ui, &session, &mut self.fields, now);
                     self.commands.extend(command);
                 });

@@ -215,6 +215,28 @@ pub struct Session {
     pub trend: Option<Trend>,
     /// The last contacts read for the agent panel.
     pub contacts: Option<Contacts>,
+    /// When this app is older than the server supports: the version to update to.
+    pub update: Option<Update>,
+}
+
+/// This app is older than the server supports (`GET /api/v1/auth`'s `clients`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The oldest version the server supports.
+    pub version: String,
+    /// Where to get it, if the server says.
+    pub download_url: Option<String>,
+}
+
+impl Update {
+    /// What the app says: "Update MONTI to 0.2.0 (this is 0.1.0)".
+    pub fn text(&self) -> String {
+        format!(
+            "Update MONTI to {} (this is {})",
+            self.version,
+            env!("CARGO_PKG_VERSION")
+        )
+    }
 }
 
 impl Session {
@@ -241,6 +263,7 @@ impl Session {
             thresholds_saved: None,
             trend: None,
             contacts: None,
+            update: None,
         }
     }
 
@@ -543,6 +566,14 @@ impl Worker {
                 },
             }
         };
+        let update = (settings.clients.as_ref()).and_then(|clients| {
+            let version = clients.update_needed(env!("CARGO_PKG_VERSION"))?;
+            Some(Update {
+                version: version.to_owned(),
+                download_url: clients.download_url.clone(),
+            })
+        });
+        self.update(|session| session.update = update);
         match settings.mode.as_str() {
             "oidc" => {
                 let Some(settings) = auth::SignInSettings::from_server(settings) else {

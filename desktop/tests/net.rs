@@ -42,7 +42,13 @@ struct Server {
 
 impl Server {
     fn start(port: u16, data: &Path, seed: u64) -> Server {
+        Server::start_with(port, data, seed, &[])
+    }
+
+    /// Like [`Server::start`], with more flags.
+    fn start_with(port: u16, data: &Path, seed: u64, flags: &[&str]) -> Server {
         let child = Process::new(server_binary())
+            .args(flags)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args([
                 "--database-url",
@@ -337,4 +343,39 @@ async fn a_missing_ca_file_is_shown_until_the_settings_change() {
     .await;
     drop(server);
     let _ = std::fs::remove_dir_all(data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_supports_only_newer_apps_tells_the_app_to_update() {
+    let data = std::env::temp_dir().join(format!("monti-desktop-update-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("data dir");
+    let flags = [
+        "--clients-oldest-version",
+        "999.0.0",
+        "--clients-download-url",
+        "https://monti.example.com/download",
+    ];
+    let server = Server::start_with(free_port(), &data, 5, &flags);
+    let net = Net::start(
+        &server.url,
+        Default::default(),
+        Subscription::default(),
+        None,
+        || {},
+    )
+    .expect("network thread");
+    until(&net, "the update notice", Duration::from_secs(30), |net| {
+        net.session().update.is_some()
+    })
+    .await;
+    let update = net.session().update.clone().expect("an update");
+    assert_eq!(update.version, "999.0.0");
+    assert_eq!(
+        update.download_url.as_deref(),
+        Some("https://monti.example.com/download")
+    );
+    assert!(update.text().starts_with("Update MONTI to 999.0.0"));
+    drop(net);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
 }

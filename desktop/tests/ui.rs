@@ -1656,3 +1656,36 @@ fn the_tables_columns_are_chosen_and_kept_in_a_saved_view() {
     assert_eq!(harness.state().settings.columns, first);
     assert!(!header(&harness, "Site") && header(&harness, "Since"));
 }
+
+#[test]
+fn an_app_older_than_the_server_supports_says_update_monti_with_the_link() {
+    let mut session = session_for(sample::floor(40, 42, NOW));
+    session.server_name = Some("monti-server 9.9.9".to_owned());
+    session.update = Some(monti_desktop::net::Update {
+        version: "9.9.9".to_owned(),
+        download_url: Some("https://monti.example.com/download".to_owned()),
+    });
+    let (mut harness, _commands) = harness(session, Settings::default());
+    harness.run();
+    let text = format!(
+        "Update MONTI to 9.9.9 (this is {})",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(harness.query_by_label(&text).is_some(), "{text}");
+    assert!(harness.query_by_label("Download").is_some(), "the link");
+    // Settings name both versions.
+    harness
+        .get_by_role_and_label(Role::Button, "Settings")
+        .click();
+    harness.run();
+    let versions = format!(
+        "This app: monti-desktop {}; the server: monti-server 9.9.9",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(harness.query_by_label(&versions).is_some(), "{versions}");
+    // Without a newer version named, nothing is said.
+    harness.state().net().session().update = None;
+    harness.key_press(egui::Key::Escape);
+    harness.run();
+    assert!(harness.query_by_label(&text).is_none());
+}

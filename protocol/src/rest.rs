@@ -170,6 +170,39 @@ pub struct AuthJson {
     /// A fixed loopback callback for the browser sign-in, if the server names one (oidc).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
+    /// The oldest apps this server supports, and where newer ones are; absent when the server
+    /// names none (and from servers that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientsJson>,
+}
+
+/// Which apps a server supports: `GET /api/v1/auth`'s `clients`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientsJson {
+    /// The oldest app version the server supports, `major.minor.patch`.
+    pub oldest_version: String,
+    /// Where to get a newer app, if the server names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+}
+
+impl ClientsJson {
+    /// The version to update to when an app of `version` is older than the server supports;
+    /// `None` when it is not (or either version is not `major.minor.patch`).
+    pub fn update_needed(&self, version: &str) -> Option<&str> {
+        let ours = parse_version(version)?;
+        let oldest = parse_version(&self.oldest_version)?;
+        (ours < oldest).then_some(self.oldest_version.as_str())
+    }
+}
+
+/// `major.minor.patch` (a pre-release or build suffix after `-` or `+` is ignored) as numbers,
+/// for comparing.
+pub fn parse_version(version: &str) -> Option<[u64; 3]> {
+    let core = version.trim().split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|part| part.parse::<u64>().ok());
+    let version = [parts.next()??, parts.next()??, parts.next()??];
+    parts.next().is_none().then_some(version)
 }
 
 /// Who the caller is, from `GET /api/v1/me`, so an app can show who is signed in.
@@ -592,6 +625,30 @@ impl GroupJson {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_app_older_than_the_server_supports_is_told_which_version_to_update_to() {
+        let clients = ClientsJson {
+            oldest_version: "0.10.2".to_owned(),
+            download_url: Some("https://monti.example.com/download".to_owned()),
+        };
+        assert_eq!(clients.update_needed("0.9.9"), Some("0.10.2"));
+        assert_eq!(clients.update_needed("0.10.1"), Some("0.10.2"));
+        assert_eq!(clients.update_needed("0.10.2"), None);
+        assert_eq!(clients.update_needed("0.10.10"), None, "numbers, not text");
+        assert_eq!(clients.update_needed("1.0.0-rc.1"), None);
+        assert_eq!(clients.update_needed("soon"), None);
+        assert_eq!(parse_version("1.2"), None);
+        assert_eq!(parse_version("1.2.3.4"), None);
+        assert_eq!(parse_version(" 1.2.3+build.7 "), Some([1, 2, 3]));
+        // A server that predates the field answers without it.
+        let old: AuthJson = serde_json::from_str(
+            r#"{"mode":"none","issuer":null,"client_id":null,"audience":null}"#,
+        )
+        .expect("an old server's answer");
+        assert_eq!(old.clients, None);
+    }
+
     use super::*;
 
     #[test]

@@ -37,6 +37,57 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Queue figures.
     pub queues: QueuesConfig,
+    /// Which apps the server supports.
+    pub clients: ClientsConfig,
+}
+
+/// `[clients]`: the oldest desktop app and CLI the server supports, and where newer ones are.
+/// Apps read it from `GET /api/v1/auth` before they connect and, when older, say "update MONTI
+/// to x.y.z" with the link instead of failing on the protocol.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsConfig {
+    /// `major.minor.patch`; empty for none.
+    pub oldest_version: String,
+    /// An `https://` (or `http://`) address; empty for none.
+    pub download_url: String,
+}
+
+impl ClientsConfig {
+    /// `[clients]`: a version the apps can compare, a link they can open.
+    fn check(&self) -> anyhow::Result<()> {
+        if !self.oldest_version.is_empty()
+            && monti_protocol::rest::parse_version(&self.oldest_version).is_none()
+        {
+            bail!(
+                "clients.oldest_version must be major.minor.patch, such as 0.2.0, not {:?}",
+                self.oldest_version
+            );
+        }
+        let link = ["https://", "http://"]
+            .iter()
+            .any(|scheme| self.download_url.starts_with(scheme));
+        if !self.download_url.is_empty() && !link {
+            bail!(
+                "clients.download_url must start with https:// or http://, not {:?}",
+                self.download_url
+            );
+        }
+        if self.oldest_version.is_empty() && !self.download_url.is_empty() {
+            bail!(
+                "clients.download_url needs clients.oldest_version: apps use it only when they are older"
+            );
+        }
+        Ok(())
+    }
+
+    /// What `GET /api/v1/auth` says, when anything.
+    pub fn json(&self) -> Option<monti_protocol::rest::ClientsJson> {
+        (!self.oldest_version.is_empty()).then(|| monti_protocol::rest::ClientsJson {
+            oldest_version: self.oldest_version.clone(),
+            download_url: Some(self.download_url.clone()).filter(|url| !url.is_empty()),
+        })
+    }
 }
 
 /// `[queues]`
@@ -742,6 +793,14 @@ pub struct Cli {
     /// the server's own [default: empty].
     #[arg(long, env = "MONTI_QUEUES_TIME_ZONE")]
     pub queues_time_zone: Option<String>,
+
+    /// The oldest app version (major.minor.patch) the server supports; older apps are told to
+    /// update [default: empty].
+    #[arg(long, env = "MONTI_CLIENTS_OLDEST_VERSION")]
+    pub clients_oldest_version: Option<String>,
+    /// Where apps find a newer version [default: empty].
+    #[arg(long, env = "MONTI_CLIENTS_DOWNLOAD_URL")]
+    pub clients_download_url: Option<String>,
 }
 
 fn parse_service_level(text: &str) -> Result<ServiceLevelRule, String> {
@@ -885,6 +944,9 @@ impl Cli {
         );
         set(&mut queues.recent_minutes, &self.queues_recent_minutes);
         set(&mut queues.time_zone, &self.queues_time_zone);
+        let clients = &mut config.clients;
+        set(&mut clients.oldest_version, &self.clients_oldest_version);
+        set(&mut clients.download_url, &self.clients_download_url);
     }
 }
 
@@ -917,6 +979,7 @@ impl Config {
         self.amazon_connect.check()?;
         self.redis.check()?;
         self.queues.check()?;
+        self.clients.check()?;
         self.auth.check(self.server.listen)
     }
 }
@@ -1234,6 +1297,26 @@ mod tests {
         assert!(refused.contains("queues.time_zone"), "{refused}");
         config.queues.time_zone = "Europe/Berlin".into();
         assert!(config.check().is_ok());
+        for (version, url, why) in [
+            ("0.2", "", "clients.oldest_version"),
+            ("next", "", "clients.oldest_version"),
+            ("0.2.0", "ftp://monti.example.com", "clients.download_url"),
+            (
+                "",
+                "https://monti.example.com/download",
+                "needs clients.oldest_version",
+            ),
+        ] {
+            config.clients.oldest_version = version.into();
+            config.clients.download_url = url.into();
+            let refused = config.check().expect_err("refused").to_string();
+            assert!(refused.contains(why), "{version} {url}: {refused}");
+        }
+        config.clients.oldest_version = "0.2.0".into();
+        config.clients.download_url = "https://monti.example.com/download".into();
+        assert!(config.check().is_ok());
+        let json = config.clients.json().expect("named");
+        assert_eq!(json.update_needed("0.1.9"), Some("0.2.0"));
     }
 
     #[test]
@@ -1269,6 +1352,7 @@ mod tests {
             "ingest",
             "redis",
             "queues",
+            "clients",
         ];
         for arg in Cli::command().get_arguments() {
             let id = arg.get_id().as_str();

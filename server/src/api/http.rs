@@ -492,6 +492,7 @@ async fn auth_settings(State(state): State<AppState>) -> Json<AuthJson> {
             scopes: None,
             resource: None,
             redirect_uri: None,
+            clients: state.config.clients.json(),
         },
         AuthMode::Oidc => AuthJson {
             mode: "oidc".to_owned(),
@@ -501,6 +502,7 @@ async fn auth_settings(State(state): State<AppState>) -> Json<AuthJson> {
             scopes: Some(auth.scopes.clone()),
             resource: auth.resource_indicator.then(|| auth.audience.clone()),
             redirect_uri: Some(auth.redirect_uri.clone()).filter(|uri| !uri.is_empty()),
+            clients: state.config.clients.json(),
         },
     })
 }
