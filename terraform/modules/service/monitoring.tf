@@ -320,44 +320,48 @@ resource "aws_cloudwatch_metric_alarm" "ingest_failures" {
   ok_actions          = local.alarm_actions
 }
 
-# Deliveries MONTI refused for a wrong access key (Firehose) or API key (EventBridge).
-resource "aws_cloudwatch_metric_alarm" "refused_deliveries" {
-  for_each            = toset(["firehose_access_key", "eventbridge_key"])
-  alarm_name          = "${var.name}-refused-${replace(each.value, "_", "-")}"
-  alarm_description   = "Deliveries refused for their ${each.value} (docs/OPERATIONS.md#refused-deliveries)"
+# Refusals by the reason the server counts them under (monti_auth_failures_total's code):
+# deliveries refused for a wrong access key (Firehose) or API key (EventBridge), any at all;
+# and sign-in refusals above the usual, one alarm per reason the server gives
+# (server/src/api/token.rs and auth.rs): a wave of `expired` is a client clock or renewal
+# problem, `unknown_key` a rotated provider key, `no_role` a group binding.
+locals {
+  refusal_alarms = merge(
+    {
+      for code in ["firehose_access_key", "eventbridge_key"] : code => {
+        name        = "refused-${replace(code, "_", "-")}"
+        description = "Deliveries refused for their ${code} (docs/OPERATIONS.md#refused-deliveries)"
+        threshold   = 0
+      }
+    },
+    {
+      for code in [
+        "missing", "malformed", "algorithm", "unknown_key", "signature", "expired",
+        "not_yet_valid", "issuer", "audience", "claim", "keys_unavailable", "no_role",
+        ] : code => {
+        name        = "sign-in-refused-${replace(code, "_", "-")}"
+        description = "Requests refused for their token (${code}) above the usual (docs/OPERATIONS.md#sign-in-refusals)"
+        threshold   = var.alarm_sign_in_refusals_per_5_minutes
+      }
+    },
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "refusals" {
+  for_each            = local.refusal_alarms
+  alarm_name          = "${var.name}-${each.value.name}"
+  alarm_description   = each.value.description
   namespace           = local.metrics_namespace
   metric_name         = "monti_auth_failures_total"
-  dimensions          = merge(local.environment, { code = each.value })
+  dimensions          = merge(local.environment, { code = each.key })
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-}
-
-# Sign-in refusals spiking, one alarm per reason the server gives (server/src/api/token.rs and
-# auth.rs): a wave of `expired` is a client clock or renewal problem, `unknown_key` a rotated
-# provider key, `no_role` a group binding.
-resource "aws_cloudwatch_metric_alarm" "sign_in_refusals" {
-  for_each = toset([
-    "missing", "malformed", "algorithm", "unknown_key", "signature", "expired",
-    "not_yet_valid", "issuer", "audience", "claim", "keys_unavailable", "no_role",
-  ])
-  alarm_name          = "${var.name}-sign-in-refused-${replace(each.value, "_", "-")}"
-  alarm_description   = "Requests refused for their token (${each.value}) above the usual (docs/OPERATIONS.md#sign-in-refusals)"
-  namespace           = local.metrics_namespace
-  metric_name         = "monti_auth_failures_total"
-  dimensions          = merge(local.environment, { code = each.value })
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.alarm_sign_in_refusals_per_5_minutes
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
 }
 
 resource "aws_cloudwatch_metric_alarm" "database_connections" {
