@@ -6,11 +6,12 @@
 //! what a summary shows, so the caller needs the right to see summaries, and only agents inside
 //! its scope are counted.
 //!
-//! The read costs time in proportion to the state changes in the period (docs/PERFORMANCE.md),
-//! so [`Trends`] shares answers: viewers that ask the same question within a step (the apps
-//! round the period's start to the step) get one read between them, and at most [`AT_ONCE`]
-//! reads run at a time, leaving the database's other connections to the writer and the rest
-//! of REST.
+//! A whole read costs time in proportion to the state changes in the period
+//! (docs/PERFORMANCE.md), so [`Trends`] keeps one series of points per question (step, teams,
+//! sites, scope, reasons) for every viewer who asks it: answered again unread for ten seconds,
+//! then extended with the changes since its last settled point, and read whole every five
+//! minutes. At most [`AT_ONCE`] reads run at a time, leaving the database's other connections
+//! to the writer and the rest of REST.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
