@@ -127,6 +127,22 @@ async fn every_metric_the_grafana_dashboard_uses_is_exported() {
     }
     let missing: Vec<&String> = used.difference(&exported).collect();
     assert!(missing.is_empty(), "not exported: {missing:?}");
+    // Every reason a request is refused for has its alarm: each token error's, and the
+    // caller's own (no token, no role).
+    let reasons = (monti_server::api::token::TokenError::examples().into_iter())
+        .map(|err| err.reason())
+        .chain([
+            "missing",
+            "no_role",
+            "firehose_access_key",
+            "eventbridge_key",
+        ]);
+    for reason in reasons {
+        assert!(
+            terraform.contains(&format!("\"{reason}\"")),
+            "no refusal alarm for {reason}"
+        );
+    }
     server.stop().await.expect("stops");
     db.drop_database().await;
 }

@@ -102,6 +102,30 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// One of each kind, for checks that every reason is handled somewhere (the alarms).
+    pub fn examples() -> [TokenError; 10] {
+        let text = String::new;
+        [
+            TokenError::Malformed,
+            TokenError::Algorithm(text()),
+            TokenError::UnknownKey(text()),
+            TokenError::Signature(text()),
+            TokenError::Expired(0),
+            TokenError::NotYetValid(0),
+            TokenError::Issuer {
+                expected: text(),
+                got: text(),
+                hint: "",
+            },
+            TokenError::Audience {
+                expected: text(),
+                got: text(),
+            },
+            TokenError::Claim("", ""),
+            TokenError::KeysUnavailable(text()),
+        ]
+    }
+
     /// A short stable name, for metric labels and log fields.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -435,6 +459,28 @@ fn missing_groups(claims: &Value, claim: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_examples_hold_every_kind_of_token_error() {
+        // A new kind fails to compile here until it is among the examples (the alarms test
+        // reads their reasons).
+        let kinds: std::collections::BTreeSet<usize> = (TokenError::examples().iter())
+            .map(|err| match err {
+                TokenError::Malformed => 0,
+                TokenError::Algorithm(_) => 1,
+                TokenError::UnknownKey(_) => 2,
+                TokenError::Signature(_) => 3,
+                TokenError::Expired(_) => 4,
+                TokenError::NotYetValid(_) => 5,
+                TokenError::Issuer { .. } => 6,
+                TokenError::Audience { .. } => 7,
+                TokenError::Claim(..) => 8,
+                TokenError::KeysUnavailable(_) => 9,
+            })
+            .collect();
+        assert_eq!(kinds.len(), TokenError::examples().len());
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
