@@ -863,8 +863,15 @@ impl Frame<'_> {
             FontId::proportional(40.0 * scale),
             DIM_INK,
         );
-        // Why, so that whoever walks past can tell IT (a refused certificate, the proxy).
-        let problem = self.session.problem.clone().unwrap_or_default();
+        // Why, so that whoever walks past can tell IT (a refused certificate, the proxy, an
+        // app older than the server supports).
+        let problem = match &self.session.update {
+            Some(update) => {
+                let link = update.download_url.as_deref().unwrap_or_default();
+                format!("{} {link}", update.text()).trim_end().to_owned()
+            }
+            None => self.session.problem.clone().unwrap_or_default(),
+        };
         if !problem.is_empty() {
             let galley = painter.layout(
                 problem.clone(),

@@ -166,6 +166,23 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
         .unwrap_or_default();
     assert!(label.ends_with(&format!("1:15 ago. {why}")), "{label}");
 
+    // An app older than the server supports says so instead, with where the new one is.
+    harness.state().net().session().update = Some(monti_desktop::net::Update {
+        version: "9.9.9".to_owned(),
+        download_url: Some("https://monti.example.com/download".to_owned()),
+    });
+    harness.run();
+    let overlay = harness.get_by_role(Role::Alert);
+    let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
+        .label()
+        .unwrap_or_default();
+    assert!(
+        label.ends_with("https://monti.example.com/download"),
+        "{label}"
+    );
+    assert!(label.contains("Update MONTI to 9.9.9"), "{label}");
+    harness.state().net().session().update = None;
+
     // Reconnected, the snapshot on its way: the last live view stays without the overlay.
     harness.state().net().session().link = Link::Syncing;
     harness.run();
