@@ -857,7 +857,10 @@ impl App {
         egui::Panel::top("top").show(ui, |ui| {
             self.top_bar(ui, session, &floor);
             App::update_line(ui, session);
-            self.problem_line(ui, session);
+            // An app the server no longer supports says that, not the protocol error it meets.
+            if session.update.is_none() {
+                self.problem_line(ui, session);
+            }
             if !queue_rows.is_empty() {
                 let selected = self.settings.filter.queue.as_deref();
                 let action = widgets::queue_strip(ui, &queue_rows, selected, now);

@@ -1673,6 +1673,22 @@ fn an_app_older_than_the_server_supports_says_update_monti_with_the_link() {
     );
     assert!(harness.query_by_label(&text).is_some(), "{text}");
     assert!(harness.query_by_label("Download").is_some(), "the link");
+    // The protocol error such an app meets is not what it says.
+    {
+        let mut session = harness.state().net().session();
+        session.link = Link::Connecting;
+        session.set_problem(Some("refused: VersionMismatch".to_owned()));
+        session.problem_words = Some("this app and the server differ in version".to_owned());
+    }
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("differ in version")
+            .is_none()
+    );
+    assert!(harness.query_by_label(&text).is_some());
+    harness.state().net().session().link = Link::Live;
+    harness.run();
     // Settings name both versions.
     harness
         .get_by_role_and_label(Role::Button, "Settings")

@@ -28,6 +28,7 @@ locals {
     "monti_ingest_failures_total",
     "monti_change_sends_total",
     "monti_change_sends_late_total",
+    "monti_change_to_send_seconds",
     "monti_ingest_commit_seconds",
     "monti_db_connections",
     "monti_db_connections_idle",
@@ -419,6 +420,10 @@ locals {
     { title = "Viewers", stat = "Sum", metrics = [local.server_metric["monti_connected_clients"], local.server_metric["monti_summary_viewers"]] },
     { title = "Agent state changes per minute", stat = "Sum", metrics = [local.server_metric["monti_agent_state_changes_total"]] },
     { title = "Changes sent, and sent later than 1 s", stat = "Sum", metrics = [local.server_metric["monti_change_sends_total"], local.server_metric["monti_change_sends_late_total"]] },
+    {
+      title   = "Change to send (s): p50, p99, as CloudWatch keeps the histogram", stat = "p99",
+      metrics = [for stat in ["p50", "p99"] : concat(local.server_metric["monti_change_to_send_seconds"], [{ stat = stat, label = stat }])]
+    },
     { title = "Bytes sent per minute", stat = "Sum", metrics = [local.server_metric["monti_stream_bytes_sent_total"]] },
     { title = "Resyncs and slow viewers dropped", stat = "Sum", metrics = [local.server_metric["monti_resyncs_total"], local.server_metric["monti_slow_clients_dropped_total"]] },
     {
