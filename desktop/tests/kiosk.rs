@@ -64,6 +64,14 @@ fn page(harness: &Harness<'_, App>) -> String {
 }
 
 /// What every tile and row of the page says (their accessible labels).
+/// What the not-live overlay says to a screen reader.
+fn overlay_label(harness: &Harness<'_, App>) -> String {
+    let overlay = harness.get_by_role(Role::Alert);
+    egui_kittest::kittest::NodeT::accesskit_node(&overlay)
+        .label()
+        .unwrap_or_default()
+}
+
 fn list_items(harness: &Harness<'_, App>) -> Vec<String> {
     harness
         .query_all_by_role(Role::ListItem)
@@ -144,10 +152,7 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
         session.last_update_ms = NOW - 75_000;
     }
     harness.run();
-    let overlay = harness.get_by_role(Role::Alert);
-    let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
-        .label()
-        .unwrap_or_default();
+    let label = overlay_label(&harness);
     assert!(
         label.starts_with("Data not live: last update at "),
         "{label}"
@@ -160,10 +165,7 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
                floor.example.com expired on 2026-11-29 00:00 UTC";
     harness.state().net().session().problem = Some(why.to_owned());
     harness.run();
-    let overlay = harness.get_by_role(Role::Alert);
-    let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
-        .label()
-        .unwrap_or_default();
+    let label = overlay_label(&harness);
     assert!(label.ends_with(&format!("1:15 ago. {why}")), "{label}");
 
     // An app older than the server supports says so instead, with where the new one is.
@@ -172,10 +174,7 @@ fn the_stale_overlay_shows_since_when_and_goes_after_the_resync() {
         download_url: Some("https://monti.example.com/download".to_owned()),
     });
     harness.run();
-    let overlay = harness.get_by_role(Role::Alert);
-    let label = egui_kittest::kittest::NodeT::accesskit_node(&overlay)
-        .label()
-        .unwrap_or_default();
+    let label = overlay_label(&harness);
     assert!(
         label.ends_with("https://monti.example.com/download"),
         "{label}"
