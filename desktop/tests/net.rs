@@ -185,10 +185,25 @@ async fn the_app_follows_the_server_and_resyncs_after_a_restart() {
     );
 
     // The agent panel's history, read from the server by the names the app shows: an agent
-    // whose name is unique in their team and site (the simulator's names may repeat).
+    // whose name is unique in their team and site (the simulator's names may repeat) and whose
+    // state came from an event (the simulator's roster makes every agent offline, without
+    // history, before its opening states are stored).
+    let from_an_event = |record: &monti_protocol::floor::AgentRecord| {
+        record
+            .live
+            .is_some_and(|live| live.status != monti_protocol::model::AgentStatus::Offline)
+    };
+    until(
+        &net,
+        "the simulator's opening states",
+        Duration::from_secs(10),
+        |net| app_floor(net).agents().any(from_an_event),
+    )
+    .await;
     let floor = app_floor(&net);
     let unique = floor
         .agents()
+        .filter(|record| from_an_event(record))
         .find(|record| {
             (floor.agents())
                 .filter(|other| {
