@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use monti_protocol::access::ViewAs;
 use monti_protocol::codec::{DecodeError, decode_server, encode_client};
 use monti_protocol::message::{
     AuthInfo, ClientHello, ClientMsg, ErrorCode, ServerHello, ServerMsg, Subscription,
@@ -169,6 +170,21 @@ pub fn stream_url(server: &str) -> Result<String, ClientError> {
     Ok(format!("{base}{STREAM_PATH}?protocol={PROTOCOL_VERSION}"))
 }
 
+/// The stream URL of [`stream_url`] for an administrator's test access: the floor as `view_as`
+/// would see it.
+pub fn stream_url_as(server: &str, view_as: Option<&ViewAs>) -> Result<String, ClientError> {
+    let mut url = stream_url(server)?;
+    if let Some(view_as) = view_as {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in view_as.query() {
+            query.append_pair(key, &value);
+        }
+        url.push('&');
+        url.push_str(&query.finish());
+    }
+    Ok(url)
+}
+
 /// An open, handshaken connection, plain or over TLS, straight or through a proxy's tunnel.
 pub struct Connection {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -193,8 +209,20 @@ impl Connection {
         client_name: &str,
         token: Option<&str>,
     ) -> Result<Connection, ClientError> {
+        Connection::connect_as(transport, server, client_name, token, None).await
+    }
+
+    /// Like [`Connection::connect_with`], seeing the floor as `view_as` would (an
+    /// administrator's test access; the server refuses anyone else).
+    pub async fn connect_as(
+        transport: &Transport,
+        server: &str,
+        client_name: &str,
+        token: Option<&str>,
+        view_as: Option<&ViewAs>,
+    ) -> Result<Connection, ClientError> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = stream_url(server)?;
+        let url = stream_url_as(server, view_as)?;
         let mut request =
             url.as_str()
                 .into_client_request()

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use monti_protocol::access::ViewAs;
 use monti_protocol::floor::Floor;
 use monti_protocol::message::{ClientMsg, Detail, Health, ServerMsg, Subscription};
 use monti_protocol::model::{SiteId, TeamId};
@@ -123,6 +124,8 @@ pub struct Follower {
     transport: Option<Transport>,
     /// Set while the server says its floor may be out of date.
     degraded: Option<Health>,
+    /// Whom an administrator sees the floor as (test access).
+    view_as: Option<ViewAs>,
 }
 
 impl Follower {
@@ -145,7 +148,14 @@ impl Follower {
             token: None,
             transport: None,
             degraded: None,
+            view_as: None,
         }
+    }
+
+    /// Sees the floor as `view_as` would (an administrator's test access).
+    pub fn with_view_as(mut self, view_as: Option<ViewAs>) -> Follower {
+        self.view_as = view_as;
+        self
     }
 
     /// Connects through `transport` (its CA file and proxy) rather than the system's settings.
@@ -254,11 +264,12 @@ impl Follower {
             Some(transport) => transport.clone(),
             None => Transport::system().map_err(|err| ClientError::Io(err.to_string()))?,
         };
-        let connection = Connection::connect_with(
+        let connection = Connection::connect_as(
             &transport,
             &self.server,
             &self.client_name,
             self.token.as_deref(),
+            self.view_as.as_ref(),
         )
         .await?;
         let server_name = connection.hello().server_name.clone();

@@ -41,6 +41,9 @@ enum Command {
     Login(ServerArgs),
     /// Forget the stored sign-in for the server.
     Logout(ServerArgs),
+    /// Read the feedback people sent from the apps (administrators).
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
 }
 
 /// Which server, and how to reach it.
@@ -129,6 +132,28 @@ struct WatchArgs {
     json: bool,
     /// Sign in for this run only, keeping the sign-in in memory (for a computer without a
     /// keyring).
+    #[arg(long)]
+    no_keyring: bool,
+}
+
+/// `monti-cli feedback ...`
+#[derive(Debug, Subcommand)]
+enum FeedbackCommand {
+    /// The newest feedback first: when, who, the app, the view, the words.
+    List(FeedbackListArgs),
+}
+
+#[derive(Debug, Args)]
+struct FeedbackListArgs {
+    #[command(flatten)]
+    connect: ServerArgs,
+    /// How many, newest first (at most 1000).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print the server's JSON as it is.
+    #[arg(long)]
+    json: bool,
+    /// Sign in for this run only, keeping the sign-in in memory.
     #[arg(long)]
     no_keyring: bool,
 }
@@ -333,7 +358,81 @@ async fn main() -> anyhow::Result<()> {
         Command::Poll(args) => run_poll(args).await,
         Command::Login(args) => login(&args.transport()?, &args.server).await,
         Command::Logout(args) => logout(&args.transport()?, &args.server).await,
+        Command::Feedback(FeedbackCommand::List(args)) => feedback_list(args).await,
     }
+}
+
+/// Prints the feedback people sent, newest first.
+async fn feedback_list(args: FeedbackListArgs) -> anyhow::Result<()> {
+    let transport = args.connect.transport()?;
+    let server = args.connect.server.trim_end_matches('/');
+    let mut request = transport
+        .http()
+        .get(format!("{server}/api/v1/feedback"))
+        .query(&[("limit", args.limit)]);
+    if let Some(mut session) = Session::open(&transport, server, !args.no_keyring).await? {
+        let (token, _) = session.access().await?;
+        request = request.bearer_auth(token);
+    }
+    let answer = request.send().await?;
+    let status = answer.status();
+    let body = answer.text().await?;
+    if !status.is_success() {
+        let why = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|json| json["message"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        anyhow::bail!("the server answered {status}: {why}");
+    }
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let list: Vec<monti_protocol::access::FeedbackJson> =
+        serde_json::from_str(&body).context("the server's feedback list is not as expected")?;
+    if list.is_empty() {
+        println!("no feedback yet");
+    }
+    for feedback in list {
+        let when = chrono::DateTime::from_timestamp_millis(feedback.created_ms as i64)
+            .map(|at| {
+                at.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let screenshot = if feedback.has_screenshot {
+            format!(
+                " [screenshot: {server}/api/v1/feedback/{}/screenshot]",
+                feedback.id
+            )
+        } else {
+            String::new()
+        };
+        // What people typed reaches a terminal: no escape sequences through.
+        let plain = |text: &str| -> String {
+            (text.chars())
+                .map(|c| {
+                    if c.is_control() && c != '\n' {
+                        '\u{FFFD}'
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        };
+        println!(
+            "#{} {when} {} ({}; {}){screenshot}",
+            feedback.id,
+            plain(&feedback.subject),
+            plain(&feedback.client),
+            plain(&feedback.context)
+        );
+        for line in plain(&feedback.text).lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
 }
 
 /// A command's sign-in to one server: the refresh token in the keyring, or (with

@@ -9,10 +9,12 @@
 //! - [`scope`]: what a viewer may see, applied where snapshots and deltas are cut.
 //! - [`rest`]: the JSON bodies of the REST API.
 //! - [`ingest`]: the JSON bodies of the ingest API (events, roster sync, history).
+//! - [`access`]: roles, group bindings, test access and feedback.
 //!
 //! This crate has no async runtime, no network and no file access (an architecture invariant:
 //! see `ARCHITECTURE.md`), so everything in it is tested with plain unit and property tests.
 
+pub mod access;
 pub mod codec;
 pub mod floor;
 pub mod ingest;
