@@ -9,10 +9,12 @@
 //! - [`auth_check`]: the sign-in self-check at start-up and `--check-auth`.
 //! - [`audit`]: the audit log (sign-ins, refusals, configuration changes).
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod auth_check;
 pub mod error;
+pub mod feedback;
 pub mod http;
 pub mod queues;
 pub mod token;

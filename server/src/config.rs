@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+pub use monti_protocol::access::{GroupBinding, Role};
 use monti_protocol::model::StateKind;
 use monti_protocol::queue::{QueueRules, ServiceLevelRule};
 use serde::{Deserialize, Serialize};
@@ -335,39 +336,6 @@ pub enum AuthMode {
     None,
     /// Bearer tokens from an OpenID Connect provider.
     Oidc,
-}
-
-/// What a binding lets its holder do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, everywhere in its scope, including configuration and the audit log.
-    Admin,
-    /// Runs sites or teams: sees summaries and agents, reads configuration.
-    Supervisor,
-    /// Runs a team: sees summaries and agents.
-    TeamLead,
-    /// A display on the floor: sees summaries and agents and reads its configuration, changes
-    /// nothing.
-    Wallboard,
-    /// A telephony integration: sends events, sees nothing.
-    Ingest,
-}
-
-/// Members of `group` get `role`, limited to the named teams and sites (none named: all).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupBinding {
-    /// The group as it appears in the groups claim.
-    pub group: String,
-    /// The role it grants.
-    pub role: Role,
-    /// Team names; empty for every team.
-    #[serde(default)]
-    pub teams: Vec<String>,
-    /// Site names; empty for every site.
-    #[serde(default)]
-    pub sites: Vec<String>,
 }
 
 /// `[server]`

@@ -34,7 +34,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{audit, auth, auth_check, http, queues, trend};
+use crate::api::{access, audit, auth, auth_check, feedback, http, queues, trend};
 use crate::config::Config;
 use crate::core::clock::Clock;
 use crate::floor::live::LiveFloor;
@@ -60,6 +60,8 @@ pub struct AppState {
     pub auth: Arc<auth::Authenticator>,
     /// Records sign-ins and refusals.
     pub audit: Arc<audit::Audit>,
+    /// The role bindings in force.
+    pub access: Arc<access::Access>,
     /// One permit per viewer connection; caps them at `server.max_connections`.
     pub connections: Arc<Semaphore>,
     /// Cancelled when the server shuts down.
@@ -83,6 +85,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(monti_protocol::STREAM_PATH, get(stream::upgrade))
         .merge(http::api_router())
+        .merge(access::router())
+        .merge(feedback::router())
         .merge(queues::router())
         .merge(trend::router())
         .merge(ingest::router())
@@ -176,6 +180,7 @@ pub async fn run_with_clock(
         }
     };
     let (audit_tx, audit_rx) = mpsc::channel(10_000);
+    let (access, seeded) = access::Access::load(&db, &config.auth.bindings, now).await?;
     let state = AppState {
         config: config.clone(),
         live: live.clone(),
@@ -183,6 +188,7 @@ pub async fn run_with_clock(
         metrics: metrics.clone(),
         auth: Arc::new(auth::Authenticator::from_config(&config.auth)?),
         audit: Arc::new(audit::Audit::new(audit_tx, metrics.clone(), clock.clone())),
+        access: Arc::new(access),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
@@ -192,7 +198,11 @@ pub async fn run_with_clock(
         clock,
         trends: Arc::default(),
     };
-    check_sign_in(&config, &live);
+    if let Some(seeded) = seeded {
+        tracing::info!("{seeded}");
+        state.audit.access_changed(None, &seeded);
+    }
+    check_sign_in(&config, &live, &state.access.now().stored.bindings);
     let mut tasks = Background::spawn(&state, audit_rx, simulated, &background);
     // Kept until shutdown so the audit queue outlives every request that records into it.
     let state_for_shutdown = state.clone();
@@ -250,15 +260,18 @@ async fn simulated_roster(
 }
 
 /// Logs each step of the sign-in self-check; nothing here keeps the server from starting.
-fn check_sign_in(config: &Arc<Config>, live: &Arc<LiveFloor>) {
+fn check_sign_in(config: &Arc<Config>, live: &Arc<LiveFloor>, bindings: &[config::GroupBinding]) {
     if config.auth.mode != config::AuthMode::Oidc {
         return;
     }
-    let (config, live) = (config.clone(), live.clone());
+    // The bindings in force, which may be the Admin screen's rather than the file's.
+    let mut auth = config.auth.clone();
+    auth.bindings = bindings.to_vec();
+    let live = live.clone();
     tokio::spawn(async move {
-        auth_check::log(&auth_check::provider(&config.auth).await);
+        auth_check::log(&auth_check::provider(&auth).await);
         auth_check::log(&auth_check::bindings(
-            &config.auth,
+            &auth,
             |team| live.team_id(team).is_some(),
             |site| live.site_id(site).is_some(),
         ));
@@ -272,6 +285,7 @@ struct Background {
     stale: tokio::task::JoinHandle<()>,
     prune: tokio::task::JoinHandle<()>,
     reconcile: tokio::task::JoinHandle<()>,
+    reread_access: tokio::task::JoinHandle<()>,
     simulator: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -313,6 +327,7 @@ impl Background {
                 Duration::from_secs(config.database.reconcile_secs.max(1)),
                 stop.clone(),
             )),
+            reread_access: tokio::spawn(access::reread(state.clone(), stop.clone())),
             simulator: simulated.map(|ids| {
                 tokio::spawn(sim::run(
                     config.simulator.clone(),
@@ -330,7 +345,12 @@ impl Background {
         if let Some(simulator) = self.simulator.take() {
             let _ = simulator.await;
         }
-        let _ = tokio::join!(&mut self.stale, &mut self.prune, &mut self.reconcile);
+        let _ = tokio::join!(
+            &mut self.stale,
+            &mut self.prune,
+            &mut self.reconcile,
+            &mut self.reread_access
+        );
     }
 
     /// Waits for the last tick and the audit writer, once the writer has stored its queue.

@@ -131,12 +131,8 @@ async fn every_metric_the_grafana_dashboard_uses_is_exported() {
     // caller's own (no token, no role).
     let reasons = (monti_server::api::token::TokenError::examples().into_iter())
         .map(|err| err.reason())
-        .chain([
-            "missing",
-            "no_role",
-            "firehose_access_key",
-            "eventbridge_key",
-        ]);
+        .chain(monti_server::api::auth::CALLER_REFUSALS)
+        .chain(["firehose_access_key", "eventbridge_key"]);
     for reason in reasons {
         assert!(
             terraform.contains(&format!("\"{reason}\"")),

@@ -15,7 +15,7 @@ use monti_protocol::model::StateKind;
 use monti_protocol::rest::{AgentPage, ErrorJson, SiteJson, TeamJson};
 use monti_server::api::token::{DiscoveredKeys, Rules, Verifier};
 use monti_server::config::{AuthMode, Config};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const CLIENT_ID: &str = "monti";
 const AUDIENCE: &str = "urn:monti:api";
@@ -953,7 +953,7 @@ async fn me_names_the_caller_and_its_roles_and_every_floor_viewer_reads_threshol
             .find(|r| r.name() == role)
             .expect("a role");
         let may: Vec<&str> = (Action::ALL.into_iter())
-            .filter(|&action| role.permits(action))
+            .filter(|&action| monti_server::api::auth::permits(role, action))
             .map(Action::name)
             .collect();
         assert_eq!(me.may, may, "{user}");
@@ -2183,6 +2183,444 @@ async fn a_scoped_caller_sees_only_the_queues_its_teams_serve() {
     let mut view = RawView::open(&server, "admin", &admin, with_queues, &[]).await;
     view.until("every queue", |floor| floor.queues().count() == 3)
         .await;
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+async fn send(request: reqwest::RequestBuilder, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut request = request.bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let answer = request.send().await.expect("request");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+/// The team names of a floor a viewer follows.
+fn team_names(viewer: &Follower) -> std::collections::BTreeSet<String> {
+    let floor = viewer.floor();
+    (floor.agents())
+        .filter_map(|agent| floor.team(agent.info.team).map(|team| team.name.clone()))
+        .collect()
+}
+
+/// Follows `viewer` until `done` holds for its floor, or fails after 10 s; returns the error
+/// that closed it, if one did.
+async fn follow_until(
+    viewer: &mut Follower,
+    what: &str,
+    done: impl Fn(&Follower) -> bool,
+) -> Option<monti_client::ClientError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done(viewer) {
+        match tokio::time::timeout_at(deadline, viewer.next()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return Some(err),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+    None
+}
+
+/// The end-to-end case through the API (the desktop's Admin screen sends the same
+/// requests; its kittests check that): an administrator grants and widens bindings at run time,
+/// open viewers get the new scope at once, one whose access is gone is closed with the reason,
+/// and every change is audited. Nobody else may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_changes_who_sees_what_and_open_viewers_follow() {
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let url = |path: &str| format!("{}{path}", server.url);
+    let http = reqwest::Client::new();
+    let admin = access_token(&issuer, "admin").await;
+    let anna = access_token(&issuer, "anna").await;
+    let ben = access_token(&issuer, "ben").await;
+    let lead = access_token(&issuer, "lead").await;
+    let teams: Vec<TeamJson> = get(&server, "/api/v1/teams", Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("teams");
+    let other = (teams.iter())
+        .map(|team| team.name.clone())
+        .find(|name| name != "Sales 1")
+        .expect("another team");
+
+    // Only administrators manage access; a supervisor may send feedback, not read it.
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/v1/access/bindings"),
+        (reqwest::Method::PUT, "/api/v1/access/bindings"),
+        (reqwest::Method::GET, "/api/v1/access/devices"),
+        (reqwest::Method::POST, "/api/v1/access/devices/ben/sign-out"),
+        (reqwest::Method::GET, "/api/v1/feedback"),
+        (reqwest::Method::GET, "/api/v1/audit"),
+    ] {
+        let (status, _) = send(
+            http.request(method.clone(), url(path)),
+            &anna,
+            Some(&json!([])),
+        )
+        .await;
+        assert_eq!(status, 403, "{method} {path}");
+    }
+    let (status, _) = send(
+        http.post(url("/api/v1/feedback")),
+        &anna,
+        Some(&json!({"text": "hello"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, answer) = send(http.get(url("/api/v1/agents")), &lead, None).await;
+    assert_eq!(status, 403, "monti-leads is bound to nothing yet: {answer}");
+
+    // Ben, team lead of Sales 1, is watching.
+    let mut ben_view = Follower::new(&server.url, "ben", Subscription::default()).with_token(&ben);
+    ben_view.until_live().await.expect("live");
+    assert_eq!(team_names(&ben_view), ["Sales 1".to_owned()].into());
+
+    // The administrator widens Ben's group to a second team and grants monti-leads a team.
+    let (status, current) = send(http.get(url("/api/v1/access/bindings")), &admin, None).await;
+    assert_eq!(status, 200);
+    let mut bindings: Vec<Value> =
+        serde_json::from_value(current["bindings"].clone()).expect("list");
+    for binding in &mut bindings {
+        if binding["group"] == "monti-team-sales" {
+            binding["teams"] = json!(["Sales 1", other]);
+        }
+    }
+    bindings.push(json!({"group": "monti-leads", "role": "team_lead", "teams": [other]}));
+    let (status, answer) = send(
+        http.put(url("/api/v1/access/bindings")),
+        &admin,
+        Some(&json!(bindings)),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let wider: std::collections::BTreeSet<String> = ["Sales 1".to_owned(), other.clone()].into();
+    let closed = follow_until(&mut ben_view, "Ben's wider scope", |view| {
+        team_names(view) == wider
+    })
+    .await;
+    assert!(closed.is_none(), "Ben's viewer was closed: {closed:?}");
+    let page: AgentPage = get(&server, "/api/v1/agents?limit=1000", Some(&lead))
+        .await
+        .json()
+        .await
+        .expect("the lead sees agents now");
+    assert!(page.total > 0);
+    let other_id = teams
+        .iter()
+        .find(|team| team.name == other)
+        .expect("team")
+        .id;
+    assert!(page.agents.iter().all(|agent| agent.team == other_id));
+
+    // Ben's group loses its binding: his open viewer is closed with the reason.
+    bindings.retain(|binding| binding["group"] != "monti-team-sales");
+    let (status, _) = send(
+        http.put(url("/api/v1/access/bindings")),
+        &admin,
+        Some(&json!(bindings)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let closed = follow_until(&mut ben_view, "Ben's viewer to close", |_| false).await;
+    match closed {
+        Some(monti_client::ClientError::Refused {
+            code: ErrorCode::Forbidden,
+            message,
+        }) => {
+            assert!(message.contains("administrator changed"), "{message}")
+        }
+        other => panic!("Ben's viewer should be closed as forbidden: {other:?}"),
+    }
+    let (status, _) = send(http.get(url("/api/v1/agents")), &ben, None).await;
+    assert_eq!(status, 403);
+
+    // Both changes are in the audit log with before and after, by the administrator.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, events) = send(
+            http.get(url("/api/v1/audit?kind=access_change&subject=admin")),
+            &admin,
+            None,
+        )
+        .await;
+        let details: Vec<&str> = (events.as_array().into_iter().flatten())
+            .filter_map(|event| event["detail"].as_str())
+            .collect();
+        if details.len() >= 2 {
+            assert!(
+                details
+                    .iter()
+                    .all(|detail| detail.contains("before") && detail.contains("after"))
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "audited: {details:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+/// Test access: the floor as a group or a binding would see it, computed by the server; for
+/// administrators only, audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sees_the_floor_as_a_binding_would() {
+    use monti_protocol::access::{Role, ViewAs};
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let admin = access_token(&issuer, "admin").await;
+    let anna = access_token(&issuer, "anna").await;
+    let ben = access_token(&issuer, "ben").await;
+
+    // As Ben's group: exactly what Ben sees.
+    let mut ben_view = Follower::new(&server.url, "ben", Subscription::default()).with_token(&ben);
+    let mut as_group = Follower::new(&server.url, "admin", Subscription::default())
+        .with_token(&admin)
+        .with_view_as(Some(ViewAs::Group("monti-team-sales".to_owned())));
+    ben_view.until_live().await.expect("live");
+    as_group.until_live().await.expect("live");
+    let ids = |view: &Follower| -> Vec<u32> {
+        let mut ids: Vec<u32> = view.floor().agents().map(|agent| agent.info.id.0).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert!(!ids(&ben_view).is_empty());
+    assert_eq!(team_names(&as_group), team_names(&ben_view));
+    assert_eq!(ids(&as_group).len(), ids(&ben_view).len());
+
+    // As a binding nobody holds yet: a team lead of Berlin's site.
+    let mut as_binding = Follower::new(&server.url, "admin", Subscription::default())
+        .with_token(&admin)
+        .with_view_as(Some(ViewAs::Binding {
+            role: Role::TeamLead,
+            teams: Vec::new(),
+            sites: vec!["Berlin".to_owned()],
+        }));
+    as_binding.until_live().await.expect("live");
+    let sites: std::collections::BTreeSet<String> = {
+        let floor = as_binding.floor();
+        (floor.agents())
+            .filter_map(|agent| floor.site(agent.info.site).map(|site| site.name.clone()))
+            .collect()
+    };
+    assert_eq!(sites, ["Berlin".to_owned()].into());
+
+    // Refused with why: not an administrator, a group that grants nothing, a role that sees
+    // nothing, a confused request.
+    let upgrade = |query: &str, token: &str| {
+        let url = format!("{}/api/v1/stream?{query}", server.url);
+        let token = token.to_owned();
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .send()
+                .await
+                .expect("request");
+            let status = answer.status().as_u16();
+            (status, answer.text().await.unwrap_or_default())
+        }
+    };
+    let cases = [
+        (
+            "as_group=monti-team-sales",
+            anna.as_str(),
+            403,
+            "for administrators",
+        ),
+        (
+            "as_group=monti-nobody",
+            admin.as_str(),
+            403,
+            "would see nothing",
+        ),
+        (
+            "as_role=ingest",
+            admin.as_str(),
+            403,
+            "may not see the floor",
+        ),
+        (
+            "as_role=team_lead&as_team=No%20such%20team",
+            admin.as_str(),
+            403,
+            "would see nothing",
+        ),
+        ("as_group=a&as_role=admin", admin.as_str(), 400, "not both"),
+        ("as_role=emperor", admin.as_str(), 400, "not a role"),
+    ];
+    for (query, token, status, why) in cases {
+        let (got, body) = upgrade(query, token).await;
+        assert_eq!(got, status, "{query}: {body}");
+        assert!(body.contains(why), "{query}: {body} should say {why:?}");
+    }
+
+    // Audited.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Value = get(&server, "/api/v1/audit?kind=test_access", Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("audit");
+        let details: Vec<&str> = (events.as_array().into_iter().flatten())
+            .filter_map(|event| event["detail"].as_str())
+            .collect();
+        if details
+            .iter()
+            .any(|detail| detail.contains("group monti-team-sales"))
+            && details
+                .iter()
+                .any(|detail| detail.contains("team_lead of at Berlin"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "audited: {details:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}
+
+/// A wallboard PC signed out from the server: its open stream closes with the reason, its
+/// token and the tokens its refresh token yields are refused; a new sign-in works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_signed_out_by_an_administrator_must_sign_in_again() {
+    use monti_protocol::access::DeviceJson;
+    let Some(issuer) = provider() else { return };
+    let db = TestDb::sqlite();
+    let server = TestServer::start(oidc_config(&db, &issuer)).await;
+    let admin = access_token(&issuer, "admin").await;
+    let signed_in = device_flow(&issuer, "wall").await;
+    let wall = signed_in["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let refresh = signed_in["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let mut board = Follower::new(&server.url, "monti-desktop 1.2.3", Subscription::default())
+        .with_token(&wall);
+    board.until_live().await.expect("live");
+    assert_eq!(
+        get(&server, "/api/v1/config/wallboards/hall-1", Some(&wall))
+            .await
+            .status(),
+        200
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let device = loop {
+        let devices: Vec<DeviceJson> = get(&server, "/api/v1/access/devices", Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("devices");
+        if let Some(device) = devices.into_iter().find(|device| {
+            device.subject == "wall" && device.wallboard.is_some() && !device.client.is_empty()
+        }) {
+            break device;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the wallboard was never noted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(device.wallboard.as_deref(), Some("hall-1"));
+    assert_eq!(device.client, "monti-desktop 1.2.3");
+    assert_eq!(device.connected, 1);
+
+    // Signed out at the next second: tokens carry their sign-in time in whole seconds.
+    let http = reqwest::Client::new();
+    let (status, answer) = send(
+        http.post(format!(
+            "{}/api/v1/access/devices/wall/sign-out",
+            server.url
+        )),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let closed = follow_until(&mut board, "the board to close", |_| false).await;
+    match closed {
+        Some(monti_client::ClientError::Refused {
+            code: ErrorCode::Unauthorized,
+            message,
+        }) => {
+            assert!(message.contains("signed this device out"), "{message}")
+        }
+        other => panic!("the board should be closed as unauthorized: {other:?}"),
+    }
+    let refused = get(&server, "/api/v1/teams", Some(&wall)).await;
+    assert_eq!(refused.status(), 401);
+    let body: ErrorJson = refused.json().await.expect("error");
+    assert!(
+        body.message.contains("signed this device out"),
+        "{}",
+        body.message
+    );
+    // Its refresh token still works at the provider; MONTI refuses what it yields, because the
+    // sign-in behind it (auth_time) is older than the sign-out.
+    let refreshed: Value = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("client_id", CLIENT_ID),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .expect("refresh")
+        .json()
+        .await
+        .expect("json");
+    let refreshed = refreshed["access_token"]
+        .as_str()
+        .expect("a refreshed token");
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some(refreshed))
+            .await
+            .status(),
+        401
+    );
+    // A new sign-in, a second or more after the sign-out, is let in.
+    let signed_out_ms = answer
+        .as_array()
+        .and_then(|devices| devices.iter().find(|device| device["subject"] == "wall"))
+        .and_then(|device| device["signed_out_ms"].as_u64())
+        .expect("signed out");
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as u64
+        / 1000
+        <= signed_out_ms / 1000
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = access_token(&issuer, "wall").await;
+    assert_eq!(
+        get(&server, "/api/v1/teams", Some(&again)).await.status(),
+        200
+    );
     server.stop().await.expect("stops");
     db.drop_database().await;
 }

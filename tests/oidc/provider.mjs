@@ -73,6 +73,8 @@ const groups = {
   ben: ['monti-team-sales'],
   wall: ['monti-wallboard'],
   ingest: ['monti-ingest'],
+  // Bound to nothing in the tests' configuration: an administrator grants it at run time.
+  lead: ['monti-leads'],
   nobody: [],
 };
 
@@ -114,7 +116,14 @@ const provider = new Provider(issuer, {
   formats: {
     customizers: {
       jwt: async (ctx, token, jwt) => {
-        if (token.kind === 'AccessToken') shapeAccessToken(jwt.payload, groups[token.accountId] ?? []);
+        if (token.kind !== 'AccessToken') return;
+        // When the person signed in, kept across refreshes, as Keycloak and Amazon Cognito write
+        // it into access tokens (Entra ID and Okta do not): MONTI refuses the tokens of a device
+        // an administrator signed out by it.
+        const entities = ctx?.oidc?.entities ?? {};
+        const signedIn = (entities.RefreshToken ?? entities.DeviceCode ?? entities.AuthorizationCode)?.authTime;
+        if (signedIn && !['entra', 'okta'].includes(shape)) jwt.payload.auth_time = signedIn;
+        shapeAccessToken(jwt.payload, groups[token.accountId] ?? []);
       },
     },
   },

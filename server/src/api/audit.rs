@@ -79,6 +79,21 @@ impl Audit {
         self.record(Some(subject), "config_change", what.to_owned());
     }
 
+    /// Who may see what changed (`subject`: who changed it; none: the configuration file).
+    pub fn access_changed(&self, subject: Option<&str>, what: &str) {
+        self.record(subject, "access_change", what.to_owned());
+    }
+
+    /// An administrator opened the floor as someone else (test access).
+    pub fn test_access(&self, subject: &str, what: &str) {
+        self.record(Some(subject), "test_access", what.to_owned());
+    }
+
+    /// Someone sent feedback.
+    pub fn feedback(&self, subject: &str, what: &str) {
+        self.record(Some(subject), "feedback", what.to_owned());
+    }
+
     /// A request was refused for its token (the subject is known only when the token was valid).
     pub fn refused(&self, subject: Option<&str>, reason: &str, from: Option<IpAddr>) {
         self.record(subject, "refused", format!("{reason}{}", from_text(from)));

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use monti_protocol::access::ViewAs;
 use monti_protocol::message::Detail;
 use monti_protocol::model::{SiteId, TeamId};
 use monti_protocol::scope::{Grant, Scope};
@@ -42,47 +43,34 @@ pub enum Action {
     ChangeConfig,
     /// Read the audit log.
     ReadAudit,
+    /// Change who may see what (group bindings), open the floor as someone else (test access),
+    /// sign devices out.
+    ManageAccess,
+    /// Send feedback from an app.
+    SendFeedback,
+    /// Read the feedback people sent.
+    ReadFeedback,
 }
 
-// What each role may do is the access policy: it lives here, beside `can`; the role itself is
-// configuration.
-impl Role {
-    /// Every role, for table tests and documentation.
-    pub const ALL: [Role; 5] = [
-        Role::Admin,
-        Role::Supervisor,
-        Role::TeamLead,
-        Role::Wallboard,
-        Role::Ingest,
-    ];
-
-    /// Its name as written in configuration, for example `team_lead`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Supervisor => "supervisor",
-            Role::TeamLead => "team_lead",
-            Role::Wallboard => "wallboard",
-            Role::Ingest => "ingest",
-        }
-    }
-
-    /// Whether the role permits the action (inside its binding's scope).
-    pub fn permits(self, action: Action) -> bool {
-        use Action::*;
-        match self {
-            Role::Admin => true,
-            Role::Supervisor => matches!(action, ViewSummary | ViewAgents | Subscribe | ReadConfig),
-            Role::TeamLead => matches!(action, ViewSummary | ViewAgents | Subscribe),
-            Role::Wallboard => matches!(action, ViewSummary | ViewAgents | Subscribe | ReadConfig),
-            Role::Ingest => matches!(action, Ingest),
-        }
+/// Whether `role` permits `action` (inside its binding's scope): the access policy. It lives
+/// here, beside [`can`]; the role itself is configuration.
+pub fn permits(role: Role, action: Action) -> bool {
+    use Action::*;
+    match role {
+        Role::Admin => true,
+        Role::Supervisor => matches!(
+            action,
+            ViewSummary | ViewAgents | Subscribe | ReadConfig | SendFeedback
+        ),
+        Role::TeamLead => matches!(action, ViewSummary | ViewAgents | Subscribe | SendFeedback),
+        Role::Wallboard => matches!(action, ViewSummary | ViewAgents | Subscribe | ReadConfig),
+        Role::Ingest => matches!(action, Ingest),
     }
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 10] = [
         Action::ViewSummary,
         Action::ViewAgents,
         Action::Subscribe,
@@ -90,6 +78,9 @@ impl Action {
         Action::ReadConfig,
         Action::ChangeConfig,
         Action::ReadAudit,
+        Action::ManageAccess,
+        Action::SendFeedback,
+        Action::ReadFeedback,
     ];
 
     /// Its name in `GET /api/v1/me`'s `may`, for example `change_config`.
@@ -102,6 +93,9 @@ impl Action {
             Action::ReadConfig => "read_config",
             Action::ChangeConfig => "change_config",
             Action::ReadAudit => "read_audit",
+            Action::ManageAccess => "manage_access",
+            Action::SendFeedback => "send_feedback",
+            Action::ReadFeedback => "read_feedback",
         }
     }
 
@@ -128,10 +122,15 @@ pub struct Binding {
 pub struct Caller {
     /// Who: the token's subject, or `local` in the embedded default.
     pub subject: String,
+    /// The groups the caller's token carried (none for the local administrator): their
+    /// bindings are looked up again when an administrator changes them.
+    pub groups: Vec<String>,
     /// The caller's role bindings.
     pub bindings: Vec<Binding>,
     /// When the caller's token expires, seconds since the Unix epoch (`None`: never).
     pub expires_at: Option<u64>,
+    /// When the caller signed in, ms (see [`Identity::signed_in_ms`]).
+    pub signed_in_ms: Option<u64>,
 }
 
 impl Caller {
@@ -139,11 +138,13 @@ impl Caller {
     pub fn local_admin() -> Caller {
         Caller {
             subject: "local".to_owned(),
+            groups: Vec::new(),
             bindings: vec![Binding {
                 role: Role::Admin,
                 scope: Scope::Everything,
             }],
             expires_at: None,
+            signed_in_ms: None,
         }
     }
 
@@ -154,7 +155,7 @@ impl Caller {
         for binding in self
             .bindings
             .iter()
-            .filter(|binding| binding.role.permits(action))
+            .filter(|binding| permits(binding.role, action))
         {
             match &binding.scope {
                 Scope::Everything => return Scope::Everything,
@@ -181,7 +182,7 @@ pub fn can(caller: &Caller, action: Action) -> bool {
     caller
         .bindings
         .iter()
-        .any(|binding| binding.role.permits(action))
+        .any(|binding| permits(binding.role, action))
 }
 
 /// How this server identifies callers.
@@ -192,8 +193,6 @@ pub enum Authenticator {
     Oidc {
         /// Checks tokens against the provider's keys (boxed: it is large, `None` is empty).
         verifier: Box<Verifier<DiscoveredKeys>>,
-        /// Groups to roles.
-        bindings: Vec<GroupBinding>,
     },
 }
 
@@ -213,7 +212,6 @@ impl Authenticator {
                     DiscoveredKeys::new(&config.issuer)?,
                     std::time::Duration::from_secs(config.keys_refetch_secs),
                 )),
-                bindings: config.bindings.clone(),
             },
         })
     }
@@ -249,13 +247,14 @@ impl Authenticator {
         from: Option<IpAddr>,
         state: &AppState,
     ) -> Result<(Identity, Caller), Error> {
-        let Authenticator::Oidc { verifier, bindings } = self else {
+        let Authenticator::Oidc { verifier } = self else {
             let admin = Caller::local_admin();
             let identity = Identity {
                 subject: admin.subject.clone(),
                 groups: Vec::new(),
                 groups_note: None,
                 expires_at: u64::MAX,
+                signed_in_ms: None,
             };
             return Ok((identity, admin));
         };
@@ -268,9 +267,23 @@ impl Authenticator {
                 .refused(None, &format!("{}: {why}", err.reason()), from);
             Error::InvalidToken(why)
         })?;
-        let caller = state
-            .live
-            .read(|floor| caller_of(&identity, bindings, floor));
+        let now = state.access.now();
+        if let Some(why) = now.refused(&identity.subject, identity.signed_in_ms) {
+            REFUSALS.note("signed_out", &why);
+            state.metrics.auth_failure("signed_out");
+            state.audit.refused(Some(&identity.subject), &why, from);
+            return Err(Error::InvalidToken(why));
+        }
+        let mut caller = state.live.read(|floor| {
+            caller_of(
+                &identity.subject,
+                &identity.groups,
+                Some(identity.expires_at),
+                &now.stored.bindings,
+                floor,
+            )
+        });
+        caller.signed_in_ms = identity.signed_in_ms;
         Ok((identity, caller))
     }
 
@@ -281,12 +294,12 @@ impl Authenticator {
         from: Option<IpAddr>,
         state: &AppState,
     ) -> Result<Caller, Error> {
-        let Authenticator::Oidc { bindings, .. } = self else {
+        let Authenticator::Oidc { .. } = self else {
             return Ok(Caller::local_admin());
         };
         let (identity, caller) = self.identify(token, from, state).await?;
         if caller.bindings.is_empty() {
-            let why = no_role(&identity, bindings);
+            let why = no_role(&identity, &state.access.now().stored.bindings);
             REFUSALS.note("no_role", &why);
             state.metrics.auth_failure("no_role");
             state.audit.refused(Some(&identity.subject), &why, from);
@@ -345,6 +358,11 @@ pub fn no_role(identity: &Identity, bindings: &[GroupBinding]) -> String {
     )
 }
 
+/// Why a request is refused for its caller rather than its token's form (the token errors'
+/// reasons are [`crate::api::token::TokenError::reason`]): no token, no role, signed out by an
+/// administrator. Metric labels and alarms use these names.
+pub const CALLER_REFUSALS: [&str; 3] = ["missing", "no_role", "signed_out"];
+
 /// Refusals in the log at info, at most one line per reason a minute (with how many were left
 /// out), so that a flood of bad tokens cannot fill the log while an administrator locked out by
 /// a misconfiguration still finds the reason without the audit log.
@@ -402,17 +420,21 @@ pub fn bearer_token(value: &str) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// The role bindings an identity's groups earn, with team and site names resolved on `floor`.
-/// A binding that names teams or sites of which none exist grants nothing (never everything).
-fn caller_of(
-    identity: &Identity,
+/// The caller `subject` with `groups` is: the role bindings its groups earn, with team and site
+/// names resolved on `floor`. A binding that names teams or sites of which none exist grants
+/// nothing (never everything). Sign-ins, binding changes on open connections and test access
+/// all go through here.
+pub fn caller_of(
+    subject: &str,
+    groups: &[String],
+    expires_at: Option<u64>,
     bindings: &[GroupBinding],
     floor: &monti_protocol::floor::Floor,
 ) -> Caller {
     let mut granted = Vec::new();
     for binding in bindings
         .iter()
-        .filter(|binding| identity.groups.contains(&binding.group))
+        .filter(|binding| groups.contains(&binding.group))
     {
         let teams: Vec<TeamId> = (floor.teams())
             .filter(|team| binding.teams.contains(&team.name))
@@ -438,9 +460,47 @@ fn caller_of(
         });
     }
     Caller {
-        subject: identity.subject.clone(),
+        subject: subject.to_owned(),
+        groups: groups.to_vec(),
         bindings: granted,
-        expires_at: Some(identity.expires_at),
+        expires_at,
+        signed_in_ms: None,
+    }
+}
+
+/// Whom `admin` sees the floor as with test access: a member of the group (its bindings as they
+/// stand), or someone bound to the role and scope, resolved by [`caller_of`] like a sign-in. The
+/// subject and expiry stay the administrator's.
+pub fn viewing_as(
+    admin: &Caller,
+    view_as: &ViewAs,
+    bindings: &[GroupBinding],
+    floor: &monti_protocol::floor::Floor,
+) -> Caller {
+    match view_as {
+        ViewAs::Group(group) => caller_of(
+            &admin.subject,
+            std::slice::from_ref(group),
+            admin.expires_at,
+            bindings,
+            floor,
+        ),
+        ViewAs::Binding { role, teams, sites } => {
+            // No real binding has an empty group (`bindings_problem`), so only this one applies.
+            let only = GroupBinding {
+                group: String::new(),
+                role: *role,
+                teams: teams.clone(),
+                sites: sites.clone(),
+            };
+            caller_of(
+                &admin.subject,
+                &[String::new()],
+                admin.expires_at,
+                &[only],
+                floor,
+            )
+        }
     }
 }
 
@@ -492,25 +552,15 @@ mod tests {
     #[test]
     fn every_role_and_action_is_decided_as_the_table_says() {
         use Action::*;
-        let table: [(Role, [bool; 7]); 5] = [
-            //                  summary agents subscribe ingest read-cfg change-cfg audit
-            (Role::Admin, [true, true, true, true, true, true, true]),
-            (
-                Role::Supervisor,
-                [true, true, true, false, true, false, false],
-            ),
-            (
-                Role::TeamLead,
-                [true, true, true, false, false, false, false],
-            ),
-            (
-                Role::Wallboard,
-                [true, true, true, false, true, false, false],
-            ),
-            (
-                Role::Ingest,
-                [false, false, false, true, false, false, false],
-            ),
+        const T: bool = true;
+        const F: bool = false;
+        let table: [(Role, [bool; 10]); 5] = [
+            // summary agents subscribe ingest read-cfg change-cfg audit access send-fb read-fb
+            (Role::Admin, [T, T, T, T, T, T, T, T, T, T]),
+            (Role::Supervisor, [T, T, T, F, T, F, F, F, T, F]),
+            (Role::TeamLead, [T, T, T, F, F, F, F, F, T, F]),
+            (Role::Wallboard, [T, T, T, F, T, F, F, F, F, F]),
+            (Role::Ingest, [F, F, F, T, F, F, F, F, F, F]),
         ];
         assert_eq!(
             Action::ALL,
@@ -521,17 +571,22 @@ mod tests {
                 Ingest,
                 ReadConfig,
                 ChangeConfig,
-                ReadAudit
+                ReadAudit,
+                ManageAccess,
+                SendFeedback,
+                ReadFeedback
             ]
         );
         for (role, expected) in table {
             let caller = Caller {
                 subject: "t".into(),
+                groups: Vec::new(),
                 bindings: vec![Binding {
                     role,
                     scope: Scope::Everything,
                 }],
                 expires_at: None,
+                signed_in_ms: None,
             };
             for (action, allowed) in Action::ALL.into_iter().zip(expected) {
                 assert_eq!(can(&caller, action), allowed, "{role:?} {action:?}");
@@ -543,8 +598,10 @@ mod tests {
     fn a_caller_without_bindings_can_do_nothing() {
         let nobody = Caller {
             subject: "n".into(),
+            groups: Vec::new(),
             bindings: vec![],
             expires_at: None,
+            signed_in_ms: None,
         };
         assert!(Action::ALL.into_iter().all(|action| !can(&nobody, action)));
         assert_eq!(nobody.scope(Action::ViewAgents), Scope::Only(vec![]));
@@ -562,7 +619,9 @@ mod tests {
         };
         let caller = Caller {
             subject: "s".into(),
+            groups: Vec::new(),
             expires_at: None,
+            signed_in_ms: None,
             bindings: vec![
                 Binding {
                     role: Role::TeamLead,

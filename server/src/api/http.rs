@@ -25,9 +25,9 @@ use monti_protocol::scope::Scope;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::auth::{Action, Caller};
+use crate::api::auth::{Action, Caller, can};
 use crate::api::error::Error;
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Role};
 use crate::net::peer::Peer;
 use crate::store::db::AuditEvent;
 
@@ -245,6 +245,15 @@ async fn wallboard(
 ) -> Result<Json<WallboardConfig>, Error> {
     caller.require(Action::ReadConfig)?;
     let own = read_setting(&state, &wallboard_setting(&name)?).await?;
+    // A wallboard PC reading its pages says which wallboard it is (for the Admin screen's
+    // devices); an administrator previewing one does not.
+    let is_wallboard = |binding: &crate::api::auth::Binding| binding.role == Role::Wallboard;
+    if caller.bindings.iter().any(is_wallboard) && !can(&caller, Action::ChangeConfig) {
+        let now = state.clock.now_ms() as i64;
+        if let Err(err) = state.db.device_wallboard(&caller.subject, &name, now).await {
+            tracing::warn!(error = format!("{err:#}"), "cannot note a wallboard");
+        }
+    }
     let config = match own {
         Some(config) => Some(config),
         None => read_setting(&state, &wallboard_setting("default")?).await?,
@@ -282,10 +291,17 @@ async fn set_wallboard(
 struct AuditQuery {
     /// Only events before this moment (ms since the epoch), for paging back.
     before_ms: Option<i64>,
+    /// Only events at or after this moment.
+    from_ms: Option<i64>,
+    /// Only this kind: `sign_in`, `refused`, `config_change`, `access_change`, `test_access`,
+    /// `feedback`.
+    kind: Option<String>,
+    /// Only subjects containing this, ignoring case.
+    subject: Option<String>,
     limit: Option<i64>,
 }
 
-/// The audit log, newest first; admins only.
+/// The audit log, newest first, filtered by when, what and who; admins only.
 async fn audit_log(
     State(state): State<AppState>,
     caller: Caller,
@@ -299,8 +315,19 @@ async fn audit_log(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let before = query.before_ms.unwrap_or(i64::MAX);
-    Ok(Json(state.db.audit(before, limit).await?))
+    let filter = crate::store::db::AuditFilter {
+        before_ms: query.before_ms.unwrap_or(i64::MAX),
+        from_ms: query.from_ms.unwrap_or(i64::MIN),
+        kind: query.kind.unwrap_or_default(),
+        subject: query.subject.unwrap_or_default(),
+        limit,
+    };
+    if filter.subject.len() > 256 || filter.kind.len() > 64 {
+        return Err(Error::BadRequest(
+            "subject is at most 256 bytes and kind at most 64".into(),
+        ));
+    }
+    Ok(Json(state.db.audit(&filter).await?))
 }
 
 /// Who the caller is and which roles it holds.
@@ -460,9 +487,9 @@ async fn me(
         }
     }
     let note = match state.auth.as_ref() {
-        crate::api::auth::Authenticator::Oidc { bindings, .. } if roles.is_empty() => {
-            Some(crate::api::auth::no_role(&identity, bindings))
-        }
+        crate::api::auth::Authenticator::Oidc { .. } if roles.is_empty() => Some(
+            crate::api::auth::no_role(&identity, &state.access.now().stored.bindings),
+        ),
         _ => identity.groups_note.clone(),
     };
     let may = (crate::api::auth::Action::ALL.into_iter())

@@ -32,6 +32,9 @@ pub struct Identity {
     pub groups_note: Option<String>,
     /// When the token expires, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// When its holder signed in, ms since the Unix epoch: the token's `auth_time` (kept
+    /// across refreshes), else its `iat`; `None` when it has neither.
+    pub signed_in_ms: Option<u64>,
 }
 
 /// What a token must say to be accepted.
@@ -367,11 +370,15 @@ impl<S: KeySource> Verifier<S> {
                 Some(missing_groups(claims, &self.rules.groups_claim)),
             ),
         };
+        let signed_in_ms = (claims.get("auth_time").or_else(|| claims.get("iat")))
+            .and_then(Value::as_u64)
+            .map(|secs| secs.saturating_mul(1000));
         Ok(Identity {
             subject: subject.to_owned(),
             groups,
             groups_note,
             expires_at,
+            signed_in_ms,
         })
     }
 

@@ -10,11 +10,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use monti_protocol::PROTOCOL_VERSION;
+use monti_protocol::access::ViewAs;
 use monti_protocol::codec::decode_client;
 use monti_protocol::message::{
     AuthInfo, ClientMsg, ErrorCode, ErrorMsg, Keepalive, ServerHello, ServerMsg, Subscription,
@@ -23,7 +24,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::api::auth::{Action, Caller, can};
+use crate::api::access::Now;
+use crate::api::auth::{Action, Authenticator, Caller, caller_of, can, viewing_as};
 use crate::api::error::Error;
 use crate::config::AuthMode;
 use crate::core::clock::Clock;
@@ -45,16 +47,27 @@ pub struct StreamQuery {
     protocol: Option<u16>,
 }
 
-/// `GET /api/v1/stream`: upgrades to a WebSocket if the version fits and there is room.
+/// `GET /api/v1/stream`: upgrades to a WebSocket if the version fits and there is room. An
+/// administrator may add `as_group` or `as_role` (with `as_team`, `as_site`) to see the floor
+/// as that group or binding would (test access, [`ViewAs`]).
 pub async fn upgrade(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(raw): RawQuery,
+    peer: Option<axum::Extension<crate::net::peer::Peer>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return Error::BadRequest(rejection.body_text()).into_response(),
+    };
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let view_as = match ViewAs::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(view_as) => view_as,
+        Err(why) => return Error::BadRequest(why).into_response(),
     };
     if let Some(version) = query
         .protocol
@@ -71,6 +84,16 @@ pub async fn upgrade(
     if !can(&caller, Action::Subscribe) {
         state.metrics.refuse(ErrorCode::Forbidden);
         return Error::Forbidden.into_response();
+    }
+    if let Some(view_as) = &view_as {
+        if let Err(why) = test_access(&state, &caller, view_as) {
+            state.metrics.refuse(ErrorCode::Forbidden);
+            return Error::Refused(why).into_response();
+        }
+        (state.audit).test_access(
+            &caller.subject,
+            &format!("opened the floor as {}", view_as.text()),
+        );
     }
     let ws = match ws {
         Ok(ws) => ws,
@@ -91,7 +114,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             tasks.track_future(async move {
                 let _permit = permit;
-                serve(socket, state, caller).await;
+                let address = peer.map(|peer| peer.addr.to_string());
+                serve(socket, state, caller, view_as, address).await;
             })
         })
 }
@@ -127,19 +151,64 @@ impl Closing {
     }
 }
 
+/// Whom `admin` sees the floor as, or why not: test access is for those who manage access, and
+/// shows only what the binding could see.
+fn test_access(state: &AppState, admin: &Caller, view_as: &ViewAs) -> Result<Caller, String> {
+    if !can(admin, Action::ManageAccess) {
+        return Err("test access (as_group, as_role) is for administrators".to_owned());
+    }
+    let bindings = &state.access.now().stored;
+    let seen = state
+        .live
+        .read(|floor| viewing_as(admin, view_as, &bindings.bindings, floor));
+    if seen.bindings.is_empty() {
+        return Err(format!(
+            "{} would see nothing: no binding gives it a role, or its teams and sites do not \
+             exist (yet)",
+            view_as.text()
+        ));
+    }
+    if !can(&seen, Action::Subscribe) {
+        return Err(format!("{} may not see the floor", view_as.text()));
+    }
+    Ok(seen)
+}
+
 /// Serves one viewer until it leaves or is closed.
-async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    real: Caller,
+    view_as: Option<ViewAs>,
+    address: Option<String>,
+) {
     state.metrics.connected_clients.inc();
+    let caller = match &view_as {
+        Some(view_as) => test_access(&state, &real, view_as).unwrap_or_else(|_| Caller {
+            bindings: Vec::new(),
+            ..real.clone()
+        }),
+        None => real.clone(),
+    };
     let mut connection = Connection {
         state: state.clone(),
+        bindings: state.access.watch(),
+        real,
+        view_as,
         caller,
+        client: None,
         last_sent: Instant::now(),
         last_heard: Instant::now(),
         resyncs: VecDeque::new(),
         subscribe_tokens: SUBSCRIBE_BURST,
         subscribe_refilled: Instant::now(),
     };
-    let outcome = connection.session(&mut socket).await;
+    let outcome = connection.session(&mut socket, &address).await;
+    if let Some(client) = &connection.client {
+        let subject = &connection.real.subject;
+        let now = state.clock.now_ms();
+        (state.access).connection(&state.db, subject, client, address, false, now);
+    }
     if let Err(Closing {
         code: Some(code),
         message,
@@ -189,8 +258,17 @@ fn truncate_reason(message: &str) -> String {
 
 struct Connection {
     state: AppState,
-    /// Who is watching; decides what each subscription may show.
+    /// Told when administrators change who may see what.
+    bindings: tokio::sync::watch::Receiver<std::sync::Arc<Now>>,
+    /// Whose token opened the connection.
+    real: Caller,
+    /// Whom an administrator sees the floor as (test access).
+    view_as: Option<ViewAs>,
+    /// Who is watching (`real`, or whom it views the floor as); decides what each subscription
+    /// may show.
     caller: Caller,
+    /// The app and version it said hello with, once it did.
+    client: Option<String>,
     last_sent: Instant,
     last_heard: Instant,
     /// When recent resyncs happened, to tell a briefly slow viewer from a hopeless one.
@@ -242,7 +320,11 @@ impl Connection {
         Ok(())
     }
 
-    async fn session(&mut self, socket: &mut WebSocket) -> Result<(), Closing> {
+    async fn session(
+        &mut self,
+        socket: &mut WebSocket,
+        address: &Option<String>,
+    ) -> Result<(), Closing> {
         // A client still shaking hands must not hold up shutdown.
         let shutdown = self.state.shutdown.clone();
         let sub = tokio::select! {
@@ -254,6 +336,11 @@ impl Connection {
         let Some(sub) = sub else {
             return Ok(());
         };
+        if let Some(client) = &self.client {
+            let now = self.state.clock.now_ms();
+            let (state, subject) = (&self.state, &self.real.subject);
+            (state.access).connection(&state.db, subject, client, address.clone(), true, now);
+        }
         let mut view = self.subscribe(socket, &sub).await?;
         self.follow(socket, &mut view).await
     }
@@ -275,6 +362,12 @@ impl Connection {
                 if hello.protocol_version == PROTOCOL_VERSION =>
             {
                 tracing::debug!(client = %hello.client_name, "viewer said hello");
+                // What a person typed in no field: still, keep the device list readable.
+                let client: String = (hello.client_name.chars())
+                    .filter(|c| !c.is_control())
+                    .take(100)
+                    .collect();
+                self.client = Some(client);
             }
             Inbound::Message(ClientMsg::Hello(hello)) => {
                 return Err(Closing::new(
@@ -334,6 +427,8 @@ impl Connection {
         let shutdown = self.state.shutdown.clone();
         let clock = self.state.clock.clone();
         let mut health = self.state.live.health();
+        // A clone keeps what the connection has seen: a change since the handshake counts.
+        let mut bindings = self.bindings.clone();
         if health.borrow_and_update().degraded {
             let msg = ServerMsg::Health(health.borrow().clone());
             self.send(socket, encode(&msg).into()).await?;
@@ -356,6 +451,16 @@ impl Connection {
                     }
                     Inbound::Message(ClientMsg::RenewToken(token)) => self.renew(socket, view, &token).await?,
                 },
+                Ok(()) = bindings.changed() => {
+                    let now = bindings.borrow_and_update().clone();
+                    if let Some(why) = now.refused(&self.real.subject, self.real.signed_in_ms)
+                        && !matches!(*self.state.auth, Authenticator::None)
+                    {
+                        return Err(Closing::new(ErrorCode::Unauthorized, why));
+                    }
+                    let real = self.rebound();
+                    self.rebind(socket, view, real).await?;
+                }
                 _ = token_expiry(expires_at, &clock) => {
                     return Err(Closing::new(
                         ErrorCode::Unauthorized,
@@ -410,13 +515,57 @@ impl Connection {
                     "the renewed token was not accepted",
                 )
             })?;
-        if caller.subject != self.caller.subject {
+        if caller.subject != self.real.subject {
             return Err(Closing::new(
                 ErrorCode::Forbidden,
                 "a renewed token must name the same person",
             ));
         }
+        self.rebind(socket, view, caller).await
+    }
+
+    /// The token's caller under the bindings in force now (the local administrator stays one).
+    fn rebound(&self) -> Caller {
+        if let Authenticator::None = *self.state.auth {
+            return self.real.clone();
+        }
+        let bindings = &self.state.access.now().stored;
+        let real = &self.real;
+        let mut caller = self.state.live.read(|floor| {
+            caller_of(
+                &real.subject,
+                &real.groups,
+                real.expires_at,
+                &bindings.bindings,
+                floor,
+            )
+        });
+        caller.signed_in_ms = real.signed_in_ms;
+        caller
+    }
+
+    /// Takes `real` as the connection's caller (a renewed token, changed bindings): a view it
+    /// may no longer see is closed with the reason, one whose scope changed is sent afresh.
+    async fn rebind(
+        &mut self,
+        socket: &mut WebSocket,
+        view: &mut Followed,
+        real: Caller,
+    ) -> Result<(), Closing> {
         let action = Action::to_view(view.key.sub.detail);
+        let caller = match &self.view_as {
+            None => real.clone(),
+            Some(view_as) => test_access(&self.state, &real, view_as).map_err(|why| {
+                Closing::new(ErrorCode::Forbidden, format!("test access ended: {why}"))
+            })?,
+        };
+        self.real = real;
+        if !can(&caller, Action::Subscribe) || !can(&caller, action) {
+            return Err(Closing::new(
+                ErrorCode::Forbidden,
+                "an administrator changed who may see what: you may no longer see the floor",
+            ));
+        }
         let scope_changed = caller.scope(action) != self.caller.scope(action);
         self.caller = caller;
         if scope_changed {

@@ -316,6 +316,90 @@ fn scope_condition(within: Option<&[DbGrant]>) -> String {
     }
 }
 
+/// Which audit events to read.
+#[derive(Clone, Debug)]
+pub struct AuditFilter {
+    /// Only events before this moment, ms (paging back).
+    pub before_ms: i64,
+    /// Only events at or after this moment, ms.
+    pub from_ms: i64,
+    /// Only this kind (`sign_in`, `refused`, ...); empty for every kind.
+    pub kind: String,
+    /// Only subjects containing this, ignoring case; empty for everyone.
+    pub subject: String,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// A `like` pattern matching text that contains `part` (lowercase), with `%`, `_` and the
+/// escape character taken literally.
+fn like_pattern(part: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in part.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Feedback to store.
+#[derive(Clone, Debug)]
+pub struct NewFeedbackRow {
+    /// When it came, ms.
+    pub created_at: i64,
+    /// Who sent it.
+    pub subject: String,
+    /// What they wrote.
+    pub text: String,
+    /// Their app and version.
+    pub client: String,
+    /// Their view and filters.
+    pub context: String,
+    /// A PNG of their window.
+    pub screenshot: Option<Vec<u8>>,
+}
+
+/// Stored feedback, without its screenshot.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct FeedbackRow {
+    /// Its number.
+    pub id: i64,
+    /// When it came, ms.
+    pub created_at: i64,
+    /// Who sent it.
+    pub subject: String,
+    /// What they wrote.
+    pub text: String,
+    /// Their app and version.
+    pub client: String,
+    /// Their view and filters.
+    pub context: String,
+    /// 1 when a screenshot came with it, else 0 (one integer type on both engines).
+    pub screenshots: i64,
+}
+
+/// A device as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeviceRow {
+    /// Who it signs in as.
+    pub subject: String,
+    /// The wallboard it shows, if it is one.
+    pub wallboard: Option<String>,
+    /// Its app and version.
+    pub client: String,
+    /// Where it connected from last.
+    pub address: Option<String>,
+    /// First seen, ms.
+    pub first_seen: i64,
+    /// Last seen, ms.
+    pub last_seen: i64,
+    /// When an administrator signed it out, ms.
+    pub signed_out_at: Option<i64>,
+}
+
 /// One audit log entry.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
@@ -323,7 +407,8 @@ pub struct AuditEvent {
     pub created_at: i64,
     /// Who (a token's subject), when known.
     pub subject: Option<String>,
-    /// What: `sign_in`, `refused` or `config_change`.
+    /// What: `sign_in`, `refused`, `config_change`, `access_change`, `test_access` or
+    /// `feedback`.
     pub kind: String,
     /// Details for a person; never a token.
     pub detail: String,
@@ -1380,14 +1465,19 @@ impl Db {
         Ok(())
     }
 
-    /// The newest audit events before `before_ms`, newest first.
-    pub async fn audit(&self, before_ms: i64, limit: i64) -> anyhow::Result<Vec<AuditEvent>> {
+    /// The newest audit events that `filter` passes, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditEvent>> {
         let rows: Vec<(i64, Option<String>, String, String)> = sqlx::query_as(
-            "select created_at, subject, kind, detail from audit_event where created_at < $1 \
-             order by created_at desc, audit_event_id desc limit $2",
+            "select created_at, subject, kind, detail from audit_event \
+             where created_at < $1 and created_at >= $2 and ($3 = '' or kind = $3) \
+             and lower(coalesce(subject, '')) like $4 escape '\\' \
+             order by created_at desc, audit_event_id desc limit $5",
         )
-        .bind(before_ms)
-        .bind(limit)
+        .bind(filter.before_ms)
+        .bind(filter.from_ms)
+        .bind(&filter.kind)
+        .bind(like_pattern(&filter.subject))
+        .bind(filter.limit)
         .fetch_all(&self.pool)
         .await
         .context("cannot read the audit log")?;
@@ -1400,6 +1490,126 @@ impl Db {
                 detail,
             })
             .collect())
+    }
+
+    /// Stores feedback; returns its number.
+    pub async fn insert_feedback(&self, feedback: &NewFeedbackRow) -> anyhow::Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "insert into feedback (created_at, subject, body, client, context, screenshot) \
+             values ($1, $2, $3, $4, $5, $6) returning feedback_id",
+        )
+        .bind(feedback.created_at)
+        .bind(&feedback.subject)
+        .bind(&feedback.text)
+        .bind(&feedback.client)
+        .bind(&feedback.context)
+        .bind(feedback.screenshot.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .context("cannot store feedback")?;
+        Ok(id)
+    }
+
+    /// The newest feedback with a number below `before_id`, newest first.
+    pub async fn feedback(&self, before_id: i64, limit: i64) -> anyhow::Result<Vec<FeedbackRow>> {
+        sqlx::query_as(
+            "select feedback_id as id, created_at, subject, body as text, client, context, \
+             cast(case when screenshot is null then 0 else 1 end as bigint) as screenshots \
+             from feedback where feedback_id < $1 \
+             order by feedback_id desc limit $2",
+        )
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read feedback")
+    }
+
+    /// The screenshot sent with feedback `id`, if one was.
+    pub async fn feedback_screenshot(&self, id: i64) -> anyhow::Result<Option<Vec<u8>>> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("select screenshot from feedback where feedback_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .context("cannot read a feedback screenshot")?;
+        Ok(row.and_then(|(png,)| png))
+    }
+
+    /// Notes that `subject` opened the stream (or left it) with `client` from `address`.
+    pub async fn device_seen(
+        &self,
+        subject: &str,
+        client: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into device (subject, client, address, first_seen, last_seen) \
+             values ($1, $2, $3, $4, $4) on conflict (subject) do update set \
+             client = excluded.client, address = coalesce(excluded.address, device.address), \
+             last_seen = excluded.last_seen",
+        )
+        .bind(subject)
+        .bind(client)
+        .bind(address)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .context("cannot note a device")?;
+        Ok(())
+    }
+
+    /// Notes that `subject` shows wallboard `name`.
+    pub async fn device_wallboard(
+        &self,
+        subject: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "insert into device (subject, wallboard, client, first_seen, last_seen) \
+             values ($1, $2, '', $3, $3) on conflict (subject) do update set \
+             wallboard = excluded.wallboard, last_seen = excluded.last_seen",
+        )
+        .bind(subject)
+        .bind(name)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .context("cannot note a wallboard")?;
+        Ok(())
+    }
+
+    /// Every device, most recently seen first.
+    pub async fn devices(&self) -> anyhow::Result<Vec<DeviceRow>> {
+        sqlx::query_as(
+            "select subject, wallboard, client, address, first_seen, last_seen, signed_out_at \
+             from device order by last_seen desc, subject limit 10000",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the devices")
+    }
+
+    /// Signs `subject` out: its tokens from sign-ins before `now_ms` are refused. Whether it
+    /// was known.
+    pub async fn sign_out_device(&self, subject: &str, now_ms: i64) -> anyhow::Result<bool> {
+        let done = sqlx::query("update device set signed_out_at = $2 where subject = $1")
+            .bind(subject)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .context("cannot sign a device out")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The subjects signed out, and when.
+    pub async fn signed_out(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        sqlx::query_as("select subject, signed_out_at from device where signed_out_at is not null")
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot read the signed-out devices")
     }
 
     /// A setting's JSON document, if it was ever stored.

@@ -339,6 +339,7 @@ locals {
       for code in [
         "missing", "malformed", "algorithm", "unknown_key", "signature", "expired",
         "not_yet_valid", "issuer", "audience", "claim", "keys_unavailable", "no_role",
+        "signed_out",
         ] : code => {
         name        = "sign-in-refused-${replace(code, "_", "-")}"
         description = "Requests refused for their token (${code}) above the usual (docs/OPERATIONS.md#sign-in-refusals)"
