@@ -16,7 +16,9 @@ use monti_protocol::message::{Detail, Subscription};
 use monti_protocol::model::{AgentId, Grouping, SiteId, StateKind, StateSet, TeamId};
 use monti_protocol::names::natural_cmp;
 
+use crate::admin::AdminWindow;
 use crate::agent::AgentPanel;
+use crate::feedback::FeedbackWindow;
 use crate::kiosk::Kiosk;
 use crate::model::{self, Alert, Card, Levels, Matrix, Ranks, Selection, Summary};
 use crate::net::{Net, Request, Session, SignIn, TrendWanted, lock};
@@ -152,6 +154,10 @@ pub struct App {
     agent: Option<AgentPanel>,
     /// The Thresholds window, while open.
     thresholds: Option<ThresholdsWindow>,
+    /// The Admin window, while open.
+    pub admin: Option<AdminWindow>,
+    /// The Feedback window, while open.
+    pub feedback: Option<FeedbackWindow>,
     /// The agents already alerted about.
     agent_alerts: model::AgentAlerts,
     /// The name typed to save the current view as.
@@ -251,6 +257,8 @@ impl App {
             cleared: None,
             agent: None,
             thresholds: None,
+            admin: None,
+            feedback: None,
             agent_alerts: model::AgentAlerts::default(),
             view_name: String::new(),
             monitor_scale: None,
@@ -441,7 +449,14 @@ impl App {
                 )
                 .size()
                 .x;
-            if ui.available_size_before_wrap().x < who_width + RIGHT_GROUP_WIDTH {
+            let may = |action: &str| {
+                (session.me.as_ref()).is_some_and(|me| me.may.iter().any(|may| may == action))
+            };
+            let (may_admin, may_feedback) = (may("manage_access"), may("send_feedback"));
+            let buttons = RIGHT_GROUP_WIDTH
+                + if may_admin { 60.0 } else { 0.0 }
+                + if may_feedback { 80.0 } else { 0.0 };
+            if ui.available_size_before_wrap().x < who_width + buttons {
                 ui.end_row();
             }
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
@@ -460,6 +475,34 @@ impl App {
                         }
                     };
                 }
+                if may_admin
+                    && ui
+                        .selectable_label(self.admin.is_some(), "Admin")
+                        .on_hover_text("Who may see what, devices, wallboards, audit log, feedback")
+                        .clicked()
+                {
+                    self.admin = match self.admin {
+                        Some(_) => None,
+                        None => {
+                            let (window, reads) = AdminWindow::open(self.clock.now_ms());
+                            for read in reads {
+                                self.feed.net.send(read);
+                            }
+                            Some(window)
+                        }
+                    };
+                }
+                if may_feedback
+                    && ui
+                        .selectable_label(self.feedback.is_some(), "Feedback")
+                        .on_hover_text("Tell MONTI's administrators what works and what does not")
+                        .clicked()
+                {
+                    self.feedback = match self.feedback {
+                        Some(_) => None,
+                        None => Some(FeedbackWindow::default()),
+                    };
+                }
                 if session.sign_in == SignIn::SignedIn && ui.button("Sign out").clicked() {
                     self.commands.push(Command::SignOut);
                 }
@@ -468,6 +511,56 @@ impl App {
                 }
             });
         });
+    }
+
+    /// While an administrator sees the floor as someone else: whom, and the way back.
+    fn test_access_line(&mut self, ui: &mut Ui, session: &Session) {
+        let Some(view_as) = &session.view_as else {
+            return;
+        };
+        egui::Frame::new()
+            .fill(style::TEST_ACCESS)
+            .inner_margin(4.0)
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(
+                        RichText::new(format!(
+                            "TEST ACCESS: you see the floor as {} would. Nothing here is what                              you may see yourself.",
+                            view_as.text()
+                        ))
+                        .strong()
+                        .color(Color32::BLACK),
+                    );
+                    if ui.button("Stop test access").clicked() {
+                        self.feed.net.send(Request::ViewAs(None));
+                    }
+                });
+            });
+    }
+
+    /// What the app shows, in words, for feedback: the view, the filters, the search.
+    fn context_text(&self) -> String {
+        let filter = &self.settings.filter;
+        let mut parts = vec![format!("{} view", self.settings.view.label())];
+        let names = |label: &str, names: &BTreeSet<String>| {
+            (!names.is_empty()).then(|| {
+                let list: Vec<&str> = names.iter().map(String::as_str).collect();
+                format!("{label} {}", list.join(", "))
+            })
+        };
+        parts.extend(names("teams", &filter.teams));
+        parts.extend(names("sites", &filter.sites));
+        parts.extend(names("reasons", &filter.reasons));
+        if !filter.states.is_all() {
+            parts.push("some states only".to_owned());
+        }
+        if let Some(queue) = &filter.queue {
+            parts.push(format!("queue {queue}"));
+        }
+        if !self.search.is_empty() {
+            parts.push(format!("search {:?}", self.search));
+        }
+        parts.join("; ")
     }
 
     fn connection_chip(&self, ui: &mut Ui, session: &Session, floor: &Floor) {
@@ -856,6 +949,7 @@ impl App {
 
         egui::Panel::top("top").show(ui, |ui| {
             self.top_bar(ui, session, &floor);
+            self.test_access_line(ui, session);
             App::update_line(ui, session);
             // An app the server no longer supports says that, not the protocol error it meets.
             if session.update.is_none() {
@@ -915,6 +1009,38 @@ impl App {
                     self.feed.net.session().thresholds_saved = None;
                     self.feed.net.send(Request::SetThresholds(thresholds));
                 }
+            }
+        }
+        if let Some(window) = &mut self.admin {
+            let mut open = true;
+            let mut asked = Vec::new();
+            egui::Window::new("Admin")
+                .open(&mut open)
+                .default_width(900.0)
+                .default_height(560.0)
+                .show(ui.ctx(), |ui| asked = window.show(ui, session, &floor, now));
+            // Test access shows the floor: the window makes way for it.
+            let viewing_as = asked
+                .iter()
+                .any(|request| matches!(request, Request::ViewAs(_)));
+            for request in asked {
+                self.feed.net.send(request);
+            }
+            if !open || viewing_as {
+                self.admin = None;
+            }
+        }
+        let context = self.feedback.is_some().then(|| self.context_text());
+        if let (Some(window), Some(context)) = (&mut self.feedback, context) {
+            let mut asked = crate::feedback::Asked::Nothing;
+            egui::Window::new("Feedback")
+                .collapsible(false)
+                .default_width(480.0)
+                .show(ui.ctx(), |ui| asked = window.show(ui, session, &context));
+            match asked {
+                crate::feedback::Asked::Nothing => {}
+                crate::feedback::Asked::Close => self.feedback = None,
+                crate::feedback::Asked::Send(request) => self.feed.net.send(request),
             }
         }
         egui::CentralPanel::default().show(ui, |ui| {
@@ -1023,57 +1149,59 @@ impl Feed {
             self.net.send(Request::Subscribe(wanted.clone()));
             self.sent = wanted;
         }
-        self.refresh_cache(floor, session, shown);
+        refresh_cache(&mut self.cache, floor, session, shown);
     }
+}
 
-    fn refresh_cache(&mut self, floor: &Floor, session: &Session, shown: Shown) {
-        let key = CacheKey {
-            seq: floor.seq(),
-            roster_version: floor.roster_version(),
-            n_agents: floor.n_agents(),
-            ready: floor.is_ready(),
-            shown,
-        };
-        let thresholds_key = (session.thresholds.clone(), floor.roster_version());
-        if self.cache.thresholds.as_ref() != Some(&thresholds_key) || self.cache.key.is_none() {
-            self.cache.levels = Levels::new(&session.thresholds, floor);
-            self.cache.thresholds = Some(thresholds_key);
-        }
-        if self.cache.key.as_ref() == Some(&key) {
-            return;
-        }
-        if self.cache.ranks_version != Some(floor.roster_version()) {
-            self.cache.ranks = Ranks::new(floor);
-            self.cache.ranks_version = Some(floor.roster_version());
-        }
-        let shown = &key.shown;
-        let selection = Selection::compute_ranked(
-            floor,
-            &self.cache.ranks,
-            &shown.filter,
-            &shown.search,
-            shown.sort,
-        );
-        self.cache.cards = match shown.view {
-            ViewKind::Teams => model::cards(floor, &selection, false),
-            ViewKind::Sites => model::cards(floor, &selection, true),
-            ViewKind::Matrix
-            | ViewKind::Agents
-            | ViewKind::Queues
-            | ViewKind::Summary
-            | ViewKind::Trend => Vec::new(),
-        };
-        self.cache.summary = match shown.view {
-            ViewKind::Summary => Summary::new(floor, &selection, shown.summary),
-            _ => Summary::default(),
-        };
-        self.cache.matrix = match shown.view {
-            ViewKind::Matrix => Matrix::new(floor, &selection),
-            _ => Matrix::default(),
-        };
-        self.cache.selection = selection;
-        self.cache.key = Some(key);
+/// Brings `cache` up to date with `floor` and what is `shown` (the feed's, or a preview's of
+/// its own).
+pub(crate) fn refresh_cache(cache: &mut Cache, floor: &Floor, session: &Session, shown: Shown) {
+    let key = CacheKey {
+        seq: floor.seq(),
+        roster_version: floor.roster_version(),
+        n_agents: floor.n_agents(),
+        ready: floor.is_ready(),
+        shown,
+    };
+    let thresholds_key = (session.thresholds.clone(), floor.roster_version());
+    if cache.thresholds.as_ref() != Some(&thresholds_key) || cache.key.is_none() {
+        cache.levels = Levels::new(&session.thresholds, floor);
+        cache.thresholds = Some(thresholds_key);
     }
+    if cache.key.as_ref() == Some(&key) {
+        return;
+    }
+    if cache.ranks_version != Some(floor.roster_version()) {
+        cache.ranks = Ranks::new(floor);
+        cache.ranks_version = Some(floor.roster_version());
+    }
+    let shown = &key.shown;
+    let selection = Selection::compute_ranked(
+        floor,
+        &cache.ranks,
+        &shown.filter,
+        &shown.search,
+        shown.sort,
+    );
+    cache.cards = match shown.view {
+        ViewKind::Teams => model::cards(floor, &selection, false),
+        ViewKind::Sites => model::cards(floor, &selection, true),
+        ViewKind::Matrix
+        | ViewKind::Agents
+        | ViewKind::Queues
+        | ViewKind::Summary
+        | ViewKind::Trend => Vec::new(),
+    };
+    cache.summary = match shown.view {
+        ViewKind::Summary => Summary::new(floor, &selection, shown.summary),
+        _ => Summary::default(),
+    };
+    cache.matrix = match shown.view {
+        ViewKind::Matrix => Matrix::new(floor, &selection),
+        _ => Matrix::default(),
+    };
+    cache.selection = selection;
+    cache.key = Some(key);
 }
 
 /// What is wrong with the data shown, in plain words ("Server unreachable, retrying in 3 s"),
@@ -1142,7 +1270,7 @@ pub fn monitor_scale(width_points: f32, native_pixels_per_point: f32) -> f32 {
 }
 
 /// The width of the top bar's right-hand buttons (Settings, Views, Thresholds, Sign out) at
-/// text size 1, in points.
+/// text size 1, in points; Admin and Feedback add theirs where shown.
 const RIGHT_GROUP_WIDTH: f32 = 300.0;
 
 /// How long Mute silences alerts: a shift.

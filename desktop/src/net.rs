@@ -18,6 +18,7 @@ use monti_client::auth::{self, AuthError, DeviceCode, Provider, TokenStore, Toke
 use monti_client::connection::{ClientError, now_ms};
 use monti_client::follow::{Backoff, Follower, Link, Step};
 use monti_client::transport::{Transport, TransportOptions};
+use monti_protocol::access::{VIEW_AS_HEADER, ViewAs};
 use monti_protocol::floor::Floor;
 use monti_protocol::ingest::{ContactLegJson, HistoryEntryJson, HistoryPageJson};
 use monti_protocol::message::{ErrorCode, Subscription};
@@ -51,6 +52,91 @@ pub enum Request {
     Trend(TrendWanted),
     /// Read one agent's contacts (the answer lands in [`Session::contacts`]).
     Contacts(ContactsWanted),
+    /// Any other REST call (administration, feedback); the answer lands in
+    /// [`Session::replies`] under the call's key.
+    Rest(RestCall),
+    /// See the floor as a group or binding would (an administrator's test access), or as
+    /// oneself again (`None`): a new session.
+    ViewAs(Option<ViewAs>),
+}
+
+/// A REST call whose JSON answer the asking screen reads from [`Session::replies`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestCall {
+    /// Where the answer goes, for example `bindings`.
+    pub key: &'static str,
+    /// GET, PUT or POST.
+    pub method: Method,
+    /// The path, for example `/api/v1/access/bindings`.
+    pub path: String,
+    /// Query pairs.
+    pub query: Vec<(String, String)>,
+    /// A JSON body.
+    pub body: Option<serde_json::Value>,
+    /// Write the answer's bytes to this file instead (a screenshot); the reply is then
+    /// `{"saved": path}`.
+    pub save_to: Option<std::path::PathBuf>,
+}
+
+impl RestCall {
+    /// A GET of `path` answered under `key`.
+    pub fn get(key: &'static str, path: impl Into<String>) -> RestCall {
+        RestCall {
+            key,
+            method: Method::Get,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            save_to: None,
+        }
+    }
+
+    /// A `method` of `path` with a JSON `body`, answered under `key`.
+    pub fn send(
+        key: &'static str,
+        method: Method,
+        path: impl Into<String>,
+        body: serde_json::Value,
+    ) -> RestCall {
+        RestCall {
+            key,
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+            save_to: None,
+        }
+    }
+}
+
+/// The HTTP methods the app uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Read.
+    Get,
+    /// Replace.
+    Put,
+    /// Create or act.
+    Post,
+}
+
+/// The answer to a [`RestCall`]: its JSON, or why there is none; `serial` grows with every
+/// answer, so that a screen can tell a new one from the last.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// Counts answers under all keys.
+    pub serial: u64,
+    /// The JSON answer, or why there is none.
+    pub answer: Result<serde_json::Value, String>,
+}
+
+impl Reply {
+    /// The answer as `T`, or why not.
+    pub fn parsed<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        let json = self.answer.clone()?;
+        serde_json::from_value(json)
+            .map_err(|err| format!("the server's answer is not as expected: {err}"))
+    }
 }
 
 /// The contacts the agent panel asks for: the agent's external id (the history names it), from
@@ -217,6 +303,10 @@ pub struct Session {
     pub contacts: Option<Contacts>,
     /// When this app is older than the server supports: the version to update to.
     pub update: Option<Update>,
+    /// Answers to [`Request::Rest`] calls, by key.
+    pub replies: std::collections::BTreeMap<&'static str, Reply>,
+    /// Whom the floor is seen as (an administrator's test access).
+    pub view_as: Option<ViewAs>,
 }
 
 /// This app is older than the server supports (`GET /api/v1/auth`'s `clients`).
@@ -264,7 +354,19 @@ impl Session {
             trend: None,
             contacts: None,
             update: None,
+            replies: std::collections::BTreeMap::new(),
+            view_as: None,
         }
+    }
+
+    /// Files `answer` under `key`.
+    pub fn reply(&mut self, key: &'static str, answer: Result<serde_json::Value, String>) {
+        let serial = (self.replies.values())
+            .map(|reply| reply.serial)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        self.replies.insert(key, Reply { serial, answer });
     }
 
     /// Records that `request`, a REST read or write, got no answer, and why: the screen that
@@ -291,11 +393,13 @@ impl Session {
                     legs: Err(why),
                 })
             }
+            Request::Rest(call) => self.reply(call.key, Err(why)),
             Request::Connect { .. }
             | Request::Subscribe(_)
             | Request::SignIn
             | Request::CancelSignIn
-            | Request::SignOut => {}
+            | Request::SignOut
+            | Request::ViewAs(_) => {}
         }
     }
 
@@ -304,6 +408,29 @@ impl Session {
         self.problem = problem;
         self.problem_words = None;
     }
+}
+
+/// What the app says it is in the stream's hello (the Admin screen's devices show it).
+pub const CLIENT_NAME: &str = concat!("monti-desktop ", env!("CARGO_PKG_VERSION"));
+
+/// `request` with the bearer token, and the test access header when the floor is seen as
+/// someone else (the server then answers as it would them).
+fn authorized(
+    mut request: reqwest::RequestBuilder,
+    token: Option<&str>,
+    view_as: Option<&ViewAs>,
+) -> reqwest::RequestBuilder {
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(view_as) = view_as {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in view_as.query() {
+            query.append_pair(key, &value);
+        }
+        request = request.header(VIEW_AS_HEADER, query.finish());
+    }
+    request
 }
 
 /// Why the server refused a request, from its JSON error body ("the server answered 403"
@@ -356,6 +483,7 @@ impl Net {
             transport: None,
             subscription,
             wallboard,
+            view_as: None,
         };
         std::thread::Builder::new()
             .name("monti-net".to_owned())
@@ -491,6 +619,9 @@ struct Worker {
     transport_options: TransportOptions,
     /// TLS and proxy for REST and the stream, set up at the start of each session.
     transport: Option<Transport>,
+    /// Whom the floor is seen as (an administrator's test access): the stream's `as_*` query
+    /// and every REST call's `monti-view-as` header.
+    view_as: Option<ViewAs>,
 }
 
 /// How often thresholds and the team and site lists are read again.
@@ -520,10 +651,15 @@ impl Worker {
                 None
             }
             Request::SignIn | Request::CancelSignIn | Request::SignOut => None,
+            Request::ViewAs(view_as) => {
+                self.view_as = view_as;
+                Some(Next::Restart)
+            }
             request @ (Request::History(_)
             | Request::SetThresholds(_)
             | Request::Trend(_)
-            | Request::Contacts(_)) => {
+            | Request::Contacts(_)
+            | Request::Rest(_)) => {
                 self.update(|session| session.unanswered(request, "not connected to the server"));
                 None
             }
@@ -532,7 +668,11 @@ impl Worker {
 
     async fn session(&mut self) -> Next {
         let server = self.server.clone();
-        self.update(|session| *session = Session::new(&server));
+        let view_as = self.view_as.clone();
+        self.update(|session| {
+            *session = Session::new(&server);
+            session.view_as = view_as;
+        });
         let transport = match Transport::new(&self.transport_options) {
             Ok(transport) => transport,
             Err(err) => {
@@ -931,6 +1071,10 @@ impl Worker {
                         let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
                         self.fetch_contacts(wanted, token);
                     }
+                    Some(Request::Rest(call)) => {
+                        let token = signed_in.as_ref().map(|(_, access)| access.token.clone());
+                        self.rest(call, token);
+                    }
                     command => if let Some(next) = self.idle_command(command) {
                         return (Some(next), false);
                     },
@@ -963,7 +1107,8 @@ impl Worker {
 
     /// A follower of the subscription on the server, through the session's transport.
     fn follower(&self) -> Follower {
-        let follower = Follower::new(&self.server, "monti-desktop", self.subscription.clone());
+        let follower = Follower::new(&self.server, CLIENT_NAME, self.subscription.clone())
+            .with_view_as(self.view_as.clone());
         match &self.transport {
             Some(transport) => follower.with_transport(transport.clone()),
             None => follower,
@@ -1124,11 +1269,10 @@ impl Worker {
         };
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
         let (session, repaint) = (self.session.clone(), self.repaint.clone());
+        let view_as = self.view_as.clone();
         tokio::spawn(async move {
-            let mut request = transport.http().get(&url).query(&query);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
+            let request = transport.http().get(&url).query(&query);
+            let request = authorized(request, token.as_deref(), view_as.as_ref());
             let answer = match request.send().await {
                 Ok(answer) if answer.status().is_success() => match answer.json::<T>().await {
                     Ok(value) => Ok(value),
@@ -1143,6 +1287,52 @@ impl Worker {
         });
     }
 
+    /// Makes `call` in a task of its own; its JSON answer (or why there is none) lands in
+    /// [`Session::replies`].
+    fn rest(&self, call: RestCall, token: Option<String>) {
+        let Some(transport) = self.transport.clone() else {
+            self.update(|session| {
+                session.reply(call.key, Err("not connected to the server".into()))
+            });
+            return;
+        };
+        let url = format!("{}{}", self.server.trim_end_matches('/'), call.path);
+        let (session, repaint) = (self.session.clone(), self.repaint.clone());
+        let view_as = self.view_as.clone();
+        tokio::spawn(async move {
+            let http = transport.http();
+            let request = match call.method {
+                Method::Get => http.get(&url),
+                Method::Put => http.put(&url),
+                Method::Post => http.post(&url),
+            }
+            .query(&call.query);
+            let request = match &call.body {
+                Some(body) => request.json(body),
+                None => request,
+            };
+            let request = authorized(request, token.as_deref(), view_as.as_ref());
+            let answer = match request.send().await {
+                Ok(answer) if answer.status().is_success() => match &call.save_to {
+                    Some(path) => match answer.bytes().await {
+                        Ok(bytes) => std::fs::write(path, &bytes)
+                            .map(|()| serde_json::json!({"saved": path.display().to_string()}))
+                            .map_err(|err| format!("cannot write {}: {err}", path.display())),
+                        Err(err) => Err(transport.describe(&err).await),
+                    },
+                    None => match answer.json::<serde_json::Value>().await {
+                        Ok(value) => Ok(value),
+                        Err(err) => Err(transport.describe(&err).await),
+                    },
+                },
+                Ok(answer) => Err(refusal(answer).await),
+                Err(err) => Err(transport.describe(&err).await),
+            };
+            lock(&session).reply(call.key, answer);
+            repaint();
+        });
+    }
+
     /// Sends new thresholds in a task of its own; the server's answer replaces the session's.
     fn save_thresholds(&self, thresholds: Thresholds, token: Option<String>) {
         let Some(transport) = self.transport.clone() else {
@@ -1153,11 +1343,10 @@ impl Worker {
             self.server.trim_end_matches('/')
         );
         let (session, repaint) = (self.session.clone(), self.repaint.clone());
+        let view_as = self.view_as.clone();
         tokio::spawn(async move {
-            let mut request = transport.http().put(&url).json(&thresholds);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
+            let request = transport.http().put(&url).json(&thresholds);
+            let request = authorized(request, token.as_deref(), view_as.as_ref());
             let saved = match request.send().await {
                 Ok(answer) if answer.status().is_success() => {
                     match answer.json::<Thresholds>().await {
@@ -1186,10 +1375,7 @@ impl Worker {
     ) -> Option<T> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
         let transport = self.transport.as_ref()?;
-        let mut request = transport.http().get(&url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+        let request = authorized(transport.http().get(&url), token, self.view_as.as_ref());
         let answer = async { request.send().await?.error_for_status()?.json::<T>().await };
         match answer.await {
             Ok(value) => Some(value),

@@ -21,6 +21,9 @@ pub fn state_colour(kind: StateKind) -> Color32 {
     }
 }
 
+/// The test access line's fill: black text on it reads at 14:1, and it looks like no state.
+pub const TEST_ACCESS: Color32 = Color32::from_rgb(0xff, 0xd3, 0x3d);
+
 /// The window's background: the colour the frame is cleared to. Panels draw no fill of their
 /// own (see [`without_panel_fills`]): under a software renderer clearing costs next to nothing,
 /// while a fill is one more pass over every pixel of every frame.

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::name_problem;
 
+/// The header that carries test access on REST calls: [`ViewAs::query`]'s pairs, URL-encoded
+/// (the stream takes the same pairs in its query).
+pub const VIEW_AS_HEADER: &str = "monti-view-as";
+
 /// Most group bindings a server keeps.
 pub const MAX_BINDINGS: usize = 1_000;
 /// Most teams or sites one binding names.
@@ -329,6 +333,58 @@ pub struct FeedbackJson {
     pub has_screenshot: bool,
 }
 
+/// One audit log entry, from `GET /api/v1/audit` (administrators).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When, ms since the epoch.
+    pub created_at: i64,
+    /// Who (a token's subject), when known.
+    pub subject: Option<String>,
+    /// What: `sign_in`, `refused`, `config_change`, `access_change`, `test_access` or
+    /// `feedback`.
+    pub kind: String,
+    /// Details for a person; never a token.
+    pub detail: String,
+}
+
+/// The kinds of audit events, for filters.
+pub const AUDIT_KINDS: [&str; 6] = [
+    "sign_in",
+    "refused",
+    "config_change",
+    "access_change",
+    "test_access",
+    "feedback",
+];
+
+/// Rows as CSV (RFC 4180): every field quoted, quotes doubled, and a field a spreadsheet would
+/// run as a formula (`=`, `+`, `-`, `@` first) prefixed with `'`, so that an exported audit log
+/// or feedback cannot run anything when opened.
+pub fn csv<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> String {
+    let field = |text: &str| {
+        let safe = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{text}")
+        } else {
+            text.to_owned()
+        };
+        format!("\"{}\"", safe.replace('"', "\"\""))
+    };
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let fields: Vec<String> = cells.iter().map(|cell| field(cell)).collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    };
+    line(&header.map(str::to_owned));
+    for row in rows {
+        line(&row);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +470,23 @@ mod tests {
             let problem = ViewAs::from_query(pairs.iter().copied()).expect_err("refused");
             assert!(problem.contains(why), "{problem:?} should say {why:?}");
         }
+    }
+
+    #[test]
+    fn csv_quotes_every_field_and_defuses_formulas() {
+        let text = csv(
+            ["when", "what"],
+            [
+                ["1".to_owned(), "said \"hi\", twice\nthen left".to_owned()],
+                ["2".to_owned(), "=HYPERLINK(\"http://x\")".to_owned()],
+                ["3".to_owned(), "-1+1".to_owned()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "\"when\",\"what\"\r\n\"1\",\"said \"\"hi\"\", twice\nthen left\"\r\n\
+             \"2\",\"'=HYPERLINK(\"\"http://x\"\")\"\r\n\"3\",\"'-1+1\"\r\n"
+        );
     }
 
     #[test]

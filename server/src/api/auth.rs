@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use monti_protocol::access::ViewAs;
+use monti_protocol::access::{VIEW_AS_HEADER, ViewAs};
 use monti_protocol::message::Detail;
 use monti_protocol::model::{SiteId, TeamId};
 use monti_protocol::scope::{Grant, Scope};
@@ -504,6 +504,29 @@ pub fn viewing_as(
     }
 }
 
+/// Whom `admin` sees the floor as, or why not: test access is for those who manage access, and
+/// shows only what the binding could see.
+pub fn test_access(state: &AppState, admin: &Caller, view_as: &ViewAs) -> Result<Caller, String> {
+    if !can(admin, Action::ManageAccess) {
+        return Err("test access (as_group, as_role) is for administrators".to_owned());
+    }
+    let bindings = &state.access.now().stored;
+    let seen = state
+        .live
+        .read(|floor| viewing_as(admin, view_as, &bindings.bindings, floor));
+    if seen.bindings.is_empty() {
+        return Err(format!(
+            "{} would see nothing: no binding gives it a role, or its teams and sites do not \
+             exist (yet)",
+            view_as.text()
+        ));
+    }
+    if !can(&seen, Action::Subscribe) {
+        return Err(format!("{} may not see the floor", view_as.text()));
+    }
+    Ok(seen)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
@@ -512,7 +535,23 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<crate::net::peer::Peer>()
             .map(|peer| peer.addr);
-        state.auth.caller(&parts.headers, from, state).await
+        let caller = state.auth.caller(&parts.headers, from, state).await?;
+        // Test access on REST: answered as the group or binding would be (the stream takes the
+        // same in its query).
+        let Some(value) = parts.headers.get(VIEW_AS_HEADER) else {
+            return Ok(caller);
+        };
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(value.as_bytes())
+            .into_owned()
+            .collect();
+        let view_as = ViewAs::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(Error::BadRequest)?
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "{VIEW_AS_HEADER} names neither as_group nor as_role"
+                ))
+            })?;
+        test_access(state, &caller, &view_as).map_err(Error::Refused)
     }
 }
 

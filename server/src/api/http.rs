@@ -124,6 +124,7 @@ pub fn api_router() -> Router<AppState> {
             "/api/v1/config/thresholds",
             get(thresholds).put(set_thresholds),
         )
+        .route("/api/v1/config/wallboards", get(wallboards))
         .route(
             "/api/v1/config/wallboards/{name}",
             get(wallboard).put(set_wallboard),
@@ -221,6 +222,9 @@ async fn set_thresholds(
     Ok(Json(thresholds))
 }
 
+/// What the names of wallboards' settings start with.
+const WALLBOARD_PREFIX: &str = "wallboard:";
+
 /// The setting that holds wallboard `name`'s configuration, once the name is checked.
 fn wallboard_setting(name: &str) -> Result<String, Error> {
     let valid = !name.is_empty()
@@ -233,7 +237,22 @@ fn wallboard_setting(name: &str) -> Result<String, Error> {
             "a wallboard name is 1 to 64 letters, digits, - or _".to_owned(),
         ));
     }
-    Ok(format!("wallboard:{name}"))
+    Ok(format!("{WALLBOARD_PREFIX}{name}"))
+}
+
+/// The wallboards that have a configuration of their own (`default` among them when set), by
+/// name; whoever may read configuration.
+async fn wallboards(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<String>>, Error> {
+    caller.require(Action::ReadConfig)?;
+    let names = state.db.setting_names(WALLBOARD_PREFIX).await?;
+    Ok(Json(
+        (names.into_iter())
+            .filter_map(|name| name.strip_prefix(WALLBOARD_PREFIX).map(str::to_owned))
+            .collect(),
+    ))
 }
 
 /// What wallboard `name` shows: its own configuration, else the one named `default`, else

@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::api::access::Now;
-use crate::api::auth::{Action, Authenticator, Caller, caller_of, can, viewing_as};
+use crate::api::auth::{Action, Authenticator, Caller, caller_of, can, test_access};
 use crate::api::error::Error;
 use crate::config::AuthMode;
 use crate::core::clock::Clock;
@@ -149,29 +149,6 @@ impl Closing {
             message: String::new(),
         }
     }
-}
-
-/// Whom `admin` sees the floor as, or why not: test access is for those who manage access, and
-/// shows only what the binding could see.
-fn test_access(state: &AppState, admin: &Caller, view_as: &ViewAs) -> Result<Caller, String> {
-    if !can(admin, Action::ManageAccess) {
-        return Err("test access (as_group, as_role) is for administrators".to_owned());
-    }
-    let bindings = &state.access.now().stored;
-    let seen = state
-        .live
-        .read(|floor| viewing_as(admin, view_as, &bindings.bindings, floor));
-    if seen.bindings.is_empty() {
-        return Err(format!(
-            "{} would see nothing: no binding gives it a role, or its teams and sites do not \
-             exist (yet)",
-            view_as.text()
-        ));
-    }
-    if !can(&seen, Action::Subscribe) {
-        return Err(format!("{} may not see the floor", view_as.text()));
-    }
-    Ok(seen)
 }
 
 /// Serves one viewer until it leaves or is closed.

@@ -400,19 +400,7 @@ pub struct DeviceRow {
     pub signed_out_at: Option<i64>,
 }
 
-/// One audit log entry.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AuditEvent {
-    /// When, ms since the epoch.
-    pub created_at: i64,
-    /// Who (a token's subject), when known.
-    pub subject: Option<String>,
-    /// What: `sign_in`, `refused`, `config_change`, `access_change`, `test_access` or
-    /// `feedback`.
-    pub kind: String,
-    /// Details for a person; never a token.
-    pub detail: String,
-}
+pub use monti_protocol::access::AuditEvent;
 
 impl Engine {
     /// Rows per multi-row statement, well under both engines' parameter limits.
@@ -1610,6 +1598,18 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .context("cannot read the signed-out devices")
+    }
+
+    /// The names of the settings that start with `prefix`, in order.
+    pub async fn setting_names(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "select name from setting where substr(name, 1, length($1)) = $1 order by name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot list settings")?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 
     /// A setting's JSON document, if it was ever stored.
