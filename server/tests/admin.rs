@@ -370,6 +370,42 @@ async fn the_audit_log_is_filtered_by_who_what_and_when_on_postgres() {
     the_audit_log_is_filtered_by_who_what_and_when(db).await;
 }
 
+async fn wallboard_names(server: &TestServer) -> Vec<String> {
+    let answer = server.get("/api/v1/config/wallboards").await;
+    answer.json().await.expect("names")
+}
+
+#[tokio::test]
+async fn wallboards_with_a_configuration_are_listed_by_name() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(config(&db, json!([]))).await;
+    assert!(wallboard_names(&server).await.is_empty());
+    let page = json!({"pages": [{"kind": "totals", "seconds": 20}], "teams": [], "sites": []});
+    for name in ["hall-2", "default", "hall-1"] {
+        let (status, answer) =
+            put(&server, &format!("/api/v1/config/wallboards/{name}"), &page).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // Other settings (thresholds, bindings) are not wallboards.
+    let thresholds: Value = server
+        .get("/api/v1/config/thresholds")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        put(&server, "/api/v1/config/thresholds", &thresholds)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        wallboard_names(&server).await,
+        ["default", "hall-1", "hall-2"]
+    );
+    server.stop().await.expect("stops");
+}
+
 #[tokio::test]
 async fn devices_that_opened_the_stream_are_listed_with_their_app_and_address() {
     let db = TestDb::sqlite();

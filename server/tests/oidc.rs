@@ -2414,6 +2414,29 @@ async fn an_administrator_sees_the_floor_as_a_binding_would() {
     };
     assert_eq!(sites, ["Berlin".to_owned()].into());
 
+    // REST answers the same way with the header (the panels the stream does not feed).
+    let header = monti_protocol::access::VIEW_AS_HEADER;
+    let teams_as = |token: &str, value: &str| {
+        let request = reqwest::Client::new()
+            .get(format!("{}/api/v1/teams", server.url))
+            .bearer_auth(token)
+            .header(header, value);
+        async move {
+            let answer = request.send().await.expect("request");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, teams) = teams_as(&admin, "as_group=monti-team-sales").await;
+    assert_eq!(status, 200, "{teams}");
+    let names: Vec<&str> = (teams.as_array().into_iter().flatten())
+        .filter_map(|team| team["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Sales 1"]);
+    assert_eq!(teams_as(&anna, "as_group=monti-team-sales").await.0, 403);
+    assert_eq!(teams_as(&admin, "as_role=emperor").await.0, 400);
+    assert_eq!(teams_as(&admin, "protocol=3").await.0, 400);
+
     // Refused with why: not an administrator, a group that grants nothing, a role that sees
     // nothing, a confused request.
     let upgrade = |query: &str, token: &str| {
