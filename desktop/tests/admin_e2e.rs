@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use egui::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use egui_kittest::kittest::Queryable as _;
 use monti_client::follow::{Follower, Link};
 use monti_desktop::App;
 use monti_desktop::net::{Net, Request, SignIn};
