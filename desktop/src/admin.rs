@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use egui::{Color32, RichText, Ui};
 use monti_protocol::access::{
-    AUDIT_KINDS, AuditEvent, BindingsJson, DeviceJson, FeedbackJson, GroupBinding, Role, ViewAs,
-    csv,
+    AUDIT_KINDS, AuditEvent, BindingsJson, DeviceJson, FeedbackJson, GroupBinding, IngestKeyJson,
+    KeyKind, NewIngestKeyJson, Role, ViewAs, csv,
 };
 use monti_protocol::floor::Floor;
 use monti_protocol::names::natural_cmp;
@@ -21,7 +21,7 @@ use crate::agent::clock_text;
 use crate::app::{Cache, refresh_cache};
 use crate::kiosk::{Frame, Kiosk};
 use crate::net::{Method, Reply, Request, RestCall, Session};
-use crate::widgets;
+use crate::{style, widgets};
 
 /// The window's tabs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub enum Tab {
     Access,
     /// The devices that opened the stream.
     Devices,
+    /// The Amazon Connect keys.
+    Keys,
     /// The wallboards' configurations.
     Wallboards,
     /// The audit log.
@@ -39,9 +41,10 @@ pub enum Tab {
 }
 
 impl Tab {
-    const ALL: [Tab; 5] = [
+    const ALL: [Tab; 6] = [
         Tab::Access,
         Tab::Devices,
+        Tab::Keys,
         Tab::Wallboards,
         Tab::Audit,
         Tab::Feedback,
@@ -51,6 +54,7 @@ impl Tab {
         match self {
             Tab::Access => "Access",
             Tab::Devices => "Devices",
+            Tab::Keys => "Ingest keys",
             Tab::Wallboards => "Wallboards",
             Tab::Audit => "Audit log",
             Tab::Feedback => "Feedback received",
@@ -124,6 +128,10 @@ pub struct AdminWindow {
     preview: Cache,
     /// The device whose sign-out waits for a second click.
     confirm_sign_out: Option<String>,
+    /// The key whose retirement waits for a second click.
+    confirm_retire: Option<String>,
+    /// The kind and label of the key to make.
+    new_key: (KeyKind, String),
     /// What the last export wrote, or why it could not.
     pub exported: Option<Result<PathBuf, String>>,
     /// Where exports go.
@@ -147,12 +155,15 @@ impl AdminWindow {
             preview_page: PageKind::Totals,
             preview: Cache::default(),
             confirm_sign_out: None,
+            confirm_retire: None,
+            new_key: (KeyKind::Firehose, String::new()),
             exported: None,
             export_dir: export_dir(),
         };
         let reads = vec![
             Request::Rest(RestCall::get("bindings", "/api/v1/access/bindings")),
             Request::Rest(RestCall::get("devices", "/api/v1/access/devices")),
+            Request::Rest(RestCall::get("keys", "/api/v1/access/keys")),
             Request::Rest(RestCall::get("wallboards", "/api/v1/config/wallboards")),
             Request::Rest(window.audit_call(now_ms)),
             Request::Rest(RestCall::get("feedback", "/api/v1/feedback")),
@@ -184,6 +195,7 @@ impl AdminWindow {
         match self.tab {
             Tab::Access => self.access(ui, session, &mut asked),
             Tab::Devices => self.devices(ui, session, now_ms, &mut asked),
+            Tab::Keys => self.keys(ui, session, &mut asked),
             Tab::Wallboards => self.wallboards(ui, session, floor, now_ms, &mut asked),
             Tab::Audit => self.audit_log(ui, session, now_ms, &mut asked),
             Tab::Feedback => self.feedback(ui, session, &mut asked),
@@ -447,6 +459,153 @@ impl AdminWindow {
                     ui.end_row();
                 }
             });
+        });
+    }
+
+    fn keys(&mut self, ui: &mut Ui, session: &Session, asked: &mut Vec<Request>) {
+        ui.label(
+            "The keys Amazon Connect's deliveries carry. To rotate one: make a new key, put it \
+             into the Firehose stream (or the EventBridge connection) in AWS, check deliveries \
+             arrive, then retire the old key.",
+        );
+        if self.fresh(session, "key_made").is_some() {
+            // A new key: the list shows it too.
+            asked.push(Request::Rest(RestCall::get("keys", "/api/v1/access/keys")));
+        }
+        match session
+            .replies
+            .get("key_made")
+            .map(Reply::parsed::<NewIngestKeyJson>)
+        {
+            Some(Ok(made)) => {
+                egui::Frame::new()
+                    .fill(style::TEST_ACCESS)
+                    .inner_margin(6.0)
+                    .show(ui, |ui| {
+                        ui.label(
+                            RichText::new(format!(
+                                "New {} key {:?}: copy it into AWS now. MONTI keeps only its \
+                                 hash and cannot show it again.",
+                                made.key.kind.title(),
+                                made.key.label
+                            ))
+                            .color(Color32::BLACK),
+                        );
+                        ui.horizontal(|ui| {
+                            let mut shown = made.secret.clone();
+                            ui.add(
+                                egui::TextEdit::singleline(&mut shown)
+                                    .hint_text("the new key")
+                                    .font(egui::TextStyle::Monospace)
+                                    .desired_width(420.0),
+                            );
+                            if ui.button("Copy").clicked() {
+                                ui.ctx().copy_text(made.secret.clone());
+                            }
+                        });
+                    });
+            }
+            Some(Err(why)) => {
+                ui.colored_label(ui.visuals().error_fg_color, why);
+            }
+            None => {}
+        }
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("kind")
+                .selected_text(self.new_key.0.title())
+                .show_ui(ui, |ui| {
+                    for kind in KeyKind::ALL {
+                        ui.selectable_value(&mut self.new_key.0, kind, kind.title());
+                    }
+                });
+            ui.add(
+                egui::TextEdit::singleline(&mut self.new_key.1)
+                    .hint_text("label, e.g. 2026-12 rotation")
+                    .desired_width(200.0),
+            );
+            let ready = !self.new_key.1.trim().is_empty();
+            if ui
+                .add_enabled(ready, egui::Button::new("Make key"))
+                .clicked()
+            {
+                let body = json!({"kind": self.new_key.0, "label": self.new_key.1.trim()});
+                asked.push(Request::Rest(RestCall::send(
+                    "key_made",
+                    Method::Post,
+                    "/api/v1/access/keys",
+                    body,
+                )));
+                self.new_key.1.clear();
+            }
+        });
+        let keys = match session
+            .replies
+            .get("keys")
+            .map(Reply::parsed::<Vec<IngestKeyJson>>)
+        {
+            None => {
+                ui.label("Reading the keys…");
+                return;
+            }
+            Some(Err(why)) => {
+                ui.colored_label(ui.visuals().error_fg_color, why);
+                return;
+            }
+            Some(Ok(keys)) => keys,
+        };
+        if keys.is_empty() {
+            ui.label("No key: Amazon Connect's deliveries are refused until one is made.");
+        }
+        egui::Grid::new("keys").striped(true).show(ui, |ui| {
+            for title in ["Kind", "Label", "Made by", "Made", "State", ""] {
+                ui.label(RichText::new(title).strong());
+            }
+            ui.end_row();
+            for key in &keys {
+                ui.label(key.kind.title());
+                ui.label(&key.label);
+                ui.label(&key.created_by);
+                ui.label(if key.created_ms == 0 {
+                    "—".to_owned()
+                } else {
+                    iso_time(key.created_ms)
+                });
+                match key.retired_ms {
+                    Some(at) => {
+                        ui.label(format!("retired {}", iso_time(at)));
+                        ui.label("");
+                    }
+                    None => {
+                        ui.label("in force");
+                        if self.confirm_retire.as_deref() == Some(&key.id) {
+                            ui.horizontal(|ui| {
+                                if ui.button("Confirm retire").clicked() {
+                                    let path = format!(
+                                        "/api/v1/access/keys/{}/retire",
+                                        path_segment(&key.id)
+                                    );
+                                    let call = RestCall {
+                                        body: None,
+                                        ..RestCall::send("keys", Method::Post, path, json!(null))
+                                    };
+                                    asked.push(Request::Rest(call));
+                                    self.confirm_retire = None;
+                                }
+                                if ui.button("Cancel").clicked() {
+                                    self.confirm_retire = None;
+                                }
+                            });
+                        } else if ui
+                            .button("Retire")
+                            .on_hover_text("Refuse deliveries with this key from now on")
+                            .clicked()
+                        {
+                            self.confirm_retire = Some(key.id.clone());
+                        }
+                    }
+                }
+                ui.end_row();
+            }
         });
     }
 

@@ -129,6 +129,7 @@ fn an_administrator_grants_a_group_a_team_and_saves_it() {
         [
             "/api/v1/access/bindings",
             "/api/v1/access/devices",
+            "/api/v1/access/keys",
             "/api/v1/config/wallboards",
             "/api/v1/audit",
             "/api/v1/feedback"
@@ -552,4 +553,94 @@ fn a_supervisor_sends_feedback_with_the_view_attached() {
     assert!(harness.query_by_label("Sending…").is_some());
     answer(&mut harness, "feedback_sent", json!({"id": 1}));
     assert!(harness.query_by_label("Sent. Thank you.").is_some());
+}
+
+#[test]
+fn a_firehose_key_is_made_shown_once_and_the_old_one_retired() {
+    let (mut harness, mut commands) = harness(ADMIN);
+    open_admin(&mut harness, &mut commands);
+    harness
+        .get_by_role_and_label(Role::Button, "Ingest keys")
+        .click();
+    harness.run();
+    answer(
+        &mut harness,
+        "keys",
+        json!([{"id": "file-firehose", "kind": "firehose", "label": "from the configuration file",
+                "created_by": "configuration file", "created_ms": 0, "retired_ms": null}]),
+    );
+    let label = harness
+        .query_all_by_role(Role::TextInput)
+        .find(|node| node.accesskit_node().placeholder() == Some("label, e.g. 2026-12 rotation"))
+        .expect("the label box");
+    label.click();
+    harness.run();
+    harness
+        .query_all_by_role(Role::TextInput)
+        .find(|node| node.is_focused())
+        .expect("focused")
+        .type_text("2026-12 rotation");
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::Button, "Make key")
+        .click();
+    harness.run();
+    let calls = rest_calls(&mut commands);
+    let [make] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(
+        (make.method, make.path.as_str()),
+        (Method::Post, "/api/v1/access/keys")
+    );
+    assert_eq!(
+        make.body,
+        Some(json!({"kind": "firehose", "label": "2026-12 rotation"}))
+    );
+    answer(
+        &mut harness,
+        "key_made",
+        json!({"key": {"id": "ab12cd34ef56", "kind": "firehose", "label": "2026-12 rotation",
+                       "created_by": "admin", "created_ms": NOW, "retired_ms": null},
+               "secret": "s3cr3t-shown-once"}),
+    );
+    assert!(
+        harness
+            .query_all_by(|node| node.value().as_deref() == Some("s3cr3t-shown-once"))
+            .count()
+            > 0,
+        "the secret is shown to copy"
+    );
+    assert!(
+        harness
+            .query_by_label_contains("cannot show it again")
+            .is_some()
+    );
+    let refreshed = rest_calls(&mut commands);
+    assert!(
+        refreshed
+            .iter()
+            .any(|call| call.path == "/api/v1/access/keys" && call.method == Method::Get),
+        "the list is read again: {refreshed:?}"
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Retire")
+        .click();
+    harness.run();
+    assert!(
+        rest_calls(&mut commands).is_empty(),
+        "nothing before the confirmation"
+    );
+    harness
+        .get_by_role_and_label(Role::Button, "Confirm retire")
+        .click();
+    harness.run();
+    let calls = rest_calls(&mut commands);
+    let [retire] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(
+        (retire.method, retire.path.as_str()),
+        (Method::Post, "/api/v1/access/keys/file-firehose/retire")
+    );
 }

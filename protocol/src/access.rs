@@ -171,6 +171,67 @@ pub struct DeviceJson {
     pub signed_out_ms: Option<u64>,
 }
 
+/// Which Amazon Connect delivery a key lets in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// Kinesis Data Firehose's `X-Amz-Firehose-Access-Key` (agent and contact events).
+    Firehose,
+    /// The EventBridge API destination's key header (contact events).
+    Eventbridge,
+}
+
+impl KeyKind {
+    /// Both kinds.
+    pub const ALL: [KeyKind; 2] = [KeyKind::Firehose, KeyKind::Eventbridge];
+
+    /// Its name in words, for example `Firehose`.
+    pub fn title(self) -> &'static str {
+        match self {
+            KeyKind::Firehose => "Firehose",
+            KeyKind::Eventbridge => "EventBridge",
+        }
+    }
+}
+
+/// An ingest key the server accepts or accepted, from `GET /api/v1/access/keys`
+/// (administrators); the key itself is shown once, when it is made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestKeyJson {
+    /// Its name for retiring it: `file-firehose` for the configuration file's, else the first
+    /// hex digits of its hash.
+    pub id: String,
+    /// What it lets in.
+    pub kind: KeyKind,
+    /// What the administrator called it, for example `2026-12 rotation`.
+    pub label: String,
+    /// Who made it (`configuration file` for the file's).
+    pub created_by: String,
+    /// When, ms since the epoch (0 for the file's).
+    pub created_ms: u64,
+    /// When it was retired: deliveries with it are refused since.
+    pub retired_ms: Option<u64>,
+}
+
+/// A key just made: the secret to paste into AWS, shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewIngestKeyJson {
+    /// The key as listed.
+    pub key: IngestKeyJson,
+    /// The secret itself.
+    pub secret: String,
+}
+
+/// What `POST /api/v1/access/keys` makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    /// What it lets in.
+    pub kind: KeyKind,
+    /// A name for it, 1 to 100 characters.
+    pub label: String,
+}
+
 /// Whom an administrator's test access shows the floor as: a group (its bindings as they stand)
 /// or a role with a scope, computed by the server with the same code as a real sign-in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

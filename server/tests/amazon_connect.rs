@@ -584,3 +584,134 @@ async fn every_event_type_status_and_contact_state_maps_as_the_table_says() {
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
+
+/// Rotating the Firehose key without a redeploy: an administrator makes a new key (its secret
+/// shown once, only its hash kept), both work while AWS is switched over, the file's is
+/// retired, then the new one; every step through the API the Admin window uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firehose_key_is_rotated_through_the_admin_api() {
+    let (server, db) = start().await;
+    let t = monti_server::core::clock::Clock::system().now_ms() - 60_000;
+    let batch = |n: u64| {
+        vec![encode(&record(
+            &format!("r{n}"),
+            "HEART_BEAT",
+            t + n,
+            ("Available", "ROUTABLE"),
+            json!([]),
+        ))]
+    };
+    let http = common::data_client();
+    let post = |path: &str, body: Value| {
+        let request = http.post(format!("{}{path}", server.url)).json(&body);
+        async move {
+            let answer = request.send().await.expect("request");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, made) = post(
+        "/api/v1/access/keys",
+        json!({"kind": "firehose", "label": "2026-12 rotation"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let secret = made["secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_owned();
+    let id = made["key"]["id"].as_str().expect("id").to_owned();
+    assert!(secret.len() >= 40, "32 random bytes: {secret}");
+    assert_eq!(
+        deliver(&server, &secret, &batch(1)).await.0,
+        200,
+        "the new key works"
+    );
+    assert_eq!(
+        deliver(&server, KEY, &batch(2)).await.0,
+        200,
+        "and the file's still does"
+    );
+
+    // The list names both and holds no secret.
+    let list = server
+        .get("/api/v1/access/keys")
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(
+        !list.contains(&secret) && !list.contains("sha256"),
+        "{list}"
+    );
+    let keys: Vec<monti_protocol::access::IngestKeyJson> =
+        serde_json::from_str(&list).expect("keys");
+    let ids: Vec<&str> = keys.iter().map(|key| key.id.as_str()).collect();
+    assert_eq!(ids, ["file-firehose", id.as_str()]);
+
+    let (status, _) = post("/api/v1/access/keys/file-firehose/retire", Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        deliver(&server, KEY, &batch(3)).await.0,
+        401,
+        "the file's key is retired"
+    );
+    assert_eq!(deliver(&server, &secret, &batch(4)).await.0, 200);
+    assert_eq!(
+        post("/api/v1/access/keys/file-firehose/retire", Value::Null)
+            .await
+            .0,
+        404,
+        "once"
+    );
+    let (status, _) = post(&format!("/api/v1/access/keys/{id}/retire"), Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        deliver(&server, &secret, &batch(5)).await.0,
+        404,
+        "no key left: the endpoint is off"
+    );
+
+    // Refused with why.
+    for (body, why) in [
+        (
+            json!({"kind": "firehose", "label": " "}),
+            "1 to 100 characters",
+        ),
+        (
+            json!({"kind": "firehose", "label": "x".repeat(101)}),
+            "1 to 100 characters",
+        ),
+        (json!({"kind": "telex", "label": "a"}), "unknown variant"),
+        (json!({"kind": "firehose"}), "missing field"),
+    ] {
+        let (status, answer) = post("/api/v1/access/keys", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|text| text.contains(why)),
+            "{answer} should say {why:?}"
+        );
+    }
+    // Audited, the secret nowhere in the log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server
+            .get("/api/v1/audit?kind=access_change")
+            .await
+            .text()
+            .await
+            .expect("audit");
+        if log.contains("key \\\"2026-12 rotation\\\" retired")
+            && log.contains("configuration file's Firehose key retired")
+        {
+            assert!(!log.contains(&secret));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "audited: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await.expect("stops");
+    db.drop_database().await;
+}

@@ -32,9 +32,11 @@ use monti_protocol::names::fit_name;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::access::Admission;
 use crate::config::AmazonConnectConfig;
 use crate::metrics::EventLabels;
 use crate::sources::ingest::{Batch, Event, EventReason, Source};
+use monti_protocol::access::KeyKind;
 
 /// The path Firehose is pointed at.
 pub const PATH: &str = "/api/v1/ingest/amazon-connect";
@@ -163,22 +165,25 @@ async fn read_delivery(
     body: Body,
 ) -> Result<FirehoseRequest, Refusal> {
     let config = &state.config.amazon_connect;
-    if config.access_key.is_empty() {
-        return Err(Refusal(
-            StatusCode::NOT_FOUND,
-            "Amazon Connect ingest is off: set [amazon_connect] access_key".to_owned(),
-        ));
-    }
-    if !same_key(
-        header(headers, "x-amz-firehose-access-key").as_bytes(),
-        config.access_key.as_bytes(),
-    ) {
-        // Counted, not audited: like requests without a token, anyone can send these.
-        state.metrics.auth_failure("firehose_access_key");
-        return Err(Refusal(
-            StatusCode::UNAUTHORIZED,
-            "the access key is not accepted".to_owned(),
-        ));
+    let given = header(headers, "x-amz-firehose-access-key");
+    match (state.access.now()).admit(KeyKind::Firehose, given.as_bytes(), &config.access_key) {
+        Admission::Accepted => {}
+        Admission::Off => {
+            return Err(Refusal(
+                StatusCode::NOT_FOUND,
+                "Amazon Connect ingest is off: set [amazon_connect] access_key, or make a \
+                 Firehose key in the Admin window"
+                    .to_owned(),
+            ));
+        }
+        Admission::Refused => {
+            // Counted, not audited: like requests without a token, anyone can send these.
+            state.metrics.auth_failure("firehose_access_key");
+            return Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "the access key is not accepted".to_owned(),
+            ));
+        }
     }
     let gzip = match header(headers, "content-encoding").trim() {
         "" | "identity" => false,

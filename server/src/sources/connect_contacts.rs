@@ -41,12 +41,14 @@ use monti_protocol::ingest::{ContactEventKind, EventWindow};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::api::access::Admission;
 use crate::config::AmazonConnectConfig;
 use crate::core::contact::{ContactBatch, ContactEvent};
 use crate::core::plan::Source;
 use crate::metrics::EventLabels;
-use crate::sources::amazon_connect::{answer_stored, open_delivery, parse_time, same_key};
+use crate::sources::amazon_connect::{answer_stored, open_delivery, parse_time};
 use crate::sources::ingest::read_body;
+use monti_protocol::access::KeyKind;
 
 /// The path the API destination is pointed at.
 pub const PATH: &str = "/api/v1/ingest/amazon-connect/contact-events";
@@ -126,22 +128,23 @@ pub enum Reading {
 
 async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let config = &state.config.amazon_connect;
-    if config.eventbridge_key.is_empty() {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
-    }
     let given = headers
         .get(config.eventbridge_key_header.as_str())
         .map(|value| value.as_bytes())
         .unwrap_or_default();
-    if !same_key(given, config.eventbridge_key.as_bytes()) {
-        state.metrics.auth_failure("eventbridge_key");
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "the {} header does not hold the configured key",
-                config.eventbridge_key_header
-            ),
-        );
+    match (state.access.now()).admit(KeyKind::Eventbridge, given, &config.eventbridge_key) {
+        Admission::Accepted => {}
+        Admission::Off => return (StatusCode::NOT_FOUND, "not found").into_response(),
+        Admission::Refused => {
+            state.metrics.auth_failure("eventbridge_key");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "the {} header does not hold a key in force",
+                    config.eventbridge_key_header
+                ),
+            );
+        }
     }
     let body = match read_body(body, config.max_body_bytes).await {
         Ok(body) => body,
