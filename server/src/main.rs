@@ -84,15 +84,21 @@ async fn check_auth(
         "[auth] mode is none: every caller on this machine is the administrator; nothing to check"
     );
     let mut steps = auth_check::provider(&config.auth).await;
-    // The bindings' names, against the stored roster when the database is reachable.
+    // The bindings in force (the Admin window's, where they stand) and their names, against
+    // the stored roster when the database is reachable.
+    let mut auth = config.auth.clone();
     match monti_server::store::db::Db::connect(&config.database).await {
         Ok(db) => {
+            let (bindings, from) =
+                monti_server::api::access::in_force(&db, &config.auth.bindings).await?;
+            println!("info {} bindings in force, from {from}", bindings.len());
+            auth.bindings = bindings;
             let stored = db.load_floor(0, 0, 0).await?;
             let named = |names: &[(i64, String)], wanted: &str| {
                 names.iter().any(|(_, name)| name == wanted)
             };
             steps.extend(auth_check::bindings(
-                &config.auth,
+                &auth,
                 |team| named(&stored.teams, team),
                 |site| named(&stored.sites, site),
             ));
@@ -100,7 +106,7 @@ async fn check_auth(
         Err(err) => println!("warn cannot read the roster to check the bindings' names: {err:#}"),
     }
     if let Some(token) = token {
-        steps.extend(auth_check::token(&config.auth, token).await);
+        steps.extend(auth_check::token(&auth, token).await);
     }
     for step in &steps {
         println!("{step}");

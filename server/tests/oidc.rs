@@ -1720,6 +1720,10 @@ async fn check_auth_prints_each_step_and_fails_on_what_cannot_work() {
     };
     let (ok, text) = run(&issuer, Some(&admin));
     assert!(ok, "{text}");
+    assert!(
+        text.contains("2 bindings in force, from the configuration file (nothing stored yet)"),
+        "{text}"
+    );
     for words in [
         "ok   discovery document",
         "as configured",
@@ -1745,6 +1749,35 @@ async fn check_auth_prints_each_step_and_fails_on_what_cannot_work() {
     assert!(!ok, "{text}");
     assert!(
         text.contains("no [[auth.bindings]] gives them a role"),
+        "{text}"
+    );
+
+    // Bindings changed in the Admin window are the ones checked, and said to be.
+    let mut config = test_config(&TestDb::sqlite());
+    config.database.url = format!("sqlite://{}/monti.db", data.display());
+    config.auth.bindings = serde_json::from_value(json!([
+        {"group": "monti-admins", "role": "admin"},
+        {"group": "monti-sup-berlin", "role": "supervisor", "sites": ["Atlantis"]}
+    ]))
+    .expect("bindings");
+    let server = TestServer::start(config).await;
+    let wider = json!([
+        {"group": "monti-admins", "role": "admin"},
+        {"group": "monti-sup-berlin", "role": "supervisor", "sites": ["Atlantis"]},
+        {"group": "nobody-group", "role": "team_lead"}
+    ]);
+    let answer = reqwest::Client::new()
+        .put(format!("{}/api/v1/access/bindings", server.url))
+        .json(&wider)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 200);
+    server.stop().await.expect("stops");
+    let (ok, text) = run(&issuer, Some(&admin));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("3 bindings in force, from the database (last changed by local"),
         "{text}"
     );
     let _ = std::fs::remove_dir_all(data);

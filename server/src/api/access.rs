@@ -441,6 +441,25 @@ impl Access {
     }
 }
 
+/// The bindings a server started now with `file` would put in force, without changing
+/// anything (for `monti-server check`), and where they come from, in words.
+pub async fn in_force(
+    db: &Db,
+    file: &[GroupBinding],
+) -> anyhow::Result<(Vec<GroupBinding>, String)> {
+    Ok(match read(db).await? {
+        Some(stored) if stored.file == file => {
+            let from = format!(
+                "the database (last changed by {} at {} ms)",
+                stored.changed_by, stored.changed_at_ms
+            );
+            (stored.bindings, from)
+        }
+        Some(_) => (file.to_vec(), "the configuration file (changed since the server last read it: it replaces the stored bindings at the next start)".to_owned()),
+        None => (file.to_vec(), "the configuration file (nothing stored yet)".to_owned()),
+    })
+}
+
 async fn read(db: &Db) -> anyhow::Result<Option<Stored>> {
     let Some(json) = db.setting(SETTING).await? else {
         return Ok(None);
