@@ -270,6 +270,7 @@ impl AdminWindow {
         );
         let mut remove = None;
         egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
             .max_height(ui.available_height() - 60.0)
             .show(ui, |ui| {
                 egui::Grid::new("bindings").striped(true).show(ui, |ui| {
@@ -278,10 +279,10 @@ impl AdminWindow {
                     }
                     ui.end_row();
                     for (index, binding) in bindings.iter_mut().enumerate() {
-                        ui.add(
+                        ui.add_sized(
+                            [220.0, 20.0],
                             egui::TextEdit::singleline(&mut binding.group)
-                                .hint_text("group as the provider names it")
-                                .desired_width(200.0),
+                                .hint_text("group as the provider names it"),
                         );
                         let picked = egui::ComboBox::from_id_salt(("role", index))
                             .selected_text(binding.role.name())
@@ -395,71 +396,83 @@ impl AdminWindow {
             }
             Some(Ok(devices)) => devices,
         };
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            egui::Grid::new("devices").striped(true).show(ui, |ui| {
-                for title in [
-                    "Who",
-                    "Wallboard",
-                    "App",
-                    "Address",
-                    "Last seen",
-                    "Open",
-                    "",
-                ] {
-                    ui.label(RichText::new(title).strong());
-                }
-                ui.end_row();
-                for device in &devices {
-                    ui.label(&device.subject);
-                    ui.label(device.wallboard.as_deref().unwrap_or("—"));
-                    ui.label(&device.client);
-                    ui.label(device.address.as_deref().unwrap_or("—"));
-                    ui.label(seen_text(device.last_seen_ms, now_ms));
-                    ui.label(if device.connected > 0 {
-                        "connected"
-                    } else {
-                        ""
-                    });
-                    match device.signed_out_ms {
-                        Some(at) if device.last_seen_ms <= at => {
-                            ui.label(format!("signed out {}", clock_text(at)));
-                        }
-                        _ if self.confirm_sign_out.as_deref() == Some(&device.subject) => {
-                            ui.horizontal(|ui| {
-                                if ui.button("Confirm sign-out").clicked() {
-                                    let path = format!(
-                                        "/api/v1/access/devices/{}/sign-out",
-                                        path_segment(&device.subject)
-                                    );
-                                    let call = RestCall {
-                                        body: None,
-                                        ..RestCall::send("devices", Method::Post, path, json!(null))
-                                    };
-                                    asked.push(Request::Rest(call));
-                                    self.confirm_sign_out = None;
-                                }
-                                if ui.button("Cancel").clicked() {
-                                    self.confirm_sign_out = None;
-                                }
-                            });
-                        }
-                        _ => {
-                            if ui
-                                .button("Sign out")
-                                .on_hover_text(
-                                    "Refuse this device's sign-in and close its connections; \
-                                     someone must sign it in again",
-                                )
-                                .clicked()
-                            {
-                                self.confirm_sign_out = Some(device.subject.clone());
-                            }
-                        }
+        // Signing oneself out is Sign out in the top bar, not here (the server refuses it).
+        let me = session.me.as_ref().map(|me| &me.subject);
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("devices").striped(true).show(ui, |ui| {
+                    for title in [
+                        "Who",
+                        "Wallboard",
+                        "App",
+                        "Address",
+                        "Last seen",
+                        "Open",
+                        "",
+                    ] {
+                        ui.label(RichText::new(title).strong());
                     }
                     ui.end_row();
-                }
+                    for device in &devices {
+                        ui.label(&device.subject);
+                        ui.label(device.wallboard.as_deref().unwrap_or("—"));
+                        ui.label(&device.client);
+                        ui.label(device.address.as_deref().unwrap_or("—"));
+                        ui.label(seen_text(device.last_seen_ms, now_ms));
+                        ui.label(if device.connected > 0 {
+                            "connected"
+                        } else {
+                            ""
+                        });
+                        match device.signed_out_ms {
+                            Some(at) if device.last_seen_ms <= at => {
+                                ui.label(format!("signed out {}", clock_text(at)));
+                            }
+                            _ if Some(&device.subject) == me => {
+                                ui.label("you");
+                            }
+                            _ if self.confirm_sign_out.as_deref() == Some(&device.subject) => {
+                                ui.horizontal(|ui| {
+                                    if ui.button("Confirm sign-out").clicked() {
+                                        let path = format!(
+                                            "/api/v1/access/devices/{}/sign-out",
+                                            path_segment(&device.subject)
+                                        );
+                                        let call = RestCall {
+                                            body: None,
+                                            ..RestCall::send(
+                                                "devices",
+                                                Method::Post,
+                                                path,
+                                                json!(null),
+                                            )
+                                        };
+                                        asked.push(Request::Rest(call));
+                                        self.confirm_sign_out = None;
+                                    }
+                                    if ui.button("Cancel").clicked() {
+                                        self.confirm_sign_out = None;
+                                    }
+                                });
+                            }
+                            _ => {
+                                if ui
+                                    .button("Sign out")
+                                    .on_hover_text(
+                                        "Refuse this device's sign-in and close its connections; \
+                                     someone must sign it in again",
+                                    )
+                                    .clicked()
+                                {
+                                    self.confirm_sign_out = Some(device.subject.clone());
+                                }
+                            }
+                        }
+                        ui.end_row();
+                    }
+                });
             });
-        });
     }
 
     fn keys(&mut self, ui: &mut Ui, session: &Session, asked: &mut Vec<Request>) {
@@ -556,57 +569,66 @@ impl AdminWindow {
         if keys.is_empty() {
             ui.label("No key: Amazon Connect's deliveries are refused until one is made.");
         }
-        egui::Grid::new("keys").striped(true).show(ui, |ui| {
-            for title in ["Kind", "Label", "Made by", "Made", "State", ""] {
-                ui.label(RichText::new(title).strong());
-            }
-            ui.end_row();
-            for key in &keys {
-                ui.label(key.kind.title());
-                ui.label(&key.label);
-                ui.label(&key.created_by);
-                ui.label(if key.created_ms == 0 {
-                    "—".to_owned()
-                } else {
-                    iso_time(key.created_ms)
-                });
-                match key.retired_ms {
-                    Some(at) => {
-                        ui.label(format!("retired {}", iso_time(at)));
-                        ui.label("");
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("keys").striped(true).show(ui, |ui| {
+                    for title in ["Kind", "Label", "Made by", "Made", "State", ""] {
+                        ui.label(RichText::new(title).strong());
                     }
-                    None => {
-                        ui.label("in force");
-                        if self.confirm_retire.as_deref() == Some(&key.id) {
-                            ui.horizontal(|ui| {
-                                if ui.button("Confirm retire").clicked() {
-                                    let path = format!(
-                                        "/api/v1/access/keys/{}/retire",
-                                        path_segment(&key.id)
-                                    );
-                                    let call = RestCall {
-                                        body: None,
-                                        ..RestCall::send("keys", Method::Post, path, json!(null))
-                                    };
-                                    asked.push(Request::Rest(call));
-                                    self.confirm_retire = None;
+                    ui.end_row();
+                    for key in &keys {
+                        ui.label(key.kind.title());
+                        ui.label(&key.label);
+                        ui.label(&key.created_by);
+                        ui.label(if key.created_ms == 0 {
+                            "—".to_owned()
+                        } else {
+                            iso_time(key.created_ms)
+                        });
+                        match key.retired_ms {
+                            Some(at) => {
+                                ui.label(format!("retired {}", iso_time(at)));
+                                ui.label("");
+                            }
+                            None => {
+                                ui.label("in force");
+                                if self.confirm_retire.as_deref() == Some(&key.id) {
+                                    ui.horizontal(|ui| {
+                                        if ui.button("Confirm retire").clicked() {
+                                            let path = format!(
+                                                "/api/v1/access/keys/{}/retire",
+                                                path_segment(&key.id)
+                                            );
+                                            let call = RestCall {
+                                                body: None,
+                                                ..RestCall::send(
+                                                    "keys",
+                                                    Method::Post,
+                                                    path,
+                                                    json!(null),
+                                                )
+                                            };
+                                            asked.push(Request::Rest(call));
+                                            self.confirm_retire = None;
+                                        }
+                                        if ui.button("Cancel").clicked() {
+                                            self.confirm_retire = None;
+                                        }
+                                    });
+                                } else if ui
+                                    .button("Retire")
+                                    .on_hover_text("Refuse deliveries with this key from now on")
+                                    .clicked()
+                                {
+                                    self.confirm_retire = Some(key.id.clone());
                                 }
-                                if ui.button("Cancel").clicked() {
-                                    self.confirm_retire = None;
-                                }
-                            });
-                        } else if ui
-                            .button("Retire")
-                            .on_hover_text("Refuse deliveries with this key from now on")
-                            .clicked()
-                        {
-                            self.confirm_retire = Some(key.id.clone());
+                            }
                         }
+                        ui.end_row();
                     }
-                }
-                ui.end_row();
-            }
-        });
+                });
+            });
     }
 
     fn wallboards(
@@ -681,7 +703,14 @@ impl AdminWindow {
                     ui.selectable_value(&mut self.preview_page, page.kind, page.kind.title());
                 }
             });
-            let (rect, _) = ui.allocate_exact_size(egui::vec2(640.0, 360.0), egui::Sense::hover());
+            ui.label(
+                RichText::new(
+                    "Live, from what this app receives: with filters set, only their part of \
+                     the floor.",
+                )
+                .small(),
+            );
+            let (rect, _) = ui.allocate_exact_size(PREVIEW, egui::Sense::hover());
             ui.painter().rect_filled(rect, 4.0, Color32::BLACK);
             refresh_cache(&mut self.preview, floor, session, Kiosk::shown(draft));
             let frame = Frame {
@@ -699,13 +728,6 @@ impl AdminWindow {
                 ui.set_clip_rect(rect);
                 frame.show(ui);
             });
-            ui.label(
-                RichText::new(
-                    "Live, from what this app receives: with filters set, only their part of \
-                     the floor.",
-                )
-                .small(),
-            );
         });
         ui.horizontal(|ui| {
             let problem = draft.check().err();
@@ -761,7 +783,8 @@ impl AdminWindow {
                     .hint_text("anyone")
                     .desired_width(140.0),
             );
-            egui::ComboBox::from_label("What")
+            ui.label("What");
+            let what = egui::ComboBox::from_id_salt("audit what")
                 .selected_text(if self.audit.kind.is_empty() {
                     "everything"
                 } else {
@@ -773,13 +796,16 @@ impl AdminWindow {
                         ui.selectable_value(&mut self.audit.kind, kind.to_owned(), kind);
                     }
                 });
-            egui::ComboBox::from_label("When")
+            named(&what.response, "What".to_owned());
+            ui.label("When");
+            let when = egui::ComboBox::from_id_salt("audit when")
                 .selected_text(self.audit.since.label())
                 .show_ui(ui, |ui| {
                     for since in Since::ALL {
                         ui.selectable_value(&mut self.audit.since, since, since.label());
                     }
                 });
+            named(&when.response, "When".to_owned());
             if ui.button("Show").clicked() {
                 asked.push(Request::Rest(self.audit_call(now_ms)));
             }
@@ -818,21 +844,27 @@ impl AdminWindow {
             }
             self.export_line(ui);
         });
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            egui::Grid::new("audit").striped(true).show(ui, |ui| {
-                for title in ["When", "Who", "What", "Detail"] {
-                    ui.label(RichText::new(title).strong());
-                }
-                ui.end_row();
-                for event in &events {
-                    ui.label(iso_time(event.created_at.max(0) as u64));
-                    ui.label(event.subject.as_deref().unwrap_or("—"));
-                    ui.label(&event.kind);
-                    ui.add(egui::Label::new(&event.detail).wrap());
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("audit").striped(true).show(ui, |ui| {
+                    for title in ["When", "Who", "What", "Detail"] {
+                        ui.label(RichText::new(title).strong());
+                    }
                     ui.end_row();
-                }
+                    for event in &events {
+                        ui.label(iso_time(event.created_at.max(0) as u64));
+                        ui.label(event.subject.as_deref().unwrap_or("—"));
+                        ui.label(&event.kind);
+                        // Wide enough to read a binding's before and after; long ones wrap.
+                        ui.scope(|ui| {
+                            ui.set_width(DETAIL_WIDTH);
+                            ui.add(egui::Label::new(&event.detail).wrap());
+                        });
+                        ui.end_row();
+                    }
+                });
             });
-        });
     }
 
     fn feedback(&mut self, ui: &mut Ui, session: &Session, asked: &mut Vec<Request>) {
@@ -879,32 +911,34 @@ impl AdminWindow {
                 saved["saved"].as_str().unwrap_or("?")
             ));
         }
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            for feedback in &list {
-                ui.group(|ui| {
-                    ui.horizontal_wrapped(|ui| {
-                        ui.label(
-                            RichText::new(format!("#{} {}", feedback.id, feedback.subject))
-                                .strong(),
-                        );
-                        ui.label(iso_time(feedback.created_ms));
-                        ui.label(format!("{} · {}", feedback.client, feedback.context));
-                        if feedback.has_screenshot && ui.button("Save screenshot").clicked() {
-                            let path = self
-                                .export_dir
-                                .join(format!("monti-feedback-{}.png", feedback.id));
-                            let mut call = RestCall::get(
-                                "screenshot",
-                                format!("/api/v1/feedback/{}/screenshot", feedback.id),
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                for feedback in &list {
+                    ui.group(|ui| {
+                        ui.horizontal_wrapped(|ui| {
+                            ui.label(
+                                RichText::new(format!("#{} {}", feedback.id, feedback.subject))
+                                    .strong(),
                             );
-                            call.save_to = Some(path);
-                            asked.push(Request::Rest(call));
-                        }
+                            ui.label(iso_time(feedback.created_ms));
+                            ui.label(format!("{} · {}", feedback.client, feedback.context));
+                            if feedback.has_screenshot && ui.button("Save screenshot").clicked() {
+                                let path = self
+                                    .export_dir
+                                    .join(format!("monti-feedback-{}.png", feedback.id));
+                                let mut call = RestCall::get(
+                                    "screenshot",
+                                    format!("/api/v1/feedback/{}/screenshot", feedback.id),
+                                );
+                                call.save_to = Some(path);
+                                asked.push(Request::Rest(call));
+                            }
+                        });
+                        ui.add(egui::Label::new(&feedback.text).wrap());
                     });
-                    ui.add(egui::Label::new(&feedback.text).wrap());
-                });
-            }
-        });
+                }
+            });
     }
 
     fn export_line(&self, ui: &mut Ui) {
@@ -1039,6 +1073,12 @@ fn wallboard_editor(ui: &mut Ui, session: &Session, draft: &mut WallboardConfig)
         (false, None) => {}
     }
 }
+
+/// The wallboard preview's size: a 1080p screen at a quarter.
+const PREVIEW: egui::Vec2 = egui::vec2(480.0, 270.0);
+
+/// The audit log's detail column, in points.
+const DETAIL_WIDTH: f32 = 560.0;
 
 const PAGE_KINDS: [PageKind; 5] = [
     PageKind::Totals,

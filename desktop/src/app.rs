@@ -523,14 +523,12 @@ impl App {
             .inner_margin(4.0)
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
-                    ui.label(
-                        RichText::new(format!(
-                            "TEST ACCESS: you see the floor as {} would. Nothing here is what                              you may see yourself.",
-                            view_as.text()
-                        ))
-                        .strong()
-                        .color(Color32::BLACK),
+                    let text = format!(
+                        "TEST ACCESS: you see the floor as {} would, not as yourself.",
+                        view_as.text()
                     );
+                    let text = RichText::new(text).strong().color(Color32::BLACK);
+                    ui.add(egui::Label::new(text).extend());
                     if ui.button("Stop test access").clicked() {
                         self.feed.net.send(Request::ViewAs(None));
                     }
@@ -1016,8 +1014,8 @@ impl App {
             let mut asked = Vec::new();
             egui::Window::new("Admin")
                 .open(&mut open)
-                .default_width(900.0)
-                .default_height(560.0)
+                .default_pos(egui::pos2(150.0, 80.0))
+                .default_size([980.0, 600.0])
                 .show(ui.ctx(), |ui| asked = window.show(ui, session, &floor, now));
             // Test access shows the floor: the window makes way for it.
             let viewing_as = asked
@@ -1033,8 +1031,11 @@ impl App {
         let context = self.feedback.is_some().then(|| self.context_text());
         if let (Some(window), Some(context)) = (&mut self.feedback, context) {
             let mut asked = crate::feedback::Asked::Nothing;
+            let right = ui.ctx().content_rect().right();
             egui::Window::new("Feedback")
                 .collapsible(false)
+                .pivot(egui::Align2::RIGHT_TOP)
+                .default_pos(egui::pos2(right - 20.0, 60.0))
                 .default_width(480.0)
                 .show(ui.ctx(), |ui| asked = window.show(ui, session, &context));
             match asked {
