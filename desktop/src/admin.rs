@@ -117,6 +117,8 @@ pub struct AdminWindow {
     taken: BTreeMap<&'static str, u64>,
     /// The bindings being edited; `None` until the server's arrive.
     pub bindings: Option<Vec<GroupBinding>>,
+    /// The bindings as the server last answered them (a refused save leaves them).
+    stored: Option<BindingsJson>,
     /// The audit log's filter.
     pub audit: AuditFilter,
     /// The wallboard being edited, and its draft.
@@ -145,6 +147,7 @@ impl AdminWindow {
             tab: Tab::Access,
             taken: BTreeMap::new(),
             bindings: None,
+            stored: None,
             audit: AuditFilter {
                 who: String::new(),
                 kind: String::new(),
@@ -209,7 +212,8 @@ impl AdminWindow {
         if let Some(reply) = self.fresh(session, "bindings")
             && let Ok(stored) = reply.parsed::<BindingsJson>()
         {
-            self.bindings = Some(stored.bindings);
+            self.bindings = Some(stored.bindings.clone());
+            self.stored = Some(stored);
         }
         if let Some(reply) = self.fresh(session, "wallboard")
             && let (Ok(config), Some((_, draft))) =
@@ -232,7 +236,7 @@ impl AdminWindow {
 
     fn access(&mut self, ui: &mut Ui, session: &Session, asked: &mut Vec<Request>) {
         let stored = session.replies.get("bindings");
-        let loaded = stored.and_then(|reply| reply.parsed::<BindingsJson>().ok());
+        let loaded = self.stored.clone();
         if let Some(loaded) = &loaded {
             ui.label(&loaded.rule);
             ui.label(format!(

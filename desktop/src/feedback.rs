@@ -21,6 +21,8 @@ pub struct FeedbackWindow {
     shot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<egui::ColorImage>>>>,
     /// The serial of the answer to the last send, once asked (to tell it from older ones).
     sent_after: Option<u64>,
+    /// How the last send went, shown until the person writes again.
+    outcome: Option<Result<(), String>>,
 }
 
 /// What the window asks for this frame.
@@ -41,18 +43,28 @@ impl FeedbackWindow {
         ui.label(
             "What works, what does not, what you miss. It goes to MONTI's administrators only.",
         );
-        ui.add(
+        let typed = ui.add(
             egui::TextEdit::multiline(&mut self.text)
                 .hint_text("Your feedback")
                 .desired_rows(6)
                 .desired_width(f32::INFINITY),
         );
+        if typed.changed() {
+            self.outcome = None;
+        }
         ui.checkbox(&mut self.attach, "Attach a screenshot of this window");
         ui.label(RichText::new(format!("Sent with it: {CLIENT_NAME}; {context}")).small());
         let answer = session.replies.get("feedback_sent");
-        let answered = self
-            .sent_after
-            .and_then(|after| answer.filter(|reply| reply.serial > after));
+        let answered =
+            (self.sent_after).and_then(|after| answer.filter(|reply| reply.serial > after));
+        if let Some(reply) = answered {
+            self.sent_after = None;
+            self.outcome = Some(reply.answer.as_ref().map(|_| ()).map_err(Clone::clone));
+            if reply.answer.is_ok() {
+                // Sent: a fresh page for the next message.
+                self.text.clear();
+            }
+        }
         ui.horizontal(|ui| {
             let ready = !self.text.trim().is_empty() && !self.waiting;
             if ui.add_enabled(ready, egui::Button::new("Send")).clicked() {
@@ -74,15 +86,15 @@ impl FeedbackWindow {
             if self.waiting {
                 ui.label("Taking the screenshot…");
             }
-            match answered.map(|reply| &reply.answer) {
-                Some(Ok(_)) => {
+            match &self.outcome {
+                _ if self.sent_after.is_some() => {
+                    ui.label("Sending…");
+                }
+                Some(Ok(())) => {
                     ui.label("Sent. Thank you.");
                 }
                 Some(Err(why)) => {
                     ui.colored_label(ui.visuals().error_fg_color, format!("Not sent: {why}"));
-                }
-                None if self.sent_after.is_some() => {
-                    ui.label("Sending…");
                 }
                 None => {}
             }
@@ -94,13 +106,6 @@ impl FeedbackWindow {
                 let png = encode_png(&image);
                 asked = Asked::Send(self.request(context, png, session));
             }
-        }
-        if matches!(answered.map(|reply| &reply.answer), Some(Ok(_)))
-            && matches!(asked, Asked::Nothing)
-        {
-            // Sent: a fresh page for the next message.
-            self.text.clear();
-            self.sent_after = None;
         }
         asked
     }

@@ -217,6 +217,17 @@ fn an_administrator_grants_a_group_a_team_and_saves_it() {
     );
     assert!(
         harness
+            .query_by_label_contains("stand until the configuration file")
+            .is_some(),
+        "what is in force is still said"
+    );
+    assert!(
+        harness
+            .query_by_label("Not saved yet. Open viewers get the new scope when you save.")
+            .is_some()
+    );
+    assert!(
+        harness
             .query_all_by(|node| node.value().as_deref() == Some("monti-leads"))
             .count()
             > 0
@@ -557,6 +568,13 @@ fn a_supervisor_sends_feedback_with_the_view_attached() {
     assert!(harness.query_by_label("Sending…").is_some());
     answer(&mut harness, "feedback_sent", json!({"id": 1}));
     assert!(harness.query_by_label("Sent. Thank you.").is_some());
+    // The thanks stays while nothing else happens, and the box is empty for the next message.
+    for _ in 0..5 {
+        harness.step();
+    }
+    assert!(harness.query_by_label("Sent. Thank you.").is_some());
+    let feedback = harness.state().feedback.as_ref().expect("open");
+    assert!(feedback.text.is_empty());
 }
 
 #[test]

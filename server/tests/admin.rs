@@ -259,6 +259,12 @@ async fn feedback_is_stored_listed_and_refused_with_why(db: TestDb) {
             "{answer} should say {why:?}"
         );
     }
+    // A screenshot of a 4K window (a few MB) is taken.
+    let mut large = png.clone();
+    large.resize(3 * 1024 * 1024, 7);
+    let body = json!({"text": "on my 4K screen", "screenshot_png_base64": base64::engine::general_purpose::STANDARD.encode(&large)});
+    let (status, answer) = server.post("/api/v1/feedback", &body).await;
+    assert_eq!(status, 200, "{answer}");
     // A screenshot over the limit is refused before it is stored.
     let mut big = png.clone();
     big.resize(monti_protocol::access::MAX_FEEDBACK_SCREENSHOT + 1, 0);
@@ -271,7 +277,7 @@ async fn feedback_is_stored_listed_and_refused_with_why(db: TestDb) {
         .json()
         .await
         .expect("feedback");
-    assert_eq!(after.len(), 2, "nothing refused was stored");
+    assert_eq!(after.len(), 3, "nothing refused was stored");
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
