@@ -183,32 +183,46 @@ fn tile(ui: &mut Ui, floor: &Floor, cache: &Cache, row: &Row, now_ms: u64, dark:
     let name = floor
         .agent(row.id)
         .map_or("?", |record| record.info.name.as_str());
-    painter.text(
+    // Nothing is drawn over the tile's edge or over the time: a long name, reason or "since"
+    // is cut where the room ends.
+    // (Within the scroll area's clip, which a tile half scrolled out of view is cut by.)
+    let clip = |room: Rect| painter.with_clip_rect(painter.clip_rect().intersect(room));
+    let inside = Rect::from_min_max(rect.min, egui::pos2(rect.right() - 7.0, rect.bottom()));
+    clip(inside).text(
         egui::pos2(left, rect.top() + 5.0),
         Align2::LEFT_TOP,
         name,
         FontId::proportional(14.0),
         text_colour,
     );
+    let time_colour = style::level_colour(level, dark).unwrap_or(text_colour);
+    let mut time = time_text(level, row, now_ms);
+    let mut laid = painter.layout_no_wrap(time.clone(), FontId::monospace(14.0), time_colour);
+    // "since 30 Nov 16:05" and the state's mark do not both fit: the time without "since".
+    let mark_room = left + 24.0 + laid.size().x + 7.0;
+    if mark_room > rect.right() && time.contains("since ") {
+        time = time.replacen("since ", "", 1);
+        laid = painter.layout_no_wrap(time, FontId::monospace(14.0), time_colour);
+    }
+    let time = laid;
+    let time_at = egui::pos2(
+        rect.right() - 7.0 - time.size().x,
+        rect.bottom() - 6.0 - time.size().y,
+    );
     let state = match reason_label(floor, row) {
         Some(reason) => format!("{} · {reason}", model::state_mark(kind)),
         None => format!("{} · {}", model::state_mark(kind), model::state_label(kind)),
     };
-    painter.text(
-        egui::pos2(left, rect.bottom() - 6.0),
-        Align2::LEFT_BOTTOM,
-        state,
-        FontId::proportional(12.5),
-        text_colour,
-    );
-    let time = time_text(level, row, now_ms);
-    painter.text(
-        egui::pos2(rect.right() - 7.0, rect.bottom() - 6.0),
-        Align2::RIGHT_BOTTOM,
-        time,
-        FontId::monospace(14.0),
-        style::level_colour(level, dark).unwrap_or(text_colour),
-    );
+    let room = Rect::from_min_max(rect.min, egui::pos2(time_at.x - 6.0, rect.bottom()));
+    let font = FontId::proportional(12.5);
+    let mut state = painter.layout_no_wrap(state, font.clone(), text_colour);
+    if left + state.size().x > room.right() {
+        // A long time ("since 30 Nov 16:05") leaves room for the state's mark alone.
+        state = painter.layout_no_wrap(model::state_mark(kind).to_owned(), font, text_colour);
+    }
+    let state_at = egui::pos2(left, rect.bottom() - 6.0 - state.size().y);
+    clip(room).galley(state_at, state, text_colour);
+    painter.galley(time_at, time, text_colour);
     response.widget_info(|| {
         egui::WidgetInfo::labeled(
             egui::Role::ListItem,
