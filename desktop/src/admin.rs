@@ -436,40 +436,19 @@ impl AdminWindow {
                             _ if Some(&device.subject) == me => {
                                 ui.label("you");
                             }
-                            _ if self.confirm_sign_out.as_deref() == Some(&device.subject) => {
-                                ui.horizontal(|ui| {
-                                    if ui.button("Confirm sign-out").clicked() {
-                                        let path = format!(
-                                            "/api/v1/access/devices/{}/sign-out",
-                                            path_segment(&device.subject)
-                                        );
-                                        let call = RestCall {
-                                            body: None,
-                                            ..RestCall::send(
-                                                "devices",
-                                                Method::Post,
-                                                path,
-                                                json!(null),
-                                            )
-                                        };
-                                        asked.push(Request::Rest(call));
-                                        self.confirm_sign_out = None;
-                                    }
-                                    if ui.button("Cancel").clicked() {
-                                        self.confirm_sign_out = None;
-                                    }
-                                });
-                            }
                             _ => {
-                                if ui
-                                    .button("Sign out")
-                                    .on_hover_text(
-                                        "Refuse this device's sign-in and close its connections; \
-                                     someone must sign it in again",
-                                    )
-                                    .clicked()
-                                {
-                                    self.confirm_sign_out = Some(device.subject.clone());
+                                let action = Confirmed {
+                                    ask: "Sign out",
+                                    confirm: "Confirm sign-out",
+                                    why: "Refuse this device's sign-in and close its \
+                                          connections; someone must sign it in again",
+                                };
+                                if action.show(ui, &mut self.confirm_sign_out, &device.subject) {
+                                    let path = format!(
+                                        "/api/v1/access/devices/{}/sign-out",
+                                        path_segment(&device.subject)
+                                    );
+                                    asked.push(Request::Rest(RestCall::post("devices", path)));
                                 }
                             }
                         }
@@ -597,35 +576,17 @@ impl AdminWindow {
                             }
                             None => {
                                 ui.label("in force");
-                                if self.confirm_retire.as_deref() == Some(&key.id) {
-                                    ui.horizontal(|ui| {
-                                        if ui.button("Confirm retire").clicked() {
-                                            let path = format!(
-                                                "/api/v1/access/keys/{}/retire",
-                                                path_segment(&key.id)
-                                            );
-                                            let call = RestCall {
-                                                body: None,
-                                                ..RestCall::send(
-                                                    "keys",
-                                                    Method::Post,
-                                                    path,
-                                                    json!(null),
-                                                )
-                                            };
-                                            asked.push(Request::Rest(call));
-                                            self.confirm_retire = None;
-                                        }
-                                        if ui.button("Cancel").clicked() {
-                                            self.confirm_retire = None;
-                                        }
-                                    });
-                                } else if ui
-                                    .button("Retire")
-                                    .on_hover_text("Refuse deliveries with this key from now on")
-                                    .clicked()
-                                {
-                                    self.confirm_retire = Some(key.id.clone());
+                                let action = Confirmed {
+                                    ask: "Retire",
+                                    confirm: "Confirm retire",
+                                    why: "Refuse deliveries with this key from now on",
+                                };
+                                if action.show(ui, &mut self.confirm_retire, &key.id) {
+                                    let path = format!(
+                                        "/api/v1/access/keys/{}/retire",
+                                        path_segment(&key.id)
+                                    );
+                                    asked.push(Request::Rest(RestCall::post("keys", path)));
                                 }
                             }
                         }
@@ -964,6 +925,36 @@ impl AdminWindow {
         std::fs::write(&path, text)
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
         Ok(path)
+    }
+}
+
+/// An action that takes a second click: its button, then Confirm and Cancel in its place.
+struct Confirmed {
+    ask: &'static str,
+    confirm: &'static str,
+    why: &'static str,
+}
+
+impl Confirmed {
+    /// Draws it for `id` (`pending`: whose second click is awaited); true once confirmed.
+    fn show(&self, ui: &mut Ui, pending: &mut Option<String>, id: &str) -> bool {
+        if pending.as_deref() != Some(id) {
+            if ui.button(self.ask).on_hover_text(self.why).clicked() {
+                *pending = Some(id.to_owned());
+            }
+            return false;
+        }
+        let mut confirmed = false;
+        ui.horizontal(|ui| {
+            if ui.button(self.confirm).clicked() {
+                confirmed = true;
+                *pending = None;
+            }
+            if ui.button("Cancel").clicked() {
+                *pending = None;
+            }
+        });
+        confirmed
     }
 }
 

@@ -91,6 +91,14 @@ impl RestCall {
         }
     }
 
+    /// A POST of `path` without a body (an action), answered under `key`.
+    pub fn post(key: &'static str, path: impl Into<String>) -> RestCall {
+        RestCall {
+            method: Method::Post,
+            ..RestCall::get(key, path)
+        }
+    }
+
     /// A `method` of `path` with a JSON `body`, answered under `key`.
     pub fn send(
         key: &'static str,

@@ -83,6 +83,29 @@ fn open_admin(
     rest_calls(commands)
 }
 
+/// Clicks `ask`, checks nothing is sent before `confirm` is clicked too, and returns the one
+/// call that then is.
+fn confirmed_call(
+    harness: &mut Harness<'_, App>,
+    commands: &mut UnboundedReceiver<Request>,
+    ask: &str,
+    confirm: &str,
+) -> RestCall {
+    harness.get_by_role_and_label(Role::Button, ask).click();
+    harness.run();
+    assert!(
+        rest_calls(commands).is_empty(),
+        "nothing before the confirmation"
+    );
+    harness.get_by_role_and_label(Role::Button, confirm).click();
+    harness.run();
+    let calls = rest_calls(commands);
+    let [call] = calls.as_slice() else {
+        panic!("one call: {calls:?}")
+    };
+    call.clone()
+}
+
 fn bindings_json(bindings: Value) -> Value {
     json!({
         "bindings": bindings,
@@ -305,22 +328,7 @@ fn a_device_is_signed_out_after_a_second_click() {
     }
     // One's own device is not signed out here: one Sign out button, the wallboard's.
     assert!(harness.query_by_label("you").is_some());
-    harness
-        .get_by_role_and_label(Role::Button, "Sign out")
-        .click();
-    harness.run();
-    assert!(
-        rest_calls(&mut commands).is_empty(),
-        "nothing before the confirmation"
-    );
-    harness
-        .get_by_role_and_label(Role::Button, "Confirm sign-out")
-        .click();
-    harness.run();
-    let calls = rest_calls(&mut commands);
-    let [call] = calls.as_slice() else {
-        panic!("{calls:?}")
-    };
+    let call = confirmed_call(&mut harness, &mut commands, "Sign out", "Confirm sign-out");
     assert_eq!(
         (call.method, call.path.as_str(), call.body.as_ref()),
         (
@@ -645,22 +653,7 @@ fn a_firehose_key_is_made_shown_once_and_the_old_one_retired() {
             .any(|call| call.path == "/api/v1/access/keys" && call.method == Method::Get),
         "the list is read again: {refreshed:?}"
     );
-    harness
-        .get_by_role_and_label(Role::Button, "Retire")
-        .click();
-    harness.run();
-    assert!(
-        rest_calls(&mut commands).is_empty(),
-        "nothing before the confirmation"
-    );
-    harness
-        .get_by_role_and_label(Role::Button, "Confirm retire")
-        .click();
-    harness.run();
-    let calls = rest_calls(&mut commands);
-    let [retire] = calls.as_slice() else {
-        panic!("{calls:?}")
-    };
+    let retire = confirmed_call(&mut harness, &mut commands, "Retire", "Confirm retire");
     assert_eq!(
         (retire.method, retire.path.as_str()),
         (Method::Post, "/api/v1/access/keys/file-firehose/retire")

@@ -3,11 +3,13 @@
 //! the team lead's viewer, open all along, receives the wider scope. Real server process with
 //! OpenID Connect, real network thread, the app driven through egui_kittest.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_port, server_binary};
 use egui::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
@@ -33,22 +35,6 @@ fn provider() -> Option<String> {
             None
         }
     }
-}
-
-/// The `monti-server` binary beside this test's (cargo builds it for the server's tests).
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = (exe.parent().and_then(Path::parent)).expect("target/<profile>/deps");
-    let binary = dir.join("monti-server");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Process::new(cargo)
-            .args(["build", "-p", "monti-server", "--bin", "monti-server"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "monti-server builds");
-    }
-    binary
 }
 
 struct Server(Child);
@@ -149,10 +135,7 @@ async fn an_administrator_grants_a_team_in_the_app_and_the_team_leads_open_viewe
     let Some(issuer) = provider() else { return };
     let data = std::env::temp_dir().join(format!("monti-admin-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&data).expect("data dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("port")
-        .port();
+    let port = free_port();
     let bindings = r#"[{"group":"monti-admins","role":"admin"},{"group":"monti-team-sales","role":"team_lead","teams":["Sales 1"]}]"#;
     let _server = Server(
         Process::new(server_binary())

@@ -2,38 +2,20 @@
 //! simulated floor until its model equals the server's, narrows to a team on request, and after
 //! the server is killed and started again it reconnects and resyncs to the new floor.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{free_port, server_binary};
 use monti_client::follow::{Follower, Link};
 use monti_desktop::net::{Net, Request, SignIn, lock};
 use monti_protocol::floor::Floor;
 use monti_protocol::message::Subscription;
 use monti_protocol::model::TeamId;
-
-/// The `monti-server` binary next to this test's own directory (cargo and nextest build it for
-/// the server's tests); built here when it is missing.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let binary = profile_dir.join("monti-server");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Process::new(cargo)
-            .args(["build", "-p", "monti-server", "--bin", "monti-server"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "monti-server builds");
-    }
-    binary
-}
 
 struct Server {
     child: Child,
@@ -79,13 +61,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// What a viewer connecting now receives.

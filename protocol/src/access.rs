@@ -81,18 +81,6 @@ pub struct GroupBinding {
     pub sites: Vec<String>,
 }
 
-impl GroupBinding {
-    /// Where the binding applies, in words: `Billing 1, Billing 2 at Hamburg`, `everywhere`.
-    pub fn scope_text(&self) -> String {
-        match (self.teams.is_empty(), self.sites.is_empty()) {
-            (true, true) => "everywhere".to_owned(),
-            (false, true) => self.teams.join(", "),
-            (true, false) => format!("at {}", self.sites.join(", ")),
-            (false, false) => format!("{} at {}", self.teams.join(", "), self.sites.join(", ")),
-        }
-    }
-}
-
 /// Why a list of bindings cannot be stored, if it cannot: blank or overlong groups, names no
 /// team or site could have, too many of anything, the same group, role and scope twice.
 pub fn bindings_problem(bindings: &[GroupBinding]) -> Option<String> {
@@ -324,13 +312,15 @@ impl ViewAs {
         match self {
             ViewAs::Group(group) => format!("group {group}"),
             ViewAs::Binding { role, teams, sites } => {
-                let binding = GroupBinding {
-                    group: String::new(),
-                    role: *role,
-                    teams: teams.clone(),
-                    sites: sites.clone(),
-                };
-                format!("{} of {}", role.name(), binding.scope_text())
+                let role = role.name();
+                match (teams.is_empty(), sites.is_empty()) {
+                    (true, true) => format!("{role} everywhere"),
+                    (false, true) => format!("{role} of {}", teams.join(", ")),
+                    (true, false) => format!("{role} at {}", sites.join(", ")),
+                    (false, false) => {
+                        format!("{role} of {} at {}", teams.join(", "), sites.join(", "))
+                    }
+                }
             }
         }
     }
@@ -516,6 +506,29 @@ mod tests {
             assert_eq!(ViewAs::from_query(pairs), Ok(Some(view_as.clone())));
         }
         assert_eq!(ViewAs::from_query([("protocol", "3")]), Ok(None));
+    }
+
+    #[test]
+    fn view_as_says_whom_in_words() {
+        let binding = |teams: &[&str], sites: &[&str]| ViewAs::Binding {
+            role: Role::TeamLead,
+            teams: teams.iter().map(|&team| team.to_owned()).collect(),
+            sites: sites.iter().map(|&site| site.to_owned()).collect(),
+        };
+        assert_eq!(binding(&[], &[]).text(), "team_lead everywhere");
+        assert_eq!(
+            binding(&["Sales 1", "Sales 2"], &[]).text(),
+            "team_lead of Sales 1, Sales 2"
+        );
+        assert_eq!(binding(&[], &["Berlin"]).text(), "team_lead at Berlin");
+        assert_eq!(
+            binding(&["Sales 1"], &["Berlin"]).text(),
+            "team_lead of Sales 1 at Berlin"
+        );
+        assert_eq!(
+            ViewAs::Group("monti-leads".to_owned()).text(),
+            "group monti-leads"
+        );
     }
 
     #[test]

@@ -2230,6 +2230,35 @@ async fn send(request: reqwest::RequestBuilder, token: &str, body: Option<&Value
     (status, answer.json().await.unwrap_or(Value::Null))
 }
 
+/// Waits until the audit log's events that `query` selects satisfy `done` (events are written
+/// in the background), or fails after 10 s; returns their details.
+async fn until_audited(
+    server: &TestServer,
+    token: &str,
+    query: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Value = get(server, &format!("/api/v1/audit?{query}"), Some(token))
+            .await
+            .json()
+            .await
+            .expect("audit");
+        let details: Vec<String> = (events.as_array().into_iter().flatten())
+            .filter_map(|event| event["detail"].as_str().map(str::to_owned))
+            .collect();
+        if done(&details) {
+            return details;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not audited as expected: {details:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The team names of a floor a viewer follows.
 fn team_names(viewer: &Follower) -> std::collections::BTreeSet<String> {
     let floor = viewer.floor();
@@ -2373,31 +2402,19 @@ async fn an_administrator_changes_who_sees_what_and_open_viewers_follow() {
     assert_eq!(status, 403);
 
     // Both changes are in the audit log with before and after, by the administrator.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, events) = send(
-            http.get(url("/api/v1/audit?kind=access_change&subject=admin")),
-            &admin,
-            None,
-        )
-        .await;
-        let details: Vec<&str> = (events.as_array().into_iter().flatten())
-            .filter_map(|event| event["detail"].as_str())
-            .collect();
-        if details.len() >= 2 {
-            assert!(
-                details
-                    .iter()
-                    .all(|detail| detail.contains("before") && detail.contains("after"))
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "audited: {details:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let details = until_audited(
+        &server,
+        &admin,
+        "kind=access_change&subject=admin",
+        |details| details.len() >= 2,
+    )
+    .await;
+    assert!(
+        details
+            .iter()
+            .all(|detail| detail.contains("before") && detail.contains("after")),
+        "{details:?}"
+    );
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
@@ -2525,31 +2542,11 @@ async fn an_administrator_sees_the_floor_as_a_binding_would() {
     }
 
     // Audited.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let events: Value = get(&server, "/api/v1/audit?kind=test_access", Some(&admin))
-            .await
-            .json()
-            .await
-            .expect("audit");
-        let details: Vec<&str> = (events.as_array().into_iter().flatten())
-            .filter_map(|event| event["detail"].as_str())
-            .collect();
-        if details
-            .iter()
-            .any(|detail| detail.contains("group monti-team-sales"))
-            && details
-                .iter()
-                .any(|detail| detail.contains("team_lead of at Berlin"))
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "audited: {details:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_audited(&server, &admin, "kind=test_access", |details| {
+        let said = |part: &str| details.iter().any(|detail| detail.contains(part));
+        said("group monti-team-sales") && said("team_lead at Berlin")
+    })
+    .await;
     server.stop().await.expect("stops");
     db.drop_database().await;
 }
