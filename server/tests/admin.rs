@@ -461,3 +461,65 @@ async fn devices_that_opened_the_stream_are_listed_with_their_app_and_address() 
     drop(viewer);
     server.stop().await.expect("stops");
 }
+
+/// `monti-cli` beside this test's binary (cargo builds it for the workspace's tests); built
+/// here when it is missing.
+fn monti_cli() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let dir = (exe.parent().and_then(std::path::Path::parent)).expect("target/<profile>/deps");
+    let binary = dir.join("monti-cli");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "monti-client", "--bin", "monti-cli"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "monti-cli builds");
+    }
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monti_cli_lists_feedback_as_plain_text() {
+    let db = TestDb::sqlite();
+    let server = TestServer::start(config(&db, json!([]))).await;
+    let hostile = "Red \u{1b}[31mALERT\u{1b}[0m\nsecond line";
+    let (status, _) = server
+        .post(
+            "/api/v1/feedback",
+            &json!({"text": hostile, "client": "monti-desktop 0.1.0", "context": "Teams view"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let cli = monti_cli();
+    let url = server.url.clone();
+    let run = move |extra: &'static [&'static str]| {
+        let (cli, url) = (cli.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(cli)
+                .args(["feedback", "list", "--server", &url])
+                .args(extra)
+                .output()
+                .expect("monti-cli runs");
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8(output.stdout).expect("utf-8")
+        })
+    };
+    let text = run(&[]).await.expect("joins");
+    assert!(
+        text.contains("#1 ") && text.contains("local (monti-desktop 0.1.0; Teams view)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    second line"),
+        "each line indented: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape sequence reaches the terminal: {text:?}"
+    );
+    let json = run(&["--json"]).await.expect("joins");
+    let list: Vec<FeedbackJson> = serde_json::from_str(json.trim()).expect("the server's JSON");
+    assert_eq!(list[0].text, hostile, "stored as sent");
+    server.stop().await.expect("stops");
+}

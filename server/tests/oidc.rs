@@ -2316,6 +2316,12 @@ async fn an_administrator_changes_who_sees_what_and_open_viewers_follow() {
         (reqwest::Method::PUT, "/api/v1/access/bindings"),
         (reqwest::Method::GET, "/api/v1/access/devices"),
         (reqwest::Method::POST, "/api/v1/access/devices/ben/sign-out"),
+        (reqwest::Method::GET, "/api/v1/access/keys"),
+        (reqwest::Method::POST, "/api/v1/access/keys"),
+        (
+            reqwest::Method::POST,
+            "/api/v1/access/keys/file-firehose/retire",
+        ),
         (reqwest::Method::GET, "/api/v1/feedback"),
         (reqwest::Method::GET, "/api/v1/audit"),
     ] {
