@@ -292,6 +292,12 @@ fn test_access_is_asked_for_from_a_binding_and_marked_until_stopped() {
             .query_by_label_contains("TEST ACCESS: you see the floor as team_lead of Sales")
             .is_some()
     );
+    assert!(
+        harness
+            .query_by_role_and_label(Role::Button, "Admin")
+            .is_none(),
+        "the server would answer Admin's calls as the binding: no Admin meanwhile"
+    );
     harness
         .get_by_role_and_label(Role::Button, "Stop test access")
         .click();
