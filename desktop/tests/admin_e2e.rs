@@ -222,6 +222,13 @@ async fn an_administrator_grants_a_team_in_the_app_and_the_team_leads_open_viewe
         .expect("another team");
 
     // Admin, the Sales group's teams, tick the other team, Save.
+    // The session may have changed after the last frame was drawn: wait for the button.
+    until(&mut harness, "the Admin button", |harness| {
+        harness
+            .query_by_role_and_label(Role::Button, "Admin")
+            .is_some()
+    })
+    .await;
     harness.get_by_role_and_label(Role::Button, "Admin").click();
     until(&mut harness, "the bindings", |harness| {
         harness
@@ -234,8 +241,11 @@ async fn an_administrator_grants_a_team_in_the_app_and_the_team_leads_open_viewe
         .last()
         .expect("the Sales group's teams")
         .click();
-    harness.step();
-    harness.step();
+    // The menu's tick joins the filter panel's box of the same name.
+    until(&mut harness, "the teams menu", |harness| {
+        (harness.query_all_by_role_and_label(Role::CheckBox, &other)).count() >= 2
+    })
+    .await;
     harness
         .query_all_by_role_and_label(Role::CheckBox, &other)
         .last()
