@@ -667,6 +667,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn amazons_sample_access_token_names_its_sign_in_time() {
+        // AWS's documented sample, signed here with the test key; MONTI configured for its
+        // pool and app client. It expired in 2019: the leeway covers the years since, the only
+        // way to take it as printed.
+        let sample: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/aws/cognito-access-token-payload.json"
+        ))
+        .expect("the sample");
+        let source = keys(vec![jwk("ec-1", Algorithm::ES256)]);
+        let rules = Rules {
+            issuer: "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_example".into(),
+            audience: "57cbishk4j24pabc1234567890".into(),
+            groups_claim: "cognito:groups".into(),
+            leeway_secs: now() - 1_562_194_124 + 60,
+        };
+        let verifier = Verifier::new(rules, &source, Duration::ZERO);
+        let identity = (verifier
+            .verify(&sign(Algorithm::ES256, "ec-1", &sample))
+            .await)
+            .expect("the sample is accepted");
+        assert_eq!(identity.subject, "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
+        assert_eq!(identity.groups, ["admin"]);
+        assert_eq!(identity.signed_in_ms, Some(1_562_190_524_000));
+        // Refreshed an hour later: a new iat, the same auth_time, which is what a device
+        // sign-out compares.
+        let mut refreshed = sample.clone();
+        refreshed["iat"] = json!(1_562_194_124);
+        let identity = (verifier
+            .verify(&sign(Algorithm::ES256, "ec-1", &refreshed))
+            .await)
+            .expect("accepted");
+        assert_eq!(identity.signed_in_ms, Some(1_562_190_524_000));
+        // Without auth_time (Entra ID), iat is all there is.
+        refreshed
+            .as_object_mut()
+            .expect("claims")
+            .remove("auth_time");
+        let identity = (verifier
+            .verify(&sign(Algorithm::ES256, "ec-1", &refreshed))
+            .await)
+            .expect("accepted");
+        assert_eq!(identity.signed_in_ms, Some(1_562_194_124_000));
+    }
+
+    #[tokio::test]
     async fn claims_are_read_as_each_provider_sends_them() {
         let source = keys(vec![jwk("ec-1", Algorithm::ES256)]);
         let plain = |claims: &Value| sign(Algorithm::ES256, "ec-1", claims);
