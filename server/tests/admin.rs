@@ -21,17 +21,6 @@ fn config(db: &TestDb, bindings: Value) -> Config {
     config
 }
 
-async fn put(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let answer = data_client()
-        .put(format!("{}{path}", server.url))
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = answer.status().as_u16();
-    (status, answer.json().await.unwrap_or(Value::Null))
-}
-
 async fn bindings(server: &TestServer) -> BindingsJson {
     let answer = server.get("/api/v1/access/bindings").await;
     assert_eq!(answer.status(), 200);
@@ -98,7 +87,7 @@ async fn bindings_are_seeded_changed_and_kept_until_the_file_changes(db: TestDb)
     // Changed through the API: stored, audited with before and after.
     let mut wanted = seeded.bindings.clone();
     wanted.push(lead(&["Sales 1"]));
-    let (status, answer) = put(&server, "/api/v1/access/bindings", &json!(wanted)).await;
+    let (status, answer) = server.put("/api/v1/access/bindings", &json!(wanted)).await;
     assert_eq!(status, 200, "{answer}");
     let changed: BindingsJson = serde_json::from_value(answer).expect("bindings");
     assert_eq!(changed.bindings, wanted);
@@ -130,7 +119,7 @@ async fn bindings_are_seeded_changed_and_kept_until_the_file_changes(db: TestDb)
         (json!({"group": "g"}), "sequence"),
     ];
     for (body, why) in refusals {
-        let (status, answer) = put(&server, "/api/v1/access/bindings", &body).await;
+        let (status, answer) = server.put("/api/v1/access/bindings", &body).await;
         assert_eq!(status, 400, "{body} -> {answer}");
         assert!(
             answer["message"]
@@ -313,7 +302,7 @@ async fn the_audit_log_is_filtered_by_who_what_and_when(db: TestDb) {
         .json()
         .await
         .expect("thresholds");
-    let (status, _) = put(&server, "/api/v1/config/thresholds", &thresholds).await;
+    let (status, _) = server.put("/api/v1/config/thresholds", &thresholds).await;
     assert_eq!(status, 200);
     audited(&server, "config_change", "thresholds").await;
     audited(&server, "feedback", "sent feedback").await;
@@ -388,8 +377,9 @@ async fn wallboards_with_a_configuration_are_listed_by_name() {
     assert!(wallboard_names(&server).await.is_empty());
     let page = json!({"pages": [{"kind": "totals", "seconds": 20}], "teams": [], "sites": []});
     for name in ["hall-2", "default", "hall-1"] {
-        let (status, answer) =
-            put(&server, &format!("/api/v1/config/wallboards/{name}"), &page).await;
+        let (status, answer) = server
+            .put(&format!("/api/v1/config/wallboards/{name}"), &page)
+            .await;
         assert_eq!(status, 200, "{answer}");
     }
     // Other settings (thresholds, bindings) are not wallboards.
@@ -400,9 +390,7 @@ async fn wallboards_with_a_configuration_are_listed_by_name() {
         .await
         .expect("json");
     assert_eq!(
-        put(&server, "/api/v1/config/thresholds", &thresholds)
-            .await
-            .0,
+        server.put("/api/v1/config/thresholds", &thresholds).await.0,
         200
     );
     assert_eq!(

@@ -601,20 +601,12 @@ async fn a_firehose_key_is_rotated_through_the_admin_api() {
             json!([]),
         ))]
     };
-    let http = common::data_client();
-    let post = |path: &str, body: Value| {
-        let request = http.post(format!("{}{path}", server.url)).json(&body);
-        async move {
-            let answer = request.send().await.expect("request");
-            let status = answer.status().as_u16();
-            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (status, made) = post(
-        "/api/v1/access/keys",
-        json!({"kind": "firehose", "label": "2026-12 rotation"}),
-    )
-    .await;
+    let (status, made) = server
+        .post(
+            "/api/v1/access/keys",
+            &json!({"kind": "firehose", "label": "2026-12 rotation"}),
+        )
+        .await;
     assert_eq!(status, 200, "{made}");
     let secret = made["secret"]
         .as_str()
@@ -649,7 +641,9 @@ async fn a_firehose_key_is_rotated_through_the_admin_api() {
     let ids: Vec<&str> = keys.iter().map(|key| key.id.as_str()).collect();
     assert_eq!(ids, ["file-firehose", id.as_str()]);
 
-    let (status, _) = post("/api/v1/access/keys/file-firehose/retire", Value::Null).await;
+    let (status, _) = server
+        .post("/api/v1/access/keys/file-firehose/retire", &Value::Null)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         deliver(&server, KEY, &batch(3)).await.0,
@@ -658,13 +652,16 @@ async fn a_firehose_key_is_rotated_through_the_admin_api() {
     );
     assert_eq!(deliver(&server, &secret, &batch(4)).await.0, 200);
     assert_eq!(
-        post("/api/v1/access/keys/file-firehose/retire", Value::Null)
+        server
+            .post("/api/v1/access/keys/file-firehose/retire", &Value::Null)
             .await
             .0,
         404,
         "once"
     );
-    let (status, _) = post(&format!("/api/v1/access/keys/{id}/retire"), Value::Null).await;
+    let (status, _) = server
+        .post(&format!("/api/v1/access/keys/{id}/retire"), &Value::Null)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         deliver(&server, &secret, &batch(5)).await.0,
@@ -685,7 +682,7 @@ async fn a_firehose_key_is_rotated_through_the_admin_api() {
         (json!({"kind": "telex", "label": "a"}), "unknown variant"),
         (json!({"kind": "firehose"}), "missing field"),
     ] {
-        let (status, answer) = post("/api/v1/access/keys", body).await;
+        let (status, answer) = server.post("/api/v1/access/keys", &body).await;
         assert_eq!(status, 400, "{answer}");
         assert!(
             answer["message"]

@@ -308,8 +308,22 @@ pub fn test_config(db: &TestDb) -> Config {
 impl TestServer {
     /// POSTs a JSON body; returns the status and the JSON answer (`Null` if not JSON).
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// PUTs a JSON body; returns the status and the JSON answer (`Null` if not JSON).
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.url))
+            .request(method, format!("{}{path}", self.url))
             .json(body)
             .send()
             .await
